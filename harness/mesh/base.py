@@ -1,0 +1,147 @@
+"""The interface every mesh implements, and the typed records that cross it.
+
+Cases, verdicts and reports only ever see these types, so they run unchanged on the embedded
+local mesh and on real Istio. Envoy protos and Kubernetes objects never leave their backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from harness.istio.model import IstioObject
+from harness.topology import Topology
+
+Protocol_ = Literal["http", "http2", "grpc"]
+
+
+@dataclass(frozen=True)
+class SendSpec:
+    """Traffic for one batch, sent by a client workload through its own sidecar (ForwardEcho).
+
+    ``url`` names the service as a pod would (``http://reviews:9080/path?q=1``); the mesh routes it
+    through the caller's sidecar and keeps the Host header. ``rate`` is requests per second over
+    the whole batch (None = as fast as ``concurrency`` allows). ``new_connection`` opens a fresh
+    connection per request instead of keep-alive. ``timeout_s`` bounds each request;
+    ``deadline_s`` bounds the whole batch.
+    """
+
+    url: str
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    count: int = 1
+    concurrency: int = 16
+    rate: float | None = None
+    protocol: Protocol_ = "http"
+    new_connection: bool = False
+    timeout_s: float = 30.0
+    deadline_s: float = 120.0
+    client: str = "client"
+    grpc_method: str = "/echo.Echo/Call"
+    include_echo: bool = False
+
+
+@dataclass(frozen=True)
+class Echo:
+    """What the answering app received, as it echoed it back (only when ``include_echo``)."""
+
+    method: str
+    path: str
+    host: str
+    protocol: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One request as the caller saw it.
+
+    ``status`` is the HTTP status, or 0 when no response came (then ``error`` says why).
+    ``service``/``version``/``instance`` identify the app that answered; they are None when Envoy
+    answered locally (404 NR, fault abort, 503 UH ...). ``config_version`` is the mesh config
+    version stamped on the route that served the request, so that responses served by an older
+    config can be told apart. Header names are lower case.
+    """
+
+    index: int
+    request_id: str
+    status: int
+    latency_s: float
+    service: str | None = None
+    version: str | None = None
+    instance: str | None = None
+    config_version: str | None = None
+    grpc_status: int | None = None
+    error: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    echo: Echo | None = None
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One request as an app instance received it (its request log), joined to callers by request id."""
+
+    request_id: str
+    service: str
+    version: str
+    instance: str
+    method: str
+    path: str
+    host: str
+    headers: Mapping[str, str]
+    time: float
+
+
+@dataclass(frozen=True)
+class SyncToken:
+    """What ``apply`` returns: the config version every proxy has ACKed, and how to undo it."""
+
+    version: int
+    previous: tuple[IstioObject, ...]
+
+
+@dataclass(frozen=True)
+class MeshInfo:
+    """Identity of a mesh for reports and upgrade diffs."""
+
+    kind: Literal["local", "kind", "cluster"]
+    istio_version: str
+    envoy_version: str
+
+
+@runtime_checkable
+class Mesh(Protocol):
+    """A service mesh the harness can configure and send traffic through.
+
+    Every method blocks until its effect is complete; all waits are bounded and raise
+    ``SyncTimeout`` naming what they waited for. Methods are not safe to call concurrently.
+    """
+
+    def info(self) -> MeshInfo: ...
+
+    def deploy(self, topology: Topology) -> None:
+        """Start (or reconfigure to) the sample apps and client workloads of ``topology``."""
+
+    def apply(self, objects: Sequence[IstioObject]) -> SyncToken:
+        """Add or replace Istio objects; return once every proxy ACKed the result.
+
+        A NACK raises ``ConfigRejected`` after the previous config has been restored, so nothing
+        stays half-applied.
+        """
+
+    def send(self, spec: SendSpec) -> list[Observation]:
+        """Send one batch of requests from inside the mesh; one Observation per request, in order."""
+
+    def proxy_stats(self, workload: str) -> dict[str, int]:
+        """Counters and gauges of the workload's sidecar (Envoy admin /stats)."""
+
+    def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
+        """What each app instance of ``service`` (optionally one version) received so far."""
+
+    def revert(self, token: SyncToken) -> None:
+        """Restore the config that was in force before ``apply`` returned ``token``; wait for ACKs."""
+
+    def close(self) -> None:
+        """Stop everything this mesh started: processes, ports, temp dirs. Idempotent."""

@@ -1,0 +1,1 @@
+"""Sample applications the meshes deploy; they ship inside the distribution."""

@@ -1,0 +1,88 @@
+"""Which services, versions and client workloads a mesh runs.
+
+Names follow Istio's Bookinfo so that Istio's docs read the same against the harness: a caller
+workload ``client`` and a service ``reviews`` with versions v1 and v2, HTTP on 9080 and gRPC on
+7070. Pure data: both meshes (local processes, Kubernetes Deployments) are built from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_NAMESPACE = "default"
+CLUSTER_DOMAIN = "svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """A named service port; the name carries the protocol as in Kubernetes (``http``, ``grpc``)."""
+
+    name: str
+    number: int
+
+    @property
+    def protocol(self) -> str:
+        """Istio's protocol selection by port name: ``grpc*`` is gRPC, ``http2`` is HTTP/2, else HTTP."""
+        if self.name == "grpc" or self.name.startswith("grpc-"):
+            return "grpc"
+        if self.name == "http2" or self.name.startswith("http2-"):
+            return "http2"
+        return "http"
+
+
+DEFAULT_PORTS = (ServicePort("http", 9080), ServicePort("grpc", 7070))
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service with versions; each version runs ``replicas[version]`` instances labelled ``version: vN``."""
+
+    name: str
+    versions: tuple[str, ...] = ("v1", "v2")
+    replicas: tuple[tuple[str, int], ...] = ()
+    ports: tuple[ServicePort, ...] = DEFAULT_PORTS
+    namespace: str = DEFAULT_NAMESPACE
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.{CLUSTER_DOMAIN}"
+
+    def replica_count(self, version: str) -> int:
+        return dict(self.replicas).get(version, 1)
+
+    def port(self, number: int) -> ServicePort | None:
+        return next((p for p in self.ports if p.number == number), None)
+
+
+@dataclass(frozen=True)
+class Client:
+    """A caller workload with its own sidecar. Its labels feed ``sourceLabels`` matching."""
+
+    name: str = "client"
+    labels: tuple[tuple[str, str], ...] = (("app", "client"), ("version", "v1"))
+    namespace: str = DEFAULT_NAMESPACE
+
+    @property
+    def node_id(self) -> str:
+        return f"{self.name}.{self.namespace}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything a mesh deploys for a run."""
+
+    services: tuple[Service, ...] = field(default_factory=lambda: (Service("reviews"),))
+    clients: tuple[Client, ...] = field(default_factory=lambda: (Client(),))
+
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def client(self, name: str) -> Client | None:
+        return next((c for c in self.clients if c.name == name), None)
+
+    def service_ports(self) -> tuple[int, ...]:
+        """Every distinct service port, sorted: one outbound listener per port on each sidecar."""
+        return tuple(sorted({p.number for s in self.services for p in s.ports}))
+
+
+DEFAULT_TOPOLOGY = Topology()
