@@ -68,7 +68,7 @@ def load_object(doc: Document) -> IstioObject:
     if cls is None:
         raise ValidationError(issues)
     body = {k: _freeze(v) for k, v in value.items() if k in _ENVELOPE}
-    body["source"] = Source(file=doc.file, line=doc.line)
+    body["source"] = Source(file=doc.file, line=doc.line, lines=doc.lines)
     try:
         obj = cls.model_validate(body, strict=True, context={FROM_YAML: True})
     except pydantic.ValidationError as exc:

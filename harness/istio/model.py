@@ -500,10 +500,23 @@ class ObjectMeta(_Model):
 
 
 class Source(_Model):
-    """Where an object was loaded from, for error messages."""
+    """Where an object was loaded from, for error messages.
+
+    ``lines`` maps YAML field paths inside the object (``("spec", "http", 0, "timeout")``) to
+    their line, so that checks run after loading (``validate.py``) can point at the field.
+    """
 
     file: str
     line: int
+    lines: dict[tuple[str | int, ...], int] = Field(default_factory=dict, repr=False)
+
+    def line_of(self, path: tuple[str | int, ...]) -> int:
+        """The line of ``path``, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            found = self.lines.get(path[:end])
+            if found is not None:
+                return found
+        return self.line
 
 
 class IstioObject(_Model):
