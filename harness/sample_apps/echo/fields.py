@@ -23,3 +23,6 @@ KNOB_GRPC_STATUS = "x-echo-grpc-status"  # "UNAVAILABLE" or "14": gRPC status to
 
 # Trace headers the app echoes back as response headers when present on the request.
 TRACE_HEADERS = ("x-request-id", "traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "b3")
+
+# Knob query parameters are the knob header names without this prefix (``?status=503``).
+KNOB_PREFIX = "x-echo-"

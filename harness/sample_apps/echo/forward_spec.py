@@ -1,0 +1,166 @@
+"""What a ForwardEcho request asks for, validated; and what every protocol's sender shares.
+
+``ForwardRequest.from_json`` checks the /forward body and reports every problem at once
+(answered as 400). ``Sender`` is the seam between the batch executor (``forward.py``) and one
+protocol (``forward_http.py``, ``forward_grpc.py``).
+
+A record is a JSON object with keys ``index, request_id, status, latency_s`` always, and
+``service, version, instance, config_version, grpc_status, error, headers, echo`` when known.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import urllib.parse
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MAX_COUNT = 1_000_000
+MAX_CONCURRENCY = 4096
+MAX_DEADLINE_S = 3600.0
+
+Record = dict[str, Any]
+ForwardProtocol = Literal["http", "grpc"]
+PROTOCOLS: tuple[ForwardProtocol, ...] = ("http", "grpc")
+
+
+class ForwardSpecError(ValueError):
+    """The /forward request body is invalid; the message lists every problem (answered as 400)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid /forward request: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class ForwardRequest:
+    """A validated /forward request. Field meanings are in the README (``POST /forward``)."""
+
+    url: str
+    connect_to: str | None
+    method: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    count: int
+    concurrency: int
+    rate: float | None
+    protocol: ForwardProtocol
+    new_connection: bool
+    timeout_s: float
+    deadline_s: float
+    include_echo: bool
+    grpc_method: str
+    capture_headers: frozenset[str]
+
+    @property
+    def authority(self) -> str:
+        """The URL's host[:port], exactly as written: the Host header / gRPC authority."""
+        return urllib.parse.urlsplit(self.url).netloc
+
+    @property
+    def target(self) -> str:
+        """Where to open the TCP connection: ``connect_to``, else the URL's authority."""
+        return self.connect_to or self.authority
+
+    @property
+    def path_and_query(self) -> str:
+        parts = urllib.parse.urlsplit(self.url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ForwardRequest:
+        problems: list[str] = []
+        known = {
+            "url", "connect_to", "method", "headers", "body", "count", "concurrency", "rate", "protocol",
+            "new_connection", "timeout_s", "deadline_s", "include_echo", "grpc_method", "capture_headers",
+        }
+        problems += [f"unknown field {k!r} (known: {', '.join(sorted(known))})" for k in data if k not in known]
+
+        def get(name: str, kind: type | tuple[type, ...], default: Any, what: str) -> Any:
+            value = data.get(name, default)
+            if value is default:
+                return value
+            if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+                problems.append(f"{name}: expected {what}, got {value!r}")
+                return default
+            return value
+
+        url = get("url", str, None, "a URL string like 'http://reviews:9080/path'")
+        if url is None:
+            problems.append("url: required, e.g. 'http://reviews:9080/path'")
+            url = "http://invalid/"
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "grpc") or not parts.netloc:
+            problems.append(f"url: expected http://HOST[:PORT]/PATH (or grpc://HOST:PORT), got {url!r}")
+        connect_to = get("connect_to", str, None, "'HOST:PORT' or null")
+        if connect_to is not None:
+            host, sep, port = connect_to.rpartition(":")
+            if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+                problems.append(f"connect_to: expected 'HOST:PORT' like '127.0.0.1:15001' or null, got {connect_to!r}")
+        method = get("method", str, "GET", "an HTTP method string")
+        raw_headers = get("headers", list, [], "a list of [name, value] pairs")
+        headers: list[tuple[str, str]] = []
+        for i, pair in enumerate(raw_headers):
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair):
+                headers.append((pair[0], pair[1]))
+            else:
+                problems.append(f"headers[{i}]: expected a [name, value] pair of strings, got {pair!r}")
+        body_b64 = get("body", str, "", "base64 text")
+        try:
+            body = base64.b64decode(body_b64, validate=True)
+        except binascii.Error:
+            problems.append("body: expected base64 text")
+            body = b""
+        count = get("count", int, 1, f"an integer 1..{MAX_COUNT}")
+        if not 1 <= count <= MAX_COUNT:
+            problems.append(f"count: expected an integer 1..{MAX_COUNT}, got {count}")
+        concurrency = get("concurrency", int, 16, f"an integer 1..{MAX_CONCURRENCY}")
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            problems.append(f"concurrency: expected an integer 1..{MAX_CONCURRENCY}, got {concurrency}")
+        rate = get("rate", (int, float), None, "requests per second > 0, or null")
+        if rate is not None and not (math.isfinite(rate) and rate > 0):
+            problems.append(f"rate: expected requests per second > 0, or null, got {rate}")
+        protocol = get("protocol", str, "http", "'http' or 'grpc'")
+        if protocol not in PROTOCOLS:
+            problems.append(f"protocol: expected one of {list(PROTOCOLS)}, got {protocol!r}")
+        timeout_s = get("timeout_s", (int, float), 30.0, "seconds > 0")
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            problems.append(f"timeout_s: expected seconds > 0, got {timeout_s}")
+        deadline_s = get("deadline_s", (int, float), 120.0, f"seconds in (0, {MAX_DEADLINE_S:g}]")
+        if not (math.isfinite(deadline_s) and 0 < deadline_s <= MAX_DEADLINE_S):
+            problems.append(f"deadline_s: expected seconds in (0, {MAX_DEADLINE_S:g}], got {deadline_s}")
+        grpc_method = get("grpc_method", str, "/echo.Echo/Call", "'/package.Service/Method'")
+        if not grpc_method.startswith("/"):
+            problems.append(f"grpc_method: expected '/package.Service/Method', got {grpc_method!r}")
+        capture = get("capture_headers", list, [], "a list of header names")
+        if not all(isinstance(h, str) for h in capture):
+            problems.append(f"capture_headers: expected a list of header names, got {capture!r}")
+            capture = []
+        new_connection = get("new_connection", bool, False, "true or false")
+        include_echo = get("include_echo", bool, False, "true or false")
+        if problems:
+            raise ForwardSpecError(problems)
+        return cls(
+            url=url, connect_to=connect_to, method=method.upper(), headers=tuple(headers), body=body,
+            count=count, concurrency=concurrency, rate=None if rate is None else float(rate), protocol=protocol,
+            new_connection=new_connection, timeout_s=float(timeout_s), deadline_s=float(deadline_s),
+            include_echo=include_echo, grpc_method=grpc_method,
+            capture_headers=frozenset(h.lower() for h in capture),
+        )
+
+
+def is_selected_header(name: str, capture: frozenset[str]) -> bool:
+    """Response headers kept in a record: every ``x-envoy-*``, ``server``, ``content-type``, and ``capture``."""
+    return name.startswith("x-envoy-") or name in ("server", "content-type") or name in capture
+class Sender(AbstractAsyncContextManager["Sender"]):
+    """One protocol's way to send request ``index`` of a batch and describe what came back.
+
+    ``send`` never raises for a failed request: failures are records with ``status`` 0 and ``error``.
+    """
+
+    async def send(self, index: int) -> Record:
+        raise NotImplementedError
