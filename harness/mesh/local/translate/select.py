@@ -1,0 +1,62 @@
+"""Which Istio objects a sidecar sees, in the order istiod considers them.
+
+istiod sorts configs by creationTimestamp, then name, then namespace (``configCompareByCreationTime``)
+and lets the first one win where two compete (reference section 2.1, #36621). Objects without a
+timestamp (not yet stamped by a mesh) sort after every stamped one, as if created just now, and
+among themselves by name and namespace, as istiod does for equal timestamps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from harness.istio.model import DestinationRule, IstioObject, Subset, VirtualService
+from harness.mesh.local.translate.names import resolve_host
+
+MESH_GATEWAY = "mesh"
+ROOT_NAMESPACE = "istio-system"
+
+
+def creation_order(obj: IstioObject) -> tuple[int, float, str, str]:
+    """Sort key: oldest first, then name, then namespace."""
+    ts = obj.metadata.creation_timestamp
+    stamp = (0, ts.timestamp()) if ts else (1, 0.0)
+    return (*stamp, obj.metadata.name, obj.metadata.namespace)
+
+
+def sidecar_virtual_services(objects: Sequence[IstioObject]) -> list[VirtualService]:
+    """VirtualServices bound to sidecars (``gateways`` empty or containing ``mesh``), oldest first."""
+    out = [
+        o
+        for o in objects
+        if isinstance(o, VirtualService) and (not o.spec.gateways or MESH_GATEWAY in o.spec.gateways)
+    ]
+    return sorted(out, key=creation_order)
+
+
+def destination_rule_subsets(
+    objects: Sequence[IstioObject], fqdn: str, client_namespace: str, service_namespace: str
+) -> tuple[DestinationRule, list[Subset]] | None:
+    """The DR a sidecar in ``client_namespace`` applies to ``fqdn`` and its merged subsets, or None.
+
+    Lookup as istiod's ``SidecarScope.DestinationRule`` for an exact host: DRs in the client's
+    namespace first, else the service's namespace, else the root namespace (reference section 3.1).
+    Several DRs in the chosen namespace are merged oldest first: subsets concatenated, a repeated
+    subset name keeps the first definition; the oldest DR names the merged rule, as in istiod.
+    """
+    matching = [
+        o
+        for o in objects
+        if isinstance(o, DestinationRule) and resolve_host(o.spec.host, o.metadata.namespace) == fqdn
+    ]
+    for namespace in (client_namespace, service_namespace, ROOT_NAMESPACE):
+        rules = sorted((d for d in matching if d.metadata.namespace == namespace), key=creation_order)
+        if rules:
+            subsets: list[Subset] = []
+            seen: set[str] = set()
+            for rule in rules:
+                for subset in rule.spec.subsets:
+                    if subset.name not in seen:
+                        seen.add(subset.name)
+                        subsets.append(subset)
+            return rules[0], subsets
+    return None

@@ -1,0 +1,131 @@
+"""Which Istio fields the local mesh reproduces, and an Issue for every one it does not.
+
+The design rule is "refuse, never ignore" (DESIGN.md): a case that sets a field the translator
+does not turn into Envoy config must fail with the field path and the way out, not pass with the
+field silently dropped. Each table below lists fields that are *not yet* translated; supporting
+one means translating it and deleting its name here. Accepted with only a warning elsewhere (not
+refused here): ``exportTo`` and DR ``tls`` (the local mesh is plaintext).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from harness.errors import Issue
+from harness.istio.model import (
+    DestinationRule,
+    HTTPMatchRequest,
+    IstioObject,
+    TrafficPolicy,
+    VirtualService,
+    proto_json_name,
+)
+from harness.mesh.local.translate.select import MESH_GATEWAY
+from harness.yamlsource import PathKey, format_path
+
+NOT_YET = "not supported by the local mesh yet; run with --mesh kind"
+
+UNSUPPORTED_VIRTUAL_SERVICE_FIELDS = ("tls", "tcp")
+UNSUPPORTED_HTTP_ROUTE_FIELDS = (
+    "delegate",
+    "redirect",
+    "direct_response",
+    "rewrite",
+    "retries",
+    "fault",
+    "mirror",
+    "mirrors",
+    "mirror_percentage",
+    "mirror_percent",
+    "cors_policy",
+    "headers",
+)
+UNSUPPORTED_ROUTE_DESTINATION_FIELDS = ("headers",)
+UNSUPPORTED_DESTINATION_RULE_FIELDS = ("workload_selector",)
+UNSUPPORTED_TRAFFIC_POLICY_FIELDS = (
+    "load_balancer",
+    "connection_pool",
+    "outlier_detection",
+    "port_level_settings",
+    "tunnel",
+    "proxy_protocol",
+    "retry_budget",
+)
+JWT_CLAIM_PREFIX = "@request.auth.claims"
+"""Header names istiod turns into dynamic-metadata (JWT claim) matchers instead of header matchers."""
+
+
+def unsupported_issues(objects: Sequence[IstioObject]) -> list[Issue]:
+    """One Issue per field that is set in ``objects`` but that the local translator does not reproduce."""
+    issues: list[Issue] = []
+    for obj in objects:
+        for path, message in _findings(obj):
+            file, line = (obj.source.file, obj.source.line) if obj.source else (None, None)
+            issues.append(Issue(message, file=file, line=line, obj=obj.ref, path=format_path(path)))
+    return issues
+
+
+def _findings(obj: IstioObject) -> Iterator[tuple[PathKey, str]]:
+    if isinstance(obj, VirtualService):
+        yield from _virtual_service(obj)
+    elif isinstance(obj, DestinationRule):
+        yield from _destination_rule(obj)
+
+
+def _virtual_service(vs: VirtualService) -> Iterator[tuple[PathKey, str]]:
+    spec = vs.spec
+    yield from _set_fields(spec, UNSUPPORTED_VIRTUAL_SERVICE_FIELDS, ("spec",))
+    for i, host in enumerate(spec.hosts):
+        if "*" in host:
+            yield ("spec", "hosts", i), f"wildcard hosts are {NOT_YET}"
+    yield from _gateways(spec.gateways, ("spec", "gateways"))
+    for i, rule in enumerate(spec.http):
+        at: PathKey = ("spec", "http", i)
+        yield from _set_fields(rule, UNSUPPORTED_HTTP_ROUTE_FIELDS, at)
+        for j, dest in enumerate(rule.route):
+            yield from _set_fields(dest, UNSUPPORTED_ROUTE_DESTINATION_FIELDS, (*at, "route", j))
+        for k, match in enumerate(rule.match):
+            yield from _match(match, (*at, "match", k))
+
+
+def _match(match: HTTPMatchRequest, at: PathKey) -> Iterator[tuple[PathKey, str]]:
+    yield from _gateways(match.gateways, (*at, "gateways"))
+    for field in ("headers", "without_headers"):
+        for name in getattr(match, field):
+            if name.startswith(JWT_CLAIM_PREFIX):
+                yield (*at, proto_json_name(field), name), f"JWT claim matches are {NOT_YET}"
+
+
+def _gateways(gateways: Sequence[str], at: PathKey) -> Iterator[tuple[PathKey, str]]:
+    for i, gateway in enumerate(gateways):
+        if gateway != MESH_GATEWAY:
+            yield (*at, i), f"gateways other than '{MESH_GATEWAY}' (got '{gateway}') are {NOT_YET}"
+
+
+def _destination_rule(dr: DestinationRule) -> Iterator[tuple[PathKey, str]]:
+    spec = dr.spec
+    if "*" in spec.host:
+        yield ("spec", "host"), f"wildcard hosts are {NOT_YET}"
+    yield from _set_fields(spec, UNSUPPORTED_DESTINATION_RULE_FIELDS, ("spec",))
+    yield from _traffic_policy(spec.traffic_policy, ("spec", "trafficPolicy"))
+    for i, subset in enumerate(spec.subsets):
+        yield from _traffic_policy(subset.traffic_policy, ("spec", "subsets", i, "trafficPolicy"))
+
+
+def _traffic_policy(policy: TrafficPolicy | None, at: PathKey) -> Iterator[tuple[PathKey, str]]:
+    if policy is not None:
+        yield from _set_fields(policy, UNSUPPORTED_TRAFFIC_POLICY_FIELDS, at)
+
+
+def _set_fields(model: BaseModel, fields: Sequence[str], at: PathKey) -> Iterator[tuple[PathKey, str]]:
+    """``(path, NOT_YET)`` for each of ``fields`` that ``model`` sets (not None, not an empty list or map)."""
+    for field in fields:
+        if _is_set(getattr(model, field)):
+            yield (*at, proto_json_name(field)), NOT_YET
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value != () and value != {}

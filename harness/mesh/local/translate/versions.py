@@ -1,0 +1,42 @@
+"""Which istiod behaviours apply to the Istio release the local mesh emulates.
+
+istiod changes its generated config between releases behind feature flags whose defaults flip
+(reference istio-semantics.md section 7). The translator asks this one object instead of comparing
+version strings in many places, so a new release is one new row here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """The release-dependent switches, each named after what it changes in the Envoy config."""
+
+    alt_stat_name: bool
+    """Clusters carry ``alt_stat_name: "<name>;"`` (1.23+, PR #51861)."""
+    retry_on_503: bool
+    """The default retry policy lists 503 in ``retriable_status_codes`` (up to 1.23;
+    ``EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY`` from 1.24)."""
+    absolute_fqdn_domain: bool
+    """Virtual hosts also match the FQDN with a trailing dot (1.27+, ``PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN``)."""
+    track_remaining: bool
+    """Circuit breakers track the ``remaining_*`` gauges (up to 1.28; ``DISABLE_TRACK_REMAINING_CB_METRICS`` from 1.29)."""
+
+
+def behaviour_for(istio_version: str) -> Behaviour:
+    """The switches for ``"1.30"`` or ``"1.30.3"``; anything else is a ValueError naming the expected form."""
+    m = _VERSION.match(istio_version.strip())
+    if not m or m.group(1) != "1":
+        raise ValueError(f"istio_version: expected a 1.x release such as '1.30' or '1.30.3' (got {istio_version!r})")
+    minor = int(m.group(2))
+    return Behaviour(
+        alt_stat_name=minor >= 23,
+        retry_on_503=minor <= 23,
+        absolute_fqdn_domain=minor >= 27,
+        track_remaining=minor <= 28,
+    )
