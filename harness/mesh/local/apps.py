@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+import harness
 from harness.errors import CaseError, Issue, MeshError, ProcessError, SyncTimeout, UnsupportedError
 from harness.mesh.base import Echo, Observation, ReceivedRequest, SendSpec
 from harness.sample_apps.echo import knobs
@@ -48,6 +49,14 @@ def _stderr_tail(path: Path) -> str:
             return f.read().decode(errors="replace").strip()
     except OSError as exc:
         return f"(could not read {path}: {exc})"
+
+
+def _child_env() -> dict[str, str]:
+    """Our environment, with the directory holding ``harness`` first on PYTHONPATH (works uninstalled too)."""
+    root = str(Path(harness.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _check_defaults(instance: str, defaults: Mapping[str, str]) -> list[str]:
@@ -82,11 +91,13 @@ class AppProcess:
         ``{"status": "503", "delay": "100ms"}``. The app's stderr goes to ``workdir/<instance>.stderr.log``.
         """
         flags = _check_defaults(instance, defaults or {})
+        Path(workdir).mkdir(parents=True, exist_ok=True)
         stderr_path = Path(workdir) / f"{instance}.stderr.log"
         cmd = [sys.executable, "-m", "harness.sample_apps.echo", "--service", service, "--version", version,
                "--instance", instance, "--http-port", "0", "--grpc-port", "0", "--control-port", "0", *flags]
         with stderr_path.open("wb") as stderr:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0,
+                                    env=_child_env())
         try:
             ready = _read_ready_line(proc, instance, stderr_path, ready_timeout)
         except BaseException:
