@@ -239,9 +239,8 @@ def _http_route(report: _Report, path: PathKey, route: HTTPRoute) -> None:
 def _route_actions(report: _Report, path: PathKey, route: HTTPRoute) -> None:
     """istiod ``validateHTTPRouteConflict``: one action per rule (route, redirect, directResponse, delegate)."""
     if route.delegate is not None:
-        for name, value in (("redirect", route.redirect), ("route", route.route or None)):
-            if value is not None:
-                report.error((*path, name), f"not allowed with delegate (got both); keep delegate or {name}")
+        for name in [n for n, v in (("redirect", route.redirect), ("route", route.route)) if v]:
+            report.error((*path, name), f"not allowed with delegate (got both); keep delegate or {name}")
         return
     actions = [name for name, value in (("route", route.route), ("redirect", route.redirect),
                                         ("directResponse", route.direct_response)) if value]
@@ -250,11 +249,10 @@ def _route_actions(report: _Report, path: PathKey, route: HTTPRoute) -> None:
                      "add a route with a destination")
     elif len(actions) > 1:
         report.error((*path, actions[1]), f"cannot be combined with {actions[0]} (got both); keep one")
-    for terminal in ("redirect", "directResponse"):
-        if terminal in actions:
-            for name, value in (("fault", route.fault), ("rewrite", route.rewrite)):
-                if value is not None:
-                    report.error((*path, name), f"cannot be combined with {terminal} (got both); remove {name}")
+    terminal = next((a for a in actions if a != "route"), None)
+    if terminal is not None:
+        for name in [n for n, v in (("fault", route.fault), ("rewrite", route.rewrite)) if v is not None]:
+            report.error((*path, name), f"cannot be combined with {terminal} (got both); remove {name}")
     if route.mirror is not None and route.mirrors:
         report.error((*path, "mirrors"), "cannot be combined with mirror (got both); move mirror into mirrors")
 
@@ -319,7 +317,7 @@ def _redirect(report: _Report, path: PathKey, route: HTTPRoute) -> None:
         report.error(path, "must set uri, authority, scheme or port (got none)")
     if redirect.redirect_code is not None and redirect.redirect_code != 0 and not 300 <= redirect.redirect_code <= 399:
         report.error((*path, "redirectCode"), f"must be a 3xx code (got {redirect.redirect_code}); e.g. 301 or 302")
-    if redirect.scheme not in (None, "", "http", "https"):
+    if redirect.scheme and redirect.scheme not in ("http", "https"):
         report.error((*path, "scheme"), f'must be "http" or "https" (got {_q(redirect.scheme)})')
     if redirect.port:
         _port(report, (*path, "port"), redirect.port)
