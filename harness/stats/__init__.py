@@ -22,6 +22,7 @@ from harness.stats.fractions import (
 from harness.stats.operating import Operating
 from harness.stats.quantile import QuantileDecision, QuantileDesign
 from harness.stats.rule import Outcome
+from harness.stats.simulate import Simulated
 
 __all__ = [
     "OTHER",
@@ -34,5 +35,6 @@ __all__ = [
     "Outcome",
     "QuantileDecision",
     "QuantileDesign",
+    "Simulated",
     "operating_characteristics",
 ]

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from harness.stats import intervals, plan
 from harness.stats.operating import Operating, characterize
 from harness.stats.rule import Band, Outcome, Stage, judge
+from harness.stats.simulate import Simulated, simulate
 
 OTHER = "other"
 """Implicit category of observations whose value is not in the expected set (expected 0)."""
@@ -85,6 +86,7 @@ class FractionDesign:
         alpha: float = DEFAULT_ALPHA,
         power: float = DEFAULT_POWER,
         max_requests: int | None = None,
+        max_looks: int = plan.LOOKS,
     ) -> FractionDesign:
         """Plan looks and budget for ``expected`` (weights, normalized to sum 1).
 
@@ -93,16 +95,14 @@ class FractionDesign:
         expected at 0 (including the implicit ``"other"``) gets the smallest positive delta of the
         others unless named in ``deltas``. Raises ValueError on bad input, or when
         ``max_requests`` is below the fewest requests that can meet alpha and power (the message
-        says how many are needed).
+        says how many are needed). ``max_looks=1`` gives the fixed-n test.
         """
         plan.check_open("alpha", alpha, 0.0, 0.5)
         plan.check_open("power", power, 0.5, 1.0)
-        if max_requests is not None and max_requests < 1:
-            raise ValueError(f"max_requests must be at least 1 (got {max_requests})")
         shares = _normalize(expected)
         widths = _deltas(shares, delta=delta, relative=relative, deltas=deltas or {})
         bands = tuple(Band(name, e, e - widths[name], e + widths[name]) for name, e in shares.items())
-        stages = plan.fit(bands, alpha=alpha, beta=1.0 - power, max_requests=max_requests)
+        stages = plan.fit(bands, alpha=alpha, beta=1.0 - power, max_requests=max_requests, max_looks=max_looks)
         return cls(
             expected=MappingProxyType(shares),
             deltas=MappingProxyType(widths),
@@ -156,12 +156,18 @@ class FractionDesign:
 
     def operating(self, true: Mapping[str, float]) -> Operating:
         """P(pass), P(fail), P(inconclusive) and E[n] if the true fractions are ``true`` (see operating.py)."""
-        shares = _normalize(true, with_other=False)
-        probs = [0.0] * len(self.expected)
-        names = list(self.expected)
-        for name, p in shares.items():
-            probs[names.index(name if name in self.expected else OTHER)] += p
-        return characterize(self._bands(), self.stages, probs)
+        return characterize(self._bands(), self.stages, self._probs(true))
+
+    def simulate(self, true: Mapping[str, float], *, runs: int, seed: int) -> Simulated:
+        """Outcome counts of ``runs`` simulated checks with true fractions ``true`` (fixed ``seed``)."""
+        return simulate(self._bands(), self.stages, self._probs(true), runs=runs, seed=seed)
+
+    def _probs(self, true: Mapping[str, float]) -> list[float]:
+        """True fractions per design category; names not expected fall into ``"other"``."""
+        probs = dict.fromkeys(self.expected, 0.0)
+        for name, p in _normalize(true, with_other=False).items():
+            probs[name if name in probs else OTHER] += p
+        return list(probs.values())
 
     def _bands(self) -> tuple[Band, ...]:
         return tuple(Band(n, e, e - self.deltas[n], e + self.deltas[n]) for n, e in self.expected.items())

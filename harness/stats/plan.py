@@ -126,14 +126,20 @@ def _outside(lo: int, hi: int, n: int, p: float) -> float:
     return below + above
 
 
-def fit(bands: tuple[Band, ...], *, alpha: float, beta: float, max_requests: int | None) -> tuple[Stage, ...]:
+def fit(
+    bands: tuple[Band, ...], *, alpha: float, beta: float, max_requests: int | None, max_looks: int = LOOKS
+) -> tuple[Stage, ...]:
     """The default schedule, or one with fewer looks that fits ``max_requests``, or a clear error.
 
     Fewer looks need fewer requests at most (the pass tail is split fewer ways), down to a
     single look, the fixed-n test; if even that needs more than ``max_requests``, no design can
     keep the stated alpha and power, and the error says how many requests it would take.
     """
-    for looks in range(LOOKS, 0, -1):
+    if isinstance(max_looks, bool) or not isinstance(max_looks, int) or not 1 <= max_looks <= 100:
+        raise ValueError(f"max_looks must be an integer in [1, 100] (got {max_looks!r})")
+    if max_requests is not None and max_requests < 1:
+        raise ValueError(f"max_requests must be at least 1 (got {max_requests})")
+    for looks in range(max_looks, 0, -1):
         stages = schedule(bands, alpha=alpha, beta=beta, looks=looks)
         if max_requests is None or stages[-1].n <= max_requests:
             return stages

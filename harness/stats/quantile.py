@@ -66,6 +66,7 @@ class QuantileDesign:
         alpha: float = 1e-6,
         power: float = 0.999,
         max_requests: int | None = None,
+        max_looks: int = plan.LOOKS,
     ) -> QuantileDesign:
         """Plan looks and budget; ``margin`` in (0, 1] sets the correct mesh's share (see module doc)."""
         plan.check_open("q", q, 0.0, 1.0)
@@ -75,7 +76,7 @@ class QuantileDesign:
         if not math.isfinite(bound):
             raise ValueError(f"bound must be a finite number (got {bound!r})")
         design = cls(q, float(bound), below, min(margin, 1.0), alpha, power, looks=())
-        stages = plan.fit((design._band(),), alpha=alpha, beta=1.0 - power, max_requests=max_requests)
+        stages = plan.fit((design._band(),), alpha=alpha, beta=1.0 - power, max_requests=max_requests, max_looks=max_looks)
         return cls(q, float(bound), below, design.margin, alpha, power, tuple(s.n for s in stages), stages)
 
     @property
