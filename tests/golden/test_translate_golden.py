@@ -25,9 +25,9 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+from golden_translate_inputs import golden_cases, load_golden_input
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from golden_translate_inputs import golden_cases, load_golden_input
 
 from harness.istio.model import DestinationRule
 from harness.mesh.local.translate import ANY_PROTO_MODULES, TranslateInput, translate

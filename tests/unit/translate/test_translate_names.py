@@ -40,5 +40,6 @@ def test_translate_names_resolve_host_like_istiod(host: str, namespace: str, wan
 
 def test_translate_names_config_path_uses_kebab_kind() -> None:
     assert (
-        names.config_path("DestinationRule", "ns", "r") == "/apis/networking.istio.io/v1/namespaces/ns/destination-rule/r"
+        names.config_path("DestinationRule", "ns", "r")
+        == "/apis/networking.istio.io/v1/namespaces/ns/destination-rule/r"
     )

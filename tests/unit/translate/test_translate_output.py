@@ -54,7 +54,10 @@ def test_translate_every_route_carries_the_version_header() -> None:
         for vhost in rc["virtual_hosts"]:
             for route in vhost["routes"]:
                 assert route["response_headers_to_add"] == [
-                    {"header": {"key": CONFIG_VERSION_HEADER, "value": "7"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+                    {
+                        "header": {"key": CONFIG_VERSION_HEADER, "value": "7"},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }
                 ]
 
 

@@ -17,7 +17,11 @@ ROUTE = [{"destination": {"host": "reviews"}}]
 
 def vs(spec: dict[str, Any]) -> VirtualService:
     return VirtualService.model_validate(
-        {"apiVersion": "networking.istio.io/v1", "metadata": {"name": "reviews"}, "spec": {"hosts": ["reviews"], **spec}}
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "metadata": {"name": "reviews"},
+            "spec": {"hosts": ["reviews"], **spec},
+        }
     )
 
 
@@ -119,7 +123,10 @@ def test_translate_support_accepts_what_is_translated() -> None:
             ],
         }
     )
-    assert unsupported_issues([obj, dr({"subsets": [{"name": "v1"}], "trafficPolicy": {"tls": {"mode": "DISABLE"}}})]) == []
+    assert (
+        unsupported_issues([obj, dr({"subsets": [{"name": "v1"}], "trafficPolicy": {"tls": {"mode": "DISABLE"}}})])
+        == []
+    )
 
 
 def test_translate_support_issue_names_file_line_object_and_fix() -> None:
@@ -127,7 +134,9 @@ def test_translate_support_issue_names_file_line_object_and_fix() -> None:
         update={"source": Source(file="cases/f.yaml", line=12)}
     )
     (issue,) = unsupported_issues([obj])
-    assert issue == Issue(NOT_YET, file="cases/f.yaml", line=12, obj="VirtualService/reviews", path="spec.http[0].fault")
+    assert issue == Issue(
+        NOT_YET, file="cases/f.yaml", line=12, obj="VirtualService/reviews", path="spec.http[0].fault"
+    )
     assert str(issue) == f"cases/f.yaml:12: VirtualService/reviews: spec.http[0].fault: {NOT_YET}"
 
 

@@ -9,6 +9,7 @@ among themselves by name and namespace, as istiod does for equal timestamps.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from harness.istio.model import DestinationRule, IstioObject, Subset, VirtualService
 from harness.mesh.local.translate.names import resolve_host
 
@@ -26,9 +27,7 @@ def creation_order(obj: IstioObject) -> tuple[int, float, str, str]:
 def sidecar_virtual_services(objects: Sequence[IstioObject]) -> list[VirtualService]:
     """VirtualServices bound to sidecars (``gateways`` empty or containing ``mesh``), oldest first."""
     out = [
-        o
-        for o in objects
-        if isinstance(o, VirtualService) and (not o.spec.gateways or MESH_GATEWAY in o.spec.gateways)
+        o for o in objects if isinstance(o, VirtualService) and (not o.spec.gateways or MESH_GATEWAY in o.spec.gateways)
     ]
     return sorted(out, key=creation_order)
 
@@ -44,9 +43,7 @@ def destination_rule_subsets(
     subset name keeps the first definition; the oldest DR names the merged rule, as in istiod.
     """
     matching = [
-        o
-        for o in objects
-        if isinstance(o, DestinationRule) and resolve_host(o.spec.host, o.metadata.namespace) == fqdn
+        o for o in objects if isinstance(o, DestinationRule) and resolve_host(o.spec.host, o.metadata.namespace) == fqdn
     ]
     for namespace in (client_namespace, service_namespace, ROOT_NAMESPACE):
         rules = sorted((d for d in matching if d.metadata.namespace == namespace), key=creation_order)

@@ -25,7 +25,8 @@ class Behaviour:
     absolute_fqdn_domain: bool
     """Virtual hosts also match the FQDN with a trailing dot (1.27+, ``PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN``)."""
     track_remaining: bool
-    """Circuit breakers track the ``remaining_*`` gauges (up to 1.28; ``DISABLE_TRACK_REMAINING_CB_METRICS`` from 1.29)."""
+    """Circuit breakers track the ``remaining_*`` gauges (up to 1.28;
+    ``DISABLE_TRACK_REMAINING_CB_METRICS`` from 1.29)."""
 
 
 def behaviour_for(istio_version: str) -> Behaviour:

@@ -56,7 +56,9 @@ def translate_route_config(
     seen_domains: set[str] = set()
     for group in groups:
         candidates = [(host, [host]) for host in group.other_hosts]
-        candidates += [(s.fqdn, service_domains(s, ctx.client, ctx.behaviour.absolute_fqdn_domain)) for s in group.services]
+        candidates += [
+            (s.fqdn, service_domains(s, ctx.client, ctx.behaviour.absolute_fqdn_domain)) for s in group.services
+        ]
         for host, domains in candidates:
             name = names.virtual_host(host, ctx.listener_port)
             fresh = [d for d in domains if d.lower() not in seen_domains]
@@ -133,4 +135,3 @@ def _block_all(ctx: RouteContext) -> Resource:
         ],
         "include_request_attempt_count": True,
     }
-
