@@ -1,0 +1,289 @@
+"""LocalMesh: the embedded mesh. Wires translate -> snapshot -> xDS -> Envoy, plus the app processes.
+
+Each client workload gets an echo app (its ForwardEcho is where traffic starts) and a real Envoy
+as its sidecar, configured over ADS by our control plane with what istiod would send it. Service
+instances are echo apps on 127.0.0.1; a case's URL (``http://reviews:9080/``) is sent through
+the client's sidecar listener for port 9080 with the Host header kept, which is what iptables
+and the outbound listener do in a pod.
+
+Config versions only grow: every push (deploy, apply, revert, NACK rollback) gets the next one,
+stamped on every route, so traffic served by an older config is recognisable.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from harness.errors import ConfigRejected, MeshError
+from harness.istio.model import IstioObject
+from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
+from harness.mesh.local.apps import AppProcess
+from harness.mesh.local.controlplane import ControlPlane
+from harness.mesh.local.envoy import EnvoyProcess
+from harness.mesh.local.envoy_binary import envoy_version, find_envoy
+from harness.mesh.local.translate import Endpoint, EnvoyResources, TranslateInput, translate
+from harness.mesh.local.translate import names
+from harness.topology import Client, Service, Topology
+
+DEFAULT_ISTIO_VERSION = "1.30"
+SYNC_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 15.0
+
+
+class LocalMesh:
+    """The local mesh. ``start()`` it (or use it as a context manager), ``deploy`` a topology, then
+    ``apply``/``send``/``revert``; ``close()`` stops every process and removes the work dir."""
+
+    def __init__(
+        self,
+        *,
+        envoy_binary: str | None = None,
+        istio_version: str = DEFAULT_ISTIO_VERSION,
+        sync_timeout_s: float = SYNC_TIMEOUT_S,
+        envoy_log_level: str = "warning",
+    ) -> None:
+        self._binary = find_envoy(envoy_binary)
+        self._istio_version = istio_version
+        self._sync_timeout_s = sync_timeout_s
+        self._log_level = envoy_log_level
+        self._lock = threading.Lock()
+        self._workdir: Path | None = None
+        self._control: ControlPlane | None = None
+        self._topology: Topology | None = None
+        self._apps: dict[str, AppProcess] = {}  # instance name -> process
+        self._labels: dict[str, tuple[str, str]] = {}  # instance name -> (service, version)
+        self._clients: dict[str, AppProcess] = {}  # client workload -> its app
+        self._sidecars: dict[str, EnvoyProcess] = {}  # client workload -> its Envoy
+        self._listener_ports: dict[str, dict[int, int]] = {}  # client -> service port -> bound port
+        self._objects: dict[tuple[str, str, str], IstioObject] = {}
+        self._version = 0
+        self._closed = False
+        self._envoy_version: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> LocalMesh:
+        self._workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-"))
+        atexit.register(self.close)
+        try:
+            self._control = ControlPlane()
+            self._control.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __enter__(self) -> LocalMesh:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every sidecar, app and the control plane; remove the work dir. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for proc in [*self._sidecars.values(), *self._clients.values(), *self._apps.values()]:
+            proc.stop()
+        if self._control is not None:
+            self._control.close()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        atexit.unregister(self.close)
+
+    def info(self) -> MeshInfo:
+        if self._envoy_version is None:
+            self._envoy_version = envoy_version(self._binary)
+        return MeshInfo(kind="local", istio_version=self._istio_version, envoy_version=self._envoy_version)
+
+    @property
+    def workdir(self) -> Path:
+        if self._workdir is None or self._closed:
+            raise MeshError("the local mesh is not running; call start() first")
+        return self._workdir
+
+    # --- Mesh interface ------------------------------------------------------------------------
+
+    def deploy(self, topology: Topology) -> None:
+        """Run exactly the apps and sidecars of ``topology``; unchanged instances keep running."""
+        with self._lock:
+            if topology == self._topology:
+                return
+            wanted = _instances(topology)
+            for name in [n for n in self._apps if n not in wanted]:
+                self._apps.pop(name).stop()
+                self._labels.pop(name)
+            to_start = {n: sv for n, sv in wanted.items() if n not in self._apps}
+            clients = [c for c in topology.clients if c.name not in self._clients]
+            for name in [n for n in self._clients if topology.client(n) is None]:
+                self._clients.pop(name).stop()
+                self._sidecars.pop(name).stop()
+                self._listener_ports.pop(name, None)
+            self._start_processes(to_start, clients)
+            self._topology = topology
+            self._push(self._objects)
+
+    def apply(self, objects: Sequence[IstioObject]) -> SyncToken:
+        """Add or replace objects; returns once every sidecar ACKed. Nothing is pushed if translation
+        refuses the objects (UnsupportedError), and a NACK rolls every sidecar back before raising."""
+        with self._lock:
+            previous = dict(self._objects)
+            merged = dict(previous)
+            for obj in objects:
+                merged[obj.key] = obj
+            self._push(merged)
+            return SyncToken(self._version, tuple(previous.values()))
+
+    def revert(self, token: SyncToken) -> None:
+        with self._lock:
+            self._push({o.key: o for o in token.previous})
+
+    def send(self, spec: SendSpec) -> list[Observation]:
+        client = self._clients.get(spec.client)
+        if client is None:
+            raise MeshError(f"no client workload {spec.client!r} in the mesh (clients: {', '.join(self._clients)})")
+        parts = urlsplit(spec.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        bound = self._listener_ports.get(spec.client, {}).get(port)
+        if bound is None:
+            ports = ", ".join(str(p) for p in sorted(self._listener_ports.get(spec.client, {})))
+            raise MeshError(f"{spec.url}: no service in the mesh listens on port {port} (service ports: {ports})")
+        return client.control.forward(spec, connect_to=f"127.0.0.1:{bound}")
+
+    def proxy_stats(self, workload: str) -> dict[str, int]:
+        sidecar = self._sidecars.get(workload)
+        if sidecar is None:
+            raise MeshError(f"no sidecar for workload {workload!r} (workloads: {', '.join(self._sidecars)})")
+        return sidecar.stats()
+
+    def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
+        records: list[ReceivedRequest] = []
+        for name, (svc, ver) in sorted(self._labels.items()):
+            if svc == service and version in (None, ver):
+                records.extend(self._apps[name].control.log())
+        return sorted(records, key=lambda r: r.time)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _start_processes(self, apps: dict[str, tuple[str, str]], clients: Sequence[Client]) -> None:
+        """Start app instances and client apps in parallel (each costs an interpreter start), then sidecars."""
+        workdir = self.workdir
+        jobs = {name: (svc, ver) for name, (svc, ver) in apps.items()}
+        jobs.update({f"{c.name}-0": (c.name, dict(c.labels).get("version", "v1")) for c in clients})
+        with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+            futures = {
+                name: pool.submit(AppProcess.start, svc, ver, name, workdir=workdir, ready_timeout=READY_TIMEOUT_S)
+                for name, (svc, ver) in jobs.items()
+            }
+            started: dict[str, AppProcess] = {}
+            failure: BaseException | None = None
+            for name, future in futures.items():
+                try:
+                    started[name] = future.result()
+                except BaseException as exc:  # keep the first failure, stop the rest below
+                    failure = failure or exc
+        for name, proc in started.items():
+            service, version = jobs[name]
+            if name in apps:
+                self._apps[name] = proc
+                self._labels[name] = (service, version)
+            else:
+                self._clients[service] = proc
+        if failure is not None:
+            raise failure
+        assert self._control is not None
+        for client in clients:
+            sidecar = EnvoyProcess(
+                node_id=client.node_id, cluster=client.name, xds_port=self._control.port,
+                workdir=workdir, binary=self._binary, log_level=self._log_level,
+            )
+            self._sidecars[client.name] = sidecar
+            sidecar.start()
+            sidecar.wait_ready(READY_TIMEOUT_S)
+
+    def _push(self, objects: dict[tuple[str, str, str], IstioObject]) -> None:
+        """Translate for every sidecar, push as the next version, wait for ACKs; roll back on NACK."""
+        assert self._topology is not None and self._control is not None
+        version = self._version + 1
+        resources = {name: self._translate(name, objects, version) for name in self._sidecars}  # may raise: nothing pushed
+        try:
+            self._sync(resources, version)
+        except ConfigRejected:
+            rollback = self._version + 2
+            self._version = rollback
+            self._sync({n: self._translate(n, self._objects, rollback) for n in self._sidecars}, rollback)
+            raise
+        self._version = version
+        self._objects = dict(objects)
+        for name, sidecar in self._sidecars.items():
+            self._listener_ports[name] = _ports_by_service_port(sidecar.listener_ports())
+
+    def _sync(self, resources: dict[str, EnvoyResources], version: int) -> None:
+        assert self._control is not None
+        for name, res in resources.items():
+            self._control.push(self._client(name).node_id, res, str(version))
+        self._control.wait_synced([self._client(n).node_id for n in resources], str(version), self._sync_timeout_s)
+
+    def _translate(self, client_name: str, objects: dict[tuple[str, str, str], IstioObject], version: int) -> EnvoyResources:
+        assert self._topology is not None
+        client = self._client(client_name)
+        return translate(TranslateInput(
+            topology=self._topology,
+            client=client,
+            endpoints=self._endpoints(self._topology),
+            objects=tuple(objects.values()),
+            config_version=version,
+            access_log_path=str(self.workdir / f"{client.name}.access.log"),
+            istio_version=self._istio_version,
+        ))
+
+    def _client(self, name: str) -> Client:
+        assert self._topology is not None
+        client = self._topology.client(name)
+        assert client is not None, name
+        return client
+
+    def _endpoints(self, topology: Topology) -> dict[tuple[str, int], list[Endpoint]]:
+        out: dict[tuple[str, int], list[Endpoint]] = {}
+        for name, (service_name, version) in sorted(self._labels.items()):
+            service = topology.service(service_name)
+            if service is None:
+                continue
+            app = self._apps[name]
+            for port in service.ports:
+                real = app.grpc_port if port.protocol == "grpc" else app.http_port
+                labels = {"app": service_name, "version": version}
+                out.setdefault((service_name, port.number), []).append(Endpoint("127.0.0.1", real, labels, name))
+        return out
+
+
+def _instances(topology: Topology) -> dict[str, tuple[str, str]]:
+    """Instance name -> (service, version) for every replica the topology asks for."""
+    out: dict[str, tuple[str, str]] = {}
+    for service in topology.services:
+        for version in service.versions:
+            for i in range(service.replica_count(version)):
+                out[_instance_name(service, version, i)] = (service.name, version)
+    return out
+
+
+def _instance_name(service: Service, version: str, index: int) -> str:
+    return f"{service.name}-{version}-{index}"
+
+
+def _ports_by_service_port(listener_ports: dict[str, int]) -> dict[int, int]:
+    """Sidecar listener name (``0.0.0.0_9080``) -> bound port, re-keyed by the service port."""
+    out: dict[int, int] = {}
+    for name, bound in listener_ports.items():
+        prefix, _, port = name.rpartition("_")
+        if port.isdigit() and names.listener(int(port)) == name:
+            out[int(port)] = bound
+    return out

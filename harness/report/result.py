@@ -1,0 +1,71 @@
+"""The JSON result of a run: the record the table, the HTML report and the upgrade gate read.
+
+Bump ``SCHEMA_VERSION`` on any change a reader could trip over (renamed or re-typed field).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.mesh.base import MeshInfo
+from harness.runner import CheckResult
+from harness.settings import StatSettings
+
+SCHEMA_VERSION = 1
+
+
+def result_document(results: Sequence[CheckResult], mesh: MeshInfo | None, settings: StatSettings, seconds: float) -> dict[str, Any]:
+    """A JSON-ready dict: run metadata, then one entry per check."""
+    outcomes = [r.outcome for r in results]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "mesh": asdict(mesh) if mesh else None,
+        "settings": asdict(settings),
+        "seconds": round(seconds, 3),
+        "summary": {k: outcomes.count(k) for k in ("pass", "fail", "inconclusive", "error")},
+        "checks": [_check(r) for r in results],
+    }
+
+
+def write_result(path: str | Path, document: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _check(r: CheckResult) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "case": r.case,
+        "check": r.check,
+        "file": r.file,
+        "line": r.line,
+        "outcome": r.outcome,
+        "requests": r.requests,
+        "stale_responses": r.stale,
+        "seconds": round(r.seconds, 3),
+        "error": r.error,
+        "expectations": [],
+    }
+    if r.verdict is not None:
+        for e in r.verdict.evidence:
+            entry["expectations"].append({
+                "expectation": e.expectation,
+                "field": e.field,
+                "kind": e.kind,
+                "outcome": e.outcome,
+                "requests": e.n,
+                "counts": dict(e.counts),
+                "expected": dict(e.expected),
+                "observed": {k: round(v, 6) for k, v in e.observed.items()},
+                "interval": {k: [round(lo, 6), round(hi, 6)] for k, (lo, hi) in e.intervals.items()},
+                "level": e.level,
+                "alpha": e.alpha,
+                "power": e.power,
+                "delta": dict(e.delta),
+                "leak": e.leak,
+                "rule": e.rule,
+                "counterexample": asdict(e.counterexample) if e.counterexample else None,
+            })
+    return entry

@@ -1,0 +1,48 @@
+"""The terminal table at the end of a run: one row per expectation, with the numbers behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.runner import CheckResult
+from harness.verdict import Evidence
+
+_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "error": "bold magenta"}
+
+
+def render_table(results: Sequence[CheckResult], console: Console) -> None:
+    table = Table(title="mesh-harness results", show_lines=False)
+    for column in ("case", "check", "verdict", "n", "observed vs expected", "interval"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        style = _STYLE.get(r.outcome, "")
+        if r.verdict is None:
+            table.add_row(r.case, r.check, f"[{style}]{r.outcome}[/]", "0", r.error or "", "")
+            continue
+        for i, e in enumerate(r.verdict.evidence):
+            table.add_row(
+                r.case if i == 0 else "", r.check if i == 0 else "",
+                f"[{_STYLE[e.outcome]}]{e.outcome}[/]", str(e.n), observed_vs_expected(e), interval_text(e),
+            )
+    console.print(table)
+    counts = {k: sum(1 for r in results if r.outcome == k) for k in _STYLE}
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no checks ran")
+
+
+def observed_vs_expected(e: Evidence) -> str:
+    """``v1 0.902 (0.9), v2 0.098 (0.1)``: each category's observed fraction with the expected one."""
+    names = list(e.expected) + [k for k in e.observed if k not in e.expected]
+    parts = [f"{k} {e.observed.get(k, 0.0):.3f} ({e.expected.get(k, 0.0):g})" for k in names
+             if k in e.observed or e.expected.get(k, 0.0) > 0]
+    return ", ".join(parts)
+
+
+def interval_text(e: Evidence) -> str:
+    if not e.intervals:
+        return e.rule
+    level = f"{e.level:.4%} " if e.level is not None else ""
+    spans = ", ".join(f"{k} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in e.intervals.items() if e.expected.get(k, 0) > 0 or e.observed.get(k))
+    return f"{level}{spans}; ±{max(e.delta.values(), default=0):.3g} at alpha {e.alpha:g}"
