@@ -25,12 +25,12 @@ from harness.stats.rule import Outcome
 from harness.stats.simulate import Simulated
 
 __all__ = [
-    "OTHER",
     "AllDecision",
     "AllDesign",
     "CategoryEstimate",
     "FractionDecision",
     "FractionDesign",
+    "OTHER",
     "Operating",
     "Outcome",
     "QuantileDecision",
