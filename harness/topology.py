@@ -80,6 +80,13 @@ class Topology:
     def client(self, name: str) -> Client | None:
         return next((c for c in self.clients if c.name == name), None)
 
+    def instances(self) -> dict[str, tuple[str, str]]:
+        """Instance name (``reviews-v1-0``) -> (service, version), for every replica of every version."""
+        return {
+            f"{s.name}-{v}-{i}": (s.name, v)
+            for s in self.services for v in s.versions for i in range(s.replica_count(v))
+        }
+
     def service_ports(self) -> tuple[int, ...]:
         """Every distinct service port, sorted: one outbound listener per port on each sidecar."""
         return tuple(sorted({p.number for s in self.services for p in s.ports}))

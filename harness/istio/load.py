@@ -18,7 +18,12 @@ import pydantic
 
 from harness.errors import Issue, ValidationError
 from harness.istio.model import API_VERSIONS, FROM_YAML, KINDS, IstioObject, Source
-from harness.schema_issues import as_tuples, pydantic_issues, show, unknown_field_message
+from harness.schema_issues import (
+    as_tuples,
+    pydantic_issues,
+    show,
+    unknown_field_message,
+)
 from harness.yamlsource import Document, PathKey, format_path, load_file
 
 #: Top-level keys of a Kubernetes object; ``status`` is server output, accepted and ignored.

@@ -23,16 +23,27 @@ from urllib.parse import urlsplit
 
 from harness.errors import ConfigRejected, MeshError
 from harness.istio.model import IstioObject
-from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
+from harness.mesh.base import (
+    MeshInfo,
+    Observation,
+    ReceivedRequest,
+    SendSpec,
+    SyncToken,
+)
 from harness.mesh.local.apps import AppProcess
 from harness.mesh.local.controlplane import ControlPlane
 from harness.mesh.local.envoy import EnvoyProcess
 from harness.mesh.local.envoy_binary import envoy_version, find_envoy
-from harness.mesh.local.translate import Endpoint, EnvoyResources, TranslateInput, translate
-from harness.mesh.local.translate import names
-from harness.topology import Client, Service, Topology
+from harness.mesh.local.translate import (
+    DEFAULT_ISTIO_VERSION,
+    Endpoint,
+    EnvoyResources,
+    TranslateInput,
+    names,
+    translate,
+)
+from harness.topology import Client, Topology
 
-DEFAULT_ISTIO_VERSION = "1.30"
 SYNC_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 15.0
 
@@ -117,7 +128,7 @@ class LocalMesh:
         with self._lock:
             if topology == self._topology:
                 return
-            wanted = _instances(topology)
+            wanted = topology.instances()
             for name in [n for n in self._apps if n not in wanted]:
                 self._apps.pop(name).stop()
                 self._labels.pop(name)
@@ -263,20 +274,6 @@ class LocalMesh:
                 labels = {"app": service_name, "version": version}
                 out.setdefault((service_name, port.number), []).append(Endpoint("127.0.0.1", real, labels, name))
         return out
-
-
-def _instances(topology: Topology) -> dict[str, tuple[str, str]]:
-    """Instance name -> (service, version) for every replica the topology asks for."""
-    out: dict[str, tuple[str, str]] = {}
-    for service in topology.services:
-        for version in service.versions:
-            for i in range(service.replica_count(version)):
-                out[_instance_name(service, version, i)] = (service.name, version)
-    return out
-
-
-def _instance_name(service: Service, version: str, index: int) -> str:
-    return f"{service.name}-{version}-{index}"
 
 
 def _ports_by_service_port(listener_ports: dict[str, int]) -> dict[int, int]:

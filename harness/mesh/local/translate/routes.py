@@ -23,7 +23,11 @@ from dataclasses import dataclass
 from harness.istio.model import Destination, HTTPMatchRequest, HTTPRoute, VirtualService
 from harness.mesh.local.translate import names
 from harness.mesh.local.translate.inputs import Resource
-from harness.mesh.local.translate.matches import applies_to_proxy, is_catch_all, translate_match
+from harness.mesh.local.translate.matches import (
+    applies_to_proxy,
+    is_catch_all,
+    translate_match,
+)
 from harness.mesh.local.translate.versions import Behaviour
 from harness.sample_apps.echo.fields import CONFIG_VERSION_HEADER
 from harness.topology import Client

@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from harness.istio.model import VirtualService
 from harness.mesh.local.translate import names
 from harness.mesh.local.translate.inputs import Resource
-from harness.mesh.local.translate.routes import RouteContext, default_route, translate_virtual_service
+from harness.mesh.local.translate.routes import (
+    RouteContext,
+    default_route,
+    translate_virtual_service,
+)
 from harness.topology import Client, Service
 
 MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024

