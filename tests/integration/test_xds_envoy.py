@@ -24,7 +24,12 @@ from harness.errors import ConfigRejected
 from harness.mesh.local import typeurls
 from harness.mesh.local.controlplane import ControlPlane
 from harness.mesh.local.envoy import EnvoyProcess
-from tests.unit.xds.xds_builders import LISTENER_NAME, ROUTE_VERSION_HEADER, make_resources
+from tests.unit.xds.xds_builders import (
+    LISTENER_NAME,
+    ROUTE_VERSION_HEADER,
+    Resources,
+    make_resources,
+)
 
 pytestmark = pytest.mark.envoy
 
@@ -36,13 +41,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class _Upstream(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("content-length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Keep test output clean."""
 
 
@@ -74,7 +79,7 @@ def envoy(control_plane: ControlPlane, upstream_port: int, tmp_path: Path) -> It
         yield process
 
 
-def resources(envoy: EnvoyProcess, upstream_port: int, tag: str, regex: str | None = None) -> object:
+def resources(envoy: EnvoyProcess, upstream_port: int, tag: str, regex: str | None = None) -> Resources:
     return make_resources(tag, {"v1": upstream_port}, regex=regex, access_log=str(envoy.access_log_path))
 
 

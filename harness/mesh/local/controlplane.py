@@ -13,7 +13,7 @@ import concurrent.futures
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
@@ -44,7 +44,7 @@ class ControlPlane:
         self._port: int | None = None
         self._closed = False
 
-    def __enter__(self) -> ControlPlane:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -75,7 +75,7 @@ class ControlPlane:
     async def _serve(self) -> int:
         self._server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self._xds, self._server)
-        port = self._server.add_insecure_port("127.0.0.1:0")
+        port: int = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
         return port
 

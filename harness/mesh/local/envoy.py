@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 import httpx
 
@@ -115,7 +115,7 @@ class EnvoyProcess:
         self._admin: httpx.Client | None = None
         self._admin_url: str | None = None
 
-    def __enter__(self) -> EnvoyProcess:
+    def __enter__(self) -> Self:
         """Start (unless ``start()`` was already called); leaving the block stops Envoy."""
         return self if self._process is not None else self.start()
 
@@ -128,7 +128,7 @@ class EnvoyProcess:
     def pid(self) -> int:
         return self._running().pid
 
-    def start(self) -> EnvoyProcess:
+    def start(self) -> Self:
         """Write the bootstrap and spawn Envoy; returns at once (see ``wait_ready``)."""
         if self._process is not None:
             raise ProcessError(f"Envoy {self.node_id} was already started")
@@ -154,7 +154,7 @@ class EnvoyProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
-                preexec_fn=preexec,
+                preexec_fn=preexec,  # noqa: PLW1509 (only without setpriv; it does no locking)
                 close_fds=True,
             )
         except OSError as exc:

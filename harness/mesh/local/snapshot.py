@@ -14,9 +14,6 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
-from google.protobuf import any_pb2, json_format
-from google.protobuf.message import Message
-
 # Every proto module whose type can appear as an "@type" inside an Any of the served resources
 # must be imported, or ParseDict cannot resolve it. Imported for that side effect only.
 from envoy.config.cluster.v3 import cluster_pb2
@@ -29,11 +26,16 @@ from envoy.extensions.filters.http.cors.v3 import cors_pb2  # noqa: F401
 from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
 from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2  # noqa: F401
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
 from envoy.extensions.request_id.uuid.v3 import uuid_pb2  # noqa: F401
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+from google.protobuf import any_pb2, json_format
+from google.protobuf.message import Message
+
 from harness.errors import MeshError
 from harness.mesh.local import typeurls
 
@@ -188,7 +190,7 @@ def _pack_all(type_url: str, dicts: Iterable[JsonDict]) -> dict[str, any_pb2.Any
 
 
 def _unpack(packed: any_pb2.Any, message_cls: type[_M]) -> _M:
-    message = message_cls()
+    message: _M = message_cls()
     if not packed.Unpack(message):
         raise MeshError(f"harness bug: expected {message_cls.DESCRIPTOR.full_name}, got {packed.type_url}")
     return message

@@ -21,17 +21,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
-
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf import any_pb2
+
 from harness.errors import ConfigRejected, SyncTimeout
 from harness.mesh.local import typeurls
 from harness.mesh.local.snapshot import Snapshot
@@ -341,7 +349,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         except ConfigRejected:
             return True
 
-    async def StreamAggregatedResources(  # noqa: N802 (gRPC method name)
+    async def StreamAggregatedResources(
         self, request_iterator: AsyncIterable[discovery_pb2.DiscoveryRequest], context: Any
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
         """One Envoy's ADS stream: requests and snapshot changes in, responses out, in order."""
@@ -377,7 +385,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
                 callbacks.on_stream_open(node_id)
         return AdsStream(node_id, self._nonces)
 
-    async def DeltaAggregatedResources(  # noqa: N802 (gRPC method name)
+    async def DeltaAggregatedResources(
         self, request_iterator: AsyncIterable[discovery_pb2.DeltaDiscoveryRequest], context: Any
     ) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "delta xDS is not served; use state-of-the-world ADS")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
+from typing import Self
 
 import grpc
-
 from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
+
 from harness.mesh.local.xds import XdsServer
 
 NODE = "client.default"
@@ -51,7 +52,7 @@ class FakeStream:
         self._server = server
         self._pump: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> FakeStream:
+    async def __aenter__(self) -> Self:
         self._pump = asyncio.create_task(self._drive())
         return self
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from envoy.config.route.v3 import route_pb2
+
 from harness.errors import MeshError
 from harness.mesh.local import typeurls
 from harness.mesh.local.snapshot import Snapshot

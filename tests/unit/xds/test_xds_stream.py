@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import pytest
-
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.service.discovery.v3 import discovery_pb2
+
 from harness.errors import ConfigRejected, SyncTimeout
 from harness.mesh.local import typeurls
-from harness.mesh.local.xds import Callbacks, RequestEvent, RequestKind, ResponseEvent, XdsServer
+from harness.mesh.local.xds import (
+    Callbacks,
+    RequestEvent,
+    RequestKind,
+    ResponseEvent,
+    XdsServer,
+)
 from tests.unit.xds.fake_stream import NODE, Aborted, FakeContext, FakeStream
 from tests.unit.xds.xds_builders import ROUTE_NAME, make_snapshot
 
@@ -262,6 +268,6 @@ def test_xds_delta_is_unimplemented() -> None:
     asyncio.run(no_requests())
 
 
-async def _empty() -> object:
+async def _empty() -> AsyncIterator[discovery_pb2.DeltaDiscoveryRequest]:
     return
     yield
