@@ -37,10 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args, console))
     except CaseError as exc:
-        errors.print(f"[bold red]invalid input[/]\n{exc}", highlight=False, markup=True)
+        errors.print("[bold red]invalid input[/] (nothing was applied)", highlight=False)
+        errors.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         return EXIT_INVALID
     except HarnessError as exc:
-        errors.print(f"[bold red]mesh error[/]: {exc}", highlight=False)
+        errors.print("[bold red]mesh error[/]:", highlight=False)
+        errors.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         return EXIT_MESH
     except KeyboardInterrupt:
         errors.print("interrupted; everything the harness started has been stopped")
@@ -136,11 +138,12 @@ def _check_istio_rules(cases: Sequence[Case], console: Console) -> None:
     """istiod's validation: errors stop the run before anything is applied; warnings are printed."""
     from harness.mesh.local.translate import unsupported_issues
 
-    objects = [o for c in cases for o in c.objects]
-    findings = validate_objects(objects)
-    for w in findings.warnings:
-        console.print(f"[yellow]warning[/]: {w}", highlight=False)
-    errors = list(findings.errors) + unsupported_issues(objects)
+    errors = []
+    for case in cases:
+        findings = validate_objects(case.objects)
+        for w in findings.warnings:
+            console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
+        errors += list(findings.errors) + unsupported_issues(case.objects)
     if errors:
         raise ValidationError(errors)
 

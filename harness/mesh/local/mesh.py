@@ -212,13 +212,14 @@ class LocalMesh:
             raise failure
         assert self._control is not None
         for client in clients:
+            sidecar_dir = workdir / f"sidecar-{client.name}"
+            sidecar_dir.mkdir()
             sidecar = EnvoyProcess(
                 node_id=client.node_id, cluster=client.name, xds_port=self._control.port,
-                workdir=workdir, binary=self._binary, log_level=self._log_level,
+                workdir=sidecar_dir, binary=self._binary, log_level=self._log_level,
             )
             self._sidecars[client.name] = sidecar
-            sidecar.start()
-            sidecar.wait_ready(READY_TIMEOUT_S)
+            sidecar.start()  # it turns ready once its first config is ACKed (see _push)
 
     def _push(self, objects: dict[tuple[str, str, str], IstioObject]) -> None:
         """Translate for every sidecar, push as the next version, wait for ACKs; roll back on NACK."""
@@ -228,13 +229,17 @@ class LocalMesh:
         try:
             self._sync(resources, version)
         except ConfigRejected:
-            rollback = self._version + 2
+            # Every sidecar goes back to its last ACKed snapshot, under a fresh version number.
+            rollback = version + 1
+            nodes = [self._client(n).node_id for n in self._sidecars]
+            self._control.rollback(nodes, str(rollback))
+            self._control.wait_synced(nodes, str(rollback), self._sync_timeout_s)
             self._version = rollback
-            self._sync({n: self._translate(n, self._objects, rollback) for n in self._sidecars}, rollback)
             raise
         self._version = version
         self._objects = dict(objects)
         for name, sidecar in self._sidecars.items():
+            sidecar.wait_ready(READY_TIMEOUT_S)
             self._listener_ports[name] = _ports_by_service_port(sidecar.listener_ports())
 
     def _sync(self, resources: dict[str, EnvoyResources], version: int) -> None:
@@ -252,7 +257,7 @@ class LocalMesh:
             endpoints=self._endpoints(self._topology),
             objects=tuple(objects.values()),
             config_version=version,
-            access_log_path=str(self.workdir / f"{client.name}.access.log"),
+            access_log_path=str(self._sidecars[client_name].access_log_path),
             istio_version=self._istio_version,
         ))
 

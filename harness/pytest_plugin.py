@@ -1,0 +1,260 @@
+"""The pytest plugin (entry point ``pytest11``): case YAML collected as tests, plus mesh fixtures.
+
+Installing mesh-harness gives any repository:
+
+* collection of case files in ``cases/`` directories: one item per check, ids
+  ``cases/canary.yaml::canary-90-10::split follows the weights``; a case's config is applied once
+  before its first check and reverted after its last (the ``CaseNode`` collector's setup/teardown);
+* fixtures ``mesh`` (session scope, started on first use), ``mesh_settings``, ``apply_config``
+  (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch);
+* options ``--mesh``, ``--envoy-binary``, ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
+  ``--max-requests``, ``--mesh-json FILE`` (the result document of the collected cases).
+
+Failures show the numbers: each expectation's n, observed vs expected fractions, interval and rule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.case import Case, Check, load_case_file
+from harness.cases_discovery import CASE_SUFFIXES, looks_like_case
+from harness.errors import CaseError, HarnessError, ValidationError
+from harness.istio.model import IstioObject
+from harness.mesh.base import Mesh, Observation, SendSpec, SyncToken
+from harness.report.result import result_document, write_result
+from harness.report.table import interval_text, observed_vs_expected
+from harness.runner import CheckResult, run_check
+from harness.settings import StatSettings
+
+_SESSION = pytest.StashKey["MeshSession"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mesh-harness")
+    group.addoption("--mesh", default="local", choices=["local"], help="mesh to run cases on (default: local)")
+    group.addoption("--envoy-binary", default=None, help="Envoy binary for the local mesh")
+    group.addoption("--istio-version", default=None, help="Istio release the local mesh emulates (default 1.30)")
+    d = StatSettings()
+    group.addoption("--alpha", type=float, default=d.alpha, help="chance a correct mesh fails a check")
+    group.addoption("--delta", type=float, default=d.delta, help="tolerance on each fraction")
+    group.addoption("--power", type=float, default=d.power, help="chance a deviation of delta is caught")
+    group.addoption("--max-requests", type=int, default=None, help="cap on requests per check")
+    group.addoption("--mesh-json", default=None, metavar="FILE", help="write the cases' result document here")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SESSION] = MeshSession(config)
+    config.addinivalue_line("markers", "envoy: starts real Envoy and sample-app processes")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is not None:
+        session.close()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix in CASE_SUFFIXES and "cases" in file_path.parts and looks_like_case(file_path):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    session = config.stash[_SESSION]
+    if session.results:
+        passed = sum(r.outcome == "pass" for r in session.results)
+        terminalreporter.write_line(f"mesh-harness: {passed}/{len(session.results)} checks passed, "
+                                    f"{sum(r.requests for r in session.results)} requests")
+    if config.getoption("--mesh-json"):
+        info = session.mesh_info()
+        doc = result_document(session.results, info, session.settings, time.monotonic() - session.started)
+        write_result(config.getoption("--mesh-json"), doc)
+
+
+class MeshSession:
+    """The session's mesh, started on first use and closed when pytest exits (also on Ctrl-C)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.settings = StatSettings(
+            alpha=config.getoption("--alpha"), delta=config.getoption("--delta"),
+            power=config.getoption("--power"), max_requests=config.getoption("--max-requests"),
+        )
+        self.results: list[CheckResult] = []
+        self.started = time.monotonic()
+        self._mesh: Any = None
+
+    def mesh(self) -> Mesh:
+        if self._mesh is None:
+            from harness.mesh.local.mesh import LocalMesh
+            from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
+
+            mesh = LocalMesh(
+                envoy_binary=self.config.getoption("--envoy-binary"),
+                istio_version=self.config.getoption("--istio-version") or DEFAULT_ISTIO_VERSION,
+            )
+            self._mesh = mesh.start()
+        return self._mesh  # type: ignore[no-any-return]
+
+    def mesh_info(self) -> Any:
+        return self._mesh.info() if self._mesh is not None else None
+
+    def close(self) -> None:
+        if self._mesh is not None:
+            self._mesh.close()
+            self._mesh = None
+
+
+class CaseFile(pytest.File):
+    """A YAML file of cases; invalid input is a collection error with every issue, no traceback."""
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        for case in load_case_file(self.path):
+            yield CaseNode.from_parent(self, name=case.name, case=case)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CaseError):
+            return f"invalid case file:\n{excinfo.value}"
+        return super().repr_failure(excinfo)
+
+
+class CaseNode(pytest.Collector):
+    """One case: deploys its topology and applies its config before the first check, reverts after the last."""
+
+    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.token: SyncToken | None = None
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for check in self.case.checks:
+            yield CheckItem.from_parent(self, name=check.name, check=check)
+
+    def setup(self) -> None:
+        from harness.istio.validate import validate_objects
+        from harness.mesh.local.translate import unsupported_issues
+
+        findings = validate_objects(self.case.objects)
+        issues = list(findings.errors) + unsupported_issues(self.case.objects)
+        if issues:
+            raise ValidationError(issues)
+        mesh = self.config.stash[_SESSION].mesh()
+        mesh.deploy(self.case.topology)
+        self.token = mesh.apply(self.case.objects)
+
+    def teardown(self) -> None:
+        if self.token is not None:
+            self.config.stash[_SESSION].mesh().revert(self.token)
+            self.token = None
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        return _harness_error_text(excinfo) or super().repr_failure(excinfo)
+
+
+class CheckFailed(Exception):
+    """Raised by a CheckItem whose verdict is not pass; carries the result for the report."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.outcome)
+        self.result = result
+
+
+class CheckItem(pytest.Item):
+    """One check of a case, judged from live traffic."""
+
+    def __init__(self, *, check: Check, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+
+    def runtest(self) -> None:
+        node = self.parent
+        assert isinstance(node, CaseNode) and node.token is not None
+        session = self.config.stash[_SESSION]
+        result = run_check(session.mesh(), node.case, self.check, session.settings, node.token.version)
+        session.results.append(result)
+        if result.outcome != "pass":
+            raise CheckFailed(result)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.check.line - 1, f"{self.parent.name if self.parent else ''}::{self.name}"
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CheckFailed):
+            return describe_result(excinfo.value.result)
+        return _harness_error_text(excinfo) or super().repr_failure(excinfo)
+
+
+def describe_result(r: CheckResult) -> str:
+    """A failed check in words and numbers, as printed by pytest."""
+    lines = [f'{r.file}:{r.line}: check "{r.check}" of case {r.case}: {r.outcome}']
+    if r.error:
+        lines.append(f"  {r.error}")
+    if r.verdict is not None:
+        for e in r.verdict.evidence:
+            lines.append(f"  {e.expectation}: {e.outcome} after {e.n} requests")
+            lines.append(f"    observed (expected): {observed_vs_expected(e)}")
+            lines.append(f"    {interval_text(e)}")
+            lines.append(f"    rule: {e.rule}")
+            if e.counterexample:
+                c = e.counterexample
+                lines.append(f"    first counterexample: request #{c.index} (x-request-id {c.request_id}) got {c.got}"
+                             + (f", error {c.error}" if c.error else ""))
+    if r.stale:
+        lines.append(f"  {r.stale} responses from an older config version were not counted")
+    return "\n".join(lines)
+
+
+def _harness_error_text(excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
+    if isinstance(excinfo.value, CaseError):
+        return f"invalid case:\n{excinfo.value}"
+    if isinstance(excinfo.value, HarnessError):
+        return f"{type(excinfo.value).__name__}: {excinfo.value}"
+    return None
+
+
+# --- fixtures for hand-written tests ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mesh(pytestconfig: pytest.Config) -> Mesh:
+    """The session's mesh (``--mesh``), started on first use, closed at the end of the session."""
+    return pytestconfig.stash[_SESSION].mesh()
+
+
+@pytest.fixture(scope="session")
+def mesh_settings(pytestconfig: pytest.Config) -> StatSettings:
+    """The statistical settings from the command line (alpha, delta, power, max requests)."""
+    return pytestconfig.stash[_SESSION].settings  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def apply_config(mesh: Mesh) -> Iterator[Callable[[Sequence[IstioObject]], SyncToken]]:
+    """``apply_config(objects)`` applies Istio objects for this test; everything is reverted after it."""
+    tokens: list[SyncToken] = []
+
+    def apply(objects: Sequence[IstioObject]) -> SyncToken:
+        token = mesh.apply(objects)
+        tokens.append(token)
+        return token
+
+    yield apply
+    if tokens:
+        mesh.revert(tokens[0])
+
+
+@pytest.fixture
+def send(mesh: Mesh) -> Callable[..., list[Observation]]:
+    """``send(url, count=100, headers={...}, ...)``: one ForwardEcho batch from the client workload."""
+
+    def _send(url: str, *, headers: dict[str, str] | None = None, **fields: Any) -> list[Observation]:
+        spec = replace(SendSpec(url=url), headers=tuple((headers or {}).items()), **fields)
+        return mesh.send(spec)
+
+    return _send
