@@ -160,11 +160,6 @@ def load_case_file(path: str | Path) -> list[Case]:
     return cases
 
 
-def is_manifest(doc: Document) -> bool:
-    """A Kubernetes manifest (referenced by cases with ``file:``) rather than a case."""
-    return isinstance(doc.value, dict) and "apiVersion" in doc.value and "kind" in doc.value
-
-
 def load_case(doc: Document) -> Case:
     """One case from one YAML document."""
     if not isinstance(doc.value, dict):
