@@ -267,3 +267,13 @@ def topology_issues(case: Case) -> list[Issue]:
         if case.topology.client(check.send.client) is None:
             issues.append(Issue(f"no client workload {check.send.client!r}; the topology has 'client'", case.file, check.line, f"case {case.name}", f"checks[{i}].send.from"))
     return issues
+
+
+def case_json_schema() -> dict[str, Any]:
+    """JSON Schema of a case document, for editors (``mesh-harness schema > case.schema.json``).
+
+    Istio objects under ``config`` are left open here: their schema is Istio's own CRD schema.
+    """
+    schema = CaseModel.model_json_schema(by_alias=True)
+    schema["title"] = "mesh-harness case"
+    return schema

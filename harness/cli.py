@@ -7,6 +7,7 @@ Exit codes: 0 every check passed; 1 a check failed, was inconclusive or could no
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check cases without sending traffic")
     validate.add_argument("paths", nargs="*", help="case files or directories (default: the bundled cases)")
     validate.set_defaults(func=_validate)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of case files (for editors)")
+    schema.set_defaults(func=_schema)
 
     explain = sub.add_parser("explain", help="print the Envoy routes and clusters the local mesh builds for a case")
     explain.add_argument("case", help="a case file")
@@ -153,6 +157,13 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
     _check_istio_rules(cases, console)
     checks = sum(len(c.checks) for c in cases)
     console.print(f"{len(cases)} cases, {checks} checks: valid")
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace, console: Console) -> int:
+    from harness.case import case_json_schema
+
+    print(json.dumps(case_json_schema(), indent=2))
     return EXIT_OK
 
 
