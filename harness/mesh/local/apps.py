@@ -28,7 +28,14 @@ from typing import Any
 import httpx
 
 import harness
-from harness.errors import CaseError, Issue, MeshError, ProcessError, SyncTimeout, UnsupportedError
+from harness.errors import (
+    CaseError,
+    Issue,
+    MeshError,
+    ProcessError,
+    SyncTimeout,
+    UnsupportedError,
+)
 from harness.mesh.base import Echo, Observation, ReceivedRequest, SendSpec
 from harness.sample_apps.echo import knobs
 

@@ -18,7 +18,12 @@ from collections.abc import Awaitable, Callable
 
 from harness.sample_apps.echo.forward_grpc import GrpcSender
 from harness.sample_apps.echo.forward_http import HttpSender
-from harness.sample_apps.echo.forward_spec import ForwardProtocol, ForwardRequest, Record, Sender
+from harness.sample_apps.echo.forward_spec import (
+    ForwardProtocol,
+    ForwardRequest,
+    Record,
+    Sender,
+)
 
 SendOne = Callable[[int], Awaitable[Record]]
 

@@ -21,7 +21,12 @@ from types import TracebackType
 import grpc
 
 from harness.sample_apps.echo import fields
-from harness.sample_apps.echo.forward_spec import ForwardRequest, Record, Sender, is_selected_header
+from harness.sample_apps.echo.forward_spec import (
+    ForwardRequest,
+    Record,
+    Sender,
+    is_selected_header,
+)
 
 _HTTP_STATUS_IN_DETAILS = re.compile(r"Received http2 header with status: (\d{3})")
 _IDENTITY = (("service", fields.SERVICE_HEADER), ("version", fields.VERSION_HEADER),

@@ -18,7 +18,12 @@ import aiohttp
 from yarl import URL
 
 from harness.sample_apps.echo import fields
-from harness.sample_apps.echo.forward_spec import ForwardRequest, Record, Sender, is_selected_header
+from harness.sample_apps.echo.forward_spec import (
+    ForwardRequest,
+    Record,
+    Sender,
+    is_selected_header,
+)
 
 
 class HttpSender(Sender):

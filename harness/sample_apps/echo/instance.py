@@ -17,6 +17,9 @@ from harness.sample_apps.echo.knobs import AttemptCounter, Knobs
 from harness.sample_apps.echo.requestlog import RequestLog
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _seeded_rng() -> random.Random:
     return random.Random(os.urandom(32))
 
@@ -55,7 +58,7 @@ class EchoInstance:
         }
         if error is not None:
             body["error"] = error
-        return json.dumps(body, separators=(",", ":")).encode()
+        return _ENCODER.encode(body).encode()
 
 
 def trace_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
