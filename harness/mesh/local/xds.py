@@ -212,13 +212,20 @@ def _empty_assignment(cluster_name: str) -> any_pb2.Any:
 
 
 class AckTracker:
-    """Per node and type: last sent, last ACKed, last NACK. Fed by the server's own callbacks."""
+    """Per node and type: last sent, last ACKed, last NACK. Fed by the server's own callbacks.
+
+    A new stream from a node starts its record afresh: a restarted Envoy with the same node id
+    holds nothing yet, and a reconnecting one is sent everything again and re-ACKs it.
+    """
 
     def __init__(self) -> None:
         self._status: dict[str, dict[str, TypeStatus]] = {}
 
     def callbacks(self) -> Callbacks:
-        return Callbacks(on_request=self.record_request, on_response=self.record_response)
+        return Callbacks(on_stream_open=self.reset, on_request=self.record_request, on_response=self.record_response)
+
+    def reset(self, node_id: str) -> None:
+        self._status[node_id] = {}
 
     def record_response(self, event: ResponseEvent) -> None:
         self._update(event.node_id, event.type_url, sent_version=event.version, sent_nonce=event.nonce)

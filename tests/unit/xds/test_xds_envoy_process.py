@@ -84,9 +84,9 @@ def test_envoy_bootstrap_is_valid_envoy_config() -> None:
 
 def test_envoy_process_that_exits_early_reports_code_and_log(tmp_path: Path) -> None:
     binary = fake_binary(tmp_path, "echo 'cannot bind: address in use' >&2; exit 3")
-    with EnvoyProcess("client.default", "client", 1, tmp_path / "work", binary=binary) as process:
-        with pytest.raises(ProcessError) as caught:
-            process.wait_ready(5.0)
+    process = EnvoyProcess("client.default", "client", 1, tmp_path / "work", binary=binary)
+    with process, pytest.raises(ProcessError) as caught:
+        process.wait_ready(5.0)
     message = str(caught.value)
     assert message.startswith("Envoy client.default exited with code 3 before it was ready\n")
     assert message.endswith("cannot bind: address in use")

@@ -216,6 +216,20 @@ def test_xds_stream_sync_timeout_for_a_node_that_never_connected() -> None:
     run(scenario)
 
 
+def test_xds_stream_new_stream_from_a_node_must_ack_again() -> None:
+    """A restarted Envoy with the same node id holds nothing: old ACKs must not count for it."""
+
+    async def scenario(server: XdsServer, envoy: FakeStream) -> None:
+        await handshake(server, envoy)
+        async with FakeStream(server) as restarted:
+            restarted.request(typeurls.CLUSTER)
+            await restarted.recv()
+            with pytest.raises(SyncTimeout, match=r"Cluster still at version \(none\), want 1"):
+                await server.wait_acked([NODE], "1", timeout=0.05)
+
+    run(scenario)
+
+
 def test_xds_stream_callbacks_see_every_request_and_response_in_order() -> None:
     seen: list[str] = []
 
