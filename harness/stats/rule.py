@@ -15,6 +15,7 @@ computation in ``operating.py`` walks over counts yet describes precisely the ru
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from harness.stats import intervals
@@ -92,8 +93,13 @@ def fails(band: Band, count: int, n: int, tail: float) -> bool:
     return intervals.lower(count, n, tail) > band.high or intervals.upper(count, n, tail) < band.low
 
 
+@functools.lru_cache(maxsize=1024)
 def regions(band: Band, look: Stage) -> Regions:
-    """Translate the interval rule into count thresholds (bisection over the same bound functions)."""
+    """Translate the interval rule into count thresholds (bisection over the same bound functions).
+
+    Memoized: a pure function of two frozen values, asked again for every true distribution a
+    design's operating characteristics are computed for.
+    """
     n, pt, ft = look.n, look.pass_tail, look.fail_tail
     return Regions(
         pass_from=intervals.first_count(n, lambda x: intervals.lower(x, n, pt) > band.low),
