@@ -71,7 +71,7 @@ def schedule(
     beta: float,
     looks: int = LOOKS,
 ) -> tuple[Stage, ...]:
-    """The looks of a design with ``looks`` looks (fewer if the budget is too small to space them)."""
+    """The stages of a design with ``looks`` looks (fewer if the budget is too small to space them)."""
     positive = sum(1 for b in bands if b.expected > 0.0)
     fail_tail = FAIL_SHARE * alpha / (2 * looks * max(1, positive))
     pass_tail = beta / looks
@@ -85,6 +85,8 @@ def schedule(
     first = smallest(lambda n: null_miss(bands, Stage(n, pass_tail, fail_tail)) <= 1.0 - FIRST_LOOK_PASS)
     first = budget if first is None else min(first, budget)
     sizes = _geometric(first, budget, looks)
+    if len(sizes) < looks:  # too few distinct sizes: split the errors over the looks that remain
+        return schedule(bands, alpha=alpha, beta=beta, looks=len(sizes))
     return tuple(Stage(n, pass_tail, fail_tail) for n in sizes)
 
 
