@@ -7,7 +7,9 @@ the client's sidecar listener for port 9080 with the Host header kept, which is 
 and the outbound listener do in a pod.
 
 Config versions only grow: every push (deploy, apply, revert, NACK rollback) gets the next one,
-stamped on every route, so traffic served by an older config is recognisable.
+stamped on every route, so traffic served by an older config is recognisable. A version is used
+up once it was pushed, even when the push timed out: the xDS server sends a (version, names) pair
+only once, so reusing a number would leave a node on stale content.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import atexit
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
 from harness.errors import ConfigRejected, MeshError
@@ -46,6 +50,20 @@ from harness.topology import Client, Topology
 
 SYNC_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class LocalInventory:
+    """What a running LocalMesh holds on this machine, so that leaks can be checked from outside.
+
+    ``pids``: process name (app instance, ``<client>`` app, ``sidecar-<client>``) -> PID.
+    ``ports``: ``<process>/<port name>`` -> a port bound on 127.0.0.1 (apps, sidecar listeners,
+    the xDS server). ``workdir``: the temp dir removed by ``close()``.
+    """
+
+    pids: Mapping[str, int]
+    ports: Mapping[str, int]
+    workdir: Path
 
 
 class LocalMesh:
@@ -80,7 +98,7 @@ class LocalMesh:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> LocalMesh:
+    def start(self) -> Self:
         self._workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-"))
         atexit.register(self.close)
         try:
@@ -91,7 +109,7 @@ class LocalMesh:
             raise
         return self
 
-    def __enter__(self) -> LocalMesh:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -102,18 +120,41 @@ class LocalMesh:
         if self._closed:
             return
         self._closed = True
-        for proc in [*self._sidecars.values(), *self._clients.values(), *self._apps.values()]:
-            proc.stop()
-        if self._control is not None:
-            self._control.close()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
         atexit.unregister(self.close)
+        processes: list[AppProcess | EnvoyProcess] = [*self._sidecars.values(), *self._clients.values(),
+                                                      *self._apps.values()]
+        stops: list[Callable[[], None]] = [p.stop for p in processes]
+        if self._control is not None:
+            stops.append(self._control.close)
+        try:
+            _run_all(stops)  # one stuck process must not keep the others (or the work dir) alive
+        finally:
+            if self._workdir is not None:
+                shutil.rmtree(self._workdir, ignore_errors=True)
 
     def info(self) -> MeshInfo:
         if self._envoy_version is None:
             self._envoy_version = envoy_version(self._binary)
         return MeshInfo(kind="local", istio_version=self._istio_version, envoy_version=self._envoy_version)
+
+    @property
+    def config_version(self) -> int:
+        """The newest config version pushed to the sidecars (0 before the first deploy)."""
+        return self._version
+
+    def inventory(self) -> LocalInventory:
+        """The processes, ports and work dir this mesh holds now (see ``LocalInventory``)."""
+        pids = {name: app.pid for name, app in [*self._apps.items(), *self._clients.items()]}
+        ports: dict[str, int] = {}
+        for name, app in [*self._apps.items(), *self._clients.items()]:
+            ports.update({f"{name}/http": app.http_port, f"{name}/grpc": app.grpc_port,
+                          f"{name}/control": app.control_port})
+        for client, sidecar in self._sidecars.items():
+            pids[f"sidecar-{client}"] = sidecar.pid
+            ports.update({f"sidecar-{client}/{port}": bound for port, bound in self._listener_ports.get(client, {}).items()})
+        if self._control is not None:
+            ports["xds"] = self._control.port
+        return LocalInventory(pids=pids, ports=ports, workdir=self.workdir)
 
     @property
     def workdir(self) -> Path:
@@ -129,18 +170,22 @@ class LocalMesh:
             if topology == self._topology:
                 return
             wanted = topology.instances()
+            # Instances that go are taken out of the endpoints first and stopped only after the
+            # sidecars ACKed config without them, so no request is routed to a stopped app.
+            leaving: list[AppProcess | EnvoyProcess] = []
             for name in [n for n in self._apps if n not in wanted]:
-                self._apps.pop(name).stop()
+                leaving.append(self._apps.pop(name))
                 self._labels.pop(name)
-            to_start = {n: sv for n, sv in wanted.items() if n not in self._apps}
-            clients = [c for c in topology.clients if c.name not in self._clients]
             for name in [n for n in self._clients if topology.client(n) is None]:
-                self._clients.pop(name).stop()
-                self._sidecars.pop(name).stop()
+                leaving += [self._clients.pop(name), self._sidecars.pop(name)]
                 self._listener_ports.pop(name, None)
-            self._start_processes(to_start, clients)
-            self._topology = topology
-            self._push(self._objects)
+            try:
+                to_start = {n: sv for n, sv in wanted.items() if n not in self._apps}
+                self._start_processes(to_start, [c for c in topology.clients if c.name not in self._clients])
+                self._topology = topology
+                self._push(self._objects)
+            finally:
+                _run_all(p.stop for p in leaving)
 
     def apply(self, objects: Sequence[IstioObject]) -> SyncToken:
         """Add or replace objects; returns once every sidecar ACKed. Nothing is pushed if translation
@@ -199,7 +244,7 @@ class LocalMesh:
             for name, future in futures.items():
                 try:
                     started[name] = future.result()
-                except BaseException as exc:  # keep the first failure, stop the rest below
+                except BaseException as exc:  # noqa: BLE001 (keep the first failure, raised below)
                     failure = failure or exc
         for name, proc in started.items():
             service, version = jobs[name]
@@ -226,17 +271,16 @@ class LocalMesh:
         assert self._topology is not None and self._control is not None
         version = self._version + 1
         resources = {name: self._translate(name, objects, version) for name in self._sidecars}  # may raise: nothing pushed
+        self._version = version  # used up from here on, whatever the outcome (module docstring)
         try:
             self._sync(resources, version)
         except ConfigRejected:
             # Every sidecar goes back to its last ACKed snapshot, under a fresh version number.
-            rollback = version + 1
+            self._version = rollback = version + 1
             nodes = [self._client(n).node_id for n in self._sidecars]
             self._control.rollback(nodes, str(rollback))
             self._control.wait_synced(nodes, str(rollback), self._sync_timeout_s)
-            self._version = rollback
             raise
-        self._version = version
         self._objects = dict(objects)
         for name, sidecar in self._sidecars.items():
             sidecar.wait_ready(READY_TIMEOUT_S)
@@ -281,11 +325,23 @@ class LocalMesh:
         return out
 
 
+def _run_all(calls: Iterable[Callable[[], None]]) -> None:
+    """Call each one even if an earlier one raised; then re-raise the first error."""
+    first: BaseException | None = None
+    for call in calls:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 (re-raised below, after the rest ran)
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 def _ports_by_service_port(listener_ports: dict[str, int]) -> dict[int, int]:
     """Sidecar listener name (``0.0.0.0_9080``) -> bound port, re-keyed by the service port."""
     out: dict[int, int] = {}
     for name, bound in listener_ports.items():
-        prefix, _, port = name.rpartition("_")
+        _, _, port = name.rpartition("_")
         if port.isdigit() and names.listener(int(port)) == name:
             out[int(port)] = bound
     return out
