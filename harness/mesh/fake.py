@@ -1,0 +1,162 @@
+"""An in-memory ``Mesh`` that answers with scripted replies: the runner, CLI, pytest plugin and
+reports are tested against it without processes or sockets (as httpx's ``MockTransport``).
+
+A *handler* decides each reply: ``handler(spec, rng) -> Reply``, called once per request with the
+batch's ``SendSpec`` and the mesh's seeded ``random.Random``, so a run is reproducible from its
+seed. ``draw(...)`` builds the usual handler (versions and statuses drawn from given fractions);
+a handler may also raise a ``HarnessError`` to act out a mesh failure during ``send``.
+
+The fake records what it was asked to do (``deployed``, ``applied``, ``reverted``, ``sent``) and
+keeps a config version like a real mesh: ``apply`` and ``revert`` each make a new version, and
+replies are stamped with the version in force unless the reply says it is stale or unstamped.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from harness.errors import HarnessError, MeshError
+from harness.istio.model import IstioObject
+from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
+from harness.topology import Topology
+
+FAKE_INFO = MeshInfo(kind="local", istio_version="fake", envoy_version="fake")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted response. ``version=None`` is a reply Envoy made itself (404 NR, 503 UH);
+    ``status=0`` with ``error`` is a request that got no response. ``stale`` stamps the reply with
+    the config version before the one in force; ``stamped=False`` leaves it unstamped (a local
+    reply that no route produced)."""
+
+    status: int = 200
+    version: str | None = "v1"
+    service: str | None = "reviews"
+    error: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    stale: bool = False
+    stamped: bool = True
+
+
+Handler = Callable[[SendSpec, random.Random], Reply]
+_K = TypeVar("_K")
+
+
+def draw(
+    versions: Mapping[str | None, float] | None = None,
+    statuses: Mapping[int, float] | None = None,
+) -> Handler:
+    """A handler drawing each reply's version and status independently from the given fractions
+    (weights, normalized by ``random.choices``); defaults: every reply from v1 with status 200.
+    A ``None`` version is an Envoy-local reply (no app answered)."""
+    version_weights: Mapping[str | None, float] = versions or {"v1": 1.0}
+    status_weights: Mapping[int, float] = statuses or {200: 1.0}
+
+    def handler(spec: SendSpec, rng: random.Random) -> Reply:
+        version = _choose(version_weights, rng)
+        return Reply(status=_choose(status_weights, rng), version=version, service=None if version is None else "reviews")
+
+    return handler
+
+
+def _choose(weights: Mapping[_K, float], rng: random.Random) -> _K:
+    if len(weights) == 1:
+        return next(iter(weights))
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+class FakeMesh:
+    """A ``Mesh`` whose traffic comes from ``handler``; see the module docstring.
+
+    ``fail_apply`` is raised by ``apply`` (nothing is applied then), as a real mesh raises
+    ``ConfigRejected`` or ``SyncTimeout``. Usable as a context manager, like ``LocalMesh``.
+    """
+
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        *,
+        seed: int = 0,
+        fail_apply: HarnessError | None = None,
+        info: MeshInfo = FAKE_INFO,
+    ) -> None:
+        self.handler = handler or draw()
+        self.rng = random.Random(seed)
+        self.fail_apply = fail_apply
+        self._info = info
+        self.version = 0
+        self.objects: tuple[IstioObject, ...] = ()
+        self.deployed: list[Topology] = []
+        self.applied: list[tuple[IstioObject, ...]] = []
+        self.reverted: list[SyncToken] = []
+        self.sent: list[SendSpec] = []
+        self.closed = False
+
+    def __enter__(self) -> FakeMesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def info(self) -> MeshInfo:
+        return self._info
+
+    def deploy(self, topology: Topology) -> None:
+        self._check_open()
+        self.deployed.append(topology)
+
+    def apply(self, objects: Sequence[IstioObject]) -> SyncToken:
+        self._check_open()
+        if self.fail_apply is not None:
+            raise self.fail_apply
+        token = SyncToken(self.version + 1, self.objects)
+        self.objects = (*self.objects, *objects)
+        self.applied.append(tuple(objects))
+        self.version = token.version
+        return token
+
+    def revert(self, token: SyncToken) -> None:
+        self._check_open()
+        self.objects = token.previous
+        self.reverted.append(token)
+        self.version += 1
+
+    def send(self, spec: SendSpec) -> list[Observation]:
+        self._check_open()
+        self.sent.append(spec)
+        first = sum(s.count for s in self.sent[:-1])
+        return [self._observe(first + i, i, self.handler(spec, self.rng)) for i in range(spec.count)]
+
+    def proxy_stats(self, workload: str) -> dict[str, int]:
+        return {}
+
+    def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _observe(self, serial: int, index: int, reply: Reply) -> Observation:
+        stamp: str | None = None
+        if reply.stamped:
+            stamp = str(self.version - 1 if reply.stale else self.version)
+        return Observation(
+            index=index,
+            request_id=f"fake-{serial}",
+            status=reply.status,
+            latency_s=0.001,
+            service=reply.service if reply.version is not None else None,
+            version=reply.version,
+            instance=f"{reply.service}-{reply.version}-0" if reply.version is not None else None,
+            config_version=stamp,
+            error=reply.error,
+            headers=dict(reply.headers),
+        )
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise MeshError("the fake mesh is closed")
