@@ -9,7 +9,8 @@ per-request draws are independent (reference/envoy-lab.md 4.6), so this is the e
 Otherwise the marginal count of each category is still binomial, and Bonferroni over the
 categories gives guaranteed *upper bounds*, which is what the guarantees need:
 
-* P(pass) <= min over categories of P(that category's pass region is reached at some look)
+* P(pass) <= min over categories of P(that category alone, stopped by its own pass or fail
+  regions, ends in pass)
 * P(fail) <= sum over categories of P(that category's fail region is reached at some look)
 * P(inconclusive) <= sum over categories of P(not passing at the last look)
 * E[n] <= n_1 + sum_k (n_k - n_{k-1}) * min(1, P(not passed or failed at look k-1))
@@ -17,6 +18,7 @@ categories gives guaranteed *upper bounds*, which is what the guarantees need:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,9 +90,7 @@ def one_binomial(probs: Sequence[float]) -> Coordinate | None:
     return None
 
 
-def masks(
-    coordinate: Coordinate, regions: Sequence[Regions], n: int
-) -> tuple[BoolArray, BoolArray]:
+def masks(coordinate: Coordinate, regions: Sequence[Regions], n: int) -> tuple[BoolArray, BoolArray]:
     """(pass, fail) as boolean arrays over x = 0..n for one look; fail wins over pass."""
     x = np.arange(n + 1, dtype=np.int64)
     passing = np.ones(n + 1, dtype=bool)
@@ -102,9 +102,7 @@ def masks(
     return passing & ~failing, failing
 
 
-def exact(
-    looks: Sequence[Stage], regions: Sequence[Sequence[Regions]], coordinate: Coordinate
-) -> Operating:
+def exact(looks: Sequence[Stage], regions: Sequence[Sequence[Regions]], coordinate: Coordinate) -> Operating:
     """Dynamic program over the single binomial count across the looks (module docstring)."""
     alive: FloatArray = np.ones(1)  # P(x = 0 and not stopped) before any request
     p_pass = p_fail = 0.0
@@ -122,9 +120,7 @@ def exact(
     return Operating(p_pass, p_fail, p_inconclusive, expected_n, exact=True)
 
 
-def bounds(
-    looks: Sequence[Stage], regions: Sequence[Sequence[Regions]], probs: Sequence[float]
-) -> Operating:
+def bounds(looks: Sequence[Stage], regions: Sequence[Sequence[Regions]], probs: Sequence[float]) -> Operating:
     """Bonferroni upper bounds from each category's own binomial walk (module docstring)."""
     reach_pass: list[float] = []
     reach_fail: list[float] = []
@@ -132,12 +128,18 @@ def bounds(
     undecided = [0.0] * len(looks)  # per look: upper bound on P(no stop at or before it)
     for i, p in enumerate(probs):
         walk = Coordinate(p=float(p), roles=(1,))
-        per_band = [[r[i]] for r in regions]
-        reach_pass.append(_first_reach(looks, per_band, walk, want_pass=True))
-        reach_fail.append(_first_reach(looks, per_band, walk, want_pass=False))
+        alone = [[r[i]] for r in regions]
+        # The check passes only if this category's own pass/fail walk ends in pass.
+        reach_pass.append(exact(looks, alone, walk).p_pass)
+        # It fails through this category only if the walk reaches the fail region, passes ignored.
+        never_passing = [[dataclasses.replace(r[i], pass_from=1, pass_to=0)] for r in regions]
+        reach_fail.append(exact(looks, never_passing, walk).p_fail)
         for k, look in enumerate(looks):
-            undecided[k] += _not_passing(per_band[k][0], look.n, p) + _failing(per_band[k][0], look.n, p)
-        miss_last += _not_passing(per_band[-1][0], looks[-1].n, p)
+            r = regions[k][i]
+            undecided[k] += outside(r.pass_from, r.pass_to, look.n, p)
+            undecided[k] += outside(r.fail_to + 1, r.fail_from - 1, look.n, p)
+        last = regions[-1][i]
+        miss_last += outside(last.pass_from, last.pass_to, looks[-1].n, p)
     expected_n = float(looks[0].n)
     for k in range(1, len(looks)):
         expected_n += (looks[k].n - looks[k - 1].n) * min(1.0, undecided[k - 1])
@@ -150,41 +152,13 @@ def bounds(
     )
 
 
-def _first_reach(
-    looks: Sequence[Stage], regions: Sequence[Sequence[Regions]], walk: Coordinate, *, want_pass: bool
-) -> float:
-    """P(one category's count enters its pass (or fail) region at some look)."""
-    alive: FloatArray = np.ones(1)
-    reached = 0.0
-    previous = 0
-    for look, stage_regions in zip(looks, regions, strict=True):
-        alive = _advance(alive, look.n - previous, walk.p)
-        x = np.arange(look.n + 1, dtype=np.int64)
-        r = stage_regions[0]
-        if want_pass:
-            hit = (x >= r.pass_from) & (x <= r.pass_to)
-        else:
-            hit = (x <= r.fail_to) | (x >= r.fail_from)
-        reached += float(alive[hit].sum())
-        alive = np.where(hit, 0.0, alive)
-        previous = look.n
-    return reached
-
-
-def _not_passing(region: Regions, n: int, p: float) -> float:
-    """P(count outside the pass range) for Binomial(n, p), from both tails (accurate when small)."""
-    if region.pass_from > region.pass_to:
+def outside(lo: int, hi: int, n: int, p: float) -> float:
+    """P(X < lo or X > hi) for X ~ Binomial(n, p), summed from both tails (accurate when tiny)."""
+    if lo > hi:
         return 1.0
-    below = float(stats.binom.cdf(region.pass_from - 1, n, p)) if region.pass_from > 0 else 0.0
-    above = float(stats.binom.sf(region.pass_to, n, p))
-    return below + above
-
-
-def _failing(region: Regions, n: int, p: float) -> float:
-    """P(count in the fail range) for Binomial(n, p)."""
-    low = float(stats.binom.cdf(region.fail_to, n, p)) if region.fail_to >= 0 else 0.0
-    high = float(stats.binom.sf(region.fail_from - 1, n, p)) if region.fail_from <= n else 0.0
-    return min(1.0, low + high)
+    below = float(stats.binom.cdf(lo - 1, n, p)) if lo > 0 else 0.0
+    above = float(stats.binom.sf(hi, n, p)) if hi < n else 0.0
+    return min(1.0, below + above)
 
 
 def _advance(alive: FloatArray, requests: int, p: float) -> FloatArray:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from scipy import stats
-
-from harness.stats.operating import one_binomial
+from harness.stats.operating import one_binomial, outside
 from harness.stats.rule import Band, Stage, regions
 
 FAIL_SHARE = 0.1
@@ -60,8 +58,8 @@ def null_miss(bands: Sequence[Band], look: Stage) -> float:
                 lo, hi = max(lo, r.pass_from), min(hi, r.pass_to)
             else:
                 lo, hi = max(lo, look.n - r.pass_to), min(hi, look.n - r.pass_from)
-        return _outside(lo, hi, look.n, coordinate.p)
-    return min(1.0, sum(_outside(r.pass_from, r.pass_to, look.n, b.expected) for b, r in zip(bands, rs, strict=True)))
+        return outside(lo, hi, look.n, coordinate.p)
+    return min(1.0, sum(outside(r.pass_from, r.pass_to, look.n, b.expected) for b, r in zip(bands, rs, strict=True)))
 
 
 def schedule(
@@ -117,15 +115,6 @@ def _geometric(first: int, last: int, count: int) -> list[int]:
     ratio = (last / first) ** (1.0 / (count - 1))
     sizes = sorted({min(last, round(first * ratio**k)) for k in range(count - 1)} | {last})
     return sizes
-
-
-def _outside(lo: int, hi: int, n: int, p: float) -> float:
-    """P(X < lo or X > hi) for X ~ Binomial(n, p), from both tails."""
-    if lo > hi:
-        return 1.0
-    below = float(stats.binom.cdf(lo - 1, n, p)) if lo > 0 else 0.0
-    above = float(stats.binom.sf(hi, n, p)) if hi < n else 0.0
-    return below + above
 
 
 def fit(

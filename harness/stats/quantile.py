@@ -76,7 +76,9 @@ class QuantileDesign:
         if not math.isfinite(bound):
             raise ValueError(f"bound must be a finite number (got {bound!r})")
         design = cls(q, float(bound), below, min(margin, 1.0), alpha, power, looks=())
-        stages = plan.fit((design._band(),), alpha=alpha, beta=1.0 - power, max_requests=max_requests, max_looks=max_looks)
+        stages = plan.fit(
+            (design._band(),), alpha=alpha, beta=1.0 - power, max_requests=max_requests, max_looks=max_looks
+        )
         return cls(q, float(bound), below, design.margin, alpha, power, tuple(s.n for s in stages), stages)
 
     @property
@@ -88,7 +90,9 @@ class QuantileDesign:
         """Judge all values seen so far; decides only at planned looks (like FractionDesign.decide)."""
         n = len(values)
         if n > self.looks[-1]:
-            raise ValueError(f"{n} values exceed the budget of {self.looks[-1]}; decide at the planned looks {self.looks}")
+            raise ValueError(
+                f"{n} values exceed the budget of {self.looks[-1]}; decide at the planned looks {self.looks}"
+            )
         wrong = sum(1 for v in values if (v > self.bound if self.below else v < self.bound))
         look = self.looks.index(n) if n in self.looks else None
         stage = self.stages[bisect.bisect_left(self.looks, n)]
@@ -100,8 +104,9 @@ class QuantileDesign:
         tail = stage.fail_tail if outcome is Outcome.FAIL else stage.pass_tail
         low, high = (0.0, 1.0) if n == 0 else (intervals.lower(wrong, n, tail), intervals.upper(wrong, n, tail))
         level = 1.0 - 2.0 * tail
-        return QuantileDecision(outcome, n, look, wrong, wrong / n if n else 0.0, low, high, level,
-                                self._rule(outcome, level, n))
+        return QuantileDecision(
+            outcome, n, look, wrong, wrong / n if n else 0.0, low, high, level, self._rule(outcome, level, n)
+        )
 
     def operating(self, wrong_share: float) -> Operating:
         """Exact P(pass), P(fail), P(inconclusive) and E[n] when the true wrong-side share is given."""

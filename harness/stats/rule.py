@@ -116,4 +116,3 @@ def judge(bands: tuple[Band, ...], counts: tuple[int, ...], look: Stage) -> Outc
     if all(passes(b, x, look.n, look.pass_tail) for b, x in zip(bands, counts, strict=True)):
         return Outcome.PASS
     return Outcome.CONTINUE
-

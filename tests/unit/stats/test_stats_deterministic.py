@@ -21,13 +21,17 @@ def test_deterministic_n_is_the_fewest_that_catch_the_leak(leak: float, power: f
 def test_deterministic_decisions() -> None:
     design = AllDesign.plan()
     fail = design.decide(10, 1)
-    assert (fail.outcome, fail.rule) == (Outcome.FAIL, "fail: 1 of 10 requests did not match; one counterexample is enough")
+    assert (fail.outcome, fail.rule) == (
+        Outcome.FAIL,
+        "fail: 1 of 10 requests did not match; one counterexample is enough",
+    )
     going = design.decide(100, 0)
     assert (going.outcome, going.rule) == (Outcome.CONTINUE, "continue: 100 of 135 requests matched so far")
     done = design.decide(135, 0)
     assert done.outcome is Outcome.PASS
     assert done.rule == (
-        "pass: all 135 requests matched; a leak of 0.05 or more would have shown a counterexample with probability 0.999"
+        "pass: all 135 requests matched; "
+        "a leak of 0.05 or more would have shown a counterexample with probability 0.999"
     )
     assert done.leak_upper < 0.05 and done.level == pytest.approx(0.999)
     assert design.decide(0, 0).leak_upper == 1.0

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from harness.stats import OTHER, FractionDesign, Operating, operating_characteristics
 from harness.stats.operating import characterize, one_binomial
 from harness.stats.rule import Band, Outcome, Stage, judge
@@ -38,7 +39,7 @@ def brute_force(bands: Sequence[Band], stages: Sequence[Stage], probs: Sequence[
     totals = {Outcome.PASS: 0.0, Outcome.FAIL: 0.0}
     expected_n = 0.0
     previous = 0
-    for k, stage in enumerate(stages):
+    for stage in stages:
         m = stage.n - previous
         expected_n += m * sum(alive.values())
         steps = [s for s in itertools.product(range(m + 1), repeat=len(cells)) if sum(s) == m]
@@ -117,9 +118,7 @@ def deviations(design: FractionDesign, factor: float = 1.0) -> list[dict[str, fl
     return out
 
 
-def assert_guarantees(
-    design: FractionDesign, expected: Mapping[str, float], factors: Sequence[float] = (1.0,)
-) -> None:
+def assert_guarantees(design: FractionDesign, expected: Mapping[str, float], factors: Sequence[float] = (1.0,)) -> None:
     p_pass, p_fail, p_inconclusive = operating_characteristics(design, expected)
     assert p_fail + p_inconclusive <= design.alpha
     assert p_pass >= 1 - design.alpha
@@ -151,7 +150,9 @@ def test_operating_guarantees_hold_at_other_settings(alpha: float, power: float,
     alpha=st.sampled_from([1e-2, 1e-4, 1e-6]),
     power=st.sampled_from([0.9, 0.999]),
 )
-def test_operating_guarantees_hold_for_any_two_way_split(share: float, delta: float, alpha: float, power: float) -> None:
+def test_operating_guarantees_hold_for_any_two_way_split(
+    share: float, delta: float, alpha: float, power: float
+) -> None:
     expected = {"v1": share, "v2": 1 - share}
     design = FractionDesign.plan(expected, delta=delta, alpha=alpha, power=power)
     assert_guarantees(design, expected)

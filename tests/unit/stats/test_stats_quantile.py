@@ -24,10 +24,15 @@ def test_quantile_decide_pass_and_fail(p99: QuantileDesign) -> None:
     n = p99.looks[0]
     fast = p99.decide([0.01] * n)
     assert (fast.outcome, fast.wrong, fast.look) == (Outcome.PASS, 0, 0)
-    assert fast.rule == f"pass: the 99.975% interval of the share above 0.05 lies below 0.01, so 0.99-quantile <= 0.05 (n={n})"
+    assert (
+        fast.rule
+        == f"pass: the 99.975% interval of the share above 0.05 lies below 0.01, so 0.99-quantile <= 0.05 (n={n})"
+    )
     slow = p99.decide([0.01] * (n - n // 10) + [0.2] * (n // 10))
     assert slow.outcome is Outcome.FAIL
-    assert slow.rule.startswith("fail: the ") and slow.rule.endswith(f"lies above 0.01, so not 0.99-quantile <= 0.05 (n={n})")
+    assert slow.rule.startswith("fail: the ") and slow.rule.endswith(
+        f"lies above 0.01, so not 0.99-quantile <= 0.05 (n={n})"
+    )
     assert p99.decide([0.01] * 10).outcome is Outcome.CONTINUE
 
 

@@ -66,7 +66,7 @@ def test_simulation_three_way_keeps_guarantees_within_bounds() -> None:
 
 
 def test_simulation_regions_agree_with_decide_on_sampled_paths() -> None:
-    """Along sampled count paths inside, at and beyond the band edge, ``decide`` and the simulator's count regions agree."""
+    """On count paths inside, at and beyond the band edge, ``decide`` agrees with the count regions."""
     design = FractionDesign.plan({"v1": 0.9, "v2": 0.1}, alpha=0.05, power=0.9)
     bands = design._bands()
     rng = np.random.default_rng(7)
