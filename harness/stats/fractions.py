@@ -14,15 +14,14 @@ Guarantees, for every category set and true distribution (binomial model, one dr
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from harness.stats import intervals, plan
 from harness.stats.operating import Operating, characterize
-from harness.stats.rule import Band, Outcome, Stage, judge
+from harness.stats.rule import Band, Outcome, Stage, conclude
 from harness.stats.simulate import Simulated, simulate
 
 OTHER = "other"
@@ -66,14 +65,21 @@ class FractionDecision:
 
 @dataclass(frozen=True)
 class FractionDesign:
-    """A planned check of observed fractions against expected ones (build with ``plan``)."""
+    """A planned check of observed fractions against expected ones (build with ``plan``).
 
-    expected: Mapping[str, float]
-    deltas: Mapping[str, float]
+    ``stages`` holds, per look, the interval tails that the guarantees were planned with.
+    """
+
+    expected: Mapping[str, float] = field(hash=False)
+    deltas: Mapping[str, float] = field(hash=False)
     alpha: float
     power: float
     looks: tuple[int, ...]
     stages: tuple[Stage, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.looks or tuple(s.n for s in self.stages) != self.looks:
+            raise ValueError("a FractionDesign needs a stage per look; build it with FractionDesign.plan(...)")
 
     @classmethod
     def plan(
@@ -129,18 +135,7 @@ class FractionDesign:
         """
         tally = self._tally(counts)
         n = sum(tally.values())
-        if n > self.budget:
-            raise ValueError(
-                f"{n} observations exceed the budget of {self.budget}; call decide() at the planned looks {self.looks}"
-            )
-        look = self.looks.index(n) if n in self.looks else None
-        stage = self.stages[bisect.bisect_left(self.looks, n)]  # this look, or the next one
-        outcome = Outcome.CONTINUE
-        if look is not None and n > 0:
-            outcome = judge(self._bands(), tuple(tally.values()), stage)
-            if outcome is Outcome.CONTINUE and look == len(self.looks) - 1:
-                outcome = Outcome.INCONCLUSIVE
-        tail = stage.fail_tail if outcome is Outcome.FAIL else stage.pass_tail
+        outcome, look, tail = conclude(self._bands(), tuple(tally.values()), n, self.stages)
         categories = tuple(self._estimate(name, tally[name], n, tail) for name in tally)
         level = 1.0 - 2.0 * tail
         return FractionDecision(
@@ -181,7 +176,7 @@ class FractionDesign:
         return tally
 
     def _estimate(self, name: str, count: int, n: int, tail: float) -> CategoryEstimate:
-        low, high = (0.0, 1.0) if n == 0 else (intervals.lower(count, n, tail), intervals.upper(count, n, tail))
+        low, high = intervals.interval(count, n, tail)
         return CategoryEstimate(
             name=name,
             expected=self.expected[name],

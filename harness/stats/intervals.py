@@ -35,6 +35,13 @@ def upper(count: int, n: int, tail: float) -> float:
     return float(special.betainccinv(count + 1, n - count, tail))
 
 
+def interval(count: int, n: int, tail: float) -> tuple[float, float]:
+    """(lower, upper) at ``tail`` each; with no observations yet, everything is possible: (0, 1)."""
+    if n == 0:
+        return 0.0, 1.0
+    return lower(count, n, tail), upper(count, n, tail)
+
+
 def first_count(n: int, holds: Callable[[int], bool]) -> int:
     """Smallest count in [0, n] where a predicate monotone in the count turns true (n + 1 if never).
 

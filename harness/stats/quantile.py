@@ -15,14 +15,13 @@ P(fail or inconclusive) <= alpha when the wrong-side share is at most the planni
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.stats import intervals, plan
 from harness.stats.operating import Operating, characterize
-from harness.stats.rule import Band, Outcome, Stage, judge
+from harness.stats.rule import Band, Outcome, Stage, conclude
 
 DEFAULT_MARGIN = 0.5
 
@@ -75,34 +74,26 @@ class QuantileDesign:
         plan.check_open("margin", margin, 0.0, 1.0 + 1e-12)
         if not math.isfinite(bound):
             raise ValueError(f"bound must be a finite number (got {bound!r})")
-        design = cls(q, float(bound), below, min(margin, 1.0), alpha, power, looks=())
-        stages = plan.fit(
-            (design._band(),), alpha=alpha, beta=1.0 - power, max_requests=max_requests, max_looks=max_looks
-        )
-        return cls(q, float(bound), below, design.margin, alpha, power, tuple(s.n for s in stages), stages)
+        margin = min(margin, 1.0)
+        band = _wrong_side(q, below, margin)
+        stages = plan.fit((band,), alpha=alpha, beta=1.0 - power, max_requests=max_requests, max_looks=max_looks)
+        return cls(q, float(bound), below, margin, alpha, power, tuple(s.n for s in stages), stages)
+
+    def __post_init__(self) -> None:
+        if not self.looks or tuple(s.n for s in self.stages) != self.looks:
+            raise ValueError("a QuantileDesign needs a stage per look; build it with QuantileDesign.plan(...)")
 
     @property
     def limit(self) -> float:
         """Largest wrong-side share for which the quantile claim holds."""
-        return 1.0 - self.q if self.below else self.q
+        return self._band().high
 
     def decide(self, values: Sequence[float]) -> QuantileDecision:
         """Judge all values seen so far; decides only at planned looks (like FractionDesign.decide)."""
         n = len(values)
-        if n > self.looks[-1]:
-            raise ValueError(
-                f"{n} values exceed the budget of {self.looks[-1]}; decide at the planned looks {self.looks}"
-            )
         wrong = sum(1 for v in values if (v > self.bound if self.below else v < self.bound))
-        look = self.looks.index(n) if n in self.looks else None
-        stage = self.stages[bisect.bisect_left(self.looks, n)]
-        outcome = Outcome.CONTINUE
-        if look is not None:
-            outcome = judge((self._band(),), (wrong,), stage)
-            if outcome is Outcome.CONTINUE and look == len(self.looks) - 1:
-                outcome = Outcome.INCONCLUSIVE
-        tail = stage.fail_tail if outcome is Outcome.FAIL else stage.pass_tail
-        low, high = (0.0, 1.0) if n == 0 else (intervals.lower(wrong, n, tail), intervals.upper(wrong, n, tail))
+        outcome, look, tail = conclude((self._band(),), (wrong,), n, self.stages)
+        low, high = intervals.interval(wrong, n, tail)
         level = 1.0 - 2.0 * tail
         return QuantileDecision(
             outcome, n, look, wrong, wrong / n if n else 0.0, low, high, level, self._rule(outcome, level, n)
@@ -113,7 +104,7 @@ class QuantileDesign:
         return characterize((self._band(),), self.stages, [wrong_share])
 
     def _band(self) -> Band:
-        return Band("wrong side", (1.0 - self.margin) * self.limit, -math.inf, self.limit)
+        return _wrong_side(self.q, self.below, self.margin)
 
     def _rule(self, outcome: Outcome, level: float, n: int) -> str:
         side = "above" if self.below else "below"
@@ -126,3 +117,9 @@ class QuantileDesign:
         if outcome is Outcome.INCONCLUSIVE:
             return f"inconclusive: budget of {n} values spent; {share} still contains {self.limit:g}"
         return f"continue: {share} contains {self.limit:g} at n={n}"
+
+
+def _wrong_side(q: float, below: bool, margin: float) -> Band:
+    """The one category judged: values on the wrong side of the bound, at most ``limit`` of them."""
+    limit = 1.0 - q if below else q
+    return Band("wrong side", (1.0 - margin) * limit, -math.inf, limit)

@@ -14,6 +14,7 @@ computation in ``operating.py`` walks over counts yet describes precisely the ru
 
 from __future__ import annotations
 
+import bisect
 import enum
 import functools
 from dataclasses import dataclass
@@ -116,3 +117,26 @@ def judge(bands: tuple[Band, ...], counts: tuple[int, ...], look: Stage) -> Outc
     if all(passes(b, x, look.n, look.pass_tail) for b, x in zip(bands, counts, strict=True)):
         return Outcome.PASS
     return Outcome.CONTINUE
+
+
+def conclude(
+    bands: tuple[Band, ...], counts: tuple[int, ...], n: int, stages: tuple[Stage, ...]
+) -> tuple[Outcome, int | None, float]:
+    """Outcome after ``n`` requests, the look index (None between looks) and the tail to report.
+
+    Decisions happen only at planned looks, where the guarantees were computed; an undecided
+    last look is INCONCLUSIVE. Past the budget there is no valid decision (ValueError).
+    """
+    looks = [s.n for s in stages]
+    if n > looks[-1]:
+        raise ValueError(
+            f"{n} observations exceed the budget of {looks[-1]}; call decide() at the planned looks {tuple(looks)}"
+        )
+    look = looks.index(n) if n in looks else None
+    stage = stages[bisect.bisect_left(looks, n)]  # this look, or the next one
+    outcome = Outcome.CONTINUE
+    if look is not None:
+        outcome = judge(bands, counts, stage)
+        if outcome is Outcome.CONTINUE and look == len(looks) - 1:
+            outcome = Outcome.INCONCLUSIVE
+    return outcome, look, stage.fail_tail if outcome is Outcome.FAIL else stage.pass_tail

@@ -7,7 +7,7 @@ from types import ModuleType
 import pytest
 
 from harness import stats
-from harness.stats import OTHER, FractionDesign, Outcome
+from harness.stats import OTHER, AllDesign, FractionDesign, Outcome
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,11 @@ def test_fractions_relative_and_per_category_deltas() -> None:
 def test_fractions_zero_expected_category_gets_the_smallest_delta() -> None:
     design = FractionDesign.plan({"v1": 1.0, "v2": 0.0}, deltas={"v1": 0.1})
     assert dict(design.deltas) == {"v1": 0.1, "v2": 0.05, OTHER: 0.05}
+
+
+def test_fractions_single_category_needs_as_many_requests_as_a_deterministic_check() -> None:
+    # {v1: 1} passes once "other" is shown below 0.05: the same n as catching a 5% leak.
+    assert FractionDesign.plan({"v1": 1.0}).looks == (AllDesign.plan().n,)
 
 
 def test_fractions_pass_at_last_look_with_expected_counts(split: FractionDesign) -> None:
