@@ -1,0 +1,51 @@
+"""One LocalMesh for the whole session (Envoy and the apps start once), reset after every test.
+
+``local_mesh`` is the session's mesh with the default topology; ``clean_mesh`` hands it to a test
+and afterwards puts back the default topology and an empty config, so tests do not see each
+other's VirtualServices. ``make_objects`` turns YAML text into Istio objects the way a case file
+would be loaded (same loader, same source lines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from harness.istio.load import load_objects
+from harness.istio.model import IstioObject
+from harness.mesh.base import SyncToken
+from harness.mesh.local.mesh import LocalMesh
+from harness.topology import DEFAULT_TOPOLOGY
+from harness.yamlsource import load_documents
+
+MakeObjects = Callable[[str], list[IstioObject]]
+
+
+@pytest.fixture(scope="session")
+def local_mesh() -> Iterator[LocalMesh]:
+    with LocalMesh() as mesh:
+        mesh.deploy(DEFAULT_TOPOLOGY)
+        yield mesh
+
+
+@pytest.fixture(scope="session")
+def empty_config(local_mesh: LocalMesh) -> SyncToken:
+    """A token whose revert restores "no Istio objects at all" (the session starts with none)."""
+    return local_mesh.apply([])
+
+
+@pytest.fixture
+def clean_mesh(local_mesh: LocalMesh, empty_config: SyncToken) -> Iterator[LocalMesh]:
+    """The session mesh; after the test: default topology again, and no config."""
+    yield local_mesh
+    local_mesh.deploy(DEFAULT_TOPOLOGY)
+    local_mesh.revert(empty_config)
+
+
+@pytest.fixture(scope="session")
+def make_objects() -> MakeObjects:
+    def make(text: str) -> list[IstioObject]:
+        return load_objects(load_documents(text, "<test>"))
+
+    return make
