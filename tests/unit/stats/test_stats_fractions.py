@@ -169,3 +169,12 @@ def test_stats_exports_are_exactly_the_public_api() -> None:
     assert stats.__all__ == sorted(stats.__all__)
     public = {n for n, v in vars(stats).items() if not n.startswith("_") and not isinstance(v, ModuleType)}
     assert set(stats.__all__) == public
+
+
+def test_fractions_unreachable_precision_names_what_to_relax() -> None:
+    with pytest.raises(ValueError) as error:
+        FractionDesign.plan({"v1": 0.5, "v2": 0.5}, delta=1e-4)
+    assert str(error.value) == (
+        "no design with at most 10000000 requests meets alpha=1e-06 and power=0.999; "
+        "use a larger delta, alpha or a smaller power"
+    )
