@@ -17,6 +17,7 @@ fix), so that nothing runs, and nothing is applied, from a case that has a mista
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,7 +31,7 @@ from harness.expectations import Expectation, parse_expectations
 from harness.istio.load import load_manifest, load_object
 from harness.istio.model import Duration, IstioObject
 from harness.mesh.base import SendSpec
-from harness.schema_issues import as_tuples, pydantic_issues
+from harness.schema_issues import as_tuples, pydantic_issues, show
 from harness.settings import StatOverrides
 from harness.topology import DEFAULT_TOPOLOGY, Client, Service, Topology
 from harness.yamlsource import Document, format_path, load_file
@@ -139,10 +140,10 @@ class Case:
 
 
 def load_case_file(path: str | Path) -> list[Case]:
-    """Every case in a YAML file; raises ``CaseError`` with every issue of every case at once."""
-    docs = load_file(path)
+    """Every case in a YAML file; raises ``CaseError`` with every issue of every case at once, in line order."""
+    docs = [d for d in load_file(path) if d.value is not None]  # empty documents (a stray ---) are skipped
     if not docs:
-        raise CaseSyntaxError(f"{path}: empty file; a case needs name, config and checks (see README, 'Writing cases')")
+        raise CaseSyntaxError(f"{path}: empty file; a case needs a name and checks (see README, 'Writing cases')")
     cases: list[Case] = []
     issues: list[Issue] = []
     for doc in docs:
@@ -150,45 +151,97 @@ def load_case_file(path: str | Path) -> list[Case]:
             cases.append(load_case(doc))
         except ValidationError as exc:
             issues.extend(exc.issues)
-    names = [c.name for c in cases]
+    first_line: dict[str, int] = {}
     for case in cases:
-        if names.count(case.name) > 1:
-            issues.append(Issue(f"case name used twice in one file (got {case.name!r}); give each case its own name", case.file, case.line, path="name"))
-            names.remove(case.name)
+        if case.name in first_line:
+            issues.append(Issue(
+                f"case name used twice in one file (got {case.name!r}, first at line {first_line[case.name]}); "
+                "give each case its own name", case.file, case.line, f"case {case.name}", "name",
+            ))
+        first_line.setdefault(case.name, case.line)
     if issues:
-        raise ValidationError(issues)
+        raise ValidationError(sorted(issues, key=lambda i: i.line or 0))
     return cases
 
 
 def load_case(doc: Document) -> Case:
-    """One case from one YAML document."""
+    """One case from one YAML document.
+
+    Schema errors (unknown fields, wrong types) do not hide the rest: the checks that are well
+    formed are still checked for bad URLs, fractions and duplicate names, so one run shows all.
+    """
     if not isinstance(doc.value, dict):
-        raise ValidationError([Issue("expected a case (a mapping with name, config and checks)", doc.file, doc.line)])
+        raise ValidationError([Issue(
+            f"expected a case (a mapping with name, config and checks), got {show(doc.value)}; "
+            "start the document with 'name:'", doc.file, doc.line,
+        )])
+    name = doc.value.get("name")
+    ref = f"case {name}" if isinstance(name, str) else None
+    issues: list[Issue] = []
     try:
         model = CaseModel.model_validate(as_tuples(doc.value), strict=True)
     except pydantic.ValidationError as exc:
-        name = doc.value.get("name")
-        raise ValidationError(pydantic_issues(exc, CaseModel, doc, f"case {name}" if isinstance(name, str) else None)) from None
-    issues: list[Issue] = []
+        issues.extend(pydantic_issues(exc, CaseModel, doc, ref))
+        config = doc.value.get("config")
+        if isinstance(config, list) and all(isinstance(entry, dict) for entry in config):
+            _load_config(config, doc, ref, issues)
+        topology = _well_formed_topology(doc)
+        for index, check in _well_formed_checks(doc):
+            _load_check(index, check, doc, ref, topology, issues)
+        issues.extend(_duplicate_check_names(doc, ref))
+        raise ValidationError(issues) from None
     ref = f"case {model.name}"
     if not model.checks:
         issues.append(Issue("a case needs at least one check (send + expect)", doc.file, doc.line_of(("checks",)), ref, "checks"))
-    objects = _load_config(model, doc, ref, issues)
-    checks = tuple(_load_check(i, c, doc, ref, issues) for i, c in enumerate(model.checks))
-    names = [c.name for c in model.checks]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            issues.append(Issue(f"check name used twice (got {name!r}); give each check its own name", doc.file, doc.line_of(("checks", i, "name")), ref, f"checks[{i}].name"))
-    case = Case(model.name, model.about, doc.file, doc.line, _topology(model), tuple(objects), checks)
-    issues.extend(topology_issues(case))
+    objects = _load_config(model.config, doc, ref, issues)
+    topology = _topology(model.services)
+    checks = tuple(_load_check(i, c, doc, ref, topology, issues) for i, c in enumerate(model.checks))
+    issues.extend(_duplicate_check_names(doc, ref))
     if issues:
         raise ValidationError(issues)
-    return case
+    return Case(model.name, model.about, doc.file, doc.line, topology, tuple(objects), checks)
 
 
-def _load_config(model: CaseModel, doc: Document, ref: str, issues: list[Issue]) -> list[IstioObject]:
+def _well_formed_checks(doc: Document) -> list[tuple[int, CheckModel]]:
+    """The checks of a case that failed schema validation which are valid on their own."""
+    raw = doc.value.get("checks")
+    if not isinstance(raw, list):
+        return []
+    valid = []
+    for index, entry in enumerate(raw):
+        try:
+            valid.append((index, CheckModel.model_validate(as_tuples(entry), strict=True)))
+        except pydantic.ValidationError:
+            continue  # already reported by the case's own validation
+    return valid
+
+
+def _well_formed_topology(doc: Document) -> Topology | None:
+    """The topology of a case that failed schema validation, if its ``services`` are valid on their own."""
+    try:
+        services = _SERVICES.validate_python(as_tuples(doc.value.get("services")), strict=True)
+    except pydantic.ValidationError:
+        return None  # already reported by the case's own validation
+    return _topology(services)
+
+
+def _duplicate_check_names(doc: Document, ref: str | None) -> list[Issue]:
+    raw = doc.value.get("checks")
+    names = [c.get("name") if isinstance(c, dict) else None for c in raw] if isinstance(raw, list) else []
+    issues = []
+    for i, name in enumerate(names):
+        if isinstance(name, str) and name in names[:i]:
+            first = doc.line_of(("checks", names.index(name), "name"))
+            issues.append(Issue(
+                f"check name used twice (got {name!r}, first at line {first}); give each check its own name",
+                doc.file, doc.line_of(("checks", i, "name")), ref, f"checks[{i}].name",
+            ))
+    return issues
+
+
+def _load_config(config: Sequence[dict[str, Any]], doc: Document, ref: str | None, issues: list[Issue]) -> list[IstioObject]:
     objects: list[IstioObject] = []
-    for i, entry in enumerate(model.config):
+    for i, entry in enumerate(config):
         path = ("config", i)
         try:
             if set(entry) == {"file"}:
@@ -200,7 +253,7 @@ def _load_config(model: CaseModel, doc: Document, ref: str, issues: list[Issue])
     return objects
 
 
-def _load_referenced(target: Any, doc: Document, path: tuple[str | int, ...], ref: str) -> list[IstioObject]:
+def _load_referenced(target: Any, doc: Document, path: tuple[str | int, ...], ref: str | None) -> list[IstioObject]:
     where = Issue("", doc.file, doc.line_of((*path, "file")), ref, format_path((*path, "file")))
     if not isinstance(target, str) or not target:
         raise ValidationError([_with(where, f"expected a path to a YAML manifest, got {target!r}")])
@@ -210,13 +263,31 @@ def _load_referenced(target: Any, doc: Document, path: tuple[str | int, ...], re
     return load_manifest(manifest)
 
 
-def _load_check(index: int, check: CheckModel, doc: Document, ref: str, issues: list[Issue]) -> Check:
+def _load_check(
+    index: int, check: CheckModel, doc: Document, ref: str | None, topology: Topology | None, issues: list[Issue]
+) -> Check:
+    """A parsed check; its problems go to ``issues``. ``topology`` is None when the case's own
+    schema is broken, and then the URL's service and the client are not looked up."""
     path = ("checks", index)
     line = doc.line_of(path)
     send = check.send
+    url_path = (*path, "send", "url")
     parts = urlsplit(send.url)
     if parts.scheme not in ("http", "grpc") or not parts.hostname:
-        issues.append(Issue(f'expected a URL like "http://reviews:9080/path" (got {send.url!r})', doc.file, doc.line_of((*path, "send", "url")), ref, format_path((*path, "send", "url"))))
+        issues.append(Issue(f'expected a URL like "http://reviews:9080/path" (got {show(send.url)})', doc.file, doc.line_of(url_path), ref, format_path(url_path)))
+    elif topology is not None and topology.service(parts.hostname.split(".")[0]) is None:
+        known = ", ".join(s.name for s in topology.services)
+        issues.append(Issue(
+            f"no service {parts.hostname.split('.')[0]!r} in this case's topology (services: {known}); add it under services:",
+            doc.file, doc.line_of(url_path), ref, format_path(url_path),
+        ))
+    if topology is not None and topology.client(send.from_) is None:
+        from_path = (*path, "send", "from")
+        known = ", ".join(c.name for c in topology.clients)
+        issues.append(Issue(
+            f"no client workload {send.from_!r} (clients: {known}); send from one of them",
+            doc.file, doc.line_of(from_path), ref, format_path(from_path),
+        ))
     expectations, problems = parse_expectations(check.expect)
     for field_name, message in problems:
         p = (*path, "expect", field_name) if field_name else (*path, "expect")
@@ -241,32 +312,23 @@ def _load_check(index: int, check: CheckModel, doc: Document, ref: str, issues: 
     return Check(check.name, line, spec, tuple(expectations), overrides)
 
 
-def _topology(model: CaseModel) -> Topology:
-    if model.services is None:
+_SERVICES = pydantic.TypeAdapter(dict[str, ServiceModel] | None)
+
+
+def _topology(services: dict[str, ServiceModel] | None) -> Topology:
+    if services is None:
         return DEFAULT_TOPOLOGY
-    services = tuple(
-        Service(name, versions=s.versions, replicas=tuple(sorted(s.replicas.items())))
-        for name, s in sorted(model.services.items())
+    return Topology(
+        services=tuple(
+            Service(name, versions=s.versions, replicas=tuple(sorted(s.replicas.items())))
+            for name, s in sorted(services.items())
+        ),
+        clients=(Client(),),
     )
-    return Topology(services=services, clients=(Client(),))
 
 
 def _with(issue: Issue, message: str) -> Issue:
     return Issue(message, issue.file, issue.line, issue.obj, issue.path)
-
-
-def topology_issues(case: Case) -> list[Issue]:
-    """Checks whose traffic names a service or client the case's topology does not run."""
-    issues: list[Issue] = []
-    for i, check in enumerate(case.checks):
-        host = urlsplit(check.send.url).hostname or ""
-        short = host.split(".")[0]
-        if case.topology.service(short) is None:
-            known = ", ".join(s.name for s in case.topology.services)
-            issues.append(Issue(f"no service {short!r} in this case's topology (services: {known}); add it under services:", case.file, check.line, f"case {case.name}", f"checks[{i}].send.url"))
-        if case.topology.client(check.send.client) is None:
-            issues.append(Issue(f"no client workload {check.send.client!r}; the topology has 'client'", case.file, check.line, f"case {case.name}", f"checks[{i}].send.from"))
-    return issues
 
 
 def case_json_schema() -> dict[str, Any]:

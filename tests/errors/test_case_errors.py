@@ -1,0 +1,214 @@
+"""Pinned user-facing messages of the case loader: file:line: case/object: field path: what is wrong; the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.case import load_case_file
+from harness.errors import CaseSyntaxError, ValidationError
+
+CHECK = '  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {status: 200}\n'
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Case files are written to a temp dir and named relative to it, as a user names them."""
+    monkeypatch.chdir(tmp_path)
+
+
+def issues(text: str, name: str = "case.yaml") -> list[str]:
+    Path(name).write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        load_case_file(name)
+    return [str(i) for i in info.value.issues]
+
+
+def syntax_error(text: str) -> str:
+    Path("case.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(CaseSyntaxError) as info:
+        load_case_file("case.yaml")
+    return str(info.value)
+
+
+def test_error_invalid_yaml_names_line_and_column() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"\n'
+    assert syntax_error(text) == "case.yaml:5, column 1: not valid YAML: expected ',' or '}', but got '<stream end>'"
+
+
+def test_error_tab_indentation_gives_the_hint() -> None:
+    assert syntax_error("name: a\nchecks:\n\t- name: c\n") == (
+        "case.yaml:3, column 1: not valid YAML: found character '\\t' that cannot start any token; "
+        "indent with spaces, not tabs"
+    )
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_error_empty_file(text: str) -> None:
+    assert syntax_error(text) == "case.yaml: empty file; a case needs a name and checks (see README, 'Writing cases')"
+
+
+def test_error_document_not_a_mapping() -> None:
+    assert issues("- name: a\n- name: b\n") == [
+        "case.yaml:1: expected a case (a mapping with name, config and checks), got a list; start the document with 'name:'"
+    ]
+
+
+def test_error_unknown_fields_suggest_the_closest() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/", concurency: 4}\n    expct: {status: 200}\n'
+    assert issues(text) == [
+        "case.yaml:3: case a: checks[0].expect: required field is missing; add expect (a mapping)",
+        "case.yaml:4: case a: checks[0].send.concurency: unknown field; did you mean concurrency?",
+        "case.yaml:5: case a: checks[0].expct: unknown field; did you mean expect?",
+    ]
+
+
+def test_error_unknown_top_level_field_without_close_match_lists_known() -> None:
+    assert issues("name: a\nzzz: 1\nchecks:\n" + CHECK) == [
+        "case.yaml:2: case a: zzz: unknown field; known fields here: about, checks, config, name, services"
+    ]
+
+
+def test_error_wrong_types_say_what_was_expected() -> None:
+    text = ('name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/", concurrency: lots}\n'
+            '    expect: {status: "200"}\n    alpha: high\n')
+    assert issues(text) == [
+        'case.yaml:4: case a: checks[0].send.concurrency: expected an integer, got "lots"',
+        'case.yaml:5: case a: checks[0].expect.status: expected a status code (200) or fractions '
+        '({200: 0.5, 503: 0.5}) (got "200")',
+        'case.yaml:6: case a: checks[0].alpha: expected a number, got "high"',
+    ]
+
+
+def test_error_name_must_be_a_string_quote_hint() -> None:
+    assert issues("name: 42\nchecks:\n" + CHECK) == ['case.yaml:1: name: expected a string, got 42; quote it: "42"']
+
+
+def test_error_bad_duration() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/", timeout: 5x}\n    expect: {status: 200}\n'
+    assert issues(text) == [
+        'case.yaml:4: case a: checks[0].send.timeout: not a valid duration (got "5x"); '
+        "use a number with a unit (ns, us, ms, s, m, h), e.g. 500ms, 1.5s, 1m30s"
+    ]
+
+
+def test_error_fractions_not_summing_to_one() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {version: {v1: 0.9, v2: 0.2}}\n'
+    assert issues(text) == [
+        "case.yaml:5: case a: checks[0].expect.version: fractions must add up to 1 (got 1.1); "
+        "list every category, e.g. {v1: 0.9, v2: 0.1}"
+    ]
+
+
+def test_error_fraction_above_one() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {status: {200: 90, 503: 10}}\n'
+    assert issues(text) == [
+        "case.yaml:5: case a: checks[0].expect.status: each fraction must be between 0 and 1 (got 200: 90); "
+        "write 0.9 for 90%"
+    ]
+
+
+def test_error_empty_expect() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {}\n'
+    assert issues(text) == [
+        "case.yaml:5: case a: checks[0].expect: nothing to check; add version or status "
+        "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})"
+    ]
+
+
+def test_error_check_without_send() -> None:
+    assert issues("name: a\nchecks:\n  - name: c\n    expect: {status: 200}\n") == [
+        "case.yaml:3: case a: checks[0].send: required field is missing; add send (a mapping)"
+    ]
+
+
+def test_error_case_without_checks() -> None:
+    assert issues("name: a\nchecks: []\n") == [
+        "case.yaml:2: case a: checks: a case needs at least one check (send + expect)"
+    ]
+
+
+def test_error_duplicate_check_names_point_at_the_second() -> None:
+    assert issues("name: a\nchecks:\n" + CHECK + CHECK) == [
+        "case.yaml:6: case a: checks[1].name: check name used twice (got 'c', first at line 3); give each check its own name"
+    ]
+
+
+def test_error_duplicate_case_names_point_at_the_second() -> None:
+    case = "name: a\nchecks:\n" + CHECK
+    assert issues(case + "---\n" + case) == [
+        "case.yaml:7: case a: name: case name used twice in one file (got 'a', first at line 1); give each case its own name"
+    ]
+
+
+def test_error_missing_referenced_manifest() -> None:
+    Path("cases").mkdir()
+    assert issues("name: a\nconfig:\n  - file: manifests/nope.yaml\nchecks:\n" + CHECK, "cases/a.yaml") == [
+        "cases/a.yaml:3: case a: config[0].file: no such file 'cases/manifests/nope.yaml'; paths are relative to the case file"
+    ]
+
+
+def test_error_url_without_host() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http:///x"}\n    expect: {status: 200}\n'
+    assert issues(text) == [
+        'case.yaml:4: case a: checks[0].send.url: expected a URL like "http://reviews:9080/path" (got "http:///x")'
+    ]
+
+
+def test_error_url_without_scheme() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send: {url: "reviews:9080/"}\n    expect: {status: 200}\n'
+    assert issues(text) == [
+        'case.yaml:4: case a: checks[0].send.url: expected a URL like "http://reviews:9080/path" (got "reviews:9080/")'
+    ]
+
+
+def test_error_url_names_a_service_not_in_the_topology() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://ratings.default:9080/"}\n    expect: {status: 200}\n'
+    assert issues(text) == [
+        "case.yaml:4: case a: checks[0].send.url: no service 'ratings' in this case's topology (services: reviews); "
+        "add it under services:"
+    ]
+
+
+def test_error_unknown_client_workload() -> None:
+    text = 'name: a\nchecks:\n  - name: c\n    send:\n      url: "http://reviews:9080/"\n      from: frontend\n    expect: {status: 200}\n'
+    assert issues(text) == [
+        "case.yaml:6: case a: checks[0].send.from: no client workload 'frontend' (clients: client); send from one of them"
+    ]
+
+
+def test_error_istio_object_in_config_uses_the_case_file_lines() -> None:
+    text = (
+        "name: a\nconfig:\n  - apiVersion: networking.istio.io/v1\n    kind: VirtualService\n"
+        "    metadata: {name: reviews}\n    spec:\n      hosts: [reviews]\n      http:\n"
+        "        - route: [{destination: {host: reviews}, weight: ninety}]\n          timeout: 5x\n"
+        "checks:\n" + CHECK
+    )
+    assert issues(text) == [
+        'case.yaml:9: VirtualService/reviews: spec.http[0].route[0].weight: expected an integer, got "ninety"',
+        'case.yaml:10: VirtualService/reviews: spec.http[0].timeout: not a valid duration (got "5x"); '
+        "use a number with a unit (ns, us, ms, s, m, h), e.g. 500ms, 1.5s, 1m30s",
+    ]
+
+
+def test_error_every_problem_is_reported_at_once_in_line_order() -> None:
+    text = (
+        "name: a\nconfig:\n  - file: nope.yaml\nchecks:\n"
+        '  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {version: {v1: 0.9, v2: 0.2}}\n'
+        "  - name: d\n    expect: {status: 200}\n"
+        '  - name: c\n    send: {url: "http://ratings:9080/", concurency: 2}\n    expect: {status: 200}\n'
+        '  - name: e\n    send: {url: "http://ratings:9080/"}\n    expect: {status: 200}\n'
+        "---\nname: b\nchecks: {}\n"
+    )
+    assert issues(text) == [
+        "case.yaml:3: case a: config[0].file: no such file 'nope.yaml'; paths are relative to the case file",
+        "case.yaml:7: case a: checks[0].expect.version: fractions must add up to 1 (got 1.1); "
+        "list every category, e.g. {v1: 0.9, v2: 0.1}",
+        "case.yaml:8: case a: checks[1].send: required field is missing; add send (a mapping)",
+        "case.yaml:10: case a: checks[2].name: check name used twice (got 'c', first at line 5); give each check its own name",
+        "case.yaml:11: case a: checks[2].send.concurency: unknown field; did you mean concurrency?",
+        "case.yaml:14: case a: checks[3].send.url: no service 'ratings' in this case's topology (services: reviews); "
+        "add it under services:",
+        "case.yaml:18: case b: checks: expected a list, got a mapping",
+    ]
