@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -349,7 +349,7 @@ def _stat(pid: int) -> list[str] | None:
     return text.rpartition(")")[2].split()
 
 
-def wait_all_gone(pids: dict[str, int], starts: dict[str, str], timeout: float, what: str) -> None:
+def wait_all_gone(pids: Mapping[str, int], starts: Mapping[str, str], timeout: float, what: str) -> None:
     """Poll until none of ``pids`` is alive; fail naming the survivors after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
