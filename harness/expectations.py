@@ -26,6 +26,9 @@ NO_RESPONSE = "error"
 
 
 def _version(obs: Observation) -> str:
+    """A request that got no response at all is not "Envoy answered": ``version: none`` must not pass on it."""
+    if not obs.status:
+        return NO_RESPONSE
     return obs.version or NO_VERSION
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Literal
 
 from harness.expectations import Expectation
 from harness.mesh.base import Observation
 from harness.settings import StatSettings
 from harness.stats.deterministic import AllDesign
-from harness.stats.fractions import FractionDecision, FractionDesign
+from harness.stats.fractions import CategoryEstimate, FractionDecision, FractionDesign
 from harness.stats.rule import Outcome
 
 VerdictOutcome = Literal["pass", "fail", "inconclusive"]
@@ -25,7 +26,8 @@ VerdictOutcome = Literal["pass", "fail", "inconclusive"]
 
 @dataclass(frozen=True)
 class Counterexample:
-    """The first response that broke an every-response expectation."""
+    """The first response that broke an every-response expectation. ``index`` is its position
+    (from 1) among the check's counted responses, across batches; ``request_id`` joins it to app logs."""
 
     index: int
     request_id: str
@@ -51,7 +53,7 @@ class Evidence:
     rule: str
     alpha: float
     power: float
-    delta: Mapping[str, float] = field(default_factory=dict)
+    delta: Mapping[str, float] = dataclasses.field(default_factory=dict)
     leak: float | None = None
     counterexample: Counterexample | None = None
 
@@ -102,11 +104,11 @@ class FractionJudge:
     def evidence(self) -> Evidence:
         decision = self.decision
         outcome: VerdictOutcome = "inconclusive"
-        cats: Sequence = ()
+        cats: Sequence[CategoryEstimate] = ()
         rule = f"undecided after {self.n} requests (budget {self.design.budget})"
         level = None
         if decision is not None and decision.outcome is not Outcome.CONTINUE:
-            outcome = decision.outcome.value  # type: ignore[assignment]
+            outcome = decision.outcome.value
             cats, rule, level = decision.categories, decision.rule, decision.level
         n = self.n
         return Evidence(
@@ -156,7 +158,7 @@ class EveryJudge:
             got = self.expectation.category(obs)
             self.counts[got] += 1
             if got != self.expectation.every:
-                self.counterexample = Counterexample(obs.index, obs.request_id, got, obs.status, obs.error)
+                self.counterexample = Counterexample(self.n, obs.request_id, got, obs.status, obs.error)
 
     def evidence(self) -> Evidence:
         n = self.n

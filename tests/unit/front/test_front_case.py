@@ -1,0 +1,112 @@
+"""Valid cases load into typed Cases with every field carried through; the JSON Schema is valid and admits the shipped cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from harness.case import case_json_schema, load_case_file
+from harness.cases_discovery import bundled_cases_dir, case_files
+from harness.expectations import Expectation
+from harness.settings import StatOverrides, StatSettings
+from harness.topology import DEFAULT_TOPOLOGY, Client, Service
+from tests.unit.front.front_builders import make_case
+
+FULL = """\
+name: full
+about: every field
+services:
+  reviews: {versions: [v1, v2, v3], replicas: {v2: 3}}
+config:
+  - apiVersion: networking.istio.io/v1
+    kind: VirtualService
+    metadata: {name: reviews}
+    spec:
+      hosts: [reviews]
+      http: [{route: [{destination: {host: reviews}}]}]
+checks:
+  - name: post with headers
+    about: explained
+    send:
+      url: "http://reviews:9080/items?x=1"
+      method: post
+      headers: {user: rui, x-b: "2"}
+      body: '{"a": 1}'
+      concurrency: 4
+      rate: 50
+      protocol: http
+      new_connection: true
+      timeout: 1.5s
+      from: client
+    expect: {version: {v1: 0.6, v2: 0.3, v3: 0.1}, status: 200}
+    alpha: 1.0e-4
+    delta: 0.02
+    power: 0.99
+    max_requests: 50000
+    leak: 0.01
+  - name: relative
+    send: {url: "http://reviews.default.svc.cluster.local:9080/"}
+    expect: {status: {200: 0.99, 503: 0.01}}
+    relative_delta: 0.5
+"""
+
+
+def test_case_round_trips_every_field() -> None:
+    case = make_case(FULL)
+    assert (case.name, case.about, case.file, case.line) == ("full", "every field", "case.yaml", 1)
+    assert case.topology.services == (Service("reviews", versions=("v1", "v2", "v3"), replicas=(("v2", 3),)),)
+    assert case.topology.clients == (Client(),)
+    assert [o.key for o in case.objects] == [("VirtualService", "default", "reviews")]
+    first, second = case.checks
+    assert (first.name, first.line, second.line) == ("post with headers", 13, 32)
+    send = first.send
+    assert (send.url, send.method, send.headers, send.body) == (
+        "http://reviews:9080/items?x=1", "POST", (("user", "rui"), ("x-b", "2")), b'{"a": 1}')
+    assert (send.concurrency, send.rate, send.protocol, send.new_connection, send.timeout_s, send.client) == (
+        4, 50, "http", True, 1.5, "client")
+    assert first.expectations == (
+        Expectation("version", fractions={"v1": 0.6, "v2": 0.3, "v3": 0.1}),
+        Expectation("status", every="200"),
+    )
+    assert first.overrides == StatOverrides(alpha=1e-4, delta=0.02, power=0.99, max_requests=50000, leak=0.01)
+    assert second.expectations == (Expectation("status", fractions={"200": 0.99, "503": 0.01}),)
+    assert second.overrides.over(StatSettings()) == StatSettings(relative_delta=0.5)
+
+
+def test_case_defaults_to_the_default_topology_and_send_defaults() -> None:
+    case = make_case('name: d\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {version: none}\n')
+    assert case.topology == DEFAULT_TOPOLOGY and case.objects == ()
+    send = case.checks[0].send
+    assert (send.method, send.headers, send.body, send.concurrency, send.rate, send.client) == ("GET", (), b"", 16, None, "client")
+    assert case.checks[0].expectations == (Expectation("version", every="none"),)
+
+
+def test_case_overrides_delta_clears_a_default_relative_delta() -> None:
+    base = StatSettings(relative_delta=0.5)
+    assert StatOverrides(delta=0.1).over(base) == StatSettings(delta=0.1, relative_delta=None)
+    assert StatOverrides(alpha=1e-3).over(base) == StatSettings(alpha=1e-3, relative_delta=0.5)
+
+
+def test_case_file_with_a_trailing_separator_and_a_referenced_manifest(tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "dr.yaml").write_text(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews}\n")
+    path = tmp_path / "c.yaml"
+    path.write_text('name: c\nconfig: [{file: manifests/dr.yaml}]\nchecks:\n'
+                    '  - {name: x, send: {url: "http://reviews:9080/"}, expect: {status: 200}}\n---\n')
+    (case,) = load_case_file(path)
+    assert [o.key for o in case.objects] == [("DestinationRule", "default", "reviews")]
+
+
+def test_case_json_schema_is_valid_and_admits_every_shipped_case() -> None:
+    schema = case_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    files = case_files([bundled_cases_dir()])
+    assert len(files) >= 7
+    for path in files:
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            assert list(validator.iter_errors(doc)) == [], path
+    assert not validator.is_valid({"name": "x", "checks": [{"name": "c", "send": {"url": "u", "concurency": 1}, "expect": {}}]})
