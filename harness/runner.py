@@ -44,6 +44,7 @@ def run_case(
     *,
     select: Callable[[Check], bool] = lambda _c: True,
     check_deadline_s: float = 300.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[CheckResult]:
     """Run the selected checks of ``case``; config is applied once for the case and always reverted.
 
@@ -53,23 +54,33 @@ def run_case(
     checks = [c for c in case.checks if select(c)]
     if not checks:
         return []
-    started = time.monotonic()
+    started = clock()
     try:
         mesh.deploy(case.topology)
         token = mesh.apply(case.objects)
     except HarnessError as exc:
-        return [_error(case, c, exc, time.monotonic() - started) for c in checks]
+        return [_error(case, c, exc, clock() - started) for c in checks]
     try:
-        return [run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s) for c in checks]
+        return [run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s, clock=clock) for c in checks]
     finally:
         mesh.revert(token)
 
 
 def run_check(
-    mesh: Mesh, case: Case, check: Check, settings: StatSettings, config_version: int, *, deadline_s: float = 300.0
+    mesh: Mesh,
+    case: Case,
+    check: Check,
+    settings: StatSettings,
+    config_version: int,
+    *,
+    deadline_s: float = 300.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> CheckResult:
-    """Send batches until every judge decides; only responses served by ``config_version`` count."""
-    started = time.monotonic()
+    """Send batches until every judge decides; only responses served by ``config_version`` count.
+
+    ``clock`` is the time source of the deadline (a parameter so that tests can move time).
+    """
+    started = clock()
     try:
         judges = make_judges(check.expectations, check.overrides.over(settings))
     except ValueError as exc:  # e.g. max_requests below what alpha and power need
@@ -80,24 +91,39 @@ def run_check(
             count = requests_needed(judges)
             if count == 0:
                 break
-            remaining = deadline_s - (time.monotonic() - started)
+            remaining = deadline_s - (clock() - started)
             if remaining <= 0:
-                raise SyncTimeout(f"check {check.name!r}: no verdict within {deadline_s:.0f}s")
+                raise SyncTimeout(
+                    f"check {check.name!r}: no verdict within {deadline_s:g}s "
+                    f"({_progress(judges, stale)}); raise the deadline or check that the mesh answers"
+                )
             batch = mesh.send(replace(check.send, count=count, deadline_s=min(check.send.deadline_s, remaining)))
             fresh = [o for o in batch if _served_by(o, config_version)]
             stale += len(batch) - len(fresh)
             if stale > MAX_STALE:
                 raise SyncTimeout(
-                    f"check {check.name!r}: {stale} responses came from an older config than version {config_version}"
+                    f"check {check.name!r}: {stale} responses came from another config than version "
+                    f"{config_version} (more than {MAX_STALE}); a proxy did not take the applied config"
                 )
             _feed(judges, fresh)
+        else:
+            if requests_needed(judges):
+                raise SyncTimeout(
+                    f"check {check.name!r}: no verdict after {MAX_BATCHES} batches ({_progress(judges, stale)}); "
+                    "the mesh keeps answering fewer requests than asked"
+                )
     except HarnessError as exc:
-        return _error(case, check, exc, time.monotonic() - started)
+        return _error(case, check, exc, clock() - started)
     result = verdict(judges)
     return CheckResult(
         case.name, check.name, case.file, check.line, result.outcome, result, result.requests, stale,
-        time.monotonic() - started,
+        clock() - started,
     )
+
+
+def _progress(judges: Sequence[Judge], stale: int) -> str:
+    counted = max((j.n for j in judges), default=0)
+    return f"{counted} responses counted, {stale} stale"
 
 
 def _served_by(obs: Observation, config_version: int) -> bool:

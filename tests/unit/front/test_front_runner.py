@@ -1,0 +1,220 @@
+"""The send/judge loop against the fake mesh: verdicts, stale responses, bounds, and revert.
+
+Statistical outcomes here are deterministic: the fake mesh draws from a seeded random.Random.
+The comment on each such test also states the chance of the wrong outcome for an arbitrary seed,
+computed exactly from the design (``FractionDesign.operating``), so a seed change cannot make it flaky.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from harness.errors import ConfigRejected, SyncTimeout
+from harness.mesh.base import Observation, SendSpec
+from harness.mesh.fake import FakeMesh, Handler, Reply, draw
+from harness.runner import MAX_BATCHES, MAX_STALE, run_case, run_check
+from harness.settings import StatSettings
+from harness.stats.fractions import FractionDesign
+from tests.unit.front.front_builders import make_case, make_case_text, make_check
+
+SETTINGS = StatSettings()
+
+
+def one_check_case(expect: str, extra: str = "") -> str:
+    return make_case_text(make_check("the check", expect, extra=extra))
+
+
+@pytest.mark.parametrize(
+    ("expect", "handler"),
+    [
+        ("{version: {v1: 0.9, v2: 0.1}}", draw({"v1": 0.9, "v2": 0.1})),
+        ("{status: {200: 0.5, 503: 0.5}}", draw(statuses={200: 0.5, 503: 0.5})),
+        ("{version: v2, status: 200}", draw({"v2": 1.0})),
+        ("{version: none, status: 404}", draw({None: 1.0}, {404: 1.0})),
+        ("{version: {v1: 0.5, v2: 0.5}, status: 200}", draw({"v1": 0.5, "v2": 0.5})),
+    ],
+)
+def test_runner_correct_mesh_passes_each_expectation_kind(expect: str, handler: Handler) -> None:
+    # Deterministic (seed 7). For any seed a correct mesh fails or is inconclusive with probability
+    # at most alpha = 1e-6 per fractional check (the design's guarantee); every-response checks cannot fail.
+    case = make_case(one_check_case(expect))
+    mesh = FakeMesh(handler, seed=7)
+    (result,) = run_case(mesh, case, SETTINGS)
+    assert (result.outcome, result.error, result.stale) == ("pass", None, 0)
+    assert result.verdict is not None and result.requests == result.verdict.requests
+    assert result.requests == sum(s.count for s in mesh.sent)
+    assert all(s.url == "http://reviews:9080/" for s in mesh.sent)
+
+
+def test_runner_broken_split_fails() -> None:
+    design = FractionDesign.plan({"v1": 0.9, "v2": 0.1})
+    # Deterministic (seed 7). For any seed, a 70/30 mesh passes a 90/10 check with probability:
+    assert design.operating({"v1": 0.7, "v2": 0.3}).p_pass < 1e-18
+    case = make_case(one_check_case("{version: {v1: 0.9, v2: 0.1}}"))
+    (result,) = run_case(FakeMesh(draw({"v1": 0.7, "v2": 0.3}), seed=7), case, SETTINGS)
+    assert result.outcome == "fail" and result.verdict is not None
+    (evidence,) = result.verdict.evidence
+    assert evidence.n == design.looks[0]
+    assert evidence.observed["v2"] == pytest.approx(0.3, abs=0.06)
+
+
+def test_runner_every_response_check_fails_on_the_first_leak() -> None:
+    replies = iter([Reply(version="v2")] * 20 + [Reply(version="v1")])
+    case = make_case(one_check_case("{version: v2}"))
+    (result,) = run_case(FakeMesh(lambda spec, rng: next(replies, Reply(version="v2"))), case, SETTINGS)
+    assert result.outcome == "fail" and result.verdict is not None
+    example = result.verdict.evidence[0].counterexample
+    assert example is not None and (example.index, example.request_id, example.got) == (21, "fake-20", "v1")
+
+
+def stale_first(stale: int, then: Handler) -> Handler:
+    """The first ``stale`` replies come from the previous config version, then ``then`` answers."""
+    sent = iter(range(stale))
+
+    def handler(spec: SendSpec, rng: random.Random) -> Reply:
+        return Reply(version="v2", stale=True) if next(sent, None) is not None else then(spec, rng)
+
+    return handler
+
+
+def test_runner_stale_responses_are_not_counted_and_are_resent() -> None:
+    case = make_case(one_check_case("{version: v2}"))
+    mesh = FakeMesh(stale_first(50, draw({"v2": 1.0})))
+    (result,) = run_case(mesh, case, SETTINGS)
+    assert (result.outcome, result.stale, result.requests) == ("pass", 50, 135)
+    assert [s.count for s in mesh.sent] == [135, 50]
+
+
+def test_runner_unstamped_local_replies_are_counted() -> None:
+    case = make_case(one_check_case("{status: 404}"))
+    (result,) = run_case(FakeMesh(lambda spec, rng: Reply(status=404, version=None, stamped=False)), case, SETTINGS)
+    assert (result.outcome, result.stale) == ("pass", 0)
+
+
+def test_runner_error_when_stale_responses_exceed_the_bound() -> None:
+    case = make_case(one_check_case("{version: v2}"))
+    mesh = FakeMesh(lambda spec, rng: Reply(version="v2", stale=True))
+    (result,) = run_case(mesh, case, SETTINGS)
+    batches = MAX_STALE // 135 + 1
+    assert (result.outcome, result.verdict, len(mesh.sent)) == ("error", None, batches)
+    assert result.error == (
+        f"check 'the check': {batches * 135} responses came from another config than version 1 "
+        f"(more than {MAX_STALE}); a proxy did not take the applied config"
+    )
+    assert len(mesh.reverted) == 1
+
+
+class SlowClock:
+    """A clock that the fake mesh moves forward by ``per_batch`` seconds on every send."""
+
+    def __init__(self, per_batch: float) -> None:
+        self.now = 1000.0
+        self.per_batch = per_batch
+
+    def __call__(self) -> float:
+        return self.now
+
+    def handler(self, then: Handler) -> Handler:
+        def handler(spec: SendSpec, rng: random.Random) -> Reply:
+            self.now += self.per_batch / spec.count  # the batch's requests share the move
+            return then(spec, rng)
+
+        return handler
+
+
+def test_runner_error_when_the_deadline_passes() -> None:
+    clock = SlowClock(per_batch=200.0)
+    case = make_case(one_check_case("{version: v2}"))
+    mesh = FakeMesh(clock.handler(stale_first(10_000, draw({"v2": 1.0}))))
+    (result,) = run_case(mesh, case, SETTINGS, check_deadline_s=300.0, clock=clock)
+    assert len(mesh.sent) == 2
+    assert mesh.sent[1].deadline_s == pytest.approx(100.0)
+    assert result.outcome == "error"
+    assert result.error == (
+        "check 'the check': no verdict within 300s (0 responses counted, 270 stale); "
+        "raise the deadline or check that the mesh answers"
+    )
+
+
+class Silent(FakeMesh):
+    """A mesh whose batches come back empty (every request dropped without a record)."""
+
+    def send(self, spec: SendSpec) -> list[Observation]:
+        super().send(spec)
+        return []
+
+
+def test_runner_error_when_batches_run_out() -> None:
+    case = make_case(one_check_case("{version: v2}"))
+    mesh = Silent()
+    (result,) = run_case(mesh, case, SETTINGS)
+    assert (result.outcome, len(mesh.sent)) == ("error", MAX_BATCHES)
+    assert result.error == (
+        f"check 'the check': no verdict after {MAX_BATCHES} batches (0 responses counted, 0 stale); "
+        "the mesh keeps answering fewer requests than asked"
+    )
+
+
+def test_runner_error_when_max_requests_is_below_the_design() -> None:
+    case = make_case(one_check_case("{version: {v1: 0.9, v2: 0.1}}", extra="max_requests: 10"))
+    mesh = FakeMesh()
+    (result,) = run_case(mesh, case, SETTINGS)
+    assert result.outcome == "error" and result.error is not None
+    assert result.error.startswith("max_requests=10 is too small")
+    assert mesh.sent == [] and len(mesh.reverted) == 1
+
+
+def test_runner_reverts_after_the_case_even_when_a_check_errors() -> None:
+    text = make_case_text(make_check("first", "{version: v2}"), make_check("second", "{version: v2}"))
+    case = make_case(text)
+
+    def handler(spec: SendSpec, rng: random.Random) -> Reply:
+        raise SyncTimeout("node client.default: no response")
+
+    mesh = FakeMesh(handler)
+    results = run_case(mesh, case, SETTINGS)
+    assert [(r.check, r.outcome, r.error) for r in results] == [
+        ("first", "error", "node client.default: no response"),
+        ("second", "error", "node client.default: no response"),
+    ]
+    assert mesh.deployed == [case.topology]
+    assert mesh.applied == [case.objects]
+    assert [t.version for t in mesh.reverted] == [1] and mesh.objects == ()
+
+
+def test_runner_reverts_even_when_a_check_raises_a_bug() -> None:
+    case = make_case(one_check_case("{version: v2}"))
+
+    def handler(spec: SendSpec, rng: random.Random) -> Reply:
+        raise RuntimeError("bug")
+
+    mesh = FakeMesh(handler)
+    with pytest.raises(RuntimeError, match="bug"):
+        run_case(mesh, case, SETTINGS)
+    assert len(mesh.reverted) == 1
+
+
+def test_runner_apply_error_marks_every_selected_check() -> None:
+    text = make_case_text(make_check("a", "{version: v2}"), make_check("b", "{version: v2}"))
+    mesh = FakeMesh(fail_apply=ConfigRejected("client.default", "RouteConfiguration", "2", "bad regex"))
+    results = run_case(mesh, make_case(text), SETTINGS, select=lambda c: c.name == "b")
+    assert [(r.check, r.outcome) for r in results] == [("b", "error")]
+    assert results[0].error is not None and results[0].error.startswith("Envoy node client.default rejected RouteConfiguration")
+    assert mesh.reverted == [] and mesh.sent == []
+
+
+def test_runner_nothing_selected_applies_nothing() -> None:
+    mesh = FakeMesh()
+    assert run_case(mesh, make_case(one_check_case("{version: v2}")), SETTINGS, select=lambda c: False) == []
+    assert (mesh.deployed, mesh.applied) == ([], [])
+
+
+def test_run_check_counts_only_the_given_config_version() -> None:
+    case = make_case(one_check_case("{version: v2}"))
+    mesh = FakeMesh(draw({"v2": 1.0}))
+    mesh.apply(case.objects)
+    mesh.apply(case.objects)  # version 2 is in force; replies are stamped "2"
+    result = run_check(mesh, case, case.checks[0], SETTINGS, config_version=2)
+    assert (result.outcome, result.stale) == ("pass", 0)
