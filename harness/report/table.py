@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -19,7 +20,7 @@ def render_table(results: Sequence[CheckResult], console: Console) -> None:
         table.add_column(column, overflow="fold")
     for r in results:
         style = _STYLE.get(r.outcome, "")
-        if r.verdict is None:
+        if r.verdict is None or not r.verdict.evidence:
             table.add_row(r.case, r.check, f"[{style}]{r.outcome}[/]", "0", r.error or "", "")
             continue
         for i, e in enumerate(r.verdict.evidence):
@@ -43,6 +44,13 @@ def observed_vs_expected(e: Evidence) -> str:
 def interval_text(e: Evidence) -> str:
     if not e.intervals:
         return e.rule
-    level = f"{e.level:.4%} " if e.level is not None else ""
+    level = f"{level_percent(e.level)} " if e.level is not None else ""
     spans = ", ".join(f"{k} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in e.intervals.items() if e.expected.get(k, 0) > 0 or e.observed.get(k))
     return f"{level}{spans}; ±{max(e.delta.values(), default=0):.3g} at alpha {e.alpha:g}"
+
+
+def level_percent(level: float) -> str:
+    """``99.975%``, ``99.99999938%``: two significant digits of the miss, so a level below 1 never reads as 100%."""
+    miss = 100.0 * (1.0 - level)
+    decimals = max(0, 1 - math.floor(math.log10(miss))) if miss > 0 else 0
+    return f"{100.0 - miss:.{decimals}f}".rstrip("0").rstrip(".") + "%"
