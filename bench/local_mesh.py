@@ -1,0 +1,130 @@
+"""The local mesh as a case run sees it: start-up, apply -> ACK, and traffic throughput.
+
+Measures, on this machine, with real Envoy and the echo apps of the default topology:
+
+* start: ``LocalMesh().start()`` + ``deploy(DEFAULT_TOPOLOGY)`` (control plane, three apps, one Envoy
+  up to its first ACK), ``--starts`` times, each in a fresh mesh;
+* apply -> ACK: ``mesh.apply()`` of a VirtualService that alternates between v1 and v2, until it
+  returns (translate, push, every type ACKed), ``--applies`` times;
+* ForwardEcho throughput: one ``mesh.send()`` batch of ``--count`` requests at ``--concurrency``
+  through the client's sidecar, against the same batch from the same client app sent straight to
+  the v1 app's port (no Envoy), in the same run. req/s counts the whole call as a check sees it
+  (the control call, the batch, shipping the records back, building Observations).
+
+Prints a table of medians / p95 / max. Nothing is asserted.
+
+Run from the repository root:  python bench/local_mesh.py [--starts 3] [--applies 50] [--count 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness.istio.load import load_objects  # noqa: E402
+from harness.istio.model import IstioObject  # noqa: E402
+from harness.mesh.base import Observation, SendSpec  # noqa: E402
+from harness.mesh.local.apps import ControlClient  # noqa: E402
+from harness.mesh.local.mesh import LocalMesh  # noqa: E402
+from harness.topology import DEFAULT_TOPOLOGY  # noqa: E402
+from harness.yamlsource import load_documents  # noqa: E402
+
+SUBSETS = Path(__file__).resolve().parent.parent / "cases" / "manifests" / "reviews-subsets.yaml"
+URL = "http://reviews:9080/"
+
+
+def route_all_to(subset: str) -> list[IstioObject]:
+    text = SUBSETS.read_text() + f"""
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews}}
+spec:
+  hosts: [reviews]
+  http: [{{route: [{{destination: {{host: reviews, subset: {subset}}}}}]}}]
+"""
+    return load_objects(load_documents(text, "<bench>"))
+
+
+def summary(name: str, unit: str, values: Sequence[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return (f"{name:<34} {statistics.median(ordered):>9.1f} {p95:>9.1f} {ordered[-1]:>9.1f}  {unit}"
+            f"  (n={len(ordered)})")
+
+
+def start_times(starts: int) -> list[float]:
+    out = []
+    for _ in range(starts):
+        began = time.perf_counter()
+        with LocalMesh() as mesh:
+            mesh.deploy(DEFAULT_TOPOLOGY)
+            out.append((time.perf_counter() - began) * 1e3)
+    return out
+
+
+def apply_times(mesh: LocalMesh, applies: int) -> list[float]:
+    configs = [route_all_to("v1"), route_all_to("v2")]
+    out = []
+    for i in range(applies):
+        began = time.perf_counter()
+        mesh.apply(configs[i % 2])
+        out.append((time.perf_counter() - began) * 1e3)
+    return out
+
+
+def throughput(sender: ControlClient | LocalMesh, spec: SendSpec, connect_to: str | None) -> tuple[float, float, int]:
+    """(req/s, median latency ms, non-200 count) of one batch; ``connect_to`` only for a ControlClient."""
+    began = time.perf_counter()
+    records: list[Observation] = (
+        sender.send(spec) if isinstance(sender, LocalMesh) else sender.forward(spec, connect_to=connect_to)
+    )
+    elapsed = time.perf_counter() - began
+    errors = sum(1 for o in records if o.status != 200)
+    return len(records) / elapsed, statistics.median(o.latency_s for o in records) * 1e3, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--applies", type=int, default=50)
+    parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    starts = start_times(args.starts)
+    with LocalMesh() as mesh:
+        mesh.deploy(DEFAULT_TOPOLOGY)
+        info = mesh.info()
+        applies = apply_times(mesh, args.applies)
+        mesh.apply(route_all_to("v1"))
+        ports = mesh.inventory().ports
+        spec = SendSpec(url=URL, count=args.count, concurrency=args.concurrency, deadline_s=300.0)
+        direct = ControlClient(ports["client/control"], "client")
+        try:
+            warm = SendSpec(url=URL, count=500, concurrency=args.concurrency)
+            mesh.send(warm)
+            direct.forward(warm, connect_to=f"127.0.0.1:{ports['reviews-v1-0/http']}")
+            via_envoy = throughput(mesh, spec, None)
+            straight = throughput(direct, spec, f"127.0.0.1:{ports['reviews-v1-0/http']}")
+        finally:
+            direct.close()
+
+    print(f"local mesh, Envoy {info.envoy_version}, emulating Istio {info.istio_version}")
+    print(f"{'':<34} {'median':>9} {'p95':>9} {'max':>9}")
+    print(summary("start + deploy default topology", "ms", starts))
+    print(summary("apply -> every sidecar ACKed", "ms", applies))
+    print(f"\nForwardEcho, {args.count} requests at concurrency {args.concurrency}:")
+    print(f"{'':<34} {'req/s':>9} {'p50 ms':>9} {'non-200':>9}")
+    for name, (rate, p50, errors) in (("through Envoy (mesh.send)", via_envoy), ("direct to reviews-v1-0", straight)):
+        print(f"{name:<34} {rate:>9.0f} {p50:>9.2f} {errors:>9}")
+
+
+if __name__ == "__main__":
+    main()
