@@ -53,4 +53,5 @@ def level_percent(level: float) -> str:
     """``99.975%``, ``99.99999938%``: two significant digits of the miss, so a level below 1 never reads as 100%."""
     miss = 100.0 * (1.0 - level)
     decimals = max(0, 1 - math.floor(math.log10(miss))) if miss > 0 else 0
-    return f"{100.0 - miss:.{decimals}f}".rstrip("0").rstrip(".") + "%"
+    text = f"{100.0 - miss:.{decimals}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
