@@ -27,13 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.istio.load import load_objects  # noqa: E402
-from harness.istio.model import IstioObject  # noqa: E402
-from harness.mesh.base import Observation, SendSpec  # noqa: E402
-from harness.mesh.local.apps import ControlClient  # noqa: E402
-from harness.mesh.local.mesh import LocalMesh  # noqa: E402
-from harness.topology import DEFAULT_TOPOLOGY  # noqa: E402
-from harness.yamlsource import load_documents  # noqa: E402
+from harness.istio.load import load_objects
+from harness.istio.model import IstioObject
+from harness.mesh.base import Observation, SendSpec
+from harness.mesh.local.apps import ControlClient
+from harness.mesh.local.mesh import LocalMesh
+from harness.topology import DEFAULT_TOPOLOGY
+from harness.yamlsource import load_documents
 
 SUBSETS = Path(__file__).resolve().parent.parent / "cases" / "manifests" / "reviews-subsets.yaml"
 URL = "http://reviews:9080/"
