@@ -11,16 +11,18 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
 
-from harness.case import Case, load_case_file
+from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseError, HarnessError, ValidationError
 from harness.istio.validate import validate_objects
+from harness.mesh.base import Mesh
 from harness.report.result import result_document, write_result
 from harness.report.table import render_table
 from harness.runner import CheckResult, run_case
@@ -29,10 +31,17 @@ from harness.settings import StatSettings
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_MESH = 0, 1, 2, 3
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+MeshFactory = Callable[[argparse.Namespace], AbstractContextManager[Mesh]]
+"""Opens the mesh for ``run`` from the parsed options; the context manager closes it."""
+
+
+def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None = None) -> int:
+    """Run one command; returns the exit code. ``mesh_factory`` replaces the local mesh (tests pass
+    a ``FakeMesh`` here; a kind or cluster mesh will be chosen by ``--mesh``)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    args.open_mesh = mesh_factory or open_local_mesh
+    previous = signal.signal(signal.SIGTERM, _terminate)
     console = Console(stderr=False)
     errors = Console(stderr=True)
     try:
@@ -48,6 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted; everything the harness started has been stopped")
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def open_local_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
+    """The local mesh with the ``run`` options (imports grpc and protos: only when needed)."""
+    from harness.mesh.local.mesh import LocalMesh
+    from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
+
+    return LocalMesh(envoy_binary=args.envoy_binary, istio_version=args.istio_version or DEFAULT_ISTIO_VERSION)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -113,22 +132,17 @@ def load_cases(paths: Sequence[str]) -> list[Case]:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from harness.mesh.local.mesh import (
-        LocalMesh,  # imports grpc and protos: only when needed
-    )
-    from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
-
     cases = load_cases(args.paths)
     _check_istio_rules(cases, console)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     needle = (args.select or "").lower()
     started = time.monotonic()
     results: list[CheckResult] = []
-    with LocalMesh(envoy_binary=args.envoy_binary, istio_version=args.istio_version or DEFAULT_ISTIO_VERSION) as mesh:
+    with args.open_mesh(args) as mesh:
         info = mesh.info()
-        console.print(f"local mesh: Envoy {info.envoy_version}, emulating Istio {info.istio_version}")
+        console.print(f"{info.kind} mesh: Envoy {info.envoy_version}, emulating Istio {info.istio_version}")
         for case in cases:
-            results.extend(run_case(mesh, case, settings, select=lambda c, case=case: needle in f"{case.name} {c.name}".lower()))
+            results.extend(run_case(mesh, case, settings, select=_matching(case, needle)))
     render_table(results, console)
     if args.json_path:
         write_result(args.json_path, result_document(results, info, settings, time.monotonic() - started))
@@ -136,6 +150,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"no checks matched -k {args.select!r}" if args.select else "no checks found")
         return EXIT_INVALID
     return EXIT_OK if all(r.outcome == "pass" for r in results) else EXIT_FAILED
+
+
+def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
+    """``-k``: checks whose "case check" name contains ``needle`` (lower case)."""
+    return lambda check: needle in f"{case.name} {check.name}".lower()
 
 
 def _check_istio_rules(cases: Sequence[Case], console: Console) -> None:

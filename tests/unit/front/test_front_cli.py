@@ -1,0 +1,161 @@
+"""``mesh-harness`` in-process: exit codes, messages on stderr without tracebacks, explain and schema.
+
+Traffic comes from the fake mesh through ``main(..., mesh_factory=...)``; every run is seeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness.case import case_json_schema
+from harness.cli import EXIT_FAILED, EXIT_INVALID, EXIT_MESH, EXIT_OK, main
+from harness.errors import ProcessError
+from harness.mesh.fake import FakeMesh, Handler, draw
+from tests.unit.front.front_builders import make_case_text, make_check, write_cases
+
+SHIPPED = Path(__file__).resolve().parents[3] / "cases"
+
+
+def fake(handler: Handler, made: list[FakeMesh] | None = None) -> Callable[[argparse.Namespace], FakeMesh]:
+    def factory(args: argparse.Namespace) -> FakeMesh:
+        mesh = FakeMesh(handler, seed=11)
+        if made is not None:
+            made.append(mesh)
+        return mesh
+
+    return factory
+
+
+@pytest.fixture
+def split_case(tmp_path: Path) -> Path:
+    text = make_case_text(
+        make_check("split", "{version: {v1: 0.9, v2: 0.1}}"),
+        make_check("all ok", "{status: 200}"),
+        name="canary",
+    )
+    return write_cases(tmp_path, "canary.yaml", text)
+
+
+def test_cli_run_passes_on_a_correct_mesh_and_writes_json(
+    split_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Seeded (11): deterministic. For any seed, P(this correct mesh fails) <= alpha = 1e-6 (design guarantee).
+    made: list[FakeMesh] = []
+    out = tmp_path / "result.json"
+    code = main(["run", str(split_case), "--json", str(out)], mesh_factory=fake(draw({"v1": 0.9, "v2": 0.1}), made))
+    printed = capsys.readouterr()
+    assert code == EXIT_OK, printed
+    assert "local mesh: Envoy fake, emulating Istio fake" in printed.out and "2 pass" in printed.out
+    doc = json.loads(out.read_text())
+    assert [c["outcome"] for c in doc["checks"]] == ["pass", "pass"] and doc["schema_version"] == 1
+    assert made[0].closed and len(made[0].reverted) == 1
+
+
+def test_cli_run_fails_on_a_broken_mesh(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A 70/30 mesh passes a 90/10 check with probability < 1e-18 (exact, test_runner_broken_split_fails).
+    code = main(["run", str(split_case)], mesh_factory=fake(draw({"v1": 0.7, "v2": 0.3})))
+    assert code == EXIT_FAILED
+    assert "1 pass, 1 fail" in capsys.readouterr().out
+
+
+def test_cli_run_k_selects_checks_and_no_match_is_invalid(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    made: list[FakeMesh] = []
+    assert main(["run", str(split_case), "-k", "ALL OK"], mesh_factory=fake(draw(), made)) == EXIT_OK
+    assert {s.url for s in made[0].sent} == {"http://reviews:9080/"} and len(made[0].sent) == 1
+    assert main(["run", str(split_case), "-k", "nothing"], mesh_factory=fake(draw())) == EXIT_INVALID
+    assert "no checks matched -k 'nothing'" in capsys.readouterr().out
+
+
+def test_cli_run_mesh_that_cannot_start_exits_3(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(args: argparse.Namespace) -> FakeMesh:
+        raise ProcessError("envoy exited with code 1: bind: address in use")
+
+    assert main(["run", str(split_case)], mesh_factory=broken) == EXIT_MESH
+    err = capsys.readouterr().err
+    assert "mesh error" in err and "envoy exited with code 1: bind: address in use" in err
+    assert "Traceback" not in err
+
+
+def test_cli_run_invalid_case_applies_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    made: list[FakeMesh] = []
+    (tmp_path / "bad.yaml").write_text('name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {}\n')
+    assert main(["run", str(tmp_path)], mesh_factory=fake(draw(), made)) == EXIT_INVALID
+    assert made == []
+    assert "checks[0].expect: nothing to check" in capsys.readouterr().err
+
+
+def test_cli_validate_shipped_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SHIPPED)]) == EXIT_OK
+    assert capsys.readouterr().out.strip().endswith("checks: valid")
+
+
+def test_cli_validate_broken_case_exits_2_with_the_issue_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/", concurency: 4}\n    expect: {status: 200}\n')
+    assert main(["validate", str(bad)]) == EXIT_INVALID
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.splitlines() == [
+        "invalid input (nothing was applied)",
+        f"{bad}:4: case a: checks[0].send.concurency: unknown field; did you mean concurrency?",
+    ]
+
+
+def test_cli_validate_runs_istio_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = ("  - apiVersion: networking.istio.io/v1\n    kind: VirtualService\n    metadata: {name: reviews}\n"
+              "    spec:\n      hosts: [reviews]\n      http:\n        - route:\n"
+              "            - {destination: {host: reviews}, weight: -5}\n")
+    path = tmp_path / "negative.yaml"
+    path.write_text(make_case_text(make_check("c", "{status: 200}"), config=config))
+    assert main(["validate", str(path)]) == EXIT_INVALID
+    err = capsys.readouterr().err
+    assert f"{path}:10: VirtualService/reviews: spec.http[0].route[0].weight: must not be negative (got -5)" in err
+    assert "Traceback" not in err
+
+
+def test_cli_validate_missing_path(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "no/such/dir"]) == EXIT_INVALID
+    assert "no/such/dir: no such file or directory" in capsys.readouterr().err
+
+
+def test_cli_explain_names_routes_and_clusters(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", str(SHIPPED / "canary.yaml")]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "case canary-90-10" in out
+    assert "outbound|9080|v1|reviews.default.svc.cluster.local" in out
+    assert "outbound|9080|v2|reviews.default.svc.cluster.local" in out
+    assert "route config '9080'" in out
+
+
+def test_cli_explain_json_and_unknown_case_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", str(SHIPPED / "canary.yaml"), "--name", "even-split", "--json"]) == EXIT_OK
+    resources = json.loads(capsys.readouterr().out)
+    assert set(resources) == {"clusters", "endpoints", "listeners", "routes"}
+    assert main(["explain", str(SHIPPED / "canary.yaml"), "--name", "nope"]) == EXIT_INVALID
+    assert "no case named 'nope' (cases in this file: canary-90-10, even-split)" in capsys.readouterr().err
+
+
+def test_cli_schema_prints_a_valid_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == EXIT_OK
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema == case_json_schema() and schema["title"] == "mesh-harness case"
+
+
+def test_cli_restores_the_sigterm_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    main(["schema"])
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_cli_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2 and "invalid choice: 'frobnicate'" in capsys.readouterr().err
