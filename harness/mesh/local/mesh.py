@@ -183,7 +183,7 @@ class LocalMesh:
                 to_start = {n: sv for n, sv in wanted.items() if n not in self._apps}
                 self._start_processes(to_start, [c for c in topology.clients if c.name not in self._clients])
                 self._topology = topology
-                self._push(self._objects)
+                self._push(self._objects, topology_changed=True)
             finally:
                 _run_all(p.stop for p in leaving)
 
@@ -266,8 +266,12 @@ class LocalMesh:
             self._sidecars[client.name] = sidecar
             sidecar.start()  # it turns ready once its first config is ACKed (see _push)
 
-    def _push(self, objects: dict[tuple[str, str, str], IstioObject]) -> None:
-        """Translate for every sidecar, push as the next version, wait for ACKs; roll back on NACK."""
+    def _push(self, objects: dict[tuple[str, str, str], IstioObject], *, topology_changed: bool = False) -> None:
+        """Translate for every sidecar, push as the next version, wait for ACKs; roll back on NACK.
+
+        Listeners depend on the topology only (translate/listeners.py), so their bound ports are
+        read back from Envoy's admin API after a deploy, not after every apply.
+        """
         assert self._topology is not None and self._control is not None
         version = self._version + 1
         resources = {name: self._translate(name, objects, version) for name in self._sidecars}  # may raise: nothing pushed
@@ -282,6 +286,8 @@ class LocalMesh:
             self._control.wait_synced(nodes, str(rollback), self._sync_timeout_s)
             raise
         self._objects = dict(objects)
+        if not topology_changed:
+            return
         for name, sidecar in self._sidecars.items():
             sidecar.wait_ready(READY_TIMEOUT_S)
             self._listener_ports[name] = _ports_by_service_port(sidecar.listener_ports())
