@@ -25,9 +25,9 @@ import pytest
 
 from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import CASE_SUFFIXES, looks_like_case
-from harness.errors import CaseError, HarnessError, ValidationError
+from harness.errors import CaseError, HarnessError, Issue, ValidationError
 from harness.istio.model import IstioObject
-from harness.mesh.base import Mesh, Observation, SendSpec, SyncToken
+from harness.mesh.base import Mesh, MeshInfo, Observation, SendSpec, SyncToken
 from harness.report.result import result_document, write_result
 from harness.report.table import interval_text, observed_vs_expected
 from harness.runner import CheckResult, run_check
@@ -47,6 +47,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--power", type=float, default=d.power, help="chance a deviation of delta is caught")
     group.addoption("--max-requests", type=int, default=None, help="cap on requests per check")
     group.addoption("--mesh-json", default=None, metavar="FILE", help="write the cases' result document here")
+
+
+class MeshHookSpecs:
+    """Hooks a ``conftest.py`` or another plugin can implement."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_mesh_harness_make_mesh(self, config: pytest.Config) -> Mesh | None:
+        """Return a started mesh for this session instead of the local mesh (a fake mesh in the
+        harness's own tests, a cluster mesh elsewhere). The plugin closes it when pytest exits."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(MeshHookSpecs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,21 +102,25 @@ class MeshSession:
         )
         self.results: list[CheckResult] = []
         self.started = time.monotonic()
-        self._mesh: Any = None
+        self._mesh: Mesh | None = None
 
     def mesh(self) -> Mesh:
         if self._mesh is None:
-            from harness.mesh.local.mesh import LocalMesh
-            from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
+            made: Mesh | None = self.config.hook.pytest_mesh_harness_make_mesh(config=self.config)
+            self._mesh = made if made is not None else self._local_mesh()
+        return self._mesh
 
-            mesh = LocalMesh(
-                envoy_binary=self.config.getoption("--envoy-binary"),
-                istio_version=self.config.getoption("--istio-version") or DEFAULT_ISTIO_VERSION,
-            )
-            self._mesh = mesh.start()
-        return self._mesh  # type: ignore[no-any-return]
+    def _local_mesh(self) -> Mesh:
+        from harness.mesh.local.mesh import LocalMesh
+        from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
 
-    def mesh_info(self) -> Any:
+        mesh = LocalMesh(
+            envoy_binary=self.config.getoption("--envoy-binary"),
+            istio_version=self.config.getoption("--istio-version") or DEFAULT_ISTIO_VERSION,
+        )
+        return mesh.start()
+
+    def mesh_info(self) -> MeshInfo | None:
         return self._mesh.info() if self._mesh is not None else None
 
     def close(self) -> None:
@@ -116,7 +133,11 @@ class CaseFile(pytest.File):
     """A YAML file of cases; invalid input is a collection error with every issue, no traceback."""
 
     def collect(self) -> Iterator[pytest.Collector]:
-        for case in load_case_file(self.path):
+        cases = load_case_file(_shown(self.path))
+        issues = [issue for case in cases for issue in _istio_issues(case)]
+        if issues:
+            raise ValidationError(issues)
+        for case in cases:
             yield CaseNode.from_parent(self, name=case.name, case=case)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -126,28 +147,29 @@ class CaseFile(pytest.File):
 
 
 class CaseNode(pytest.Collector):
-    """One case: deploys its topology and applies its config before the first check, reverts after the last."""
+    """One case: deploys its topology and applies its config before the first check, reverts after the last.
+
+    A mesh error while setting up is kept and raised by each check instead: pytest prints errors
+    raised in setup with a traceback, and a case author should see only the harness's message.
+    """
 
     def __init__(self, *, case: Case, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
         self.token: SyncToken | None = None
+        self.setup_error: HarnessError | None = None
 
     def collect(self) -> Iterator[pytest.Item]:
         for check in self.case.checks:
             yield CheckItem.from_parent(self, name=check.name, check=check)
 
     def setup(self) -> None:
-        from harness.istio.validate import validate_objects
-        from harness.mesh.local.translate import unsupported_issues
-
-        findings = validate_objects(self.case.objects)
-        issues = list(findings.errors) + unsupported_issues(self.case.objects)
-        if issues:
-            raise ValidationError(issues)
-        mesh = self.config.stash[_SESSION].mesh()
-        mesh.deploy(self.case.topology)
-        self.token = mesh.apply(self.case.objects)
+        try:
+            mesh = self.config.stash[_SESSION].mesh()
+            mesh.deploy(self.case.topology)
+            self.token = mesh.apply(self.case.objects)
+        except HarnessError as exc:
+            self.setup_error = exc
 
     def teardown(self) -> None:
         if self.token is not None:
@@ -156,6 +178,22 @@ class CaseNode(pytest.Collector):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         return _harness_error_text(excinfo) or super().repr_failure(excinfo)
+
+
+def _istio_issues(case: Case) -> list[Issue]:
+    """istiod's validation errors and what the local mesh cannot reproduce: found at collection, as the CLI does."""
+    from harness.istio.validate import validate_objects
+    from harness.mesh.local.translate import unsupported_issues
+
+    return list(validate_objects(case.objects).errors) + unsupported_issues(case.objects)
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it is below it, so messages read ``cases/x.yaml:4``."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 class CheckFailed(Exception):
@@ -175,7 +213,10 @@ class CheckItem(pytest.Item):
 
     def runtest(self) -> None:
         node = self.parent
-        assert isinstance(node, CaseNode) and node.token is not None
+        assert isinstance(node, CaseNode)
+        if node.setup_error is not None:
+            raise node.setup_error
+        assert node.token is not None
         session = self.config.stash[_SESSION]
         result = run_check(session.mesh(), node.case, self.check, session.settings, node.token.version)
         session.results.append(result)
@@ -200,7 +241,8 @@ def describe_result(r: CheckResult) -> str:
         for e in r.verdict.evidence:
             lines.append(f"  {e.expectation}: {e.outcome} after {e.n} requests")
             lines.append(f"    observed (expected): {observed_vs_expected(e)}")
-            lines.append(f"    {interval_text(e)}")
+            if e.intervals:
+                lines.append(f"    {interval_text(e)}")
             lines.append(f"    rule: {e.rule}")
             if e.counterexample:
                 c = e.counterexample
@@ -231,7 +273,7 @@ def mesh(pytestconfig: pytest.Config) -> Mesh:
 @pytest.fixture(scope="session")
 def mesh_settings(pytestconfig: pytest.Config) -> StatSettings:
     """The statistical settings from the command line (alpha, delta, power, max requests)."""
-    return pytestconfig.stash[_SESSION].settings  # type: ignore[no-any-return]
+    return pytestconfig.stash[_SESSION].settings
 
 
 @pytest.fixture

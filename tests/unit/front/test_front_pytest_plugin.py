@@ -1,0 +1,125 @@
+"""The pytest plugin, run inside pytester: collection of case YAML, ids, collection errors, and
+checks judged on the fake mesh that a conftest supplies through ``pytest_mesh_harness_make_mesh``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.unit.front.front_builders import SUBSETS, make_case_text, make_check
+
+pytest_plugins = ["pytester"]
+
+CASE = make_case_text(
+    make_check("split follows the weights", "{version: {v1: 0.9, v2: 0.1}}"),
+    make_check("every answer is 200", "{status: 200}"),
+    name="canary",
+)
+
+FAKE_CONFTEST = """
+from harness.mesh.fake import FakeMesh, draw
+
+def pytest_mesh_harness_make_mesh(config):
+    return FakeMesh(draw({versions}), seed=5)
+"""
+
+
+# Other installed plugins are kept out of the inner runs: pytester drops what each run imports, and
+# re-importing hypothesis every run costs seconds. Blocking a plugin that is not installed is harmless.
+QUIET = ("-p", "no:hypothesispytest", "-p", "no:anyio", "-p", "no:cacheprovider")
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest(*QUIET, *args)
+
+
+def write_cases(pytester: pytest.Pytester, text: str = CASE) -> None:
+    pytester.mkdir("cases")
+    pytester.mkdir("cases/manifests")
+    (pytester.path / "cases" / "canary.yaml").write_text(text)
+    (pytester.path / "cases" / "manifests" / "subsets.yaml").write_text(
+        "\n".join(line[4:] for line in SUBSETS.splitlines()).replace("- apiVersion", "apiVersion", 1)
+    )
+
+
+def test_plugin_items_are_file_case_check_and_manifests_are_not_collected(pytester: pytest.Pytester) -> None:
+    write_cases(pytester)
+    result = run(pytester, "--collect-only", "-q")
+    result.assert_outcomes()
+    assert result.outlines[:2] == [
+        "cases/canary.yaml::canary::split follows the weights",
+        "cases/canary.yaml::canary::every answer is 200",
+    ]
+    assert "subsets.yaml" not in result.stdout.str()
+
+
+def test_plugin_broken_case_is_a_collection_error_without_traceback(pytester: pytest.Pytester) -> None:
+    write_cases(pytester, 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/", concurency: 2}\n    expect: {status: 200}\n')
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "*ERROR collecting cases/canary.yaml*",
+        "invalid case file:",
+        "cases/canary.yaml:4: case a: checks[0].send.concurency: unknown field; did you mean concurrency?",
+    ])
+    assert "Traceback" not in result.stdout.str() and "harness/case.py" not in result.stdout.str()
+
+
+def test_plugin_runs_checks_on_the_supplied_mesh(pytester: pytest.Pytester) -> None:
+    # Seeded (5): deterministic. For any seed, P(a correct mesh fails this check) <= alpha = 1e-6.
+    write_cases(pytester)
+    pytester.makeconftest(FAKE_CONFTEST.format(versions='{"v1": 0.9, "v2": 0.1}'))
+    result = run(pytester, "--mesh-json", "result.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["mesh-harness: 2/2 checks passed, * requests"])
+    doc = json.loads((pytester.path / "result.json").read_text())
+    assert [c["outcome"] for c in doc["checks"]] == ["pass", "pass"]
+    assert doc["mesh"] == {"kind": "local", "istio_version": "fake", "envoy_version": "fake"}
+
+
+def test_plugin_failed_check_shows_the_numbers(pytester: pytest.Pytester) -> None:
+    # A 50/50 mesh passes a 90/10 check with probability < 1e-18 (exact; see test_runner_broken_split_fails).
+    write_cases(pytester)
+    pytester.makeconftest(FAKE_CONFTEST.format(versions='{"v1": 0.5, "v2": 0.5}'))
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        '*cases/canary.yaml:10: check "split follows the weights" of case canary: fail',
+        "  version v1=0.9, v2=0.1: fail after * requests",
+        "    observed (expected): v1 0.* (0.9), v2 0.* (0.1)",
+        "    rule: fail: the * interval of v1, v2 lies outside expected +/- 0.05 (n=*)",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_plugin_invalid_istio_config_is_a_collection_error(pytester: pytest.Pytester) -> None:
+    config = ("  - apiVersion: networking.istio.io/v1\n    kind: VirtualService\n    metadata: {name: reviews}\n"
+              "    spec:\n      hosts: [reviews]\n      http:\n        - route:\n"
+              "            - {destination: {host: reviews}, weight: -5}\n")
+    write_cases(pytester, make_case_text(make_check("c", "{status: 200}"), config=config))
+    pytester.makeconftest(FAKE_CONFTEST.format(versions='{"v1": 1.0}'))
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "invalid case file:",
+    ])
+    assert (
+        "\ncases/canary.yaml:10: VirtualService/reviews: spec.http[0].route[0].weight: must not be negative (got -5); "
+        "weights are relative, e.g. 90 and 10\n"
+    ) in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_plugin_mesh_error_in_setup_fails_each_check_with_the_message(pytester: pytest.Pytester) -> None:
+    write_cases(pytester)
+    pytester.makeconftest(
+        "from harness.errors import SyncTimeout\n"
+        "from harness.mesh.fake import FakeMesh\n\n"
+        "def pytest_mesh_harness_make_mesh(config):\n"
+        "    return FakeMesh(fail_apply=SyncTimeout('node client.default: RDS still at version 0, want 1 after 5s'))\n"
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["SyncTimeout: node client.default: RDS still at version 0, want 1 after 5s"] * 2)
+    assert "Traceback" not in result.stdout.str()
