@@ -8,9 +8,9 @@ keeps its decision; the check's verdict is the worst of its judges' (fail > inco
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 

@@ -16,11 +16,17 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from harness.errors import HarnessError, MeshError
 from harness.istio.model import IstioObject
-from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
+from harness.mesh.base import (
+    MeshInfo,
+    Observation,
+    ReceivedRequest,
+    SendSpec,
+    SyncToken,
+)
 from harness.topology import Topology
 
 FAKE_INFO = MeshInfo(kind="local", istio_version="fake", envoy_version="fake")
@@ -96,7 +102,7 @@ class FakeMesh:
         self.sent: list[SendSpec] = []
         self.closed = False
 
-    def __enter__(self) -> FakeMesh:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -75,8 +75,8 @@ def test_error_wrong_types_say_what_was_expected() -> None:
             '    expect: {status: "200"}\n    alpha: high\n')
     assert issues(text) == [
         'case.yaml:4: case a: checks[0].send.concurrency: expected an integer, got "lots"',
-        'case.yaml:5: case a: checks[0].expect.status: expected a status code (200) or fractions '
-        '({200: 0.5, 503: 0.5}) (got "200")',
+        ('case.yaml:5: case a: checks[0].expect.status: expected a status code (200) or fractions '
+        '({200: 0.5, 503: 0.5}) (got "200")'),
         'case.yaml:6: case a: checks[0].alpha: expected a number, got "high"',
     ]
 
@@ -88,32 +88,32 @@ def test_error_name_must_be_a_string_quote_hint() -> None:
 def test_error_bad_duration() -> None:
     text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/", timeout: 5x}\n    expect: {status: 200}\n'
     assert issues(text) == [
-        'case.yaml:4: case a: checks[0].send.timeout: not a valid duration (got "5x"); '
-        "use a number with a unit (ns, us, ms, s, m, h), e.g. 500ms, 1.5s, 1m30s"
+        ('case.yaml:4: case a: checks[0].send.timeout: not a valid duration (got "5x"); '
+        "use a number with a unit (ns, us, ms, s, m, h), e.g. 500ms, 1.5s, 1m30s")
     ]
 
 
 def test_error_fractions_not_summing_to_one() -> None:
     text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {version: {v1: 0.9, v2: 0.2}}\n'
     assert issues(text) == [
-        "case.yaml:5: case a: checks[0].expect.version: fractions must add up to 1 (got 1.1); "
-        "list every category, e.g. {v1: 0.9, v2: 0.1}"
+        ("case.yaml:5: case a: checks[0].expect.version: fractions must add up to 1 (got 1.1); "
+        "list every category, e.g. {v1: 0.9, v2: 0.1}")
     ]
 
 
 def test_error_fraction_above_one() -> None:
     text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {status: {200: 90, 503: 10}}\n'
     assert issues(text) == [
-        "case.yaml:5: case a: checks[0].expect.status: each fraction must be between 0 and 1 (got 200: 90); "
-        "write 0.9 for 90%"
+        ("case.yaml:5: case a: checks[0].expect.status: each fraction must be between 0 and 1 (got 200: 90); "
+        "write 0.9 for 90%")
     ]
 
 
 def test_error_empty_expect() -> None:
     text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {}\n'
     assert issues(text) == [
-        "case.yaml:5: case a: checks[0].expect: nothing to check; add version or status "
-        "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})"
+        ("case.yaml:5: case a: checks[0].expect: nothing to check; add version or status "
+        "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})")
     ]
 
 
@@ -166,8 +166,8 @@ def test_error_url_without_scheme() -> None:
 def test_error_url_names_a_service_not_in_the_topology() -> None:
     text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://ratings.default:9080/"}\n    expect: {status: 200}\n'
     assert issues(text) == [
-        "case.yaml:4: case a: checks[0].send.url: no service 'ratings' in this case's topology (services: reviews); "
-        "add it under services:"
+        ("case.yaml:4: case a: checks[0].send.url: no service 'ratings' in this case's topology (services: reviews); "
+        "add it under services:")
     ]
 
 
@@ -187,8 +187,8 @@ def test_error_istio_object_in_config_uses_the_case_file_lines() -> None:
     )
     assert issues(text) == [
         'case.yaml:9: VirtualService/reviews: spec.http[0].route[0].weight: expected an integer, got "ninety"',
-        'case.yaml:10: VirtualService/reviews: spec.http[0].timeout: not a valid duration (got "5x"); '
-        "use a number with a unit (ns, us, ms, s, m, h), e.g. 500ms, 1.5s, 1m30s",
+        ('case.yaml:10: VirtualService/reviews: spec.http[0].timeout: not a valid duration (got "5x"); '
+        "use a number with a unit (ns, us, ms, s, m, h), e.g. 500ms, 1.5s, 1m30s"),
     ]
 
 
@@ -203,12 +203,12 @@ def test_error_every_problem_is_reported_at_once_in_line_order() -> None:
     )
     assert issues(text) == [
         "case.yaml:3: case a: config[0].file: no such file 'nope.yaml'; paths are relative to the case file",
-        "case.yaml:7: case a: checks[0].expect.version: fractions must add up to 1 (got 1.1); "
-        "list every category, e.g. {v1: 0.9, v2: 0.1}",
+        ("case.yaml:7: case a: checks[0].expect.version: fractions must add up to 1 (got 1.1); "
+        "list every category, e.g. {v1: 0.9, v2: 0.1}"),
         "case.yaml:8: case a: checks[1].send: required field is missing; add send (a mapping)",
         "case.yaml:10: case a: checks[2].name: check name used twice (got 'c', first at line 5); give each check its own name",
         "case.yaml:11: case a: checks[2].send.concurency: unknown field; did you mean concurrency?",
-        "case.yaml:14: case a: checks[3].send.url: no service 'ratings' in this case's topology (services: reviews); "
-        "add it under services:",
+        ("case.yaml:14: case a: checks[3].send.url: no service 'ratings' in this case's topology (services: reviews); "
+        "add it under services:"),
         "case.yaml:18: case b: checks: expected a list, got a mapping",
     ]

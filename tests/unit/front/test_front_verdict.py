@@ -13,7 +13,14 @@ from harness.expectations import Expectation
 from harness.settings import StatSettings
 from harness.stats.deterministic import AllDesign
 from harness.stats.fractions import FractionDesign
-from harness.verdict import EveryJudge, FractionJudge, Judge, make_judges, requests_needed, verdict
+from harness.verdict import (
+    EveryJudge,
+    FractionJudge,
+    Judge,
+    make_judges,
+    requests_needed,
+    verdict,
+)
 from tests.unit.front.front_builders import exact_split, make_observations
 
 SPLIT = {"v1": 0.9, "v2": 0.1}
