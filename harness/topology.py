@@ -42,6 +42,9 @@ class Service:
     replicas: tuple[tuple[str, int], ...] = ()
     ports: tuple[ServicePort, ...] = DEFAULT_PORTS
     namespace: str = DEFAULT_NAMESPACE
+    knobs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    """Echo-app defaults (``status``, ``delay``, ``fail-first``, ``grpc-status``) keyed by a version
+    (every instance of it) or by an instance name (``reviews-v1-2``: one bad replica among good ones)."""
 
     @property
     def fqdn(self) -> str:
@@ -53,6 +56,11 @@ class Service:
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.number == number), None)
 
+    def instance_knobs(self, version: str, instance: str) -> dict[str, str]:
+        """The echo-app defaults for one instance: its version's, then its own on top."""
+        by_key = {key: dict(values) for key, values in self.knobs}
+        return {**by_key.get(version, {}), **by_key.get(instance, {})}
+
 
 @dataclass(frozen=True)
 class Client:
@@ -61,6 +69,8 @@ class Client:
     name: str = "client"
     labels: tuple[tuple[str, str], ...] = (("app", "client"), ("version", "v1"))
     namespace: str = DEFAULT_NAMESPACE
+    source_ip: str = "127.0.0.1"
+    """Loopback address the client's traffic leaves from (distinct per client for useSourceIp hashing)."""
 
     @property
     def node_id(self) -> str:
