@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from harness.mesh.local.translate.versions import Behaviour, behaviour_for
 
+COLUMNS = tuple(f.name for f in dataclasses.fields(Behaviour))
+
 
 @pytest.mark.parametrize(
-    ("version", "want"),
+    ("version", "switches"),
     [
-        ("1.22", Behaviour(alt_stat_name=False, retry_on_503=True, absolute_fqdn_domain=False, track_remaining=True)),
-        ("1.23", Behaviour(alt_stat_name=True, retry_on_503=True, absolute_fqdn_domain=False, track_remaining=True)),
-        ("1.24", Behaviour(alt_stat_name=True, retry_on_503=False, absolute_fqdn_domain=False, track_remaining=True)),
-        ("1.27", Behaviour(alt_stat_name=True, retry_on_503=False, absolute_fqdn_domain=True, track_remaining=True)),
-        ("1.28.1", Behaviour(alt_stat_name=True, retry_on_503=False, absolute_fqdn_domain=True, track_remaining=True)),
-        ("1.29", Behaviour(alt_stat_name=True, retry_on_503=False, absolute_fqdn_domain=True, track_remaining=False)),
-        ("1.30.3", Behaviour(alt_stat_name=True, retry_on_503=False, absolute_fqdn_domain=True, track_remaining=False)),
+        # alt_stat_name, retry_on_503, absolute_fqdn_domain, track_remaining,
+        # shadow_host_suffix_disabled, redirect_prefix_rewrite
+        ("1.22", (False, True, False, True, False, False)),
+        ("1.23", (True, True, False, True, False, False)),
+        ("1.24", (True, False, False, True, False, False)),
+        ("1.27", (True, False, True, True, False, False)),
+        ("1.28.1", (True, False, True, True, True, False)),
+        ("1.29", (True, False, True, False, True, False)),
+        ("1.30.3", (True, False, True, False, True, False)),
+        ("1.31", (True, False, True, False, True, True)),
     ],
 )
-def test_translate_versions_switch_at_the_documented_release(version: str, want: Behaviour) -> None:
-    assert behaviour_for(version) == want
+def test_translate_versions_switch_at_the_documented_release(version: str, switches: tuple[bool, ...]) -> None:
+    assert behaviour_for(version) == Behaviour(**dict(zip(COLUMNS, switches, strict=True)))
 
 
 @pytest.mark.parametrize("version", ["", "1", "2.0", "v1.30", "1.x", "1.30.3.4"])

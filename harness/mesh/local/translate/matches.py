@@ -81,7 +81,7 @@ def _is_present_match(sm: StringMatch) -> bool:
     return (sm.exact is None and sm.prefix is None and sm.regex is None) or sm.regex == "*"
 
 
-def _string_match(sm: StringMatch) -> Resource:
+def string_match(sm: StringMatch) -> Resource:
     """``util.ConvertToEnvoyMatch`` (only called when ``sm`` is not a present match)."""
     if sm.exact is not None:
         return {"exact": sm.exact}
@@ -94,7 +94,7 @@ def _header(name: str, sm: StringMatch) -> Resource:
     """A HeaderMatcher or a QueryParameterMatcher: both are ``{name, present_match | string_match}``."""
     if _is_present_match(sm):
         return {"name": name, "present_match": True}
-    return {"name": name, "string_match": _string_match(sm)}
+    return {"name": name, "string_match": string_match(sm)}
 
 
 def _without_header(name: str, sm: StringMatch) -> Resource:

@@ -22,16 +22,21 @@ FILTER_CORS = "envoy.filters.http.cors"
 FILTER_ROUTER = "envoy.filters.http.router"
 ACCESS_LOG_FILE = "envoy.access_loggers.file"
 RETRY_PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
+RETRY_PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities"
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 _TYPE_PREFIX = "type.googleapis.com/"
 TYPE_HCM = _TYPE_PREFIX + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 TYPE_FAULT = _TYPE_PREFIX + "envoy.extensions.filters.http.fault.v3.HTTPFault"
 TYPE_CORS = _TYPE_PREFIX + "envoy.extensions.filters.http.cors.v3.Cors"
+TYPE_CORS_POLICY = _TYPE_PREFIX + "envoy.extensions.filters.http.cors.v3.CorsPolicy"
 TYPE_ROUTER = _TYPE_PREFIX + "envoy.extensions.filters.http.router.v3.Router"
 TYPE_UUID_REQUEST_ID = _TYPE_PREFIX + "envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig"
 TYPE_FILE_ACCESS_LOG = _TYPE_PREFIX + "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 TYPE_PREVIOUS_HOSTS = _TYPE_PREFIX + "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+TYPE_PREVIOUS_PRIORITIES = (
+    _TYPE_PREFIX + "envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig"
+)
 TYPE_HTTP_PROTOCOL_OPTIONS = _TYPE_PREFIX + HTTP_PROTOCOL_OPTIONS
 
 ANY_PROTO_MODULES = (
@@ -42,6 +47,7 @@ ANY_PROTO_MODULES = (
     "envoy.extensions.request_id.uuid.v3.uuid_pb2",
     "envoy.extensions.access_loggers.file.v3.file_pb2",
     "envoy.extensions.retry.host.previous_hosts.v3.previous_hosts_pb2",
+    "envoy.extensions.retry.priority.previous_priorities.v3.previous_priorities_config_pb2",
     "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
 )
 """Python modules that define every ``@type`` above: import them all before ``json_format.ParseDict``,

@@ -1,14 +1,19 @@
 """One VirtualService rule (or a host without any) -> Envoy routes, as ``route.go`` builds them.
 
-Reference istio-semantics.md sections 2.2-2.8 and 2.12:
+Reference istio-semantics.md sections 2.2-2.12:
 
 - A rule with N match blocks gives N routes with the same action; a rule without ``match`` gives
   one ``prefix: /`` route. Once a catch-all route is emitted, every later rule is dropped.
 - Match blocks that do not apply to this sidecar or port are not emitted at all.
-- One destination -> ``cluster`` (its weight ignored); several -> ``weighted_clusters`` in VS
-  order without the weight-0 ones and without ``total_weight`` (weights are relative).
+- The action is ``redirect``, else ``direct_response``, else ``route``: one destination ->
+  ``cluster`` (its weight ignored); several -> ``weighted_clusters`` in VS order without the
+  weight-0 ones and without ``total_weight`` (weights are relative).
 - ``timeout`` and the deprecated ``max_grpc_timeout`` are the VS timeout, or ``0s`` (disabled).
-- Without ``retries`` the route gets istiod's default retry policy.
+- Policies each have their module: ``headers``, ``rewrites``, ``redirects``, ``retries``,
+  ``mirrors``, ``faults``, ``cors``. Faults and CORS go in ``typed_per_filter_config``.
+- Header operations: the rule's first; a single destination's are appended to the same lists and
+  its authority is used only when the rule set none (neither ``rewrite.authority`` nor a
+  ``:authority``/``host`` header); a weighted destination's go on its ``ClusterWeight``.
 - A host without a VirtualService gets one route named ``default`` to ``outbound|P||fqdn``.
 
 Every route also carries the config-version response header, which is the only part of the
@@ -20,20 +25,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.istio.model import Destination, HTTPMatchRequest, HTTPRoute, VirtualService
+from harness.istio.model import Destination, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, VirtualService
 from harness.mesh.local.translate import names
+from harness.mesh.local.translate.cors import translate_cors
+from harness.mesh.local.translate.faults import translate_fault
+from harness.mesh.local.translate.headers import NO_MUTATIONS, HeaderMutations, translate_headers
 from harness.mesh.local.translate.inputs import Resource
 from harness.mesh.local.translate.matches import (
     applies_to_proxy,
     is_catch_all,
     translate_match,
 )
+from harness.mesh.local.translate.mirrors import translate_mirrors
+from harness.mesh.local.translate.redirects import translate_direct_response, translate_redirect
+from harness.mesh.local.translate.retries import default_retry_policy, translate_retries
+from harness.mesh.local.translate.rewrites import translate_rewrite
+from harness.mesh.local.translate.units import envoy_duration
 from harness.mesh.local.translate.versions import Behaviour
 from harness.sample_apps.echo.fields import CONFIG_VERSION_HEADER
 from harness.topology import Client
 
 NO_TIMEOUT = "0s"
-DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 
 
 @dataclass(frozen=True)
@@ -49,30 +61,6 @@ class RouteContext:
         """``response_headers_to_add`` entry stamping the config version on every response."""
         header = {"key": CONFIG_VERSION_HEADER, "value": str(self.config_version)}
         return [{"header": header, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
-
-
-def envoy_duration(seconds: float) -> str:
-    """Seconds as a protobuf JSON duration: 0.5 -> ``"0.5s"``, 2.0 -> ``"2s"`` (nanosecond precision)."""
-    text = f"{seconds:.9f}".rstrip("0").rstrip(".")
-    return f"{text}s"
-
-
-def default_retry_policy(behaviour: Behaviour) -> Resource:
-    """istiod's retry policy for routes without ``retries`` (``retry.go``, reference section 2.8).
-
-    503 is retried only up to Istio 1.23; gRPC UNAVAILABLE/CANCELLED are retried in every release.
-    """
-    policy: Resource = {
-        "retry_on": DEFAULT_RETRY_ON,
-        "num_retries": 2,
-        "retry_host_predicate": [
-            {"name": names.RETRY_PREVIOUS_HOSTS, "typed_config": {"@type": names.TYPE_PREVIOUS_HOSTS}}
-        ],
-        "host_selection_retry_max_attempts": 5,
-    }
-    if behaviour.retry_on_503:
-        policy["retriable_status_codes"] = [503]
-    return policy
 
 
 def default_route(fqdn: str, ctx: RouteContext) -> Resource:
@@ -112,7 +100,7 @@ def translate_virtual_service(vs: VirtualService, ctx: RouteContext) -> list[Res
 
 
 def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatchRequest | None, ctx: RouteContext) -> Resource:
-    """``TranslateRoute`` for the fields the local mesh supports (``support.py`` refuses the rest)."""
+    """``translateRoute``: match, action, header mutations, decorator and per-filter configs of one route."""
     name = rule.name or ""
     if match is not None and match.name:
         name = f"{name}.{match.name}"
@@ -128,24 +116,84 @@ def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatchRequest | None, 
         out["name"] = name
     if match is not None and match.stat_prefix:
         out["stat_prefix"] = match.stat_prefix
+    rule_headers = translate_headers(rule.headers)
+    destination_headers = NO_MUTATIONS
+    cluster: str | None = None
+    if rule.redirect is not None:
+        redirect = translate_redirect(
+            rule.redirect, ctx.listener_port, prefix_rewrite=ctx.behaviour.redirect_prefix_rewrite
+        )
+        if redirect is not None:  # else no action at all, as istiod leaves it (see redirects.py)
+            out["redirect"] = redirect
+    elif rule.direct_response is not None:
+        out["direct_response"] = translate_direct_response(rule.direct_response)
+    else:
+        out["route"], destination_headers = _route_action(vs, rule, rule_headers.authority, ctx)
+        cluster = out["route"].get("cluster")
+    out.update(_merged_header_fields(rule_headers, destination_headers))
+    out["response_headers_to_add"] = out.get("response_headers_to_add", []) + ctx.version_header()
+    out["decorator"] = {"operation": _operation(out["match"], cluster, vs.metadata.name, ctx)}
+    per_filter: Resource = {}
+    if rule.fault is not None:
+        per_filter[names.FILTER_FAULT] = translate_fault(rule.fault)
+    if rule.cors_policy is not None:
+        per_filter[names.FILTER_CORS] = translate_cors(rule.cors_policy)
+    if per_filter:
+        out["typed_per_filter_config"] = per_filter
+    return out
+
+
+def _route_action(
+    vs: VirtualService, rule: HTTPRoute, header_authority: str, ctx: RouteContext
+) -> tuple[Resource, HeaderMutations]:
+    """``applyHTTPRouteDestination``: the RouteAction, and the single destination's header mutations
+    (which go on the route itself; a weighted destination's stay on its ClusterWeight)."""
     timeout = envoy_duration(rule.timeout) if rule.timeout is not None else NO_TIMEOUT
     action: Resource = {"timeout": timeout, "max_grpc_timeout": timeout}
+    authority = header_authority
+    if rule.rewrite is not None:
+        action.update(translate_rewrite(rule.rewrite))
+        authority = rule.rewrite.authority or authority
+    if authority:
+        action["host_rewrite_literal"] = authority
+
+    def cluster_of(dest: Destination) -> str:
+        return _cluster(dest, vs, ctx.listener_port)
+
+    mirrors = translate_mirrors(rule, cluster_of, ctx.behaviour)
+    if mirrors:
+        action["request_mirror_policies"] = mirrors
+    destination_headers = NO_MUTATIONS
     if len(rule.route) == 1:
-        action["cluster"] = _cluster(rule.route[0].destination, vs, ctx.listener_port)
+        action["cluster"] = cluster_of(rule.route[0].destination)
+        destination_headers = translate_headers(rule.route[0].headers)
+        if destination_headers.authority and "host_rewrite_literal" not in action:
+            action["host_rewrite_literal"] = destination_headers.authority
     else:
         action["weighted_clusters"] = {
-            "clusters": [
-                {"name": _cluster(d.destination, vs, ctx.listener_port), "weight": d.weight}
-                for d in rule.route
-                if d.weight != 0
-            ]
+            "clusters": [_cluster_weight(d, cluster_of(d.destination)) for d in rule.route if d.weight != 0]
         }
-    # ``retries`` is refused by support.py until it is translated; then retry.ConvertPolicy goes here.
-    action["retry_policy"] = default_retry_policy(ctx.behaviour)
-    out["route"] = action
-    out["decorator"] = {"operation": _operation(out["match"], action.get("cluster"), vs.metadata.name, ctx)}
-    out["response_headers_to_add"] = ctx.version_header()
+    retry_policy = translate_retries(rule.retries, ctx.behaviour)
+    if retry_policy is not None:
+        action["retry_policy"] = retry_policy
+    return action, destination_headers
+
+
+def _cluster_weight(dest: HTTPRouteDestination, cluster: str) -> Resource:
+    """``processWeightedDestination``: name, weight, and the destination's own header mutations."""
+    mutations = translate_headers(dest.headers)
+    out: Resource = {"name": cluster, "weight": dest.weight, **mutations.fields()}
+    if mutations.authority:
+        out["host_rewrite_literal"] = mutations.authority
     return out
+
+
+def _merged_header_fields(rule: HeaderMutations, destination: HeaderMutations) -> dict[str, list[Resource] | list[str]]:
+    """The route's header lists: the rule's entries, then the single destination's (``processDestination``)."""
+    merged = rule.fields()
+    for field, values in destination.fields().items():
+        merged[field] = [*merged.get(field, []), *values]  # type: ignore[list-item]
+    return merged
 
 
 def _cluster(dest: Destination, vs: VirtualService, listener_port: int) -> str:

@@ -27,6 +27,12 @@ class Behaviour:
     track_remaining: bool
     """Circuit breakers track the ``remaining_*`` gauges (up to 1.28;
     ``DISABLE_TRACK_REMAINING_CB_METRICS`` from 1.29)."""
+    shadow_host_suffix_disabled: bool
+    """Mirror policies set ``disable_shadow_host_suffix_append: true``, so mirrored requests keep their Host
+    (1.28+, ``DISABLE_SHADOW_HOST_SUFFIX``, PR #57708); before, the field is absent and Envoy appends ``-shadow``."""
+    redirect_prefix_rewrite: bool
+    """``HTTPRedirect.prefixRewrite`` exists and becomes the redirect's ``prefix_rewrite`` (1.31+, PR #60385);
+    older releases have no such field."""
 
 
 def behaviour_for(istio_version: str) -> Behaviour:
@@ -40,4 +46,6 @@ def behaviour_for(istio_version: str) -> Behaviour:
         retry_on_503=minor <= 23,
         absolute_fqdn_domain=minor >= 27,
         track_remaining=minor <= 28,
+        shadow_host_suffix_disabled=minor >= 28,
+        redirect_prefix_rewrite=minor >= 31,
     )
