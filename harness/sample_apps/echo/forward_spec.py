@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
@@ -22,6 +24,12 @@ from typing import Any, Literal
 MAX_COUNT = 1_000_000
 MAX_CONCURRENCY = 4096
 MAX_DEADLINE_S = 3600.0
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2: methods and header names
+_BAD_IN_VALUE = re.compile(r"[\x00\r\n]")
+_BAD_IN_PATH = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+"""Request headers ForwardEcho sets itself (from ``body``); a caller's own would contradict the body."""
 
 Record = dict[str, Any]
 ForwardProtocol = Literal["http", "grpc"]
@@ -96,19 +104,34 @@ class ForwardRequest:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "grpc") or not parts.netloc:
             problems.append(f"url: expected http://HOST[:PORT]/PATH (or grpc://HOST:PORT), got {url!r}")
+        elif _BAD_IN_PATH.search(url):
+            problems.append(f"url: spaces, control and non-ASCII characters must be percent-encoded, got {url!r}")
+        elif not _has_valid_port(parts):
+            problems.append(f"url: expected a port 1..65535 after the host, got {url!r}")
         connect_to = get("connect_to", str, None, "'HOST:PORT' or null")
         if connect_to is not None:
             host, sep, port = connect_to.rpartition(":")
             if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
                 problems.append(f"connect_to: expected 'HOST:PORT' like '127.0.0.1:15001' or null, got {connect_to!r}")
         method = get("method", str, "GET", "an HTTP method string")
+        if not _TOKEN.fullmatch(method):
+            problems.append(f"method: expected an HTTP method like 'GET' (letters, digits, no spaces), got {method!r}")
+            method = "GET"
         raw_headers = get("headers", list, [], "a list of [name, value] pairs")
         headers: list[tuple[str, str]] = []
         for i, pair in enumerate(raw_headers):
-            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair):
-                headers.append((pair[0], pair[1]))
-            else:
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
                 problems.append(f"headers[{i}]: expected a [name, value] pair of strings, got {pair!r}")
+            elif not _TOKEN.fullmatch(pair[0]):
+                problems.append(f"headers[{i}]: expected a header name (letters, digits, '-', no spaces or ':'), "
+                                f"got {pair[0]!r}")
+            elif pair[0].lower() in FRAMING_HEADERS:
+                problems.append(f"headers[{i}]: {pair[0]!r} is set by ForwardEcho from 'body'; remove the header")
+            elif _BAD_IN_VALUE.search(pair[1]) or not pair[1].isascii():
+                problems.append(f"headers[{i}]: the value of {pair[0]!r} must be ASCII without CR, LF or NUL, "
+                                f"got {pair[1]!r}")
+            else:
+                headers.append((pair[0], pair[1]))
         body_b64 = get("body", str, "", "base64 text")
         try:
             body = base64.b64decode(body_b64, validate=True)
@@ -153,9 +176,18 @@ class ForwardRequest:
         )
 
 
+def _has_valid_port(parts: urllib.parse.SplitResult) -> bool:
+    try:
+        return parts.port != 0
+    except ValueError:  # not a number, or out of range
+        return False
+
+
 def is_selected_header(name: str, capture: frozenset[str]) -> bool:
     """Response headers kept in a record: every ``x-envoy-*``, ``server``, ``content-type``, and ``capture``."""
     return name.startswith("x-envoy-") or name in ("server", "content-type") or name in capture
+
+
 class Sender(AbstractAsyncContextManager["Sender"]):
     """One protocol's way to send request ``index`` of a batch and describe what came back.
 
@@ -164,3 +196,18 @@ class Sender(AbstractAsyncContextManager["Sender"]):
 
     async def send(self, index: int) -> Record:
         raise NotImplementedError
+
+
+class RequestIds:
+    """Fresh ``x-request-id`` values for one batch: ``<random 96-bit hex>-<index>``.
+
+    Why not uuid4: ``str(uuid.uuid4())`` costs about 3.5 us, 30x this, on every request of a batch.
+    Unique within a batch by the index; across batches and instances the random prefix makes a
+    collision among n batches as likely as 2**-97 * n**2 (about 1e-17 for a million batches).
+    """
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(12).hex() + "-"
+
+    def __call__(self, index: int) -> str:
+        return f"{self._prefix}{index}"
