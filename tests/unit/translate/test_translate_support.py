@@ -9,6 +9,8 @@ import pytest
 from harness.errors import Issue, UnsupportedError
 from harness.istio.model import DestinationRule, IstioObject, Source, VirtualService
 from harness.mesh.local.translate import TranslateInput, translate, unsupported_issues
+from harness.mesh.local.translate.support import DELEGATE_OUT_OF_SCOPE
+from harness.mesh.local.translate.versions import behaviour_for
 from harness.topology import DEFAULT_TOPOLOGY
 
 NOT_YET = "not supported by the local mesh yet; run with --mesh kind"
@@ -35,28 +37,46 @@ def paths(obj: IstioObject) -> list[str | None]:
     return [i.path for i in unsupported_issues([obj])]
 
 
-@pytest.mark.parametrize(
-    ("rule", "path"),
-    [
-        ({"fault": {"abort": {"httpStatus": 503}}}, "spec.http[0].fault"),
-        ({"retries": {"attempts": 3}}, "spec.http[0].retries"),
-        ({"mirror": {"host": "reviews"}}, "spec.http[0].mirror"),
-        ({"mirrors": [{"destination": {"host": "reviews"}}]}, "spec.http[0].mirrors"),
-        ({"mirrorPercentage": {"value": 5}}, "spec.http[0].mirrorPercentage"),
-        ({"mirrorPercent": 5}, "spec.http[0].mirrorPercent"),
-        ({"rewrite": {"uri": "/x"}}, "spec.http[0].rewrite"),
-        ({"corsPolicy": {"allowMethods": ["GET"]}}, "spec.http[0].corsPolicy"),
-        ({"headers": {"request": {"set": {"a": "b"}}}}, "spec.http[0].headers"),
-        ({"delegate": {"name": "d"}}, "spec.http[0].delegate"),
-    ],
-)
-def test_translate_support_refuses_route_fields(rule: dict[str, Any], path: str) -> None:
-    assert paths(vs({"http": [{"route": ROUTE, **rule}]})) == [path]
+def test_translate_support_refuses_delegate_as_out_of_scope() -> None:
+    (issue,) = unsupported_issues([vs({"http": [{"delegate": {"name": "d"}}]})])
+    assert issue.path == "spec.http[0].delegate"
+    assert issue.message == DELEGATE_OUT_OF_SCOPE
+    assert "gateways" in issue.message and "--mesh kind" in issue.message
 
 
-def test_translate_support_refuses_redirect_and_direct_response() -> None:
-    got = paths(vs({"http": [{"redirect": {"uri": "/x"}}, {"directResponse": {"status": 200}}]}))
-    assert got == ["spec.http[0].redirect", "spec.http[1].directResponse"]
+def test_translate_support_accepts_every_route_policy() -> None:
+    obj = vs(
+        {
+            "http": [
+                {
+                    "route": [{"destination": {"host": "reviews"}, "headers": {"request": {"set": {"a": "b"}}}}],
+                    "fault": {"abort": {"httpStatus": 503}},
+                    "retries": {"attempts": 3},
+                    "mirror": {"host": "reviews"},
+                    "mirrorPercentage": {"value": 5},
+                    "rewrite": {"uri": "/x"},
+                    "corsPolicy": {"allowMethods": ["GET"]},
+                    "headers": {"response": {"remove": ["a"]}},
+                },
+                {"route": ROUTE, "mirrors": [{"destination": {"host": "reviews"}}], "mirrorPercent": 5},
+                {"redirect": {"uri": "/x"}},
+                {"directResponse": {"status": 200}},
+            ]
+        }
+    )
+    assert paths(obj) == []
+
+
+def test_translate_support_refuses_redirect_prefix_rewrite_before_1_31() -> None:
+    obj = vs({"http": [{"redirect": {"prefixRewrite": "/new"}}]})
+    assert unsupported_issues([obj], behaviour_for("1.31")) == []
+    assert paths(obj) == []  # without a release, only release-independent checks run
+    (issue,) = unsupported_issues([obj], behaviour_for("1.30"))
+    assert issue.path == "spec.http[0].redirect.prefixRewrite"
+    assert issue.message == (
+        "exists only from Istio 1.31 on, and this mesh emulates an older release; "
+        "use uri, or emulate Istio 1.31 or later (--istio-version)"
+    )
 
 
 def test_translate_support_refuses_vs_level_fields() -> None:
@@ -68,7 +88,7 @@ def test_translate_support_refuses_vs_level_fields() -> None:
             "http": [
                 {
                     "match": [{"gateways": ["my-gw"], "headers": {"@request.auth.claims.sub": {"exact": "x"}}}],
-                    "route": [{"destination": {"host": "reviews"}, "headers": {"response": {"remove": ["a"]}}}],
+                    "route": [{"destination": {"host": "reviews"}}],
                 }
             ],
         }
@@ -77,7 +97,6 @@ def test_translate_support_refuses_vs_level_fields() -> None:
         "spec.tcp",
         "spec.hosts[0]",
         "spec.gateways[1]",
-        "spec.http[0].route[0].headers",
         "spec.http[0].match[0].gateways[0]",
         "spec.http[0].match[0].headers.@request.auth.claims.sub",
     ]
@@ -130,19 +149,21 @@ def test_translate_support_accepts_what_is_translated() -> None:
 
 
 def test_translate_support_issue_names_file_line_object_and_fix() -> None:
-    obj = vs({"http": [{"route": ROUTE, "fault": {"abort": {"httpStatus": 503}}}]}).model_copy(
+    obj = vs({"http": [{"route": ROUTE}], "tcp": [{"route": []}]}).model_copy(
         update={"source": Source(file="cases/f.yaml", line=12)}
     )
     (issue,) = unsupported_issues([obj])
-    assert issue == Issue(
-        NOT_YET, file="cases/f.yaml", line=12, obj="VirtualService/reviews", path="spec.http[0].fault"
-    )
-    assert str(issue) == f"cases/f.yaml:12: VirtualService/reviews: spec.http[0].fault: {NOT_YET}"
+    assert issue == Issue(NOT_YET, file="cases/f.yaml", line=12, obj="VirtualService/reviews", path="spec.tcp")
+    assert str(issue) == f"cases/f.yaml:12: VirtualService/reviews: spec.tcp: {NOT_YET}"
 
 
 def test_translate_refuses_unsupported_input_with_every_issue() -> None:
-    objects = [vs({"http": [{"route": ROUTE, "fault": {}, "retries": {"attempts": 1}}]})]
-    inp = TranslateInput(DEFAULT_TOPOLOGY, DEFAULT_TOPOLOGY.clients[0], {}, objects, 1)
+    objects = [vs({"http": [{"delegate": {"name": "d"}}, {"redirect": {"prefixRewrite": "/p"}}], "tls": [{}]})]
+    inp = TranslateInput(DEFAULT_TOPOLOGY, DEFAULT_TOPOLOGY.clients[0], {}, objects, 1, istio_version="1.30")
     with pytest.raises(UnsupportedError) as info:
         translate(inp)
-    assert [i.path for i in info.value.issues] == ["spec.http[0].retries", "spec.http[0].fault"]
+    assert [i.path for i in info.value.issues] == [
+        "spec.tls",
+        "spec.http[0].delegate",
+        "spec.http[1].redirect.prefixRewrite",
+    ]

@@ -48,10 +48,10 @@ def translate(inp: TranslateInput) -> EnvoyResources:
     Raises ``UnsupportedError`` (every issue at once) when an object sets a field the local mesh
     does not reproduce, and ``ValueError`` for an ``istio_version`` that is not ``1.x[.y]``.
     """
-    issues = unsupported_issues(inp.objects)
+    behaviour = behaviour_for(inp.istio_version)
+    issues = unsupported_issues(inp.objects, behaviour)
     if issues:
         raise UnsupportedError(issues)
-    behaviour = behaviour_for(inp.istio_version)
     built = translate_clusters(inp.topology, inp.client, inp.objects, behaviour)
     load_assignments = tuple(
         translate_load_assignment(c.resource["name"], inp.endpoints.get((c.service, c.port), ()), c.subset_labels)

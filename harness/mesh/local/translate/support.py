@@ -5,6 +5,10 @@ does not turn into Envoy config must fail with the field path and the way out, n
 field silently dropped. Each table below lists fields that are *not yet* translated; supporting
 one means translating it and deleting its name here. Accepted with only a warning elsewhere (not
 refused here): ``exportTo`` and DR ``tls`` (the local mesh is plaintext).
+
+Refused for good rather than "not yet": ``delegate`` (delegation serves gateways, which are out of
+scope for the local mesh). Refused by release: fields the emulated Istio does not have yet (its
+CRD would reject them), such as ``redirect.prefixRewrite`` before 1.31.
 """
 
 from __future__ import annotations
@@ -24,26 +28,17 @@ from harness.istio.model import (
     proto_json_name,
 )
 from harness.mesh.local.translate.select import MESH_GATEWAY
+from harness.mesh.local.translate.versions import Behaviour
 from harness.yamlsource import PathKey, format_path
 
 NOT_YET = "not supported by the local mesh yet; run with --mesh kind"
 
 UNSUPPORTED_VIRTUAL_SERVICE_FIELDS = ("tls", "tcp")
-UNSUPPORTED_HTTP_ROUTE_FIELDS = (
-    "delegate",
-    "redirect",
-    "direct_response",
-    "rewrite",
-    "retries",
-    "fault",
-    "mirror",
-    "mirrors",
-    "mirror_percentage",
-    "mirror_percent",
-    "cors_policy",
-    "headers",
+DELEGATE_OUT_OF_SCOPE = (
+    "delegation is not supported by the local mesh: delegate VirtualServices serve gateways, which the "
+    "local mesh does not run; put the delegate's routes in this rule, or run with --mesh kind"
 )
-UNSUPPORTED_ROUTE_DESTINATION_FIELDS = ("headers",)
+REDIRECT_PREFIX_REWRITE_FROM = "1.31"
 UNSUPPORTED_DESTINATION_RULE_FIELDS = ("workload_selector",)
 UNSUPPORTED_TRAFFIC_POLICY_FIELDS = (
     "load_balancer",
@@ -58,24 +53,27 @@ JWT_CLAIM_PREFIX = "@request.auth.claims"
 """Header names istiod turns into dynamic-metadata (JWT claim) matchers instead of header matchers."""
 
 
-def unsupported_issues(objects: Sequence[IstioObject]) -> list[Issue]:
-    """One Issue per field that is set in ``objects`` but that the local translator does not reproduce."""
+def unsupported_issues(objects: Sequence[IstioObject], behaviour: Behaviour | None = None) -> list[Issue]:
+    """One Issue per field that is set in ``objects`` but that the local translator does not reproduce.
+
+    With ``behaviour``, fields the emulated Istio release does not have yet are refused too.
+    """
     issues: list[Issue] = []
     for obj in objects:
-        for path, message in _findings(obj):
+        for path, message in _findings(obj, behaviour):
             file, line = (obj.source.file, obj.source.line) if obj.source else (None, None)
             issues.append(Issue(message, file=file, line=line, obj=obj.ref, path=format_path(path)))
     return issues
 
 
-def _findings(obj: IstioObject) -> Iterator[tuple[PathKey, str]]:
+def _findings(obj: IstioObject, behaviour: Behaviour | None) -> Iterator[tuple[PathKey, str]]:
     if isinstance(obj, VirtualService):
-        yield from _virtual_service(obj)
+        yield from _virtual_service(obj, behaviour)
     elif isinstance(obj, DestinationRule):
         yield from _destination_rule(obj)
 
 
-def _virtual_service(vs: VirtualService) -> Iterator[tuple[PathKey, str]]:
+def _virtual_service(vs: VirtualService, behaviour: Behaviour | None) -> Iterator[tuple[PathKey, str]]:
     spec = vs.spec
     yield from _set_fields(spec, UNSUPPORTED_VIRTUAL_SERVICE_FIELDS, ("spec",))
     for i, host in enumerate(spec.hosts):
@@ -84,9 +82,14 @@ def _virtual_service(vs: VirtualService) -> Iterator[tuple[PathKey, str]]:
     yield from _gateways(spec.gateways, ("spec", "gateways"))
     for i, rule in enumerate(spec.http):
         at: PathKey = ("spec", "http", i)
-        yield from _set_fields(rule, UNSUPPORTED_HTTP_ROUTE_FIELDS, at)
-        for j, dest in enumerate(rule.route):
-            yield from _set_fields(dest, UNSUPPORTED_ROUTE_DESTINATION_FIELDS, (*at, "route", j))
+        if rule.delegate is not None:
+            yield (*at, "delegate"), DELEGATE_OUT_OF_SCOPE
+        if behaviour is not None and not behaviour.redirect_prefix_rewrite:
+            if rule.redirect is not None and rule.redirect.prefix_rewrite is not None:
+                yield (*at, "redirect", "prefixRewrite"), (
+                    f"exists only from Istio {REDIRECT_PREFIX_REWRITE_FROM} on, and this mesh emulates an older "
+                    f"release; use uri, or emulate Istio {REDIRECT_PREFIX_REWRITE_FROM} or later (--istio-version)"
+                )
         for k, match in enumerate(rule.match):
             yield from _match(match, (*at, "match", k))
 
