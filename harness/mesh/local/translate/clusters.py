@@ -1,10 +1,14 @@
 """CDS: one outbound cluster per service port, plus one per DestinationRule subset.
 
-Shapes follow istiod's ``cluster_builder.go`` for a sidecar (reference section 3.2): EDS over ADS
-with ``initial_fetch_timeout: 0s``, the mesh's 10s connect timeout, LEAST_REQUEST, an empty
-``common_lb_config``, circuit breakers at 2^32-1 (so only a DR can make them trip) and the
-``<name>;`` alt stat name. Istio-only pieces (the ``istio.metadata_exchange`` filter, auto-mTLS
-transport sockets) are left out: vanilla Envoy has no such filter and the local mesh is plaintext.
+Shapes follow istiod's ``cluster_builder.go`` for a sidecar (reference sections 3.2-3.6): EDS over
+ADS with ``initial_fetch_timeout: 0s``, an empty ``common_lb_config`` and the ``<name>;`` alt stat
+name. ``applyTrafficPolicy`` runs for every cluster, DR or not, so each one gets the connection pool
+defaults (10s connect timeout, circuit breakers at 2^32-1) and LEAST_REQUEST. A DR's effective
+policy for the cluster (``traffic_policy``: port-level and subset merge) then sets the connection
+pool (``connection_pool``), outlier detection (``outlier``) and load balancer (``lb``).
+Istio-only pieces (the ``istio.metadata_exchange`` filter, auto-mTLS transport sockets) are left
+out: vanilla Envoy has no such filter and the local mesh is plaintext (DR ``tls`` is accepted with
+a warning and has no effect here).
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ from dataclasses import dataclass
 
 from harness.istio.model import IstioObject
 from harness.mesh.local.translate import names
+from harness.mesh.local.translate.connection_pool import translate_connection_pool
 from harness.mesh.local.translate.inputs import Resource
-from harness.mesh.local.translate.select import destination_rule_subsets
+from harness.mesh.local.translate.lb import translate_load_balancer
+from harness.mesh.local.translate.outlier import translate_outlier_detection
+from harness.mesh.local.translate.traffic_policy import (
+    DestinationRules,
+    Policy,
+    cluster_policy,
+)
 from harness.mesh.local.translate.versions import Behaviour
 from harness.topology import Client, ServicePort, Topology
-
-UNLIMITED = 4294967295
-"""istiod's default for every circuit-breaker threshold (``math.MaxUint32``): effectively off."""
-
-CONNECT_TIMEOUT = "10s"
-"""The mesh default ``connectTimeout``."""
 
 
 def ads_config_source() -> Resource:
@@ -50,56 +55,49 @@ def translate_clusters(
     Clusters come per service in topology order, then per port, the default cluster before the
     subsets in DR order. The DR lookup depends on the client's namespace, so clusters are per node.
     """
+    rules = DestinationRules(objects, client.namespace)
     out: list[BuiltCluster] = []
     for service in topology.services:
-        merged = destination_rule_subsets(objects, service.fqdn, client.namespace, service.namespace)
+        merged = rules.for_host(service.fqdn)
+        top = merged.traffic_policy if merged else None
         for port in sorted(service.ports, key=lambda p: p.number):
             name = names.outbound_cluster(port.number, None, service.fqdn)
-            out.append(BuiltCluster(_cluster(name, port, behaviour, None), service.name, port.number, {}))
+            resource = _cluster(name, port, behaviour, None, cluster_policy(top, None, port.number))
+            out.append(BuiltCluster(resource, service.name, port.number, {}))
             if merged is None:
                 continue
-            rule, subsets = merged
-            for subset in subsets:
+            rule = merged.rule
+            for subset in merged.subsets:
                 name = names.outbound_cluster(port.number, subset.name, service.fqdn)
                 meta = {
                     "config": names.config_path(rule.kind, rule.metadata.namespace, rule.metadata.name),
                     "subset": subset.name,
                 }
-                resource = _cluster(name, port, behaviour, meta)
+                policy = cluster_policy(top, subset.traffic_policy, port.number)
+                resource = _cluster(name, port, behaviour, meta, policy)
                 out.append(BuiltCluster(resource, service.name, port.number, dict(subset.labels)))
     return out
 
 
-def _cluster(name: str, port: ServicePort, behaviour: Behaviour, istio_meta: dict[str, str] | None) -> Resource:
+def _cluster(
+    name: str, port: ServicePort, behaviour: Behaviour, istio_meta: dict[str, str] | None, policy: Policy | None
+) -> Resource:
+    """``buildCluster`` + ``applyTrafficPolicy`` for one outbound cluster (``policy`` None: no DR policy)."""
+    policy = policy or Policy()
     cluster: Resource = {
         "name": name,
         "type": "EDS",
         "eds_cluster_config": {"service_name": name, "eds_config": ads_config_source()},
-        "connect_timeout": CONNECT_TIMEOUT,
-        "lb_policy": "LEAST_REQUEST",
         "common_lb_config": {},
-        "circuit_breakers": {
-            "thresholds": [
-                {
-                    "max_connections": UNLIMITED,
-                    "max_pending_requests": UNLIMITED,
-                    "max_requests": UNLIMITED,
-                    "max_retries": UNLIMITED,
-                    "track_remaining": behaviour.track_remaining,
-                }
-            ]
-        },
     }
+    pool = translate_connection_pool(policy.connection_pool, policy.retry_budget, port, behaviour.track_remaining)
+    cluster.update(pool)
+    outlier = translate_outlier_detection(policy.outlier_detection)
+    cluster["common_lb_config"].update(outlier.pop("common_lb_config", {}))
+    cluster.update(outlier)
+    cluster.update(translate_load_balancer(policy.load_balancer))
     if behaviour.alt_stat_name:
         cluster["alt_stat_name"] = names.alt_stat_name(name)
-    if port.protocol in ("grpc", "http2"):
-        # setUpstreamProtocol: HTTP/2 ports talk h2 upstream (reference section 5).
-        cluster["typed_extension_protocol_options"] = {
-            names.HTTP_PROTOCOL_OPTIONS: {
-                "@type": names.TYPE_HTTP_PROTOCOL_OPTIONS,
-                "explicit_http_config": {"http2_protocol_options": {}},
-            }
-        }
     if istio_meta:
         # The DR and subset a cluster came from, as istiod records them (AddConfigInfoMetadata, AddSubsetToMetadata).
         cluster["metadata"] = {"filter_metadata": {"istio": istio_meta}}

@@ -9,6 +9,12 @@ refused here): ``exportTo`` and DR ``tls`` (the local mesh is plaintext).
 Refused for good rather than "not yet": ``delegate`` (delegation serves gateways, which are out of
 scope for the local mesh). Refused by release: fields the emulated Istio does not have yet (its
 CRD would reject them), such as ``redirect.prefixRewrite`` before 1.31.
+
+DestinationRule traffic policies are translated (``traffic_policy``, ``connection_pool``,
+``outlier``, ``lb``) except ``tunnel`` and ``proxyProtocol``. Refused for good: ``loadBalancer.simple:
+PASSTHROUGH`` (no original destination without iptables) and ``localityLbSetting`` ``distribute``,
+``failover`` and ``failoverPriority`` (every local endpoint shares one locality, where only
+``enabled`` is a no-op).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from harness.istio.model import (
     DestinationRule,
     HTTPMatchRequest,
     IstioObject,
+    PortTrafficPolicy,
     TrafficPolicy,
     VirtualService,
     proto_json_name,
@@ -40,15 +47,24 @@ DELEGATE_OUT_OF_SCOPE = (
 )
 REDIRECT_PREFIX_REWRITE_FROM = "1.31"
 UNSUPPORTED_DESTINATION_RULE_FIELDS = ("workload_selector",)
-UNSUPPORTED_TRAFFIC_POLICY_FIELDS = (
-    "load_balancer",
-    "connection_pool",
-    "outlier_detection",
-    "port_level_settings",
-    "tunnel",
-    "proxy_protocol",
-    "retry_budget",
+UNSUPPORTED_TRAFFIC_POLICY_FIELDS = ("tunnel", "proxy_protocol")
+UNSUPPORTED_LOAD_BALANCER_FIELDS = ("zone_aware_lb_setting",)
+"""Not in Istio 1.30's API."""
+UNSUPPORTED_LOCALITY_LB_FIELDS = ("distribute", "failover", "failover_priority")
+LOCALITY_LB_NOT_LOCAL = (
+    "not reproduced by the local mesh: every local endpoint shares one locality, so only 'enabled' (a no-op "
+    "there) is supported; run with --mesh kind"
 )
+"""istiod puts ``locality_weighted_lb_config`` on the cluster for these and spreads endpoints over localities
+and priorities; with one locality and no locality weights that is not a no-op, so they are refused."""
+PASSTHROUGH_NOT_LOCAL = (
+    "PASSTHROUGH sends to the original destination address, which the local mesh does not have (no "
+    "iptables); run with --mesh kind"
+)
+UNSUPPORTED_HTTP_POOL_FIELDS = ("http2_keep_alive",)
+"""Not in Istio 1.30's translation (istiod master only)."""
+UNSUPPORTED_OUTLIER_FIELDS = ("outlier_detection_http_error_codes",)
+"""Not in Istio 1.30's translation (istiod master only)."""
 JWT_CLAIM_PREFIX = "@request.auth.claims"
 """Header names istiod turns into dynamic-metadata (JWT claim) matchers instead of header matchers."""
 
@@ -119,8 +135,30 @@ def _destination_rule(dr: DestinationRule) -> Iterator[tuple[PathKey, str]]:
 
 
 def _traffic_policy(policy: TrafficPolicy | None, at: PathKey) -> Iterator[tuple[PathKey, str]]:
-    if policy is not None:
-        yield from _set_fields(policy, UNSUPPORTED_TRAFFIC_POLICY_FIELDS, at)
+    if policy is None:
+        return
+    yield from _set_fields(policy, UNSUPPORTED_TRAFFIC_POLICY_FIELDS, at)
+    yield from _policy_components(policy, at)
+    for i, port_policy in enumerate(policy.port_level_settings):
+        yield from _policy_components(port_policy, (*at, "portLevelSettings", i))
+
+
+def _policy_components(policy: TrafficPolicy | PortTrafficPolicy, at: PathKey) -> Iterator[tuple[PathKey, str]]:
+    """The parts of loadBalancer, connectionPool and outlierDetection that translate.lb / connection_pool /
+    outlier do not reproduce."""
+    if (lb := policy.load_balancer) is not None:
+        lb_at: PathKey = (*at, "loadBalancer")
+        if lb.simple == "PASSTHROUGH":
+            yield (*lb_at, "simple"), PASSTHROUGH_NOT_LOCAL
+        yield from _set_fields(lb, UNSUPPORTED_LOAD_BALANCER_FIELDS, lb_at)
+        if lb.locality_lb_setting is not None:
+            locality_at: PathKey = (*lb_at, "localityLbSetting")
+            for path, _ in _set_fields(lb.locality_lb_setting, UNSUPPORTED_LOCALITY_LB_FIELDS, locality_at):
+                yield path, LOCALITY_LB_NOT_LOCAL
+    if policy.connection_pool is not None and (http := policy.connection_pool.http) is not None:
+        yield from _set_fields(http, UNSUPPORTED_HTTP_POOL_FIELDS, (*at, "connectionPool", "http"))
+    if policy.outlier_detection is not None:
+        yield from _set_fields(policy.outlier_detection, UNSUPPORTED_OUTLIER_FIELDS, (*at, "outlierDetection"))
 
 
 def _set_fields(model: BaseModel, fields: Sequence[str], at: PathKey) -> Iterator[tuple[PathKey, str]]:
