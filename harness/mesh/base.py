@@ -77,6 +77,8 @@ class Observation:
     error: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     echo: Echo | None = None
+    flags: tuple[str, ...] = ()
+    upstream_host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,14 @@ class Mesh(Protocol):
 
     def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
         """What each app instance of ``service`` (optionally one version) received so far."""
+
+    def drain(self, timeout_s: float = 10.0) -> None:
+        """Return once no request is in flight on any sidecar, fire-and-forget mirror copies included.
+
+        ``send`` returns when the caller has its responses, but a mirrored copy (or a request still
+        waiting out a fault delay for a caller that gave up) may still be on its way; app logs and
+        proxy stats read before ``drain`` can miss it. ``SyncTimeout`` names what is still active.
+        """
 
     def revert(self, token: SyncToken) -> None:
         """Restore the config that was in force before ``apply`` returned ``token``; wait for ACKs."""

@@ -198,7 +198,8 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=STOP_TIMEOUT_S)
 
 
-def spec_to_json(spec: SendSpec, connect_to: str | None, capture_headers: Sequence[str] = ()) -> dict[str, Any]:
+def spec_to_json(spec: SendSpec, connect_to: str | None, capture_headers: Sequence[str] = (),
+                 source_ip: str | None = None) -> dict[str, Any]:
     """The /forward body for a SendSpec (pure). ``http2`` is refused: the echo app sends HTTP/1.1 or gRPC."""
     if spec.protocol not in ("http", "grpc"):
         raise UnsupportedError([Issue(f"protocol {spec.protocol!r} is not supported by the local mesh's "
@@ -219,6 +220,7 @@ def spec_to_json(spec: SendSpec, connect_to: str | None, capture_headers: Sequen
         "include_echo": spec.include_echo,
         "grpc_method": spec.grpc_method,
         "capture_headers": list(capture_headers),
+        **({"source_ip": source_ip} if source_ip else {}),  # the address to send from; absent = the OS's choice
     }
 
 
@@ -269,9 +271,10 @@ class ControlClient:
     def healthz(self) -> dict[str, Any]:
         return dict(self._call("GET", "/healthz", "health check"))
 
-    def forward(self, spec: SendSpec, connect_to: str | None, capture_headers: Sequence[str] = ()) -> list[Observation]:
+    def forward(self, spec: SendSpec, connect_to: str | None, capture_headers: Sequence[str] = (),
+                source_ip: str | None = None) -> list[Observation]:
         """Run one ForwardEcho batch from this instance; one Observation per request, in order."""
-        body = spec_to_json(spec, connect_to, capture_headers)
+        body = spec_to_json(spec, connect_to, capture_headers, source_ip)
         data = self._call("POST", "/forward", f"ForwardEcho of {spec.count} to {spec.url}", json=body,
                           timeout=spec.deadline_s + _FORWARD_MARGIN_S)
         return [observation_from_record(r) for r in data["records"]]

@@ -10,6 +10,10 @@ Config versions only grow: every push (deploy, apply, revert, NACK rollback) get
 stamped on every route, so traffic served by an older config is recognisable. A version is used
 up once it was pushed, even when the push timed out: the xDS server sends a (version, names) pair
 only once, so reusing a number would leave a node on stale content.
+
+What only Envoy knows about a request (response flags, the endpoint it chose) comes from the
+client sidecar's access log, joined to the batch by ``x-request-id`` (``accesslog.py``). Whether
+anything is still in flight comes from the sidecars' ``*_rq_active`` gauges (``drain``).
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ import atexit
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
-from urllib.parse import urlsplit
+from typing import Any, Self
+from urllib.parse import quote, urlsplit
 
-from harness.errors import ConfigRejected, MeshError
+from harness.errors import ConfigRejected, MeshError, SyncTimeout
 from harness.istio.model import IstioObject
 from harness.mesh.base import (
     MeshInfo,
@@ -34,9 +39,10 @@ from harness.mesh.base import (
     SendSpec,
     SyncToken,
 )
+from harness.mesh.local.accesslog import AccessLogReader, BatchJoin, read_all
 from harness.mesh.local.apps import AppProcess
 from harness.mesh.local.controlplane import ControlPlane
-from harness.mesh.local.envoy import EnvoyProcess
+from harness.mesh.local.envoy import ACCESS_LOG_FLUSH_MS, XDS_CLUSTER, EnvoyProcess
 from harness.mesh.local.envoy_binary import envoy_version, find_envoy
 from harness.mesh.local.translate import (
     DEFAULT_ISTIO_VERSION,
@@ -50,6 +56,12 @@ from harness.topology import Client, Topology
 
 SYNC_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 15.0
+ACCESS_LOG_TIMEOUT_S = 5.0
+"""How long after a batch its access log lines may take to appear (Envoy flushes every 10 ms)."""
+DEFAULT_SOURCE_IP = "127.0.0.1"
+_LOG_POLL_S = ACCESS_LOG_FLUSH_MS / 2000
+_DRAIN_POLL_S = 0.01
+_IN_FLIGHT_FILTER = r"(upstream|downstream)_rq_active$"
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,10 @@ class LocalMesh:
         istio_version: str = DEFAULT_ISTIO_VERSION,
         sync_timeout_s: float = SYNC_TIMEOUT_S,
         envoy_log_level: str = "warning",
+        distinct_source_ips: bool = False,
     ) -> None:
+        """``distinct_source_ips``: client ``i`` of the topology sends from 127.0.0.(1+i) instead of
+        127.0.0.1, so that ``useSourceIp`` hashing can tell clients apart (see ``source_ip``)."""
         self._binary = find_envoy(envoy_binary)
         self._istio_version = istio_version
         self._sync_timeout_s = sync_timeout_s
@@ -88,8 +103,11 @@ class LocalMesh:
         self._topology: Topology | None = None
         self._apps: dict[str, AppProcess] = {}  # instance name -> process
         self._labels: dict[str, tuple[str, str]] = {}  # instance name -> (service, version)
+        self._knobs: dict[str, dict[str, str]] = {}  # instance name -> the echo defaults it runs with
         self._clients: dict[str, AppProcess] = {}  # client workload -> its app
         self._sidecars: dict[str, EnvoyProcess] = {}  # client workload -> its Envoy
+        self._access_logs: dict[str, AccessLogReader] = {}  # client workload -> its sidecar's log
+        self._distinct_source_ips = distinct_source_ips
         self._listener_ports: dict[str, dict[int, int]] = {}  # client -> service port -> bound port
         self._objects: dict[tuple[str, str, str], IstioObject] = {}
         self._version = 0
@@ -165,7 +183,11 @@ class LocalMesh:
     # --- Mesh interface ------------------------------------------------------------------------
 
     def deploy(self, topology: Topology) -> None:
-        """Run exactly the apps and sidecars of ``topology``; unchanged instances keep running."""
+        """Run exactly the apps and sidecars of ``topology``; unchanged instances keep running.
+
+        An instance whose echo defaults (``Service.knobs``) changed is restarted: the new process
+        starts first, and the old one stops once the sidecars ACKed endpoints without it.
+        """
         with self._lock:
             if topology == self._topology:
                 return
@@ -173,15 +195,17 @@ class LocalMesh:
             # Instances that go are taken out of the endpoints first and stopped only after the
             # sidecars ACKed config without them, so no request is routed to a stopped app.
             leaving: list[AppProcess | EnvoyProcess] = []
-            for name in [n for n in self._apps if n not in wanted]:
+            for name in [n for n in self._apps if n not in wanted or self._knobs[n] != _knobs_of(topology, n)]:
                 leaving.append(self._apps.pop(name))
                 self._labels.pop(name)
+                self._knobs.pop(name)
             for name in [n for n in self._clients if topology.client(n) is None]:
                 leaving += [self._clients.pop(name), self._sidecars.pop(name)]
                 self._listener_ports.pop(name, None)
+                self._access_logs.pop(name)
             try:
                 to_start = {n: sv for n, sv in wanted.items() if n not in self._apps}
-                self._start_processes(to_start, [c for c in topology.clients if c.name not in self._clients])
+                self._start_processes(topology, to_start, [c for c in topology.clients if c.name not in self._clients])
                 self._topology = topology
                 self._push(self._objects, topology_changed=True)
             finally:
@@ -212,13 +236,50 @@ class LocalMesh:
         if bound is None:
             ports = ", ".join(str(p) for p in sorted(self._listener_ports.get(spec.client, {})))
             raise MeshError(f"{spec.url}: no service in the mesh listens on port {port} (service ports: {ports})")
-        return client.control.forward(spec, connect_to=f"127.0.0.1:{bound}")
+        source_ip = self.source_ip(spec.client)
+        observations = client.control.forward(spec, connect_to=f"127.0.0.1:{bound}",
+                                              source_ip=None if source_ip == DEFAULT_SOURCE_IP else source_ip)
+        return self._join_access_log(spec.client, observations)
+
+    def source_ip(self, client: str) -> str:
+        """The loopback address ``client`` sends from: its ``Client.source_ip`` when set to another
+        address than 127.0.0.1, else 127.0.0.(1+index) with ``distinct_source_ips``, else 127.0.0.1."""
+        assert self._topology is not None, "deploy() a topology first"
+        index, found = next(((i, c) for i, c in enumerate(self._topology.clients) if c.name == client), (0, None))
+        if found is None:
+            raise MeshError(f"no client workload {client!r} in the mesh (clients: {', '.join(self._clients)})")
+        if found.source_ip != DEFAULT_SOURCE_IP or not self._distinct_source_ips:
+            return found.source_ip
+        return f"127.0.0.{1 + index}"
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
-        sidecar = self._sidecars.get(workload)
-        if sidecar is None:
-            raise MeshError(f"no sidecar for workload {workload!r} (workloads: {', '.join(self._sidecars)})")
-        return sidecar.stats()
+        return self._sidecar(workload).stats()
+
+    def drain(self, timeout_s: float = 10.0) -> None:
+        """Poll every sidecar's ``cluster.*.upstream_rq_active`` (mirror copies included) and
+        ``http.*.downstream_rq_active`` gauges until all are 0; SyncTimeout names those that are not."""
+        deadline = time.monotonic() + timeout_s
+        for _ in range(int(timeout_s / _DRAIN_POLL_S) + 2):  # bounded by the deadline below, too
+            active = {
+                f"{workload}: {name}": value
+                for workload, sidecar in list(self._sidecars.items())
+                for name, value in in_flight(_admin_stats(sidecar, _IN_FLIGHT_FILTER)).items()
+            }
+            if not active:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_DRAIN_POLL_S)
+        still = ", ".join(f"{name} = {value}" for name, value in sorted(active.items()))
+        raise SyncTimeout(f"drain: requests still in flight after {timeout_s:g}s: {still}")
+
+    def access_log(self, workload: str) -> list[dict[str, Any]]:
+        """Every line the workload's sidecar logged so far, decoded (field names: translate/listeners.py)."""
+        return read_all(self._sidecar(workload).access_log_path)
+
+    def clusters(self, workload: str) -> dict[str, Any]:
+        """The sidecar's admin ``/clusters?format=json``: per host health flags (outlier ejection), stats."""
+        return _admin_json(self._sidecar(workload), "/clusters?format=json")
 
     def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
         records: list[ReceivedRequest] = []
@@ -229,14 +290,52 @@ class LocalMesh:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _start_processes(self, apps: dict[str, tuple[str, str]], clients: Sequence[Client]) -> None:
+    def _sidecar(self, workload: str) -> EnvoyProcess:
+        sidecar = self._sidecars.get(workload)
+        if sidecar is None:
+            raise MeshError(f"no sidecar for workload {workload!r} (workloads: {', '.join(self._sidecars)})")
+        return sidecar
+
+    def _join_access_log(self, client: str, observations: list[Observation]) -> list[Observation]:
+        """Fill ``flags``/``upstream_host`` from the client sidecar's access log.
+
+        Waits (bounded) for the line of every request that got a response. When some got none,
+        it also waits until the log holds as many lines as Envoy counted requests, so the line
+        of a request that reached Envoy but was cut off is there too, if it exists.
+        """
+        join = BatchJoin(observations)
+        reader = self._access_logs[client]
+        counted = self._requests_counted(client) if join.has_unanswered else 0
+        deadline = time.monotonic() + ACCESS_LOG_TIMEOUT_S
+        for _ in range(int(ACCESS_LOG_TIMEOUT_S / _LOG_POLL_S) + 2):  # bounded by the deadline below, too
+            join.add(reader.take(join.wants()))
+            if join.missing == 0 and reader.lines >= counted:
+                return join.joined()
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_LOG_POLL_S)
+        raise SyncTimeout(
+            f"sidecar of {client}: {join.missing} of {len(observations)} answered requests have no access log "
+            f"line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids {join.missing_ids()}); Envoy counted "
+            f"{counted or 'n/a'} requests, the log has {reader.lines} lines ({reader.path})"
+        )
+
+    def _requests_counted(self, client: str) -> int:
+        """Envoy's count of downstream requests on the client's outbound listeners (one log line each)."""
+        stats = _admin_stats(self._sidecars[client], r"downstream_rq_total$")
+        return sum(stats.get(f"http.{names.hcm_stat_prefix(port)}.downstream_rq_total", 0)
+                   for port in self._listener_ports.get(client, {}))
+
+    def _start_processes(self, topology: Topology, apps: dict[str, tuple[str, str]], clients: Sequence[Client]) -> None:
         """Start app instances and client apps in parallel (each costs an interpreter start), then sidecars."""
         workdir = self.workdir
         jobs = {name: (svc, ver) for name, (svc, ver) in apps.items()}
         jobs.update({f"{c.name}-0": (c.name, dict(c.labels).get("version", "v1")) for c in clients})
+        knobs = {name: _knobs_of(topology, name) for name in apps}
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             futures = {
-                name: pool.submit(AppProcess.start, svc, ver, name, workdir=workdir, ready_timeout=READY_TIMEOUT_S)
+                name: pool.submit(AppProcess.start, svc, ver, name, defaults=knobs.get(name), workdir=workdir,
+                                  ready_timeout=READY_TIMEOUT_S)
                 for name, (svc, ver) in jobs.items()
             }
             started: dict[str, AppProcess] = {}
@@ -251,6 +350,7 @@ class LocalMesh:
             if name in apps:
                 self._apps[name] = proc
                 self._labels[name] = (service, version)
+                self._knobs[name] = knobs[name]
             else:
                 self._clients[service] = proc
         if failure is not None:
@@ -258,12 +358,13 @@ class LocalMesh:
         assert self._control is not None
         for client in clients:
             sidecar_dir = workdir / f"sidecar-{client.name}"
-            sidecar_dir.mkdir()
+            sidecar_dir.mkdir(exist_ok=True)  # a client that left and came back reuses it
             sidecar = EnvoyProcess(
                 node_id=client.node_id, cluster=client.name, xds_port=self._control.port,
                 workdir=sidecar_dir, binary=self._binary, log_level=self._log_level,
             )
             self._sidecars[client.name] = sidecar
+            self._access_logs[client.name] = AccessLogReader(sidecar.access_log_path)
             sidecar.start()  # it turns ready once its first config is ACKed (see _push)
 
     def _push(self, objects: dict[tuple[str, str, str], IstioObject], *, topology_changed: bool = False) -> None:
@@ -341,6 +442,41 @@ def _run_all(calls: Iterable[Callable[[], None]]) -> None:
             first = first or exc
     if first is not None:
         raise first
+
+
+def _knobs_of(topology: Topology, instance: str) -> dict[str, str]:
+    """The echo defaults ``topology`` gives ``instance`` (``Service.instance_knobs``)."""
+    service_name, version = topology.instances()[instance]
+    service = topology.service(service_name)
+    assert service is not None, service_name
+    return service.instance_knobs(version, instance)
+
+
+def in_flight(stats: Mapping[str, int]) -> dict[str, int]:
+    """The nonzero request gauges of a sidecar's stats: ``cluster.<name>.upstream_rq_active`` (pure).
+
+    Also ``http.<prefix>.downstream_rq_active``: a request held by a fault delay has no upstream
+    request yet. Left out: the xDS stream (always one active request) and the admin listener
+    (which serves the stats read itself).
+    """
+    ignored = (f"cluster.{XDS_CLUSTER}.upstream_rq_active", "http.admin.downstream_rq_active")
+    return {
+        name: value
+        for name, value in stats.items()
+        if value and name.endswith(("upstream_rq_active", "downstream_rq_active")) and name not in ignored
+        and name.startswith(("cluster.", "http."))
+    }
+
+
+def _admin_json(sidecar: EnvoyProcess, path: str) -> dict[str, Any]:
+    """An admin API read that EnvoyProcess has no method for (its ``_admin_json`` maps the errors)."""
+    return sidecar._admin_json(path)
+
+
+def _admin_stats(sidecar: EnvoyProcess, regex: str) -> dict[str, int]:
+    """Counters and gauges whose name matches ``regex``: a filtered read costs far less than ``stats()``."""
+    body = _admin_json(sidecar, f"/stats?format=json&filter={quote(regex)}")
+    return {e["name"]: e["value"] for e in body.get("stats", []) if isinstance(e.get("value"), int)}
 
 
 def _ports_by_service_port(listener_ports: dict[str, int]) -> dict[int, int]:
