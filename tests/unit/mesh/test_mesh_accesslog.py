@@ -1,0 +1,132 @@
+"""The sidecar access log join: parsing Envoy's JSON lines, pairing them with a batch, tailing the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.errors import MeshError
+from harness.mesh.base import Observation
+from harness.mesh.local import accesslog
+from harness.mesh.local.accesslog import (
+    AccessLogReader,
+    BatchJoin,
+    LogEntry,
+    Unclaimed,
+    parse_entry,
+    split_lines,
+)
+from harness.mesh.local.translate.listeners import ACCESS_LOG_FORMAT
+
+
+def line(request_id: str | None, code: int = 200, flags: str = "-", host: str | None = "127.0.0.1:1") -> dict[str, object]:
+    """An access log line as Envoy's JSON formatter writes it (absent values are null)."""
+    return {"request_id": request_id, "response_code": code, "response_flags": flags, "upstream_host": host,
+            "duration": 1, "method": "GET"}
+
+
+def entry(request_id: str | None, code: int = 200, flags: tuple[str, ...] = (), host: str | None = "127.0.0.1:1") -> LogEntry:
+    return LogEntry(request_id, code, flags, host)
+
+
+def obs(index: int, request_id: str, status: int = 200) -> Observation:
+    return Observation(index=index, request_id=request_id, status=status, latency_s=0.001)
+
+
+def test_accesslog_reads_the_fields_the_listeners_write() -> None:
+    """A renamed or re-sourced field in translate/listeners.py would silently leave flags empty."""
+    assert ACCESS_LOG_FORMAT[accesslog.REQUEST_ID] == "%REQ(X-REQUEST-ID)%"
+    assert ACCESS_LOG_FORMAT[accesslog.RESPONSE_CODE] == "%RESPONSE_CODE%"
+    assert ACCESS_LOG_FORMAT[accesslog.RESPONSE_FLAGS] == "%RESPONSE_FLAGS%"
+    assert ACCESS_LOG_FORMAT[accesslog.UPSTREAM_HOST] == "%UPSTREAM_HOST%"
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        (line("a"), entry("a")),
+        (line("a", 404, "NR", None), entry("a", 404, ("NR",), None)),
+        (line("a", 503, "DI,FI", None), entry("a", 503, ("DI", "FI"), None)),
+        (line("a", 0, "DC", "-"), entry("a", 0, ("DC",), None)),
+        ({"request_id": "-", "response_code": None}, entry(None, 0, (), None)),
+        ({}, entry(None, 0, (), None)),
+    ],
+)
+def test_accesslog_parse_entry(raw: dict[str, object], want: LogEntry) -> None:
+    assert parse_entry(raw) == want
+
+
+def test_accesslog_split_lines_keeps_the_unfinished_tail() -> None:
+    assert split_lines(b"") == ([], b"")
+    assert split_lines(b'{"a":1}\n{"b"') == ([b'{"a":1}'], b'{"b"')
+    assert split_lines(b"x\n\ny\n") == ([b"x", b"y"], b"")
+
+
+def test_accesslog_unclaimed_takes_at_most_what_is_wanted() -> None:
+    store = Unclaimed()
+    store.add([entry("a", 500), entry("a", 200), entry("b"), entry(None)])
+    assert len(store) == 3  # the line without a request id can never be joined
+    assert store.take({"a": 1, "c": 4}) == [entry("a", 500)]
+    assert store.take({"a": 5, "b": 1}) == [entry("a", 200), entry("b")]
+    assert len(store) == 0 and store.take({"a": 1}) == []
+
+
+def test_accesslog_unclaimed_evicts_the_oldest_beyond_capacity() -> None:
+    store = Unclaimed(capacity=2)
+    store.add([entry("old"), entry("mid"), entry("new")])
+    assert len(store) == 2
+    assert store.take({"old": 1, "mid": 1, "new": 1}) == [entry("mid"), entry("new")]
+
+
+def test_accesslog_join_requires_every_answered_request() -> None:
+    batch = [obs(0, "a"), obs(1, "b", status=404), obs(2, "c", status=0), obs(3, "", status=0)]
+    join = BatchJoin(batch)
+    assert join.missing == 2 and join.has_unanswered
+    assert dict(join.wants()) == {"a": 1, "b": 1, "c": 1}  # no id: never sent, never joined
+    assert join.missing_ids() == ["a", "b"]
+
+    join.add([entry("b", 404, ("NR",), None), entry("zzz")])
+    assert join.missing == 1 and dict(join.wants()) == {"a": 1, "c": 1}
+    join.add([entry("a", host="127.0.0.1:7"), entry("a", host="127.0.0.1:8")])  # only one is wanted
+    assert join.missing == 0 and dict(join.wants()) == {"c": 1}
+
+    joined = join.joined()
+    assert [(o.index, o.flags, o.upstream_host) for o in joined] == [
+        (0, (), "127.0.0.1:7"), (1, ("NR",), None), (2, (), None), (3, (), None)
+    ]
+    assert joined[2] is batch[2]  # no line: the Observation is passed through
+
+
+def test_accesslog_join_pairs_a_shared_request_id_by_status() -> None:
+    """With a caller-fixed x-request-id every request of the batch shares it."""
+    join = BatchJoin([obs(0, "same", 503), obs(1, "same", 200), obs(2, "same", 503)])
+    assert join.missing == 3
+    join.add([entry("same", 200, (), "h:2"), entry("same", 503, ("UF",), None), entry("same", 503, ("UO",), None)])
+    assert join.missing == 0
+    assert [(o.status, o.flags, o.upstream_host) for o in join.joined()] == [
+        (503, ("UF",), None), (200, (), "h:2"), (503, ("UO",), None)
+    ]
+
+
+def test_accesslog_reader_tails_from_where_the_sidecar_started(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    path.write_text(json.dumps(line("before")) + "\n")
+    reader = AccessLogReader(path)
+    with path.open("a") as log:
+        log.write(json.dumps(line("one")) + "\n" + json.dumps(line("two"))[:10])
+    assert reader.take({"before": 1, "one": 1, "two": 1}) == [entry("one")]
+    with path.open("a") as log:
+        log.write(json.dumps(line("two"))[10:] + "\n")
+    assert reader.take({"two": 1}) == [entry("two")]
+    assert reader.lines == 2
+
+
+def test_accesslog_reader_waits_for_the_file_and_refuses_garbage(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    reader = AccessLogReader(path)
+    assert reader.take({"a": 1}) == []  # Envoy creates the file with its first request
+    path.write_text("not json\n")
+    with pytest.raises(MeshError, match=r"access log .*access\.log: a line is not JSON .*'not json'"):
+        reader.take({"a": 1})
