@@ -192,7 +192,7 @@ def _merged_header_fields(rule: HeaderMutations, destination: HeaderMutations) -
     """The route's header lists: the rule's entries, then the single destination's (``processDestination``)."""
     merged = rule.fields()
     for field, values in destination.fields().items():
-        merged[field] = [*merged.get(field, []), *values]  # type: ignore[list-item]
+        merged[field] = [*merged.get(field, []), *values]
     return merged
 
 

@@ -100,12 +100,12 @@ def _virtual_service(vs: VirtualService, behaviour: Behaviour | None) -> Iterato
         at: PathKey = ("spec", "http", i)
         if rule.delegate is not None:
             yield (*at, "delegate"), DELEGATE_OUT_OF_SCOPE
-        if behaviour is not None and not behaviour.redirect_prefix_rewrite:
-            if rule.redirect is not None and rule.redirect.prefix_rewrite is not None:
-                yield (*at, "redirect", "prefixRewrite"), (
-                    f"exists only from Istio {REDIRECT_PREFIX_REWRITE_FROM} on, and this mesh emulates an older "
-                    f"release; use uri, or emulate Istio {REDIRECT_PREFIX_REWRITE_FROM} or later (--istio-version)"
-                )
+        too_new = behaviour is not None and not behaviour.redirect_prefix_rewrite
+        if too_new and rule.redirect is not None and rule.redirect.prefix_rewrite is not None:
+            yield (*at, "redirect", "prefixRewrite"), (
+                f"exists only from Istio {REDIRECT_PREFIX_REWRITE_FROM} on, and this mesh emulates an older "
+                f"release; use uri, or emulate Istio {REDIRECT_PREFIX_REWRITE_FROM} or later (--istio-version)"
+            )
         for k, match in enumerate(rule.match):
             yield from _match(match, (*at, "match", k))
 
