@@ -102,29 +102,66 @@ def test_translate_support_refuses_vs_level_fields() -> None:
     ]
 
 
-def test_translate_support_refuses_traffic_policies_but_not_tls() -> None:
+def test_translate_support_accepts_traffic_policies_but_not_tunnel_or_proxy_protocol() -> None:
+    translated = {
+        "tls": {"mode": "DISABLE"},
+        "connectionPool": {"tcp": {"maxConnections": 1}},
+        "outlierDetection": {"consecutive5xxErrors": 1},
+        "loadBalancer": {"simple": "ROUND_ROBIN", "localityLbSetting": {"enabled": True}},
+        "retryBudget": {"percent": 10},
+        "portLevelSettings": [{"port": {"number": 9080}, "connectionPool": {"http": {"maxRetries": 1}}}],
+    }
     obj = dr(
         {
-            "trafficPolicy": {
-                "tls": {"mode": "DISABLE"},
-                "connectionPool": {"tcp": {"maxConnections": 1}},
-                "outlierDetection": {"consecutive5xxErrors": 1},
-                "loadBalancer": {"simple": "ROUND_ROBIN"},
-                "portLevelSettings": [{"port": {"number": 9080}}],
-            },
-            "subsets": [{"name": "v1", "labels": {"version": "v1"}, "trafficPolicy": {"connectionPool": {}}}],
+            "trafficPolicy": {**translated, "proxyProtocol": {"version": "V1"}},
+            "subsets": [{"name": "v1", "trafficPolicy": {"tunnel": {"targetHost": "h", "targetPort": 1}}}],
             "workloadSelector": {"matchLabels": {"app": "client"}},
             "exportTo": ["."],
         }
     )
     assert paths(obj) == [
         "spec.workloadSelector",
-        "spec.trafficPolicy.loadBalancer",
-        "spec.trafficPolicy.connectionPool",
-        "spec.trafficPolicy.outlierDetection",
-        "spec.trafficPolicy.portLevelSettings",
-        "spec.subsets[0].trafficPolicy.connectionPool",
+        "spec.trafficPolicy.proxyProtocol",
+        "spec.subsets[0].trafficPolicy.tunnel",
     ]
+    assert paths(dr({"trafficPolicy": translated, "subsets": [{"name": "v1", "trafficPolicy": translated}]})) == []
+
+
+def test_translate_support_refuses_what_the_local_mesh_cannot_reproduce_with_the_reason() -> None:
+    no_local = {
+        "loadBalancer": {
+            "simple": "PASSTHROUGH",
+            "localityLbSetting": {"distribute": [{"from": "a/*", "to": {"b/*": 100}}], "failover": [{"from": "a"}],
+                                  "failoverPriority": ["topology.kubernetes.io/zone"]},
+        }
+    }
+    not_in_1_30 = {
+        "loadBalancer": {"zoneAwareLbSetting": {"enabled": True}},
+        "connectionPool": {"http": {"http2KeepAlive": {"interval": "1s"}}},
+        "outlierDetection": {"outlierDetectionHttpErrorCodes": [500]},
+    }
+    obj = dr({"trafficPolicy": {**no_local, "portLevelSettings": [{"port": {"number": 9080}, **not_in_1_30}]}})
+    issues = unsupported_issues([obj])
+    lb = "spec.trafficPolicy.loadBalancer"
+    port = "spec.trafficPolicy.portLevelSettings[0]"
+    assert [i.path for i in issues] == [
+        f"{lb}.simple",
+        f"{lb}.localityLbSetting.distribute",
+        f"{lb}.localityLbSetting.failover",
+        f"{lb}.localityLbSetting.failoverPriority",
+        f"{port}.loadBalancer.zoneAwareLbSetting",
+        f"{port}.connectionPool.http.http2KeepAlive",
+        f"{port}.outlierDetection.outlierDetectionHttpErrorCodes",
+    ]
+    assert issues[0].message == (
+        "PASSTHROUGH sends to the original destination address, which the local mesh does not have (no "
+        "iptables); run with --mesh kind"
+    )
+    assert issues[1].message == (
+        "not reproduced by the local mesh: every local endpoint shares one locality, so only 'enabled' (a no-op "
+        "there) is supported; run with --mesh kind"
+    )
+    assert {i.message for i in issues[4:]} == {NOT_YET}
 
 
 def test_translate_support_accepts_what_is_translated() -> None:
