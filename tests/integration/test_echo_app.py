@@ -211,3 +211,15 @@ def test_echo_app_control_client_names_a_dead_instance() -> None:
     with pytest.raises(ProcessError, match="echo app gone-0: health check failed, control port 1 unreachable"):
         client.healthz()
     client.close()
+
+
+def test_echo_app_forward_head_post_and_refused(apps: tuple[AppProcess, AppProcess]) -> None:
+    server, client = apps
+    target = f"127.0.0.1:{server.http_port}"
+    head = client.control.forward(SendSpec(url="http://reviews:9080/", method="HEAD", count=3), target)
+    assert [(o.status, o.version) for o in head] == [(200, "v1")] * 3  # no body read, the connection still reused
+    post = client.control.forward(SendSpec(url="http://reviews:9080/p", method="POST", body=b"x" * 100_000,
+                                           include_echo=True), target)
+    assert post[0].status == 200 and post[0].echo is not None and post[0].echo.headers["content-length"] == "100000"
+    refused = client.control.forward(SendSpec(url="http://reviews:9080/"), connect_to="127.0.0.1:1")
+    assert (refused[0].status, refused[0].error) == (0, "cannot connect to 127.0.0.1:1: Connection refused")

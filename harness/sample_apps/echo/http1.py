@@ -68,6 +68,10 @@ class RequestTimeout(HttpClientError):
     """No complete response within the per-request timeout."""
 
 
+def _timeout(timeout_s: float) -> RequestTimeout:
+    return RequestTimeout(f"timeout after {timeout_s:g}s")
+
+
 class Response(NamedTuple):
     """A complete response. ``keep_alive``: the connection may carry another request."""
 
@@ -122,6 +126,8 @@ def _parse_head(head: bytes) -> tuple[str, int, str, dict[str, str]]:
 
 
 def _content_length(value: str) -> int:
+    if value.isascii() and value.isdigit():
+        return int(value)
     values = {v.strip() for v in value.split(",")}  # "5, 5" from a repeated header is allowed, "5, 6" is not
     if len(values) != 1 or not all(v.isascii() and v.isdigit() for v in values):
         raise ProtocolError(f"malformed response: bad Content-Length {value[:100]!r}")
@@ -144,6 +150,10 @@ class ResponseParser:
     reused). ``received`` counts every byte fed, so a caller can tell "nothing came back" from
     "cut off". Errors: ``ProtocolError`` (``ResponseTooLarge``) from ``feed``.
     """
+
+    __slots__ = ("_body_size", "_buf", "_head_only", "_headers", "_interim", "_keep_alive", "_max_body",
+                 "_max_head", "_parts", "_reason", "_remaining", "_state", "_status", "_trailer_bytes",
+                 "leftover", "received")
 
     def __init__(self, *, head_only: bool = False, max_head_bytes: int = MAX_HEAD_BYTES,
                  max_body_bytes: int = MAX_BODY_BYTES) -> None:
@@ -347,16 +357,27 @@ class _Connection(asyncio.Protocol):
         else:
             waiter.set_exception(outcome)
 
-    async def exchange(self, data: bytes, parser: ResponseParser) -> Response:
-        """Write one request and wait for its response (the caller bounds the wait)."""
+    async def exchange(self, data: bytes, parser: ResponseParser, deadline: float, timeout_s: float) -> Response:
+        """Write one request and wait for its response; ``RequestTimeout`` at ``deadline`` (loop time).
+
+        A timer on the loop rather than ``asyncio.timeout``: it is the one per-request cost that
+        every request pays, and a plain timer handle is several times cheaper.
+        """
         transport = self._transport
         if self.is_closed or transport is None or transport.is_closing():
             raise ConnectionClosed("connection closed by the peer before any response byte")
         self._parser = parser
         waiter: asyncio.Future[Response] = self._loop.create_future()
         self._waiter = waiter
+        timer = self._loop.call_at(deadline, self._expire, timeout_s)
         transport.write(data)
-        return await waiter
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    def _expire(self, timeout_s: float) -> None:
+        self._settle(_timeout(timeout_s))
 
     def close(self) -> None:
         """Close after a complete response (nothing left to read)."""
@@ -412,24 +433,25 @@ class Http1Pool:
         Raises an ``HttpClientError`` when there is none within ``timeout_s`` (connecting included).
         """
         async with self._slots:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    return await self._request(data, method)
-            except TimeoutError:
-                raise RequestTimeout(f"timeout after {timeout_s:g}s") from None
+            return await self._request(data, method, timeout_s)
 
-    async def _request(self, data: bytes, method: str) -> Response:
+    async def _request(self, data: bytes, method: str, timeout_s: float) -> Response:
+        deadline = asyncio.get_running_loop().time() + timeout_s
         head_only = method == "HEAD"
         may_resend = method in IDEMPOTENT_METHODS
         conn = self._take_idle()
         reused = conn is not None
         for _ in range(2):  # the first try, and one resend after a stale keep-alive connection
             if conn is None:
-                conn = await self._connect()
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        conn = await self._connect()
+                except TimeoutError:
+                    raise _timeout(timeout_s) from None
             parser = ResponseParser(head_only=head_only, max_head_bytes=self._max_head,
                                     max_body_bytes=self._max_body)
             try:
-                response = await conn.exchange(data, parser)
+                response = await conn.exchange(data, parser, deadline, timeout_s)
             except ConnectionClosed:
                 self._discard(conn)
                 if not (reused and may_resend and parser.received == 0):

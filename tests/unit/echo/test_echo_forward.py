@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from harness.sample_apps.echo.forward import run_batch
-from harness.sample_apps.echo.forward_spec import ForwardRequest, ForwardSpecError, Record, is_selected_header
+from harness.sample_apps.echo.forward_spec import (
+    ForwardRequest,
+    ForwardSpecError,
+    Record,
+    RequestIds,
+    is_selected_header,
+)
 
 
 def test_echo_forward_request_defaults_and_derived_addresses() -> None:
@@ -94,3 +100,29 @@ def test_echo_forward_batch_raises_sender_bugs() -> None:
 
     with pytest.raises(RuntimeError, match="bug"):
         asyncio.run(run_batch(3, 2, None, 5.0, broken))
+
+
+def test_echo_forward_request_refuses_what_cannot_be_sent() -> None:
+    bad: dict[str, Any] = {
+        "url": "http://reviews:9080/a b", "method": "GET /x",
+        "headers": [["bad name", "v"], ["Content-Length", "3"], ["x-ok", "a\r\nx-injected: 1"], ["x-u", "é"]],
+    }
+    with pytest.raises(ForwardSpecError) as err:
+        ForwardRequest.from_json(bad)
+    assert err.value.problems == [
+        "url: spaces, control and non-ASCII characters must be percent-encoded, got 'http://reviews:9080/a b'",
+        "method: expected an HTTP method like 'GET' (letters, digits, no spaces), got 'GET /x'",
+        "headers[0]: expected a header name (letters, digits, '-', no spaces or ':'), got 'bad name'",
+        "headers[1]: 'Content-Length' is set by ForwardEcho from 'body'; remove the header",
+        "headers[2]: the value of 'x-ok' must be ASCII without CR, LF or NUL, got 'a\\r\\nx-injected: 1'",
+        "headers[3]: the value of 'x-u' must be ASCII without CR, LF or NUL, got 'é'",
+    ]
+    with pytest.raises(ForwardSpecError, match=r"url: expected a port 1..65535 after the host, got 'http://r:99999/'"):
+        ForwardRequest.from_json({"url": "http://r:99999/"})
+
+
+def test_echo_forward_request_ids_are_unique_within_and_across_batches() -> None:
+    first, second = RequestIds(), RequestIds()
+    ids = [first(i) for i in range(1000)] + [second(i) for i in range(1000)]
+    assert len(set(ids)) == 2000
+    assert first(7).endswith("-7") and len(first(7)) == 26  # 24 hex digits, '-', the index

@@ -1,0 +1,178 @@
+"""ForwardEcho's HTTP traffic generator: the raw HTTP/1.1 client against the aiohttp one it replaced.
+
+Same run, same mesh (``LocalMesh`` + ``DEFAULT_TOPOLOGY``, every request routed to reviews v1):
+
+* new, through Envoy: ``mesh.send()`` (the client app sends through its sidecar listener);
+* old, through Envoy: the same batch from a second client app running the old code (``--old-rev``,
+  by default the commit before ``http1.py`` was added, checked out with ``git archive`` into a temp
+  dir), sent to the same sidecar listener;
+* new and old, direct: the same batch straight to the v1 app's port (no Envoy);
+* wrk (if installed), through the same listener with the same Host header, as the ceiling a
+  C generator reaches there; and wrk direct.
+
+req/s counts the whole ForwardEcho call as a check sees it (control call, batch, records back).
+"client cores" is the CPU time of the generating app process divided by the call's wall time.
+Each of ``--reps`` rounds runs every variant once, interleaved, so that load from other work on the
+machine spreads over all of them; the table shows the median and the range (min..max) over rounds,
+and the ratios are taken within each round. Nothing is asserted.
+
+Run from the repository root:  python bench/forward_echo.py [--count 20000] [--concurrency 32] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.local_mesh import route_all_to
+from harness.mesh.base import Observation, SendSpec
+from harness.mesh.local.apps import AppProcess, ControlClient, _read_ready_line
+from harness.mesh.local.mesh import LocalMesh
+from harness.topology import DEFAULT_TOPOLOGY
+
+ROOT = Path(__file__).resolve().parent.parent
+URL = "http://reviews:9080/"
+HOST = "reviews:9080"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def default_old_rev() -> str:
+    """The parent of the commit that added the raw client: the last aiohttp ForwardEcho."""
+    added = subprocess.run(["git", "log", "--diff-filter=A", "--format=%H", "--",
+                            "harness/sample_apps/echo/http1.py"], cwd=ROOT, check=True, capture_output=True,
+                           text=True).stdout.split()
+    if not added:
+        raise SystemExit("harness/sample_apps/echo/http1.py is not in git history; pass --old-rev")
+    return f"{added[-1]}^"
+
+
+@contextmanager
+def old_client_app(rev: str) -> Iterator[AppProcess]:
+    """A client echo app running ``harness`` as of ``rev``, in a temp dir removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="forward-echo-old-") as tmp:
+        archive = subprocess.run(["git", "archive", rev, "harness"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        stderr_path = Path(tmp) / "client-old.stderr.log"
+        cmd = [sys.executable, "-m", "harness.sample_apps.echo", "--service", "client", "--version", "old",
+               "--instance", "client-old-0", "--http-port", "0", "--grpc-port", "0", "--control-port", "0"]
+        with stderr_path.open("wb") as stderr:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0,
+                                    env={**os.environ, "PYTHONPATH": tmp}, cwd=tmp)
+        app: AppProcess | None = None
+        try:
+            ready = _read_ready_line(proc, "client-old-0", stderr_path, 10.0)
+            app = AppProcess("client-old-0", proc, {k: int(ready[k]) for k in ("http", "grpc", "control")},
+                             stderr_path)
+            yield app
+        finally:
+            if app is not None:
+                app.stop()
+            elif proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def timed_batch(send: Callable[[SendSpec], list[Observation]], spec: SendSpec,
+                pid: int) -> tuple[float, float, float, int]:
+    """(req/s, client cores, median latency ms, non-200 count) of one ForwardEcho call."""
+    cpu0, began = cpu_seconds(pid), time.perf_counter()
+    records = send(spec)
+    elapsed, cpu = time.perf_counter() - began, cpu_seconds(pid) - cpu0
+    errors = sum(1 for o in records if o.status != 200)
+    return len(records) / elapsed, cpu / elapsed, statistics.median(o.latency_s for o in records) * 1e3, errors
+
+
+def wrk(port: int, concurrency: int, seconds: int) -> float:
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-H", f"Host: {HOST}",
+                          f"http://127.0.0.1:{port}/"], check=True, capture_output=True, text=True,
+                         timeout=seconds + 30).stdout
+    found = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    if found is None:
+        raise SystemExit(f"could not read wrk's output:\n{out}")
+    return float(found.group(1))
+
+
+def span(values: list[float], fmt: str = ".0f") -> str:
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}..{max(values):{fmt}})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--old-rev", default=None, help="git revision of the old (aiohttp) client")
+    parser.add_argument("--wrk-seconds", type=int, default=5)
+    args = parser.parse_args()
+    old_rev = args.old_rev or default_old_rev()
+    has_wrk = shutil.which("wrk") is not None
+
+    spec = SendSpec(url=URL, count=args.count, concurrency=args.concurrency, deadline_s=600.0)
+    rows: dict[str, list[tuple[float, float, float, int]]] = {}
+    with ExitStack() as stack:
+        mesh = stack.enter_context(LocalMesh())
+        old = stack.enter_context(old_client_app(old_rev))
+        mesh.deploy(DEFAULT_TOPOLOGY)
+        mesh.apply(route_all_to("v1"))
+        inv = mesh.inventory()
+        listener = inv.ports["sidecar-client/9080"]
+        app_port = inv.ports["reviews-v1-0/http"]
+        new, new_pid = stack.enter_context(closing(ControlClient(inv.ports["client/control"], "client"))), inv.pids["client"]
+        variants: dict[str, tuple[Callable[[SendSpec], list[Observation]], int]] = {
+            "new, through Envoy (mesh.send)": (mesh.send, new_pid),
+            "old, through Envoy": (lambda s: old.control.forward(s, f"127.0.0.1:{listener}"), old.pid),
+            "new, direct": (lambda s: new.forward(s, f"127.0.0.1:{app_port}"), new_pid),
+            "old, direct": (lambda s: old.control.forward(s, f"127.0.0.1:{app_port}"), old.pid),
+        }
+        warm = SendSpec(url=URL, count=1000, concurrency=args.concurrency)
+        for send, _ in variants.values():
+            send(warm)
+        for _ in range(args.reps):
+            for name, (send, pid) in variants.items():
+                rows.setdefault(name, []).append(timed_batch(send, spec, pid))
+            if has_wrk:
+                rows.setdefault("wrk, through Envoy", []).append(
+                    (wrk(listener, args.concurrency, args.wrk_seconds), 0.0, 0.0, 0))
+                rows.setdefault("wrk, direct", []).append((wrk(app_port, args.concurrency, args.wrk_seconds), 0.0, 0.0, 0))
+        info = mesh.info()
+
+    print(f"ForwardEcho HTTP, {args.count} requests at concurrency {args.concurrency}, {args.reps} rounds; "
+          f"Envoy {info.envoy_version}; old = {old_rev}")
+    print(f"{'':<32} {'req/s median (range)':>24} {'client cores':>18} {'p50 ms':>18} {'non-200':>8}")
+    for name, values in rows.items():
+        rates, cores, p50s, errors = (list(col) for col in zip(*values, strict=True))
+        print(f"{name:<32} {span(rates):>24} {span(cores, '.2f') if any(cores) else '':>18} "
+              f"{span(p50s, '.2f') if any(p50s) else '':>18} {sum(errors):>8}")
+
+    def ratio(a: str, b: str) -> str:
+        if a not in rows or b not in rows:
+            return "n/a"
+        return span([x[0] / y[0] for x, y in zip(rows[a], rows[b], strict=True)], ".2f")
+
+    print("\nratios of req/s within each round, median (range):")
+    for a, b in (("new, through Envoy (mesh.send)", "old, through Envoy"), ("new, direct", "old, direct"),
+                 ("new, through Envoy (mesh.send)", "wrk, through Envoy"), ("old, through Envoy", "wrk, through Envoy"),
+                 ("new, direct", "wrk, direct")):
+        print(f"  {a} / {b}: {ratio(a, b)}")
+
+
+if __name__ == "__main__":
+    main()
