@@ -16,7 +16,7 @@ import pytest
 from harness.istio.model import IstioObject
 from harness.mesh.base import Observation, SendSpec
 from harness.mesh.local.mesh import LocalMesh, in_flight
-from harness.topology import Service, Topology
+from harness.topology import Client, Service, Topology
 
 pytestmark = pytest.mark.envoy
 
@@ -184,3 +184,20 @@ spec:
     assert answered - started < delay_s, "the caller waited for the mirror copy"
     assert drained - started >= delay_s, "drain returned while the mirror copy was still in v2"
     assert [r.request_id for r in clean_mesh.app_log("reviews", "v2")][-1:] == [observations[0].request_id]
+
+
+# --- several clients ---------------------------------------------------------------------------
+
+
+def test_each_client_sends_through_its_own_sidecar_and_log(clean_mesh: LocalMesh) -> None:
+    mesh = clean_mesh
+    other = Client("other", labels=(("app", "other"), ("version", "v1")))
+    mesh.deploy(Topology(clients=(Client(), other)))
+    observations = mesh.send(SendSpec(url=URL, count=20, client="other"))
+    ports = http_ports(mesh)
+
+    assert all(o.status == 200 and o.flags == () and o.upstream_host in ports for o in observations)
+    ids = {o.request_id for o in observations}
+    assert ids <= {line["request_id"] for line in mesh.access_log("other")}
+    assert not ids & {line["request_id"] for line in mesh.access_log("client")}
+    assert (mesh.source_ip("client"), mesh.source_ip("other")) == ("127.0.0.1", "127.0.0.1")  # distinct is opt-in

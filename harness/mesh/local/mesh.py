@@ -242,15 +242,10 @@ class LocalMesh:
         return self._join_access_log(spec.client, observations)
 
     def source_ip(self, client: str) -> str:
-        """The loopback address ``client`` sends from: its ``Client.source_ip`` when set to another
-        address than 127.0.0.1, else 127.0.0.(1+index) with ``distinct_source_ips``, else 127.0.0.1."""
-        assert self._topology is not None, "deploy() a topology first"
-        index, found = next(((i, c) for i, c in enumerate(self._topology.clients) if c.name == client), (0, None))
-        if found is None:
+        """The loopback address ``client`` sends from (see ``source_address``)."""
+        if self._topology is None or self._topology.client(client) is None:
             raise MeshError(f"no client workload {client!r} in the mesh (clients: {', '.join(self._clients)})")
-        if found.source_ip != DEFAULT_SOURCE_IP or not self._distinct_source_ips:
-            return found.source_ip
-        return f"127.0.0.{1 + index}"
+        return source_address(self._topology, client, distinct=self._distinct_source_ips)
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
         return self._sidecar(workload).stats()
@@ -450,6 +445,16 @@ def _knobs_of(topology: Topology, instance: str) -> dict[str, str]:
     service = topology.service(service_name)
     assert service is not None, service_name
     return service.instance_knobs(version, instance)
+
+
+def source_address(topology: Topology, client: str, *, distinct: bool) -> str:
+    """The loopback address a client sends from (pure): its ``Client.source_ip`` when that is set to
+    another address than 127.0.0.1; else 127.0.0.(1+index in the topology) when ``distinct``, so
+    that ``useSourceIp`` hashing tells clients apart; else 127.0.0.1."""
+    index, found = next((i, c) for i, c in enumerate(topology.clients) if c.name == client)
+    if found.source_ip != DEFAULT_SOURCE_IP or not distinct:
+        return found.source_ip
+    return f"127.0.0.{1 + index}"
 
 
 def in_flight(stats: Mapping[str, int]) -> dict[str, int]:
