@@ -46,7 +46,9 @@ spec:
 
 def with_rules(rules: str) -> str:
     """The subsets DR plus a VirtualService for reviews whose ``http`` list is ``rules`` (YAML, 4-space indent)."""
-    return SUBSETS + f"""---
+    return (
+        SUBSETS
+        + f"""---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {{name: reviews}}
@@ -54,6 +56,7 @@ spec:
   hosts: [reviews]
   http:
 {rules}"""
+    )
 
 
 def send(mesh: LocalMesh, path: str, count: int, **kwargs: object) -> list[Observation]:
@@ -80,10 +83,14 @@ def test_fault_abort_100_answers_locally_without_upstream_contact(
     clean_mesh: LocalMesh, make_objects: MakeObjects
 ) -> None:
     mesh = clean_mesh
-    mesh.apply(make_objects(with_rules("""\
+    mesh.apply(
+        make_objects(
+            with_rules("""\
     - fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
       route: [{destination: {host: reviews, subset: v1}}]
-""")))
+""")
+        )
+    )
     got = send(mesh, "/abort", 20)
     assert {(o.status, o.version) for o in got} == {(418, None)}
     assert all("x-envoy-upstream-service-time" not in o.headers for o in got)
@@ -94,10 +101,14 @@ def test_fault_delay_100_holds_every_request_at_least_the_delay(
     clean_mesh: LocalMesh, make_objects: MakeObjects
 ) -> None:
     mesh = clean_mesh
-    mesh.apply(make_objects(with_rules("""\
+    mesh.apply(
+        make_objects(
+            with_rules("""\
     - fault: {delay: {fixedDelay: 200ms, percentage: {value: 100}}}
       route: [{destination: {host: reviews, subset: v1}}]
-""")))
+""")
+        )
+    )
     got = send(mesh, "/delay", 10)
     assert {(o.status, o.version) for o in got} == {(200, "v1")}
     assert min(o.latency_s for o in got) >= 0.2  # lower bound only: a loaded machine only adds time
@@ -110,13 +121,17 @@ def test_retries_reach_the_app_again_until_it_succeeds(clean_mesh: LocalMesh, ma
     """Each request fails twice (503) then succeeds: 3 attempts at the app, 200 to the caller. With
     ``attempts: 0`` the same knob gives the caller the 503 after exactly one attempt."""
     mesh = clean_mesh
-    mesh.apply(make_objects(with_rules("""\
+    mesh.apply(
+        make_objects(
+            with_rules("""\
     - match: [{uri: {prefix: /retry}}]
       retries: {attempts: 3, retryOn: 5xx}
       route: [{destination: {host: reviews, subset: v1}}]
     - retries: {attempts: 0}
       route: [{destination: {host: reviews, subset: v1}}]
-""")))
+""")
+        )
+    )
     retried = send(mesh, "/retry", 5, headers=((KNOB_FAIL_FIRST, "2"),))
     assert {(o.status, o.version) for o in retried} == {(200, "v1")}
     for o in retried:
@@ -136,10 +151,14 @@ def test_mirror_100_copies_every_request_to_v2_with_the_original_host(
     clean_mesh: LocalMesh, make_objects: MakeObjects
 ) -> None:
     mesh = clean_mesh
-    mesh.apply(make_objects(with_rules("""\
+    mesh.apply(
+        make_objects(
+            with_rules("""\
     - route: [{destination: {host: reviews, subset: v1}}]
       mirror: {host: reviews, subset: v2}
-""")))
+""")
+        )
+    )
     got = send(mesh, "/mirror", 20)
     assert {(o.status, o.version) for o in got} == {(200, "v1")}
     ids = {o.request_id for o in got}
@@ -161,15 +180,17 @@ def _wait_for_copies(mesh: LocalMesh, version: str, ids: set[str]) -> list[Recei
 # --- rewrite, headers --------------------------------------------------------------------------
 
 
-def test_rewrite_changes_path_and_authority_seen_by_the_app(
-    clean_mesh: LocalMesh, make_objects: MakeObjects
-) -> None:
+def test_rewrite_changes_path_and_authority_seen_by_the_app(clean_mesh: LocalMesh, make_objects: MakeObjects) -> None:
     mesh = clean_mesh
-    mesh.apply(make_objects(with_rules("""\
+    mesh.apply(
+        make_objects(
+            with_rules("""\
     - match: [{uri: {prefix: /old}}]
       rewrite: {uri: /new, authority: ratings.example}
       route: [{destination: {host: reviews, subset: v1}}]
-""")))
+""")
+        )
+    )
     got = send(mesh, "/old/page?q=1", 3)
     assert {o.status for o in got} == {200}
     seen = received(mesh, "v1", [o.request_id for o in got])
@@ -178,13 +199,17 @@ def test_rewrite_changes_path_and_authority_seen_by_the_app(
 
 def test_header_operations_reach_the_app(clean_mesh: LocalMesh, make_objects: MakeObjects) -> None:
     mesh = clean_mesh
-    mesh.apply(make_objects(with_rules("""\
+    mesh.apply(
+        make_objects(
+            with_rules("""\
     - headers:
         request: {set: {x-route-set: route}, remove: [x-secret]}
       route:
         - destination: {host: reviews, subset: v1}
           headers: {request: {add: {x-dest-add: dest}}}
-""")))
+""")
+        )
+    )
     got = send(mesh, "/headers", 3, headers=(("x-secret", "s3cr3t"),))
     assert {o.status for o in got} == {200}
     seen = received(mesh, "v1", [o.request_id for o in got])
@@ -197,16 +222,18 @@ def test_header_operations_reach_the_app(clean_mesh: LocalMesh, make_objects: Ma
 # --- local replies: redirect, direct response, CORS ---------------------------------------------
 
 
-def test_redirect_and_direct_response_are_answered_by_envoy(
-    clean_mesh: LocalMesh, make_objects: MakeObjects
-) -> None:
+def test_redirect_and_direct_response_are_answered_by_envoy(clean_mesh: LocalMesh, make_objects: MakeObjects) -> None:
     mesh = clean_mesh
-    mesh.apply(make_objects(with_rules("""\
+    mesh.apply(
+        make_objects(
+            with_rules("""\
     - match: [{uri: {exact: /moved}}]
       redirect: {uri: /new/path}
     - match: [{uri: {prefix: /static}}]
       directResponse: {status: 418, body: {string: "short and stout"}}
-""")))
+""")
+        )
+    )
     before = len(mesh.app_log("reviews"))
     with sidecar_client(mesh) as http:
         moved = http.get("/moved?key=value")
@@ -219,14 +246,18 @@ def test_redirect_and_direct_response_are_answered_by_envoy(
 
 def test_cors_preflight_gets_the_allow_headers(clean_mesh: LocalMesh, make_objects: MakeObjects) -> None:
     mesh = clean_mesh
-    mesh.apply(make_objects(with_rules("""\
+    mesh.apply(
+        make_objects(
+            with_rules("""\
     - corsPolicy:
         allowOrigins: [{exact: "https://app.example"}]
         allowMethods: [GET, POST]
         allowHeaders: [x-token]
         maxAge: 1h
       route: [{destination: {host: reviews, subset: v1}}]
-""")))
+""")
+        )
+    )
     preflight_headers = {"origin": "https://app.example", "access-control-request-method": "POST"}
     with sidecar_client(mesh) as http:
         preflight = http.options("/cors", headers=preflight_headers)

@@ -27,6 +27,7 @@ from harness.mesh.local.translate.names import ANY_PROTO_MODULES
 from harness.mesh.local.translate.routes import RouteContext
 from harness.mesh.local.translate.select import sidecar_virtual_services
 from harness.mesh.local.translate.support import unsupported_issues
+from harness.mesh.local.translate.traffic_policy import DestinationRules
 from harness.mesh.local.translate.versions import behaviour_for
 from harness.mesh.local.translate.vhosts import translate_route_config
 
@@ -59,11 +60,12 @@ def translate(inp: TranslateInput) -> EnvoyResources:
     )
     ports = inp.topology.service_ports()
     virtual_services = sidecar_virtual_services(inp.objects)
+    rules = DestinationRules(inp.objects, inp.client.namespace)
     route_configs = tuple(
         translate_route_config(
             [s for s in inp.topology.services if s.port(port) is not None],
             virtual_services,
-            RouteContext(inp.client, port, behaviour, inp.config_version),
+            RouteContext(inp.client, port, behaviour, inp.config_version, rules),
         )
         for port in ports
     )

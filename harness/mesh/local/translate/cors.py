@@ -45,4 +45,3 @@ def translate_cors(policy: CorsPolicy) -> Resource:
     if policy.max_age is not None:
         out["max_age"] = str(int(policy.max_age))
     return out
-

@@ -53,7 +53,9 @@ def translate_fault(fault: HTTPFaultInjection) -> Resource:
 def _delay(delay: Delay) -> Resource | None:
     if delay.fixed_delay is None:
         return None
-    percentage = per_million(delay.percentage.value) if delay.percentage is not None else per_hundred(delay.percent or 0)
+    percentage = (
+        per_million(delay.percentage.value) if delay.percentage is not None else per_hundred(delay.percent or 0)
+    )
     return {"fixed_delay": envoy_duration(delay.fixed_delay), "percentage": percentage}
 
 

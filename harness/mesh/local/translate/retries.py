@@ -48,7 +48,9 @@ def default_retry_policy(behaviour: Behaviour, *, consistent_hash: bool = False)
     return policy
 
 
-def translate_retries(retries: HTTPRetry | None, behaviour: Behaviour, *, consistent_hash: bool = False) -> Resource | None:
+def translate_retries(
+    retries: HTTPRetry | None, behaviour: Behaviour, *, consistent_hash: bool = False
+) -> Resource | None:
     """``ConvertPolicy``: the route's ``retry_policy``, or None when ``attempts`` disables retries."""
     policy = default_retry_policy(behaviour, consistent_hash=consistent_hash)
     if retries is None:

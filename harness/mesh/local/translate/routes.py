@@ -31,6 +31,7 @@ from harness.mesh.local.translate.cors import translate_cors
 from harness.mesh.local.translate.faults import translate_fault
 from harness.mesh.local.translate.headers import NO_MUTATIONS, HeaderMutations, translate_headers
 from harness.mesh.local.translate.inputs import Resource
+from harness.mesh.local.translate.lb import default_route_hash_policies, route_hash_policies
 from harness.mesh.local.translate.matches import (
     applies_to_proxy,
     is_catch_all,
@@ -40,6 +41,7 @@ from harness.mesh.local.translate.mirrors import translate_mirrors
 from harness.mesh.local.translate.redirects import translate_direct_response, translate_redirect
 from harness.mesh.local.translate.retries import default_retry_policy, translate_retries
 from harness.mesh.local.translate.rewrites import translate_rewrite
+from harness.mesh.local.translate.traffic_policy import DestinationRules
 from harness.mesh.local.translate.units import envoy_duration
 from harness.mesh.local.translate.versions import Behaviour
 from harness.sample_apps.echo.fields import CONFIG_VERSION_HEADER
@@ -56,6 +58,8 @@ class RouteContext:
     listener_port: int
     behaviour: Behaviour
     config_version: int
+    destination_rules: DestinationRules
+    """The DRs this sidecar applies, for the consistent-hash ``hash_policy`` of each route."""
 
     def version_header(self) -> list[Resource]:
         """``response_headers_to_add`` entry stamping the config version on every response."""
@@ -64,16 +68,24 @@ class RouteContext:
 
 
 def default_route(fqdn: str, ctx: RouteContext) -> Resource:
-    """``BuildDefaultHTTPOutboundRoute``: the only route of a host that no VirtualService claims."""
+    """``BuildDefaultHTTPOutboundRoute``: the only route of a host that no VirtualService claims.
+
+    Its retry policy keeps the previous_hosts predicate even with a consistent hash (istiod passes
+    ``false`` for the hash there), unlike a VirtualService route to a single hashed destination.
+    """
+    action: Resource = {
+        "cluster": names.outbound_cluster(ctx.listener_port, None, fqdn),
+        "timeout": NO_TIMEOUT,
+        "max_grpc_timeout": NO_TIMEOUT,
+        "retry_policy": default_retry_policy(ctx.behaviour),
+    }
+    hash_policies = default_route_hash_policies(fqdn, ctx.listener_port, ctx.destination_rules)
+    if hash_policies:
+        action["hash_policy"] = hash_policies
     return {
         "name": names.DEFAULT_ROUTE,
         "match": translate_match(None),
-        "route": {
-            "cluster": names.outbound_cluster(ctx.listener_port, None, fqdn),
-            "timeout": NO_TIMEOUT,
-            "max_grpc_timeout": NO_TIMEOUT,
-            "retry_policy": default_retry_policy(ctx.behaviour),
-        },
+        "route": action,
         "decorator": {"operation": names.route_operation(fqdn, ctx.listener_port, "/*")},
         "response_headers_to_add": ctx.version_header(),
     }
@@ -173,7 +185,12 @@ def _route_action(
         action["weighted_clusters"] = {
             "clusters": [_cluster_weight(d, cluster_of(d.destination)) for d in rule.route if d.weight != 0]
         }
-    retry_policy = translate_retries(rule.retries, ctx.behaviour)
+    hash_policies = route_hash_policies(rule.route, vs.metadata.namespace, ctx.destination_rules)
+    if hash_policies:
+        action["hash_policy"] = hash_policies
+    # A single hashed destination starts from the retry default without previous_hosts (ConvertPolicy).
+    consistent_hash = len(rule.route) == 1 and bool(hash_policies)
+    retry_policy = translate_retries(rule.retries, ctx.behaviour, consistent_hash=consistent_hash)
     if retry_policy is not None:
         action["retry_policy"] = retry_policy
     return action, destination_headers
