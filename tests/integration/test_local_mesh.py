@@ -42,14 +42,12 @@ READY_LINE_TIMEOUT_S = 30.0  # interpreter start, imports, control plane, three 
 MakeObjects = Callable[[str], list[IstioObject]]  # the conftest fixture ``make_objects``
 
 
-def route_all_to(subset: str, *, match: str | None = None, fault: str | None = None) -> str:
+def route_all_to(subset: str, *, match: str | None = None) -> str:
     """The shared DestinationRule plus a VirtualService with one rule sending requests to ``subset``
-    (optionally only those matching ``match``, optionally with a ``fault``; both flow-style YAML)."""
+    (optionally only those matching ``match``, flow-style YAML)."""
     rule = f"    - route: [{{destination: {{host: reviews, subset: {subset}}}}}]\n"
     if match is not None:
         rule += f"      match: {match}\n"
-    if fault is not None:
-        rule += f"      fault: {fault}\n"
     return SUBSETS_YAML + f"""
 ---
 apiVersion: networking.istio.io/v1
@@ -134,12 +132,12 @@ def test_unsupported_field_is_refused_and_nothing_is_pushed(clean_mesh: LocalMes
     mesh = clean_mesh
     applied = mesh.apply(make_objects(route_all_to("v1")))
     envoy_before = xds_counters(mesh.proxy_stats("client"))
-    fault = "{abort: {httpStatus: 503, percentage: {value: 50}}}"
+    gateway_match = "[{gateways: [my-gateway]}]"  # gateways other than mesh stay refused
 
     with pytest.raises(UnsupportedError) as refused:
-        mesh.apply(make_objects(route_all_to("v2", fault=fault)))
+        mesh.apply(make_objects(route_all_to("v2", match=gateway_match)))
 
-    assert [i.path for i in refused.value.issues] == ["spec.http[0].fault"]
+    assert [i.path for i in refused.value.issues] == ["spec.http[0].match[0].gateways[0]"]
     assert "--mesh kind" in str(refused.value)
     assert mesh.config_version == applied.version
     assert xds_counters(mesh.proxy_stats("client")) == envoy_before, "Envoy received an xDS update"
