@@ -17,23 +17,37 @@ fix), so that nothing runs, and nothing is applied, from a case that has a mista
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import CaseSyntaxError, Issue, ValidationError
-from harness.expectations import Expectation, parse_expectations
+from harness.expect import (
+    AnyExpectation,
+    ExpectModel,
+    is_statistical,
+    needs_of,
+    parse_expectations,
+)
 from harness.istio.load import load_manifest, load_object
 from harness.istio.model import Duration, IstioObject
 from harness.mesh.base import SendSpec
+from harness.sample_apps.echo import fields, knobs
 from harness.schema_issues import as_tuples, pydantic_issues, show
 from harness.settings import StatOverrides
-from harness.topology import DEFAULT_TOPOLOGY, Client, Service, Topology
+from harness.topology import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TOPOLOGY,
+    Client,
+    Service,
+    ServicePort,
+    Topology,
+)
 from harness.yamlsource import Document, format_path, load_file
 
 # --- the YAML schema -------------------------------------------------------------------------
@@ -57,32 +71,15 @@ class SendModel(_Model):
     timeout: Duration = Field(30.0, description='Per-request timeout, e.g. "5s".')
     from_: str = Field("client", alias="from", description="The client workload that sends (its sidecar routes).")
     grpc_method: str = Field("/echo.Echo/Call", description="Full gRPC method name for protocol grpc.")
-
-
-def _one_or_fractions(kind: type, example: str) -> Any:
-    """A before-validator giving one clear message for "a single value, or a mapping of fractions"."""
-
-    def check(value: Any) -> Any:
-        ok_single = isinstance(value, kind) and not isinstance(value, bool)
-        ok_map = isinstance(value, dict) and all(
-            isinstance(k, kind) and not isinstance(k, bool) and isinstance(v, int | float) and not isinstance(v, bool)
-            for k, v in value.items()
-        )
-        if value is None or ok_single or ok_map:
-            return value
-        raise ValueError(f"expected {example}")
-
-    return BeforeValidator(check)
-
-
-class ExpectModel(_Model):
-    """What must come out. A single value means "every response"; a mapping means fractions."""
-
-    version: Annotated[str | dict[str, float] | None, _one_or_fractions(str, 'a version ("v2") or fractions ({v1: 0.9, v2: 0.1})')] = Field(
-        None, description='Which version answered: "v2" (all), or fractions {v1: 0.9, v2: 0.1}; "none" = Envoy answered.'
+    count: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None,
+        description="Send exactly this many requests in one batch (e.g. 10 concurrent callers for a circuit breaker). "
+        "Only every-response and aggregate expectations then (no fractions or quantiles): they need their own request plan.",
     )
-    status: Annotated[int | dict[int, float] | None, _one_or_fractions(int, "a status code (200) or fractions ({200: 0.5, 503: 0.5})")] = Field(
-        None, description="HTTP status: 200 (all), or fractions {200: 0.5, 503: 0.5}."
+    headers_cycle: dict[str, Annotated[tuple[str, ...], Field(min_length=1)]] = Field(
+        default_factory=dict,
+        description="Header values cycled over the requests (request i gets value i mod n), e.g. {x-user: [a, b, c, d]}: "
+        "many hash keys for instances: {at_least: 2} under consistent hashing.",
     )
 
 
@@ -103,15 +100,33 @@ class CheckModel(_Model):
     )
 
 
+class PortModel(_Model):
+    name: str = Field(description='Port name; it carries the protocol as in Kubernetes: "http", "http2", "grpc", "grpc-web".')
+    number: Annotated[int, Field(ge=1, le=65535)] = Field(description="Service port number, e.g. 80.")
+
+
 class ServiceModel(_Model):
-    versions: tuple[str, ...] = ("v1", "v2")
-    replicas: dict[str, Annotated[int, Field(ge=1, le=8)]] = Field(default_factory=dict)
+    versions: tuple[str, ...] = Field(("v1", "v2"), description="Versions, each labelled version: <name>.")
+    replicas: dict[str, Annotated[int, Field(ge=1, le=8)]] = Field(default_factory=dict, description="Instances per version (default 1).")
+    ports: tuple[PortModel, ...] | None = Field(None, description="Service ports (default: http 9080 and grpc 7070).")
+    knobs: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='Echo-app defaults keyed by a version or an instance name: {v2: {status: "500"}, reviews-v1-1: {delay: 500ms}}. '
+        "Knobs: status, delay, fail-first, grpc-status (see the echo app's README).",
+    )
+
+
+class ClientModel(_Model):
+    name: str = Field(description="Workload name; send.from names it.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Pod labels (sourceLabels matching); default app: <name>.")
+    namespace: str = Field(DEFAULT_NAMESPACE, description="Namespace of the workload.")
 
 
 class CaseModel(_Model):
     name: str
     about: str | None = None
     services: dict[str, ServiceModel] | None = None
+    clients: tuple[ClientModel, ...] | None = Field(None, description="Caller workloads, each with its own sidecar (default: one named client).")
     config: tuple[dict[str, Any], ...] = ()
     checks: tuple[CheckModel, ...]
 
@@ -121,11 +136,16 @@ class CaseModel(_Model):
 
 @dataclass(frozen=True)
 class Check:
+    """One check: traffic and expectations. ``count`` fixes the number of requests (one batch);
+    ``headers_cycle`` gives request ``i`` the ``i mod n``-th value of each header."""
+
     name: str
     line: int
     send: SendSpec
-    expectations: tuple[Expectation, ...]
+    expectations: tuple[AnyExpectation, ...]
     overrides: StatOverrides
+    count: int | None = None
+    headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,7 +214,8 @@ def load_case(doc: Document) -> Case:
     if not model.checks:
         issues.append(Issue("a case needs at least one check (send + expect)", doc.file, doc.line_of(("checks",)), ref, "checks"))
     objects = _load_config(model.config, doc, ref, issues)
-    topology = _topology(model.services)
+    topology = _topology(model.services, model.clients)
+    issues.extend(_topology_issues(topology, doc, ref))
     checks = tuple(_load_check(i, c, doc, ref, topology, issues) for i, c in enumerate(model.checks))
     issues.extend(_duplicate_check_names(doc, ref))
     if issues:
@@ -220,9 +241,10 @@ def _well_formed_topology(doc: Document) -> Topology | None:
     """The topology of a case that failed schema validation, if its ``services`` are valid on their own."""
     try:
         services = _SERVICES.validate_python(as_tuples(doc.value.get("services")), strict=True)
+        clients = _CLIENTS.validate_python(as_tuples(doc.value.get("clients")), strict=True)
     except pydantic.ValidationError:
         return None  # already reported by the case's own validation
-    return _topology(services)
+    return _topology(services, clients)
 
 
 def _duplicate_check_names(doc: Document, ref: str | None) -> list[Issue]:
@@ -269,29 +291,32 @@ def _load_check(
     """A parsed check; its problems go to ``issues``. ``topology`` is None when the case's own
     schema is broken, and then the URL's service and the client are not looked up."""
     path = ("checks", index)
-    line = doc.line_of(path)
     send = check.send
-    url_path = (*path, "send", "url")
-    parts = urlsplit(send.url)
-    if parts.scheme not in ("http", "grpc") or not parts.hostname:
-        issues.append(Issue(f'expected a URL like "http://reviews:9080/path" (got {show(send.url)})', doc.file, doc.line_of(url_path), ref, format_path(url_path)))
-    elif topology is not None and topology.service(parts.hostname.split(".")[0]) is None:
-        known = ", ".join(s.name for s in topology.services)
-        issues.append(Issue(
-            f"no service {parts.hostname.split('.')[0]!r} in this case's topology (services: {known}); add it under services:",
-            doc.file, doc.line_of(url_path), ref, format_path(url_path),
-        ))
+
+    def problem(message: str, *at: str | int) -> None:
+        issues.append(Issue(message, doc.file, doc.line_of((*path, *at)), ref, format_path((*path, *at))))
+
+    target = _target_service(send.url, topology, problem)
     if topology is not None and topology.client(send.from_) is None:
-        from_path = (*path, "send", "from")
         known = ", ".join(c.name for c in topology.clients)
-        issues.append(Issue(
-            f"no client workload {send.from_!r} (clients: {known}); send from one of them",
-            doc.file, doc.line_of(from_path), ref, format_path(from_path),
-        ))
-    expectations, problems = parse_expectations(check.expect)
-    for field_name, message in problems:
-        p = (*path, "expect", field_name) if field_name else (*path, "expect")
-        issues.append(Issue(message, doc.file, doc.line_of(p), ref, format_path(p)))
+        problem(f"no client workload {send.from_!r} (clients: {known}); send from one of them", "send", "from")
+    located, problems = parse_expectations(check.expect, target=target, topology=topology)
+    for at, message in problems:
+        problem(message, "expect", *at)
+    expectations = tuple(e for _, e in located)
+    if send.count is not None:
+        for at, e in located:
+            if is_statistical(e):
+                problem(f"a split or quantile is judged statistically with its own request plan, but send.count fixes "
+                        f"the requests at {send.count}; remove count, or expect one value for every response", "expect", *at)
+    if "app_log" in needs_of(expectations):
+        for name in send.headers:
+            if name.lower() == fields.REQUEST_ID_HEADER:
+                problem("attempts, mirror and received join app logs by request id, so each request needs its own; "
+                        "remove this header", "send", "headers", name)
+    for name in send.headers_cycle:
+        if name.lower() in (h.lower() for h in send.headers):
+            problem("this header is also in send.headers; give it in one of them", "send", "headers_cycle", name)
     spec = SendSpec(
         url=send.url,
         method=send.method.upper(),
@@ -309,22 +334,84 @@ def _load_check(
         alpha=check.alpha, delta=check.delta, relative_delta=check.relative_delta, power=check.power,
         max_requests=check.max_requests, leak=check.leak,
     )
-    return Check(check.name, line, spec, tuple(expectations), overrides)
+    return Check(check.name, doc.line_of(path), spec, expectations, overrides, send.count, tuple(send.headers_cycle.items()))
+
+
+def _target_service(url: str, topology: Topology | None, problem: Callable[..., None]) -> str | None:
+    """The service the URL names (its host's first label), or None with a problem when it is not usable."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "grpc") or not parts.hostname:
+        problem(f'expected a URL like "http://reviews:9080/path" (got {show(url)})', "send", "url")
+        return None
+    name = parts.hostname.split(".")[0]
+    if topology is not None and topology.service(name) is None:
+        known = ", ".join(s.name for s in topology.services)
+        problem(f"no service {name!r} in this case's topology (services: {known}); add it under services:", "send", "url")
+        return None
+    return name
 
 
 _SERVICES = pydantic.TypeAdapter(dict[str, ServiceModel] | None)
+_CLIENTS = pydantic.TypeAdapter(tuple[ClientModel, ...] | None)
+#: Echo-app knobs a case may set per version or instance, and how each is parsed (the app's own parsers).
+_KNOBS = {k.name: k.parse for k in (knobs.STATUS, knobs.DELAY, knobs.FAIL_FIRST, knobs.GRPC_STATUS)}
 
 
-def _topology(services: dict[str, ServiceModel] | None) -> Topology:
-    if services is None:
-        return DEFAULT_TOPOLOGY
+def _topology(services: dict[str, ServiceModel] | None, clients: tuple[ClientModel, ...] | None) -> Topology:
+    base = DEFAULT_TOPOLOGY
     return Topology(
-        services=tuple(
-            Service(name, versions=s.versions, replicas=tuple(sorted(s.replicas.items())))
+        services=base.services if services is None else tuple(
+            Service(
+                name,
+                versions=s.versions,
+                replicas=tuple(sorted(s.replicas.items())),
+                ports=base.services[0].ports if s.ports is None else tuple(ServicePort(p.name, p.number) for p in s.ports),
+                knobs=tuple((key, tuple(sorted(values.items()))) for key, values in sorted(s.knobs.items())),
+            )
             for name, s in sorted(services.items())
         ),
-        clients=(Client(),),
+        clients=base.clients if clients is None else tuple(
+            Client(c.name, labels=tuple(sorted((c.labels or {"app": c.name}).items())), namespace=c.namespace) for c in clients
+        ),
     )
+
+
+def _topology_issues(topology: Topology, doc: Document, ref: str | None) -> list[Issue]:
+    """Replicas and knobs name this service's versions or instances; knob values parse; names are unique."""
+    issues: list[Issue] = []
+
+    def problem(message: str, *at: str | int) -> None:
+        issues.append(Issue(message, doc.file, doc.line_of(at), ref, format_path(at)))
+
+    instances = topology.instances()
+    for service in topology.services:
+        own = sorted(i for i, (svc, _) in instances.items() if svc == service.name)
+        for version, _ in service.replicas:
+            if version not in service.versions:
+                problem(f"not one of this service's versions ({', '.join(service.versions)}), got {show(version)}",
+                        "services", service.name, "replicas", version)
+        numbers = [p.number for p in service.ports]
+        for i, number in enumerate(numbers):
+            if number in numbers[:i]:
+                problem(f"port number used twice (got {number}); give each port its own number", "services", service.name, "ports", i, "number")
+        for key, values in service.knobs:
+            at = ("services", service.name, "knobs", key)
+            if key not in service.versions and key not in own:
+                problem(f"expected a version ({', '.join(service.versions)}) or an instance name ({', '.join(own)}), got {show(key)}", *at)
+            for knob, value in values:
+                parse = _KNOBS.get(knob)
+                if parse is None:
+                    problem(f"unknown knob (got {show(knob)}); known knobs: {', '.join(_KNOBS)}", *at, knob)
+                    continue
+                try:
+                    parse(value)
+                except knobs.KnobError as exc:
+                    problem(str(exc), *at, knob)
+    names = [c.name for c in topology.clients]
+    for i, name in enumerate(names):
+        if name in names[:i] or topology.service(name) is not None:
+            problem(f"workload name used twice (got {name!r}); give each client and service its own name", "clients", i, "name")
+    return issues
 
 
 def _with(issue: Issue, message: str) -> Issue:

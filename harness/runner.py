@@ -3,6 +3,12 @@
 This is the only place that interleaves traffic with judging; the judging itself is pure
 (``verdict.py``) and the traffic is the mesh's business. Every loop is bounded: by the judges'
 budgets, by a cap on batches, and by a wall-clock deadline per check.
+
+What a check's expectations need decides what is asked of the mesh besides responses: echoes
+(``upstream``) are requested on each send; app logs (``attempts``, ``mirror``, ``received``) are
+read after each batch once ``Mesh.drain`` says nothing is in flight (mirrored copies land after
+the caller has its response) and joined to the batch by request id; proxy stats (``stats``) are
+read before the first request and after the last, drained.
 """
 
 from __future__ import annotations
@@ -12,15 +18,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from harness.case import Case, Check
-from harness.errors import HarnessError, SyncTimeout
-from harness.mesh.base import Mesh, Observation
+from harness.errors import HarnessError, MeshError, SyncTimeout
+from harness.expect import Sample, needs_of
+from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
 from harness.settings import StatSettings
-from harness.verdict import Judge, Verdict, make_judges, requests_needed, verdict
+from harness.topology import Topology
+from harness.verdict import (
+    Judge,
+    Verdict,
+    make_judges,
+    requests_needed,
+    settle,
+    verdict,
+)
 
 #: Responses stamped by an older config are re-sent; more stale responses than this per check is a mesh bug.
 MAX_STALE = 10_000
 #: Upper bound on batches per check (a sequential design has a dozen looks at most).
 MAX_BATCHES = 200
+#: Longest wait for in-flight requests (mirrored copies, delayed faults) before reading app logs or stats.
+DRAIN_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -78,40 +95,60 @@ def run_check(
 ) -> CheckResult:
     """Send batches until every judge decides; only responses served by ``config_version`` count.
 
+    A check with ``count`` sends exactly that many requests in one batch, and every one of them
+    must be served by ``config_version`` (its expectations are about that exact traffic).
     ``clock`` is the time source of the deadline (a parameter so that tests can move time).
     """
     started = clock()
     try:
-        judges = make_judges(check.expectations, check.overrides.over(settings))
+        judges = make_judges(check.expectations, check.overrides.over(settings), count=check.count)
     except ValueError as exc:  # e.g. max_requests below what alpha and power need
         return _error(case, check, exc, 0.0)
+    needs = needs_of(check.expectations)
+    spec = replace(check.send, include_echo=True) if "echo" in needs else check.send
     stale = 0
+    sent = 0
+
+    def remaining() -> float:
+        left = deadline_s - (clock() - started)
+        if left <= 0:
+            raise SyncTimeout(
+                f"check {check.name!r}: no verdict within {deadline_s:g}s "
+                f"({_progress(judges, stale)}); raise the deadline or check that the mesh answers"
+            )
+        return left
+
     try:
+        before = mesh.proxy_stats(spec.client) if "stats" in needs else {}
         for _ in range(MAX_BATCHES):
             count = requests_needed(judges)
             if count == 0:
                 break
-            remaining = deadline_s - (clock() - started)
-            if remaining <= 0:
-                raise SyncTimeout(
-                    f"check {check.name!r}: no verdict within {deadline_s:g}s "
-                    f"({_progress(judges, stale)}); raise the deadline or check that the mesh answers"
-                )
-            batch = mesh.send(replace(check.send, count=count, deadline_s=min(check.send.deadline_s, remaining)))
+            batch = send_cycled(mesh, spec, check.headers_cycle, sent, count, remaining)
+            sent += count
             fresh = [o for o in batch if _served_by(o, config_version)]
             stale += len(batch) - len(fresh)
+            if check.count is not None and len(fresh) != check.count:
+                raise MeshError(
+                    f"check {check.name!r}: send.count needs all {check.count} requests served by config version "
+                    f"{config_version}, got {len(fresh)} ({stale} from another config, {count - len(batch)} without a record)"
+                )
             if stale > MAX_STALE:
                 raise SyncTimeout(
                     f"check {check.name!r}: {stale} responses came from another config than version "
                     f"{config_version} (more than {MAX_STALE}); a proxy did not take the applied config"
                 )
-            _feed(judges, fresh)
+            copies = _received(mesh, case.topology, fresh, remaining()) if "app_log" in needs else {}
+            _feed(judges, [Sample(o, copies.get(o.request_id, ())) for o in fresh])
         else:
             if requests_needed(judges):
                 raise SyncTimeout(
                     f"check {check.name!r}: no verdict after {MAX_BATCHES} batches ({_progress(judges, stale)}); "
                     "the mesh keeps answering fewer requests than asked"
                 )
+        if "stats" in needs:
+            mesh.drain(min(DRAIN_TIMEOUT_S, remaining()))
+            settle(judges, before, mesh.proxy_stats(spec.client))
     except HarnessError as exc:
         return _error(case, check, exc, clock() - started)
     result = verdict(judges)
@@ -119,6 +156,42 @@ def run_check(
         case.name, check.name, case.file, check.line, result.outcome, result, result.requests, stale,
         clock() - started,
     )
+
+
+def send_cycled(
+    mesh: Mesh,
+    spec: SendSpec,
+    cycle: Sequence[tuple[str, Sequence[str]]],
+    first: int,
+    count: int,
+    remaining: Callable[[], float],
+) -> list[Observation]:
+    """``count`` requests, the ``i``-th (counted over the check from ``first``) with the ``i mod n``-th
+    value of each cycled header. Requests sharing values go in one batch (so concurrency applies
+    within a group), and the observations come back in request order."""
+    if not cycle:
+        return mesh.send(replace(spec, count=count, deadline_s=min(spec.deadline_s, remaining())))
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i in range(first, first + count):
+        groups.setdefault(tuple(values[i % len(values)] for _, values in cycle), []).append(i)
+    placed: list[tuple[int, Observation]] = []
+    for values, positions in groups.items():
+        headers = (*spec.headers, *((name, v) for (name, _), v in zip(cycle, values, strict=True)))
+        batch = mesh.send(replace(spec, headers=headers, count=len(positions), deadline_s=min(spec.deadline_s, remaining())))
+        placed.extend(zip(positions, batch, strict=False))
+    return [obs for _, obs in sorted(placed, key=lambda p: p[0])]
+
+
+def _received(mesh: Mesh, topology: Topology, batch: Sequence[Observation], remaining_s: float) -> dict[str, tuple[ReceivedRequest, ...]]:
+    """Every copy any app logged for the batch's requests, by request id, once nothing is in flight."""
+    mesh.drain(min(DRAIN_TIMEOUT_S, remaining_s))
+    ids = {o.request_id for o in batch}
+    copies: dict[str, list[ReceivedRequest]] = {}
+    for service in topology.services:
+        for entry in mesh.app_log(service.name):
+            if entry.request_id in ids:
+                copies.setdefault(entry.request_id, []).append(entry)
+    return {k: tuple(v) for k, v in copies.items()}
 
 
 def _progress(judges: Sequence[Judge], stale: int) -> str:
@@ -133,9 +206,9 @@ def _served_by(obs: Observation, config_version: int) -> bool:
     return obs.config_version is None or obs.config_version == str(config_version)
 
 
-def _feed(judges: Sequence[Judge], observations: Sequence[Observation]) -> None:
+def _feed(judges: Sequence[Judge], samples: Sequence[Sample]) -> None:
     for judge in judges:
-        judge.add(observations)
+        judge.add(samples)
 
 
 def _error(case: Case, check: Check, exc: Exception, seconds: float) -> CheckResult:

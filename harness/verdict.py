@@ -1,33 +1,57 @@
 """Expectations x observations -> verdicts with evidence. Pure: no mesh, no I/O.
 
-A check holds one judge per expectation. The runner feeds every judge the same observations,
-batch by batch, and asks how many more requests the undecided judges need (the next planned look
-of a sequential test, or the fixed count of an every-response check). A judge that has decided
-keeps its decision; the check's verdict is the worst of its judges' (fail > inconclusive > pass).
+A check holds one judge per expectation. The runner feeds every judge the same samples, batch by
+batch, and asks how many more requests the undecided judges need (the next planned look of a
+sequential test, or the fixed count of an every-response check). A judge that has decided keeps
+its decision; the check's verdict is the worst of its judges' (fail > inconclusive > pass).
+
+Four kinds of judge:
+
+* ``FractionJudge``: a split, by a sequential equivalence test (``FractionDesign``);
+* ``EveryJudge``: every request in one category, failing on the first counterexample (``AllDesign``);
+* ``QuantileJudge``: a latency quantile against a bound (``QuantileDesign``);
+* aggregate judges (``StatsJudge``, ``SameInstanceJudge``, ``InstancesJudge``): exact statements
+  about all the check's traffic, judged once it is sent (stats after ``settle``).
+
+Only fractions and quantiles can fail a correct mesh by chance, so the check's alpha is split
+(Bonferroni) over them; the others have no false failures.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.expectations import Expectation
-from harness.mesh.base import Observation
+from harness.expect import (
+    AnyExpectation,
+    Expectation,
+    InstancesExpectation,
+    QuantileExpectation,
+    SameInstanceExpectation,
+    Sample,
+    StatsExpectation,
+    is_statistical,
+)
+from harness.expect.base import show_seconds
 from harness.settings import StatSettings
 from harness.stats.deterministic import AllDesign
 from harness.stats.fractions import CategoryEstimate, FractionDecision, FractionDesign
+from harness.stats.quantile import QuantileDecision, QuantileDesign
 from harness.stats.rule import Outcome
 
 VerdictOutcome = Literal["pass", "fail", "inconclusive"]
+EvidenceKind = Literal["fraction", "every", "quantile", "aggregate"]
 
 
 @dataclass(frozen=True)
 class Counterexample:
-    """The first response that broke an every-response expectation. ``index`` is its position
-    (from 1) among the check's counted responses, across batches; ``request_id`` joins it to app logs."""
+    """The first request that broke an every-request expectation. ``index`` is its position
+    (from 1) among the check's counted responses, across batches; ``request_id`` joins it to app
+    logs; ``got`` is what it had (its category, or more: ``below 200ms (153ms)``)."""
 
     index: int
     request_id: str
@@ -38,11 +62,16 @@ class Counterexample:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What one expectation saw and concluded; everything a report prints about it."""
+    """What one expectation saw and concluded; everything a report prints about it.
+
+    ``summary`` is the observed-vs-expected text for kinds whose numbers are not fractions
+    (quantiles, aggregates); ``counts`` then holds their raw numbers (stat deltas per counter,
+    responses per instance).
+    """
 
     expectation: str
     field: str
-    kind: Literal["fraction", "every"]
+    kind: EvidenceKind
     outcome: VerdictOutcome
     n: int
     counts: Mapping[str, int]
@@ -56,6 +85,7 @@ class Evidence:
     delta: Mapping[str, float] = dataclasses.field(default_factory=dict)
     leak: float | None = None
     counterexample: Counterexample | None = None
+    summary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,11 +123,11 @@ class FractionJudge:
         look = self.design.next_look(self.n + 1)
         return 0 if look is None else look - self.n
 
-    def add(self, observations: Iterable[Observation]) -> None:
+    def add(self, samples: Iterable[Sample]) -> None:
         if self.decided:
             return
-        for obs in observations:
-            self.counts[self.expectation.category(obs)] += 1
+        for sample in samples:
+            self.counts[self.expectation.category(sample)] += 1
         if self.n in self.design.looks:
             self.decision = self.design.decide(self.counts)
 
@@ -130,13 +160,14 @@ class FractionJudge:
 
 
 class EveryJudge:
-    """Every response must have one value: enough requests to catch a leak, fail on the first exception."""
+    """Every request must be in one category: enough requests to catch a leak (or exactly
+    ``count`` when the check fixes it), fail on the first exception."""
 
-    def __init__(self, expectation: Expectation, design: AllDesign, alpha: float) -> None:
+    def __init__(self, expectation: Expectation, design: AllDesign, count: int | None = None) -> None:
         assert expectation.every is not None
         self.expectation = expectation
         self.design = design
-        self.alpha = alpha
+        self.target = design.n if count is None else count
         self.counts: Counter[str] = Counter()
         self.counterexample: Counterexample | None = None
 
@@ -145,37 +176,44 @@ class EveryJudge:
         return sum(self.counts.values())
 
     @property
+    def power(self) -> float:
+        """Chance that a leak of ``design.leak`` shows within ``target`` requests."""
+        return 1.0 - (1.0 - self.design.leak) ** self.target
+
+    @property
     def decided(self) -> bool:
-        return self.counterexample is not None or self.n >= self.design.n
+        return self.counterexample is not None or self.n >= self.target
 
     def needs(self) -> int:
-        return 0 if self.decided else self.design.n - self.n
+        return 0 if self.decided else self.target - self.n
 
-    def add(self, observations: Iterable[Observation]) -> None:
-        for obs in observations:
+    def add(self, samples: Iterable[Sample]) -> None:
+        for sample in samples:
             if self.decided:
                 return
-            got = self.expectation.category(obs)
+            got = self.expectation.category(sample)
             self.counts[got] += 1
             if got != self.expectation.every:
-                self.counterexample = Counterexample(self.n, obs.request_id, got, obs.status, obs.error)
+                obs = sample.obs
+                detail = self.expectation.classify.detail(sample)
+                self.counterexample = Counterexample(self.n, obs.request_id, detail, obs.status, obs.error)
 
     def evidence(self) -> Evidence:
         n = self.n
         want = self.expectation.every or ""
+        field = self.expectation.field
         if self.counterexample is not None:
             outcome: VerdictOutcome = "fail"
-            rule = f"fail: request {n} answered {self.expectation.field} {self.counterexample.got}, want every {want}"
-        elif n >= self.design.n:
+            rule = f"fail: request {n} answered {field} {self.counterexample.got}, want every {want}"
+        elif n >= self.target:
             outcome = "pass"
-            rule = (f"pass: all {n} responses had {self.expectation.field} {want} "
-                    f"(a {self.design.leak:.0%} leak would show with probability {self.design.power})")
+            rule = f"pass: all {n} responses had {field} {want} (a {self.design.leak:.0%} leak would show with probability {self.power:.3g})"
         else:
             outcome = "inconclusive"
-            rule = f"undecided after {n} of {self.design.n} requests"
+            rule = f"undecided after {n} of {self.target} requests"
         return Evidence(
             expectation=self.expectation.describe(),
-            field=self.expectation.field,
+            field=field,
             kind="every",
             outcome=outcome,
             n=n,
@@ -186,30 +224,251 @@ class EveryJudge:
             level=None,
             rule=rule,
             alpha=0.0,
-            power=self.design.power,
+            power=self.power,
             leak=self.design.leak,
             counterexample=self.counterexample,
         )
 
 
-Judge = FractionJudge | EveryJudge
+class QuantileJudge:
+    """A latency quantile against a bound, by the sequential rule of ``QuantileDesign``.
+    Requests without a response count on the wrong side: they never met the bound."""
+
+    def __init__(self, expectation: QuantileExpectation, design: QuantileDesign) -> None:
+        self.expectation = expectation
+        self.design = design
+        self.values: list[float] = []
+        self.decision: QuantileDecision | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def decided(self) -> bool:
+        return self.decision is not None and self.decision.outcome is not Outcome.CONTINUE
+
+    def needs(self) -> int:
+        if self.decided:
+            return 0
+        look = next((x for x in self.design.looks if x > self.n), None)
+        return 0 if look is None else look - self.n
+
+    def add(self, samples: Iterable[Sample]) -> None:
+        if self.decided:
+            return
+        wrong = float("-inf") if self.expectation.at_least else float("inf")
+        self.values.extend(s.obs.latency_s if s.obs.status else wrong for s in samples)
+        if self.n in self.design.looks:
+            self.decision = self.design.decide(self.values)
+
+    def evidence(self) -> Evidence:
+        d = self.decision
+        outcome: VerdictOutcome = "inconclusive"
+        rule = f"undecided after {self.n} requests (budget {self.design.looks[-1]})"
+        intervals: dict[str, tuple[float, float]] = {}
+        level = None
+        side = "below" if self.expectation.at_least else "at or above"
+        name = f"{side} {show_seconds(self.expectation.bound)}"
+        wrong = sum(1 for v in self.values if (v < self.design.bound if self.expectation.at_least else v > self.design.bound))
+        if d is not None and d.outcome is not Outcome.CONTINUE:
+            outcome = d.outcome.value
+            rule, level = d.rule, d.level
+            intervals = {name: (d.low, d.high)}
+            wrong = d.wrong
+        observed = _quantile(self.values, self.expectation.q)
+        return Evidence(
+            expectation=self.expectation.describe(),
+            field=self.expectation.field,
+            kind="quantile",
+            outcome=outcome,
+            n=self.n,
+            counts={name: wrong},
+            expected={name: self.design.limit},
+            observed={name: wrong / self.n if self.n else 0.0},
+            intervals=intervals,
+            level=level,
+            rule=rule,
+            alpha=self.design.alpha,
+            power=self.design.power,
+            summary=(f"{self.expectation.field.split('.')[-1]} {show_seconds(observed)}; "
+                     f"{wrong} of {self.n} {name} (at most {self.design.limit:.3g} allowed)") if self.n else None,
+        )
 
 
-def make_judges(expectations: Sequence[Expectation], settings: StatSettings) -> list[Judge]:
-    """One judge per expectation; the check's alpha is split evenly over its fractional expectations
-    (Bonferroni), since only those can fail a correct mesh."""
-    fractional = [e for e in expectations if e.is_fraction]
-    alpha = settings.alpha / max(1, len(fractional))
+def _quantile(values: Sequence[float], q: float) -> float:
+    """The empirical q-quantile (the value at rank ceil(q n)); for the report only, not the judgement."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else 0.0
+
+
+class _AggregateJudge:
+    """Counts every request up to ``target``, then judges the lot (``outcome``)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.n = 0
+        self.instances: Counter[str] = Counter()
+
+    @property
+    def decided(self) -> bool:
+        return self.n >= self.target
+
+    def needs(self) -> int:
+        return max(0, self.target - self.n)
+
+    def add(self, samples: Iterable[Sample]) -> None:
+        for sample in samples:
+            if self.decided:
+                return
+            self.n += 1
+            self.instances[sample.obs.instance or _NO_INSTANCE] += 1
+            self._seen(sample)
+
+    def _seen(self, sample: Sample) -> None:
+        """Hook for judges that look at each request as it comes."""
+
+
+_NO_INSTANCE = "(no instance)"
+
+
+class SameInstanceJudge(_AggregateJudge):
+    """Every response came from the instance that answered the first; fails at the first other one."""
+
+    def __init__(self, expectation: SameInstanceExpectation, target: int) -> None:
+        super().__init__(target)
+        self.expectation = expectation
+        self.first: str | None = None
+        self.counterexample: Counterexample | None = None
+
+    @property
+    def decided(self) -> bool:
+        return self.counterexample is not None or self.n >= self.target
+
+    def _seen(self, sample: Sample) -> None:
+        got = sample.obs.instance or _NO_INSTANCE
+        if self.first is None and got != _NO_INSTANCE:
+            self.first = got
+        elif got != self.first:
+            obs = sample.obs
+            self.counterexample = Counterexample(self.n, obs.request_id, got, obs.status, obs.error)
+
+    def evidence(self) -> Evidence:
+        if self.counterexample is not None:
+            outcome: VerdictOutcome = "fail"
+            rule = f"fail: request {self.counterexample.index} came from {self.counterexample.got}, earlier ones from {self.first}"
+        elif self.n >= self.target:
+            outcome = "pass"
+            rule = f"pass: all {self.n} responses came from {self.first}"
+        else:
+            outcome, rule = "inconclusive", f"undecided after {self.n} of {self.target} requests"
+        return _aggregate_evidence(self.expectation.describe(), self.expectation.field, outcome, self.n, self.instances,
+                                   rule, _instances_text(self.instances), self.counterexample)
+
+
+class InstancesJudge(_AggregateJudge):
+    """The number of distinct instances that answered, judged after ``target`` requests."""
+
+    def __init__(self, expectation: InstancesExpectation, target: int) -> None:
+        super().__init__(target)
+        self.expectation = expectation
+
+    def evidence(self) -> Evidence:
+        seen = len([k for k in self.instances if k != _NO_INSTANCE])
+        if self.n < self.target:
+            outcome: VerdictOutcome = "inconclusive"
+            rule = f"undecided after {self.n} of {self.target} requests"
+        else:
+            outcome = "pass" if self.expectation.holds(seen) else "fail"
+            rule = f"{outcome}: {seen} distinct instances answered {self.n} requests, want {self.expectation.describe().split(' ', 2)[-1]}"
+        return _aggregate_evidence(self.expectation.describe(), self.expectation.field, outcome, self.n, self.instances,
+                                   rule, _instances_text(self.instances))
+
+
+class StatsJudge(_AggregateJudge):
+    """Summed counter deltas of the client's sidecar over the check; needs ``settle`` after the traffic."""
+
+    def __init__(self, expectation: StatsExpectation, target: int) -> None:
+        super().__init__(target)
+        self.expectation = expectation
+        self.deltas: dict[str, int] | None = None
+
+    def settle(self, before: Mapping[str, int], after: Mapping[str, int]) -> None:
+        names = set(self.expectation.matching(before)) | set(self.expectation.matching(after))
+        self.deltas = {k: after.get(k, 0) - before.get(k, 0) for k in sorted(names)}
+
+    def evidence(self) -> Evidence:
+        e = self.expectation
+        want = e.describe().removeprefix(f"stats {e.key} ")
+        if self.deltas is None:
+            outcome: VerdictOutcome = "inconclusive"
+            rule = f"undecided: stats not read yet after {self.n} of {self.target} requests"
+            summary = None
+        elif not self.deltas:
+            outcome = "fail"
+            rule = (f"fail: no counter of the client's sidecar is named {' or '.join(e.names)} or ends in "
+                    f".{' or .'.join(e.names)}; check the name (e.g. upstream_rq_retry, upstream_rq_pending_overflow)")
+            summary = "no matching counter"
+        else:
+            total = sum(self.deltas.values())
+            outcome = "pass" if e.holds(total) else "fail"
+            changed = {k: v for k, v in self.deltas.items() if v}
+            shown = ", ".join(f"{k} +{v}" for k, v in list(changed.items())[:4]) or "no matching counter changed"
+            more = f" (and {len(changed) - 4} more)" if len(changed) > 4 else ""
+            rule = f"{outcome}: delta {total} over {len(self.deltas)} matching counters, want {want}"
+            summary = f"delta {total} (want {want}): {shown}{more}"
+        return _aggregate_evidence(e.describe(), e.field, outcome, self.n, self.deltas or {}, rule, summary)
+
+
+def _instances_text(instances: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} x{v}" for k, v in sorted(instances.items())) or "no responses"
+
+
+def _aggregate_evidence(
+    expectation: str, field: str, outcome: VerdictOutcome, n: int, counts: Mapping[str, int], rule: str,
+    summary: str | None, counterexample: Counterexample | None = None,
+) -> Evidence:
+    return Evidence(
+        expectation=expectation, field=field, kind="aggregate", outcome=outcome, n=n, counts=dict(counts),
+        expected={}, observed={}, intervals={}, level=None, rule=rule, alpha=0.0, power=1.0,
+        counterexample=counterexample, summary=summary,
+    )
+
+
+Judge = FractionJudge | EveryJudge | QuantileJudge | SameInstanceJudge | InstancesJudge | StatsJudge
+
+
+def make_judges(expectations: Sequence[AnyExpectation], settings: StatSettings, *, count: int | None = None) -> list[Judge]:
+    """One judge per expectation. The check's alpha is split evenly over its fractional and
+    quantile expectations (Bonferroni), since only those can fail a correct mesh. With ``count``
+    (a check that fixes its requests) every other judge judges exactly ``count`` requests;
+    statistical ones are refused (ValueError), since they need their own plan."""
+    statistical = [e for e in expectations if is_statistical(e)]
+    if count is not None and statistical:
+        raise ValueError(f"send.count fixes the requests at {count}, but {statistical[0].describe()} needs a statistical plan")
+    alpha = settings.alpha / max(1, len(statistical))
+    every = AllDesign.plan(leak=settings.leak, power=settings.power)
+    target = every.n if count is None else count
     judges: list[Judge] = []
     for e in expectations:
-        if e.fractions is not None:
+        if isinstance(e, Expectation) and e.fractions is not None:
             design = FractionDesign.plan(
                 e.fractions, delta=settings.delta, relative=settings.relative_delta, alpha=alpha,
                 power=settings.power, max_requests=settings.max_requests,
             )
             judges.append(FractionJudge(e, design))
+        elif isinstance(e, Expectation):
+            judges.append(EveryJudge(e, every, count))
+        elif isinstance(e, QuantileExpectation):
+            judges.append(QuantileJudge(e, QuantileDesign.plan(
+                e.q, e.bound, below=not e.at_least, alpha=alpha, power=settings.power, max_requests=settings.max_requests,
+            )))
+        elif isinstance(e, StatsExpectation):
+            judges.append(StatsJudge(e, target))
+        elif isinstance(e, SameInstanceExpectation):
+            judges.append(SameInstanceJudge(e, target))
         else:
-            judges.append(EveryJudge(e, AllDesign.plan(leak=settings.leak, power=settings.power), alpha))
+            judges.append(InstancesJudge(e, target))
     return judges
 
 
@@ -220,6 +479,13 @@ def requests_needed(judges: Sequence[Judge]) -> int:
         return 0
     needs = [j.needs() for j in judges if not j.decided]
     return min((n for n in needs if n > 0), default=0)
+
+
+def settle(judges: Sequence[Judge], before: Mapping[str, int], after: Mapping[str, int]) -> None:
+    """Give the stats judges the client sidecar's counters from before and after the traffic."""
+    for judge in judges:
+        if isinstance(judge, StatsJudge):
+            judge.settle(before, after)
 
 
 def verdict(judges: Sequence[Judge]) -> Verdict:

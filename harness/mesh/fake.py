@@ -6,6 +6,12 @@ batch's ``SendSpec`` and the mesh's seeded ``random.Random``, so a run is reprod
 seed. ``draw(...)`` builds the usual handler (versions and statuses drawn from given fractions);
 a handler may also raise a ``HarnessError`` to act out a mesh failure during ``send``.
 
+A reply also scripts what the rest of the mesh saw, so that every expectation can be judged
+without Envoy: its Envoy response flags and latency, the echo of what the app received (when the
+spec asks for echoes), the copies app instances logged under its request id (``copies``: retries,
+mirrored copies; by default one copy at the answering instance) and the counters it added to
+the client's sidecar stats (``stats``).
+
 The fake records what it was asked to do (``deployed``, ``applied``, ``reverted``, ``sent``) and
 keeps a config version like a real mesh: ``apply`` and ``revert`` each make a new version, and
 replies are stamped with the version in force unless the reply says it is stale or unstamped.
@@ -17,10 +23,12 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Self, TypeVar
+from urllib.parse import urlsplit
 
 from harness.errors import HarnessError, MeshError
 from harness.istio.model import IstioObject
 from harness.mesh.base import (
+    Echo,
     MeshInfo,
     Observation,
     ReceivedRequest,
@@ -33,11 +41,29 @@ FAKE_INFO = MeshInfo(kind="local", istio_version="fake", envoy_version="fake")
 
 
 @dataclass(frozen=True)
+class Copy:
+    """One request an app instance logged for a reply (``reviews-v2-0`` by default). ``host`` and
+    ``path`` default to the URL's authority and path."""
+
+    service: str = "reviews"
+    version: str = "v1"
+    replica: int = 0
+    host: str | None = None
+    path: str | None = None
+
+    @property
+    def instance(self) -> str:
+        return f"{self.service}-{self.version}-{self.replica}"
+
+
+@dataclass(frozen=True)
 class Reply:
     """One scripted response. ``version=None`` is a reply Envoy made itself (404 NR, 503 UH);
     ``status=0`` with ``error`` is a request that got no response. ``stale`` stamps the reply with
     the config version before the one in force; ``stamped=False`` leaves it unstamped (a local
-    reply that no route produced)."""
+    reply that no route produced). ``replica`` picks the answering instance. ``copies`` (None: one
+    at the answering instance, none when Envoy answered) go to the app logs; ``echo`` overrides the
+    echo built from the spec; ``stats`` are added to the client sidecar's counters."""
 
     status: int = 200
     version: str | None = "v1"
@@ -46,6 +72,20 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     stale: bool = False
     stamped: bool = True
+    flags: tuple[str, ...] = ()
+    latency_s: float = 0.001
+    replica: int = 0
+    grpc_status: int | None = None
+    copies: tuple[Copy, ...] | None = None
+    echo: Echo | None = None
+    stats: Mapping[str, int] = field(default_factory=dict)
+
+    def logged(self) -> tuple[Copy, ...]:
+        if self.copies is not None:
+            return self.copies
+        if self.version is None or self.service is None:
+            return ()
+        return (Copy(self.service, self.version, self.replica),)
 
 
 Handler = Callable[[SendSpec, random.Random], Reply]
@@ -100,6 +140,9 @@ class FakeMesh:
         self.applied: list[tuple[IstioObject, ...]] = []
         self.reverted: list[SyncToken] = []
         self.sent: list[SendSpec] = []
+        self.drained: list[float] = []
+        self.received: list[ReceivedRequest] = []
+        self.stats: dict[str, int] = {}
         self.closed = False
 
     def __enter__(self) -> Self:
@@ -135,32 +178,56 @@ class FakeMesh:
         self._check_open()
         self.sent.append(spec)
         first = sum(s.count for s in self.sent[:-1])
-        return [self._observe(first + i, i, self.handler(spec, self.rng)) for i in range(spec.count)]
+        return [self._observe(spec, first + i, i, self.handler(spec, self.rng)) for i in range(spec.count)]
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
-        return {}
+        self._check_open()
+        return dict(self.stats)
 
     def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
-        return []
+        self._check_open()
+        return [r for r in self.received if r.service == service and version in (None, r.version)]
+
+    def drain(self, timeout_s: float = 10.0) -> None:
+        """Nothing is ever in flight here; records the call so tests can see it was made."""
+        self._check_open()
+        self.drained.append(timeout_s)
 
     def close(self) -> None:
         self.closed = True
 
-    def _observe(self, serial: int, index: int, reply: Reply) -> Observation:
+    def _observe(self, spec: SendSpec, serial: int, index: int, reply: Reply) -> Observation:
         stamp: str | None = None
         if reply.stamped:
             stamp = str(self.version - 1 if reply.stale else self.version)
+        request_id = f"fake-{serial}"
+        parts = urlsplit(spec.url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        for copy in reply.logged():
+            self.received.append(ReceivedRequest(
+                request_id, copy.service, copy.version, copy.instance, spec.method, copy.path or path,
+                copy.host or parts.netloc, dict(spec.headers), float(serial),
+            ))
+        for name, value in reply.stats.items():
+            self.stats[name] = self.stats.get(name, 0) + value
+        answered = reply.version is not None
+        echo = reply.echo
+        if echo is None and spec.include_echo and answered:
+            echo = Echo(spec.method, path, parts.netloc, "HTTP/1.1", {**dict(spec.headers), "x-request-id": request_id})
         return Observation(
             index=index,
-            request_id=f"fake-{serial}",
+            request_id=request_id,
             status=reply.status,
-            latency_s=0.001,
-            service=reply.service if reply.version is not None else None,
+            latency_s=reply.latency_s,
+            service=reply.service if answered else None,
             version=reply.version,
-            instance=f"{reply.service}-{reply.version}-0" if reply.version is not None else None,
+            instance=f"{reply.service}-{reply.version}-{reply.replica}" if answered else None,
             config_version=stamp,
+            grpc_status=reply.grpc_status,
             error=reply.error,
             headers=dict(reply.headers),
+            echo=echo if spec.include_echo else None,
+            flags=reply.flags,
         )
 
     def _check_open(self) -> None:

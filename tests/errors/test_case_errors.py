@@ -66,7 +66,7 @@ def test_error_unknown_fields_suggest_the_closest() -> None:
 
 def test_error_unknown_top_level_field_without_close_match_lists_known() -> None:
     assert issues("name: a\nzzz: 1\nchecks:\n" + CHECK) == [
-        "case.yaml:2: case a: zzz: unknown field; known fields here: about, checks, config, name, services"
+        "case.yaml:2: case a: zzz: unknown field; known fields here: about, checks, clients, config, name, services"
     ]
 
 
@@ -112,8 +112,8 @@ def test_error_fraction_above_one() -> None:
 def test_error_empty_expect() -> None:
     text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"}\n    expect: {}\n'
     assert issues(text) == [
-        ("case.yaml:5: case a: checks[0].expect: nothing to check; add version or status "
-        "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})")
+        ("case.yaml:5: case a: checks[0].expect: nothing to check; add an expectation such as version, status, "
+        "flags or headers (e.g. version: v2, or version: {v1: 0.9, v2: 0.1})")
     ]
 
 

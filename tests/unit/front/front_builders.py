@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.case import Case, load_case, load_case_file
+from harness.expect import Sample
 from harness.mesh.base import Observation
 from harness.yamlsource import load_documents
 
@@ -42,11 +43,11 @@ def write_cases(directory: Path, name: str, text: str) -> Path:
     return path
 
 
-def make_observations(values: Iterable[tuple[str | None, int]], *, start: int = 0) -> list[Observation]:
-    """Observations answered by ``(version, status)``, with request ids ``r<n>`` counted from ``start``."""
+def make_samples(values: Iterable[tuple[str | None, int]], *, start: int = 0) -> list[Sample]:
+    """Samples answered by ``(version, status)``, with request ids ``r<n>`` counted from ``start``."""
     return [
-        Observation(index=i, request_id=f"r{start + i}", status=status, latency_s=0.001, version=version,
-                    service=None if version is None else "reviews", config_version="1")
+        Sample(Observation(index=i, request_id=f"r{start + i}", status=status, latency_s=0.001, version=version,
+                           service=None if version is None else "reviews", config_version="1"))
         for i, (version, status) in enumerate(values)
     ]
 

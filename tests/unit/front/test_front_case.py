@@ -9,7 +9,7 @@ import yaml
 
 from harness.case import case_json_schema, load_case_file
 from harness.cases_discovery import bundled_cases_dir, case_files
-from harness.expectations import Expectation
+from harness.expect import status, version
 from harness.settings import StatOverrides, StatSettings
 from harness.topology import DEFAULT_TOPOLOGY, Client, Service
 from tests.unit.front.front_builders import make_case
@@ -66,12 +66,9 @@ def test_case_round_trips_every_field() -> None:
         "http://reviews:9080/items?x=1", "POST", (("user", "rui"), ("x-b", "2")), b'{"a": 1}')
     assert (send.concurrency, send.rate, send.protocol, send.new_connection, send.timeout_s, send.client) == (
         4, 50, "http", True, 1.5, "client")
-    assert first.expectations == (
-        Expectation("version", fractions={"v1": 0.6, "v2": 0.3, "v3": 0.1}),
-        Expectation("status", every="200"),
-    )
+    assert first.expectations == (version({"v1": 0.6, "v2": 0.3, "v3": 0.1}), status("200"))
     assert first.overrides == StatOverrides(alpha=1e-4, delta=0.02, power=0.99, max_requests=50000, leak=0.01)
-    assert second.expectations == (Expectation("status", fractions={"200": 0.99, "503": 0.01}),)
+    assert second.expectations == (status({"200": 0.99, "503": 0.01}),)
     assert second.overrides.over(StatSettings()) == StatSettings(relative_delta=0.5)
 
 
@@ -80,7 +77,7 @@ def test_case_defaults_to_the_default_topology_and_send_defaults() -> None:
     assert case.topology == DEFAULT_TOPOLOGY and case.objects == ()
     send = case.checks[0].send
     assert (send.method, send.headers, send.body, send.concurrency, send.rate, send.client) == ("GET", (), b"", 16, None, "client")
-    assert case.checks[0].expectations == (Expectation("version", every="none"),)
+    assert case.checks[0].expectations == (version("none"),)
 
 
 def test_case_overrides_delta_clears_a_default_relative_delta() -> None:

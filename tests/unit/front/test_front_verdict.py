@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from harness.expectations import Expectation
+from harness.expect import status, version
 from harness.settings import StatSettings
 from harness.stats.deterministic import AllDesign
 from harness.stats.fractions import FractionDesign
@@ -21,16 +21,16 @@ from harness.verdict import (
     requests_needed,
     verdict,
 )
-from tests.unit.front.front_builders import exact_split, make_observations
+from tests.unit.front.front_builders import exact_split, make_samples
 
 SPLIT = {"v1": 0.9, "v2": 0.1}
 
 
 def every_judge(state: str) -> EveryJudge:
     """An every-response judge (2 requests show a 50% leak at power 0.75) left in ``state``."""
-    judge = EveryJudge(Expectation("version", every="v1"), AllDesign.plan(leak=0.5, power=0.75), 1e-6)
+    judge = EveryJudge(version("v1"), AllDesign.plan(leak=0.5, power=0.75))
     feed = {"pass": [("v1", 200)] * 2, "fail": [("v2", 200)], "inconclusive": []}[state]
-    judge.add(make_observations(feed))
+    judge.add(make_samples(feed))
     assert judge.evidence().outcome == state
     return judge
 
@@ -55,13 +55,13 @@ def feed_until_decided(judge: Judge, fractions: dict[str, float]) -> int:
         count = requests_needed([judge])
         if count == 0:
             return batch - 1
-        judge.add(make_observations(exact_split(count, fractions), start=judge.n))
+        judge.add(make_samples(exact_split(count, fractions), start=judge.n))
     raise AssertionError("judge did not decide within 19 batches")
 
 
 def test_fraction_judge_passes_on_data_at_the_expected_fractions() -> None:
     design = FractionDesign.plan(SPLIT)
-    judge = FractionJudge(Expectation("version", fractions=SPLIT), design)
+    judge = FractionJudge(version(SPLIT), design)
     assert feed_until_decided(judge, SPLIT) >= 1
     evidence = judge.evidence()
     assert (evidence.outcome, evidence.kind) == ("pass", "fraction")
@@ -75,7 +75,7 @@ def test_fraction_judge_passes_on_data_at_the_expected_fractions() -> None:
 
 def test_fraction_judge_fails_on_data_far_off_at_the_first_look() -> None:
     design = FractionDesign.plan(SPLIT)
-    judge = FractionJudge(Expectation("version", fractions=SPLIT), design)
+    judge = FractionJudge(version(SPLIT), design)
     assert feed_until_decided(judge, {"v1": 0.7, "v2": 0.3}) == 1
     evidence = judge.evidence()
     assert (evidence.outcome, evidence.n) == ("fail", design.looks[0])
@@ -83,34 +83,34 @@ def test_fraction_judge_fails_on_data_far_off_at_the_first_look() -> None:
 
 
 def test_fraction_judge_counts_unexpected_values_as_other() -> None:
-    judge = FractionJudge(Expectation("version", fractions=SPLIT), FractionDesign.plan(SPLIT))
-    judge.add(make_observations([(None, 404)] * requests_needed([judge])))
+    judge = FractionJudge(version(SPLIT), FractionDesign.plan(SPLIT))
+    judge.add(make_samples([(None, 404)] * requests_needed([judge])))
     evidence = judge.evidence()
     assert evidence.outcome == "fail" and evidence.counts == {"none": judge.n}
 
 
 def test_fraction_judge_is_inconclusive_before_any_look() -> None:
-    judge = FractionJudge(Expectation("version", fractions=SPLIT), FractionDesign.plan(SPLIT))
-    judge.add(make_observations([("v1", 200)] * 10))
+    judge = FractionJudge(version(SPLIT), FractionDesign.plan(SPLIT))
+    judge.add(make_samples([("v1", 200)] * 10))
     assert not judge.decided and judge.evidence().outcome == "inconclusive"
     assert judge.evidence().rule == f"undecided after 10 requests (budget {judge.design.budget})"
 
 
 def test_every_judge_passes_after_exactly_its_planned_requests() -> None:
     design = AllDesign.plan()
-    judge = EveryJudge(Expectation("status", every="200"), design, 1e-6)
-    judge.add(make_observations([("v1", 200)] * (design.n - 1)))
+    judge = EveryJudge(status("200"), design)
+    judge.add(make_samples([("v1", 200)] * (design.n - 1)))
     assert (judge.decided, judge.needs(), judge.evidence().outcome) == (False, 1, "inconclusive")
-    judge.add(make_observations([("v1", 200)] * 5, start=design.n - 1))
+    judge.add(make_samples([("v1", 200)] * 5, start=design.n - 1))
     evidence = judge.evidence()
     assert (evidence.outcome, evidence.n, judge.needs()) == ("pass", design.n, 0)
     assert evidence.rule == "pass: all 135 responses had status 200 (a 5% leak would show with probability 0.999)"
 
 
 def test_every_judge_fails_on_the_first_counterexample_and_records_it() -> None:
-    judge = EveryJudge(Expectation("version", every="v2"), AllDesign.plan(), 1e-6)
-    judge.add(make_observations([("v2", 200)] * 7))
-    judge.add(make_observations([("v2", 200)] * 3 + [(None, 503), ("v1", 200)], start=7))
+    judge = EveryJudge(version("v2"), AllDesign.plan())
+    judge.add(make_samples([("v2", 200)] * 7))
+    judge.add(make_samples([("v2", 200)] * 3 + [(None, 503), ("v1", 200)], start=7))
     evidence = judge.evidence()
     assert (evidence.outcome, evidence.n, evidence.counts) == ("fail", 11, {"v2": 10, "none": 1})
     example = evidence.counterexample
@@ -120,15 +120,15 @@ def test_every_judge_fails_on_the_first_counterexample_and_records_it() -> None:
 
 
 def test_every_judge_version_none_does_not_pass_on_requests_without_response() -> None:
-    judge = EveryJudge(Expectation("version", every="none"), AllDesign.plan(), 1e-6)
-    judge.add(make_observations([(None, 404), (None, 0)]))
+    judge = EveryJudge(version("none"), AllDesign.plan())
+    judge.add(make_samples([(None, 404), (None, 0)]))
     example = judge.evidence().counterexample
     assert judge.evidence().outcome == "fail" and example is not None and example.got == "error"
 
 
 def test_make_judges_splits_alpha_over_the_fractional_expectations() -> None:
-    fractional = [Expectation("version", fractions=SPLIT), Expectation("status", fractions={"200": 0.5, "503": 0.5})]
-    every = Expectation("status", every="200")
+    fractional = [version(SPLIT), status({"200": 0.5, "503": 0.5})]
+    every = status("200")
     judges = make_judges([*fractional, every], StatSettings(alpha=1e-6))
     assert [type(j) for j in judges] == [FractionJudge, FractionJudge, EveryJudge]
     assert [j.design.alpha for j in judges if isinstance(j, FractionJudge)] == [5e-7, 5e-7]
@@ -137,19 +137,19 @@ def test_make_judges_splits_alpha_over_the_fractional_expectations() -> None:
 
 
 def test_make_judges_passes_leak_power_and_max_requests_through() -> None:
-    judges = make_judges([Expectation("status", every="200")], StatSettings(leak=0.01, power=0.99))
+    judges = make_judges([status("200")], StatSettings(leak=0.01, power=0.99))
     assert isinstance(judges[0], EveryJudge) and judges[0].design == AllDesign.plan(leak=0.01, power=0.99)
     with pytest.raises(ValueError, match="max_requests=10 is too small"):
-        make_judges([Expectation("version", fractions=SPLIT)], StatSettings(max_requests=10))
+        make_judges([version(SPLIT)], StatSettings(max_requests=10))
 
 
 def test_requests_needed_batches_to_the_nearest_look_of_any_undecided_judge() -> None:
-    fraction = FractionJudge(Expectation("version", fractions=SPLIT), FractionDesign.plan(SPLIT))
-    every = EveryJudge(Expectation("status", every="200"), AllDesign.plan(), 1e-6)
+    fraction = FractionJudge(version(SPLIT), FractionDesign.plan(SPLIT))
+    every = EveryJudge(status("200"), AllDesign.plan())
     first_look = fraction.design.looks[0]
     assert first_look > every.design.n
     assert requests_needed([fraction, every]) == every.design.n
-    batch = make_observations(exact_split(every.design.n, SPLIT))
+    batch = make_samples(exact_split(every.design.n, SPLIT))
     fraction.add(batch)
     every.add(batch)
     assert every.evidence().outcome == "pass"
@@ -157,9 +157,9 @@ def test_requests_needed_batches_to_the_nearest_look_of_any_undecided_judge() ->
 
 
 def test_requests_needed_stops_once_any_judge_failed() -> None:
-    fraction = FractionJudge(Expectation("version", fractions=SPLIT), FractionDesign.plan(SPLIT))
-    every = EveryJudge(Expectation("status", every="200"), AllDesign.plan(), 1e-6)
-    batch = make_observations([("v1", 500)])
+    fraction = FractionJudge(version(SPLIT), FractionDesign.plan(SPLIT))
+    every = EveryJudge(status("200"), AllDesign.plan())
+    batch = make_samples([("v1", 500)])
     fraction.add(batch)
     every.add(batch)
     assert not fraction.decided

@@ -1,0 +1,72 @@
+"""The ``expect`` vocabulary: one small constructor per key, each building what a judge needs.
+
+Public API (the modules behind it each hold one family of keys):
+
+* ``base``: ``Expectation`` (a per-request property, every request or a split), ``Sample``.
+* ``response``: ``version``, ``status``, ``grpc_status``, ``flags``, ``header``.
+* ``upstream``: ``upstream`` (path, host, method the app received; its headers are ``header(..., upstream=True)``).
+* ``latency``: ``latency_range``, ``latency_split``, ``latency_quantile``.
+* ``applog``: ``attempts``, ``mirror``, ``received_none`` (joined to app logs by request id).
+* ``aggregate``: ``StatsExpectation``, ``SameInstanceExpectation``, ``InstancesExpectation``.
+* ``schema``: ``ExpectModel`` (the YAML schema) and ``parse_expectations``.
+"""
+
+from harness.expect.aggregate import (
+    InstancesExpectation,
+    SameInstanceExpectation,
+    StatsExpectation,
+)
+from harness.expect.applog import attempts, mirror, received_none
+from harness.expect.base import (
+    ABSENT,
+    NO_RESPONSE,
+    NO_VERSION,
+    Expectation,
+    Need,
+    Sample,
+)
+from harness.expect.latency import (
+    QuantileExpectation,
+    latency_quantile,
+    latency_range,
+    latency_split,
+)
+from harness.expect.response import flags, grpc_status, header, status, version
+from harness.expect.schema import (
+    AnyExpectation,
+    ExpectModel,
+    is_statistical,
+    needs_of,
+    parse_expectations,
+)
+from harness.expect.upstream import upstream
+
+__all__ = [
+    "ABSENT",
+    "NO_RESPONSE",
+    "NO_VERSION",
+    "AnyExpectation",
+    "ExpectModel",
+    "Expectation",
+    "InstancesExpectation",
+    "Need",
+    "QuantileExpectation",
+    "SameInstanceExpectation",
+    "Sample",
+    "StatsExpectation",
+    "attempts",
+    "flags",
+    "grpc_status",
+    "header",
+    "is_statistical",
+    "latency_quantile",
+    "latency_range",
+    "latency_split",
+    "mirror",
+    "needs_of",
+    "parse_expectations",
+    "received_none",
+    "status",
+    "upstream",
+    "version",
+]

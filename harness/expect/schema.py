@@ -1,0 +1,442 @@
+"""The YAML of ``expect``: its schema (pydantic, documented for editors) and its parsing into expectations.
+
+One key per property, in the vocabulary of ``Observation`` and the echo app. A single value means
+every request; a mapping of fractions means a random split, judged statistically::
+
+    expect:
+      version: {v1: 0.9, v2: 0.1}        # split between versions
+      status: 503                         # every response
+      grpc_status: UNAVAILABLE            # or 14, or {OK: 0.5, UNAVAILABLE: 0.5}
+      flags: FI                           # Envoy response flags; "DI,FI"; {FI: 0.5, "-": 0.5} ("-": none)
+      headers: {x-envoy-overloaded: "true", x-envoy-upstream-service-time: null}   # null: absent
+      upstream: {path: /new/path, host: reviews, headers: {x-custom: "1"}}          # what the app received
+      latency: {at_least: 2s}             # or {below: 1s}, {fraction_at_least: {...}}, {p99: {below: 1s}}
+      attempts: 3                         # copies the target service received per request; or {1: 0.5, 2: 0.5}
+      mirror: {service: reviews, version: v2, fraction: 1.0}
+      received: none                      # no app received any request
+      stats: {upstream_rq_retry: {at_least: 1}}   # client sidecar counter deltas over the check
+      same_instance: true                 # every response from one instance
+      instances: {at_least: 2}            # distinct instances that answered
+
+Parsing returns every problem with its path under ``expect`` for the case loader to place.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from harness.expect import aggregate, applog, latency, response, upstream
+from harness.expect.base import Expectation, show_seconds
+from harness.istio.model import Duration
+from harness.schema_issues import show
+from harness.topology import Topology
+
+AnyExpectation = (
+    Expectation
+    | latency.QuantileExpectation
+    | aggregate.StatsExpectation
+    | aggregate.SameInstanceExpectation
+    | aggregate.InstancesExpectation
+)
+PathKey = tuple[str | int, ...]
+#: A parsed expectation with its path under ``expect`` (so that later checks can point at it).
+Located = tuple[PathKey, AnyExpectation]
+#: A problem with its path under ``expect`` (empty: the whole block) and the message.
+Problem = tuple[PathKey, str]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _one_or_fractions(kinds: tuple[type, ...], example: str) -> Any:
+    """A before-validator giving one clear message for "a single value, or a mapping of fractions"."""
+
+    def is_kind(value: Any) -> bool:
+        return isinstance(value, kinds) and not isinstance(value, bool)
+
+    def check(value: Any) -> Any:
+        ok_map = isinstance(value, dict) and all(
+            is_kind(k) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in value.items()
+        )
+        if value is None or is_kind(value) or ok_map:
+            return value
+        raise ValueError(f"expected {example}")
+
+    return BeforeValidator(check)
+
+
+HeaderValue = str | int | bool | None
+HEADER_VALUES = 'Values: a string (exact value), true (present, any value), null (absent).'
+
+
+class UpstreamModel(_Model):
+    """What the app received, on every request (from its echo; the runner asks for echoes)."""
+
+    path: str | None = Field(None, description="Path with query as the app received it, e.g. /new/path?key=value (after rewrites).")
+    host: str | None = Field(None, description='Host/authority the app received, e.g. "reviews:9080" or a rewritten authority.')
+    method: str | None = Field(None, description="HTTP method the app received.")
+    headers: dict[str, HeaderValue] = Field(default_factory=dict, description=f"Request headers the app received. {HEADER_VALUES}")
+
+
+class FractionAtLeastModel(_Model):
+    bound: Duration = Field(description='Latency threshold, e.g. "200ms".')
+    expected: float = Field(description="Share of requests taking at least bound, strictly between 0 and 1 (e.g. 0.5 for a 50% delay).")
+
+
+class QuantileBoundModel(_Model):
+    below: Duration | None = Field(None, description='The quantile is below this duration, e.g. "1s".')
+    at_least: Duration | None = Field(None, description='The quantile is at least this duration, e.g. "200ms".')
+
+
+_QUANTILE = "Latency quantile against a bound: {below: 1s} or {at_least: 200ms}; judged distribution-free with the check's alpha."
+
+
+class LatencyModel(_Model):
+    """Response time as the caller measured it. Upper bounds are fragile on loaded machines: keep them generous."""
+
+    at_least: Duration | None = Field(None, description='Every request took at least this long (a fault delay is a safe lower bound), e.g. "2s".')
+    below: Duration | None = Field(None, description='Every request took less than this (fragile on loaded machines; be generous), e.g. "5s".')
+    fraction_at_least: FractionAtLeastModel | None = Field(
+        None, description="A random share of requests took at least bound: {bound: 200ms, expected: 0.5}; judged statistically."
+    )
+    p50: QuantileBoundModel | None = Field(None, description=_QUANTILE)
+    p90: QuantileBoundModel | None = Field(None, description=_QUANTILE)
+    p95: QuantileBoundModel | None = Field(None, description=_QUANTILE)
+    p99: QuantileBoundModel | None = Field(None, description=_QUANTILE)
+    p999: QuantileBoundModel | None = Field(None, alias="p99.9", description=_QUANTILE)
+
+
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
+
+
+class MirrorModel(_Model):
+    """Copies a mirror target received, counted by request id in its app log after the traffic drained."""
+
+    service: str = Field(description="The mirror target service.")
+    version: str | None = Field(None, description="Only copies received by this version (the mirror's subset).")
+    fraction: float = Field(
+        1.0, description="Share of requests mirrored: 1.0 every request, 0.0 none (both exact), else judged statistically."
+    )
+    host: str | None = Field(
+        None, description='Host every copy carried: "reviews:9080" (Istio >= 1.28) or "reviews-shadow:9080" (<= 1.27).'
+    )
+
+
+class CountBoundsModel(_Model):
+    at_least: Annotated[int, Field(ge=0)] | None = Field(None, description="The delta is at least this.")
+    at_most: Annotated[int, Field(ge=0)] | None = Field(None, description="The delta is at most this.")
+    equal: Annotated[int, Field(ge=0)] | None = Field(None, description="The delta is exactly this.")
+
+
+class InstancesModel(_Model):
+    at_least: Annotated[int, Field(ge=1)] | None = Field(None, description="At least this many distinct instances answered.")
+    at_most: Annotated[int, Field(ge=1)] | None = Field(None, description="At most this many distinct instances answered.")
+
+
+class ExpectModel(_Model):
+    """What must come out. A single value means "every response"; a mapping means fractions (judged statistically)."""
+
+    version: Annotated[str | dict[str, float] | None, _one_or_fractions((str,), 'a version ("v2") or fractions ({v1: 0.9, v2: 0.1})')] = Field(
+        None, description='Which version answered: "v2" (all), or fractions {v1: 0.9, v2: 0.1}; "none" = Envoy answered.'
+    )
+    status: Annotated[int | dict[int, float] | None, _one_or_fractions((int,), "a status code (200) or fractions ({200: 0.5, 503: 0.5})")] = Field(
+        None, description="HTTP status: 200 (all), or fractions {200: 0.5, 503: 0.5}."
+    )
+    grpc_status: Annotated[
+        str | int | dict[str | int, float] | None,
+        _one_or_fractions((str, int), "a gRPC status (UNAVAILABLE or 14) or fractions ({OK: 0.5, UNAVAILABLE: 0.5})"),
+    ] = Field(None, description='gRPC status by name or number: "UNAVAILABLE", 14, or fractions {OK: 0.5, UNAVAILABLE: 0.5}; "none" = no gRPC status.')
+    flags: Annotated[str | dict[str, float] | None, _one_or_fractions((str,), 'Envoy response flags ("UO", "DI,FI") or fractions ({FI: 0.5, "-": 0.5})')] = Field(
+        None, description='Envoy response flags of each request: "UO", "DI,FI" (several, any order), "-" (none), or fractions {FI: 0.5, "-": 0.5}.'
+    )
+    headers: dict[str, HeaderValue] | None = Field(
+        None, description=f"Response headers on every response, e.g. {{x-envoy-overloaded: \"true\", location: \"http://reviews/new\"}}. {HEADER_VALUES}"
+    )
+    upstream: UpstreamModel | None = Field(None, description="What the app received on every request: path, host, method, headers.")
+    latency: LatencyModel | None = Field(
+        None, description="Response time bounds: {at_least: 2s}, {below: 5s}, {fraction_at_least: {bound: 200ms, expected: 0.5}}, {p99: {below: 1s}}."
+    )
+    attempts: Annotated[int | dict[int, float] | None, _one_or_fractions((int,), "a number of attempts (3) or fractions ({1: 0.5, 2: 0.5})")] = Field(
+        None, description="Copies of each request the target service received (1 = no retry): 3 (all), or fractions {1: 0.5, 2: 0.5}."
+    )
+    mirror: MirrorModel | tuple[MirrorModel, ...] | None = Field(
+        None, description="Mirror copies: {service: reviews, version: v2, fraction: 1.0, host: ...}, or a list of such targets."
+    )
+    received: Literal["none"] | None = Field(None, description='"none": no app received any request (fault aborts, direct responses).')
+    stats: dict[str, CountBoundsModel] | None = Field(
+        None,
+        description='Client sidecar counter deltas over the check: {"upstream_rq_retry": {at_least: 1}}. A name matches counters '
+        'equal to it or ending in ".<name>"; names joined by "|" are summed.',
+    )
+    same_instance: bool | None = Field(None, description="true: every response came from one app instance (consistent hashing).")
+    instances: InstancesModel | None = Field(
+        None, description="Distinct instances that answered: {at_least: 2}. Presence only; the traffic must make it certain."
+    )
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def parse_expectations(model: ExpectModel, *, target: str | None, topology: Topology | None) -> tuple[list[Located], list[Problem]]:
+    """Expectations from a parsed ``expect`` block, and the problems found, each with its path.
+
+    ``target`` is the URL's service (what ``attempts`` counts); ``topology`` checks mirror
+    targets (None when the case's own schema is broken: then they are not looked up).
+    """
+    out: list[Located] = []
+    problems: list[Problem] = []
+    for name, parse in _PARSERS.items():
+        value = getattr(model, name)
+        if value is not None:
+            parse(value, _Sink((name,), out, problems, target, topology))
+    if not out and not problems:
+        problems.append(((), "nothing to check; add an expectation such as version, status, flags or headers "
+                             "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})"))
+    return out, problems
+
+
+class _Sink:
+    """Where one key's parser puts its expectations and problems, with the key's path."""
+
+    def __init__(self, path: PathKey, out: list[Located], problems: list[Problem], target: str | None, topology: Topology | None) -> None:
+        self.path = path
+        self.out = out
+        self.problems = problems
+        self.target = target
+        self.topology = topology
+
+    def add(self, expectation: AnyExpectation, *sub: str | int) -> None:
+        self.out.append(((*self.path, *sub), expectation))
+
+    def problem(self, message: str, *sub: str | int) -> None:
+        self.problems.append(((*self.path, *sub), message))
+
+
+def _split_or_every(value: Any, sink: _Sink, make: Callable[[Any], Expectation]) -> None:
+    if isinstance(value, dict):
+        fractions = {str(k): float(v) for k, v in value.items()}
+        problem = fraction_problem(fractions)
+        if problem:
+            sink.problem(problem)
+            return
+        sink.add(make(fractions))
+    else:
+        sink.add(make(str(value)))
+
+
+def _version(value: Any, sink: _Sink) -> None:
+    _split_or_every(value, sink, response.version)
+
+
+def _status(value: Any, sink: _Sink) -> None:
+    _split_or_every(value, sink, response.status)
+
+
+def _grpc_status(value: Any, sink: _Sink) -> None:
+    names = [value] if not isinstance(value, dict) else list(value)
+    bad = [n for n in names if response.grpc_status_name(n) is None and n != response.NO_GRPC_STATUS]
+    if bad:
+        close = difflib.get_close_matches(str(bad[0]).upper(), response.GRPC_STATUS_NAMES, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        sink.problem(f"unknown gRPC status (got {show(bad[0])}); use a name such as UNAVAILABLE or a number 0-16{hint}")
+        return
+
+    def canonical(n: str | int) -> str:
+        return response.grpc_status_name(n) or response.NO_GRPC_STATUS
+
+    _split_or_every({canonical(k): v for k, v in value.items()} if isinstance(value, dict) else canonical(value), sink, response.grpc_status)
+
+
+def _flags(value: Any, sink: _Sink) -> None:
+    names = [value] if not isinstance(value, dict) else list(value)
+    normal: dict[str, str] = {}
+    for written in names:
+        parts = [p.strip() for p in written.split(",")] if written.strip() != response.NO_FLAG else []
+        bad = next((p for p in parts if p not in response.ENVOY_FLAGS), None)
+        if bad is not None:
+            close = difflib.get_close_matches(bad.upper(), response.ENVOY_FLAGS, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]}?" if close else f"known flags: {', '.join(response.ENVOY_FLAGS)}"
+            sink.problem(f'unknown Envoy response flag (got {show(bad)}); write flags as Envoy logs them (UO, NR, FI, "-" for none); {hint}')
+            return
+        normal[written] = response.flags_category(parts)
+    _split_or_every({normal[k]: v for k, v in value.items()} if isinstance(value, dict) else normal[value], sink, response.flags)
+
+
+def _headers(value: dict[str, Any], sink: _Sink, *, upstream_side: bool = False) -> None:
+    for name, wanted in value.items():
+        shown = str(wanted) if isinstance(wanted, int) and not isinstance(wanted, bool) else wanted
+        sink.add(response.header(name, shown, upstream=upstream_side), name)
+
+
+def _upstream(value: UpstreamModel, sink: _Sink) -> None:
+    given = False
+    for name in ("path", "host", "method"):
+        wanted = getattr(value, name)
+        if wanted is not None:
+            sink.add(upstream.upstream(name, wanted), name)
+            given = True
+    if value.headers:
+        _headers(value.headers, _Sink((*sink.path, "headers"), sink.out, sink.problems, sink.target, sink.topology), upstream_side=True)
+    elif not given:
+        sink.problem("nothing to check; add path, host, method or headers")
+
+
+def _latency(value: LatencyModel, sink: _Sink) -> None:
+    quantiles = {name: getattr(value, "p999" if name == "p99.9" else name) for name in QUANTILES}
+    if value.at_least is None and value.below is None and value.fraction_at_least is None and not any(quantiles.values()):
+        sink.problem("nothing to check; add at_least, below, fraction_at_least or a quantile such as p99")
+        return
+    for name in ("at_least", "below"):
+        if getattr(value, name) is not None and getattr(value, name) < 0:
+            sink.problem(f"a latency bound cannot be negative (got {show_seconds(getattr(value, name))})", name)
+            return
+    if value.at_least is not None and value.below is not None and value.at_least >= value.below:
+        sink.problem(f"at_least must be less than below (got at_least {show_seconds(value.at_least)}, below {show_seconds(value.below)})")
+    elif value.at_least is not None or value.below is not None:
+        sink.add(latency.latency_range(value.at_least, value.below))
+    split = value.fraction_at_least
+    if split is not None:
+        if not 0.0 < split.expected < 1.0:
+            sink.problem(f"expected must be strictly between 0 and 1 (got {split.expected:g}); "
+                         "for every request write latency: {at_least: ...} or {below: ...}", "fraction_at_least", "expected")
+        else:
+            sink.add(latency.latency_split(split.bound, split.expected), "fraction_at_least")
+    for name, bound in quantiles.items():
+        if bound is None:
+            continue
+        if (bound.below is None) == (bound.at_least is None):
+            sink.problem(f"give exactly one of below and at_least, e.g. {name}: {{below: 1s}}", name)
+        else:
+            sink.add(latency.latency_quantile(name, QUANTILES[name], below=bound.below, at_least=bound.at_least), name)
+
+
+def _attempts(value: Any, sink: _Sink) -> None:
+    counts = list(value) if isinstance(value, dict) else [value]
+    if any(c < 1 for c in counts):
+        sink.problem(f"attempts count from 1 (got {min(counts)}); for requests that no app received write received: none")
+        return
+    if sink.target is None:
+        return  # the URL is broken; reported at send.url
+    if isinstance(value, dict):
+        fractions = {str(k): float(v) for k, v in value.items()}
+        problem = fraction_problem(fractions, example="{1: 0.5, 2: 0.5}")
+        if problem:
+            sink.problem(problem)
+            return
+        sink.add(applog.attempts(sink.target, {int(k): v for k, v in fractions.items()}))
+    else:
+        sink.add(applog.attempts(sink.target, value))
+
+
+def _mirror(value: MirrorModel | tuple[MirrorModel, ...], sink: _Sink) -> None:
+    targets = [((), value)] if isinstance(value, MirrorModel) else [((i,), m) for i, m in enumerate(value)]
+    if not targets:
+        sink.problem("expected a mirror target, e.g. {service: reviews, version: v2, fraction: 1.0}")
+    for sub, m in targets:
+        if not 0.0 <= m.fraction <= 1.0 or math.isnan(m.fraction):
+            sink.problem(f"expected a fraction between 0 and 1 (got {m.fraction:g}); write 0.5 for 50%", *sub, "fraction")
+            continue
+        if sink.topology is not None and not _mirror_target_ok(m, sink, sub):
+            continue
+        field = "mirror" if not sub else f"mirror[{sub[0]}]"
+        sink.add(applog.mirror(m.service, m.fraction, version=m.version, host=m.host, field=field), *sub)
+
+
+def _mirror_target_ok(m: MirrorModel, sink: _Sink, sub: PathKey) -> bool:
+    assert sink.topology is not None
+    service = sink.topology.service(m.service)
+    if service is None:
+        known = ", ".join(s.name for s in sink.topology.services)
+        sink.problem(f"no service {m.service!r} in this case's topology (services: {known}); add it under services:", *sub, "service")
+        return False
+    if m.version is not None and m.version not in service.versions:
+        sink.problem(f"{m.service} has no version {m.version!r} (versions: {', '.join(service.versions)}); "
+                     "add it under services:", *sub, "version")
+        return False
+    return True
+
+
+def _received(value: str, sink: _Sink) -> None:
+    sink.add(applog.received_none())
+
+
+def _stats(value: dict[str, CountBoundsModel], sink: _Sink) -> None:
+    for key, bounds in value.items():
+        names = tuple(n.strip() for n in key.split("|"))
+        if not all(names):
+            sink.problem(f'expected counter names joined by "|" (got {show(key)}), e.g. "upstream_rq_pending_overflow|upstream_rq_active_overflow"', key)
+            continue
+        if bounds.equal is not None and (bounds.at_least is not None or bounds.at_most is not None):
+            sink.problem("equal cannot be combined with at_least or at_most", key)
+            continue
+        low = bounds.equal if bounds.equal is not None else bounds.at_least
+        high = bounds.equal if bounds.equal is not None else bounds.at_most
+        if low is None and high is None:
+            sink.problem("give at_least, at_most or equal, e.g. {at_least: 1}", key)
+        elif low is not None and high is not None and low > high:
+            sink.problem(f"at_least must not exceed at_most (got {low} > {high})", key)
+        else:
+            sink.add(aggregate.StatsExpectation(names, low, high), key)
+
+
+def _same_instance(value: bool, sink: _Sink) -> None:
+    if not value:
+        sink.problem("same_instance: false checks nothing; write true, or for a spread use instances: {at_least: 2}")
+        return
+    sink.add(aggregate.SameInstanceExpectation())
+
+
+def _instances(value: InstancesModel, sink: _Sink) -> None:
+    if value.at_least is None and value.at_most is None:
+        sink.problem("give at_least or at_most, e.g. {at_least: 2}")
+    elif value.at_least is not None and value.at_most is not None and value.at_least > value.at_most:
+        sink.problem(f"at_least must not exceed at_most (got {value.at_least} > {value.at_most})")
+    else:
+        sink.add(aggregate.InstancesExpectation(value.at_least, value.at_most))
+
+
+_PARSERS: Mapping[str, Callable[[Any, _Sink], None]] = {
+    "version": _version,
+    "status": _status,
+    "grpc_status": _grpc_status,
+    "flags": _flags,
+    "headers": _headers,
+    "upstream": _upstream,
+    "latency": _latency,
+    "attempts": _attempts,
+    "mirror": _mirror,
+    "received": _received,
+    "stats": _stats,
+    "same_instance": _same_instance,
+    "instances": _instances,
+}
+
+
+def fraction_problem(fractions: Mapping[str, float], example: str = "{v1: 0.9, v2: 0.1}") -> str | None:
+    """Why a mapping of fractions is unusable, or None."""
+    if not fractions:
+        return f"expected at least one category with its fraction, e.g. {example}"
+    bad = {k: v for k, v in fractions.items() if not (0.0 <= v <= 1.0) or math.isnan(v)}
+    if bad:
+        k, v = next(iter(bad.items()))
+        return f"each fraction must be between 0 and 1 (got {k}: {v:g}); write 0.9 for 90%"
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-6:
+        return f"fractions must add up to 1 (got {total:g}); list every category, e.g. {example}"
+    return None
+
+
+def is_statistical(expectation: AnyExpectation) -> bool:
+    """Whether judging it takes a sequential plan (a split or a quantile), so it cannot run on a fixed count."""
+    return isinstance(expectation, latency.QuantileExpectation) or (isinstance(expectation, Expectation) and expectation.is_fraction)
+
+
+def needs_of(expectations: Sequence[AnyExpectation]) -> frozenset[str]:
+    """Everything the expectations need from the mesh besides responses (``echo``, ``app_log``, ``stats``)."""
+    return frozenset().union(*(e.needs for e in expectations))
