@@ -23,9 +23,6 @@ from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseError, HarnessError, ValidationError
 from harness.istio.validate import validate_objects
 from harness.mesh.base import Mesh
-from harness.report.result import result_document, write_result
-from harness.report.table import render_table
-from harness.runner import CheckResult, run_case
 from harness.settings import StatSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_MESH = 0, 1, 2, 3
@@ -99,7 +96,102 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", dest="as_json", action="store_true", help="print the full Envoy resources as JSON")
     explain.add_argument("--istio-version", default=None, help="Istio release whose translation to emulate")
     explain.set_defaults(func=_explain)
+    _env_commands(sub)
     return parser
+
+
+def _env_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The interactive mesh (harness.env): ``up`` starts it in the background, ``down`` stops it."""
+
+    def add(name: str, help: str, func: Callable[[argparse.Namespace, Console], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--name", dest="env", default="default", metavar="NAME",
+                       help="which environment (default: default); several can run at once")
+        p.set_defaults(func=func)
+        return p
+
+    up = add("up", "start a mesh with the sample apps in the background and print how to reach it", _env_up)
+    up.add_argument("--services", metavar="FILE", help="services, versions, replicas, ports, knobs (default: reviews v1/v2)")
+    _mesh_options(up)
+    for verb, what in (("apply", "add or replace Istio objects; returns when every proxy ACKed"),
+                       ("delete", "remove the Istio objects these files name; returns when every proxy ACKed")):
+        add(verb, what, _env_apply if verb == "apply" else _env_delete).add_argument("files", nargs="+", metavar="FILE")
+    send = add("send", "send requests from the in-mesh client through its sidecar; summary per version and status", _env_send)
+    send.add_argument("url", help="as a pod would call it, e.g. http://reviews:9080/")
+    send.add_argument("-H", dest="headers", action="append", default=[], metavar="'K: V'", help="request header (repeatable)")
+    send.add_argument("-n", dest="count", type=_positive, default=1, help="number of requests (default 1)")
+    send.add_argument("-c", dest="concurrency", type=_positive, default=1, help="requests in flight at once (default 1)")
+    send.add_argument("-X", dest="method", default="GET", help="HTTP method (default GET)")
+    add("status", "services, instances, applied objects and each proxy's xDS sync state", _env_status)
+    routes = add("routes", "the route table the client's Envoy holds for a service (from its config_dump)", _env_routes)
+    routes.add_argument("service")
+    logs = add("logs", "app request logs, or the client sidecar's access log with --envoy", _env_logs)
+    logs.add_argument("target", nargs="?", metavar="SERVICE[/VERSION]", help="only this service (and version)")
+    logs.add_argument("--envoy", action="store_true", help="the client sidecar's Envoy access log (flags, request ids)")
+    logs.add_argument("-f", dest="follow", action="store_true", help="keep printing new entries until Ctrl-C")
+    logs.add_argument("--for", dest="follow_for", type=float, default=None, metavar="SECONDS",
+                      help="with -f: stop after SECONDS (default: at Ctrl-C, at most a day)")
+    add("down", "stop the environment and everything it started", _env_down)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _env_up(args: argparse.Namespace, console: Console) -> int:
+    from harness.env import commands
+
+    return commands.up(commands.UpOptions(name=args.env, services=args.services, envoy_binary=args.envoy_binary,
+                                          istio_version=args.istio_version), console)
+
+
+def _env_apply(args: argparse.Namespace, console: Console) -> int:
+    from harness.env import commands
+
+    return commands.apply(args.env, args.files, console)
+
+
+def _env_delete(args: argparse.Namespace, console: Console) -> int:
+    from harness.env import commands
+
+    return commands.delete(args.env, args.files, console)
+
+
+def _env_send(args: argparse.Namespace, console: Console) -> int:
+    from harness.env import commands
+
+    options = commands.SendOptions(url=args.url, headers=tuple(args.headers), count=args.count,
+                                   concurrency=args.concurrency, method=args.method)
+    return commands.send(args.env, options, console)
+
+
+def _env_status(args: argparse.Namespace, console: Console) -> int:
+    from harness.env import commands
+
+    return commands.status(args.env, console)
+
+
+def _env_routes(args: argparse.Namespace, console: Console) -> int:
+    from harness.env import commands
+
+    return commands.routes(args.env, args.service, console)
+
+
+def _env_logs(args: argparse.Namespace, console: Console) -> int:
+    from harness.env import commands
+
+    options = commands.LogsOptions(target=args.target, envoy=args.envoy, follow=args.follow,
+                                   follow_for_s=args.follow_for or commands.FOLLOW_MAX_S)
+    return commands.logs(args.env, options, console)
+
+
+def _env_down(args: argparse.Namespace, console: Console) -> int:
+    from harness.env import commands
+
+    return commands.down(args.env, console)
 
 
 def _mesh_options(p: argparse.ArgumentParser) -> None:
@@ -132,6 +224,11 @@ def load_cases(paths: Sequence[str]) -> list[Case]:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    # imported here: they load scipy (seconds on a busy machine), which the other commands do not need
+    from harness.report.result import result_document, write_result
+    from harness.report.table import render_table
+    from harness.runner import CheckResult, run_case
+
     cases = load_cases(args.paths)
     _check_istio_rules(cases, console)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)

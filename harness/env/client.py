@@ -1,0 +1,81 @@
+"""Calls to a running environment's daemon API (see ``daemon.py`` for the endpoints).
+
+Each call is bounded in time; the daemon's errors come back as the harness exceptions it raised
+(``wire.decode_error``), and a daemon that does not answer is a ``MeshError`` saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from harness.env import wire
+from harness.env.manifests import Manifest
+from harness.env.state import EnvState
+from harness.errors import MeshError, SyncTimeout
+from harness.mesh.base import Observation, ReceivedRequest
+
+CALL_TIMEOUT_S = 60.0  # an apply waits for ACKs (10 s) and may roll back (10 s more)
+SEND_MARGIN_S = 60.0  # on top of a batch's own deadline
+
+
+class EnvClient:
+    def __init__(self, state: EnvState) -> None:
+        self.state = state
+        self._http = httpx.Client(base_url=f"http://127.0.0.1:{state.api_port}", trust_env=False,
+                                  headers={"Authorization": f"Bearer {state.token}"}, timeout=CALL_TIMEOUT_S)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, *, timeout: float = CALL_TIMEOUT_S, **kwargs: Any) -> dict[str, Any]:
+        what = f"environment {self.state.name!r} (daemon pid {self.state.pid}, API port {self.state.api_port})"
+        try:
+            response = self._http.request(method, path, timeout=timeout, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise SyncTimeout(f"{what}: no answer to {method} {path} within {timeout:g}s") from exc
+        except httpx.TransportError as exc:
+            raise MeshError(f"{what}: API unreachable ({exc}); if it died, `mesh-harness down --name "
+                            f"{self.state.name}` cleans up") from exc
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise MeshError(f"{what}: {method} {path} answered {response.status_code} without JSON") from exc
+        if response.status_code != 200:
+            raise wire.decode_error(body)
+        return dict(body)
+
+    def status(self) -> dict[str, Any]:
+        return self._call("GET", "/status")
+
+    def apply(self, manifests: Sequence[Manifest]) -> dict[str, Any]:
+        return self._call("POST", "/apply", json={"manifests": [vars(m) for m in manifests]})
+
+    def delete(self, manifests: Sequence[Manifest]) -> dict[str, Any]:
+        return self._call("POST", "/delete", json={"manifests": [vars(m) for m in manifests]})
+
+    def send(self, request: dict[str, Any]) -> list[Observation]:
+        timeout = float(request.get("deadline_s", 120.0)) + SEND_MARGIN_S
+        body = self._call("POST", "/send", json=request, timeout=timeout)
+        return [wire.decode_observation(o) for o in body["observations"]]
+
+    def route_configs(self, client: str = "client") -> list[dict[str, Any]]:
+        return list(self._call("GET", "/routes", params={"client": client})["route_configs"])
+
+    def app_log(self, service: str | None, version: str | None, since: float) -> list[ReceivedRequest]:
+        params = {k: v for k, v in (("service", service), ("version", version)) if v is not None}
+        body = self._call("GET", "/logs/app", params={**params, "since": repr(since)})
+        return [wire.decode_received(r) for r in body["records"]]
+
+    def access_log(self, client: str, offset: int) -> tuple[list[dict[str, Any]], int]:
+        body = self._call("GET", "/logs/envoy", params={"client": client, "offset": offset})
+        return list(body["entries"]), int(body["offset"])
+
+    def down(self) -> None:
+        self._call("POST", "/down", timeout=10.0)

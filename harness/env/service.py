@@ -1,0 +1,142 @@
+"""What an environment's daemon can do with its mesh, as JSON-ready answers; no HTTP here.
+
+One ``EnvService`` owns the mesh and the set of applied objects (``delete`` needs it: it pushes
+the applied set minus the deleted objects through ``LocalMesh.revert``, which installs exactly
+the objects of the token it is given). Every call holds one lock, since a mesh's methods are
+not safe to call concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from harness.errors import Issue, MeshError, ValidationError
+from harness.istio.model import IstioObject
+from harness.mesh.base import SendSpec, SyncToken
+from harness.mesh.local.mesh import LocalMesh
+from harness.env import localview, wire
+from harness.env.manifests import Manifest, load_manifests
+from harness.env.routes import route_configs
+from harness.env.sync import sync_rows
+
+MAX_LOG_BYTES = 1 << 20  # per read of an access log; the command reads on from the returned offset
+
+
+class EnvService:
+    def __init__(self, mesh: LocalMesh) -> None:
+        self._mesh = mesh
+        self._lock = threading.Lock()
+        self._applied: dict[tuple[str, str, str], IstioObject] = {}
+
+    def status(self) -> dict[str, Any]:
+        """Services and instances (pids, ports), clients (sidecar, admin, listeners), objects, xDS sync."""
+        with self._lock:
+            mesh = self._mesh
+            topo = localview.topology(mesh)
+            inv = mesh.inventory()
+            info = mesh.info()
+            instances = [
+                {"instance": name, "service": svc, "version": ver, "pid": inv.pids[name],
+                 **{p: inv.ports[f"{name}/{p}"] for p in ("http", "grpc", "control")}}
+                for name, (svc, ver) in sorted(topo.instances().items())
+            ]
+            clients = [
+                {"client": c.name, "node": c.node_id, "app_pid": inv.pids[c.name],
+                 "control": inv.ports[f"{c.name}/control"], "sidecar_pid": inv.pids[f"sidecar-{c.name}"],
+                 "admin": localview.admin_address(mesh, c.name),
+                 "listeners": {str(port): inv.ports[f"sidecar-{c.name}/{port}"] for port in topo.service_ports()}}
+                for c in topo.clients
+            ]
+            sync = [asdict(row) for c in topo.clients
+                    for row in sync_rows(c.node_id, localview.xds_status(mesh, c), mesh.config_version)]
+            return {
+                "mesh": asdict(info), "config_version": mesh.config_version, "workdir": str(inv.workdir),
+                "services": [{"service": s.name, "ports": {p.name: p.number for p in s.ports},
+                              "versions": list(s.versions)} for s in topo.services],
+                "instances": instances, "clients": clients, "objects": [_object_row(o) for o in self._applied.values()],
+                "sync": sync,
+            }
+
+    def apply(self, manifests: Sequence[Manifest]) -> dict[str, Any]:
+        """Add or replace the objects; returns once every sidecar ACKed (a NACK raises ConfigRejected)."""
+        objects = load_manifests(manifests).objects
+        with self._lock:
+            token = self._mesh.apply(objects)
+            self._applied.update((o.key, o) for o in objects)
+            return {"version": token.version, "objects": [o.ref for o in objects]}
+
+    def delete(self, manifests: Sequence[Manifest]) -> dict[str, Any]:
+        """Remove the objects named in the files (matched by kind, namespace and name); all must be applied."""
+        objects = load_manifests(manifests).objects
+        with self._lock:
+            missing = [o for o in objects if o.key not in self._applied]
+            if missing:
+                applied = ", ".join(o.ref for o in self._applied.values()) or "none"
+                raise ValidationError([
+                    Issue(f"not applied in this environment (applied: {applied}); nothing was deleted",
+                          o.source.file if o.source else None, o.source.line if o.source else None, o.ref)
+                    for o in missing
+                ])
+            keep = {k: o for k, o in self._applied.items() if k not in {o.key for o in objects}}
+            self._mesh.revert(SyncToken(self._mesh.config_version, tuple(keep.values())))
+            self._applied = keep
+            return {"version": self._mesh.config_version, "objects": [o.ref for o in objects]}
+
+    def send(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            spec = SendSpec(url=str(body["url"]), method=str(body.get("method", "GET")),
+                            headers=tuple((str(k), str(v)) for k, v in body.get("headers", [])),
+                            count=int(body.get("count", 1)), concurrency=int(body.get("concurrency", 1)),
+                            timeout_s=float(body.get("timeout_s", 30.0)), deadline_s=float(body.get("deadline_s", 120.0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MeshError(f"send: malformed request from the command ({exc})") from exc
+        with self._lock:
+            observations = self._mesh.send(spec)
+        return {"observations": [wire.encode_observation(o) for o in observations]}
+
+    def routes(self, client: str) -> dict[str, Any]:
+        """The client sidecar's route configurations, as Envoy's config_dump has them."""
+        with self._lock:
+            return {"route_configs": route_configs(localview.config_dump(self._mesh, client))}
+
+    def app_log(self, service: str | None, version: str | None, since: float) -> dict[str, Any]:
+        """App request-log records newer than ``since`` (a record's ``time``), oldest first."""
+        with self._lock:
+            topo = localview.topology(self._mesh)
+            if service is not None and topo.service(service) is None:
+                raise MeshError(f"no service {service!r} in this environment "
+                                f"(services: {', '.join(s.name for s in topo.services)})")
+            services = [service] if service is not None else [s.name for s in topo.services]
+            records = [r for s in services for r in self._mesh.app_log(s, version) if r.time > since]
+        return {"records": [wire.encode_received(r) for r in sorted(records, key=lambda r: r.time)]}
+
+    def access_log(self, client: str, offset: int) -> dict[str, Any]:
+        """Complete access-log lines of the client's sidecar after byte ``offset``, and the offset to go on from."""
+        with self._lock:
+            path = localview.access_log_path(self._mesh, client)
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read(MAX_LOG_BYTES)
+        except FileNotFoundError:
+            return {"entries": [], "offset": offset}
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        entries = [_parse_access_line(line) for line in complete.decode(errors="replace").splitlines() if line]
+        return {"entries": entries, "offset": offset + len(complete)}
+
+
+def _object_row(o: IstioObject) -> dict[str, Any]:
+    return {"kind": o.kind, "namespace": o.metadata.namespace, "name": o.metadata.name,
+            "file": o.source.file if o.source else None, "line": o.source.line if o.source else None}
+
+
+def _parse_access_line(line: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return {"raw": line}
+    return entry if isinstance(entry, dict) else {"raw": line}
