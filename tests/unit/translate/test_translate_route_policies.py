@@ -151,7 +151,7 @@ def test_translate_redirect_prefix_rewrite_from_1_31() -> None:
 
 
 def test_translate_route_hash_policy_and_retry_default_follow_the_destination_rule() -> None:
-    rules = [
+    rules: list[dict[str, Any]] = [
         {"match": [{"uri": {"prefix": "/single"}}], "route": [V1]},
         {"route": [{**V1, "weight": 50}, {**V2, "weight": 50}]},
     ]
