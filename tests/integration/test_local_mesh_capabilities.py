@@ -7,12 +7,14 @@ Every assertion is certain, or states its chance of a false failure (below 1e-6)
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from harness.errors import SyncTimeout
 from harness.istio.model import IstioObject
 from harness.mesh.base import Observation, SendSpec
 from harness.mesh.local.mesh import LocalMesh, in_flight
@@ -147,11 +149,20 @@ def test_drain_returns_when_idle(clean_mesh: LocalMesh) -> None:
 
 
 def test_drain_waits_for_a_slow_request_in_flight(clean_mesh: LocalMesh) -> None:
-    delay_s = 1.0
+    """The short drain must time out: the app holds the request for 2 s, the drain gives up after 0.05 s."""
+    delay_s = 2.0
     with ThreadPoolExecutor(max_workers=1) as pool:
         started = time.monotonic()
         slow = pool.submit(send, clean_mesh, 1, headers=(("x-echo-delay", f"{delay_s:g}s"),))
         wait_in_flight(clean_mesh, "the slow request")
+        with pytest.raises(SyncTimeout) as timed_out:
+            clean_mesh.drain(timeout_s=0.05)
+        assert re.fullmatch(  # the stat name of a cluster may carry istiod's ";" delimiter
+            r"drain: requests still in flight after 0\.05s: "
+            r"client: cluster\.outbound\|9080\|\|reviews\.default\.svc\.cluster\.local;?\.upstream_rq_active = 1, "
+            r"client: http\.outbound_0\.0\.0\.0_9080\.downstream_rq_active = 1",
+            str(timed_out.value),
+        ), str(timed_out.value)
         clean_mesh.drain(timeout_s=WAIT_S)
         drained = time.monotonic()
         assert drained - started >= delay_s, "drain returned before the app could have answered"
