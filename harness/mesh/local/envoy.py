@@ -195,7 +195,7 @@ class EnvoyProcess:
 
     def listener_ports(self) -> dict[str, int]:
         """Listener name -> the port it is bound to (for listeners configured with port 0)."""
-        body = self._admin_json("/listeners?format=json")
+        body = self.admin_json("/listeners?format=json")
         return {
             status["name"]: int(status["local_address"]["socket_address"]["port_value"])
             for status in body.get("listener_statuses", [])
@@ -204,7 +204,7 @@ class EnvoyProcess:
 
     def stats(self) -> dict[str, int]:
         """Every counter and gauge by name (histograms are left out)."""
-        body = self._admin_json("/stats?format=json")
+        body = self.admin_json("/stats?format=json")
         return {
             entry["name"]: entry["value"]
             for entry in body.get("stats", [])
@@ -213,9 +213,10 @@ class EnvoyProcess:
 
     def config_dump(self) -> dict[str, Any]:
         """Envoy's whole running config (admin ``/config_dump``), as JSON."""
-        return self._admin_json("/config_dump")
+        return self.admin_json("/config_dump")
 
-    def _admin_json(self, path: str) -> dict[str, Any]:
+    def admin_json(self, path: str) -> dict[str, Any]:
+        """GET an admin endpoint that answers JSON (``/clusters?format=json``, ``/stats?format=json&filter=...``)."""
         if self._admin is None or self._admin_url is None:
             raise ProcessError(f"Envoy {self.node_id}: admin is not available; call wait_ready() first")
         try:

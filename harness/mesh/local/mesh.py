@@ -274,7 +274,7 @@ class LocalMesh:
 
     def clusters(self, workload: str) -> dict[str, Any]:
         """The sidecar's admin ``/clusters?format=json``: per host health flags (outlier ejection), stats."""
-        return _admin_json(self._sidecar(workload), "/clusters?format=json")
+        return self._sidecar(workload).admin_json("/clusters?format=json")
 
     def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
         records: list[ReceivedRequest] = []
@@ -473,14 +473,9 @@ def in_flight(stats: Mapping[str, int]) -> dict[str, int]:
     }
 
 
-def _admin_json(sidecar: EnvoyProcess, path: str) -> dict[str, Any]:
-    """An admin API read that EnvoyProcess has no method for (its ``_admin_json`` maps the errors)."""
-    return sidecar._admin_json(path)
-
-
 def _admin_stats(sidecar: EnvoyProcess, regex: str) -> dict[str, int]:
     """Counters and gauges whose name matches ``regex``: a filtered read costs far less than ``stats()``."""
-    body = _admin_json(sidecar, f"/stats?format=json&filter={quote(regex)}")
+    body = sidecar.admin_json(f"/stats?format=json&filter={quote(regex)}")
     return {e["name"]: e["value"] for e in body.get("stats", []) if isinstance(e.get("value"), int)}
 
 
