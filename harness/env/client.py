@@ -73,9 +73,10 @@ class EnvClient:
         body = self._call("GET", "/logs/app", params={**params, "since": repr(since)})
         return [wire.decode_received(r) for r in body["records"]]
 
-    def access_log(self, client: str, offset: int) -> tuple[list[dict[str, Any]], int]:
-        body = self._call("GET", "/logs/envoy", params={"client": client, "offset": offset})
-        return list(body["entries"]), int(body["offset"])
+    def access_log(self, client: str, skip: int) -> tuple[list[dict[str, Any]], int]:
+        """Entries after the first ``skip``, and the number of entries so far (the next ``skip``)."""
+        body = self._call("GET", "/logs/envoy", params={"client": client, "skip": skip})
+        return list(body["entries"]), int(body["count"])
 
     def down(self) -> None:
         self._call("POST", "/down", timeout=10.0)

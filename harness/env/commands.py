@@ -276,7 +276,10 @@ def status(name: str, console: Console) -> int:
 
 def routes(name: str, service: str, console: Console, client_name: str = "client") -> int:
     """The route table ``client_name``'s Envoy holds for ``service``, read from its config_dump."""
-    from harness.env.routes import known_hosts, service_routes  # imports the translator's names
+    from harness.env.routes import (  # imports the translator's names
+        known_hosts,
+        service_routes,
+    )
 
     with _client(name) as client:
         configs = client.route_configs(client_name)
@@ -306,12 +309,12 @@ def logs(name: str, options: LogsOptions, console: Console) -> int:
     if options.envoy and options.target:
         raise CaseError("logs --envoy shows the client sidecar's access log; give no SERVICE with it")
     deadline = time.monotonic() + (options.follow_for_s if options.follow else 0.0)
-    since, offset = 0.0, 0
+    since, skip = 0.0, 0
     with _client(name) as client:
         try:
             while True:
                 if options.envoy:
-                    entries, offset = client.access_log(options.client, offset)
+                    entries, skip = client.access_log(options.client, skip)
                     lines = [render.access_log_line(e) for e in entries]
                 else:
                     records = client.app_log(service or None, version or None, since)

@@ -16,7 +16,7 @@ API (JSON; every request carries ``Authorization: Bearer <token>`` from the stat
     POST /send    {url, method, headers, count, concurrency, timeout_s, deadline_s}
     GET  /routes?client=C                 route configurations from C's sidecar config_dump
     GET  /logs/app?service=S&version=V&since=T     app request-log records newer than T
-    GET  /logs/envoy?client=C&offset=B    access-log entries after byte B, and the next offset
+    GET  /logs/envoy?client=C&skip=N      access-log entries after the first N, and the count now
     POST /down                            close the mesh and exit
 
 Errors answer 4xx/5xx with ``wire.encode_error``; the command re-raises the same exception.
@@ -65,7 +65,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/send"): lambda s, q, b: s.send(b),
     ("GET", "/routes"): lambda s, q, b: s.routes(q.get("client", "client")),
     ("GET", "/logs/app"): lambda s, q, b: s.app_log(q.get("service"), q.get("version"), float(q.get("since", "0"))),
-    ("GET", "/logs/envoy"): lambda s, q, b: s.access_log(q.get("client", "client"), int(q.get("offset", "0"))),
+    ("GET", "/logs/envoy"): lambda s, q, b: s.access_log(q.get("client", "client"), int(q.get("skip", "0"))),
 }
 
 
@@ -79,10 +79,10 @@ def make_handler(service: EnvService, token: str, stop: threading.Event) -> type
     """A request handler class bound to one service, token and stop event."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             self._handle("GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._handle("POST")
 
         def _handle(self, method: str) -> None:
@@ -118,7 +118,7 @@ def make_handler(service: EnvService, token: str, stop: threading.Event) -> type
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+        def log_message(self, format: str, *args: Any) -> None:
             print(f"{time.strftime('%H:%M:%S')} {format % args}", file=sys.stderr, flush=True)
 
     return Handler

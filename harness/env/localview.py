@@ -1,7 +1,7 @@
 """What the daemon reads from a running ``LocalMesh`` beyond the ``Mesh`` protocol, in one place.
 
-``status``, ``routes`` and ``logs --envoy`` need the sidecar's admin address, its config dump and
-access log, and the control plane's per-node ACK state. LocalMesh does not expose these publicly
+``status`` and ``routes`` need the sidecar's admin address and config dump, and the control
+plane's per-node ACK state. LocalMesh does not expose these publicly
 yet, so this module reads its internals (``_topology``, ``_sidecars``, ``_control``) and nothing
 else in the harness does; when LocalMesh grows public accessors, only this file changes.
 """
@@ -20,14 +20,14 @@ from harness.topology import Client, Topology
 
 
 def topology(mesh: LocalMesh) -> Topology:
-    deployed: Topology | None = mesh._topology  # noqa: SLF001 (see module docstring)
+    deployed: Topology | None = mesh._topology
     if deployed is None:
         raise MeshError("the environment's mesh has no topology deployed")
     return deployed
 
 
 def sidecar(mesh: LocalMesh, client: str) -> EnvoyProcess:
-    sidecars: Mapping[str, EnvoyProcess] = mesh._sidecars  # noqa: SLF001
+    sidecars: Mapping[str, EnvoyProcess] = mesh._sidecars
     found = sidecars.get(client)
     if found is None:
         raise MeshError(f"no sidecar for workload {client!r} (workloads: {', '.join(sidecars)})")
@@ -36,7 +36,7 @@ def sidecar(mesh: LocalMesh, client: str) -> EnvoyProcess:
 
 def admin_address(mesh: LocalMesh, client: str) -> str:
     """``127.0.0.1:PORT`` of the client's Envoy admin API (what Envoy wrote to its address file)."""
-    path: Path = sidecar(mesh, client)._admin_address_path  # noqa: SLF001
+    path: Path = sidecar(mesh, client)._admin_address_path
     return path.read_text().strip()
 
 
@@ -44,12 +44,8 @@ def config_dump(mesh: LocalMesh, client: str) -> dict[str, Any]:
     return sidecar(mesh, client).config_dump()
 
 
-def access_log_path(mesh: LocalMesh, client: str) -> Path:
-    return sidecar(mesh, client).access_log_path
-
-
 def xds_status(mesh: LocalMesh, node: Client) -> Mapping[str, TypeStatus]:
-    control = mesh._control  # noqa: SLF001
+    control = mesh._control
     if control is None:
         raise MeshError("the environment's control plane is not running")
     return control.status(node.node_id)

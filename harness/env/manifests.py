@@ -48,7 +48,9 @@ def load_manifests(manifests: Sequence[Manifest], *, for_local_mesh: bool = True
     An object named twice (same kind, namespace and name) is an error: which one would win is
     not obvious from the files.
     """
-    from harness.mesh.local.translate import unsupported_issues  # the translator's support table
+    from harness.mesh.local.translate import (
+        unsupported_issues,  # the translator's support table
+    )
 
     docs = [d for m in manifests for d in load_documents(m.text, m.name)]
     objects = load_objects(docs)

@@ -35,14 +35,13 @@ class SendSummary:
 
 
 def outcome(o: Observation) -> tuple[str, str]:
-    """(who answered, what status) of one request; Envoy's response flags join the status when known."""
+    """(who answered, what status) of one request; Envoy's response flags (``UF``, ``URX``) join the status."""
     version = o.version or ("no response" if o.status == 0 else "envoy (local reply)")
     status = str(o.status) if o.status else f"error: {o.error or 'no response'}"
     if o.grpc_status is not None:
         status += f" grpc {o.grpc_status}"
-    flags = getattr(o, "flags", None)  # Observation.flags: Envoy response flags, when the mesh reports them
-    if flags:
-        status += f" {flags}"
+    if o.flags:
+        status += f" {','.join(o.flags)}"
     return version, status
 
 

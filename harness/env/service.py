@@ -8,22 +8,19 @@ not safe to call concurrently.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from harness.errors import Issue, MeshError, ValidationError
-from harness.istio.model import IstioObject
-from harness.mesh.base import SendSpec, SyncToken
-from harness.mesh.local.mesh import LocalMesh
 from harness.env import localview, wire
 from harness.env.manifests import Manifest, load_manifests
 from harness.env.routes import route_configs
 from harness.env.sync import sync_rows
-
-MAX_LOG_BYTES = 1 << 20  # per read of an access log; the command reads on from the returned offset
+from harness.errors import Issue, MeshError, ValidationError
+from harness.istio.model import IstioObject
+from harness.mesh.base import SendSpec, SyncToken
+from harness.mesh.local.mesh import LocalMesh
 
 
 class EnvService:
@@ -114,29 +111,14 @@ class EnvService:
             records = [r for s in services for r in self._mesh.app_log(s, version) if r.time > since]
         return {"records": [wire.encode_received(r) for r in sorted(records, key=lambda r: r.time)]}
 
-    def access_log(self, client: str, offset: int) -> dict[str, Any]:
-        """Complete access-log lines of the client's sidecar after byte ``offset``, and the offset to go on from."""
+    def access_log(self, client: str, skip: int) -> dict[str, Any]:
+        """The client sidecar's access-log entries after the first ``skip``, and how many there are now."""
         with self._lock:
-            path = localview.access_log_path(self._mesh, client)
-        try:
-            with path.open("rb") as f:
-                f.seek(offset)
-                chunk = f.read(MAX_LOG_BYTES)
-        except FileNotFoundError:
-            return {"entries": [], "offset": offset}
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        entries = [_parse_access_line(line) for line in complete.decode(errors="replace").splitlines() if line]
-        return {"entries": entries, "offset": offset + len(complete)}
+            entries = self._mesh.access_log(client)
+        return {"entries": entries[skip:], "count": len(entries)}
 
 
 def _object_row(o: IstioObject) -> dict[str, Any]:
     return {"kind": o.kind, "namespace": o.metadata.namespace, "name": o.metadata.name,
             "file": o.source.file if o.source else None, "line": o.source.line if o.source else None}
 
-
-def _parse_access_line(line: str) -> dict[str, Any]:
-    try:
-        entry = json.loads(line)
-    except json.JSONDecodeError:
-        return {"raw": line}
-    return entry if isinstance(entry, dict) else {"raw": line}

@@ -58,7 +58,7 @@ def encode_observation(o: Observation) -> dict[str, Any]:
 
 def decode_observation(d: dict[str, Any]) -> Observation:
     echo = d.get("echo")
-    return Observation(**{**d, "echo": None if echo is None else Echo(**echo)})
+    return Observation(**{**d, "echo": None if echo is None else Echo(**echo), "flags": tuple(d.get("flags", ()))})
 
 
 def encode_received(r: ReceivedRequest) -> dict[str, Any]:
