@@ -2,7 +2,8 @@
 
 Shapes follow istiod's ``cluster_builder.go`` for a sidecar (reference sections 3.2-3.6): EDS over
 ADS with ``initial_fetch_timeout: 0s``, an empty ``common_lb_config`` and the ``<name>;`` alt stat
-name. ``applyTrafficPolicy`` runs for every cluster, DR or not, so each one gets the connection pool
+name, and with a DR, the DR (and subset) in ``metadata.filter_metadata.istio`` on every cluster of the
+host. ``applyTrafficPolicy`` runs for every cluster, DR or not, so each one gets the connection pool
 defaults (10s connect timeout, circuit breakers at 2^32-1) and LEAST_REQUEST. A DR's effective
 policy for the cluster (``traffic_policy``: port-level and subset merge) then sets the connection
 pool (``connection_pool``), outlier detection (``outlier``) and load balancer (``lb``).
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.istio.model import IstioObject
+from harness.istio.model import DestinationRule, IstioObject
 from harness.mesh.local.translate import names
 from harness.mesh.local.translate.connection_pool import translate_connection_pool
 from harness.mesh.local.translate.inputs import Resource
@@ -60,27 +61,26 @@ def translate_clusters(
     for service in topology.services:
         merged = rules.for_host(service.fqdn)
         top = merged.traffic_policy if merged else None
+        # The DR a cluster came from (AddConfigInfoMetadata), on the default cluster too, and its subset.
+        config = {"config": _config_path(merged.rule)} if merged else {}
         for port in sorted(service.ports, key=lambda p: p.number):
             name = names.outbound_cluster(port.number, None, service.fqdn)
-            resource = _cluster(name, port, behaviour, None, cluster_policy(top, None, port.number))
+            resource = _cluster(name, port, behaviour, config, cluster_policy(top, None, port.number))
             out.append(BuiltCluster(resource, service.name, port.number, {}))
-            if merged is None:
-                continue
-            rule = merged.rule
-            for subset in merged.subsets:
+            for subset in merged.subsets if merged else ():
                 name = names.outbound_cluster(port.number, subset.name, service.fqdn)
-                meta = {
-                    "config": names.config_path(rule.kind, rule.metadata.namespace, rule.metadata.name),
-                    "subset": subset.name,
-                }
                 policy = cluster_policy(top, subset.traffic_policy, port.number)
-                resource = _cluster(name, port, behaviour, meta, policy)
+                resource = _cluster(name, port, behaviour, {**config, "subset": subset.name}, policy)
                 out.append(BuiltCluster(resource, service.name, port.number, dict(subset.labels)))
     return out
 
 
+def _config_path(rule: DestinationRule) -> str:
+    return names.config_path(rule.kind, rule.metadata.namespace, rule.metadata.name)
+
+
 def _cluster(
-    name: str, port: ServicePort, behaviour: Behaviour, istio_meta: dict[str, str] | None, policy: Policy | None
+    name: str, port: ServicePort, behaviour: Behaviour, istio_meta: dict[str, str], policy: Policy | None
 ) -> Resource:
     """``buildCluster`` + ``applyTrafficPolicy`` for one outbound cluster (``policy`` None: no DR policy)."""
     policy = policy or Policy()
@@ -99,6 +99,5 @@ def _cluster(
     if behaviour.alt_stat_name:
         cluster["alt_stat_name"] = names.alt_stat_name(name)
     if istio_meta:
-        # The DR and subset a cluster came from, as istiod records them (AddConfigInfoMetadata, AddSubsetToMetadata).
         cluster["metadata"] = {"filter_metadata": {"istio": istio_meta}}
     return cluster
