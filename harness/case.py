@@ -34,8 +34,9 @@ from harness.expect import (
     needs_of,
     parse_expectations,
 )
+from harness.expect.schema import DurationText
 from harness.istio.load import load_manifest, load_object
-from harness.istio.model import Duration, IstioObject
+from harness.istio.model import IstioObject
 from harness.mesh.base import SendSpec
 from harness.sample_apps.echo import fields, knobs
 from harness.schema_issues import as_tuples, pydantic_issues, show
@@ -68,7 +69,7 @@ class SendModel(_Model):
     rate: Annotated[float, Field(gt=0)] | None = Field(None, description="Requests per second (default: as fast as possible).")
     protocol: Literal["http", "grpc"] = Field("http", description="Wire protocol from the client.")
     new_connection: bool = Field(False, description="Open a new connection per request instead of keep-alive.")
-    timeout: Duration = Field(30.0, description='Per-request timeout, e.g. "5s".')
+    timeout: DurationText = Field(30.0, description='Per-request timeout, e.g. "5s".')
     from_: str = Field("client", alias="from", description="The client workload that sends (its sidecar routes).")
     grpc_method: str = Field("/echo.Echo/Call", description="Full gRPC method name for protocol grpc.")
     count: Annotated[int, Field(ge=1, le=100_000)] | None = Field(

@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from harness.expect import aggregate, applog, latency, response, upstream
 from harness.expect.base import Expectation, show_seconds
@@ -48,6 +48,10 @@ PathKey = tuple[str | int, ...]
 Located = tuple[PathKey, AnyExpectation]
 #: A problem with its path under ``expect`` (empty: the whole block) and the message.
 Problem = tuple[PathKey, str]
+
+
+#: A duration as written in YAML ("200ms", "1.5s"), seconds once parsed; the JSON schema says string.
+DurationText = Annotated[Duration, WithJsonSchema({"type": "string", "examples": ["200ms", "1.5s"]})]
 
 
 class _Model(BaseModel):
@@ -71,7 +75,13 @@ def _one_or_fractions(kinds: tuple[type, ...], example: str) -> Any:
     return BeforeValidator(check)
 
 
-HeaderValue = str | int | bool | None
+def _header_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    raise ValueError('expected a header value: a string (exact), true (present with any value) or null (absent)')
+
+
+HeaderValue = Annotated[str | int | bool | None, BeforeValidator(_header_value)]
 HEADER_VALUES = 'Values: a string (exact value), true (present, any value), null (absent).'
 
 
@@ -85,13 +95,13 @@ class UpstreamModel(_Model):
 
 
 class FractionAtLeastModel(_Model):
-    bound: Duration = Field(description='Latency threshold, e.g. "200ms".')
+    bound: DurationText = Field(description='Latency threshold, e.g. "200ms".')
     expected: float = Field(description="Share of requests taking at least bound, strictly between 0 and 1 (e.g. 0.5 for a 50% delay).")
 
 
 class QuantileBoundModel(_Model):
-    below: Duration | None = Field(None, description='The quantile is below this duration, e.g. "1s".')
-    at_least: Duration | None = Field(None, description='The quantile is at least this duration, e.g. "200ms".')
+    below: DurationText | None = Field(None, description='The quantile is below this duration, e.g. "1s".')
+    at_least: DurationText | None = Field(None, description='The quantile is at least this duration, e.g. "200ms".')
 
 
 _QUANTILE = "Latency quantile against a bound: {below: 1s} or {at_least: 200ms}; judged distribution-free with the check's alpha."
@@ -100,8 +110,8 @@ _QUANTILE = "Latency quantile against a bound: {below: 1s} or {at_least: 200ms};
 class LatencyModel(_Model):
     """Response time as the caller measured it. Upper bounds are fragile on loaded machines: keep them generous."""
 
-    at_least: Duration | None = Field(None, description='Every request took at least this long (a fault delay is a safe lower bound), e.g. "2s".')
-    below: Duration | None = Field(None, description='Every request took less than this (fragile on loaded machines; be generous), e.g. "5s".')
+    at_least: DurationText | None = Field(None, description='Every request took at least this long (a fault delay is a safe lower bound), e.g. "2s".')
+    below: DurationText | None = Field(None, description='Every request took less than this (fragile on loaded machines; be generous), e.g. "5s".')
     fraction_at_least: FractionAtLeastModel | None = Field(
         None, description="A random share of requests took at least bound: {bound: 200ms, expected: 0.5}; judged statistically."
     )
@@ -196,8 +206,10 @@ def parse_expectations(model: ExpectModel, *, target: str | None, topology: Topo
         if value is not None:
             parse(value, _Sink((name,), out, problems, target, topology))
     if not out and not problems:
-        problems.append(((), "nothing to check; add an expectation such as version, status, flags or headers "
-                             "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})"))
+        problems.append(((), (
+            "nothing to check; add an expectation such as version, status, flags or headers "
+            "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})"
+        )))
     return out, problems
 
 
@@ -260,7 +272,8 @@ def _flags(value: Any, sink: _Sink) -> None:
         parts = [p.strip() for p in written.split(",")] if written.strip() != response.NO_FLAG else []
         bad = next((p for p in parts if p not in response.ENVOY_FLAGS), None)
         if bad is not None:
-            close = difflib.get_close_matches(bad.upper(), response.ENVOY_FLAGS, n=1, cutoff=0.5)
+            close = [f for f in response.ENVOY_FLAGS if sorted(f) == sorted(bad.upper())] or difflib.get_close_matches(
+                bad.upper(), response.ENVOY_FLAGS, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]}?" if close else f"known flags: {', '.join(response.ENVOY_FLAGS)}"
             sink.problem(f'unknown Envoy response flag (got {show(bad)}); write flags as Envoy logs them (UO, NR, FI, "-" for none); {hint}')
             return
@@ -303,7 +316,7 @@ def _latency(value: LatencyModel, sink: _Sink) -> None:
     split = value.fraction_at_least
     if split is not None:
         if not 0.0 < split.expected < 1.0:
-            sink.problem(f"expected must be strictly between 0 and 1 (got {split.expected:g}); "
+            sink.problem(f"must be strictly between 0 and 1 (got {split.expected:g}); "
                          "for every request write latency: {at_least: ...} or {below: ...}", "fraction_at_least", "expected")
         else:
             sink.add(latency.latency_split(split.bound, split.expected), "fraction_at_least")

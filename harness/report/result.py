@@ -15,7 +15,8 @@ from harness.mesh.base import MeshInfo
 from harness.runner import CheckResult
 from harness.settings import StatSettings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: expectation kinds ``quantile`` and ``aggregate``, and ``summary`` (their observed-vs-expected text)."""
 
 
 def result_document(results: Sequence[CheckResult], mesh: MeshInfo | None, settings: StatSettings, seconds: float) -> dict[str, Any]:
@@ -67,5 +68,6 @@ def _check(r: CheckResult) -> dict[str, Any]:
                 "leak": e.leak,
                 "rule": e.rule,
                 "counterexample": asdict(e.counterexample) if e.counterexample else None,
+                "summary": e.summary,
             })
     return entry

@@ -34,7 +34,10 @@ def render_table(results: Sequence[CheckResult], console: Console) -> None:
 
 
 def observed_vs_expected(e: Evidence) -> str:
-    """``v1 0.902 (0.9), v2 0.098 (0.1)``: each category's observed fraction with the expected one."""
+    """``v1 0.902 (0.9), v2 0.098 (0.1)``: each category's observed fraction with the expected one;
+    quantiles and aggregates (stat deltas, instances) carry their own summary."""
+    if e.summary is not None:
+        return e.summary
     names = list(e.expected) + [k for k in e.observed if k not in e.expected]
     parts = [f"{k} {e.observed.get(k, 0.0):.3f} ({e.expected.get(k, 0.0):g})" for k in names
              if k in e.observed or e.expected.get(k, 0.0) > 0]
@@ -44,6 +47,9 @@ def observed_vs_expected(e: Evidence) -> str:
 def interval_text(e: Evidence) -> str:
     if not e.intervals:
         return e.rule
+    if e.kind == "quantile":
+        (lo, hi), = e.intervals.values()
+        return f"{level_percent(e.level or 0.0)} share [{lo:.3f}, {hi:.3f}] at alpha {e.alpha:g}"
     level = f"{level_percent(e.level)} " if e.level is not None else ""
     spans = ", ".join(f"{k} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in e.intervals.items() if e.expected.get(k, 0) > 0 or e.observed.get(k))
     return f"{level}{spans}; ±{max(e.delta.values(), default=0):.3g} at alpha {e.alpha:g}"

@@ -212,3 +212,92 @@ def test_error_every_problem_is_reported_at_once_in_line_order() -> None:
         "add it under services:"),
         "case.yaml:18: case b: checks: expected a list, got a mapping",
     ]
+
+
+def expect_issues(expect: str, send: str = "", top: str = "") -> list[str]:
+    return issues(f'name: a\n{top}checks:\n  - name: c\n    send: {{url: "http://reviews:9080/"{send}}}\n    expect: {expect}\n')
+
+
+AT = "case.yaml:5: case a: checks[0].expect"
+
+
+@pytest.mark.parametrize(
+    ("expect", "message"),
+    [
+        ("{grpc_status: UNAVAIL}", (".grpc_status: unknown gRPC status (got \"UNAVAIL\"); use a name such as UNAVAILABLE "
+                                   "or a number 0-16; did you mean UNAVAILABLE?")),
+        ("{grpc_status: 99}", ".grpc_status: unknown gRPC status (got 99); use a name such as UNAVAILABLE or a number 0-16"),
+        ("{grpc_status: [1]}", (".grpc_status: expected a gRPC status (UNAVAILABLE or 14) or fractions "
+                               "({OK: 0.5, UNAVAILABLE: 0.5}) (got a list)")),
+        ("{flags: OU}", ('.flags: unknown Envoy response flag (got "OU"); write flags as Envoy logs them '
+                        '(UO, NR, FI, "-" for none); did you mean UO?')),
+        ("{flags: {FI: 0.5, '-': 0.6}}", ".flags: fractions must add up to 1 (got 1.1); list every category, e.g. {v1: 0.9, v2: 0.1}"),
+        ("{headers: {location: [a]}}", (".headers.location: expected a header value: a string (exact), "
+                                       "true (present with any value) or null (absent) (got a list)")),
+        ("{upstream: {}}", ".upstream: nothing to check; add path, host, method or headers"),
+        ("{latency: {}}", ".latency: nothing to check; add at_least, below, fraction_at_least or a quantile such as p99"),
+        ("{latency: {at_least: 2s, below: 1s}}", ".latency: at_least must be less than below (got at_least 2s, below 1s)"),
+        ("{latency: {below: -1s}}", ".latency.below: a latency bound cannot be negative (got -1s)"),
+        ("{latency: {fraction_at_least: {bound: 200ms, expected: 1}}}",
+         (".latency.fraction_at_least.expected: must be strictly between 0 and 1 (got 1); "
+         "for every request write latency: {at_least: ...} or {below: ...}")),
+        ("{latency: {p99: {}}}", ".latency.p99: give exactly one of below and at_least, e.g. p99: {below: 1s}"),
+        ("{latency: {p98: {below: 1s}}}", ".latency.p98: unknown field; did you mean p99?"),
+        ("{attempts: 0}", ".attempts: attempts count from 1 (got 0); for requests that no app received write received: none"),
+        ("{attempts: {1: 0.5, 2: 0.6}}", ".attempts: fractions must add up to 1 (got 1.1); list every category, e.g. {1: 0.5, 2: 0.5}"),
+        ("{mirror: {service: reviews, fraction: 50}}", ".mirror.fraction: expected a fraction between 0 and 1 (got 50); write 0.5 for 50%"),
+        ("{mirror: {service: ratings}}", (".mirror.service: no service 'ratings' in this case's topology (services: reviews); "
+                                         "add it under services:")),
+        ("{mirror: [{service: reviews, version: v3}]}", (".mirror[0].version: reviews has no version 'v3' (versions: v1, v2); "
+                                                        "add it under services:")),
+        ("{received: all}", '.received: expected one of none, got "all"'),
+        ("{stats: {upstream_rq_retry: {}}}", ".stats.upstream_rq_retry: give at_least, at_most or equal, e.g. {at_least: 1}"),
+        ("{stats: {'a||b': {at_least: 1}}}", ('.stats.a||b: expected counter names joined by "|" (got "a||b"), '
+                                            'e.g. "upstream_rq_pending_overflow|upstream_rq_active_overflow"')),
+        ("{stats: {x: {equal: 1, at_least: 1}}}", ".stats.x: equal cannot be combined with at_least or at_most"),
+        ("{stats: {x: {at_least: 3, at_most: 1}}}", ".stats.x: at_least must not exceed at_most (got 3 > 1)"),
+        ("{same_instance: false}", (".same_instance: same_instance: false checks nothing; write true, "
+                                   "or for a spread use instances: {at_least: 2}")),
+        ("{instances: {}}", ".instances: give at_least or at_most, e.g. {at_least: 2}"),
+        ("{instances: {at_least: 3, at_most: 2}}", ".instances: at_least must not exceed at_most (got 3 > 2)"),
+    ],
+)
+def test_error_bad_expect_values(expect: str, message: str) -> None:
+    assert expect_issues(expect) == [AT + message]
+
+
+def test_error_count_refuses_statistical_expectations() -> None:
+    assert expect_issues("{version: {v1: 0.5, v2: 0.5}, latency: {p99: {below: 1s}}, status: 200}", send=", count: 10") == [
+        (f"{AT}.version: a split or quantile is judged statistically with its own request plan, but send.count fixes "
+        "the requests at 10; remove count, or expect one value for every response"),
+        (f"{AT}.latency.p99: a split or quantile is judged statistically with its own request plan, but send.count fixes "
+        "the requests at 10; remove count, or expect one value for every response"),
+    ]
+
+
+def test_error_app_log_expectations_refuse_a_fixed_request_id() -> None:
+    assert expect_issues("{attempts: 1}", send=", headers: {X-Request-Id: abc}") == [
+        ("case.yaml:4: case a: checks[0].send.headers.X-Request-Id: attempts, mirror and received join app logs "
+        "by request id, so each request needs its own; remove this header")
+    ]
+
+
+def test_error_header_both_fixed_and_cycled() -> None:
+    assert expect_issues("{status: 200}", send=", headers: {x-user: a}, headers_cycle: {X-User: [b]}") == [
+        "case.yaml:4: case a: checks[0].send.headers_cycle.X-User: this header is also in send.headers; give it in one of them"
+    ]
+
+
+def test_error_services_knobs_ports_and_clients() -> None:
+    top = ('services:\n  reviews:\n    ports: [{name: http, number: 80}, {name: grpc, number: 80}]\n'
+           '    knobs: {v9: {status: "500"}, v1: {stauts: "5", delay: 5x}}\n'
+           "clients: [{name: client}, {name: client}]\n")
+    assert expect_issues("{status: 200}", top=top) == [
+        "case.yaml:4: case a: services.reviews.ports[1].number: port number used twice (got 80); give each port its own number",
+        ("case.yaml:5: case a: services.reviews.knobs.v1.delay: bad value for echo knob 'delay': '5x'; "
+         "expected a duration with unit ms or s ('250ms', '1.5s'), at most 600s"),
+        'case.yaml:5: case a: services.reviews.knobs.v1.stauts: unknown knob (got "stauts"); known knobs: status, delay, fail-first, grpc-status',
+        ('case.yaml:5: case a: services.reviews.knobs.v9: expected a version (v1, v2) or an instance name '
+         '(reviews-v1-0, reviews-v2-0), got "v9"'),
+        "case.yaml:6: case a: clients[1].name: workload name used twice (got 'client'); give each client and service its own name",
+    ]

@@ -11,7 +11,7 @@ from harness.case import case_json_schema, load_case_file
 from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.expect import status, version
 from harness.settings import StatOverrides, StatSettings
-from harness.topology import DEFAULT_TOPOLOGY, Client, Service
+from harness.topology import DEFAULT_TOPOLOGY, Client, Service, ServicePort
 from tests.unit.front.front_builders import make_case
 
 FULL = """\
@@ -107,3 +107,65 @@ def test_case_json_schema_is_valid_and_admits_every_shipped_case() -> None:
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             assert list(validator.iter_errors(doc)) == [], path
     assert not validator.is_valid({"name": "x", "checks": [{"name": "c", "send": {"url": "u", "concurency": 1}, "expect": {}}]})
+
+
+EXPECT_KEYS = {"version", "status", "grpc_status", "flags", "headers", "upstream", "latency", "attempts", "mirror",
+               "received", "stats", "same_instance", "instances"}
+
+
+def test_case_json_schema_documents_every_expect_key_and_the_new_send_and_topology_fields() -> None:
+    schema = case_json_schema()
+    defs = schema["$defs"]
+    expect = defs["ExpectModel"]["properties"]
+    assert set(expect) == EXPECT_KEYS
+    assert all(expect[k].get("description") for k in EXPECT_KEYS)
+    assert {"count", "headers_cycle"} <= set(defs["SendModel"]["properties"])
+    assert {"ports", "knobs"} <= set(defs["ServiceModel"]["properties"]) and "clients" in schema["properties"]
+    assert "p99.9" in defs["LatencyModel"]["properties"]
+    validator = jsonschema.Draft202012Validator(schema)
+    doc = yaml.safe_load(TOPOLOGY_CASE)
+    assert list(validator.iter_errors(doc)) == []
+
+
+TOPOLOGY_CASE = """\
+name: topo
+services:
+  reviews:
+    versions: [v1, v2]
+    replicas: {v1: 2}
+    ports: [{name: http, number: 80}]
+    knobs: {v2: {status: "500"}, reviews-v1-1: {delay: 500ms}}
+clients: [{name: client}, {name: tester, labels: {app: tester}, namespace: other}]
+checks:
+  - name: every key
+    send: {url: "http://reviews:80/", from: tester, count: 20, headers_cycle: {x-user: [a, b]}}
+    expect:
+      status: 503
+      grpc_status: none
+      flags: UO
+      headers: {x-envoy-overloaded: "true", x-envoy-upstream-service-time: null}
+      upstream: {path: /, host: "reviews:80", method: GET, headers: {x-user: true}}
+      latency: {at_least: 200ms, below: 10s}
+      attempts: 1
+      mirror: {service: reviews, version: v2, fraction: 0, host: "reviews:80"}
+      received: none
+      stats: {"upstream_rq_pending_overflow|upstream_rq_active_overflow": {at_least: 1}}
+      same_instance: true
+      instances: {at_most: 1}
+"""
+
+
+def test_case_topology_fields_and_every_expect_key_load() -> None:
+    case = make_case(TOPOLOGY_CASE)
+    (reviews,) = case.topology.services
+    assert reviews.ports == (ServicePort("http", 80),)
+    assert reviews.knobs == (("reviews-v1-1", (("delay", "500ms"),)), ("v2", (("status", "500"),)))
+    assert reviews.instance_knobs("v1", "reviews-v1-1") == {"delay": "500ms"}
+    assert [(c.name, c.labels, c.namespace) for c in case.topology.clients] == [
+        ("client", (("app", "client"),), "default"), ("tester", (("app", "tester"),), "other")]
+    (check,) = case.checks
+    assert (check.count, check.headers_cycle, check.send.client) == (20, (("x-user", ("a", "b")),), "tester")
+    assert [e.field for e in check.expectations] == [
+        "status", "grpc_status", "flags", "headers.x-envoy-overloaded", "headers.x-envoy-upstream-service-time",
+        "upstream.path", "upstream.host", "upstream.method", "upstream.headers.x-user", "latency", "attempts", "mirror",
+        "received", "stats", "same_instance", "instances"]

@@ -18,6 +18,7 @@ from harness.case import case_json_schema
 from harness.cli import EXIT_FAILED, EXIT_INVALID, EXIT_MESH, EXIT_OK, main
 from harness.errors import ProcessError
 from harness.mesh.fake import FakeMesh, Handler, draw
+from harness.report.result import SCHEMA_VERSION
 from tests.unit.front.front_builders import make_case_text, make_check, write_cases
 
 SHIPPED = Path(__file__).resolve().parents[3] / "cases"
@@ -54,7 +55,7 @@ def test_cli_run_passes_on_a_correct_mesh_and_writes_json(
     assert code == EXIT_OK, printed
     assert "local mesh: Envoy fake, emulating Istio fake" in printed.out and "2 pass" in printed.out
     doc = json.loads(out.read_text())
-    assert [c["outcome"] for c in doc["checks"]] == ["pass", "pass"] and doc["schema_version"] == 1
+    assert [c["outcome"] for c in doc["checks"]] == ["pass", "pass"] and doc["schema_version"] == SCHEMA_VERSION == 2
     assert made[0].closed and len(made[0].reverted) == 1
 
 
