@@ -80,3 +80,20 @@ def test_report_table_with_no_results() -> None:
 
 def test_report_levels_never_round_to_100_percent() -> None:
     assert [level_percent(x) for x in (0.99975, 0.9999999938, 0.95, 1.0)] == ["99.975%", "99.99999938%", "95%", "100%"]
+
+
+def test_report_shows_quantile_and_aggregate_numbers() -> None:
+    from harness.mesh.fake import Reply
+
+    text = make_case_text(make_check("new kinds", '{latency: {p99: {below: 1s}}, stats: {upstream_rq_retry: {at_least: 1}}, '
+                                                  "same_instance: true}"))
+    mesh = FakeMesh(lambda spec, rng: Reply(latency_s=0.01, stats={"cluster.x.upstream_rq_retry": 1}))
+    results = run_case(mesh, make_case(text), SETTINGS)
+    out = io.StringIO()
+    render_table(results, Console(file=out, width=250, color_system=None))
+    table = out.getvalue()
+    for words in ("p99 10ms; 0 of", "delta ", "(want >= 1): cluster.x.upstream_rq_retry +", "reviews-v1-0 x"):
+        assert words in table, words
+    doc = result_document(results, FAKE_INFO, SETTINGS, 0.0)
+    kinds = [(e["kind"], e["outcome"], e["summary"] is not None) for e in doc["checks"][0]["expectations"]]
+    assert kinds == [("quantile", "pass", True), ("aggregate", "pass", True), ("aggregate", "pass", True)]
