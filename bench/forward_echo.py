@@ -11,7 +11,9 @@ Same run, same mesh (``LocalMesh`` + ``DEFAULT_TOPOLOGY``, every request routed 
   C generator reaches there; and wrk direct.
 
 req/s counts the whole ForwardEcho call as a check sees it (control call, batch, records back).
-"client cores" is the CPU time of the generating app process divided by the call's wall time.
+"client CPU" is the CPU time of the generating process per request (for ForwardEcho that includes
+encoding the records); Envoy and app "cores" are their CPU time over the wall time. On a machine
+shared with other work, CPU per request is the steadier number; req/s moves with the load.
 Each of ``--reps`` rounds runs every variant once, interleaved, so that load from other work on the
 machine spreads over all of them; the table shows the median and the range (min..max) over rounds,
 and the ratios are taken within each round. Nothing is asserted.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,7 +35,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -90,24 +95,52 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
 
 
-def timed_batch(send: Callable[[SendSpec], list[Observation]], spec: SendSpec,
-                pid: int) -> tuple[float, float, float, int]:
-    """(req/s, client cores, median latency ms, non-200 count) of one ForwardEcho call."""
-    cpu0, began = cpu_seconds(pid), time.perf_counter()
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Run(NamedTuple):
+    """One measured batch. CPU per request is the robust number on a shared machine; req/s is not."""
+
+    rate: float  # requests per second of wall time
+    client_us: float  # generator CPU per request, microseconds
+    envoy_cores: float  # sidecar CPU / wall time
+    app_cores: float  # reviews-v1-0 CPU / wall time
+    p50_ms: float | None
+    non_200: int
+
+
+def measure(run: Callable[[], tuple[int, float | None, int, float | None]], client_pid: int | None,
+            others: tuple[int, int]) -> Run:
+    """``run()`` -> (requests, p50 ms, non-200, client CPU s if ``client_pid`` is None); CPU deltas around it."""
+    pids = [p for p in (client_pid, *others) if p is not None]
+    cpu0, began = [cpu_seconds(p) for p in pids], time.perf_counter()
+    requests, p50_ms, non_200, own_cpu = run()
+    elapsed = time.perf_counter() - began
+    used = dict(zip(pids, (cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)), strict=True))
+    client_cpu = used[client_pid] if client_pid is not None else own_cpu or 0.0
+    return Run(requests / elapsed, client_cpu / requests * 1e6, used[others[0]] / elapsed, used[others[1]] / elapsed,
+               p50_ms, non_200)
+
+
+def forward_batch(send: Callable[[SendSpec], list[Observation]], spec: SendSpec) -> tuple[int, float, int, None]:
     records = send(spec)
-    elapsed, cpu = time.perf_counter() - began, cpu_seconds(pid) - cpu0
-    errors = sum(1 for o in records if o.status != 200)
-    return len(records) / elapsed, cpu / elapsed, statistics.median(o.latency_s for o in records) * 1e3, errors
+    return (len(records), statistics.median(o.latency_s for o in records) * 1e3,
+            sum(1 for o in records if o.status != 200), None)
 
 
-def wrk(port: int, concurrency: int, seconds: int) -> float:
+def wrk(port: int, concurrency: int, seconds: int) -> tuple[int, None, int, float]:
+    """wrk for ``seconds`` (its CPU read from our children's rusage): requests, -, non-2xx/3xx, CPU s."""
+    cpu0 = children_cpu_seconds()
     out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-H", f"Host: {HOST}",
                           f"http://127.0.0.1:{port}/"], check=True, capture_output=True, text=True,
                          timeout=seconds + 30).stdout
-    found = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    found = re.search(r"(\d+) requests in", out)
     if found is None:
         raise SystemExit(f"could not read wrk's output:\n{out}")
-    return float(found.group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    return int(found.group(1)), None, int(bad.group(1)) if bad else 0, children_cpu_seconds() - cpu0
 
 
 def span(values: list[float], fmt: str = ".0f") -> str:
@@ -126,7 +159,7 @@ def main() -> None:
     has_wrk = shutil.which("wrk") is not None
 
     spec = SendSpec(url=URL, count=args.count, concurrency=args.concurrency, deadline_s=600.0)
-    rows: dict[str, list[tuple[float, float, float, int]]] = {}
+    rows: dict[str, list[Run]] = {}
     with ExitStack() as stack:
         mesh = stack.enter_context(LocalMesh())
         old = stack.enter_context(old_client_app(old_rev))
@@ -135,11 +168,12 @@ def main() -> None:
         inv = mesh.inventory()
         listener = inv.ports["sidecar-client/9080"]
         app_port = inv.ports["reviews-v1-0/http"]
-        new, new_pid = stack.enter_context(closing(ControlClient(inv.ports["client/control"], "client"))), inv.pids["client"]
+        others = (inv.pids["sidecar-client"], inv.pids["reviews-v1-0"])
+        new = stack.enter_context(closing(ControlClient(inv.ports["client/control"], "client")))
         variants: dict[str, tuple[Callable[[SendSpec], list[Observation]], int]] = {
-            "new, through Envoy (mesh.send)": (mesh.send, new_pid),
+            "new, through Envoy (mesh.send)": (mesh.send, inv.pids["client"]),
             "old, through Envoy": (lambda s: old.control.forward(s, f"127.0.0.1:{listener}"), old.pid),
-            "new, direct": (lambda s: new.forward(s, f"127.0.0.1:{app_port}"), new_pid),
+            "new, direct": (lambda s: new.forward(s, f"127.0.0.1:{app_port}"), inv.pids["client"]),
             "old, direct": (lambda s: old.control.forward(s, f"127.0.0.1:{app_port}"), old.pid),
         }
         warm = SendSpec(url=URL, count=1000, concurrency=args.concurrency)
@@ -147,31 +181,35 @@ def main() -> None:
             send(warm)
         for _ in range(args.reps):
             for name, (send, pid) in variants.items():
-                rows.setdefault(name, []).append(timed_batch(send, spec, pid))
+                rows.setdefault(name, []).append(measure(partial(forward_batch, send, spec), pid, others))
             if has_wrk:
-                rows.setdefault("wrk, through Envoy", []).append(
-                    (wrk(listener, args.concurrency, args.wrk_seconds), 0.0, 0.0, 0))
-                rows.setdefault("wrk, direct", []).append((wrk(app_port, args.concurrency, args.wrk_seconds), 0.0, 0.0, 0))
+                for name, port in (("wrk, through Envoy", listener), ("wrk, direct", app_port)):
+                    rows.setdefault(name, []).append(
+                        measure(partial(wrk, port, args.concurrency, args.wrk_seconds), None, others))
         info = mesh.info()
 
     print(f"ForwardEcho HTTP, {args.count} requests at concurrency {args.concurrency}, {args.reps} rounds; "
           f"Envoy {info.envoy_version}; old = {old_rev}")
-    print(f"{'':<32} {'req/s median (range)':>24} {'client cores':>18} {'p50 ms':>18} {'non-200':>8}")
-    for name, values in rows.items():
-        rates, cores, p50s, errors = (list(col) for col in zip(*values, strict=True))
-        print(f"{name:<32} {span(rates):>24} {span(cores, '.2f') if any(cores) else '':>18} "
-              f"{span(p50s, '.2f') if any(p50s) else '':>18} {sum(errors):>8}")
+    print("median (min..max) over rounds; client CPU is per request, Envoy and app CPU are cores (CPU s / wall s)")
+    print(f"{'':<31} {'req/s':>20} {'client CPU us/req':>18} {'Envoy cores':>17} {'app cores':>17} "
+          f"{'p50 ms':>18} {'non-200':>7}")
+    for name, runs in rows.items():
+        p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
+        print(f"{name:<31} {span([r.rate for r in runs]):>20} {span([r.client_us for r in runs]):>18} "
+              f"{span([r.envoy_cores for r in runs], '.2f'):>17} {span([r.app_cores for r in runs], '.2f'):>17} "
+              f"{span(p50s, '.2f') if p50s else '':>18} {sum(r.non_200 for r in runs):>7}")
 
-    def ratio(a: str, b: str) -> str:
+    def ratio(a: str, b: str, of: Callable[[Run], float]) -> str:
         if a not in rows or b not in rows:
-            return "n/a"
-        return span([x[0] / y[0] for x, y in zip(rows[a], rows[b], strict=True)], ".2f")
+            return "n/a (no wrk)"
+        return span([of(x) / of(y) for x, y in zip(rows[a], rows[b], strict=True)], ".2f")
 
-    print("\nratios of req/s within each round, median (range):")
+    print("\nratios within each round, median (min..max):")
     for a, b in (("new, through Envoy (mesh.send)", "old, through Envoy"), ("new, direct", "old, direct"),
                  ("new, through Envoy (mesh.send)", "wrk, through Envoy"), ("old, through Envoy", "wrk, through Envoy"),
                  ("new, direct", "wrk, direct")):
-        print(f"  {a} / {b}: {ratio(a, b)}")
+        print(f"  {a} / {b}: req/s {ratio(a, b, lambda r: r.rate)}, "
+              f"client CPU per request {ratio(a, b, lambda r: r.client_us)}")
 
 
 if __name__ == "__main__":
