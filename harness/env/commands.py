@@ -86,10 +86,10 @@ def up(options: UpOptions, console: Console) -> int:
         status = client.status()
     info = status["mesh"]
     console.print(f"environment [bold]{name}[/]: {info['kind']} mesh, Envoy {info['envoy_version']}, emulating Istio "
-                  f"{info['istio_version']}; daemon pid {current.pid}, log {path / state.LOG_FILE}", highlight=False)
+                  f"{info['istio_version']}; daemon pid {current.pid}, log {path / state.LOG_FILE}", highlight=False, soft_wrap=True)
     console.print(render.addresses_table(status))
     console.print(f"next: mesh-harness apply FILE{_name_flag(name)}; mesh-harness send http://reviews:9080/ -n 100"
-                  f"{_name_flag(name)}; stop with: mesh-harness down{_name_flag(name)}", highlight=False, markup=False)
+                  f"{_name_flag(name)}; stop with: mesh-harness down{_name_flag(name)}", highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
@@ -165,7 +165,7 @@ def down(name: str, console: Console) -> int:
         state.remove_env(path)
         what = f"was stale (daemon pid {current.pid} is gone); cleaned up {path}" if current else (
             f"is not running{'; removed ' + str(path) if existed else ''}")
-        console.print(f"environment {name!r} {what}", highlight=False)
+        console.print(f"environment {name!r} {what}", highlight=False, soft_wrap=True)
         return 0
     try:
         with EnvClient(current) as client:
@@ -176,7 +176,7 @@ def down(name: str, console: Console) -> int:
         _notice(f"the daemon (pid {current.pid}) still runs after {DOWN_TIMEOUT_S:g}s; signalling it")
         _stop_pid(current.pid)
     state.remove_env(path)
-    console.print(f"environment {name!r} stopped (daemon pid {current.pid} and everything it started)", highlight=False)
+    console.print(f"environment {name!r} stopped (daemon pid {current.pid} and everything it started)", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -212,7 +212,7 @@ def apply(name: str, files: Sequence[str], console: Console) -> int:
     with _client(name) as client:
         result = client.apply(manifests)
     console.print(f"applied {', '.join(result['objects'])}: config version {result['version']} ACKed by every proxy",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     return 0
 
 
@@ -223,7 +223,7 @@ def delete(name: str, files: Sequence[str], console: Console) -> int:
     with _client(name) as client:
         result = client.delete(manifests)
     console.print(f"deleted {', '.join(result['objects'])}: config version {result['version']} ACKed by every proxy",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     return 0
 
 
@@ -249,8 +249,8 @@ def send(name: str, options: SendOptions, console: Console) -> int:
     summary = render.summarize(observations)
     console.print(render.send_table(summary, options.url))
     if summary.latency_s:
-        console.print(render.latency_line(summary), highlight=False)
-    console.print("first request: " + ", ".join(f"{k}={v}" for k, v in summary.trace), highlight=False)
+        console.print(render.latency_line(summary), highlight=False, soft_wrap=True)
+    console.print("first request: " + ", ".join(f"{k}={v}" for k, v in summary.trace), highlight=False, soft_wrap=True)
     return 0
 
 

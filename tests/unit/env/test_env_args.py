@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from harness.cli import EXIT_INVALID, EXIT_MESH, EXIT_OK, _parser, main
+from harness.env import state
 from harness.env.commands import parse_headers
 from harness.errors import CaseError
 
@@ -77,3 +80,15 @@ def test_env_apply_refuses_invalid_yaml_before_contacting_anything(tmp_path: Pat
     err = capsys.readouterr().err
     assert "nothing was applied" in err
     assert f"{bad}:9: VirtualService/r: spec.http[0].route[0].wieght: unknown field; did you mean weight?" in err
+
+
+def test_env_down_of_a_dead_daemon_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MESH_HARNESS_HOME", str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(10)
+    path = state.make_env_dir(state.env_dir("gone"))
+    state.write_state(path, state.EnvState("gone", proc.pid, 1, "t", "local", 0.0))
+    assert main(["down", "--name", "gone"]) == EXIT_OK
+    assert f"environment 'gone' was stale (daemon pid {proc.pid} is gone); cleaned up {path}" in capsys.readouterr().out
+    assert not path.exists()
