@@ -62,26 +62,27 @@ def up(options: UpOptions, console: Console) -> int:
     """Start an environment in the background and print how to reach it."""
     name = options.name
     path = state.env_dir(name)
-    existing = state.read_state(path)
-    if existing is not None and state.is_daemon(existing.pid, name):
-        raise MeshError(f"environment {name!r} is already running (daemon pid {existing.pid}); use it, or stop it "
-                        f"with: mesh-harness down{_name_flag(name)}")
-    if existing is not None:
-        state.remove_env(path)
-        _notice(f"environment {name!r} was stale (its daemon, pid {existing.pid}, is gone); cleaned up {path}")
     if options.services is not None:
         from harness.env.services import load_services_file
 
         load_services_file(options.services)  # bad input exits 2 here, before anything starts
     state.make_env_dir(path)
-    (path / state.ERROR_FILE).unlink(missing_ok=True)
-    pid = _spawn_daemon(options, path)
-    try:
-        current = _wait_ready(pid, path, name, options.timeout_s)
-    except KeyboardInterrupt:  # Ctrl-C during start: nothing stays behind
-        _stop_pid(pid)
-        state.remove_env(path)
-        raise
+    with state.starting(path, name):
+        existing = state.read_state(path)
+        if existing is not None and state.is_daemon(existing.pid, name):
+            raise MeshError(f"environment {name!r} is already running (daemon pid {existing.pid}); use it, or stop "
+                            f"it with: mesh-harness down{_name_flag(name)}")
+        if existing is not None:
+            _notice(f"environment {name!r} was stale (its daemon, pid {existing.pid}, is gone); starting it afresh")
+        for leftover in (state.STATE_FILE, state.ERROR_FILE):
+            (path / leftover).unlink(missing_ok=True)
+        pid = _spawn_daemon(options, path)
+        try:
+            current = _wait_ready(pid, path, name, options.timeout_s)
+        except KeyboardInterrupt:  # Ctrl-C during start: nothing stays behind
+            _stop_pid(pid)
+            state.remove_env(path)
+            raise
     with EnvClient(current) as client:
         status = client.status()
     info = status["mesh"]

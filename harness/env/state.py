@@ -13,11 +13,13 @@ reused pid is not mistaken for a live environment.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,22 @@ def make_env_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.chmod(0o700)
     return path
+
+
+@contextmanager
+def starting(path: Path, name: str) -> Iterator[None]:
+    """Held by ``up`` while it starts environment ``name``: a second ``up`` of the same name fails
+    at once instead of starting a second daemon. A lock on the directory dies with its holder."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MeshError(f"environment {name!r} is being started by another `mesh-harness up`; wait for it, "
+                            "or pick another --name") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def write_state(path: Path, state: EnvState) -> None:

@@ -147,7 +147,9 @@ def test_env_walkthrough_up_apply_send_status_routes_logs_delete_down(cli: Cli, 
     assert set(split) == {"v1", "v2"} and sum(split.values()) == 200, out
     # v2 ~ Binomial(200, 0.1): P(v2 < 3 or v2 > 45) = 2.5e-7 on a correct mesh.
     assert 3 <= split["v2"] <= 45, out
-    assert "first request: x-request-id=" in out and "latency p50" in out
+    first = re.search(r"first request: x-request-id=(\S+)-0\b", out)
+    assert first and "latency p50" in out, out
+    batch = f"request_id={first[1]}-"  # ForwardEcho numbers the batch's request ids
 
     code, out, _ = cli("status", "--name", "walk")
     assert code == EXIT_OK
@@ -158,7 +160,9 @@ def test_env_walkthrough_up_apply_send_status_routes_logs_delete_down(cli: Cli, 
     assert code == EXIT_OK and "reviews v1 90%, reviews v2 10%" in out and "prefix /" in out
 
     code, out, _ = cli("logs", "reviews/v2", "--name", "walk")
-    assert code == EXIT_OK and out.count("reviews-v2-0") == split["v2"]  # every request v2 answered, once
+    v2_lines = [line for line in out.splitlines() if batch in line]
+    assert code == EXIT_OK and len(v2_lines) == split["v2"]  # every batch request v2 answered, once
+    assert all("reviews-v2-0" in line for line in v2_lines)
     code, out, _ = cli("logs", "--envoy", "--name", "walk")
     assert code == EXIT_OK and out.count("flags=") == 201  # the batch and the direct request
     started = time.monotonic()
@@ -208,7 +212,7 @@ def test_env_services_file_rejections_and_nack(cli: Cli, tmp_path: Path, down_at
     down(cli, "err", pids)
 
 
-def test_env_two_named_at_once_and_a_dead_one_is_cleaned(cli: Cli, down_at_end: list[str]) -> None:
+def test_env_two_named_at_once_a_dead_one_cleaned_sigterm_closes(cli: Cli, down_at_end: list[str]) -> None:
     _, pids_a = up(cli, down_at_end, "a")
     _, pids_b = up(cli, down_at_end, "b")
     assert set(pids_a.values()).isdisjoint(pids_b.values())
@@ -223,4 +227,10 @@ def test_env_two_named_at_once_and_a_dead_one_is_cleaned(cli: Cli, down_at_end: 
 
     code, out, _ = cli("send", "http://reviews:9080/", "--name", "a")
     assert code == EXIT_OK and counts(out, "200").keys() <= {"v1", "v2"} and sum(counts(out, "200").values()) == 1
-    down(cli, "a", pids_a)
+
+    os.kill(pids_a["daemon"], signal.SIGTERM)  # the daemon closes its mesh on SIGTERM, too
+    assert_gone(pids_a)
+    assert not (state.env_dir("a") / state.STATE_FILE).exists()
+    assert "environment 'a' closed" in (state.env_dir("a") / state.LOG_FILE).read_text()
+    code, out, _ = cli("down", "--name", "a")
+    assert code == EXIT_OK and "environment 'a' is not running; removed" in out and not state.env_dir("a").exists()

@@ -95,3 +95,12 @@ def test_env_stale_state_is_cleaned_and_says_so(home: Path) -> None:
 def test_env_missing_default_says_how_to_start(home: Path) -> None:
     with pytest.raises(state.EnvNotRunning, match=r"^no environment 'default' is running; start one with: mesh-harness up$"):
         state.live_state("default", on_stale=lambda m: pytest.fail(m))
+
+
+def test_env_second_start_of_one_name_is_refused_while_the_first_runs(home: Path) -> None:
+    path = state.make_env_dir(state.env_dir("x"))
+    busy = pytest.raises(MeshError, match="environment 'x' is being started by another `mesh-harness up`")
+    with state.starting(path, "x"), busy, state.starting(path, "x"):
+        pass
+    with state.starting(path, "x"):  # released
+        pass
