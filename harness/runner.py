@@ -5,10 +5,10 @@ This is the only place that interleaves traffic with judging; the judging itself
 budgets, by a cap on batches, and by a wall-clock deadline per check.
 
 What a check's expectations need decides what is asked of the mesh besides responses: echoes
-(``upstream``) are requested on each send; app logs (``attempts``, ``mirror``, ``received``) are
-read after each batch once ``Mesh.drain`` says nothing is in flight (mirrored copies land after
-the caller has its response) and joined to the batch by request id; proxy stats (``stats``) are
-read before the first request and after the last, drained.
+(``upstream``) and the response headers ``headers`` reads are requested on each send; app logs
+(``attempts``, ``mirror``, ``received``) are read after each batch once ``Mesh.drain`` says nothing
+is in flight (mirrored copies land after the caller has its response) and joined to the batch by
+request id; proxy stats (``stats``) are read before the first request and after the last, drained.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from harness.case import Case, Check
 from harness.errors import HarnessError, MeshError, SyncTimeout
-from harness.expect import Sample, needs_of
+from harness.expect import Sample, captured_headers, needs_of
 from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
 from harness.settings import StatSettings
 from harness.topology import Topology
@@ -105,7 +105,8 @@ def run_check(
     except ValueError as exc:  # e.g. max_requests below what alpha and power need
         return _error(case, check, exc, 0.0)
     needs = needs_of(check.expectations)
-    spec = replace(check.send, include_echo=True) if "echo" in needs else check.send
+    spec = replace(check.send, include_echo=check.send.include_echo or "echo" in needs,
+                   capture_headers=captured_headers(check.expectations))
     stale = 0
     sent = 0
 

@@ -8,7 +8,8 @@ Public API (the modules behind it each hold one family of keys):
 * ``latency``: ``latency_range``, ``latency_split``, ``latency_quantile``.
 * ``applog``: ``attempts``, ``mirror``, ``received_none`` (joined to app logs by request id).
 * ``aggregate``: ``StatsExpectation``, ``SameInstanceExpectation``, ``InstancesExpectation``.
-* ``schema``: ``ExpectModel`` (the YAML schema) and ``parse_expectations``.
+* ``schema``: ``ExpectModel`` (the YAML schema), ``parse_expectations``, and what a send must ask the
+  mesh for (``needs_of``, ``captured_headers``).
 """
 
 from harness.expect.aggregate import (
@@ -35,6 +36,7 @@ from harness.expect.response import flags, grpc_status, header, status, version
 from harness.expect.schema import (
     AnyExpectation,
     ExpectModel,
+    captured_headers,
     is_statistical,
     needs_of,
     parse_expectations,
@@ -55,6 +57,7 @@ __all__ = [
     "Sample",
     "StatsExpectation",
     "attempts",
+    "captured_headers",
     "flags",
     "grpc_status",
     "header",

@@ -453,3 +453,12 @@ def is_statistical(expectation: AnyExpectation) -> bool:
 def needs_of(expectations: Sequence[AnyExpectation]) -> frozenset[str]:
     """Everything the expectations need from the mesh besides responses (``echo``, ``app_log``, ``stats``)."""
     return frozenset().union(*(e.needs for e in expectations))
+
+
+def captured_headers(expectations: Sequence[AnyExpectation]) -> tuple[str, ...]:
+    """Response headers the expectations read, for ``SendSpec.capture_headers``: a sender keeps
+    only ``x-envoy-*``, ``server`` and ``content-type`` unless asked (``location``, CORS headers)."""
+    return tuple(sorted({
+        e.classify.name for e in expectations
+        if isinstance(e, Expectation) and isinstance(e.classify, response.Header) and not e.classify.upstream
+    }))

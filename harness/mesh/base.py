@@ -24,7 +24,8 @@ class SendSpec:
     through the caller's sidecar and keeps the Host header. ``rate`` is requests per second over
     the whole batch (None = as fast as ``concurrency`` allows). ``new_connection`` opens a fresh
     connection per request instead of keep-alive. ``timeout_s`` bounds each request;
-    ``deadline_s`` bounds the whole batch.
+    ``deadline_s`` bounds the whole batch. ``capture_headers`` names response headers to keep in
+    each Observation besides ``x-envoy-*``, ``server`` and ``content-type`` (``location``, CORS headers).
     """
 
     url: str
@@ -41,6 +42,7 @@ class SendSpec:
     client: str = "client"
     grpc_method: str = "/echo.Echo/Call"
     include_echo: bool = False
+    capture_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

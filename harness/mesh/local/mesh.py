@@ -237,7 +237,7 @@ class LocalMesh:
             ports = ", ".join(str(p) for p in sorted(self._listener_ports.get(spec.client, {})))
             raise MeshError(f"{spec.url}: no service in the mesh listens on port {port} (service ports: {ports})")
         source_ip = self.source_ip(spec.client)
-        observations = client.control.forward(spec, connect_to=f"127.0.0.1:{bound}",
+        observations = client.control.forward(spec, connect_to=f"127.0.0.1:{bound}", capture_headers=spec.capture_headers,
                                               source_ip=None if source_ip == DEFAULT_SOURCE_IP else source_ip)
         return self._join_access_log(spec.client, observations)
 
