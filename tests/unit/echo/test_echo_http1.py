@@ -183,7 +183,7 @@ async def serve(script: Callable[[Peer, int, bytes], bytes | None]) -> AsyncIter
             for n in range(1000):
                 try:
                     request = await read_request(reader)
-                except asyncio.IncompleteReadError:
+                except (asyncio.IncompleteReadError, ConnectionError):  # the client closed or aborted
                     return
                 peer.requests.append(request)
                 answer = script(peer, n, request)
