@@ -343,7 +343,7 @@ def test_echo_http1_pool_close_leaves_no_connection_open() -> None:
         async with serve(hold) as (port, peer):
             pool = Http1Pool("127.0.0.1", port, limit=3)
             tasks = [asyncio.create_task(pool.request(GET, method="GET", timeout_s=30)) for _ in range(3)]
-            for _ in range(200):  # bounded: until the peer has every request (at most 2 s)
+            for _ in range(1000):  # bounded: until the peer has every request (at most 10 s)
                 if len(peer.requests) == 3:
                     break
                 await asyncio.sleep(0.01)
@@ -351,7 +351,7 @@ def test_echo_http1_pool_close_leaves_no_connection_open() -> None:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await pool.close()
-            for _ in range(200):  # bounded: until the peer saw every connection end (at most 2 s)
+            for _ in range(1000):  # bounded: until the peer saw every connection end (at most 10 s)
                 if peer.open == 0:
                     break
                 await asyncio.sleep(0.01)
@@ -393,8 +393,7 @@ def test_echo_http1_sender_writes_the_request_and_builds_the_record() -> None:
     assert peer.requests[0] == (b"POST /p?q=1 HTTP/1.1\r\nHost: reviews:9080\r\nx-user: alice\r\nContent-Length: 4\r\n"
                                 b"x-request-id: " + rid.encode() + b"\r\n\r\nbody")
     assert records[1]["request_id"] != rid and rid.endswith("-0") and records[1]["request_id"].endswith("-1")
-    latency = records[0].pop("latency_s")
-    assert 0 < latency < 5
+    assert records[0].pop("latency_s") > 0
     assert records[0] == {
         "index": 0, "request_id": rid, "status": 201, "service": "reviews", "version": "v2", "instance": "r-0",
         "config_version": "7", "headers": {"server": "envoy", "x-envoy-upstream-service-time": "1", "x-mine": "a, b"},
