@@ -140,13 +140,13 @@ def _wait_ready(pid: int, path: Path, name: str, timeout: float) -> state.EnvSta
 
 def _startup_failure(path: Path, name: str) -> Exception:
     """The daemon's own error (``error.json``) or, failing that, its log; the directory is removed."""
-    error_file = path / state.ERROR_FILE
     tail = _log_tail(path)
-    state.remove_env(path)
     try:
-        return wire.decode_error(json.loads(error_file.read_text()))
+        return wire.decode_error(json.loads((path / state.ERROR_FILE).read_text()))
     except (OSError, ValueError):
         return ProcessError(f"environment {name!r}: the daemon exited before it was ready. Its log:\n{tail}")
+    finally:
+        state.remove_env(path)
 
 
 def _log_tail(path: Path) -> str:

@@ -234,3 +234,10 @@ def test_env_two_named_at_once_a_dead_one_cleaned_sigterm_closes(cli: Cli, down_
     assert "environment 'a' closed" in (state.env_dir("a") / state.LOG_FILE).read_text()
     code, out, _ = cli("down", "--name", "a")
     assert code == EXIT_OK and "environment 'a' is not running; removed" in out and not state.env_dir("a").exists()
+
+
+def test_env_up_reports_the_daemons_own_error_and_leaves_nothing(cli: Cli, tmp_path: Path) -> None:
+    code, _, err = cli("up", "--name", "bad", "--envoy-binary", str(tmp_path / "no-envoy"))
+    assert code == EXIT_MESH
+    assert f"the Envoy binary from --envoy-binary ({tmp_path / 'no-envoy'}) is not an executable file" in err
+    assert not state.env_dir("bad").exists()
