@@ -1,7 +1,7 @@
 """Interactive environments: a mesh that keeps running between commands (``mesh-harness up ... down``).
 
 ``up`` starts a detached daemon (``daemon.py``) that owns a ``LocalMesh`` (``service.py`` holds
-what it can do; ``localview.py`` is its one window into LocalMesh internals) and serves a small
+what it can do) and serves a small
 JSON API on 127.0.0.1, guarded by a token kept in a per-user state file (``state.py``). Every
 other command reads that file, checks the daemon is alive, and calls the API (``client.py``,
 ``wire.py`` for the JSON). ``commands.py`` implements the commands; ``manifests.py`` and

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from harness.env import localview, wire
+from harness.env import wire
 from harness.env.manifests import Manifest, load_manifests
 from harness.env.routes import route_configs
 from harness.env.sync import sync_rows
@@ -21,6 +21,7 @@ from harness.errors import Issue, MeshError, ValidationError
 from harness.istio.model import IstioObject
 from harness.mesh.base import SendSpec, SyncToken
 from harness.mesh.local.mesh import LocalMesh
+from harness.topology import Topology
 
 
 class EnvService:
@@ -33,7 +34,7 @@ class EnvService:
         """Services and instances (pids, ports), clients (sidecar, admin, listeners), objects, xDS sync."""
         with self._lock:
             mesh = self._mesh
-            topo = localview.topology(mesh)
+            topo = _deployed(mesh)
             inv = mesh.inventory()
             info = mesh.info()
             instances = [
@@ -44,12 +45,12 @@ class EnvService:
             clients = [
                 {"client": c.name, "node": c.node_id, "app_pid": inv.pids[c.name],
                  "control": inv.ports[f"{c.name}/control"], "sidecar_pid": inv.pids[f"sidecar-{c.name}"],
-                 "admin": localview.admin_address(mesh, c.name),
+                 "admin": mesh.sidecar(c.name).admin_address,
                  "listeners": {str(port): inv.ports[f"sidecar-{c.name}/{port}"] for port in topo.service_ports()}}
                 for c in topo.clients
             ]
             sync = [asdict(row) for c in topo.clients
-                    for row in sync_rows(c.node_id, localview.xds_status(mesh, c), mesh.config_version)]
+                    for row in sync_rows(c.node_id, mesh.xds_status(c.name), mesh.config_version)]
             return {
                 "mesh": asdict(info), "config_version": mesh.config_version, "workdir": str(inv.workdir),
                 "services": [{"service": s.name, "ports": {p.name: p.number for p in s.ports},
@@ -98,12 +99,12 @@ class EnvService:
     def routes(self, client: str) -> dict[str, Any]:
         """The client sidecar's route configurations, as Envoy's config_dump has them."""
         with self._lock:
-            return {"route_configs": route_configs(localview.config_dump(self._mesh, client))}
+            return {"route_configs": route_configs(self._mesh.sidecar(client).config_dump())}
 
     def app_log(self, service: str | None, version: str | None, since: float) -> dict[str, Any]:
         """App request-log records newer than ``since`` (a record's ``time``), oldest first."""
         with self._lock:
-            topo = localview.topology(self._mesh)
+            topo = _deployed(self._mesh)
             if service is not None and topo.service(service) is None:
                 raise MeshError(f"no service {service!r} in this environment "
                                 f"(services: {', '.join(s.name for s in topo.services)})")
@@ -122,3 +123,10 @@ def _object_row(o: IstioObject) -> dict[str, Any]:
     return {"kind": o.kind, "namespace": o.metadata.namespace, "name": o.metadata.name,
             "file": o.source.file if o.source else None, "line": o.source.line if o.source else None}
 
+
+
+def _deployed(mesh: LocalMesh) -> Topology:
+    topology = mesh.topology
+    if topology is None:
+        raise MeshError("the environment's mesh has no topology deployed")
+    return topology

@@ -215,6 +215,13 @@ class EnvoyProcess:
         """Envoy's whole running config (admin ``/config_dump``), as JSON."""
         return self.admin_json("/config_dump")
 
+    @property
+    def admin_address(self) -> str:
+        """``127.0.0.1:PORT`` of the admin API (known once ``wait_ready`` returned)."""
+        if self._admin_url is None:
+            raise ProcessError(f"Envoy {self.node_id}: admin is not available; call wait_ready() first")
+        return self._admin_url.removeprefix("http://")
+
     def admin_json(self, path: str) -> dict[str, Any]:
         """GET an admin endpoint that answers JSON (``/clusters?format=json``, ``/stats?format=json&filter=...``)."""
         if self._admin is None or self._admin_url is None:

@@ -52,6 +52,7 @@ from harness.mesh.local.translate import (
     names,
     translate,
 )
+from harness.mesh.local.xds import TypeStatus
 from harness.topology import Client, Topology
 
 SYNC_TIMEOUT_S = 10.0
@@ -275,6 +276,21 @@ class LocalMesh:
     def clusters(self, workload: str) -> dict[str, Any]:
         """The sidecar's admin ``/clusters?format=json``: per host health flags (outlier ejection), stats."""
         return self._sidecar(workload).admin_json("/clusters?format=json")
+
+    @property
+    def topology(self) -> Topology | None:
+        """The topology deployed now (None before the first deploy)."""
+        return self._topology
+
+    def sidecar(self, workload: str) -> EnvoyProcess:
+        """The workload's Envoy: admin address, config dump, stats (for diagnostics such as ``routes``)."""
+        return self._sidecar(workload)
+
+    def xds_status(self, workload: str) -> Mapping[str, TypeStatus]:
+        """Per xDS type: what the control plane sent the workload's sidecar, and what it ACKed or NACKed."""
+        if self._control is None:
+            raise MeshError("the local mesh is not running; call start() first")
+        return self._control.status(self._client(workload).node_id)
 
     def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
         records: list[ReceivedRequest] = []
