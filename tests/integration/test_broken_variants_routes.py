@@ -136,7 +136,7 @@ DETERMINISTIC = [
             reviews_vs(f"[{{route: {V1}}}]"),
             "received", "a route instead of the direct response: v1 answers and receives every request"),
     Variant("rewrites.yaml", "request-headers", "the app sees the set and added headers, and not the removed one",
-            reviews_vs(f"[{{headers: {{request: {{add: {{x-route-set: route}}}}}}, route: [{{destination: {{host: reviews, subset: v1}}, "
+            reviews_vs("[{headers: {request: {add: {x-route-set: route}}}, route: [{destination: {host: reviews, subset: v1}, "
                        "headers: {request: {add: {x-dest-add: dest}}}}]}]"),
             "upstream.headers.x-route-set", "add instead of set keeps the caller's value (and x-secret is not removed)"),
     Variant("rewrites.yaml", "response-headers", "the caller sees the set header and not the removed one",
@@ -164,6 +164,20 @@ def test_broken_variant_fails_with_certainty(clean_mesh: LocalMesh, make_objects
 
     assert result.outcome == "fail", variant.why
     assert variant.fails in failed_fields(result), variant.why
+
+
+def test_mirror_host_check_catches_the_shadow_suffix_of_istio_1_27(make_objects: MakeObjects) -> None:
+    """The same case on a mesh emulating Istio 1.27, whose mirror policies let Envoy append ``-shadow``
+    to the Host: every copy reaches v2 as ``reviews-shadow:9080``, so the check's ``host: reviews:9080``
+    fails at the first request. Its own short-lived mesh: the session mesh emulates 1.30."""
+    case, check = load_check("mirror.yaml", "mirror-to-v2", "v1 answers and v2 gets every copy")
+    with LocalMesh(istio_version="1.27") as old_mesh:
+        result = run_broken(old_mesh, case, check, list(case.objects))
+
+    assert result.outcome == "fail"
+    assert result.verdict is not None
+    mirror = next(e for e in result.verdict.evidence if e.field == "mirror")
+    assert mirror.counterexample is not None and mirror.counterexample.got == "mirrored with host reviews-shadow:9080"
 
 
 def test_fault_delay_outside_timeout_catches_a_timeout_that_covers_the_delay(clean_mesh: LocalMesh, make_objects: MakeObjects) -> None:
@@ -212,15 +226,15 @@ def test_broken_percentage_is_caught_by_an_every_request_check(
 @pytest.mark.parametrize(
     ("file", "case_name", "check_name", "config", "true"),
     [
-        # abort 20% judged against the expected 50/50 status split: P(pass) = P(not fail) < 1e-6 (exact, asserted).
+        # abort 20% judged against the expected 50/50 status split: P(pass) = 2.7e-69, P(inconclusive) = 2.2e-87 (exact).
         ("faults.yaml", "fault-abort-50", "half the responses are aborted with 503",
          reviews_vs(f"[{{fault: {{abort: {{httpStatus: 503, percentage: {{value: 20}}}}}}, route: {V1}}}]"),
          {"200": 0.8, "503": 0.2}),
-        # mirrorPercentage 20 judged against the expected 50%: as above.
+        # mirrorPercentage 20 judged against the expected 50%: P(pass) = 4.8e-69, P(inconclusive) = 1.2e-87 (exact).
         ("mirror.yaml", "mirror-half", "v2 gets a copy of half the requests",
          reviews_vs(f"[{{route: {V1}, mirror: {{host: reviews, subset: v2}}, mirrorPercentage: {{value: 20}}}}]"),
          {"mirrored": 0.2, "not mirrored": 0.8}),
-        # gRPC 50/50 judged against the expected 80/20: as above.
+        # gRPC 50/50 judged against the expected 80/20: P(pass) = 1.8e-41, P(inconclusive) = 1.0e-58 (exact).
         ("grpc.yaml", "grpc-weighted-split", "calls split 80/20",
          reviews_vs("[{route: [{destination: {host: reviews, subset: v1}, weight: 50}, "
                     "{destination: {host: reviews, subset: v2}, weight: 50}]}]"),
