@@ -212,3 +212,16 @@ def test_each_client_sends_through_its_own_sidecar_and_log(clean_mesh: LocalMesh
     assert ids <= {line["request_id"] for line in mesh.access_log("other")}
     assert not ids & {line["request_id"] for line in mesh.access_log("client")}
     assert (mesh.source_ip("client"), mesh.source_ip("other")) == ("127.0.0.1", "127.0.0.1")  # distinct is opt-in
+
+
+def test_distinct_source_addresses_reach_the_sidecar_from_each_client() -> None:
+    """With distinct_source_ips, client i sends from 127.0.0.(1+i): the sidecar's access log shows it."""
+    topology = Topology(clients=(Client(), Client("other", labels=(("app", "other"),))))
+    with LocalMesh(distinct_source_ips=True) as mesh:
+        mesh.deploy(topology)
+        for client in ("client", "other"):
+            observations = mesh.send(SendSpec(url=URL, count=5, client=client))
+            assert [o.status for o in observations] == [200] * 5
+            seen = {line["downstream_remote_address"].rsplit(":", 1)[0] for line in mesh.access_log(client)}
+            assert seen == {mesh.source_ip(client)}
+        assert (mesh.source_ip("client"), mesh.source_ip("other")) == ("127.0.0.1", "127.0.0.2")

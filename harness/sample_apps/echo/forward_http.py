@@ -52,7 +52,8 @@ class HttpSender(Sender):
         )
         self._request_ids = RequestIds()
         host, port = host_and_port(request.target)
-        self._pool = Http1Pool(host, port, limit=request.concurrency, new_connection=request.new_connection)
+        self._pool = Http1Pool(host, port, limit=request.concurrency, new_connection=request.new_connection,
+                               source_ip=request.source_ip)
 
     async def __aenter__(self) -> Self:
         return self

@@ -14,6 +14,7 @@ import base64
 import binascii
 import math
 import os
+import ipaddress
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -50,6 +51,7 @@ class ForwardRequest:
 
     url: str
     connect_to: str | None
+    source_ip: str | None
     method: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
@@ -83,7 +85,7 @@ class ForwardRequest:
     def from_json(cls, data: Mapping[str, Any]) -> ForwardRequest:
         problems: list[str] = []
         known = {
-            "url", "connect_to", "method", "headers", "body", "count", "concurrency", "rate", "protocol",
+            "url", "connect_to", "source_ip", "method", "headers", "body", "count", "concurrency", "rate", "protocol",
             "new_connection", "timeout_s", "deadline_s", "include_echo", "grpc_method", "capture_headers",
         }
         problems += [f"unknown field {k!r} (known: {', '.join(sorted(known))})" for k in data if k not in known]
@@ -113,6 +115,9 @@ class ForwardRequest:
             host, sep, port = connect_to.rpartition(":")
             if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
                 problems.append(f"connect_to: expected 'HOST:PORT' like '127.0.0.1:15001' or null, got {connect_to!r}")
+        source_ip = get("source_ip", str, None, "a loopback address like '127.0.0.2' or null")
+        if source_ip is not None and not _is_loopback(source_ip):
+            problems.append(f"source_ip: expected a loopback address like '127.0.0.2' (traffic stays on this machine), got {source_ip!r}")
         method = get("method", str, "GET", "an HTTP method string")
         if not _TOKEN.fullmatch(method):
             problems.append(f"method: expected an HTTP method like 'GET' (letters, digits, no spaces), got {method!r}")
@@ -150,6 +155,8 @@ class ForwardRequest:
         protocol = get("protocol", str, "http", "'http' or 'grpc'")
         if protocol not in PROTOCOLS:
             problems.append(f"protocol: expected one of {list(PROTOCOLS)}, got {protocol!r}")
+        if protocol == "grpc" and source_ip is not None:
+            problems.append("source_ip: only HTTP traffic can choose its source address; leave it out for gRPC")
         timeout_s = get("timeout_s", (int, float), 30.0, "seconds > 0")
         if not (math.isfinite(timeout_s) and timeout_s > 0):
             problems.append(f"timeout_s: expected seconds > 0, got {timeout_s}")
@@ -168,12 +175,19 @@ class ForwardRequest:
         if problems:
             raise ForwardSpecError(problems)
         return cls(
-            url=url, connect_to=connect_to, method=method.upper(), headers=tuple(headers), body=body,
+            url=url, connect_to=connect_to, source_ip=source_ip, method=method.upper(), headers=tuple(headers), body=body,
             count=count, concurrency=concurrency, rate=None if rate is None else float(rate), protocol=protocol,
             new_connection=new_connection, timeout_s=float(timeout_s), deadline_s=float(deadline_s),
             include_echo=include_echo, grpc_method=grpc_method,
             capture_headers=frozenset(h.lower() for h in capture),
         )
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _has_valid_port(parts: urllib.parse.SplitResult) -> bool:

@@ -401,9 +401,11 @@ class Http1Pool:
     """
 
     def __init__(self, host: str, port: int, *, limit: int, new_connection: bool = False,
+                 source_ip: str | None = None,
                  max_head_bytes: int = MAX_HEAD_BYTES, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self._host = host
         self._port = port
+        self._local_addr = (source_ip, 0) if source_ip else None
         self._new_connection = new_connection
         self._max_head = max_head_bytes
         self._max_body = max_body_bytes
@@ -485,7 +487,9 @@ class Http1Pool:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(lambda: _Connection(loop), self._host, self._port)
+            _, conn = await loop.create_connection(
+                lambda: _Connection(loop), self._host, self._port, local_addr=self._local_addr
+            )
         except OSError as exc:
             why = os.strerror(exc.errno) if exc.errno else str(exc)
             raise ConnectError(f"cannot connect to {self._host}:{self._port}: {why}") from exc

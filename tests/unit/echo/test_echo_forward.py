@@ -126,3 +126,21 @@ def test_echo_forward_request_ids_are_unique_within_and_across_batches() -> None
     ids = [first(i) for i in range(1000)] + [second(i) for i in range(1000)]
     assert len(set(ids)) == 2000
     assert first(7).endswith("-7") and len(first(7)) == 26  # 24 hex digits, '-', the index
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"source_ip": "10.0.0.1"}, "source_ip: expected a loopback address like '127.0.0.2' (traffic stays on this machine), got '10.0.0.1'"),
+        ({"source_ip": "127.0.0.2", "protocol": "grpc", "url": "grpc://reviews:7070"},
+         "source_ip: only HTTP traffic can choose its source address; leave it out for gRPC"),
+    ],
+)
+def test_echo_forward_source_ip_must_be_loopback_and_http(extra: dict[str, str], problem: str) -> None:
+    with pytest.raises(ForwardSpecError) as err:
+        ForwardRequest.from_json({"url": "http://reviews:9080/", **extra})
+    assert problem in err.value.problems
+
+
+def test_echo_forward_source_ip_is_kept() -> None:
+    assert ForwardRequest.from_json({"url": "http://reviews:9080/", "source_ip": "127.0.0.3"}).source_ip == "127.0.0.3"
