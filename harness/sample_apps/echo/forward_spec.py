@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import math
 import os
-import ipaddress
 import re
 import urllib.parse
 from collections.abc import Mapping

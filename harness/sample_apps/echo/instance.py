@@ -16,7 +16,6 @@ from harness.sample_apps.echo import fields
 from harness.sample_apps.echo.knobs import AttemptCounter, Knobs
 from harness.sample_apps.echo.requestlog import RequestLog
 
-
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from harness.sample_apps.echo import knobs
-from harness.sample_apps.echo.knobs import AttemptCounter, FailFirst, Knobs, KnobError
+from harness.sample_apps.echo.knobs import AttemptCounter, FailFirst, KnobError, Knobs
 
 
 @pytest.mark.parametrize(
