@@ -200,7 +200,10 @@ class LocalMesh:
                 leaving.append(self._apps.pop(name))
                 self._labels.pop(name)
                 self._knobs.pop(name)
-            for name in [n for n in self._clients if topology.client(n) is None]:
+            # A client whose definition changed is restarted: its namespace is in the sidecar's
+            # node id and its labels in the app's identity, both fixed when they start.
+            current = self._topology
+            for name in [n for n in self._clients if current is None or topology.client(n) != current.client(n)]:
                 leaving += [self._clients.pop(name), self._sidecars.pop(name)]
                 self._listener_ports.pop(name, None)
                 self._access_logs.pop(name)
