@@ -13,7 +13,9 @@ Build objects from YAML with ``harness.istio.load``; build them in Python with k
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from http import HTTPStatus
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -53,6 +55,21 @@ def _to_duration(value: Any, info: ValidationInfo) -> Any:
 
 Duration = Annotated[float, BeforeValidator(_to_duration)]
 """Seconds, parsed from a Go duration string ("1s", "0.5s", "500ms", "1h30m", "100us")."""
+
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def is_http_status(token: str) -> bool:
+    """A ``retryOn`` part that istiod reads as a status code: Go's ``strconv.Atoi`` succeeds and
+    ``http.StatusText(code) != ""`` (a registered code). Shared by validation and translation."""
+    if not _GO_INT.fullmatch(token):
+        return False
+    try:
+        HTTPStatus(int(token))
+    except ValueError:
+        return False
+    return True
 
 
 class _Model(BaseModel):

@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 
 from harness.errors import Issue
 from harness.istio.duration import format_duration
@@ -31,6 +30,7 @@ from harness.istio.model import (
     Percent,
     TrafficPolicy,
     VirtualService,
+    is_http_status,
 )
 from harness.yamlsource import PathKey, format_path
 
@@ -348,20 +348,9 @@ def _retries(report: _Report, path: PathKey, route: HTTPRoute) -> None:
     _duration(report, (*path, "perTryTimeout"), retries.per_try_timeout)
     _duration(report, (*path, "backoff"), retries.backoff)
     for token in retries.retry_on.split(",") if retries.retry_on else ():
-        if token not in RETRY_ON and not _is_http_status(token):
+        if token not in RETRY_ON and not is_http_status(token):
             report.error((*path, "retryOn"), f"not a valid retryOn policy (got {_q(token)}); "
                          "use e.g. 5xx,gateway-error,connect-failure or a status code such as 503")
-
-
-def _is_http_status(token: str) -> bool:
-    """Go's ``http.StatusText(code) != ""``: a registered HTTP status code."""
-    if not token.isdigit():
-        return False
-    try:
-        HTTPStatus(int(token))
-    except ValueError:
-        return False
-    return True
 
 
 def _rewrite(report: _Report, path: PathKey, route: HTTPRoute) -> None:

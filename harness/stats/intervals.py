@@ -51,7 +51,12 @@ def first_count(n: int, holds: Callable[[int], bool]) -> int:
     """
     if not holds(n):
         return n + 1
-    lo, hi = -1, n  # predicate false at lo (virtual), true at hi
+    return bisect_true(-1, n, holds)
+
+
+def bisect_true(lo: int, hi: int, holds: Callable[[int], bool]) -> int:
+    """The smallest x in (lo, hi] where a monotone predicate holds, given it fails at ``lo`` (or ``lo``
+    lies below the domain) and holds at ``hi``."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if holds(mid):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from harness.stats import intervals
 from harness.stats.operating import one_binomial, outside
 from harness.stats.rule import Band, Stage, regions
 
@@ -98,14 +99,7 @@ def smallest(holds: Callable[[int], bool]) -> int | None:
         if hi >= LARGEST_BUDGET:
             return None
         hi = min(2 * hi, LARGEST_BUDGET)
-    lo = hi // 2  # holds(lo) is false, or lo == 0
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if holds(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return intervals.bisect_true(hi // 2, hi, holds)  # holds(hi // 2) is false, or hi // 2 == 0
 
 
 def _geometric(first: int, last: int, count: int) -> list[int]:

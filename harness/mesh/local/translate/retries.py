@@ -17,10 +17,9 @@ Reference istio-semantics.md section 2.8:
 
 from __future__ import annotations
 
-import re
 from http import HTTPStatus
 
-from harness.istio.model import HTTPRetry
+from harness.istio.model import HTTPRetry, is_http_status
 from harness.mesh.local.translate import names
 from harness.mesh.local.translate.inputs import Resource
 from harness.mesh.local.translate.units import envoy_duration
@@ -31,7 +30,6 @@ RETRIABLE_STATUS_CODES = "retriable-status-codes"
 DEFAULT_NUM_RETRIES = 2
 HOST_SELECTION_RETRY_MAX_ATTEMPTS = 5
 PREVIOUS_PRIORITIES_UPDATE_FREQUENCY = 2
-_GO_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def default_retry_policy(behaviour: Behaviour, *, consistent_hash: bool = False) -> Resource:
@@ -98,19 +96,8 @@ def _split_retry_on(retry_on: str) -> tuple[str, list[int]]:
         part = raw.strip()
         if not part:
             continue
-        if _is_http_status(part):
+        if is_http_status(part):
             codes.append(int(part))
         else:
             tokens.append(part)
     return ",".join(tokens), codes
-
-
-def _is_http_status(token: str) -> bool:
-    """Go's ``strconv.Atoi(part)`` succeeding and ``http.StatusText(code) != ""``."""
-    if not _GO_INT.fullmatch(token):
-        return False
-    try:
-        HTTPStatus(int(token))
-    except ValueError:
-        return False
-    return True
