@@ -20,7 +20,7 @@ from rich.console import Console
 
 from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import bundled_cases_dir, case_files
-from harness.errors import CaseError, HarnessError, ValidationError
+from harness.errors import CaseError, HarnessError, ValidationError, load_all
 from harness.istio.validate import validate_objects
 from harness.mesh.base import Mesh
 from harness.settings import StatSettings
@@ -210,17 +210,7 @@ def _stat_options(p: argparse.ArgumentParser) -> None:
 
 def load_cases(paths: Sequence[str]) -> list[Case]:
     """Every case under ``paths`` (or the bundled ones); every issue of every file raised at once."""
-    files = case_files(paths or [bundled_cases_dir()])
-    cases: list[Case] = []
-    issues = []
-    for f in files:
-        try:
-            cases.extend(load_case_file(f))
-        except ValidationError as exc:
-            issues.extend(exc.issues)
-    if issues:
-        raise ValidationError(issues)
-    return cases
+    return load_all(case_files(paths or [bundled_cases_dir()]), load_case_file)
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

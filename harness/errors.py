@@ -17,7 +17,12 @@ Foreign exceptions (grpc, subprocess, kubernetes) are translated at the boundary
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 class HarnessError(Exception):
@@ -61,6 +66,21 @@ class ValidationError(CaseError):
     def __init__(self, issues: list[Issue]) -> None:
         self.issues = list(issues)
         super().__init__("\n".join(str(i) for i in self.issues))
+
+
+def load_all(items: Iterable[_In], load: Callable[[_In], Iterable[_Out]]) -> list[_Out]:
+    """``load`` every item and concatenate the results; the issues of every item are raised together
+    as one ``ValidationError``, so a user sees all their mistakes at once (Istio's ``appendErrors``)."""
+    loaded: list[_Out] = []
+    issues: list[Issue] = []
+    for item in items:
+        try:
+            loaded.extend(load(item))
+        except ValidationError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise ValidationError(issues)
+    return loaded
 
 
 class UnsupportedError(ValidationError):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pydantic
 
-from harness.errors import Issue, ValidationError
+from harness.errors import Issue, ValidationError, load_all
 from harness.istio.model import API_VERSIONS, FROM_YAML, KINDS, IstioObject, Source
 from harness.schema_issues import (
     as_tuples,
@@ -38,16 +38,7 @@ def load_manifest(path: str | Path) -> list[IstioObject]:
 
 def load_objects(docs: Iterable[Document]) -> list[IstioObject]:
     """One object per document; every issue of every document is raised at once as ``ValidationError``."""
-    objects: list[IstioObject] = []
-    issues: list[Issue] = []
-    for doc in docs:
-        try:
-            objects.append(load_object(doc))
-        except ValidationError as exc:
-            issues.extend(exc.issues)
-    if issues:
-        raise ValidationError(issues)
-    return objects
+    return load_all(docs, lambda doc: [load_object(doc)])
 
 
 def load_object(doc: Document) -> IstioObject:
