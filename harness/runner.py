@@ -21,6 +21,7 @@ from harness.case import Case, Check
 from harness.errors import HarnessError, MeshError, SyncTimeout
 from harness.expect import Sample, captured_headers, needs_of
 from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
+from harness.report.traffic import Traffic, TrafficTally
 from harness.settings import StatSettings
 from harness.topology import Topology
 from harness.verdict import (
@@ -52,6 +53,8 @@ class CheckResult:
     stale: int
     seconds: float
     error: str | None = None
+    traffic: Traffic | None = None
+    """Versions, statuses, flags and latencies of the responses judged (the gate's fingerprint)."""
 
 
 def run_case(
@@ -109,6 +112,7 @@ def run_check(
                    capture_headers=captured_headers(check.expectations))
     stale = 0
     sent = 0
+    tally = TrafficTally()
 
     def remaining() -> float:
         left = deadline_s - (clock() - started)
@@ -139,6 +143,7 @@ def run_check(
                     f"check {check.name!r}: {stale} responses came from another config than version "
                     f"{config_version} (more than {MAX_STALE}); a proxy did not take the applied config"
                 )
+            tally.add(fresh)
             copies = _received(mesh, case.topology, fresh, remaining()) if "app_log" in needs else {}
             _feed(judges, [Sample(o, copies.get(o.request_id, ())) for o in fresh])
         else:
@@ -155,7 +160,7 @@ def run_check(
     result = verdict(judges)
     return CheckResult(
         case.name, check.name, case.file, check.line, result.outcome, result, result.requests, stale,
-        clock() - started,
+        clock() - started, traffic=tally.freeze(),
     )
 
 

@@ -37,6 +37,7 @@ from harness.expect import (
     is_statistical,
 )
 from harness.expect.base import show_seconds
+from harness.expect.latency import LatencyRange
 from harness.settings import StatSettings
 from harness.stats.deterministic import AllDesign
 from harness.stats.fractions import CategoryEstimate, FractionDecision, FractionDesign
@@ -86,6 +87,8 @@ class Evidence:
     leak: float | None = None
     counterexample: Counterexample | None = None
     summary: str | None = None
+    bounds_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Latency expectations: their bounds in seconds (``at_least``, ``below``), for plots."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class FractionJudge:
             alpha=self.design.alpha,
             power=self.design.power,
             delta=dict(self.design.deltas),
+            bounds_s=_latency_bounds(self.expectation),
         )
 
 
@@ -227,6 +231,7 @@ class EveryJudge:
             power=self.power,
             leak=self.design.leak,
             counterexample=self.counterexample,
+            bounds_s=_latency_bounds(self.expectation),
         )
 
 
@@ -293,7 +298,16 @@ class QuantileJudge:
             power=self.design.power,
             summary=(f"{self.expectation.field.split('.')[-1]} {show_seconds(observed)}; "
                      f"{wrong} of {self.n} {name} (at most {self.design.limit:.3g} allowed)") if self.n else None,
+            bounds_s={"at_least" if self.expectation.at_least else "below": self.expectation.bound},
         )
+
+
+def _latency_bounds(expectation: Expectation) -> dict[str, float]:
+    """The bounds of a latency range (every-request or split form); empty for other fields."""
+    c = expectation.classify
+    if not isinstance(c, LatencyRange):
+        return {}
+    return {k: v for k, v in (("at_least", c.at_least), ("below", c.below)) if v is not None}
 
 
 def _quantile(values: Sequence[float], q: float) -> float:

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.mesh.base import MeshInfo
+from harness.report.traffic import traffic_json
 from harness.runner import CheckResult
 from harness.settings import StatSettings
 
 SCHEMA_VERSION = 2
-"""2: expectation kinds ``quantile`` and ``aggregate``, and ``summary`` (their observed-vs-expected text)."""
+"""2: expectation kinds ``quantile`` and ``aggregate``, and ``summary`` (their observed-vs-expected text).
+Added since without a bump (readers treat them as optional): per check ``traffic`` (versions, statuses,
+flags and latency quantiles of the judged responses, ``harness.report.traffic``), per expectation ``bounds_s``."""
 
 
 def result_document(results: Sequence[CheckResult], mesh: MeshInfo | None, settings: StatSettings, seconds: float) -> dict[str, Any]:
@@ -47,6 +50,7 @@ def _check(r: CheckResult) -> dict[str, Any]:
         "stale_responses": r.stale,
         "seconds": round(r.seconds, 3),
         "error": r.error,
+        "traffic": traffic_json(r.traffic) if r.traffic is not None else None,
         "expectations": [],
     }
     if r.verdict is not None:
@@ -69,5 +73,6 @@ def _check(r: CheckResult) -> dict[str, Any]:
                 "rule": e.rule,
                 "counterexample": asdict(e.counterexample) if e.counterexample else None,
                 "summary": e.summary,
+                "bounds_s": dict(e.bounds_s),
             })
     return entry

@@ -1,0 +1,106 @@
+"""What a check's judged traffic looked like, whatever its expectations asked: the behaviour fingerprint.
+
+The upgrade gate compares two runs of the same check. Its expectations alone would hide changes they
+do not mention (a check on ``status`` says nothing of which version answered), so every check also
+records the distribution of versions, statuses and Envoy response flags over the responses it
+judged, and their latencies: quantiles for the gate, a histogram for the HTML report. Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.mesh.base import Observation
+
+DISTRIBUTIONS = ("version", "status", "flags")
+"""The per-request categories every check records; an expectation on one of these fields adds nothing."""
+
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+BINS_PER_DECADE = 10
+"""Latency histogram bins are log-spaced on one fixed grid (edges 10^(k/10) s), so two runs' histograms line up."""
+
+NO_RESPONSE = "no response"
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The judged responses of one check: category counts per distribution, and every latency in seconds."""
+
+    distributions: Mapping[str, Mapping[str, int]]
+    latencies_s: tuple[float, ...] = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.latencies_s)
+
+
+class TrafficTally:
+    """Accumulates a check's judged responses batch by batch (the runner's side of ``Traffic``)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, Counter[str]] = {name: Counter() for name in DISTRIBUTIONS}
+        self._latencies: list[float] = []
+
+    def add(self, observations: Iterable[Observation]) -> None:
+        for obs in observations:
+            for name in DISTRIBUTIONS:
+                self._counts[name][category(obs, name)] += 1
+            self._latencies.append(obs.latency_s)
+
+    def freeze(self) -> Traffic:
+        return Traffic({k: dict(v) for k, v in self._counts.items()}, tuple(self._latencies))
+
+
+def category(obs: Observation, distribution: str) -> str:
+    """``v1`` / ``none``; ``200`` / ``grpc 14`` / ``no response``; ``UF,URX`` / ``-``."""
+    if distribution == "version":
+        return obs.version or "none"
+    if distribution == "status":
+        if obs.grpc_status is not None:
+            return f"grpc {obs.grpc_status}"
+        return str(obs.status) if obs.status else NO_RESPONSE
+    return ",".join(obs.flags) or "-"
+
+
+def traffic_json(traffic: Traffic) -> dict[str, Any]:
+    """The result document's ``traffic`` entry: counts, latency quantiles (seconds) and histogram."""
+    return {
+        "requests": traffic.n,
+        "distributions": {k: dict(sorted(v.items())) for k, v in traffic.distributions.items()},
+        "latency": latency_json(traffic.latencies_s),
+    }
+
+
+def latency_json(latencies_s: Sequence[float]) -> dict[str, Any] | None:
+    """``{p50, p90, p99, max, histogram: [[low_s, high_s, count], ...]}`` (non-empty bins only); None without data."""
+    if not latencies_s:
+        return None
+    ordered = sorted(latencies_s)
+    entry: dict[str, Any] = {name: round(quantile(ordered, q), 6) for name, q in QUANTILES.items()}
+    entry["max"] = round(ordered[-1], 6)
+    bins: Counter[int] = Counter(_bin(v) for v in ordered)
+    entry["histogram"] = [[_edge(k), _edge(k + 1), bins[k]] for k in sorted(bins)]
+    return entry
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The empirical q-quantile of sorted values: the value at rank ceil(q n)."""
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+_FLOOR_BIN = -50  # 10 microseconds: anything faster (or a clock glitch at 0) lands in the first bin
+
+
+def _bin(seconds: float) -> int:
+    if seconds <= 0:
+        return _FLOOR_BIN
+    return max(_FLOOR_BIN, math.floor(math.log10(seconds) * BINS_PER_DECADE))
+
+
+def _edge(k: int) -> float:
+    return float(f"{10 ** (k / BINS_PER_DECADE):.6g}")
