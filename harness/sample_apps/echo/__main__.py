@@ -1,6 +1,6 @@
 """Run one echo instance: ``python -m harness.sample_apps.echo --service reviews --version v1 ...``.
 
-Binds 127.0.0.1 only (port 0 = ephemeral). When every server listens it prints one JSON line,
+Binds 127.0.0.1 (``--bind`` moves the HTTP and gRPC servers, e.g. to 0.0.0.0 in a pod; port 0 = ephemeral). When every server listens it prints one JSON line,
 ``{"ready": true, "http": P, "grpc": P, "control": P, "pid": N}``, and nothing else on stdout.
 It exits, quietly, on SIGTERM/SIGINT or when its stdin reaches EOF: the parent keeps stdin open,
 so an instance never outlives a parent that died.
@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=0)
     p.add_argument("--grpc-port", type=int, default=0)
     p.add_argument("--control-port", type=int, default=0)
+    p.add_argument("--bind", default="127.0.0.1",
+                   help="address of the HTTP and gRPC servers (0.0.0.0 in a pod, where the sidecar delivers to the pod IP); "
+                        "the control port stays on 127.0.0.1")
     p.add_argument("--status", help=f"default HTTP status: {STATUS_FORMS}")
     p.add_argument("--delay", help=f"default delay: {DELAY_FORMS}")
     p.add_argument("--fail-first", help=f"default fail-first: {FAIL_FIRST_FORMS}")
@@ -64,8 +67,8 @@ async def _serve(args: argparse.Namespace, defaults: Knobs) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         ports = {
-            "http": await http.start(args.http_port),
-            "grpc": await grpc_server.start(args.grpc_port),
+            "http": await http.start(args.http_port, args.bind),
+            "grpc": await grpc_server.start(args.grpc_port, args.bind),
             "control": await control.start(args.control_port),
         }
         threading.Thread(target=_watch_stdin, args=(loop, stop), name="stdin-watch", daemon=True).start()

@@ -43,11 +43,11 @@ class GrpcEcho:
         self._instance = instance
         self._server: grpc.aio.Server | None = None
 
-    async def start(self, port: int) -> int:
-        """Listen on 127.0.0.1:port (0 = ephemeral); return the bound port."""
+    async def start(self, port: int, host: str = "127.0.0.1") -> int:
+        """Listen on host:port (0 = ephemeral); return the bound port."""
         self._server = grpc.aio.server()
         self._server.add_generic_rpc_handlers([_AnyMethod(self._method)])
-        bound = self._server.add_insecure_port(f"127.0.0.1:{port}")
+        bound = self._server.add_insecure_port(f"{host}:{port}")
         await self._server.start()
         return bound
 

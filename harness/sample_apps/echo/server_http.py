@@ -39,11 +39,11 @@ class HttpEcho:
         self._instance = instance
         self._runner: web.ServerRunner | None = None
 
-    async def start(self, port: int) -> int:
-        """Listen on 127.0.0.1:port (0 = ephemeral); return the bound port."""
+    async def start(self, port: int, host: str = "127.0.0.1") -> int:
+        """Listen on host:port (0 = ephemeral); return the bound port."""
         self._runner = web.ServerRunner(web.Server(self.handle, access_log=None), handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         return int(self._runner.addresses[0][1])
 

@@ -1,0 +1,61 @@
+"""Installing Istio with istioctl: the IstioOperator overlay and the command lines (pure), and the run.
+
+The minimal profile (istiod only, no gateways) plus what the harness reads: Envoy's JSON access
+log on the sidecar's stdout (``accessLogEncoding: JSON``; Istio's default JSON format has the
+``request_id``, ``response_code``, ``response_flags`` and ``upstream_host`` keys the access-log
+join reads). The stats matcher is not set mesh-wide: only the client pods ask for outbound
+cluster stats (``manifests.py``), as Istio's circuit-breaking sample does. A ``revision`` installs
+a second control plane beside the first (canary upgrade); pods pick it with ``istio.io/rev``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.mesh.kube.commands import Runner
+
+INSTALL_TIMEOUT_S = 900.0
+READINESS_TIMEOUT = "600s"
+ISTIO_NAMESPACE = "istio-system"
+
+
+def istiod_name(revision: str | None) -> str:
+    """The istiod Deployment (and Service) of a revision: ``istiod`` or ``istiod-<revision>``."""
+    return f"istiod-{revision}" if revision else "istiod"
+
+
+def install_overlay(revision: str | None = None) -> dict[str, Any]:
+    """The IstioOperator that ``istioctl install -f`` takes (pure)."""
+    spec: dict[str, Any] = {
+        "profile": "minimal",
+        "meshConfig": {"accessLogFile": "/dev/stdout", "accessLogEncoding": "JSON"},
+    }
+    if revision:
+        spec["revision"] = revision
+    return {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": spec}
+
+
+def install_command(istioctl: str, overlay_path: Path, kubeconfig: Path, context: str) -> list[str]:
+    return [istioctl, "install", "--skip-confirmation", "-f", str(overlay_path), "--kubeconfig", str(kubeconfig),
+            "--context", context, "--readiness-timeout", READINESS_TIMEOUT]
+
+
+def version_command(istioctl: str) -> list[str]:
+    return [istioctl, "version", "--remote=false", "--short"]
+
+
+def install_istio(run: Runner, istioctl: str, workdir: Path, kubeconfig: Path, context: str,
+                  revision: str | None = None) -> None:
+    """Write the overlay to ``workdir`` and run ``istioctl install``; it waits for istiod to be ready."""
+    overlay_path = workdir / f"istio-overlay{'-' + revision if revision else ''}.json"
+    overlay_path.write_text(json.dumps(install_overlay(revision), indent=1))
+    run(install_command(istioctl, overlay_path, kubeconfig, context),
+        what=f"installing Istio ({istiod_name(revision)})", timeout_s=INSTALL_TIMEOUT_S)
+
+
+def istiod_image_version(image: str) -> str:
+    """``docker.io/istio/pilot:1.30.3`` -> ``1.30.3`` (pure): which Istio a running istiod is."""
+    tail = image.rsplit("/", 1)[-1]
+    return tail.split(":", 1)[1].split("@", 1)[0] if ":" in tail else ""
