@@ -1,0 +1,314 @@
+"""The upgrade gate's diff: two result documents (baseline, candidate) -> what behaves differently. Pure.
+
+Per check (matched by case and check name) it reports:
+
+* an **outcome** change (pass -> fail is a regression, fail -> pass an improvement);
+* **distributions that differ** even when both runs pass: the versions, statuses and response flags
+  of the judged traffic (``traffic``) and the categories of each fractional or every-request
+  expectation on other fields (attempts, mirror copies, upstream headers...). Each category is a
+  2x2 table (this category or not, baseline or candidate) under Fisher's exact test; a category
+  differs when its two-sided p-value is at most ``alpha / m``, ``m`` being the number of tables in
+  the whole diff (Bonferroni). So the chance that two runs of an unchanged mesh show *any*
+  distribution difference is at most ``alpha`` (default 1e-6), provided each request's category is
+  an independent draw, as Envoy's weighted choices are (balancing policies that spread requests
+  more evenly than chance only make the test more conservative);
+* **latency shifts**: a quantile (p50, p90) of the judged traffic that grew (or shrank) by more than
+  ``latency_ratio`` *and* by more than ``latency_floor_s``. Latency on a shared machine moves with
+  its load, so this is a rule with a stated threshold, not a test with an error rate; the floor
+  keeps millisecond jitter on the local mesh from reading as a change;
+* checks **present in one run only**.
+
+Latency-quantile and aggregate expectations are not compared as distributions: the first are
+covered by the latency rule, the second are not per-request categories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from scipy.stats import fisher_exact
+
+from harness.errors import Issue, ValidationError
+from harness.report.result import SCHEMA_VERSION
+from harness.report.traffic import DISTRIBUTIONS
+
+OUTCOME_ORDER = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}
+"""Worse outcomes rank higher; a candidate ranking higher than its baseline is a regression."""
+
+Presence = Literal["both", "baseline only", "candidate only"]
+OutcomeChange = Literal["regression", "improvement"]
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    alpha: float = 1e-6
+    """Family-wise chance that two runs of an unchanged mesh show a distribution difference."""
+    latency_ratio: float = 2.0
+    latency_floor_s: float = 0.1
+    latency_quantiles: tuple[str, ...] = ("p50", "p90")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha: must be between 0 and 1 (got {self.alpha:g})")
+        if self.latency_ratio <= 1.0:
+            raise ValueError(f"latency ratio: must be above 1 (got {self.latency_ratio:g})")
+        if self.latency_floor_s < 0.0:
+            raise ValueError(f"latency floor: must not be negative (got {self.latency_floor_s:g})")
+
+
+@dataclass(frozen=True)
+class CategoryCounts:
+    name: str
+    baseline: int
+    candidate: int
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One distribution of one check in both runs, with the smallest category p-value (uncorrected)."""
+
+    name: str
+    baseline_n: int
+    candidate_n: int
+    categories: tuple[CategoryCounts, ...]
+    p_value: float
+    significant: bool
+
+    @property
+    def tables(self) -> int:
+        """Fisher tests this distribution spends of the Bonferroni budget."""
+        return tables_for(len(self.categories)) if self.baseline_n and self.candidate_n else 0
+
+
+@dataclass(frozen=True)
+class LatencyShift:
+    quantile: str
+    baseline_s: float
+    candidate_s: float
+
+    @property
+    def slower(self) -> bool:
+        return self.candidate_s > self.baseline_s
+
+
+@dataclass(frozen=True)
+class CheckDiff:
+    """One check in both runs; ``baseline``/``candidate`` are its entries in the result documents."""
+
+    case: str
+    check: str
+    file: str
+    line: int
+    baseline: Mapping[str, Any] | None
+    candidate: Mapping[str, Any] | None
+    distributions: tuple[Distribution, ...]
+    latency: tuple[LatencyShift, ...]
+
+    @property
+    def presence(self) -> Presence:
+        if self.baseline is None:
+            return "candidate only"
+        return "baseline only" if self.candidate is None else "both"
+
+    @property
+    def outcome_change(self) -> OutcomeChange | None:
+        if self.baseline is None or self.candidate is None:
+            return None
+        before, after = OUTCOME_ORDER[self.baseline["outcome"]], OUTCOME_ORDER[self.candidate["outcome"]]
+        return None if before == after else "regression" if after > before else "improvement"
+
+    @property
+    def changed_distributions(self) -> tuple[Distribution, ...]:
+        return tuple(d for d in self.distributions if d.significant)
+
+    @property
+    def differs(self) -> bool:
+        return (self.presence != "both" or self.outcome_change is not None
+                or bool(self.changed_distributions) or bool(self.latency))
+
+    @property
+    def is_regression(self) -> bool:
+        """Worse outcome, changed behaviour, slower, or missing from the candidate run."""
+        return (self.presence == "baseline only" or self.outcome_change == "regression"
+                or bool(self.changed_distributions) or any(s.slower for s in self.latency))
+
+    def findings(self) -> list[str]:
+        """One line per difference, for the terminal, markdown and HTML reports."""
+        if self.presence != "both":
+            return [f"only in the {self.presence.split()[0]} run"]
+        assert self.baseline is not None and self.candidate is not None
+        lines = []
+        if self.outcome_change is not None:
+            lines.append(f"outcome {self.baseline['outcome']} -> {self.candidate['outcome']}")
+        lines += [distribution_text(d) for d in self.changed_distributions]
+        lines += [f"latency {s.quantile} {show_ms(s.baseline_s)} -> {show_ms(s.candidate_s)}" for s in self.latency]
+        return lines
+
+
+@dataclass(frozen=True)
+class GateDiff:
+    baseline_mesh: Mapping[str, Any] | None
+    candidate_mesh: Mapping[str, Any] | None
+    settings: GateSettings
+    comparisons: int
+    """Fisher tests in the diff (the Bonferroni ``m``)."""
+    checks: tuple[CheckDiff, ...]
+
+    @property
+    def threshold(self) -> float:
+        """The p-value at or below which one category counts as changed."""
+        return self.settings.alpha / max(1, self.comparisons)
+
+    @property
+    def differences(self) -> tuple[CheckDiff, ...]:
+        return tuple(c for c in self.checks if c.differs)
+
+    @property
+    def regressions(self) -> tuple[CheckDiff, ...]:
+        return tuple(c for c in self.checks if c.is_regression)
+
+
+def diff_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], settings: GateSettings = GateSettings(),
+                 *, sources: tuple[str, str] = ("baseline", "candidate")) -> GateDiff:
+    """Compare two result documents (``harness.report.result``); ``sources`` name them in errors."""
+    before = checks_by_key(baseline, sources[0])
+    after = checks_by_key(candidate, sources[1])
+    keys = list(before) + [k for k in after if k not in before]
+    tallies = {k: _distribution_counts(before.get(k), after.get(k)) for k in keys}
+    comparisons = sum(tables_for(len(cats)) for dists in tallies.values() for _, nb, nc, cats in dists if nb and nc)
+    threshold = settings.alpha / max(1, comparisons)
+    checks = []
+    for key in keys:
+        b, c = before.get(key), after.get(key)
+        entry = b or c
+        assert entry is not None
+        checks.append(CheckDiff(
+            case=key[0], check=key[1], file=entry["file"], line=entry["line"], baseline=b, candidate=c,
+            distributions=tuple(compare_counts(name, nb, nc, cats, threshold) for name, nb, nc, cats in tallies[key]),
+            latency=latency_shifts(b, c, settings) if b and c else (),
+        ))
+    return GateDiff(baseline.get("mesh"), candidate.get("mesh"), settings, comparisons, tuple(checks))
+
+
+def checks_by_key(document: Mapping[str, Any], source: str) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The document's checks by (case, check); every problem with the document raised at once."""
+    issues: list[Issue] = []
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        issues.append(Issue(f"this mesh-harness reads result schema {SCHEMA_VERSION} (got {version!r}); "
+                            "run the suite again with this version to get a comparable result", file=source,
+                            path="schema_version"))
+    checks = document.get("checks")
+    if not isinstance(checks, list):
+        issues.append(Issue("expected a list of checks (is this a mesh-harness result document?)", file=source, path="checks"))
+        raise ValidationError(issues)
+    found: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for i, entry in enumerate(checks):
+        missing = [k for k in ("case", "check", "file", "line", "outcome") if not isinstance(entry, dict) or k not in entry]
+        if missing:
+            issues.append(Issue(f"missing {', '.join(missing)}", file=source, path=f"checks[{i}]"))
+            continue
+        if entry["outcome"] not in OUTCOME_ORDER:
+            issues.append(Issue(f"expected one of {', '.join(OUTCOME_ORDER)} (got {entry['outcome']!r})",
+                                file=source, path=f"checks[{i}].outcome"))
+        key = (entry["case"], entry["check"])
+        if key in found:
+            issues.append(Issue(f"check {key[1]!r} of case {key[0]!r} appears twice; case names must be unique in a run",
+                                file=source, path=f"checks[{i}]"))
+        found[key] = entry
+    if issues:
+        raise ValidationError(issues)
+    return found
+
+
+_Counts = tuple[str, int, int, tuple[CategoryCounts, ...]]
+
+
+def _distribution_counts(baseline: Mapping[str, Any] | None, candidate: Mapping[str, Any] | None) -> list[_Counts]:
+    """Each distribution both runs recorded for a check: (name, baseline n, candidate n, categories)."""
+    if baseline is None or candidate is None:
+        return []
+    before, after = distributions_of(baseline), distributions_of(candidate)
+    out = []
+    for name in [n for n in before if n in after]:
+        b, c = before[name], after[name]
+        cats = tuple(CategoryCounts(k, b.get(k, 0), c.get(k, 0)) for k in sorted(set(b) | set(c)))
+        out.append((name, sum(b.values()), sum(c.values()), cats))
+    return out
+
+
+def distributions_of(check: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """The per-request distributions a check entry records: its traffic's, then its expectations' on other fields."""
+    found: dict[str, dict[str, int]] = {}
+    traffic = check.get("traffic") or {}
+    for name, counts in (traffic.get("distributions") or {}).items():
+        found[name] = dict(counts)
+    for e in check.get("expectations", []):
+        if e.get("kind") in ("fraction", "every") and e.get("field") not in DISTRIBUTIONS:
+            found[str(e["expectation"])] = dict(e["counts"])
+    return found
+
+
+def tables_for(categories: int) -> int:
+    """Fisher tests for a distribution over this many categories (two categories share one table)."""
+    return 0 if categories < 2 else 1 if categories == 2 else categories
+
+
+def compare_counts(name: str, baseline_n: int, candidate_n: int, categories: Sequence[CategoryCounts],
+                   threshold: float) -> Distribution:
+    """Fisher's exact test per category (one for two categories); significant when the smallest p <= threshold."""
+    tested = categories[:1] if len(categories) == 2 else categories if len(categories) > 2 else ()
+    p = min((category_p_value(c, baseline_n, candidate_n) for c in tested), default=1.0) if baseline_n and candidate_n else 1.0
+    return Distribution(name, baseline_n, candidate_n, tuple(categories), p, p <= threshold)
+
+
+def category_p_value(c: CategoryCounts, baseline_n: int, candidate_n: int) -> float:
+    """Two-sided Fisher exact p-value of (in this category or not) x (baseline, candidate)."""
+    table = [[c.baseline, baseline_n - c.baseline], [c.candidate, candidate_n - c.candidate]]
+    return float(fisher_exact(table, alternative="two-sided").pvalue)
+
+
+def latency_shifts(baseline: Mapping[str, Any], candidate: Mapping[str, Any], settings: GateSettings) -> tuple[LatencyShift, ...]:
+    """Quantiles that moved by more than the ratio and the floor, either way."""
+    b = ((baseline.get("traffic") or {}).get("latency")) or {}
+    c = ((candidate.get("traffic") or {}).get("latency")) or {}
+    shifts = []
+    for q in settings.latency_quantiles:
+        if q not in b or q not in c:
+            continue
+        low, high = sorted((b[q], c[q]))
+        if high - low > settings.latency_floor_s and high > settings.latency_ratio * low:
+            shifts.append(LatencyShift(q, b[q], c[q]))
+    return tuple(shifts)
+
+
+def distribution_text(d: Distribution) -> str:
+    """``status: 200 100.0% -> 0.0%, 503 0.0% -> 100.0% (n 135 -> 135, p 1.2e-80)``: the categories that moved most first."""
+    moved = sorted(d.categories, key=lambda c: -round(abs(_share(c.baseline, d.baseline_n) - _share(c.candidate, d.candidate_n)), 9))
+    parts = [f"{c.name} {_share(c.baseline, d.baseline_n):.1%} -> {_share(c.candidate, d.candidate_n):.1%}" for c in moved[:4]]
+    return f"{d.name}: {', '.join(parts)} (n {d.baseline_n} -> {d.candidate_n}, p {d.p_value:.2g})"
+
+
+def _share(count: int, n: int) -> float:
+    return count / n if n else 0.0
+
+
+def show_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def mesh_text(mesh: Mapping[str, Any] | None) -> str:
+    """``local mesh, Istio 1.30, Envoy 1.38.3`` (or ``unknown mesh``)."""
+    if not mesh:
+        return "unknown mesh"
+    return f"{mesh.get('kind', '?')} mesh, Istio {mesh.get('istio_version', '?')}, Envoy {mesh.get('envoy_version', '?')}"
+
+
+def summary_counts(diff: GateDiff) -> Iterable[tuple[str, int]]:
+    """Headline numbers: checks compared, with differences, regressions, in one run only."""
+    yield "checks", len(diff.checks)
+    yield "differ", len(diff.differences)
+    yield "regressions", len(diff.regressions)
+    yield "in one run only", sum(1 for c in diff.checks if c.presence != "both")
