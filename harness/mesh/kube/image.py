@@ -34,9 +34,11 @@ def dockerfile_path() -> Path:
 
 
 def source_hash(root: Path) -> str:
-    """sha256 over every .py file of the harness package (path and content), first 12 hex digits."""
+    """sha256 over what the image copies (the echo app's files, path and content), the base and the
+    Dockerfile; first 12 hex digits."""
     digest = hashlib.sha256(ECHO_BASE_IMAGE.encode())
-    for path in sorted((root / "harness").rglob("*.py")):
+    files = [root / "harness" / "__init__.py", *(root / "harness" / "sample_apps").rglob("*.py")]
+    for path in sorted(files):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     digest.update(dockerfile_path().read_bytes())

@@ -1,0 +1,118 @@
+"""A pod port-forward (``kubectl port-forward pod/NAME :PORT``) with bounded readiness and a clean stop.
+
+A *pod* port-forward, never a service one: a service port-forward picks a pod behind the service
+and bypasses the caller's sidecar, so it would test no client-side routing. The harness only reaches
+the echo app's control port and the sidecar's admin port this way; the traffic itself starts inside
+the client pod (ForwardEcho). kubectl picks a free local port on 127.0.0.1 and says which on its
+first line; ``start`` waits for that line (bounded) and ``close`` ends the process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from harness.errors import ProcessError, SyncTimeout
+
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+_FORWARDING = re.compile(r"^Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)")
+
+
+def port_forward_command(kubectl: str, kubeconfig: Path | None, context: str | None, namespace: str, pod: str,
+                         remote_port: int) -> list[str]:
+    cmd = [kubectl]
+    if kubeconfig is not None:
+        cmd += ["--kubeconfig", str(kubeconfig)]
+    if context is not None:
+        cmd += ["--context", context]
+    return cmd + ["--namespace", namespace, "port-forward", "--address", "127.0.0.1", f"pod/{pod}", f":{remote_port}"]
+
+
+def parse_forwarding_line(line: str) -> int | None:
+    """The local port of ``Forwarding from 127.0.0.1:43121 -> 15000`` (pure); None for other lines."""
+    match = _FORWARDING.match(line.strip())
+    return int(match.group(1)) if match else None
+
+
+class PortForward:
+    """One running port-forward to ``pod``:``remote_port``; ``local_port`` once started."""
+
+    def __init__(self, command: list[str], what: str) -> None:
+        self._command = command
+        self.what = what
+        self.local_port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = READY_TIMEOUT_S) -> PortForward:
+        self._proc = subprocess.Popen(self._command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            self.local_port = self._wait_ready(timeout_s)
+        except BaseException:
+            self.close()
+            raise
+        # kubectl prints a line per connection from now on; an unread pipe would fill and stall it.
+        threading.Thread(target=_drain, args=(self._proc.stdout,), name=f"port-forward {self.what}", daemon=True).start()
+        return self
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def close(self) -> None:
+        """SIGTERM, bounded wait, SIGKILL. Idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT_S)
+        if proc.stderr is not None:
+            proc.stderr.close()  # stdout is closed by its drain thread at EOF, or here if it never started
+        if proc.stdout is not None and not self.local_port:
+            proc.stdout.close()
+
+    def _wait_ready(self, timeout_s: float) -> int:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        buf = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while True:
+                for line in buf.split(b"\n")[:-1]:
+                    port = parse_forwarding_line(line.decode(errors="replace"))
+                    if port is not None:
+                        return port
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SyncTimeout(f"port-forward to {self.what}: kubectl printed no 'Forwarding from' line "
+                                      f"within {timeout_s:g}s (output so far: {buf[-500:]!r})")
+                if not sel.select(left):
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+                    raise ProcessError(f"port-forward to {self.what} ended before it was ready "
+                                       f"(exit code {proc.wait(timeout=STOP_TIMEOUT_S)}): {err.strip()}")
+                buf += chunk
+
+
+def _drain(stream: IO[bytes] | None) -> None:
+    """Read and drop a stream until EOF (the process ended), then close it."""
+    if stream is None:
+        return
+    with stream:
+        while stream.read1(65536):
+            pass

@@ -1,0 +1,112 @@
+"""Knowing when the client sidecars run the applied config: sentinel objects and config_dump checks (pure).
+
+Istio has no "applied and ACKed" signal to wait on (``istioctl x wait`` was removed in 1.23 and
+Istio's own tests retry the traffic instead: istio-semantics.md 6.4). The harness writes, after
+the case's objects, one *sentinel* of each Istio kind it applies, stamped with the apply's
+version: a ServiceEntry for ``<namespace>.sync.mesh-harness.internal`` (port ``SYNC_PORT``, created
+once), a VirtualService whose only route is named ``v<N>``, and a DestinationRule whose only subset
+is ``v<N>``. istiod watches each kind in order, so once a sidecar's config_dump holds route ``v<N>``
+and cluster ``outbound|SYNC_PORT|v<N>|<host>``, istiod had every VirtualService and DestinationRule
+written before them when it built that push, and the sidecar accepted it. A rejected push shows as
+``error_state`` in the config_dump (Envoy's own message), which the wait reports as a NACK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+SYNC_PORT = 29417
+SYNC_NAME = "mesh-harness-sync"
+SYNC_LABEL = "mesh-harness.io/sync"
+_DOMAIN = "sync.mesh-harness.internal"
+
+
+def sync_host(namespace: str) -> str:
+    return f"{namespace}.{_DOMAIN}"
+
+
+def sync_cluster(namespace: str, version: int) -> str:
+    """The Envoy cluster istiod builds for the sentinel subset of ``version``."""
+    return f"outbound|{SYNC_PORT}|v{version}|{sync_host(namespace)}"
+
+
+def sentinel_service_entry(namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The host the sentinels route to; visible only in ``namespace`` (``exportTo: ["."]``)."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": SYNC_NAME, "namespace": namespace, "labels": labels},
+        "spec": {"hosts": [sync_host(namespace)], "exportTo": ["."], "location": "MESH_INTERNAL",
+                 "resolution": "STATIC", "ports": [{"number": SYNC_PORT, "name": "http", "protocol": "HTTP"}]},
+    }
+
+
+def sentinels(namespace: str, version: int, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The VirtualService and DestinationRule stamped with ``version`` (applied after the case's objects)."""
+    host, tag = sync_host(namespace), f"v{version}"
+    meta = {"name": SYNC_NAME, "namespace": namespace, "labels": labels}
+    return [
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": meta,
+         "spec": {"hosts": [host], "exportTo": ["."], "http": [{"name": tag, "route": [{"destination": {"host": host}}]}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": meta,
+         "spec": {"host": host, "exportTo": ["."], "subsets": [{"name": tag, "labels": {SYNC_LABEL: tag}}]}},
+    ]
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What one sidecar's config_dump says about sentinel version ``version``."""
+
+    has_route: bool
+    has_cluster: bool
+    rejected: tuple[str, ...]
+    """``<xDS type> <resource>: <Envoy's error detail>`` for every resource Envoy holds in error."""
+
+    @property
+    def synced(self) -> bool:
+        return self.has_route and self.has_cluster
+
+
+def sync_state(config_dump: dict[str, Any], namespace: str, version: int) -> SyncState:
+    """Read a sidecar's ``/config_dump`` (JSON) for the sentinel of ``version`` and for rejected resources."""
+    host, tag, cluster = sync_host(namespace), f"v{version}", sync_cluster(namespace, version)
+    has_route = has_cluster = False
+    rejected: list[str] = []
+    for config in config_dump.get("configs", []):
+        kind = str(config.get("@type", "")).rsplit(".", 1)[-1]
+        if kind == "RoutesConfigDump":
+            for entry in config.get("dynamic_route_configs", []):
+                for vhost in entry.get("route_config", {}).get("virtual_hosts", []):
+                    if host in vhost.get("domains", []) and any(r.get("name") == tag for r in vhost.get("routes", [])):
+                        has_route = True
+        elif kind == "ClustersConfigDump":
+            has_cluster = has_cluster or any(c.get("cluster", {}).get("name") == cluster
+                                             for c in config.get("dynamic_active_clusters", []))
+        rejected += [f"{kind.removesuffix('ConfigDump')} {name}: {detail}" for name, detail in _errors(config)]
+    return SyncState(has_route, has_cluster, tuple(rejected))
+
+
+def _errors(node: Any, name: str = "?") -> Iterator[tuple[str, str]]:
+    """(resource name, details) of every ``error_state`` in a config dump section."""
+    if isinstance(node, dict):
+        error = node.get("error_state")
+        if isinstance(error, dict):
+            yield _resource_name(node, name), str(error.get("details", error))
+        for key, value in node.items():
+            if key != "error_state":
+                yield from _errors(value, _resource_name(node, name))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _errors(item, name)
+
+
+def _resource_name(node: dict[str, Any], default: str) -> str:
+    if isinstance(node.get("name"), str):
+        return str(node["name"])
+    for key in ("route_config", "cluster", "active_state"):
+        inner = node.get(key)
+        if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+            return str(inner["name"])
+    return default
