@@ -32,6 +32,7 @@ from harness.istio.model import (
     VirtualService,
     is_http_status,
 )
+from harness.istio.semantics import binds_to_sidecars, creation_order, resolve_host
 from harness.yamlsource import PathKey, format_path
 
 #: ``retryOn`` tokens istiod accepts besides HTTP status codes (``supportedRetryOnPolicies``).
@@ -96,6 +97,7 @@ class Findings:
 
 def validate_objects(objs: Iterable[IstioObject]) -> Findings:
     """Every error and warning istiod would report for ``objs``, plus duplicate objects."""
+    objs = list(objs)
     findings = Findings()
     seen: set[tuple[str, str, str]] = set()
     for obj in objs:
@@ -108,7 +110,26 @@ def validate_objects(objs: Iterable[IstioObject]) -> Findings:
             _virtual_service(obj, report)
         elif isinstance(obj, DestinationRule):
             _destination_rule(obj, report)
+    _shadowed_virtual_services(objs, findings)
     return findings
+
+
+def _shadowed_virtual_services(objs: Iterable[IstioObject], findings: Findings) -> None:
+    """Sidecars take one VirtualService per host: the oldest (istiod sorts by creationTimestamp, then
+    name, then namespace); a later one for the same host is dropped (#36621), which istiod only
+    counts in a metric. We say it, as a warning on the ignored object."""
+    owner: dict[str, VirtualService] = {}
+    services = [o for o in objs if isinstance(o, VirtualService) and binds_to_sidecars(o)]
+    for vs in sorted(services, key=creation_order):
+        for i, host in enumerate(vs.spec.hosts):
+            fqdn = resolve_host(host, vs.metadata.namespace)
+            first = owner.setdefault(fqdn, vs)
+            if first is not vs:
+                _Report(vs, findings).warn(
+                    ("spec", "hosts", i),
+                    f"ignored by sidecars for host {host}: {first.ref} also claims it and is older "
+                    "(istiod keeps the oldest VirtualService per host); merge the rules into one VirtualService",
+                )
 
 
 class _Report:

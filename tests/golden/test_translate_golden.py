@@ -30,8 +30,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from harness.istio.model import DestinationRule
+from harness.istio.semantics import resolve_host
 from harness.mesh.local.translate import ANY_PROTO_MODULES, TranslateInput, translate
-from harness.mesh.local.translate.names import parse_outbound_cluster, resolve_host
+from harness.mesh.local.translate.names import parse_outbound_cluster
 
 CASES = golden_cases()
 MESSAGES: dict[str, type[Message]] = {

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from harness.istio.load import load_object, load_objects
+from harness.istio.model import IstioObject
 from harness.istio.validate import Findings, validate_objects
 from harness.yamlsource import load_documents
 
@@ -209,3 +210,25 @@ def test_validate_collects_everything_and_flags_duplicate_objects() -> None:
     ]
     assert [e.line for e in findings.errors] == [4, 8, 9]
     assert paths(findings.warnings) == ["spec.trafficPolicy.tls"]
+
+
+def test_validate_warns_on_a_virtual_service_shadowed_by_an_older_one_for_the_same_host() -> None:
+    def vs(name: str, stamp: str, host: str) -> IstioObject:
+        return load_object(load_documents(f"""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, creationTimestamp: "{stamp}"}}
+spec:
+  hosts: [{host}]
+  http: [{{route: [{{destination: {{host: reviews}}}}]}}]
+""", "vs.yaml")[0])
+
+    older, newer = vs("b-old", "2026-01-01T00:00:00Z", "reviews"), vs("a-new", "2026-02-01T00:00:00Z", "reviews.default.svc.cluster.local")
+    findings = validate_objects([newer, older])
+    assert findings.errors == []
+    assert [(w.obj, w.path, w.message) for w in findings.warnings] == [(
+        "VirtualService/a-new", "spec.hosts[0]",
+        "ignored by sidecars for host reviews.default.svc.cluster.local: VirtualService/b-old also claims it "
+        "and is older (istiod keeps the oldest VirtualService per host); merge the rules into one VirtualService",
+    )]
+    assert validate_objects([older, vs("c", "2026-03-01T00:00:00Z", "ratings")]).warnings == []

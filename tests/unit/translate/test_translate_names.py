@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.istio.semantics import resolve_host
 from harness.mesh.local.translate import names
 
 
@@ -35,7 +36,7 @@ def test_translate_names_listener_route_vhost_and_stats() -> None:
     ],
 )
 def test_translate_names_resolve_host_like_istiod(host: str, namespace: str, want: str) -> None:
-    assert names.resolve_host(host, namespace) == want
+    assert resolve_host(host, namespace) == want
 
 
 def test_translate_names_config_path_uses_kebab_kind() -> None:

@@ -40,8 +40,8 @@ from harness.istio.model import (
     TrafficPolicy,
     WarmupConfiguration,
 )
+from harness.istio.semantics import resolve_host
 from harness.mesh.local.translate.inputs import Resource
-from harness.mesh.local.translate.names import resolve_host
 from harness.mesh.local.translate.traffic_policy import DestinationRules
 from harness.mesh.local.translate.units import envoy_duration
 

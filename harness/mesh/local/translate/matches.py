@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from harness.istio.model import HTTPMatchRequest, StringMatch
+from harness.istio.semantics import MESH_GATEWAY
 from harness.mesh.local.translate.inputs import Resource
-from harness.mesh.local.translate.select import MESH_GATEWAY
 
 CATCH_ALL_REGEX = ".*"
 

@@ -6,10 +6,6 @@ One function per kind of name, spelled as istiod spells it (reference istio-sema
 
 from __future__ import annotations
 
-import ipaddress
-
-from harness.topology import CLUSTER_DOMAIN
-
 DEFAULT_ROUTE = "default"
 """istiod's name for the single route of a host without a VirtualService."""
 
@@ -106,21 +102,3 @@ def config_path(kind: str, namespace: str, name: str) -> str:
     put in ``metadata.filter_metadata.istio.config`` so a route or cluster can be traced back to its object."""
     kebab = "".join("-" + c.lower() if c.isupper() else c for c in kind).lstrip("-")
     return f"/apis/networking.istio.io/v1/namespaces/{namespace}/{kebab}/{name}"
-
-
-def resolve_host(host: str, namespace: str) -> str:
-    """A VS or DR host as istiod reads it (``ResolveShortnameToFQDN``): a name without a dot is
-    completed with the object's namespace; anything with a dot (``reviews.other``) is taken as
-    written, which is why ``reviews.other`` matches no service (reference section 8.4)."""
-    host = host.lower()
-    if host == "*" or "." in host or _is_ip(host):
-        return host
-    return f"{host}.{namespace}.{CLUSTER_DOMAIN}"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -25,20 +25,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.istio.model import Destination, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, VirtualService
+from harness.istio.model import (
+    Destination,
+    HTTPMatchRequest,
+    HTTPRoute,
+    HTTPRouteDestination,
+    VirtualService,
+)
+from harness.istio.semantics import resolve_host
 from harness.mesh.local.translate import names
 from harness.mesh.local.translate.cors import translate_cors
 from harness.mesh.local.translate.faults import translate_fault
-from harness.mesh.local.translate.headers import NO_MUTATIONS, HeaderMutations, translate_headers
+from harness.mesh.local.translate.headers import (
+    NO_MUTATIONS,
+    HeaderMutations,
+    translate_headers,
+)
 from harness.mesh.local.translate.inputs import Resource
-from harness.mesh.local.translate.lb import default_route_hash_policies, route_hash_policies
+from harness.mesh.local.translate.lb import (
+    default_route_hash_policies,
+    route_hash_policies,
+)
 from harness.mesh.local.translate.matches import (
     applies_to_proxy,
     is_catch_all,
     translate_match,
 )
 from harness.mesh.local.translate.mirrors import translate_mirrors
-from harness.mesh.local.translate.redirects import translate_direct_response, translate_redirect
+from harness.mesh.local.translate.redirects import (
+    translate_direct_response,
+    translate_redirect,
+)
 from harness.mesh.local.translate.retries import default_retry_policy, translate_retries
 from harness.mesh.local.translate.rewrites import translate_rewrite
 from harness.mesh.local.translate.traffic_policy import DestinationRules
@@ -218,7 +235,7 @@ def _cluster(dest: Destination, vs: VirtualService, listener_port: int) -> str:
     listener port. (istiod's middle rule, "the service's only port", sees the service as restricted to
     the listener port on sidecars, so it yields the listener port too.)"""
     port = dest.port.number if dest.port is not None else listener_port
-    return names.outbound_cluster(port, dest.subset, names.resolve_host(dest.host, vs.metadata.namespace))
+    return names.outbound_cluster(port, dest.subset, resolve_host(dest.host, vs.metadata.namespace))
 
 
 def _operation(route_match: Resource, cluster: str | None, vs_name: str, ctx: RouteContext) -> str:

@@ -11,24 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.istio.model import DestinationRule, IstioObject, Subset, VirtualService
-from harness.mesh.local.translate.names import resolve_host
+from harness.istio.semantics import (
+    binds_to_sidecars,
+    creation_order,
+    resolve_host,
+)
 
-MESH_GATEWAY = "mesh"
 ROOT_NAMESPACE = "istio-system"
-
-
-def creation_order(obj: IstioObject) -> tuple[int, float, str, str]:
-    """Sort key: oldest first, then name, then namespace."""
-    ts = obj.metadata.creation_timestamp
-    stamp = (0, ts.timestamp()) if ts else (1, 0.0)
-    return (*stamp, obj.metadata.name, obj.metadata.namespace)
 
 
 def sidecar_virtual_services(objects: Sequence[IstioObject]) -> list[VirtualService]:
     """VirtualServices bound to sidecars (``gateways`` empty or containing ``mesh``), oldest first."""
-    out = [
-        o for o in objects if isinstance(o, VirtualService) and (not o.spec.gateways or MESH_GATEWAY in o.spec.gateways)
-    ]
+    out = [o for o in objects if isinstance(o, VirtualService) and binds_to_sidecars(o)]
     return sorted(out, key=creation_order)
 
 

@@ -34,7 +34,7 @@ from harness.istio.model import (
     VirtualService,
     proto_json_name,
 )
-from harness.mesh.local.translate.select import MESH_GATEWAY
+from harness.istio.semantics import MESH_GATEWAY
 from harness.mesh.local.translate.versions import Behaviour
 from harness.yamlsource import PathKey, format_path
 

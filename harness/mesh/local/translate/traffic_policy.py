@@ -33,8 +33,8 @@ from harness.istio.model import (
     Subset,
     TrafficPolicy,
 )
-from harness.mesh.local.translate.names import resolve_host
-from harness.mesh.local.translate.select import creation_order, destination_rule_subsets
+from harness.istio.semantics import creation_order, resolve_host
+from harness.mesh.local.translate.select import destination_rule_subsets
 from harness.topology import CLUSTER_DOMAIN
 
 _T = TypeVar("_T")

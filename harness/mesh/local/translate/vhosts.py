@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.istio.model import VirtualService
+from harness.istio.semantics import resolve_host
 from harness.mesh.local.translate import names
 from harness.mesh.local.translate.inputs import Resource
 from harness.mesh.local.translate.routes import (
@@ -107,7 +108,7 @@ def _groups(services: Sequence[Service], virtual_services: Sequence[VirtualServi
     groups: list[_Group] = []
     claimed: set[str] = set()
     for vs in virtual_services:
-        hosts = [names.resolve_host(h, vs.metadata.namespace) for h in vs.spec.hosts]
+        hosts = [resolve_host(h, vs.metadata.namespace) for h in vs.spec.hosts]
         hosts = [h for h in hosts if "*" not in h]  # wildcard hosts are refused by support.py
         matched = tuple(by_fqdn[h] for h in dict.fromkeys(hosts) if h in by_fqdn)
         if not matched and ctx.listener_port != HISTORICAL_NON_SERVICE_PORT:
