@@ -8,7 +8,7 @@ cursor already covers (lines at the cursor's exact timestamp are counted, since 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,13 @@ class LogCursor:
         """The ``sinceTime`` query value: the cursor's second, RFC 3339."""
         if self.at is None:
             return None
-        return datetime.fromtimestamp(self.at[0], tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.fromtimestamp(self.at[0], tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_timestamp(text: str) -> tuple[int, int]:
     """``2026-05-01T10:00:00.123456789Z`` -> (unix seconds, nanoseconds); fractions of any length."""
     main, _, rest = text.rstrip("Z").partition(".")
-    seconds = int(datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+    seconds = int(datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp())
     digits = "".join(c for c in rest if c.isdigit())[:9]
     return seconds, int(digits.ljust(9, "0")) if digits else 0
 

@@ -114,5 +114,5 @@ def _drain(stream: IO[bytes] | None) -> None:
     if stream is None:
         return
     with stream:
-        while stream.read1(65536):
+        while os.read(stream.fileno(), 65536):
             pass

@@ -1,0 +1,574 @@
+"""KubeMesh: the Mesh interface on a Kubernetes cluster with Istio (a kind cluster the harness made, or any cluster).
+
+istiod translates, real Istio sidecars route; the harness only writes objects and reads evidence:
+
+* ``deploy``: namespaces, Services, one Deployment per app instance and per client
+  (``manifests.py``), server-side applied; waits (bounded) for the rollouts and then for the
+  client sidecars to hold exactly the new endpoints (``/clusters`` of each client's admin API);
+* ``apply``/``revert``: the case's Istio objects, server-side applied or deleted (``apply.py``),
+  then the sentinels of the new version; returns when every client sidecar's config_dump holds
+  them (``sync.py``). A webhook denial or an Envoy rejection (``error_state``) restores the previous
+  objects and raises ``ConfigRejected`` with istiod's or Envoy's message;
+* ``send``: ForwardEcho on the client pod (its control port through a pod port-forward), so the
+  traffic leaves through the client's own sidecar; Envoy's response flags come from the sidecar's
+  JSON access log (``istio-proxy`` container log), joined by request id as on the local mesh;
+* ``proxy_stats``/``drain``: the client sidecar's admin API through a pod port-forward;
+* ``app_log``: each instance's request log through its control port.
+
+``close`` undoes it in reverse: port-forwards, the run's objects and namespaces, the API client,
+then the cluster (``KindCluster.close``: only one this run created, and not with --keep-cluster),
+also on Ctrl-C (``atexit`` and the callers' ``with`` blocks).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from harness.errors import ConfigRejected, MeshError, SyncTimeout
+from harness.istio.model import IstioObject
+from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
+from harness.mesh.kube import sync
+from harness.mesh.kube.api import ApiError, KubeApi, describe
+from harness.mesh.kube.apply import Key, plan, to_manifest
+from harness.mesh.kube.manifests import (
+    CONTROL_PORT,
+    INSTANCE_LABEL,
+    RUN_LABEL,
+    RenderOptions,
+    namespaces,
+    render_namespace,
+    render_topology,
+)
+from harness.mesh.kube.podlog import LogCursor, new_lines
+from harness.mesh.local.accesslog import BatchJoin, Unclaimed, parse_entry
+from harness.mesh.local.apps import ControlClient
+from harness.topology import Topology
+
+ADMIN_PORT = 15000
+PROXY_CONTAINER = "istio-proxy"
+ROLLOUT_TIMEOUT_S = 300.0
+SYNC_TIMEOUT_S = 60.0
+ACCESS_LOG_TIMEOUT_S = 30.0
+"""Envoy flushes its stdout access log about once a second, and the kubelet adds its own delay."""
+NAMESPACE_DELETE_TIMEOUT_S = 120.0
+POLL_S = 0.5
+_ADMIN_TIMEOUT_S = 10.0
+_IN_FLIGHT = r"^(cluster\.outbound\|.*\.upstream_rq_active|http\.outbound_.*\.downstream_rq_active)$"
+
+
+class Forwarder(Protocol):
+    """Opens a pod port-forward; returns (local port, close)."""
+
+    def __call__(self, namespace: str, pod: str, remote_port: int) -> tuple[int, Callable[[], None]]: ...
+
+
+@dataclass
+class _Client:
+    """What the mesh keeps per client workload: its pod, its control and admin connections, its log cursor."""
+
+    pod: str
+    namespace: str
+    control: ControlClient
+    admin: httpx.Client
+    cursor: LogCursor = field(default_factory=LogCursor)
+    unclaimed: Unclaimed = field(default_factory=Unclaimed)
+
+
+class KubeMesh:
+    """The Mesh on Kubernetes. Built by ``session.open_kube_mesh``; ``close()`` removes what it made."""
+
+    def __init__(self, *, kind: Literal["kind", "cluster"], api: KubeApi, render: RenderOptions, forward: Forwarder,
+                 istio_version: str, cleanups: Sequence[Callable[[], None]] = (),
+                 sync_timeout_s: float = SYNC_TIMEOUT_S, rollout_timeout_s: float = ROLLOUT_TIMEOUT_S,
+                 poll_s: float = POLL_S) -> None:
+        """``cleanups`` run last in ``close()``, in order (delete the kind cluster, remove the work dir)."""
+        self._kind = kind
+        self._api = api
+        self._render = render
+        self._forward = forward
+        self._istio_version = istio_version
+        self._cleanups = list(cleanups)
+        self._sync_timeout_s = sync_timeout_s
+        self._rollout_timeout_s = rollout_timeout_s
+        self._poll_s = poll_s
+        self._topology: Topology | None = None
+        self._objects: dict[Key, IstioObject] = {}
+        self._version = 0
+        self._created_namespaces: list[str] = []
+        self._touched_namespaces: set[str] = set()
+        self._clients: dict[str, _Client] = {}
+        self._controls: dict[str, ControlClient] = {}  # app pod -> its control connection
+        self._forwards: dict[tuple[str, str, int], Callable[[], None]] = {}
+        self._envoy_version: str | None = None
+        self._closed = False
+        atexit.register(self.close)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> KubeMesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Port-forwards, then the run's objects and namespaces, then the API client and ``cleanups``. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        steps: list[Callable[[], None]] = [self._close_connections, self._delete_run_objects, self._api.close,
+                                           *self._cleanups]
+        _run_all(steps)
+
+    def info(self) -> MeshInfo:
+        if self._envoy_version is None and self._clients:
+            client = next(iter(self._clients.values()))
+            self._envoy_version = envoy_version(self._admin_json(client, "/server_info"))
+        return MeshInfo(kind=self._kind, istio_version=self._istio_version,
+                        envoy_version=self._envoy_version or "unknown until the first deploy")
+
+    @property
+    def config_version(self) -> int:
+        return self._version
+
+    # --- Mesh interface ------------------------------------------------------------------------
+
+    def deploy(self, topology: Topology) -> None:
+        """Run exactly ``topology``'s apps and clients; returns when every client sidecar sees their endpoints."""
+        if topology == self._topology:
+            return
+        self._ensure_namespaces(topology)
+        wanted = render_topology(topology, self._render)
+        for obj in wanted:
+            self._api.apply(obj)
+        self._delete_unwanted(wanted)
+        self._wait_rollout(topology)
+        self._connect(topology)
+        self._topology = topology
+        self._wait_endpoints(topology)
+        self._sync(self._next_version())
+
+    def apply(self, objects: Sequence[IstioObject]) -> SyncToken:
+        previous = dict(self._objects)
+        wanted = dict(previous)
+        for obj in objects:
+            wanted[obj.key] = obj
+        self._converge(wanted)
+        return SyncToken(self._version, tuple(previous.values()))
+
+    def revert(self, token: SyncToken) -> None:
+        self._converge({o.key: o for o in token.previous})
+
+    def send(self, spec: SendSpec) -> list[Observation]:
+        client = self._client(spec.client)
+        observations = client.control.forward(spec, connect_to=None, capture_headers=spec.capture_headers)
+        return self._join_access_log(spec.client, client, observations)
+
+    def proxy_stats(self, workload: str) -> dict[str, int]:
+        return self._stats(self._client(workload), None)
+
+    def drain(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        for _ in range(int(timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
+            active = {f"{name}: {stat}": value for name, client in self._clients.items()
+                      for stat, value in self._stats(client, _IN_FLIGHT).items() if value}
+            if not active:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(self._poll_s)
+        still = ", ".join(f"{k} = {v}" for k, v in sorted(active.items()))
+        raise SyncTimeout(f"drain: requests still in flight after {timeout_s:g}s: {still}")
+
+    def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
+        topology = self._deployed()
+        records: list[ReceivedRequest] = []
+        for instance, (svc, ver) in sorted(topology.instances().items()):
+            if svc == service and version in (None, ver):
+                found = topology.service(svc)
+                assert found is not None, svc
+                records += self._app_control(self._render.namespace(found.namespace), instance).log()
+        return sorted(records, key=lambda r: r.time)
+
+    def config_dump(self, workload: str) -> dict[str, Any]:
+        """The workload's sidecar ``/config_dump`` (routes and clusters for failure evidence)."""
+        return self._admin_json(self._client(workload), "/config_dump")
+
+    # --- apply / revert ------------------------------------------------------------------------
+
+    def _converge(self, wanted: dict[Key, IstioObject]) -> None:
+        """Make the cluster hold exactly ``wanted``; on a rejection restore the previous set and raise."""
+        previous = dict(self._objects)
+        try:
+            self._write(wanted)
+            self._sync(self._next_version())
+        except ConfigRejected:
+            self._write(previous)
+            self._sync(self._next_version())
+            raise
+
+    def _write(self, wanted: dict[Key, IstioObject]) -> None:
+        steps = plan(self._objects, wanted)
+        labels = {RUN_LABEL: self._render.run_id}
+        for obj in steps.delete:
+            self._api.delete(obj.api_version, obj.kind, self._render.namespace(obj.metadata.namespace), obj.metadata.name)
+            self._objects.pop(obj.key, None)
+        for obj in steps.apply:
+            manifest = to_manifest(obj, self._render.namespace(obj.metadata.namespace), labels)
+            self._touched_namespaces.add(manifest["metadata"]["namespace"])
+            try:
+                self._api.apply(manifest)
+            except ApiError as exc:
+                if exc.status in (400, 422):  # the validating webhook or the CRD schema said no
+                    raise ConfigRejected("istiod (validation)", describe(manifest), str(self._version + 1),
+                                         exc.reason) from exc
+                raise
+            self._objects[obj.key] = obj
+
+    def _sync(self, version: int) -> None:
+        """Write the sentinels of ``version`` and wait until every client sidecar holds them."""
+        labels = {RUN_LABEL: self._render.run_id}
+        spaces = sorted({c.namespace for c in self._clients.values()})
+        for namespace in spaces:
+            for sentinel in sync.sentinels(namespace, version, labels):
+                self._api.apply(sentinel)
+        deadline = time.monotonic() + self._sync_timeout_s
+        pending = dict(self._clients)
+        last: dict[str, sync.SyncState] = {}
+        for _ in range(int(self._sync_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
+            for name, client in list(pending.items()):
+                state = sync.sync_state(self._admin_json(client, "/config_dump"), client.namespace, version)
+                last[name] = state
+                if state.rejected:
+                    raise ConfigRejected(f"{client.pod} ({name})", "config", str(version), "; ".join(state.rejected))
+                if state.synced:
+                    del pending[name]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(self._poll_s)
+        seen = ", ".join(f"{n}: route v{version} {'seen' if s.has_route else 'missing'}, cluster "
+                         f"{'seen' if s.has_cluster else 'missing'}" for n, s in sorted(last.items()) if n in pending)
+        raise SyncTimeout(f"config version {version}: client sidecars did not get istiod's push within "
+                          f"{self._sync_timeout_s:g}s ({seen}); is istiod running? "
+                          f"{self._describe_pods(spaces)}")
+
+    def _next_version(self) -> int:
+        self._version += 1
+        return self._version
+
+    # --- deploy --------------------------------------------------------------------------------
+
+    def _ensure_namespaces(self, topology: Topology) -> None:
+        for name in namespaces(topology):
+            manifest = render_namespace(name, self._render)
+            real = manifest["metadata"]["name"]
+            self._touched_namespaces.add(real)
+            if real in self._created_namespaces or self._api.get("v1", "Namespace", None, real) is not None:
+                continue  # a namespace the run did not make keeps its labels: pods ask for injection themselves
+            self._api.apply(manifest)
+            self._created_namespaces.append(real)
+        for client in topology.clients:
+            namespace = self._render.namespace(client.namespace)
+            self._api.apply(sync.sentinel_service_entry(namespace, {RUN_LABEL: self._render.run_id}))
+
+    def _delete_unwanted(self, wanted: list[dict[str, Any]]) -> None:
+        keep = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in wanted}
+        for namespace in sorted(self._touched_namespaces):
+            for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service")):
+                for obj in self._api.list(api_version, kind, namespace, f"{RUN_LABEL}={self._render.run_id}"):
+                    name = obj["metadata"]["name"]
+                    if (kind, namespace, name) not in keep:
+                        self._api.delete(api_version, kind, namespace, name)
+                        self._drop_pod_connections(name)
+
+    def _wait_rollout(self, topology: Topology) -> None:
+        """Every instance and client has exactly one ready pod, and pods of removed ones are gone."""
+        wanted = self._workloads(topology)
+        spaces = sorted({ns for ns, _ in wanted.values()})
+        deadline = time.monotonic() + self._rollout_timeout_s
+        problems: list[str] = []
+        for _ in range(int(self._rollout_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
+            problems = rollout_problems(wanted, {ns: self._run_pods(ns) for ns in spaces})
+            if not problems:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(self._poll_s)
+        raise SyncTimeout(f"deploy: pods not ready after {self._rollout_timeout_s:g}s: {'; '.join(problems[:10])}. "
+                          f"{self._describe_pods(spaces)}")
+
+    def _wait_endpoints(self, topology: Topology) -> None:
+        """Each client sidecar's cluster ``outbound|<port>||<fqdn>`` has one healthy host per instance."""
+        expected: dict[str, int] = {}
+        for service in topology.services:
+            count = sum(service.replica_count(v) for v in service.versions)
+            fqdn = f"{service.name}.{self._render.namespace(service.namespace)}.svc.cluster.local"
+            expected.update({f"outbound|{p.number}||{fqdn}": count for p in service.ports})
+        deadline = time.monotonic() + self._rollout_timeout_s
+        wrong: dict[str, str] = {}
+        for _ in range(int(self._rollout_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
+            wrong = {}
+            for name, client in self._clients.items():
+                hosts = healthy_hosts(self._admin_json(client, "/clusters?format=json"))
+                wrong.update({f"{name}: {c}": f"{hosts.get(c, 0)} of {n}" for c, n in expected.items()
+                              if hosts.get(c, 0) != n})
+            if not wrong:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(self._poll_s)
+        shown = ", ".join(f"{k} has {v} healthy hosts" for k, v in sorted(wrong.items())[:10])
+        raise SyncTimeout(f"deploy: client sidecars did not see the new endpoints within {self._rollout_timeout_s:g}s: "
+                          f"{shown}")
+
+    def _workloads(self, topology: Topology) -> dict[str, tuple[str, str]]:
+        """Instance or client name -> (namespace, name): one ready pod each."""
+        out: dict[str, tuple[str, str]] = {}
+        for instance, (svc, _) in topology.instances().items():
+            service = topology.service(svc)
+            assert service is not None, svc
+            out[instance] = (self._render.namespace(service.namespace), instance)
+        out.update({c.name: (self._render.namespace(c.namespace), c.name) for c in topology.clients})
+        return out
+
+    def _run_pods(self, namespace: str) -> list[dict[str, Any]]:
+        return self._api.list("v1", "Pod", namespace, f"{RUN_LABEL}={self._render.run_id}")
+
+    def _connect(self, topology: Topology) -> None:
+        """Control and admin connections to each client pod (new pods get new ones)."""
+        for client in topology.clients:
+            namespace = self._render.namespace(client.namespace)
+            pod = self._ready_pod(namespace, client.name)
+            known = self._clients.get(client.name)
+            if known is not None and known.pod == pod:
+                continue
+            control_port = self._open_forward(namespace, pod, CONTROL_PORT)
+            admin_port = self._open_forward(namespace, pod, ADMIN_PORT)
+            self._clients[client.name] = _Client(
+                pod=pod, namespace=namespace, control=ControlClient(control_port, f"{client.name} (pod {pod})"),
+                admin=httpx.Client(base_url=f"http://127.0.0.1:{admin_port}", trust_env=False, timeout=_ADMIN_TIMEOUT_S))
+        for name in [n for n in self._clients if topology.client(n) is None]:
+            gone = self._clients.pop(name)
+            gone.control.close()
+            gone.admin.close()
+
+    def _ready_pod(self, namespace: str, instance: str) -> str:
+        pods = [p for p in self._run_pods(namespace) if p["metadata"].get("labels", {}).get(INSTANCE_LABEL) == instance
+                and is_ready(p)]
+        if len(pods) != 1:
+            raise MeshError(f"expected one ready pod of {namespace}/{instance}, found {len(pods)}")
+        return str(pods[0]["metadata"]["name"])
+
+    def _app_control(self, namespace: str, instance: str) -> ControlClient:
+        pod = self._ready_pod(namespace, instance)
+        control = self._controls.get(pod)
+        if control is None:
+            control = self._controls[pod] = ControlClient(self._open_forward(namespace, pod, CONTROL_PORT),
+                                                          f"{instance} (pod {pod})")
+        return control
+
+    def _open_forward(self, namespace: str, pod: str, port: int) -> int:
+        local, close = self._forward(namespace, pod, port)
+        self._forwards[(namespace, pod, port)] = close
+        return local
+
+    def _drop_pod_connections(self, workload: str) -> None:
+        """Close the port-forwards of pods that belonged to a removed Deployment (pod names start with it)."""
+        for key in [k for k in self._forwards if k[1].startswith(f"{workload}-")]:
+            self._forwards.pop(key)()
+            control = self._controls.pop(key[1], None)
+            if control is not None:
+                control.close()
+
+    # --- evidence ------------------------------------------------------------------------------
+
+    def _join_access_log(self, name: str, client: _Client, observations: list[Observation]) -> list[Observation]:
+        join = BatchJoin(observations)
+        deadline = time.monotonic() + ACCESS_LOG_TIMEOUT_S
+        for _ in range(int(ACCESS_LOG_TIMEOUT_S / self._poll_s) + 2):  # bounded by the deadline below, too
+            text = self._api.pod_log(client.namespace, client.pod, PROXY_CONTAINER, since_time=client.cursor.since_time())
+            lines, client.cursor = new_lines(text, client.cursor)
+            client.unclaimed.add(parse_entry(entry) for entry in access_log_entries(lines))
+            join.add(client.unclaimed.take(join.wants()))
+            if join.missing == 0:
+                return join.joined()
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(self._poll_s)
+        raise SyncTimeout(f"sidecar of {name} (pod {client.pod}): {join.missing} of {len(observations)} answered "
+                          f"requests have no access log line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids "
+                          f"{join.missing_ids()}); is the mesh's accessLogEncoding JSON (istio_install.py)?")
+
+    def _stats(self, client: _Client, regex: str | None) -> dict[str, int]:
+        params = {"format": "json", **({"filter": regex} if regex else {})}
+        body = self._admin_json(client, "/stats", params)
+        return {e["name"]: e["value"] for e in body.get("stats", []) if isinstance(e.get("value"), int)}
+
+    def _admin_json(self, client: _Client, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        try:
+            response = client.admin.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise MeshError(f"sidecar admin of {client.pod}: GET {path} failed through the port-forward: {exc}") from exc
+        if response.status_code != 200:
+            raise MeshError(f"sidecar admin of {client.pod}: GET {path} answered {response.status_code}")
+        body = response.json()
+        if not isinstance(body, dict):
+            raise MeshError(f"sidecar admin of {client.pod}: GET {path} did not answer a JSON object")
+        return body
+
+    def _describe_pods(self, spaces: Iterable[str]) -> str:
+        """Pod phases, waiting reasons and recent warning events: what a failed wait shows."""
+        lines: list[str] = []
+        try:
+            for namespace in spaces:
+                lines += [f"pod {namespace}/{pod_summary(p)}" for p in self._run_pods(namespace)]
+                events = self._api.list("v1", "Event", namespace, field_selector="type=Warning")
+                lines += [f"event {e.get('involvedObject', {}).get('name')}: {e.get('reason')}: {e.get('message')}"
+                          for e in events[-10:]]
+        except MeshError as exc:
+            lines.append(f"(could not read pods and events: {exc})")
+        return "Pods and events: " + ("; ".join(lines) if lines else "none")
+
+    def _client(self, workload: str) -> _Client:
+        client = self._clients.get(workload)
+        if client is None:
+            raise MeshError(f"no client workload {workload!r} in the mesh (clients: {', '.join(self._clients)})")
+        return client
+
+    def _deployed(self) -> Topology:
+        if self._topology is None:
+            raise MeshError("nothing is deployed yet; call deploy() first")
+        return self._topology
+
+    # --- cleanup -------------------------------------------------------------------------------
+
+    def _close_connections(self) -> None:
+        for client in self._clients.values():
+            client.control.close()
+            client.admin.close()
+        for control in self._controls.values():
+            control.close()
+        closes = list(self._forwards.values())
+        self._forwards.clear()
+        _run_all(closes)
+
+    def _delete_run_objects(self) -> None:
+        """Namespaces the run made go whole (waited for, bounded); in others, the run's labelled objects go."""
+        selector = f"{RUN_LABEL}={self._render.run_id}"
+        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), ("networking.istio.io/v1", "VirtualService"),
+                 ("networking.istio.io/v1", "DestinationRule"), ("networking.istio.io/v1", "ServiceEntry")]
+        for namespace in sorted(self._touched_namespaces - set(self._created_namespaces)):
+            for api_version, kind in kinds:
+                for obj in self._api.list(api_version, kind, namespace, selector):
+                    self._api.delete(api_version, kind, namespace, obj["metadata"]["name"])
+        for namespace in self._created_namespaces:
+            self._api.delete("v1", "Namespace", None, namespace)
+        deadline = time.monotonic() + NAMESPACE_DELETE_TIMEOUT_S
+        left = list(self._created_namespaces)
+        for _ in range(int(NAMESPACE_DELETE_TIMEOUT_S / self._poll_s) + 2):  # bounded by the deadline below, too
+            left = [n for n in left if self._api.get("v1", "Namespace", None, n) is not None]
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(self._poll_s)
+        if left:
+            raise SyncTimeout(f"close: namespaces {', '.join(left)} still terminating after "
+                              f"{NAMESPACE_DELETE_TIMEOUT_S:g}s; check them with kubectl get namespace")
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    """Running, not being deleted, and condition Ready=True (the sidecar and the app both ready)."""
+    if pod["metadata"].get("deletionTimestamp") or pod.get("status", {}).get("phase") != "Running":
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod["status"].get("conditions", []))
+
+
+def rollout_problems(wanted: dict[str, tuple[str, str]], pods_by_ns: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Why the pods do not match ``wanted`` (instance -> (namespace, name)) yet; empty when they do (pure)."""
+    problems: list[str] = []
+    by_instance: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for namespace, pods in pods_by_ns.items():
+        for pod in pods:
+            instance = pod["metadata"].get("labels", {}).get(INSTANCE_LABEL, "?")
+            by_instance.setdefault((namespace, instance), []).append(pod)
+    for instance, key in sorted(wanted.items()):
+        pods = by_instance.pop(key, [])
+        ready = [p for p in pods if is_ready(p)]
+        if len(ready) != 1 or len(pods) != 1:
+            shown = ", ".join(pod_summary(p) for p in pods) or "no pod"
+            problems.append(f"{instance}: {shown}")
+    problems += [f"{ns}/{inst}: removed, {len(pods)} pod(s) still terminating" for (ns, inst), pods in sorted(by_instance.items())]
+    return problems
+
+
+def pod_summary(pod: dict[str, Any]) -> str:
+    """``name phase [container: waiting reason (message)]``."""
+    status = pod.get("status", {})
+    parts = [pod["metadata"]["name"], "deleting" if pod["metadata"].get("deletionTimestamp") else status.get("phase", "?")]
+    for container in status.get("containerStatuses", []) + status.get("initContainerStatuses", []):
+        waiting = container.get("state", {}).get("waiting")
+        if waiting:
+            parts.append(f"{container['name']}: {waiting.get('reason')} ({waiting.get('message', '')[:200]})")
+    return " ".join(parts)
+
+
+def healthy_hosts(clusters: dict[str, Any]) -> dict[str, int]:
+    """Cluster name -> healthy hosts, from the admin ``/clusters?format=json`` (pure)."""
+    out: dict[str, int] = {}
+    for cluster in clusters.get("cluster_statuses", []):
+        hosts = cluster.get("host_statuses", [])
+        out[cluster["name"]] = sum(1 for h in hosts if h.get("health_status", {}).get("eds_health_status", "HEALTHY")
+                                   == "HEALTHY" and not _failed(h))
+    return out
+
+
+def _failed(host: dict[str, Any]) -> bool:
+    status = host.get("health_status", {})
+    return any(v is True for k, v in status.items() if k.startswith("failed_"))
+
+
+def access_log_entries(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """The JSON access log lines among a sidecar's stdout (Envoy and pilot-agent log other lines there too)."""
+    out: list[dict[str, Any]] = []
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        try:
+            decoded = json.loads(line)
+        except ValueError:
+            continue  # a JSON-looking line of another writer; not an access log entry
+        if isinstance(decoded, dict) and "response_code" in decoded:
+            out.append(decoded)
+    return out
+
+
+def envoy_version(server_info: dict[str, Any]) -> str:
+    """``<sha>/1.38.3-dev/Clean/RELEASE/BoringSSL`` -> ``1.38.3-dev`` (pure)."""
+    parts = str(server_info.get("version", "")).split("/")
+    return parts[1] if len(parts) > 1 else str(server_info.get("version", "unknown"))
+
+
+def _run_all(calls: Iterable[Callable[[], None]]) -> None:
+    """Call each one even if an earlier one raised; then re-raise the first error."""
+    first: BaseException | None = None
+    for call in calls:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 (re-raised below, after the rest ran)
+            first = first or exc
+    if first is not None:
+        raise first
+
+

@@ -1,0 +1,149 @@
+"""Opening a KubeMesh from the command-line options: prerequisites first, then cluster, Istio, image, mesh.
+
+``--mesh kind``: docker, kind and kubectl must be on PATH (checked before anything starts); the
+harness creates or reuses its kind cluster, installs Istio at ``--istio-version`` (istioctl fetched
+and checksum-verified when not cached) unless that version already runs there, builds the echo
+image and loads it into the cluster. ``--mesh cluster``: kubectl and docker on PATH, a named
+``--context`` (the harness never falls back to the user's current context), Istio already
+installed, and ``--image-registry`` to push the echo image to. Whatever was made before a failure
+is undone before the error is raised.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import CaseError, MeshError
+from harness.mesh.kube.api import KubeApi
+from harness.mesh.kube.commands import Runner, run_command
+from harness.mesh.kube.image import ensure_image
+from harness.mesh.kube.istio_install import ISTIO_NAMESPACE, install_istio, istiod_image_version, istiod_name
+from harness.mesh.kube.kindcluster import KindCluster, KindSpec
+from harness.mesh.kube.manifests import RenderOptions
+from harness.mesh.kube.mesh import Forwarder, KubeMesh
+from harness.mesh.kube.portforward import PortForward, port_forward_command
+from harness.mesh.kube.tools import default_cache_dir, ensure_istioctl, find_tool, kubernetes_client
+from harness.mesh.kube.versions import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES
+
+
+@dataclass(frozen=True)
+class KubeOptions:
+    """The ``--mesh kind|cluster`` options of the CLI and the pytest plugin."""
+
+    mesh: Literal["kind", "cluster"]
+    kubeconfig: str | None = None
+    context: str | None = None
+    istio_version: str | None = None
+    istio_revision: str | None = None
+    keep_cluster: bool = False
+    image_registry: str | None = None
+    kubernetes: str = DEFAULT_KUBERNETES
+
+
+@dataclass(frozen=True)
+class Tools:
+    kubectl: str
+    docker: str
+    kind: str | None
+
+
+def check_prerequisites(opts: KubeOptions, path: str | None = None) -> Tools:
+    """Fail fast, before anything is created, when a tool or option the mesh needs is missing."""
+    what = f"--mesh {opts.mesh}"
+    if opts.mesh == "cluster":
+        if not opts.context:
+            raise CaseError("--mesh cluster needs --context NAME (and --kubeconfig FILE unless it is in the default "
+                            "kubeconfig): the harness never uses your current context implicitly")
+        if not opts.image_registry:
+            raise CaseError("--mesh cluster needs --image-registry REGISTRY (e.g. ghcr.io/me): the echo image is "
+                            "pushed there for the cluster's nodes to pull")
+    elif opts.kubeconfig or opts.context:
+        raise CaseError("--kubeconfig and --context are for --mesh cluster; --mesh kind uses the kubeconfig of the "
+                        "kind cluster it makes")
+    docker = find_tool("docker", needed_for=what, path=path)
+    kind = find_tool("kind", needed_for=what, path=path) if opts.mesh == "kind" else None
+    kubectl = find_tool("kubectl", needed_for=what, path=path)
+    kubernetes_client()
+    return Tools(kubectl=kubectl, docker=docker, kind=kind)
+
+
+def run_namespace_prefix(mesh: str, run_id: str) -> str | None:
+    """Namespaces of a run: as the cases name them on a kind cluster of one run; ``mh-<worker>-`` per xdist
+    worker; ``mh-<run id>-`` on a shared cluster, so concurrent runs never meet."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if mesh == "cluster":
+        return f"mh-{worker}-{run_id}" if worker else f"mh-{run_id}"
+    return f"mh-{worker}" if worker else None
+
+
+def kubectl_forwarder(kubectl: str, kubeconfig: Path | None, context: str | None) -> Forwarder:
+    def forward(namespace: str, pod: str, remote_port: int) -> tuple[int, Callable[[], None]]:
+        command = port_forward_command(kubectl, kubeconfig, context, namespace, pod, remote_port)
+        started = PortForward(command, f"{namespace}/{pod}:{remote_port}").start()
+        return started.local_port, started.close
+
+    return forward
+
+
+def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
+    """A started KubeMesh for ``opts`` (nothing deployed yet); the caller closes it."""
+    tools = check_prerequisites(opts)
+    version = opts.istio_version or DEFAULT_ISTIO_VERSION
+    cache = default_cache_dir()
+    workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-kube-"))
+    undo: list[Callable[[], None]] = [lambda: shutil.rmtree(workdir, ignore_errors=True)]
+    try:
+        if opts.mesh == "kind":
+            assert tools.kind is not None
+            cluster = KindCluster(KindSpec(kubernetes=opts.kubernetes), kind=tools.kind, state_dir=cache / "kind",
+                                  run=run, keep=opts.keep_cluster)
+            undo.insert(0, cluster.close)
+            cluster.up()
+            kubeconfig, context = cluster.kubeconfig, cluster.context
+        else:
+            kubeconfig, context = (Path(opts.kubeconfig) if opts.kubeconfig else None), opts.context
+        api = KubeApi.from_kubeconfig(str(kubeconfig) if kubeconfig else None, context)
+        undo.insert(0, api.close)
+        running = running_istio(api, opts.istio_revision)
+        if running is None and opts.mesh == "cluster":
+            raise MeshError(f"no {istiod_name(opts.istio_revision)} in {ISTIO_NAMESPACE} on context {context}: install "
+                            "Istio first; the harness installs Istio only on kind clusters it makes")
+        if running is None:
+            assert kubeconfig is not None and context is not None
+            istioctl = ensure_istioctl(version, cache)
+            install_istio(run, str(istioctl), workdir, kubeconfig, context, opts.istio_revision)
+            running = version
+        elif opts.mesh == "kind" and running != version:
+            raise MeshError(f"the kind cluster runs Istio {running} ({istiod_name(opts.istio_revision)}), not {version}: "
+                            "pass --istio-revision NAME to install a canary beside it, or delete the cluster")
+        image = ensure_image(run, tools.docker, opts.image_registry if opts.mesh == "cluster" else None)
+        if opts.mesh == "kind":
+            cluster.load_image(image)
+        run_id = uuid.uuid4().hex[:8]
+        render = RenderOptions(image=image, run_id=run_id, namespace_prefix=run_namespace_prefix(opts.mesh, run_id),
+                               revision=opts.istio_revision)
+        return KubeMesh(kind=opts.mesh, api=api, render=render, istio_version=running,
+                        forward=kubectl_forwarder(tools.kubectl, kubeconfig, context), cleanups=undo[1:])
+    except BaseException:
+        for step in undo:
+            try:
+                step()
+            except Exception:  # noqa: BLE001 (the first error is the one to report)
+                continue
+        raise
+
+
+def running_istio(api: KubeApi, revision: str | None) -> str | None:
+    """The Istio version of the istiod (of ``revision``) running in the cluster, or None."""
+    deployment = api.get("apps/v1", "Deployment", ISTIO_NAMESPACE, istiod_name(revision))
+    if deployment is None:
+        return None
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    return istiod_image_version(containers[0].get("image", "")) if containers else None
