@@ -99,6 +99,8 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
     cache = default_cache_dir()
     workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-kube-"))
     undo: list[Callable[[], None]] = [lambda: shutil.rmtree(workdir, ignore_errors=True)]
+    kubeconfig: Path | None
+    context: str | None
     try:
         if opts.mesh == "kind":
             assert tools.kind is not None
