@@ -152,6 +152,15 @@ DETERMINISTIC = [
     Variant("grpc.yaml", "grpc-fault-abort", "every call is UNAVAILABLE and no app sees it",
             reviews_vs(f"[{{fault: {{abort: {{grpcStatus: INTERNAL, percentage: {{value: 100}}}}}}, route: {V1}}}]"),
             "grpc_status", "the abort carries INTERNAL: every call ends INTERNAL, not UNAVAILABLE"),
+    Variant("grpc.yaml", "grpc-retry-on-unavailable", "the second attempt succeeds",
+            reviews_vs(f"[{{retries: {{attempts: 2, retryOn: 5xx}}, route: {V1}}}]"),
+            "grpc_status", "retryOn 5xx never sees a 5xx (gRPC errors are HTTP 200): every call ends UNAVAILABLE"),
+    Variant("grpc.yaml", "grpc-no-retry-without-policy", "the failure is not retried",
+            reviews_vs(f"[{{route: {V1}}}]"),
+            "grpc_status", "istiod's default policy retries unavailable: every call succeeds on attempt 2"),
+    Variant("grpc.yaml", "grpc-default-retry-on-unavailable", "the default policy retries the failed attempt",
+            reviews_vs(f"[{{retries: {{attempts: 0}}, route: {V1}}}]"),
+            "grpc_status", "retries disabled: every call ends UNAVAILABLE after one attempt"),
 ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 import grpc
 
@@ -67,16 +68,26 @@ class GrpcEcho:
         metadata = {m.key: m.value for m in context.invocation_metadata() or () if isinstance(m.value, str)}
         request_id = metadata.get(fields.REQUEST_ID_HEADER, "")
         inst.log.append(time.time(), request_id, "POST", method, "", GRPC_PROTOCOL, tuple(metadata.items()))
-        await context.send_initial_metadata(inst.identity_headers() + trace_headers(metadata))
+        identity = inst.identity_headers() + trace_headers(metadata)
         try:
             chosen = knobs.resolve_grpc(metadata, inst.defaults)
             failing = knobs.is_failing_attempt(chosen, request_id, inst.attempts)
         except knobs.KnobError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await _fail(context, identity, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if chosen.delay_s > 0:
             await asyncio.sleep(chosen.delay_s)
         if failing:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "echo knob fail-first: failing this attempt")
+            await _fail(context, identity, grpc.StatusCode.UNAVAILABLE, "echo knob fail-first: failing this attempt")
         if chosen.grpc_status is not None and chosen.grpc_status is not grpc.StatusCode.OK:
-            await context.abort(chosen.grpc_status, f"echo knob grpc-status asked for {chosen.grpc_status.name}")
+            await _fail(context, identity, chosen.grpc_status, f"echo knob grpc-status asked for {chosen.grpc_status.name}")
+        await context.send_initial_metadata(identity)
         return inst.echo_body("POST", method, "", GRPC_PROTOCOL, metadata)
+
+
+async def _fail(context: grpc.aio.ServicerContext[bytes, bytes], identity: list[tuple[str, str]], code: grpc.StatusCode,
+                details: str) -> NoReturn:
+    """Fail the call as a trailers-only response (identity in the trailers, no initial metadata): Envoy
+    reads a gRPC status for its ``retry_on: unavailable,...`` policies only from a trailers-only response,
+    as a real server that fails before answering sends it."""
+    context.set_trailing_metadata(identity)
+    await context.abort(code, details)
