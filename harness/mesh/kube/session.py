@@ -29,8 +29,10 @@ from harness.mesh.kube.kindcluster import KindCluster, KindSpec
 from harness.mesh.kube.manifests import RenderOptions
 from harness.mesh.kube.mesh import Forwarder, KubeMesh
 from harness.mesh.kube.portforward import PortForward, port_forward_command
-from harness.mesh.kube.tools import default_cache_dir, ensure_istioctl, find_tool, kubernetes_client
+from harness.mesh.kube.tools import ToolMissing, default_cache_dir, ensure_istioctl, find_tool, kubernetes_client
 from harness.mesh.kube.versions import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES
+
+DOCKER_CHECK_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ class Tools:
     kind: str | None
 
 
-def check_prerequisites(opts: KubeOptions, path: str | None = None) -> Tools:
-    """Fail fast, before anything is created, when a tool or option the mesh needs is missing."""
+def check_prerequisites(opts: KubeOptions, *, run: Runner = run_command, path: str | None = None) -> Tools:
+    """Fail fast, before anything is created, when a tool, the Docker engine or an option the mesh needs is missing."""
     what = f"--mesh {opts.mesh}"
     if opts.mesh == "cluster":
         if not opts.context:
@@ -71,6 +73,12 @@ def check_prerequisites(opts: KubeOptions, path: str | None = None) -> Tools:
     kind = find_tool("kind", needed_for=what, path=path) if opts.mesh == "kind" else None
     kubectl = find_tool("kubectl", needed_for=what, path=path)
     kubernetes_client()
+    try:
+        run([docker, "version", "--format", "{{.Server.Version}}"], what="asking the Docker engine for its version",
+            timeout_s=DOCKER_CHECK_TIMEOUT_S)
+    except MeshError as exc:
+        raise ToolMissing(f"{what} needs a running Docker engine, and `docker version` got no answer from it; "
+                          f"start Docker (or run with --mesh local): {exc}") from exc
     return Tools(kubectl=kubectl, docker=docker, kind=kind)
 
 
@@ -94,7 +102,7 @@ def kubectl_forwarder(kubectl: str, kubeconfig: Path | None, context: str | None
 
 def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
     """A started KubeMesh for ``opts`` (nothing deployed yet); the caller closes it."""
-    tools = check_prerequisites(opts)
+    tools = check_prerequisites(opts, run=run)
     version = opts.istio_version or DEFAULT_ISTIO_VERSION
     cache = default_cache_dir()
     workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-kube-"))
