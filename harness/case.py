@@ -37,6 +37,7 @@ from harness.expect import (
 from harness.expect.schema import DurationText
 from harness.istio.load import load_manifest, load_object
 from harness.istio.model import IstioObject
+from harness.load.schema import LoadModel, LoadSpec, load_spec
 from harness.mesh.base import SendSpec
 from harness.sample_apps.echo import fields, knobs
 from harness.schema_issues import as_tuples, pydantic_issues, show
@@ -130,6 +131,7 @@ class CaseModel(_Model):
     clients: tuple[ClientModel, ...] | None = Field(None, description="Caller workloads, each with its own sidecar (default: one named client).")
     config: tuple[dict[str, Any], ...] = ()
     checks: tuple[CheckModel, ...]
+    load: LoadModel | None = Field(None, description="How `mesh-harness load` runs this case under Locust, and its gates.")
 
 
 # --- the parsed case -------------------------------------------------------------------------
@@ -158,6 +160,7 @@ class Case:
     topology: Topology
     objects: tuple[IstioObject, ...]
     checks: tuple[Check, ...] = field(default_factory=tuple)
+    load: LoadSpec | None = None
 
 
 def load_case_file(path: str | Path) -> list[Case]:
@@ -219,9 +222,10 @@ def load_case(doc: Document) -> Case:
     issues.extend(_topology_issues(topology, doc, ref))
     checks = tuple(_load_check(i, c, doc, ref, topology, issues) for i, c in enumerate(model.checks))
     issues.extend(_duplicate_check_names(doc, ref))
+    load = None if model.load is None else load_spec(model.load, doc, ref, [c.name for c in model.checks], issues)
     if issues:
         raise ValidationError(issues)
-    return Case(model.name, model.about, doc.file, doc.line, topology, tuple(objects), checks)
+    return Case(model.name, model.about, doc.file, doc.line, topology, tuple(objects), checks, load)
 
 
 def _well_formed_checks(doc: Document) -> list[tuple[int, CheckModel]]:

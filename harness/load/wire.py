@@ -1,0 +1,181 @@
+"""What crosses the boundary between the harness and its Locust process: the plan, and one record per response.
+
+Locust patches the standard library with gevent when it is imported, so it runs in a process of
+its own (``run.py`` starts it). The harness writes a ``LoadPlan`` as JSON for the shipped
+locustfile; the locustfile writes one ``Record`` per response as a line of JSON, which the harness
+reads back to judge. Standard library only, so that the Locust process imports nothing else of the
+harness. Pure: encoding and decoding, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+#: Bumped when the plan's JSON shape changes; a locustfile refuses a plan of another version.
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One check's traffic as a Locust user sends it.
+
+    The TCP connection goes to Locust's ``--host`` (the client sidecar's listener for the
+    service port) and the Host header is ``authority``, the URL's authority as written: exactly
+    what the client app's ForwardEcho does, and what iptables and the outbound listener do in a pod.
+    ``headers_cycle`` gives the check's ``i``-th request the ``i mod n``-th value of each header.
+    ``capture_headers`` names response headers to keep in each record (what ``expect.headers`` reads).
+    """
+
+    check: str
+    method: str
+    path: str
+    authority: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = ""
+    timeout_s: float = 30.0
+    headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    capture_headers: tuple[str, ...] = ()
+
+    def headers_for(self, i: int) -> dict[str, str]:
+        """The request headers of the check's ``i``-th request, Host first."""
+        headers = {"Host": self.authority}
+        headers.update(self.headers)
+        headers.update((name, values[i % len(values)]) for name, values in self.headers_cycle)
+        return headers
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """Every check a load run sends, in the order their records number them (``Record.check``)."""
+
+    requests: tuple[PlannedRequest, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"version": PLAN_VERSION, "requests": [_request_json(r) for r in self.requests]})
+
+    @classmethod
+    def from_json(cls, text: str) -> LoadPlan:
+        """The plan in ``text``; ValueError saying what is wrong (a plan is written by the harness,
+        or by hand for the plain ``locust -f`` entry point)."""
+        try:
+            raw = json.loads(text)
+            if raw.get("version") != PLAN_VERSION:
+                raise ValueError(f"plan version {raw.get('version')!r}, this locustfile reads version {PLAN_VERSION}")
+            requests = tuple(_request_from(r) for r in raw["requests"])
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a load plan ({type(exc).__name__}: {exc}); write it with LoadPlan.to_json") from exc
+        if not requests:
+            raise ValueError("a load plan needs at least one request")
+        return cls(requests)
+
+
+def plan_for_url(url: str, *, method: str = "GET", headers: Iterable[tuple[str, str]] = ()) -> LoadPlan:
+    """A one-request plan for ``url`` as a pod would call it (``http://reviews:9080/path``): the
+    plain ``locust -f ... --mesh-url URL`` entry point. ValueError when it is not such a URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.netloc:
+        raise ValueError(f'expected a URL like "http://reviews:9080/path" (got {url!r})')
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return LoadPlan((PlannedRequest(check=url, method=method.upper(), path=path, authority=parts.netloc,
+                                    headers=tuple(headers)),))
+
+
+@dataclass(frozen=True)
+class Record:
+    """One response (or failed request) of a load run.
+
+    ``check`` indexes ``LoadPlan.requests``. ``started`` is when the request was sent (seconds
+    since the epoch), ``latency_s`` how long it took. ``status`` is the HTTP status, 0 when no
+    response came (``error`` says why). ``version``, ``instance``, ``service`` name the app that
+    answered (None when Envoy answered itself); ``config_version`` is the config that routed it.
+    """
+
+    check: int
+    started: float
+    latency_s: float
+    status: int
+    request_id: str = ""
+    service: str | None = None
+    version: str | None = None
+    instance: str | None = None
+    config_version: str | None = None
+    error: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """Failed as Locust counts it: no response, or an HTTP status of 400 or more."""
+        return self.status == 0 or self.status >= 400
+
+
+# Short keys keep a record near 100 bytes: a 60 s run at 7k requests/s writes about 40 MB.
+_KEYS = (("check", "c"), ("started", "t"), ("latency_s", "l"), ("status", "s"), ("request_id", "id"),
+         ("service", "svc"), ("version", "v"), ("instance", "i"), ("config_version", "cv"), ("error", "e"),
+         ("headers", "h"))
+_REQUIRED = ("c", "t", "l", "s")
+
+
+def encode_record(record: Record) -> str:
+    """One line of JSON (with its newline); fields that are empty are left out."""
+    out = {short: getattr(record, name) for name, short in _KEYS if getattr(record, name) not in (None, "", {})}
+    return json.dumps(out, separators=(",", ":")) + "\n"
+
+
+def decode_records(lines: Iterable[str], source: str) -> list[Record]:
+    """Every record in ``lines``; ValueError naming ``source`` and the line that is not a record."""
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            missing = [k for k in _REQUIRED if k not in raw]
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
+            records.append(_record_from(raw))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{source}:{number}: not a load record ({exc}): {line[:200]!r}") from exc
+    return records
+
+
+def _record_from(raw: dict[str, Any]) -> Record:
+    def text(key: str) -> str | None:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{key} must be a string (got {value!r})")
+        return value
+
+    headers = raw.get("h", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise ValueError(f"h must map header names to strings (got {headers!r})")
+    check, status = raw["c"], raw["s"]
+    if not (isinstance(check, int) and isinstance(status, int)) or isinstance(check, bool) or isinstance(status, bool):
+        raise ValueError(f"c and s must be integers (got {check!r}, {status!r})")
+    return Record(
+        check=check, started=float(raw["t"]), latency_s=float(raw["l"]), status=status,
+        request_id=text("id") or "", service=text("svc"), version=text("v"), instance=text("i"),
+        config_version=text("cv"), error=text("e"), headers=headers,
+    )
+
+
+def _request_json(r: PlannedRequest) -> dict[str, Any]:
+    return {"check": r.check, "method": r.method, "path": r.path, "authority": r.authority,
+            "headers": [list(h) for h in r.headers], "body": r.body, "timeout_s": r.timeout_s,
+            "headers_cycle": [[name, list(values)] for name, values in r.headers_cycle],
+            "capture_headers": list(r.capture_headers)}
+
+
+def _request_from(raw: dict[str, Any]) -> PlannedRequest:
+    cycle = tuple((str(name), tuple(str(v) for v in values)) for name, values in raw.get("headers_cycle", ()))
+    if any(not values for _, values in cycle):
+        raise ValueError("headers_cycle: every header needs at least one value")
+    return PlannedRequest(
+        check=str(raw["check"]), method=str(raw.get("method", "GET")).upper(), path=str(raw.get("path", "/")),
+        authority=str(raw["authority"]), headers=tuple((str(k), str(v)) for k, v in raw.get("headers", ())),
+        body=str(raw.get("body", "")), timeout_s=float(raw.get("timeout_s", 30.0)), headers_cycle=cycle,
+        capture_headers=tuple(str(h).lower() for h in raw.get("capture_headers", ())),
+    )
