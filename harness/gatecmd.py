@@ -9,7 +9,8 @@ Two forms:
   release whose behaviour the local translator emulates), or both, comma-separated.
 
 Both print the differences, write the Markdown summary (``--markdown``) and the HTML report
-(``--html``) when asked, and exit 1 when the candidate regressed (see ``CheckDiff.is_regression``).
+(``--html``) when asked, and exit 1 when a check regressed or behaves differently
+(``CheckDiff.blocks``); improvements and new checks alone exit 0.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from rich.table import Table
 from harness.case import Case, Check
 from harness.errors import CaseError, CaseSyntaxError
 from harness.mesh.base import Mesh
-from harness.report.gate import GateDiff, GateSettings, diff_results, mesh_text
+from harness.report.gate import GateDiff, GateSettings, diff_results, headline, mesh_text
 from harness.report.result import result_document, write_result
 from harness.runner import CheckResult, run_case
 from harness.settings import StatSettings
 
-EXIT_SAME, EXIT_REGRESSED = 0, 1
+EXIT_SAME, EXIT_DIFFERENT = 0, 1
+_STYLE = {"regression": "bold red", "changed": "yellow", "improvement": "green", "new": "cyan", "same": ""}
 _KEYS = ("envoy", "istio")
 
 
@@ -146,7 +148,7 @@ def report(diff: GateDiff, args: argparse.Namespace, console: Console) -> int:
         from harness.report.html import gate_html, write_html
 
         write_html(args.html_path, gate_html(diff))
-    return EXIT_REGRESSED if diff.regressions else EXIT_SAME
+    return EXIT_DIFFERENT if diff.blocking else EXIT_SAME
 
 
 def render_gate_table(diff: GateDiff, console: Console) -> None:
@@ -161,10 +163,9 @@ def render_gate_table(diff: GateDiff, console: Console) -> None:
     table.add_column("outcome", no_wrap=True)
     table.add_column("what changed", ratio=5, overflow="fold")
     for c in diff.differences:
-        label = ("[bold red]regression[/]" if c.is_regression else
-                 "[green]improvement[/]" if c.outcome_change == "improvement" else "[yellow]changed[/]")
+        label = f"[{_STYLE[c.label]}]{c.label}[/]"
         outcomes = f"{c.baseline['outcome'] if c.baseline else '-'} -> {c.candidate['outcome'] if c.candidate else '-'}"
         table.add_row(label, f"{c.case} / {c.check}", outcomes, "\n".join(c.findings()))
     console.print(table)
-    console.print(f"{len(diff.differences)} of {len(diff.checks)} checks differ, {len(diff.regressions)} regressions "
-                  f"(distributions at family-wise alpha {diff.settings.alpha:g} over {diff.comparisons} tests)")
+    console.print(f"{headline(diff)} (distributions at family-wise alpha {diff.settings.alpha:g} "
+                  f"over {diff.comparisons} tests)", highlight=False)

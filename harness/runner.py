@@ -112,7 +112,7 @@ def run_check(
                    capture_headers=captured_headers(check.expectations))
     stale = 0
     sent = 0
-    tally = TrafficTally()
+    tally = TrafficTally(check.expectations)
 
     def remaining() -> float:
         left = deadline_s - (clock() - started)
@@ -143,9 +143,10 @@ def run_check(
                     f"check {check.name!r}: {stale} responses came from another config than version "
                     f"{config_version} (more than {MAX_STALE}); a proxy did not take the applied config"
                 )
-            tally.add(fresh)
             copies = _received(mesh, case.topology, fresh, remaining()) if "app_log" in needs else {}
-            _feed(judges, [Sample(o, copies.get(o.request_id, ())) for o in fresh])
+            samples = [Sample(o, copies.get(o.request_id, ())) for o in fresh]
+            tally.add(samples)
+            _feed(judges, samples)
         else:
             if requests_needed(judges):
                 raise SyncTimeout(

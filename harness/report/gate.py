@@ -4,8 +4,8 @@ Per check (matched by case and check name) it reports:
 
 * an **outcome** change (pass -> fail is a regression, fail -> pass an improvement);
 * **distributions that differ** even when both runs pass: the versions, statuses and response flags
-  of the judged traffic (``traffic``) and the categories of each fractional or every-request
-  expectation on other fields (attempts, mirror copies, upstream headers...). Each category is a
+  of the judged traffic and the categories of each per-request expectation on other fields
+  (attempts, mirror copies, upstream headers...), over every judged request (``traffic``). Each category is a
   2x2 table (this category or not, baseline or candidate) under Fisher's exact test; a category
   differs when its two-sided p-value is at most ``alpha / m``, ``m`` being the number of tables in
   the whole diff (Bonferroni). So the chance that two runs of an unchanged mesh show *any*
@@ -18,8 +18,8 @@ Per check (matched by case and check name) it reports:
   keeps millisecond jitter on the local mesh from reading as a change;
 * checks **present in one run only**.
 
-Latency-quantile and aggregate expectations are not compared as distributions: the first are
-covered by the latency rule, the second are not per-request categories.
+Latency-quantile and aggregate expectations (stat deltas, instances) have no per-request categories
+and are compared through their outcome only.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.errors import Issue, ValidationError
-from harness.report.traffic import DISTRIBUTIONS
 
 # scipy (behind harness.report.result and fisher_exact) takes seconds to import on a busy machine; it is
 # imported where used, so the CLI can build its parser from GateSettings without it.
@@ -39,6 +38,10 @@ OUTCOME_ORDER = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}
 
 Presence = Literal["both", "baseline only", "candidate only"]
 OutcomeChange = Literal["regression", "improvement"]
+Label = Literal["regression", "changed", "improvement", "new", "same"]
+LABELS: tuple[Label, ...] = ("regression", "changed", "improvement", "new", "same")
+BLOCKING: tuple[Label, ...] = ("regression", "changed")
+"""Labels that make the gate exit non-zero: improvements and new checks alone pass it."""
 
 
 @dataclass(frozen=True)
@@ -124,15 +127,27 @@ class CheckDiff:
         return tuple(d for d in self.distributions if d.significant)
 
     @property
-    def differs(self) -> bool:
-        return (self.presence != "both" or self.outcome_change is not None
-                or bool(self.changed_distributions) or bool(self.latency))
+    def label(self) -> Label:
+        """The worst of: ``regression`` (worse outcome, slower, or missing from the candidate run),
+        ``changed`` (a distribution differs), ``improvement`` (better outcome or faster), ``new``
+        (candidate run only), ``same``."""
+        if (self.presence == "baseline only" or self.outcome_change == "regression"
+                or any(s.slower for s in self.latency)):
+            return "regression"
+        if self.changed_distributions:
+            return "changed"
+        if self.outcome_change == "improvement" or self.latency:
+            return "improvement"
+        return "new" if self.presence == "candidate only" else "same"
 
     @property
-    def is_regression(self) -> bool:
-        """Worse outcome, changed behaviour, slower, or missing from the candidate run."""
-        return (self.presence == "baseline only" or self.outcome_change == "regression"
-                or bool(self.changed_distributions) or any(s.slower for s in self.latency))
+    def differs(self) -> bool:
+        return self.label != "same"
+
+    @property
+    def blocks(self) -> bool:
+        """Whether the gate fails on this check: it regressed or behaves differently."""
+        return self.label in BLOCKING
 
     def findings(self) -> list[str]:
         """One line per difference, for the terminal, markdown and HTML reports."""
@@ -165,9 +180,12 @@ class GateDiff:
     def differences(self) -> tuple[CheckDiff, ...]:
         return tuple(c for c in self.checks if c.differs)
 
+    def labelled(self, label: Label) -> tuple[CheckDiff, ...]:
+        return tuple(c for c in self.checks if c.label == label)
+
     @property
-    def regressions(self) -> tuple[CheckDiff, ...]:
-        return tuple(c for c in self.checks if c.is_regression)
+    def blocking(self) -> tuple[CheckDiff, ...]:
+        return tuple(c for c in self.checks if c.blocks)
 
 
 def diff_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], settings: GateSettings = GateSettings(),
@@ -242,15 +260,9 @@ def _distribution_counts(baseline: Mapping[str, Any] | None, candidate: Mapping[
 
 
 def distributions_of(check: Mapping[str, Any]) -> dict[str, dict[str, int]]:
-    """The per-request distributions a check entry records: its traffic's, then its expectations' on other fields."""
-    found: dict[str, dict[str, int]] = {}
+    """The per-request distributions a check entry records (``harness.report.traffic``)."""
     traffic = check.get("traffic") or {}
-    for name, counts in (traffic.get("distributions") or {}).items():
-        found[name] = dict(counts)
-    for e in check.get("expectations", []):
-        if e.get("kind") in ("fraction", "every") and e.get("field") not in DISTRIBUTIONS:
-            found[str(e["expectation"])] = dict(e["counts"])
-    return found
+    return {name: dict(counts) for name, counts in (traffic.get("distributions") or {}).items()}
 
 
 def tables_for(categories: int) -> int:
@@ -310,9 +322,14 @@ def mesh_text(mesh: Mapping[str, Any] | None) -> str:
     return f"{mesh.get('kind', '?')} mesh, Istio {mesh.get('istio_version', '?')}, Envoy {mesh.get('envoy_version', '?')}"
 
 
-def summary_counts(diff: GateDiff) -> Iterable[tuple[str, int]]:
-    """Headline numbers: checks compared, with differences, regressions, in one run only."""
-    yield "checks", len(diff.checks)
-    yield "differ", len(diff.differences)
-    yield "regressions", len(diff.regressions)
-    yield "in one run only", sum(1 for c in diff.checks if c.presence != "both")
+def summary_counts(diff: GateDiff) -> list[tuple[str, int]]:
+    """Headline numbers: checks compared, then how many carry each label other than ``same``."""
+    return [("checks", len(diff.checks)), *((label, len(diff.labelled(label))) for label in LABELS if label != "same")]
+
+
+def headline(diff: GateDiff) -> str:
+    """``3 of 6 checks differ: 2 changed, 1 improvement`` or ``no differences in 6 checks``."""
+    if not diff.differences:
+        return f"no differences in {len(diff.checks)} checks"
+    parts = [f"{n} {label}" for label, n in summary_counts(diff)[1:] if n]
+    return f"{len(diff.differences)} of {len(diff.checks)} checks differ: {', '.join(parts)}"

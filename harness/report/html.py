@@ -123,12 +123,10 @@ def _gate_view(index: int, c: CheckDiff, titles: tuple[str, str]) -> CheckView:
         latency = None
     if latency:
         extra.append(("latency", latency))
-    label = ("regression" if c.is_regression else "improvement" if c.outcome_change == "improvement"
-             else "changed" if c.differs else "same")
     return CheckView(
         anchor=f"check-{index}", case=c.case, check=c.check, where=f"{c.file}:{c.line}", outcome=entry["outcome"],
         requests=entry.get("requests", 0), error=entry.get("error"), expectations=views, plots=extra,
-        findings=c.findings(), label=label, open=c.differs,
+        findings=c.findings(), label=c.label, open=c.differs,
         baseline_outcome=c.baseline["outcome"] if c.baseline else "—",
         candidate_outcome=c.candidate["outcome"] if c.candidate else "—",
     )

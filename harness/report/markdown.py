@@ -6,22 +6,19 @@ rate close the comment, so a reviewer knows what "no differences" is worth.
 
 from __future__ import annotations
 
-from harness.report.gate import CheckDiff, GateDiff, mesh_text, show_ms
+from harness.report.gate import CheckDiff, GateDiff, headline, mesh_text, show_ms
 
 
 def gate_markdown(diff: GateDiff) -> str:
     s = diff.settings
-    regressions, differences = len(diff.regressions), len(diff.differences)
-    verdict = (f"{differences} of {len(diff.checks)} checks differ, {regressions} regression{'' if regressions == 1 else 's'}"
-               if differences else f"no differences in {len(diff.checks)} checks")
     lines = [
-        f"## mesh-harness gate: {verdict}",
+        f"## mesh-harness gate: {headline(diff)}",
         "",
         f"- baseline: {mesh_text(diff.baseline_mesh)}",
         f"- candidate: {mesh_text(diff.candidate_mesh)}",
         "",
     ]
-    if differences:
+    if diff.differences:
         lines += ["| | check | baseline | candidate | what changed |", "|---|---|---|---|---|"]
         lines += [_row(c) for c in diff.differences]
         lines.append("")
@@ -30,14 +27,15 @@ def gate_markdown(diff: GateDiff) -> str:
         f"per category by Fisher's exact test, Bonferroni over {diff.comparisons} tests: a category differs at "
         f"p <= {diff.threshold:.2g}, so an unchanged mesh shows any difference with probability at most {s.alpha:g}. "
         f"Latency: {', '.join(s.latency_quantiles)} moved by more than x{s.latency_ratio:g} and "
-        f"{show_ms(s.latency_floor_s)}.</sub>",
+        f"{show_ms(s.latency_floor_s)}. The gate fails on regressions (worse outcome, slower, check missing) "
+        "and changes (a distribution differs).</sub>",
         "",
     ]
     return "\n".join(lines)
 
 
 def _row(c: CheckDiff) -> str:
-    label = "**regression**" if c.is_regression else "improvement" if c.outcome_change == "improvement" else "changed"
+    label = f"**{c.label}**" if c.blocks else c.label
     before = c.baseline["outcome"] if c.baseline else "-"
     after = c.candidate["outcome"] if c.candidate else "-"
     what = "<br>".join(_cell(f.replace(" -> ", " → ")) for f in c.findings())

@@ -1,9 +1,15 @@
-"""What a check's judged traffic looked like, whatever its expectations asked: the behaviour fingerprint.
+"""What a check's judged traffic looked like, whatever its verdict: the behaviour fingerprint.
 
-The upgrade gate compares two runs of the same check. Its expectations alone would hide changes they
-do not mention (a check on ``status`` says nothing of which version answered), so every check also
-records the distribution of versions, statuses and Envoy response flags over the responses it
-judged, and their latencies: quantiles for the gate, a histogram for the HTML report. Pure.
+The upgrade gate compares two runs of the same check. Its verdict alone would hide changes (a check
+on ``status`` says nothing of which version answered, and an every-request judge stops counting at
+its first counterexample), so every check also records, over all the responses it judged:
+
+* the distribution of versions, statuses and Envoy response flags;
+* the categories of each of its per-request expectations on other fields (attempts, mirror copies,
+  what the upstream saw...), keyed by the expectation's description;
+* the latencies: quantiles for the gate, a histogram for the HTML report.
+
+Pure.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.expect import AnyExpectation, Expectation, Sample
 from harness.mesh.base import Observation
 
 DISTRIBUTIONS = ("version", "status", "flags")
 """The per-request categories every check records; an expectation on one of these fields adds nothing."""
+_COVERED = {*DISTRIBUTIONS, "grpc_status"}
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
@@ -40,17 +48,20 @@ class Traffic:
 
 
 class TrafficTally:
-    """Accumulates a check's judged responses batch by batch (the runner's side of ``Traffic``)."""
+    """Accumulates a check's judged samples batch by batch (the runner's side of ``Traffic``)."""
 
-    def __init__(self) -> None:
-        self._counts: dict[str, Counter[str]] = {name: Counter() for name in DISTRIBUTIONS}
+    def __init__(self, expectations: Sequence[AnyExpectation] = ()) -> None:
+        self._extra = {e.describe(): e for e in expectations if isinstance(e, Expectation) and e.field not in _COVERED}
+        self._counts: dict[str, Counter[str]] = {name: Counter() for name in [*DISTRIBUTIONS, *self._extra]}
         self._latencies: list[float] = []
 
-    def add(self, observations: Iterable[Observation]) -> None:
-        for obs in observations:
+    def add(self, samples: Iterable[Sample]) -> None:
+        for sample in samples:
             for name in DISTRIBUTIONS:
-                self._counts[name][category(obs, name)] += 1
-            self._latencies.append(obs.latency_s)
+                self._counts[name][category(sample.obs, name)] += 1
+            for name, expectation in self._extra.items():
+                self._counts[name][expectation.category(sample)] += 1
+            self._latencies.append(sample.obs.latency_s)
 
     def freeze(self) -> Traffic:
         return Traffic({k: dict(v) for k, v in self._counts.items()}, tuple(self._latencies))

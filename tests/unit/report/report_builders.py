@@ -17,8 +17,10 @@ def make_entry(
     status: dict[str, int] | None = None,
     latency_s: float = 0.005,
     expectations: list[dict[str, Any]] | None = None,
+    distributions: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """A check entry whose traffic has these version and status counts, every latency ``latency_s``."""
+    """A check entry whose traffic has these version and status counts (and ``distributions`` of its
+    expectations), every latency ``latency_s``."""
     version = version or {"v1": 135}
     n = sum(version.values())
     return {
@@ -26,7 +28,8 @@ def make_entry(
         "requests": n, "stale_responses": 0, "seconds": 0.5, "error": None,
         "traffic": {
             "requests": n,
-            "distributions": {"version": version, "status": status or {"200": n}, "flags": {"-": n}},
+            "distributions": {"version": version, "status": status or {"200": n}, "flags": {"-": n},
+                              **(distributions or {})},
             "latency": latency_json([latency_s] * n),
         },
         "expectations": expectations or [],

@@ -12,13 +12,13 @@ from harness.report.gate import (
     category_p_value,
     diff_results,
 )
-from tests.unit.report.report_builders import make_doc, make_entry, make_expectation
+from tests.unit.report.report_builders import make_doc, make_entry
 
 
 def test_gate_identical_runs_show_no_differences() -> None:
     doc = make_doc(make_entry("split", version={"v1": 120, "v2": 15}), make_entry("all v1"))
     diff = diff_results(doc, doc)
-    assert diff.differences == () and diff.regressions == ()
+    assert diff.differences == () and diff.blocking == ()
     assert [c.presence for c in diff.checks] == ["both", "both"]
 
 
@@ -26,17 +26,17 @@ def test_gate_outcome_flip_is_a_regression_one_way_and_an_improvement_the_other(
     passed = make_doc(make_entry("retry", status={"503": 135}))
     failed = make_doc(make_entry("retry", outcome="fail", status={"503": 135}))
     worse, = diff_results(passed, failed).differences
-    assert worse.outcome_change == "regression" and worse.is_regression
+    assert worse.outcome_change == "regression" and worse.label == "regression" and worse.blocks
     assert worse.findings() == ["outcome pass -> fail"]
     better, = diff_results(failed, passed).differences
-    assert better.outcome_change == "improvement" and not better.is_regression
+    assert better.label == "improvement" and not better.blocks
 
 
 def test_gate_detects_a_distribution_shift_between_two_passing_runs() -> None:
     before = make_doc(make_entry("split", version={"v1": 1200, "v2": 150}))
     after = make_doc(make_entry("split", version={"v1": 1080, "v2": 270}))
     shifted, = diff_results(before, after).differences
-    assert shifted.outcome_change is None and shifted.is_regression
+    assert shifted.outcome_change is None and shifted.label == "changed" and shifted.blocks
     version, = shifted.changed_distributions
     assert version.name == "version" and version.p_value < 1e-9
     assert shifted.findings() == [
@@ -49,15 +49,13 @@ def test_gate_chance_variation_is_not_a_difference() -> None:
     assert diff_results(before, after).differences == ()
 
 
-def test_gate_compares_expectation_categories_on_fields_the_traffic_does_not_record() -> None:
-    once = make_expectation("attempts 1", "attempts", {"1": 135})
-    twice = make_expectation("attempts 1", "attempts", {"2": 135}, outcome="fail")
-    latency = make_expectation("latency.p99 below 1s", "latency.p99", {"at or above 1s": 0}, kind="quantile")
-    before = make_doc(make_entry("retry", expectations=[once, latency]))
-    after = make_doc(make_entry("retry", expectations=[twice, {**latency, "counts": {"at or above 1s": 9}}]))
+def test_gate_compares_the_categories_of_expectations_over_every_request() -> None:
+    """An every-request judge stops at its first counterexample; the traffic's tally of its categories does not."""
+    before = make_doc(make_entry("retry", distributions={"every attempts = 1": {"1": 135}}))
+    after = make_doc(make_entry("retry", outcome="fail", distributions={"every attempts = 1": {"2": 135}}))
     diff = diff_results(before, after)
-    assert [d.name for d in diff.checks[0].distributions] == ["version", "status", "flags", "attempts 1"]
-    assert [d.name for d in diff.checks[0].changed_distributions] == ["attempts 1"]
+    assert [d.name for d in diff.checks[0].distributions] == ["version", "status", "flags", "every attempts = 1"]
+    assert [d.name for d in diff.checks[0].changed_distributions] == ["every attempts = 1"]
 
 
 def test_gate_bonferroni_threshold_counts_every_table() -> None:
@@ -71,18 +69,18 @@ def test_gate_latency_shift_needs_the_ratio_and_the_floor() -> None:
     base = make_doc(make_entry("slow", latency_s=0.005), make_entry("jitter", latency_s=0.005))
     cand = make_doc(make_entry("slow", latency_s=0.300), make_entry("jitter", latency_s=0.030))
     slow, = diff_results(base, cand).differences
-    assert slow.check == "slow" and slow.is_regression
+    assert slow.check == "slow" and slow.label == "regression"
     assert slow.findings() == ["latency p50 5.0 ms -> 300.0 ms", "latency p90 5.0 ms -> 300.0 ms"]
     faster, = diff_results(cand, base).differences
-    assert not faster.is_regression and not faster.latency[0].slower
+    assert faster.label == "improvement" and not faster.latency[0].slower
 
 
 def test_gate_checks_present_in_one_run_only() -> None:
     base = make_doc(make_entry("kept"), make_entry("dropped"))
     cand = make_doc(make_entry("kept"), make_entry("added"))
     diff = diff_results(base, cand)
-    assert [(c.check, c.presence, c.is_regression) for c in diff.differences] == [
-        ("dropped", "baseline only", True), ("added", "candidate only", False)]
+    assert [(c.check, c.presence, c.label, c.blocks) for c in diff.differences] == [
+        ("dropped", "baseline only", "regression", True), ("added", "candidate only", "new", False)]
     assert diff.differences[0].findings() == ["only in the baseline run"]
 
 
