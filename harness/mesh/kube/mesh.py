@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -412,7 +413,9 @@ class KubeMesh:
     def _stats(self, client: _Client, regex: str | None) -> dict[str, int]:
         params = {"format": "json", **({"filter": regex} if regex else {})}
         body = self._admin_json(client, "/stats", params)
-        return {e["name"]: e["value"] for e in body.get("stats", []) if isinstance(e.get("value"), int)}
+        # filtered here too: Envoy's filter saves the transfer, this keeps the result exact
+        return {e["name"]: e["value"] for e in body.get("stats", [])
+                if isinstance(e.get("value"), int) and (regex is None or re.search(regex, e["name"]))}
 
     def _admin_json(self, client: _Client, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         try:
