@@ -23,13 +23,21 @@ STATISTICAL_KINDS = ("fraction", "quantile")
 
 
 @dataclass(frozen=True)
-class ExpectationView:
-    text: str
+class EvidenceView:
+    """What one run saw for one expectation; ``role`` is empty in a run report, baseline/candidate in a gate."""
+
+    role: str
     outcome: str
     observed: str
     interval: str
     rule: str
     counterexample: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ExpectationView:
+    text: str
+    runs: Sequence[EvidenceView]
     plot: str | None
 
 
@@ -41,7 +49,8 @@ class CheckView:
     where: str
     outcome: str
     requests: int
-    error: str | None
+    errors: Sequence[tuple[str, str]]
+    """(role, message) of each run that could not run the check."""
     expectations: Sequence[ExpectationView]
     plots: Sequence[tuple[str, str]] = ()
     """(caption, data URI) besides the per-expectation ones: latency histograms, gate distributions."""
@@ -90,55 +99,66 @@ def write_html(path: str | Path, text: str) -> None:
 
 
 def _check_view(index: int, entry: Mapping[str, Any]) -> CheckView:
-    expectations = [_expectation_view(e, plots.fraction_plot(e) if e["kind"] in STATISTICAL_KINDS else None)
+    expectations = [ExpectationView(e["expectation"], [_evidence_view("", e)],
+                                    plots.fraction_plot(e) if e["kind"] in STATISTICAL_KINDS else None)
                     for e in entry.get("expectations", [])]
     latency = _latency_plot([("responses", entry)])
     return CheckView(
         anchor=f"check-{index}", case=entry["case"], check=entry["check"], where=f"{entry['file']}:{entry['line']}",
-        outcome=entry["outcome"], requests=entry.get("requests", 0), error=entry.get("error"),
+        outcome=entry["outcome"], requests=requests_of(entry), errors=_errors([("", entry)]),
         expectations=expectations, plots=[("latency", latency)] if latency else [],
         open=entry["outcome"] != "pass",
     )
 
 
 def _gate_view(index: int, c: CheckDiff, titles: tuple[str, str]) -> CheckView:
-    entry = c.candidate or c.baseline
-    assert entry is not None
-    views: list[ExpectationView] = []
-    extra: list[tuple[str, str]] = []
+    runs = [(role, entry) for role, entry in (("baseline", c.baseline), ("candidate", c.candidate)) if entry is not None]
+    figures: list[tuple[str, str]] = []
     if c.baseline is not None and c.candidate is not None:
-        before = {e["expectation"]: e for e in c.baseline.get("expectations", [])}
-        for e in c.candidate.get("expectations", []):
-            b = before.get(e["expectation"])
-            plot = (plots.fraction_pair_plot(b, e, titles)
-                    if b is not None and e["kind"] in STATISTICAL_KINDS and b["kind"] in STATISTICAL_KINDS else None)
-            views.append(_expectation_view(e, plot, prefix="candidate: "))
-        traffic = (c.baseline.get("traffic") or {}).get("distributions", {}), (c.candidate.get("traffic") or {}).get("distributions", {})
-        for d in c.changed_distributions:
-            if d.name in traffic[0] and d.name in traffic[1]:
-                extra.append((f"{d.name}: baseline and candidate", plots.distribution_pair_plot(d.name, traffic[0][d.name], traffic[1][d.name])))
-        latency = _latency_plot([("baseline", c.baseline), ("candidate", c.candidate)], force=bool(c.latency))
-    else:
-        views = [_expectation_view(e, None) for e in entry.get("expectations", [])]
-        latency = None
-    if latency:
-        extra.append(("latency", latency))
+        traffic = [(entry.get("traffic") or {}).get("distributions", {}) for _, entry in runs]
+        figures += [(f"{d.name}: baseline and candidate", plots.distribution_pair_plot(d.name, traffic[0][d.name], traffic[1][d.name]))
+                    for d in c.changed_distributions if d.name in traffic[0] and d.name in traffic[1]]
+        latency = _latency_plot(runs, force=bool(c.latency))
+        if latency:
+            figures.append(("latency: baseline and candidate", latency))
     return CheckView(
-        anchor=f"check-{index}", case=c.case, check=c.check, where=f"{c.file}:{c.line}", outcome=entry["outcome"],
-        requests=entry.get("requests", 0), error=entry.get("error"), expectations=views, plots=extra,
-        findings=c.findings(), label=c.label, open=c.differs,
-        baseline_outcome=c.baseline["outcome"] if c.baseline else "—",
+        anchor=f"check-{index}", case=c.case, check=c.check, where=f"{c.file}:{c.line}",
+        outcome=runs[-1][1]["outcome"], requests=requests_of(runs[-1][1]), errors=_errors(runs),
+        expectations=_paired_expectations(runs, titles), plots=figures, findings=c.findings(), label=c.label,
+        open=c.differs, baseline_outcome=c.baseline["outcome"] if c.baseline else "—",
         candidate_outcome=c.candidate["outcome"] if c.candidate else "—",
     )
 
 
-def _expectation_view(e: Mapping[str, Any], plot: str | None, prefix: str = "") -> ExpectationView:
+def _paired_expectations(runs: Sequence[tuple[str, Mapping[str, Any]]], titles: tuple[str, str]) -> list[ExpectationView]:
+    """Each expectation with what every run saw; statistical ones in both runs get side-by-side plots."""
+    by_text: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for role, entry in runs:
+        for e in entry.get("expectations", []):
+            by_text.setdefault(e["expectation"], {})[role] = e
+    views = []
+    for text, seen in by_text.items():
+        b, c = seen.get("baseline"), seen.get("candidate")
+        plot = (plots.fraction_pair_plot(b, c, titles)
+                if b is not None and c is not None and b["kind"] in STATISTICAL_KINDS and c["kind"] in STATISTICAL_KINDS else None)
+        views.append(ExpectationView(text, [_evidence_view(role, e) for role, e in seen.items()], plot))
+    return views
+
+
+def _evidence_view(role: str, e: Mapping[str, Any]) -> EvidenceView:
     ev = evidence_from_json(e)
-    return ExpectationView(
-        text=prefix + ev.expectation, outcome=ev.outcome, observed=observed_vs_expected(ev),
-        interval=interval_text(ev) if ev.intervals else "", rule=ev.rule,
-        counterexample=e.get("counterexample"), plot=plot,
-    )
+    return EvidenceView(role=role, outcome=ev.outcome, observed=observed_vs_expected(ev),
+                        interval=interval_text(ev) if ev.intervals else "", rule=ev.rule,
+                        counterexample=e.get("counterexample"))
+
+
+def requests_of(entry: Mapping[str, Any]) -> int:
+    """Requests sent and judged (the traffic's count: an every-request judge stops counting at a counterexample)."""
+    return int((entry.get("traffic") or {}).get("requests", entry.get("requests", 0)))
+
+
+def _errors(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str]]:
+    return [(role, entry["error"]) for role, entry in runs if entry.get("error")]
 
 
 def _latency_plot(runs: Sequence[tuple[str, Mapping[str, Any]]], *, force: bool = False) -> str | None:

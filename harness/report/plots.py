@@ -136,7 +136,7 @@ def _tidy(ax: Axes) -> None:
     ax.set_axisbelow(True)
 
 
-def _short(label: str, width: int = 28) -> str:
+def _short(label: str, width: int = 36) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
