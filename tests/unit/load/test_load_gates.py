@@ -1,0 +1,150 @@
+"""Judging a load run from its records: gates on the whole run, expectations with the pytest statistics.
+
+Records are built in fixed version patterns, so every outcome here is deterministic (no chance of
+a false failure): an exact 90/10 pattern passes a 90/10 split, a 70/30 one fails it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from harness.load.gates import (
+    LoadSummary,
+    VersionRow,
+    check_gates,
+    judge_check,
+    judge_load,
+    summarize,
+)
+from harness.load.plan import plan_case
+from harness.load.schema import Gates, LoadSpec
+from harness.settings import StatSettings
+from tests.unit.load.load_builders import CANARY, canary_pattern, make_case, make_records
+
+SETTINGS = StatSettings()
+CHECK = plan_case(make_case(), LoadSpec()).checks[0]
+
+
+def test_load_gates_exact_split_passes_with_the_budget_the_run_produced() -> None:
+    result = judge_check(CHECK, make_records(canary_pattern(5000)), SETTINGS, config_version=7)
+    assert result.outcome == "pass"
+    assert result.requests == 5000 and result.stale == 0 and result.note is None
+    assert result.verdict is not None
+    split = next(e for e in result.verdict.evidence if e.kind == "fraction")
+    assert split.outcome == "pass" and split.n < 5000  # the sequential design decided at an early look
+
+
+def test_load_gates_wrong_split_fails() -> None:
+    versions = ["v2" if i % 10 >= 7 else "v1" for i in range(5000)]  # 70/30
+    result = judge_check(CHECK, make_records(versions), SETTINGS, config_version=7)
+    assert result.outcome == "fail"
+
+
+def test_load_gates_too_few_requests_for_a_fixed_n_test_is_inconclusive_never_pass() -> None:
+    result = judge_check(CHECK, make_records(canary_pattern(200)), SETTINGS, config_version=7)
+    assert result.outcome == "inconclusive"
+    assert result.note is not None and result.note.startswith("200 requests are too few to judge version v1=0.9, v2=0.1")
+    assert "run longer (--duration) or with more users" in result.note
+
+
+def test_load_gates_every_response_expectation_covers_the_whole_run() -> None:
+    versions: list[str | None] = list(canary_pattern(5000))
+    versions[3999] = None  # Envoy answered request 4000 itself (503), long after the split decided
+    result = judge_check(CHECK, make_records(versions), SETTINGS, config_version=7)
+    assert result.outcome == "fail"
+    assert result.verdict is not None
+    status = next(e for e in result.verdict.evidence if e.expectation == "every status = 200")
+    assert status.outcome == "fail" and status.counterexample is not None
+    assert status.counterexample.index == 4000 and status.counterexample.status == 503
+
+
+def test_load_gates_records_are_judged_in_the_order_they_were_sent() -> None:
+    versions: list[str | None] = list(canary_pattern(5000))
+    in_order = judge_check(CHECK, make_records(versions), SETTINGS, config_version=7)
+    shuffled = judge_check(CHECK, list(reversed(make_records(versions))), SETTINGS, config_version=7)
+    assert shuffled.verdict == in_order.verdict
+
+
+def test_load_gates_responses_of_another_config_are_not_counted() -> None:
+    records = make_records(["v2"] * 300, config_version="6") + make_records(canary_pattern(5000))
+    result = judge_check(CHECK, records, SETTINGS, config_version=7)
+    assert (result.outcome, result.requests, result.stale) == ("pass", 5000, 300)
+
+
+def test_load_gates_check_overrides_cap_the_budget() -> None:
+    capped = replace(CHECK, check=replace(CHECK.check, overrides=replace(CHECK.check.overrides, max_requests=100)))
+    result = judge_check(capped, make_records(canary_pattern(5000)), SETTINGS, config_version=7)
+    assert result.outcome == "inconclusive" and result.note is not None
+
+
+def test_load_gates_a_check_with_nothing_judgeable_is_not_judged() -> None:
+    case = make_case(CANARY.replace("expect: {version: {v1: 0.9, v2: 0.1}, status: 200, headers: {location: null}}",
+                                    "expect: {flags: '-'}"))
+    (check,) = plan_case(case, LoadSpec()).checks
+    result = judge_check(check, make_records(canary_pattern(500)), SETTINGS, config_version=7)
+    assert (result.outcome, result.verdict) == ("not judged", None)
+    assert result.unjudged == (("every flags = -", check.unjudged[0][1]),)
+
+
+def test_load_gates_summary_rows_per_check_and_version() -> None:
+    records = make_records(canary_pattern(100) + [None] * 10, latency_s=0.002)
+    records += [replace(records[0], check=0, status=0, version=None, error="reset", started=2000.0, latency_s=1.0)]
+    s = summarize(records, ["split"])
+    assert s.requests == 111 and s.failures == 11
+    assert s.rows == (
+        VersionRow("split", "error", 1, 1, 1 / 111),
+        VersionRow("split", "none", 10, 10, 10 / 111),
+        VersionRow("split", "v1", 90, 0, 90 / 111),
+        VersionRow("split", "v2", 10, 0, 10 / 111),
+    )
+    assert s.p50_s == 0.002 and s.p99_s == 0.002
+    assert s.duration_s == pytest.approx(1001.0)  # from the first request sent to the last response
+
+
+def test_load_gates_summary_of_nothing() -> None:
+    s = summarize([], ["split"])
+    assert (s.requests, s.rps, s.p95_s, s.fail_ratio, s.rows) == (0, 0.0, None, 0.0, ())
+
+
+def _summary(**changes: object) -> LoadSummary:
+    base = LoadSummary(requests=1000, failures=5, duration_s=10.0, rps=100.0, p50_s=0.01, p95_s=0.05, p99_s=0.2, rows=())
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("gates", "passed"), [
+    (Gates(max_fail_ratio=0.005), [True]),
+    (Gates(max_fail_ratio=0.004), [False]),
+    (Gates(p95_s=0.05, p99_s=0.1), [True, False]),
+    (Gates(min_rps=100), [True]),
+    (Gates(min_rps=100.5), [False]),
+    (Gates(), []),
+])
+def test_load_gates_each_gate_holds_or_not(gates: Gates, passed: list[bool]) -> None:
+    assert [g.passed for g in check_gates(gates, _summary())] == passed
+
+
+def test_load_gates_text_says_want_and_got() -> None:
+    (p99,) = check_gates(Gates(p99_s=0.1), _summary())
+    assert (p99.gate, p99.want, p99.got) == ("latency p99", "<= 100ms", "200ms")
+    (rps,) = check_gates(Gates(min_rps=150), _summary())
+    assert (rps.want, rps.got) == (">= 150", "100.0 (1000 in 10.0s)")
+
+
+def test_load_gates_a_run_without_requests_fails_every_gate() -> None:
+    empty = _summary(requests=0, failures=0, rps=0.0, p50_s=None, p95_s=None, p99_s=None)
+    results = check_gates(Gates(max_fail_ratio=1.0, p95_s=10.0, p99_s=10.0, min_rps=0.001), empty)
+    assert [g.passed for g in results] == [False] * 4
+    assert results[1].got == "no requests"
+
+
+def test_load_gates_report_passes_only_when_gates_and_checks_pass() -> None:
+    plan = plan_case(make_case(), LoadSpec())
+    records = make_records(canary_pattern(5000))
+    good = judge_load("canary", plan, records, LoadSpec(gates=Gates(max_fail_ratio=0.0)), SETTINGS, 7)
+    assert good.passed
+    slow = judge_load("canary", plan, records, LoadSpec(gates=Gates(p99_s=0.001)), SETTINGS, 7)
+    assert not slow.passed and slow.checks[0].outcome == "pass"
+    short = judge_load("canary", plan, records[:200], LoadSpec(), SETTINGS, 7)
+    assert not short.passed and short.checks[0].outcome == "inconclusive"

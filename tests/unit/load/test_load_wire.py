@@ -1,0 +1,86 @@
+"""The plan and record formats between the harness and its Locust process (no Locust imported here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.load.wire import LoadPlan, PlannedRequest, Record, decode_records, encode_record, plan_for_url
+
+
+def test_load_wire_record_round_trip_keeps_every_field() -> None:
+    record = Record(check=1, started=12.5, latency_s=0.004, status=200, request_id="id-1", service="reviews",
+                    version="v2", instance="reviews-v2-0", config_version="3", headers={"location": "/x"})
+    line = encode_record(record)
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert decode_records([line], "r.jsonl") == [record]
+
+
+def test_load_wire_record_leaves_out_empty_fields() -> None:
+    line = encode_record(Record(check=0, started=1.0, latency_s=0.5, status=0, error="connection refused"))
+    assert json.loads(line) == {"c": 0, "t": 1.0, "l": 0.5, "s": 0, "e": "connection refused"}
+
+
+def test_load_wire_blank_lines_are_skipped() -> None:
+    line = encode_record(Record(check=0, started=1.0, latency_s=0.5, status=200))
+    assert len(decode_records(["", line, "  \n"], "r.jsonl")) == 1
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    ('{"c":0,"t":1,"l":0.1}', "missing s"),
+    ('{"c":0,"t":1,"l":0.1,"s":"200"}', "c and s must be integers"),
+    ('{"c":0,"t":1,"l":0.1,"s":200,"v":2}', "v must be a string"),
+    ('{"c":0,"t":1,"l":0.1,"s":200,"h":{"a":1}}', "h must map header names to strings"),
+    ('{"c":0,"t":1,', "not a load record"),
+])
+def test_load_wire_bad_record_names_file_and_line(line: str, why: str) -> None:
+    good = encode_record(Record(check=0, started=1.0, latency_s=0.5, status=200))
+    with pytest.raises(ValueError, match=r"^r\.jsonl:2: not a load record") as info:
+        decode_records([good, line], "r.jsonl")
+    assert why in str(info.value)
+
+
+def test_load_wire_failed_counts_as_locust_does() -> None:
+    def failed(status: int) -> bool:
+        return Record(check=0, started=0.0, latency_s=0.0, status=status).failed
+
+    assert [failed(s) for s in (0, 200, 301, 399, 400, 503)] == [True, False, False, False, True, True]
+
+
+def test_load_wire_plan_round_trip() -> None:
+    plan = LoadPlan((PlannedRequest("split", "POST", "/a?x=1", "reviews:9080", (("x-user", "jason"),), "body", 5.0,
+                                    (("x-key", ("a", "b")),), ("location",)),))
+    assert LoadPlan.from_json(plan.to_json()) == plan
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"version": 99, "requests": []}', "plan version 99"),
+    ('{"version": 1}', "not a load plan"),
+    ("[]", "not a load plan"),
+    ("nonsense", "not a load plan"),
+    ('{"version": 1, "requests": []}', "at least one request"),
+    ('{"version": 1, "requests": [{"check": "c", "authority": "a", "headers_cycle": [["x", []]]}]}', "at least one value"),
+])
+def test_load_wire_bad_plan_says_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LoadPlan.from_json(text)
+
+
+def test_load_wire_headers_cycle_over_requests_and_host_first() -> None:
+    planned = PlannedRequest("c", "GET", "/", "reviews:9080", (("x-user", "jason"),),
+                             headers_cycle=(("x-key", ("a", "b", "c")),))
+    assert [planned.headers_for(i)["x-key"] for i in range(5)] == ["a", "b", "c", "a", "b"]
+    assert list(planned.headers_for(0)) == ["Host", "x-user", "x-key"]
+    assert planned.headers_for(0)["Host"] == "reviews:9080"
+
+
+def test_load_wire_plan_for_url_keeps_authority_and_query() -> None:
+    (planned,) = plan_for_url("http://reviews:9080/p?q=1", method="post").requests
+    assert (planned.method, planned.path, planned.authority) == ("POST", "/p?q=1", "reviews:9080")
+    assert plan_for_url("http://reviews").requests[0].path == "/"
+
+
+def test_load_wire_plan_for_url_refuses_other_urls() -> None:
+    with pytest.raises(ValueError, match='expected a URL like "http://reviews:9080/path"'):
+        plan_for_url("reviews:9080")
