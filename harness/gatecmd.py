@@ -29,7 +29,7 @@ from rich.table import Table
 from harness.case import Case, Check
 from harness.errors import CaseError, CaseSyntaxError
 from harness.mesh.base import Mesh
-from harness.report.gate import GateDiff, GateSettings, diff_results, headline, mesh_text
+from harness.report.gate import GateDiff, GateSettings, diff_results, headline, mesh_text, plural
 from harness.report.result import result_document, write_result
 from harness.runner import CheckResult, run_case
 from harness.settings import StatSettings
@@ -154,8 +154,8 @@ def report(diff: GateDiff, args: argparse.Namespace, console: Console) -> int:
 def render_gate_table(diff: GateDiff, console: Console) -> None:
     console.print(f"baseline:  {mesh_text(diff.baseline_mesh)}\ncandidate: {mesh_text(diff.candidate_mesh)}", highlight=False)
     if not diff.differences:
-        console.print(f"[green]no differences[/] in {len(diff.checks)} checks "
-                      f"(distributions at family-wise alpha {diff.settings.alpha:g} over {diff.comparisons} tests)")
+        console.print(f"[green]no differences[/] in {plural(len(diff.checks), 'check')} "
+                      f"(distributions at family-wise alpha {diff.settings.alpha:g} over {plural(diff.comparisons, 'test')})")
         return
     table = Table(title="mesh-harness gate: differences", show_lines=True)
     table.add_column("", no_wrap=True)
@@ -168,4 +168,4 @@ def render_gate_table(diff: GateDiff, console: Console) -> None:
         table.add_row(label, f"{c.case} / {c.check}", outcomes, "\n".join(c.findings()))
     console.print(table)
     console.print(f"{headline(diff)} (distributions at family-wise alpha {diff.settings.alpha:g} "
-                  f"over {diff.comparisons} tests)", highlight=False)
+                  f"over {plural(diff.comparisons, 'test')})", highlight=False)

@@ -330,6 +330,10 @@ def summary_counts(diff: GateDiff) -> list[tuple[str, int]]:
 def headline(diff: GateDiff) -> str:
     """``3 of 6 checks differ: 2 changed, 1 improvement`` or ``no differences in 6 checks``."""
     if not diff.differences:
-        return f"no differences in {len(diff.checks)} checks"
+        return f"no differences in {plural(len(diff.checks), 'check')}"
     parts = [f"{n} {label}" for label, n in summary_counts(diff)[1:] if n]
-    return f"{len(diff.differences)} of {len(diff.checks)} checks differ: {', '.join(parts)}"
+    return f"{len(diff.differences)} of {plural(len(diff.checks), 'check')} differ: {', '.join(parts)}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"

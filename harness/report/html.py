@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 
 from harness.report import plots
-from harness.report.gate import CheckDiff, GateDiff, mesh_text, summary_counts
+from harness.report.gate import CheckDiff, GateDiff, mesh_text, plural, summary_counts
 from harness.report.table import interval_text, observed_vs_expected
 from harness.verdict import Counterexample, Evidence
 
@@ -87,7 +87,7 @@ def gate_html(diff: GateDiff) -> str:
         subtitle=f"{titles[0]}  →  {titles[1]}",
         counts=list(summary_counts(diff)),
         notes=(f"Distributions are compared per category by Fisher's exact test with Bonferroni over "
-               f"{diff.comparisons} tests (a category differs at p ≤ {diff.threshold:.2g}): an unchanged mesh shows "
+               f"{plural(diff.comparisons, 'test')} (a category differs at p ≤ {diff.threshold:.2g}): an unchanged mesh shows "
                f"any difference with probability at most {s.alpha:g}. Latency: {', '.join(s.latency_quantiles)} moved "
                f"by more than ×{s.latency_ratio:g} and {s.latency_floor_s * 1000:g} ms."),
         checks=checks,

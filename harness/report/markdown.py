@@ -6,7 +6,7 @@ rate close the comment, so a reviewer knows what "no differences" is worth.
 
 from __future__ import annotations
 
-from harness.report.gate import CheckDiff, GateDiff, headline, mesh_text, show_ms
+from harness.report.gate import CheckDiff, GateDiff, headline, mesh_text, plural, show_ms
 
 
 def gate_markdown(diff: GateDiff) -> str:
@@ -24,7 +24,7 @@ def gate_markdown(diff: GateDiff) -> str:
         lines.append("")
     lines += [
         f"<sub>Distributions (versions, statuses, response flags, and each expectation's categories) are compared "
-        f"per category by Fisher's exact test, Bonferroni over {diff.comparisons} tests: a category differs at "
+        f"per category by Fisher's exact test, Bonferroni over {plural(diff.comparisons, 'test')}: a category differs at "
         f"p <= {diff.threshold:.2g}, so an unchanged mesh shows any difference with probability at most {s.alpha:g}. "
         f"Latency: {', '.join(s.latency_quantiles)} moved by more than x{s.latency_ratio:g} and "
         f"{show_ms(s.latency_floor_s)}. The gate fails on regressions (worse outcome, slower, check missing) "
