@@ -1,0 +1,57 @@
+"""A case -> the Locust plan: which checks, their requests as sent through the sidecar, what is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import UnsupportedError
+from harness.load.plan import plan_case
+from harness.load.schema import LoadSpec
+from harness.load.wire import PlannedRequest
+from tests.unit.load.load_builders import CANARY, make_case
+
+TWO_CHECKS = CANARY + """\
+  - name: grpc
+    send: {url: "grpc://reviews:7070", protocol: grpc}
+    expect: {grpc_status: OK}
+  - name: mirror
+    send: {url: "http://reviews:9080/"}
+    expect: {mirror: {service: reviews, version: v2, fraction: 1.0}, stats: {upstream_rq_retry: {at_most: 0}}}
+"""
+
+
+def test_load_plan_request_keeps_the_checks_traffic() -> None:
+    plan = plan_case(make_case(), LoadSpec())
+    assert plan.port == 9080
+    assert plan.plan.requests == (PlannedRequest(
+        check="split", method="GET", path="/a?x=1", authority="reviews:9080", headers=(("x-user", "jason"),),
+        body="", timeout_s=30.0, headers_cycle=(("x-key", ("a", "b")),), capture_headers=("location",),
+    ),)
+
+
+def test_load_plan_refuses_grpc_naming_the_check_and_the_fix() -> None:
+    with pytest.raises(UnsupportedError) as info:
+        plan_case(make_case(TWO_CHECKS), LoadSpec())
+    (issue,) = info.value.issues
+    assert str(issue) == ("load.yaml:16: case canary: load.checks: check 'grpc' sends grpc; Locust's MeshUser sends "
+                          "HTTP/1.1 only: leave this check out with load.checks")
+
+
+def test_load_plan_selected_checks_and_what_is_not_judged_under_load() -> None:
+    plan = plan_case(make_case(TWO_CHECKS), LoadSpec(checks=("split", "mirror")))
+    assert [c.check.name for c in plan.checks] == ["split", "mirror"]
+    assert len(plan.checks[0].judged) == 3 and not plan.checks[0].unjudged
+    reasons = [why for _, why in plan.checks[1].unjudged]
+    assert not plan.checks[1].judged
+    assert reasons == ["needs the apps' request logs joined per request; judge it with `mesh-harness run`",
+                       "needs the sidecar's stat deltas over one check's traffic alone; judge it with `mesh-harness run`"]
+
+
+def test_load_plan_refuses_checks_on_two_ports() -> None:
+    text = CANARY + """\
+  - name: other port
+    send: {url: "http://reviews:7070/"}
+    expect: {status: 200}
+"""
+    with pytest.raises(UnsupportedError, match=r"send to service ports \[7070, 9080\]"):
+        plan_case(make_case(text), LoadSpec())
