@@ -73,7 +73,7 @@ def recorded() -> Iterator[Harness]:
 
         mesh = KubeMesh(kind="kind", api=server.api(), render=RenderOptions(image="mesh-harness-echo:0123456789ab",
                         run_id="rec00001"), forward=forward, istio_version="1.30.3",
-                        cleanups=[lambda: closed.append("cluster")], sync_timeout_s=2.0, rollout_timeout_s=2.0,
+                        cleanups=[lambda: closed.append("cluster")], sync_timeout_s=0.5, rollout_timeout_s=0.5,
                         poll_s=0.05)
         try:
             yield Harness(server, proxy, mesh, forwards, closed)
@@ -153,7 +153,7 @@ def test_kube_sync_timeout_names_what_was_missing(recorded: Harness) -> None:
     with pytest.raises(SyncTimeout) as info:
         recorded.mesh.apply(objects(CANARY))
     text = str(info.value)
-    assert "config version 2: client sidecars did not get istiod's push within 2s" in text
+    assert "config version 2: client sidecars did not get istiod's push within 0.5s" in text
     assert "client: route v2 missing, cluster missing" in text
 
 

@@ -1,0 +1,177 @@
+"""Every command line the kind and cluster meshes would run, and the cluster lifecycle, with a fake runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.errors import CaseError, MeshError, ProcessError
+from harness.mesh.kube import image
+from harness.mesh.kube.istio_install import install_command, install_istio, install_overlay, istiod_image_version
+from harness.mesh.kube.kindcluster import KindCluster, KindSpec, config_hash, inotify_hint, kind_config
+from harness.mesh.kube.portforward import parse_forwarding_line, port_forward_command
+from harness.mesh.kube.session import KubeOptions, check_prerequisites, run_namespace_prefix
+from harness.mesh.kube.tools import ToolMissing
+from harness.mesh.kube.versions import DEFAULT_KUBERNETES, KIND_NODE_IMAGES, node_image
+
+
+class FakeRunner:
+    """Records command lines; answers from ``answers`` (first matching prefix), ProcessError for ``fail``."""
+
+    def __init__(self, answers: dict[str, str] | None = None, fail: tuple[str, ...] = ()) -> None:
+        self.commands: list[list[str]] = []
+        self.answers = answers or {}
+        self.fail = fail
+
+    def __call__(self, argv: list[str], *, what: str, timeout_s: float, **kwargs: Any) -> str:
+        assert timeout_s > 0 and what
+        self.commands.append(list(argv))
+        line = " ".join(argv)
+        if any(line.startswith(f) for f in self.fail):
+            raise ProcessError(f"{what}: `{line}` exited with 1:\nERROR: failed")
+        return next((out for prefix, out in self.answers.items() if line.startswith(prefix)), "")
+
+
+def test_kube_kind_config_pins_the_node_image() -> None:
+    config = kind_config(KindSpec())
+    assert config == {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "name": "mesh-harness",
+                      "nodes": [{"role": "control-plane", "image": KIND_NODE_IMAGES[DEFAULT_KUBERNETES]}]}
+    assert all("@sha256:" in image and image.startswith(f"kindest/node:v{minor}.") for minor, image in KIND_NODE_IMAGES.items())
+    assert config_hash(config) != config_hash(kind_config(KindSpec(kubernetes="1.34")))
+    with pytest.raises(CaseError, match="no pinned kind node image for Kubernetes '1.20'; pinned: 1.34, 1.35"):
+        node_image("1.20")
+
+
+def test_kube_kind_cluster_created_then_deleted(tmp_path: Path) -> None:
+    run = FakeRunner()
+    cluster = KindCluster(KindSpec(), kind="/bin/kind", state_dir=tmp_path, run=run)
+    cluster.up()
+    kubeconfig = str(tmp_path / "mesh-harness" / "kubeconfig")
+    assert run.commands == [["/bin/kind", "get", "clusters"],
+                            ["/bin/kind", "create", "cluster", "--name", "mesh-harness", "--config",
+                             str(tmp_path / "mesh-harness" / "kind-config.json"), "--kubeconfig", kubeconfig, "--wait", "300s"]]
+    assert json.loads((tmp_path / "mesh-harness" / "kind-config.json").read_text()) == kind_config(KindSpec())
+    assert cluster.context == "kind-mesh-harness"
+    cluster.load_image("mesh-harness-echo:abc")
+    cluster.close()
+    cluster.close()
+    assert run.commands[2:] == [["/bin/kind", "load", "docker-image", "mesh-harness-echo:abc", "--name", "mesh-harness"],
+                                ["/bin/kind", "delete", "cluster", "--name", "mesh-harness", "--kubeconfig", kubeconfig]]
+
+
+def test_kube_kind_cluster_reused_kept_and_never_taken_over(tmp_path: Path) -> None:
+    KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=FakeRunner()).up()  # leaves the config stamp
+    run = FakeRunner({"kind get clusters": "other\nmesh-harness\n"})
+    reused = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=run)
+    reused.up()
+    reused.close()  # not created by this run: never deleted
+    assert [c[1] for c in run.commands] == ["get", "export"]
+    with pytest.raises(MeshError, match="exists but was made with another config; delete it with `kind delete cluster --name mesh-harness`"):
+        KindCluster(KindSpec(kubernetes="1.34"), kind="kind", state_dir=tmp_path, run=run).up()
+    with pytest.raises(MeshError, match="exists but was not made by mesh-harness"):
+        KindCluster(KindSpec(), kind="kind", state_dir=tmp_path / "elsewhere", run=run).up()
+    kept = KindCluster(KindSpec(name="k"), kind="kind", state_dir=tmp_path, run=(run := FakeRunner()), keep=True)
+    kept.up()
+    kept.close()
+    assert [c[1] for c in run.commands] == ["get", "create"]
+
+
+def test_kube_kind_create_failure_hints_inotify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert inotify_hint({"max_user_watches": 8192, "max_user_instances": 128}) == (
+        "inotify limits are below what kind needs for Istio's pods; raise them with "
+        "`sudo sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512`")
+    assert inotify_hint({"max_user_watches": 524288, "max_user_instances": 8192}) is None
+    assert inotify_hint({}) is None
+    monkeypatch.setattr("harness.mesh.kube.kindcluster.read_inotify_limits", lambda: {"max_user_instances": 128})
+    with pytest.raises(ProcessError, match="ERROR: failed\ninotify limits .* fs.inotify.max_user_instances=512"):
+        KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=FakeRunner(fail=("kind create",))).up()
+
+
+def test_kube_istioctl_install(tmp_path: Path) -> None:
+    assert install_overlay() == {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": {
+        "profile": "minimal", "meshConfig": {"accessLogFile": "/dev/stdout", "accessLogEncoding": "JSON"}}}
+    assert install_overlay("canary")["spec"]["revision"] == "canary"
+    run = FakeRunner()
+    install_istio(run, "/c/istioctl", tmp_path, tmp_path / "kc", "kind-mesh-harness", "canary")
+    overlay = tmp_path / "istio-overlay-canary.json"
+    assert run.commands == [install_command("/c/istioctl", overlay, tmp_path / "kc", "kind-mesh-harness")] == [[
+        "/c/istioctl", "install", "--skip-confirmation", "-f", str(overlay), "--kubeconfig", str(tmp_path / "kc"),
+        "--context", "kind-mesh-harness", "--readiness-timeout", "600s"]]
+    assert json.loads(overlay.read_text()) == install_overlay("canary")
+    assert istiod_image_version("docker.io/istio/pilot:1.30.3") == "1.30.3"
+    assert istiod_image_version("gcr.io/istio-release/pilot:1.30.3-distroless@sha256:ab") == "1.30.3-distroless"
+    assert istiod_image_version("pilot") == ""
+
+
+def test_kube_echo_image_built_once_and_pushed_for_a_registry() -> None:
+    root = image.package_root()
+    tag = image.source_hash(root)
+    built = FakeRunner(fail=("docker image inspect",))
+    ref = image.ensure_image(built, "docker")
+    assert ref == f"mesh-harness-echo:{tag}" and len(tag) == 12
+    assert built.commands[1] == ["docker", "build", "--file", str(image.dockerfile_path()), "--tag", ref,
+                                "--build-arg", "BASE=python:3.11-slim", str(root)]
+    cached = FakeRunner()
+    assert image.ensure_image(cached, "docker", "registry.example/team/") == f"registry.example/team/mesh-harness-echo:{tag}"
+    assert [c[1] for c in cached.commands] == ["image", "push"]
+
+
+def test_kube_dockerfile_copies_what_the_echo_app_imports() -> None:
+    """The image holds harness/sample_apps only: the echo app must not import other harness modules."""
+    text = image.dockerfile_path().read_text()
+    assert "COPY harness/sample_apps/ /app/harness/sample_apps/" in text and "python:3.11-slim" in text
+    sources = (image.package_root() / "harness" / "sample_apps").rglob("*.py")
+    for path in sources:
+        for line in path.read_text().splitlines():
+            if line.startswith(("from harness", "import harness")):
+                assert line.startswith(("from harness.sample_apps", "import harness.sample_apps")), f"{path}: {line}"
+
+
+def test_kube_port_forward_command_and_ready_line() -> None:
+    assert port_forward_command("kubectl", Path("/k/kc"), "kind-x", "ns", "client-1", 15000) == [
+        "kubectl", "--kubeconfig", "/k/kc", "--context", "kind-x", "--namespace", "ns", "port-forward",
+        "--address", "127.0.0.1", "pod/client-1", ":15000"]
+    assert port_forward_command("kubectl", None, None, "ns", "p", 1)[1:3] == ["--namespace", "ns"]
+    assert parse_forwarding_line("Forwarding from 127.0.0.1:43121 -> 15000\n") == 43121
+    assert parse_forwarding_line("Forwarding from [::1]:43121 -> 15000") is None
+    assert parse_forwarding_line("Handling connection for 43121") is None
+
+
+def _fake_tools(tmp_path: Path, names: list[str]) -> str:
+    for name in names:
+        tool = tmp_path / name
+        tool.write_text("#!/bin/sh\nexit 0\n")
+        tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    return str(tmp_path)
+
+
+def test_kube_prerequisites_fail_fast_with_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ToolMissing, match=r"--mesh kind needs `kind`, which is not on PATH; install kind \(https://kind"):
+        check_prerequisites(KubeOptions("kind"), run=FakeRunner(), path=_fake_tools(tmp_path, ["docker", "kubectl"]))
+    with pytest.raises(ToolMissing, match="--mesh kind needs `docker`, which is not on PATH"):
+        check_prerequisites(KubeOptions("kind"), run=FakeRunner(), path=str(tmp_path / "empty"))
+    path = _fake_tools(tmp_path, ["docker", "kubectl", "kind"])
+    with pytest.raises(ToolMissing, match="needs a running Docker engine, and `docker version` got no answer"):
+        check_prerequisites(KubeOptions("kind"), run=FakeRunner(fail=("/",)), path=path)
+    tools = check_prerequisites(KubeOptions("kind"), run=FakeRunner(), path=path)
+    assert tools.kind == os.path.join(path, "kind")
+    with pytest.raises(CaseError, match="--mesh cluster needs --context NAME"):
+        check_prerequisites(KubeOptions("cluster"), run=FakeRunner(), path=path)
+    with pytest.raises(CaseError, match="--mesh cluster needs --image-registry REGISTRY"):
+        check_prerequisites(KubeOptions("cluster", context="prod"), run=FakeRunner(), path=path)
+    with pytest.raises(CaseError, match="--kubeconfig and --context are for --mesh cluster"):
+        check_prerequisites(KubeOptions("kind", context="prod"), run=FakeRunner(), path=path)
+
+
+def test_kube_namespaces_per_run_and_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    assert run_namespace_prefix("kind", "ab12") is None
+    assert run_namespace_prefix("cluster", "ab12") == "mh-ab12"
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    assert run_namespace_prefix("kind", "ab12") == "mh-gw1"
+    assert run_namespace_prefix("cluster", "ab12") == "mh-gw1-ab12"
