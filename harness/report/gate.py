@@ -13,9 +13,9 @@ Per check (matched by case and check name) it reports:
   an independent draw, as Envoy's weighted choices are (balancing policies that spread requests
   more evenly than chance only make the test more conservative);
 * **latency shifts**: a quantile (p50, p90) of the judged traffic that grew (or shrank) by more than
-  ``latency_ratio`` *and* by more than ``latency_floor_s``. Latency on a shared machine moves with
-  its load, so this is a rule with a stated threshold, not a test with an error rate; the floor
-  keeps millisecond jitter on the local mesh from reading as a change;
+  ``latency_ratio`` *and* by more than ``latency_floor_s`` (defaults x3 and 250 ms). Latency on a
+  shared machine moves with its load, so this is a rule with a stated threshold, not a test with an
+  error rate; it catches a new fault delay, timeout or retry backoff, not a few milliseconds;
 * checks **present in one run only**.
 
 Latency-quantile and aggregate expectations (stat deltas, instances) have no per-request categories
@@ -48,8 +48,10 @@ BLOCKING: tuple[Label, ...] = ("regression", "changed")
 class GateSettings:
     alpha: float = 1e-6
     """Family-wise chance that two runs of an unchanged mesh show a distribution difference."""
-    latency_ratio: float = 2.0
-    latency_floor_s: float = 0.1
+    latency_ratio: float = 3.0
+    latency_floor_s: float = 0.25
+    """Coarse on purpose: on a shared 2-core machine the local mesh's p50 of a check at concurrency 64
+    moved from 66 ms to 193 ms between two runs of the same config; tighten both on a quiet machine."""
     latency_quantiles: tuple[str, ...] = ("p50", "p90")
 
     def __post_init__(self) -> None:
