@@ -1,0 +1,19 @@
+"""The real-Istio meshes: ``--mesh kind`` (a kind cluster the harness makes) and ``--mesh cluster``.
+
+| module | job |
+|---|---|
+| ``versions.py`` | every pinned version: kind node images per Kubernetes minor, Istio, the istioctl URL |
+| ``tools.py`` | kind/kubectl/docker on PATH with install hints; istioctl download (checksum-verified); the lazy ``kubernetes`` import |
+| ``commands.py`` | running a tool, bounded, errors with its stderr (the seam tests fake) |
+| ``kindcluster.py`` | kind config, create/reuse/delete, the harness-owned kubeconfig, inotify hint |
+| ``istio_install.py`` | istioctl install overlay and command lines |
+| ``image.py`` | the echo image: tag, docker build / push, loaded by ``kindcluster`` |
+| ``manifests.py`` | Namespaces, Services, Deployments of a topology (pure dicts) |
+| ``api.py`` | server-side apply, get, list, delete, pod logs through the kubernetes client |
+| ``apply.py`` | Istio objects back to the YAML the user wrote; apply/delete plan (pure) |
+| ``sync.py`` | sentinel objects and config_dump checks that tell a sidecar took a config (pure) |
+| ``podlog.py`` | reading container logs in increments (pure) |
+| ``portforward.py`` | ``kubectl port-forward pod/...`` with bounded readiness |
+| ``mesh.py`` | ``KubeMesh``: the Mesh interface on Kubernetes |
+| ``session.py`` | opening a KubeMesh from the options: prerequisites, cluster, Istio, image |
+"""
