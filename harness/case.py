@@ -18,7 +18,7 @@ fix), so that nothing runs, and nothing is applied, from a case that has a mista
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -30,13 +30,16 @@ from harness.errors import CaseSyntaxError, Issue, ValidationError
 from harness.expect import (
     AnyExpectation,
     ExpectModel,
+    WhereModel,
     is_statistical,
     needs_of,
     parse_expectations,
+    parse_where,
 )
+from harness.expect.base import show_seconds
 from harness.expect.schema import DurationText
 from harness.istio.load import load_manifest, load_object
-from harness.istio.model import IstioObject
+from harness.istio.model import Gateway, IstioObject
 from harness.load.schema import LoadModel, LoadSpec, load_spec
 from harness.mesh.base import SendSpec
 from harness.sample_apps.echo import fields, knobs
@@ -72,6 +75,11 @@ class SendModel(_Model):
     new_connection: bool = Field(False, description="Open a new connection per request instead of keep-alive.")
     timeout: DurationText = Field(30.0, description='Per-request timeout, e.g. "5s".')
     from_: str = Field("client", alias="from", description="The client workload that sends (its sidecar routes).")
+    via: Literal["sidecar", "gateway"] = Field(
+        "sidecar",
+        description='"gateway": send to the ingress gateway (as from outside the mesh) instead of through the '
+        "client's sidecar; the URL's host (http://bookinfo.example.com/) is the Host the Gateway's servers match.",
+    )
     grpc_method: str = Field("/echo.Echo/Call", description="Full gRPC method name for protocol grpc.")
     count: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
         None,
@@ -85,11 +93,25 @@ class SendModel(_Model):
     )
 
 
+#: Longest ``wait`` a check may ask for: policy times in cases are seconds, and a run must stay short.
+MAX_WAIT_S = 60.0
+
+
 class CheckModel(_Model):
     name: str = Field(description="Names the check in reports and pytest ids.")
     about: str | None = None
     send: SendModel
     expect: ExpectModel
+    expect_where: tuple[WhereModel, ...] = Field(
+        (),
+        description='Expectations on the responses that match a filter, e.g. [{where: {status: 503}, expect: {flags: UO}}]: '
+        "every matching response has them, and at least one response must match.",
+    )
+    wait: DurationText | None = Field(
+        None,
+        description=f'Policy time: wait this long after the previous check before sending, e.g. "2s" to outlast an outlier '
+        f"baseEjectionTime (at most {MAX_WAIT_S:g}s). Never needed for config: apply waits for every proxy's ACK.",
+    )
     delta: Annotated[float, Field(gt=0, lt=1)] | None = Field(None, description="Absolute tolerance on each fraction (default 0.05).")
     relative_delta: Annotated[float, Field(gt=0, lt=1)] | None = Field(
         None, description="Tolerance as a share of each expected fraction, for small fractions (e.g. 0.5 of a 1% abort)."
@@ -109,6 +131,11 @@ class PortModel(_Model):
 
 class ServiceModel(_Model):
     versions: tuple[str, ...] = Field(("v1", "v2"), description="Versions, each labelled version: <name>.")
+    external: bool = Field(
+        False,
+        description="An app outside the mesh, reached through a ServiceEntry whose host's first label is its name "
+        "(api.example.com for a service api); it has no cluster or virtual host of its own.",
+    )
     replicas: dict[str, Annotated[int, Field(ge=1, le=8)]] = Field(default_factory=dict, description="Instances per version (default 1).")
     ports: tuple[PortModel, ...] | None = Field(None, description="Service ports (default: http 9080 and grpc 7070).")
     knobs: dict[str, dict[str, str]] = Field(
@@ -140,7 +167,8 @@ class CaseModel(_Model):
 @dataclass(frozen=True)
 class Check:
     """One check: traffic and expectations. ``count`` fixes the number of requests (one batch);
-    ``headers_cycle`` gives request ``i`` the ``i mod n``-th value of each header."""
+    ``headers_cycle`` gives request ``i`` the ``i mod n``-th value of each header; ``wait_s`` is
+    policy time to let pass before the traffic (an ejection running out), never a config-sync wait."""
 
     name: str
     line: int
@@ -149,6 +177,7 @@ class Check:
     overrides: StatOverrides
     count: int | None = None
     headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    wait_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -219,6 +248,8 @@ def load_case(doc: Document) -> Case:
         issues.append(Issue("a case needs at least one check (send + expect)", doc.file, doc.line_of(("checks",)), ref, "checks"))
     objects = _load_config(model.config, doc, ref, issues)
     topology = _topology(model.services, model.clients)
+    if any(c.send.via == "gateway" for c in model.checks) or any(isinstance(o, Gateway) for o in objects):
+        topology = replace(topology, gateway=True)
     issues.extend(_topology_issues(topology, doc, ref))
     checks = tuple(_load_check(i, c, doc, ref, topology, issues) for i, c in enumerate(model.checks))
     issues.extend(_duplicate_check_names(doc, ref))
@@ -301,19 +332,28 @@ def _load_check(
     def problem(message: str, *at: str | int) -> None:
         issues.append(Issue(message, doc.file, doc.line_of((*path, *at)), ref, format_path((*path, *at))))
 
-    target = _target_service(send.url, topology, problem)
+    target = _target_service(send.url, topology, problem, via=send.via)
     if topology is not None and topology.client(send.from_) is None:
         known = ", ".join(c.name for c in topology.clients)
         problem(f"no client workload {send.from_!r} (clients: {known}); send from one of them", "send", "from")
     located, problems = parse_expectations(check.expect, target=target, topology=topology)
     for at, message in problems:
         problem(message, "expect", *at)
+    located = [(("expect", *at), e) for at, e in located]
+    for i, entry in enumerate(check.expect_where):
+        where_located, problems = parse_where(entry, target=target, topology=topology)
+        for at, message in problems:
+            problem(message, "expect_where", i, *at)
+        located += [(("expect_where", i, *at), e) for at, e in where_located]
+    if check.wait is not None and not 0.0 < check.wait <= MAX_WAIT_S:
+        problem(f"must be above 0s and at most {MAX_WAIT_S:g}s (got {show_seconds(check.wait)}); wait is for policy time "
+                "such as an ejection running out, never for config (apply already waits for the ACKs)", "wait")
     expectations = tuple(e for _, e in located)
     if send.count is not None:
         for at, e in located:
             if is_statistical(e):
                 problem(f"a split or quantile is judged statistically with its own request plan, but send.count fixes "
-                        f"the requests at {send.count}; remove count, or expect one value for every response", "expect", *at)
+                        f"the requests at {send.count}; remove count, or expect one value for every response", *at)
     if "app_log" in needs_of(expectations):
         for name in send.headers:
             if name.lower() == fields.REQUEST_ID_HEADER:
@@ -334,22 +374,29 @@ def _load_check(
         timeout_s=send.timeout,
         client=send.from_,
         grpc_method=send.grpc_method,
+        via=send.via,
     )
     overrides = StatOverrides(
         alpha=check.alpha, delta=check.delta, relative_delta=check.relative_delta, power=check.power,
         max_requests=check.max_requests, leak=check.leak,
     )
-    return Check(check.name, doc.line_of(path), spec, expectations, overrides, send.count, tuple(send.headers_cycle.items()))
+    return Check(check.name, doc.line_of(path), spec, expectations, overrides, send.count, tuple(send.headers_cycle.items()),
+                 check.wait or 0.0)
 
 
-def _target_service(url: str, topology: Topology | None, problem: Callable[..., None]) -> str | None:
-    """The service the URL names (its host's first label), or None with a problem when it is not usable."""
+def _target_service(url: str, topology: Topology | None, problem: Callable[..., None], via: str = "sidecar") -> str | None:
+    """The service the URL names (its host's first label), or None with a problem when it is not usable.
+
+    Through the gateway the host is whatever the Gateway exposes (bookinfo.example.com), so a host
+    that names no service is no problem there: the target is just unknown (None)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "grpc") or not parts.hostname:
         problem(f'expected a URL like "http://reviews:9080/path" (got {show(url)})', "send", "url")
         return None
     name = parts.hostname.split(".")[0]
     if topology is not None and topology.service(name) is None:
+        if via == "gateway":
+            return None
         known = ", ".join(s.name for s in topology.services)
         problem(f"no service {name!r} in this case's topology (services: {known}); add it under services:", "send", "url")
         return None
@@ -372,6 +419,7 @@ def _topology(services: dict[str, ServiceModel] | None, clients: tuple[ClientMod
                 replicas=tuple(sorted(s.replicas.items())),
                 ports=base.services[0].ports if s.ports is None else tuple(ServicePort(p.name, p.number) for p in s.ports),
                 knobs=tuple((key, tuple(sorted(values.items()))) for key, values in sorted(s.knobs.items())),
+                external=s.external,
             )
             for name, s in sorted(services.items())
         ),

@@ -9,6 +9,11 @@ What a check's expectations need decides what is asked of the mesh besides respo
 (``attempts``, ``mirror``, ``received``) are read after each batch once ``Mesh.drain`` says nothing
 is in flight (mirrored copies land after the caller has its response) and joined to the batch by
 request id; proxy stats (``stats``) are read before the first request and after the last, drained.
+
+A check's ``wait`` is the one sleep here, and it is policy time, not a sync wait: an outlier
+ejection lasts ``baseEjectionTime``, so a check that shows the host coming back must send only
+after that much time has passed since the previous check. Config never needs it (``Mesh.apply``
+returns once every proxy ACKed); the case loader bounds it at ``MAX_WAIT_S``.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ def run_case(
     select: Callable[[Check], bool] = lambda _c: True,
     check_deadline_s: float = 300.0,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[CheckResult]:
     """Run the selected checks of ``case``; config is applied once for the case and always reverted.
 
@@ -81,7 +87,8 @@ def run_case(
     except HarnessError as exc:
         return [_error(case, c, exc, clock() - started) for c in checks]
     try:
-        return [run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s, clock=clock) for c in checks]
+        return [run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s, clock=clock, sleep=sleep)
+                for c in checks]
     finally:
         mesh.revert(token)
 
@@ -95,13 +102,17 @@ def run_check(
     *,
     deadline_s: float = 300.0,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> CheckResult:
     """Send batches until every judge decides; only responses served by ``config_version`` count.
 
     A check with ``count`` sends exactly that many requests in one batch, and every one of them
     must be served by ``config_version`` (its expectations are about that exact traffic).
-    ``clock`` is the time source of the deadline (a parameter so that tests can move time).
+    ``clock`` is the time source of the deadline and ``sleep`` waits out ``check.wait_s`` before
+    the traffic (parameters so that tests can move time); the deadline starts after that wait.
     """
+    if check.wait_s:
+        sleep(check.wait_s)
     started = clock()
     try:
         judges = make_judges(check.expectations, check.overrides.over(settings), count=check.count)

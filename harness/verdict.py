@@ -5,10 +5,12 @@ batch, and asks how many more requests the undecided judges need (the next plann
 sequential test, or the fixed count of an every-response check). A judge that has decided keeps
 its decision; the check's verdict is the worst of its judges' (fail > inconclusive > pass).
 
-Four kinds of judge:
+Five kinds of judge:
 
 * ``FractionJudge``: a split, by a sequential equivalence test (``FractionDesign``);
 * ``EveryJudge``: every request in one category, failing on the first counterexample (``AllDesign``);
+* ``WhereJudge``: the same on the requests that match a filter (``expect_where``), failing also
+  when none matched;
 * ``QuantileJudge``: a latency quantile against a bound (``QuantileDesign``);
 * aggregate judges (``StatsJudge``, ``SameInstanceJudge``, ``InstancesJudge``): exact statements
   about all the check's traffic, judged once it is sent (stats after ``settle``).
@@ -34,6 +36,7 @@ from harness.expect import (
     SameInstanceExpectation,
     Sample,
     StatsExpectation,
+    Where,
     is_statistical,
 )
 from harness.expect.base import show_seconds
@@ -232,6 +235,90 @@ class EveryJudge:
             leak=self.design.leak,
             counterexample=self.counterexample,
             bounds_s=_latency_bounds(self.expectation),
+        )
+
+
+class WhereJudge:
+    """Every request matching the filter in one category, and at least one matching: over as many
+    requests as an every-response check (or exactly ``count``), failing at the first matching
+    request in another category, or at the end when none matched. Its power against a leak is
+    that of the matching requests alone, which the evidence states."""
+
+    def __init__(self, expectation: Where, design: AllDesign, count: int | None = None) -> None:
+        self.expectation = expectation
+        self.design = design
+        self.target = design.n if count is None else count
+        self.n = 0
+        self.counts: Counter[str] = Counter()
+        """Categories of the matching requests only."""
+        self.counterexample: Counterexample | None = None
+
+    @property
+    def matched(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def power(self) -> float:
+        """Chance that a leak of ``design.leak`` among the matching requests shows in those seen."""
+        return 1.0 - (1.0 - self.design.leak) ** self.matched
+
+    @property
+    def decided(self) -> bool:
+        return self.counterexample is not None or self.n >= self.target
+
+    def needs(self) -> int:
+        return 0 if self.decided else self.target - self.n
+
+    def add(self, samples: Iterable[Sample]) -> None:
+        inner = self.expectation.inner
+        for sample in samples:
+            if self.decided:
+                return
+            self.n += 1
+            if not self.expectation.matches(sample):
+                continue
+            got = inner.category(sample)
+            self.counts[got] += 1
+            if got != inner.every:
+                obs = sample.obs
+                self.counterexample = Counterexample(self.n, obs.request_id, inner.classify.detail(sample), obs.status, obs.error)
+
+    def evidence(self) -> Evidence:
+        e, n, matched = self.expectation, self.n, self.matched
+        want, field, condition = e.inner.every or "", e.inner.field, e.condition_text
+        if self.counterexample is not None:
+            outcome: VerdictOutcome = "fail"
+            rule = f"fail: request {self.counterexample.index} ({condition}) answered {field} {self.counterexample.got}, want every {want}"
+        elif n >= self.target and not matched:
+            outcome = "fail"
+            rule = (f"fail: none of {n} responses had {condition}, so none showed {field} {want}; "
+                    "at least one must match (check the filter, or the traffic that should produce it)")
+        elif n >= self.target:
+            outcome = "pass"
+            rule = (f"pass: all {matched} of {n} responses with {condition} had {field} {want} "
+                    f"(a {self.design.leak:.0%} leak among them would show with probability {self.power:.3g})")
+        else:
+            outcome = "inconclusive"
+            rule = f"undecided after {n} of {self.target} requests"
+        seen = ", ".join(f"{k} x{v}" for k, v in sorted(self.counts.items()))
+        return Evidence(
+            expectation=e.describe(),
+            field=e.field,
+            kind="every",
+            outcome=outcome,
+            n=n,
+            counts=dict(self.counts),
+            expected={want: 1.0},
+            observed={k: v / matched for k, v in self.counts.items()} if matched else {},
+            intervals={},
+            level=None,
+            rule=rule,
+            alpha=0.0,
+            power=self.power,
+            leak=self.design.leak,
+            counterexample=self.counterexample,
+            summary=f"{matched} of {n} responses had {condition}" + (f"; their {field}: {seen}" if seen else ""),
+            bounds_s=_latency_bounds(e.inner),
         )
 
 
@@ -449,7 +536,7 @@ def _aggregate_evidence(
     )
 
 
-Judge = FractionJudge | EveryJudge | QuantileJudge | SameInstanceJudge | InstancesJudge | StatsJudge
+Judge = FractionJudge | EveryJudge | WhereJudge | QuantileJudge | SameInstanceJudge | InstancesJudge | StatsJudge
 
 
 def make_judges(expectations: Sequence[AnyExpectation], settings: StatSettings, *, count: int | None = None) -> list[Judge]:
@@ -473,6 +560,8 @@ def make_judges(expectations: Sequence[AnyExpectation], settings: StatSettings, 
             judges.append(FractionJudge(e, design))
         elif isinstance(e, Expectation):
             judges.append(EveryJudge(e, every, count))
+        elif isinstance(e, Where):
+            judges.append(WhereJudge(e, every, count))
         elif isinstance(e, QuantileExpectation):
             judges.append(QuantileJudge(e, QuantileDesign.plan(
                 e.q, e.bound, below=not e.at_least, alpha=alpha, power=settings.power, max_requests=settings.max_requests,

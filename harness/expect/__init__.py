@@ -8,8 +8,9 @@ Public API (the modules behind it each hold one family of keys):
 * ``latency``: ``latency_range``, ``latency_split``, ``latency_quantile``.
 * ``applog``: ``attempts``, ``mirror``, ``received_none`` (joined to app logs by request id).
 * ``aggregate``: ``StatsExpectation``, ``SameInstanceExpectation``, ``InstancesExpectation``.
-* ``schema``: ``ExpectModel`` (the YAML schema), ``parse_expectations``, and what a send must ask the
-  mesh for (``needs_of``, ``captured_headers``).
+* ``where``: ``Where`` (an every-response expectation on the responses that match a filter).
+* ``schema``: ``ExpectModel`` and ``WhereModel`` (the YAML schema), ``parse_expectations`` and
+  ``parse_where``, and what a send must ask the mesh for (``needs_of``, ``captured_headers``).
 """
 
 from harness.expect.aggregate import (
@@ -36,12 +37,15 @@ from harness.expect.response import flags, grpc_status, header, status, version
 from harness.expect.schema import (
     AnyExpectation,
     ExpectModel,
+    WhereModel,
     captured_headers,
     is_statistical,
     needs_of,
     parse_expectations,
+    parse_where,
 )
 from harness.expect.upstream import upstream
+from harness.expect.where import Where
 
 __all__ = [
     "ABSENT",
@@ -56,6 +60,8 @@ __all__ = [
     "SameInstanceExpectation",
     "Sample",
     "StatsExpectation",
+    "Where",
+    "WhereModel",
     "attempts",
     "captured_headers",
     "flags",
@@ -68,6 +74,7 @@ __all__ = [
     "mirror",
     "needs_of",
     "parse_expectations",
+    "parse_where",
     "received_none",
     "status",
     "upstream",

@@ -89,7 +89,7 @@ def answered(obs: Observation) -> bool:
 
 
 def show_seconds(seconds: float) -> str:
-    """``0.2`` -> ``200ms``, ``1.5`` -> ``1.5s``: durations as a case author writes them."""
-    if abs(seconds) < 1.0:
+    """``0.2`` -> ``200ms``, ``1.5`` -> ``1.5s``, ``0`` -> ``0s``: durations as a case author writes them."""
+    if 0.0 < abs(seconds) < 1.0:
         return f"{seconds * 1000:.4g}ms"
     return f"{seconds:.4g}s"

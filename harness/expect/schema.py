@@ -18,7 +18,17 @@ every request; a mapping of fractions means a random split, judged statistically
       same_instance: true                 # every response from one instance
       instances: {at_least: 2}            # distinct instances that answered
 
-Parsing returns every problem with its path under ``expect`` for the case loader to place.
+A check's ``expect_where`` restricts every-response keys to the responses that match a filter
+written in the same vocabulary (``harness.expect.where``)::
+
+    expect_where:
+      - where: {status: 503}              # every 503 ...
+        expect: {flags: UO, headers: {x-envoy-overloaded: "true"}}
+      - where: {flags: "-"}               # every response Envoy did not flag ...
+        expect: {status: 200}
+
+Parsing returns every problem with its path under ``expect`` (or the ``expect_where`` entry) for
+the case loader to place.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from harness.expect import aggregate, applog, latency, response, upstream
 from harness.expect.base import Expectation, show_seconds
+from harness.expect.where import Where
 from harness.istio.model import Duration
 from harness.schema_issues import show
 from harness.topology import Topology
@@ -42,6 +53,7 @@ AnyExpectation = (
     | aggregate.StatsExpectation
     | aggregate.SameInstanceExpectation
     | aggregate.InstancesExpectation
+    | Where
 )
 PathKey = tuple[str | int, ...]
 #: A parsed expectation with its path under ``expect`` (so that later checks can point at it).
@@ -190,14 +202,29 @@ class ExpectModel(_Model):
     )
 
 
+class WhereModel(_Model):
+    """One entry of a check's ``expect_where``: what every response matching ``where`` has."""
+
+    where: ExpectModel = Field(
+        description='Which responses: expect keys with one value each, all of which must hold, e.g. {status: 503} or {flags: "-"}. '
+        "At least one response must match, or the expectation fails."
+    )
+    expect: ExpectModel = Field(
+        description='What every matching response has: every-response expect keys, e.g. {flags: UO, headers: {x-envoy-overloaded: "true"}}.'
+    )
+
+
 # --- parsing ---------------------------------------------------------------------------------
 
 
-def parse_expectations(model: ExpectModel, *, target: str | None, topology: Topology | None) -> tuple[list[Located], list[Problem]]:
+def parse_expectations(
+    model: ExpectModel, *, target: str | None, topology: Topology | None, require: bool = True
+) -> tuple[list[Located], list[Problem]]:
     """Expectations from a parsed ``expect`` block, and the problems found, each with its path.
 
     ``target`` is the URL's service (what ``attempts`` counts); ``topology`` checks mirror
-    targets (None when the case's own schema is broken: then they are not looked up).
+    targets (None when the case's own schema is broken: then they are not looked up). ``require``:
+    an empty block is a problem (an ``expect_where`` filter says so in its own words).
     """
     out: list[Located] = []
     problems: list[Problem] = []
@@ -205,12 +232,50 @@ def parse_expectations(model: ExpectModel, *, target: str | None, topology: Topo
         value = getattr(model, name)
         if value is not None:
             parse(value, _Sink((name,), out, problems, target, topology))
-    if not out and not problems:
+    if require and not out and not problems:
         problems.append(((), (
             "nothing to check; add an expectation such as version, status, flags or headers "
             "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})"
         )))
     return out, problems
+
+
+def parse_where(model: WhereModel, *, target: str | None, topology: Topology | None) -> tuple[list[Located], list[Problem]]:
+    """``Where`` expectations from one ``expect_where`` entry (paths start at ``where`` or ``expect``).
+
+    Only every-response expectations can pick or be judged on a subset: a split, quantile or
+    aggregate is about all of a check's responses, and its statistics would not hold on a subset.
+    """
+    condition, problems = _every_only(model.where, "where", target, topology, _FILTER_ONLY_EVERY)
+    inner, inner_problems = _every_only(model.expect, "expect", target, topology, _WHERE_ONLY_EVERY)
+    problems += inner_problems
+    if not condition and not any(at[:1] == ("where",) for at, _ in problems):
+        problems.append((("where",), 'expected a filter such as {status: 503} or {flags: "-"}'))
+    if problems:
+        return [], problems
+    picks = tuple(e for _, e in condition)
+    return [(at, Where(picks, e)) for at, e in inner], []
+
+
+_FILTER_ONLY_EVERY = 'a filter picks responses by one value per key, e.g. status: 503 or flags: "-"'
+_WHERE_ONLY_EVERY = ("only every-response expectations can be judged on the matching responses; "
+                     "put splits, quantiles, stats, same_instance and instances under the check's expect")
+
+
+def _every_only(
+    model: ExpectModel, side: str, target: str | None, topology: Topology | None, refusal: str
+) -> tuple[list[tuple[PathKey, Expectation]], list[Problem]]:
+    """One side of an ``expect_where`` entry: its every-response expectations, and the problems
+    (refusing the other kinds), with paths prefixed by ``side``."""
+    located, problems = parse_expectations(model, target=target, topology=topology, require=side == "expect")
+    every: list[tuple[PathKey, Expectation]] = []
+    out: list[Problem] = [((side, *at), message) for at, message in problems]
+    for at, e in located:
+        if isinstance(e, Expectation) and e.every is not None:
+            every.append(((side, *at), e))
+        else:
+            out.append(((side, *at), f"{refusal} (got {e.describe()})"))
+    return every, out
 
 
 class _Sink:
@@ -458,7 +523,8 @@ def needs_of(expectations: Sequence[AnyExpectation]) -> frozenset[str]:
 def captured_headers(expectations: Sequence[AnyExpectation]) -> tuple[str, ...]:
     """Response headers the expectations read, for ``SendSpec.capture_headers``: a sender keeps
     only ``x-envoy-*``, ``server`` and ``content-type`` unless asked (``location``, CORS headers)."""
+    flat = [part for e in expectations for part in ((*e.condition, e.inner) if isinstance(e, Where) else (e,))]
     return tuple(sorted({
-        e.classify.name for e in expectations
+        e.classify.name for e in flat
         if isinstance(e, Expectation) and isinstance(e.classify, response.Header) and not e.classify.upstream
     }))

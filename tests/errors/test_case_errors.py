@@ -66,7 +66,7 @@ def test_error_unknown_fields_suggest_the_closest() -> None:
 
 def test_error_unknown_top_level_field_without_close_match_lists_known() -> None:
     assert issues("name: a\nzzz: 1\nchecks:\n" + CHECK) == [
-        "case.yaml:2: case a: zzz: unknown field; known fields here: about, checks, clients, config, name, services"
+        "case.yaml:2: case a: zzz: unknown field; known fields here: about, checks, clients, config, load, name, services"
     ]
 
 
@@ -300,4 +300,62 @@ def test_error_services_knobs_ports_and_clients() -> None:
         ('case.yaml:5: case a: services.reviews.knobs.v9: expected a version (v1, v2) or an instance name '
          '(reviews-v1-0, reviews-v2-0), got "v9"'),
         "case.yaml:6: case a: clients[1].name: workload name used twice (got 'client'); give each client and service its own name",
+    ]
+
+
+def check_issues(extra: str) -> list[str]:
+    """Issues of a check with ``expect: {status: 200}`` and the check-level YAML ``extra`` after it."""
+    return issues(f'name: a\nchecks:\n  - name: c\n    send: {{url: "http://reviews:9080/"}}\n    expect: {{status: 200}}\n{extra}')
+
+
+WAIT_HINT = ("wait is for policy time such as an ejection running out, never for config "
+             "(apply already waits for the ACKs)")
+
+
+@pytest.mark.parametrize(
+    ("wait", "message"),
+    [
+        ("0s", f"must be above 0s and at most 60s (got 0s); {WAIT_HINT}"),
+        ("-1s", f"must be above 0s and at most 60s (got -1s); {WAIT_HINT}"),
+        ("61s", f"must be above 0s and at most 60s (got 61s); {WAIT_HINT}"),
+        ("soon", 'not a valid duration (got "soon"); use a number with a unit (ns, us, ms, s, m, h), e.g. 500ms, 1.5s, 1m30s'),
+    ],
+)
+def test_error_bad_wait(wait: str, message: str) -> None:
+    assert check_issues(f"    wait: {wait}\n") == [f"case.yaml:6: case a: checks[0].wait: {message}"]
+
+
+WHERE = "case a: checks[0].expect_where[0]"
+EVERY_ONLY = ("only every-response expectations can be judged on the matching responses; "
+              "put splits, quantiles, stats, same_instance and instances under the check's expect")
+
+
+@pytest.mark.parametrize(
+    ("entry", "messages"),
+    [
+        ("{where: {}, expect: {flags: UO}}", [f'case.yaml:7: {WHERE}.where: expected a filter such as {{status: 503}} or {{flags: "-"}}']),
+        ("{where: {status: {200: 0.5, 503: 0.5}}, expect: {flags: UO}}", [
+            (f'case.yaml:7: {WHERE}.where.status: a filter picks responses by one value per key, e.g. status: 503 or flags: "-" '
+             "(got status 200=0.5, 503=0.5)")]),
+        ("{where: {flags: OU}, expect: {flags: UO}}", [
+            (f'case.yaml:7: {WHERE}.where.flags: unknown Envoy response flag (got "OU"); write flags as Envoy logs them '
+             '(UO, NR, FI, "-" for none); did you mean UO?')]),
+        ("{where: {status: 503}, expect: {version: {v1: 0.5, v2: 0.5}, stats: {x: {at_least: 1}}}}", [
+            f"case.yaml:7: {WHERE}.expect.version: {EVERY_ONLY} (got version v1=0.5, v2=0.5)",
+            f"case.yaml:7: {WHERE}.expect.stats.x: {EVERY_ONLY} (got stats x >= 1)"]),
+        ("{where: {status: 503}, expect: {}}", [
+            (f"case.yaml:7: {WHERE}.expect: nothing to check; add an expectation such as version, status, flags or headers "
+             "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})")]),
+        ("{wher: {status: 503}, expect: {flags: UO}}", [
+            f"case.yaml:7: {WHERE}.where: required field is missing; add where (a mapping)",
+            f"case.yaml:7: {WHERE}.wher: unknown field; did you mean where?"]),
+    ],
+)
+def test_error_bad_expect_where(entry: str, messages: list[str]) -> None:
+    assert check_issues(f"    expect_where:\n      - {entry}\n") == messages
+
+
+def test_error_expect_where_must_be_a_list() -> None:
+    assert check_issues("    expect_where: {where: {status: 503}, expect: {flags: UO}}\n") == [
+        "case.yaml:6: case a: checks[0].expect_where: expected a list, got a mapping"
     ]

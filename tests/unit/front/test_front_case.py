@@ -122,6 +122,9 @@ def test_case_json_schema_documents_every_expect_key_and_the_new_send_and_topolo
     assert {"count", "headers_cycle"} <= set(defs["SendModel"]["properties"])
     assert {"ports", "knobs"} <= set(defs["ServiceModel"]["properties"]) and "clients" in schema["properties"]
     assert "p99.9" in defs["LatencyModel"]["properties"]
+    assert {"wait", "expect_where"} <= set(defs["CheckModel"]["properties"])
+    assert set(defs["WhereModel"]["properties"]) == {"where", "expect"}
+    assert defs["CheckModel"]["properties"]["wait"]["anyOf"][0] == {"type": "string", "examples": ["200ms", "1.5s"]}
     validator = jsonschema.Draft202012Validator(schema)
     doc = yaml.safe_load(TOPOLOGY_CASE)
     assert list(validator.iter_errors(doc)) == []
@@ -169,3 +172,15 @@ def test_case_topology_fields_and_every_expect_key_load() -> None:
         "status", "grpc_status", "flags", "headers.x-envoy-overloaded", "headers.x-envoy-upstream-service-time",
         "upstream.path", "upstream.host", "upstream.method", "upstream.headers.x-user", "latency", "attempts", "mirror",
         "received", "stats", "same_instance", "instances"]
+
+
+def test_case_wait_and_expect_where_load_into_the_check() -> None:
+    case = make_case(
+        "name: w\nchecks:\n  - name: c\n    send: {url: \"http://reviews:9080/\", count: 10}\n    wait: 1.5s\n"
+        "    expect: {instances: {at_least: 1}}\n"
+        "    expect_where: [{where: {status: 503, flags: UO}, expect: {version: none, received: none}}]\n"
+    )
+    (check,) = case.checks
+    assert check.wait_s == 1.5
+    assert [e.field for e in check.expectations] == [
+        "instances", "version where status=503 and flags=UO", "received where status=503 and flags=UO"]

@@ -267,3 +267,58 @@ def test_expect_count_with_stale_responses_is_an_error() -> None:
     assert result.outcome == "error" and result.error == (
         "check 'the check': send.count needs all 4 requests served by config version 1, got 0 "
         "(4 from another config, 0 without a record)")
+
+
+# --- expect_where ---------------------------------------------------------------------------
+
+REFUSED = Reply(status=503, version=None, flags=("UO",), headers={"x-envoy-overloaded": "true"})
+BREAKER_WHERE = ('\n    expect_where:\n      - where: {status: 503}\n        expect: {flags: UO, headers: {x-envoy-overloaded: "true"}}'
+                 '\n      - where: {flags: "-"}\n        expect: {status: 200}')
+
+
+def first_admitted(admitted: int, then: Reply = REFUSED) -> Handler:
+    """The first ``admitted`` requests answered by the app (200), the rest ``then``."""
+    replies = iter([Reply()] * admitted)
+    return lambda spec, rng: next(replies, then)
+
+
+def test_expect_where_judges_only_the_matching_responses() -> None:
+    result, mesh = run("{instances: {at_least: 1}}" + BREAKER_WHERE, first_admitted(2), send=", count: 10, concurrency: 10")
+    assert result.outcome == "pass" and result.verdict is not None
+    assert mesh.sent[0].capture_headers == ("x-envoy-overloaded",)
+    flags, header, ok = result.verdict.evidence[1:]
+    assert (flags.field, header.field, ok.field) == (
+        "flags where status=503", "headers.x-envoy-overloaded where status=503", "status where flags=-")
+    assert (flags.n, flags.counts, flags.kind) == (10, {"UO": 8}, "every")
+    assert flags.rule == ("pass: all 8 of 10 responses with status=503 had flags UO "
+                          "(a 5% leak among them would show with probability 0.337)")
+    assert ok.summary == "2 of 10 responses had flags=-; their status: 200 x2"
+
+
+def test_expect_where_fails_at_the_first_matching_counterexample() -> None:
+    replies = iter([REFUSED, Reply(), REFUSED, Reply(status=503, version=None, flags=("UF",))])
+    result, _ = run("{instances: {at_least: 1}}" + BREAKER_WHERE, lambda spec, rng: next(replies, REFUSED), send=", count: 10")
+    assert result.outcome == "fail" and result.verdict is not None
+    flags = result.verdict.evidence[1]
+    assert flags.counterexample is not None and (flags.counterexample.index, flags.counterexample.got) == (4, "UF")
+    assert flags.rule == "fail: request 4 (status=503) answered flags UF, want every UO"
+
+
+def test_expect_where_matching_nothing_fails_never_passes_vacuously() -> None:
+    result, _ = run("{status: 200}\n    expect_where: [{where: {status: 503}, expect: {flags: UO}}]", always(Reply()))
+    assert result.outcome == "fail" and result.verdict is not None
+    where = result.verdict.evidence[1]
+    assert (where.outcome, where.n, where.counts) == ("fail", 135, {})
+    assert where.rule == ("fail: none of 135 responses had status=503, so none showed flags UO; at least one must match "
+                          "(check the filter, or the traffic that should produce it)")
+
+
+def test_expect_where_conditions_all_hold_and_read_echoes_when_they_need_them() -> None:
+    expect = ('{status: 200}\n    expect_where: [{where: {status: 200, upstream: {headers: {x-user: alice}}}, '
+              'expect: {headers: {x-seen: "1"}}}]')
+    alice = Reply(headers={"x-seen": "1"}, echo=Echo("GET", "/a", "reviews:9080", "HTTP/1.1", {"x-user": "alice"}))
+    bob = Reply(echo=Echo("GET", "/a", "reviews:9080", "HTTP/1.1", {"x-user": "bob"}))
+    result, mesh = run(expect, coin(alice, bob))
+    assert result.outcome == "pass" and all(s.include_echo for s in mesh.sent)
+    assert result.verdict is not None and result.verdict.evidence[1].field == (
+        "headers.x-seen where status=200 and upstream.headers.x-user=alice")

@@ -218,3 +218,23 @@ def test_run_check_counts_only_the_given_config_version() -> None:
     mesh.apply(case.objects)  # version 2 is in force; replies are stamped "2"
     result = run_check(mesh, case, case.checks[0], SETTINGS, config_version=2)
     assert (result.outcome, result.stale) == ("pass", 0)
+
+
+def test_runner_waits_out_policy_time_between_checks_and_not_against_the_deadline() -> None:
+    text = make_case_text(make_check("eject", "{version: v2}"), make_check("recover", "{version: v2}", extra="wait: 2.5s"))
+    events: list[str] = []
+    clock = SlowClock(per_batch=1.0)
+
+    def sleep(seconds: float) -> None:
+        events.append(f"sleep {seconds:g}")
+        clock.now += seconds
+
+    def handler(spec: SendSpec, rng: random.Random) -> Reply:
+        events.append("request")
+        return clock.handler(draw({"v2": 1.0}))(spec, rng)
+
+    # Each check's 135 requests move the clock 1s; the 2.5s wait would break a 2s deadline if it counted.
+    results = run_case(FakeMesh(handler), make_case(text), SETTINGS, clock=clock, sleep=sleep, check_deadline_s=2.0)
+    assert [(r.outcome, r.requests) for r in results] == [("pass", 135), ("pass", 135)]
+    assert events.index("sleep 2.5") == 135 and len(events) == 271  # after all of the first check's traffic, once
+    assert results[1].seconds == pytest.approx(1.0)

@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from harness.expect import status, version
+from harness.expect import Where, status, version
 from harness.settings import StatSettings
 from harness.stats.deterministic import AllDesign
 from harness.stats.fractions import FractionDesign
@@ -17,6 +17,7 @@ from harness.verdict import (
     EveryJudge,
     FractionJudge,
     Judge,
+    WhereJudge,
     make_judges,
     requests_needed,
     verdict,
@@ -166,3 +167,23 @@ def test_requests_needed_stops_once_any_judge_failed() -> None:
     assert requests_needed([fraction, every]) == 0
     assert verdict([fraction, every]).outcome == "fail"
     assert verdict([fraction, every]).requests == 1
+
+
+def test_where_judge_counts_every_request_but_judges_only_the_matching() -> None:
+    judge = WhereJudge(Where((status("503"),), version("none")), AllDesign.plan(), count=3)
+    judge.add(make_samples([("v1", 200), (None, 503)]))
+    assert (judge.n, judge.matched, judge.needs(), judge.evidence().outcome) == (2, 1, 1, "inconclusive")
+    judge.add(make_samples([("v1", 200), (None, 503)], start=2))
+    assert (judge.n, judge.matched, judge.evidence().outcome) == (3, 1, "pass")  # the 4th request is past the count
+
+
+@pytest.mark.parametrize(
+    ("values", "outcome"),
+    [([("v1", 200)] * 3, "fail"), ([(None, 503)] * 3, "pass"), ([("v1", 503)], "fail"), ([], "inconclusive")],
+    ids=["none-matched", "all-matched", "counterexample", "nothing-yet"],
+)
+def test_where_judge_outcomes(values: list[tuple[str | None, int]], outcome: str) -> None:
+    judge = WhereJudge(Where((status("503"),), version("none")), AllDesign.plan(), count=3)
+    judge.add(make_samples(values))
+    assert judge.evidence().outcome == outcome
+    assert requests_needed([judge]) == (3 if outcome == "inconclusive" else 0)
