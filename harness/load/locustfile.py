@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
+from locust.exception import StopUser
 
 from harness.load.wire import LoadPlan, PlannedRequest, Record, encode_record, plan_for_url
 from harness.sample_apps.echo import fields
@@ -64,14 +65,14 @@ class _Session:
 _SESSION: _Session | None = None
 
 
-@events.init_command_line_parser.add_listener
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]  # Locust's hooks are untyped
 def _options(parser: Any) -> None:
     parser.add_argument("--mesh-plan", default="", help="mesh-harness: load plan JSON (written by `mesh-harness load`)")
     parser.add_argument("--mesh-url", default="", help="mesh-harness: URL as a pod calls it, e.g. http://reviews:9080/")
     parser.add_argument("--mesh-records", default="", help="mesh-harness: write one JSON line per response here")
 
 
-@events.test_start.add_listener
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
 def _start(environment: Environment, **_kwargs: Any) -> None:
     global _SESSION
     options = environment.parsed_options
@@ -86,7 +87,7 @@ def _start(environment: Environment, **_kwargs: Any) -> None:
     _SESSION = _Session(plan, records)
 
 
-@events.test_stop.add_listener
+@events.test_stop.add_listener  # type: ignore[untyped-decorator]
 def _stop(environment: Environment, **_kwargs: Any) -> None:
     if _SESSION is not None:
         _SESSION.close()
@@ -105,8 +106,8 @@ class MeshUser(FastHttpUser):
     @task
     def send(self) -> None:
         session = _SESSION
-        if session is None:  # only between a test's stop and the users' exit
-            return
+        if session is None:  # the test did not start (its error is logged) or has stopped
+            raise StopUser()
         check, planned, i = session.next_request()
         with self.client.request(planned.method, planned.path, name=planned.check, data=planned.body or None,
                                  headers=planned.headers_for(i), catch_response=True,
