@@ -113,12 +113,21 @@ class MeshSession:
         self.results: list[CheckResult] = []
         self.started = time.monotonic()
         self._mesh: Mesh | None = None
+        self._failed: HarnessError | None = None
 
     def mesh(self) -> Mesh:
+        """The mesh, made on first use; a mesh that could not be made is not tried again (a kind cluster
+        that failed to start would otherwise be retried, minutes each, for every case)."""
+        if self._failed is not None:
+            raise self._failed
         if self._mesh is None:
-            made: Mesh | None = self.config.hook.pytest_mesh_harness_make_mesh(config=self.config)
-            if made is None:
-                made = self._local_mesh() if self.config.getoption("--mesh") == "local" else self._kube_mesh()
+            try:
+                made: Mesh | None = self.config.hook.pytest_mesh_harness_make_mesh(config=self.config)
+                if made is None:
+                    made = self._local_mesh() if self.config.getoption("--mesh") == "local" else self._kube_mesh()
+            except HarnessError as exc:
+                self._failed = exc
+                raise
             self._mesh = made
         return self._mesh
 
