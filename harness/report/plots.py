@@ -1,7 +1,7 @@
 """The HTML report's plots, each an inline PNG (``data:`` URI) so the report is one self-contained file.
 
-Pure apart from rendering to memory: figures are built on ``matplotlib.figure.Figure`` with the Agg
-canvas, never pyplot, so no global figure state and no display is involved. Inputs are the result
+Pure apart from rendering to memory: figures are built on ``matplotlib.figure.Figure``, never pyplot,
+so no global figure state and no display is involved. Inputs are the result
 document's JSON entries (``harness.report.result``).
 """
 
@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from harness.expect.base import show_seconds
@@ -142,5 +141,5 @@ def _short(label: str, width: int = 36) -> str:
 
 def _data_uri(fig: Figure) -> str:
     out = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(out)
+    fig.savefig(out, format="png")  # a Figure without pyplot renders through Agg for png
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")

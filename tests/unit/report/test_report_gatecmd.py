@@ -35,7 +35,7 @@ def case_file(tmp_path: Path) -> Path:
         make_check("split", "{version: {v1: 0.9, v2: 0.1}}"), make_check("ok", "{status: 200}"), name="canary"))
 
 
-def by_istio(opened: list[argparse.Namespace], handlers: dict[str, Any]) -> Callable[[argparse.Namespace], FakeMesh]:
+def by_istio(opened: list[argparse.Namespace], handlers: dict[str | None, Any]) -> Callable[[argparse.Namespace], FakeMesh]:
     """A mesh factory whose traffic depends on the side's Istio version; records the options of each side."""
     def factory(args: argparse.Namespace) -> FakeMesh:
         opened.append(args)
