@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 from harness.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, main
 from harness.errors import CaseError, ProcessError
 from harness.gatecmd import Side, parse_side
-from harness.mesh.fake import FakeMesh, draw
+from harness.mesh.fake import FakeMesh, Handler, draw
 from harness.mesh.local.envoy_wheels import installed_envoy, wheel_binary
 from tests.unit.front.front_builders import make_case_text, make_check, write_cases
 
@@ -35,7 +35,7 @@ def case_file(tmp_path: Path) -> Path:
         make_check("split", "{version: {v1: 0.9, v2: 0.1}}"), make_check("ok", "{status: 200}"), name="canary"))
 
 
-def by_istio(opened: list[argparse.Namespace], handlers: dict[str | None, Any]) -> Callable[[argparse.Namespace], FakeMesh]:
+def by_istio(opened: list[argparse.Namespace], handlers: Mapping[str | None, Handler]) -> Callable[[argparse.Namespace], FakeMesh]:
     """A mesh factory whose traffic depends on the side's Istio version; records the options of each side."""
     def factory(args: argparse.Namespace) -> FakeMesh:
         opened.append(args)
