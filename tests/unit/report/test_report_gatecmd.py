@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def case_file(tmp_path: Path) -> Path:
         make_check("split", "{version: {v1: 0.9, v2: 0.1}}"), make_check("ok", "{status: 200}"), name="canary"))
 
 
-def by_istio(opened: list[argparse.Namespace], handlers: Mapping[str | None, Handler]) -> Callable[[argparse.Namespace], FakeMesh]:
+def by_istio(opened: list[argparse.Namespace], handlers: dict[str | None, Handler]) -> Callable[[argparse.Namespace], FakeMesh]:
     """A mesh factory whose traffic depends on the side's Istio version; records the options of each side."""
     def factory(args: argparse.Namespace) -> FakeMesh:
         opened.append(args)
@@ -47,7 +47,7 @@ def test_gatecmd_one_shot_reports_a_changed_split_and_writes_every_report(
     case_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     opened: list[argparse.Namespace] = []
-    handlers = {"1.23": draw({"v1": 0.5, "v2": 0.5}), "1.30": draw({"v1": 0.9, "v2": 0.1})}
+    handlers: dict[str | None, Handler] = {"1.23": draw({"v1": 0.5, "v2": 0.5}), "1.30": draw({"v1": 0.9, "v2": 0.1})}
     code = main(["gate", "--from", "istio=1.23", "--to", "istio=1.30", str(case_file), "--json-dir", str(tmp_path / "j"),
                  "--html", str(tmp_path / "g.html"), "--markdown", str(tmp_path / "g.md")],
                 mesh_factory=by_istio(opened, handlers))
@@ -63,14 +63,14 @@ def test_gatecmd_one_shot_reports_a_changed_split_and_writes_every_report(
 def test_gatecmd_same_mesh_both_sides_exits_zero(case_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # seeded (7); for any seed the chance of a reported difference is at most the gate's alpha, 1e-6
     opened: list[argparse.Namespace] = []
-    handlers = {"1.30": draw({"v1": 0.9, "v2": 0.1})}
+    handlers: dict[str | None, Handler] = {"1.30": draw({"v1": 0.9, "v2": 0.1})}
     code = main(["gate", "--from", "istio=1.30", "--to", "istio=1.30", str(case_file)], mesh_factory=by_istio(opened, handlers))
     assert code == EXIT_OK and "no differences in 2 checks" in capsys.readouterr().out
 
 
 def test_gatecmd_envoy_path_side_is_passed_through(case_file: Path) -> None:
     opened: list[argparse.Namespace] = []
-    handlers = {None: draw({"v1": 0.9, "v2": 0.1})}
+    handlers: dict[str | None, Handler] = {None: draw({"v1": 0.9, "v2": 0.1})}
     main(["gate", "--from", "envoy=/opt/envoy-a", "--to", "envoy=./envoy-b", str(case_file)], mesh_factory=by_istio(opened, handlers))
     assert [a.envoy_binary for a in opened] == ["/opt/envoy-a", "./envoy-b"]
 
