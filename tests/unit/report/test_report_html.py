@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+from harness.cli import EXIT_OK, main
 from harness.mesh.fake import FAKE_INFO, FakeMesh, draw
 from harness.report.gate import diff_results
 from harness.report.html import gate_html, run_html
@@ -11,7 +13,7 @@ from harness.report.markdown import gate_markdown
 from harness.report.result import result_document
 from harness.runner import run_case
 from harness.settings import StatSettings
-from tests.unit.front.front_builders import make_case, make_case_text, make_check
+from tests.unit.front.front_builders import make_case, make_case_text, make_check, write_cases
 from tests.unit.report.report_builders import make_doc, make_entry
 
 SETTINGS = StatSettings()
@@ -67,3 +69,10 @@ def test_markdown_summary_lists_only_the_differences_and_the_method() -> None:
 def test_markdown_summary_without_differences() -> None:
     doc = make_doc(make_entry("steady"))
     assert gate_markdown(diff_results(doc, doc)).startswith("## mesh-harness gate: no differences in 1 check\n")
+
+
+def test_html_run_option_writes_the_report(tmp_path: Path) -> None:
+    case = write_cases(tmp_path, "split.yaml", make_case_text(make_check("split", "{version: {v1: 0.9, v2: 0.1}}")))
+    out = tmp_path / "run.html"
+    code = main(["run", str(case), "--html", str(out)], mesh_factory=lambda _args: FakeMesh(draw({"v1": 0.9, "v2": 0.1}), seed=2))
+    assert code == EXIT_OK and "demo / split" in out.read_text()
