@@ -15,6 +15,7 @@ config fails the check with certainty, and the test asserts ``fail`` (not just "
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,13 +105,29 @@ def failed_fields(result: CheckResult) -> set[str]:
 # --- circuit breakers ---------------------------------------------------------------------------
 
 
+REFUSALS_JUDGED = {"flags where status=503", "headers.x-envoy-overloaded where status=503"}
+
+
 def test_pending_overflow_without_a_breaker_fails(mesh: LocalMesh, make_objects: MakeObjects) -> None:
     """No connectionPool: every limit stays at 2^32-1, so nothing can overflow and the stats check
-    ("at least 1 overflow") fails with certainty."""
+    ("at least 1 overflow") fails with certainty. Every request gets the app's 200, so the filter
+    ``status: 503`` matches nothing, and its expectations fail rather than pass on no response."""
     case = load_case("circuit-breaker.yaml", "pending-overflow")
     (result,) = run_broken(mesh, case, make_objects(destination_rule("{}")))
     assert result.outcome == "fail"
-    assert failed_fields(result) == {"stats"}
+    assert failed_fields(result) == {"stats", *REFUSALS_JUDGED}
+
+
+def test_pending_overflow_catches_503s_that_are_not_refusals(mesh: LocalMesh, make_objects: MakeObjects) -> None:
+    """No connectionPool, and the app itself answers 503 (knob ``status: 503``): every response is
+    a 503 with no UO flag and no x-envoy-overloaded, which the ``where: {status: 503}`` entry
+    fails at its first response; certain."""
+    case = load_case("circuit-breaker.yaml", "pending-overflow")
+    (reviews,) = case.topology.services
+    failing_app = replace(case.topology, services=(replace(reviews, knobs=(("v1", (("delay", "300ms"), ("status", "503"))),)),))
+    (result,) = run_broken(mesh, case, make_objects(destination_rule("{}")), topology=failing_app)
+    assert result.outcome == "fail"
+    assert failed_fields(result) >= {"stats", *REFUSALS_JUDGED}
 
 
 @pytest.mark.parametrize(
@@ -186,6 +203,19 @@ def test_panic_threshold_is_checked(
     assert ejection.outcome == "pass"
     assert after.outcome == "fail"
     assert failed_fields(after) == want
+
+
+def test_recovery_check_catches_an_ejection_that_outlasts_the_wait(mesh: LocalMesh, make_objects: MakeObjects) -> None:
+    """baseEjectionTime 30s instead of 1s: the ejection itself still happens (check 1 passes,
+    certain as in the case), but the ejected replica stays out far beyond the 4s wait and the 10
+    requests after it, so only the other replica answers and ``instances >= 2`` fails; certain."""
+    case = load_case("outlier.yaml", "ejected-host-returns-after-base-ejection-time")
+    broken = destination_rule("{loadBalancer: {simple: ROUND_ROBIN}, outlierDetection: "
+                              "{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}}")
+    ejection, recovery = run_broken(mesh, case, make_objects(broken))
+    assert ejection.outcome == "pass"
+    assert recovery.outcome == "fail"
+    assert failed_fields(recovery) == {"instances"}
 
 
 # --- load balancing -----------------------------------------------------------------------------
