@@ -107,7 +107,7 @@ def _check_view(index: int, entry: Mapping[str, Any]) -> CheckView:
         anchor=f"check-{index}", case=entry["case"], check=entry["check"], where=f"{entry['file']}:{entry['line']}",
         outcome=entry["outcome"], requests=requests_of(entry), errors=_errors([("", entry)]),
         expectations=expectations, plots=[("latency", latency)] if latency else [],
-        open=entry["outcome"] != "pass",
+        open=entry["outcome"] != "pass" or bool(latency) or any(e.plot for e in expectations),
     )
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from harness.expect.base import show_seconds
 from harness.report.table import level_percent
@@ -79,13 +81,31 @@ def latency_plot(histograms: Sequence[tuple[str, Sequence[Sequence[float]]]], bo
     for side, bound in bounds_s.items():
         ax.axvline(bound, color=FAIL, linestyle="--", linewidth=1.2)
         ax.annotate(f"{side.replace('_', ' ')} {show_seconds(bound)}", (bound, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(3, -10), textcoords="offset points", color=FAIL, fontsize=8)
+                    xytext=(4, -12), textcoords="offset points", color=FAIL, fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("latency (s)")
-    ax.set_ylabel("share")
-    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    edges = [b[i] for _, bins in histograms for b in bins for i in (0, 1)] + list(bounds_s.values())
+    if edges:
+        low, high = min(edges) / 1.25, max(edges) * 1.25
+        ax.set_xlim(low, high)
+        ax.set_xticks(_nice_ticks(low, high), [show_seconds(t) for t in _nice_ticks(low, high)])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("latency (log scale)", fontsize=8)
+    ax.set_ylabel("share", fontsize=8)
+    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False)
     _tidy(ax)
     return _data_uri(fig)
+
+
+def _nice_ticks(low: float, high: float) -> list[float]:
+    """The densest of 1..9, 1-2-5 and 1 steps per decade with at most 8 ticks inside [low, high]
+    (a log axis spanning less than a decade gets no labels from matplotlib)."""
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    inside: list[float] = []
+    for mantissas in ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1,)):
+        inside = [m * 10.0 ** k for k in decades for m in mantissas if low <= m * 10.0 ** k <= high]
+        if len(inside) <= 8:
+            break
+    return inside
 
 
 def categories_of(expectation: Mapping[str, Any]) -> list[str]:
