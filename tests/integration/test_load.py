@@ -11,6 +11,7 @@ judged with the pytest statistics (false failure at most 1e-6).
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 import time
@@ -57,14 +58,16 @@ def test_load_impossible_gate_makes_the_command_fail(capsys: pytest.CaptureFixtu
 
 
 def test_load_plain_locust_entry_point(local_mesh: LocalMesh, tmp_path: Path) -> None:
-    """``locust -f harness/load/locustfile.py --host <sidecar listener> --mesh-url ...``, as the README shows."""
+    """``locust -f harness/load/locustfile.py --host <sidecar listener> --mesh-url ...``, as the README shows.
+
+    Its summary table is read, not its CSV: Locust rewrites the CSV once a second, so on a 2 s run
+    the file may miss the last second, while the summary is printed from the final stats."""
     port = local_mesh.inventory().ports["sidecar-client/9080"]
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "2", "-r", "2", "-t", "2s",
-               "--host", f"http://127.0.0.1:{port}", "--mesh-url", "http://reviews:9080/",
-               "--csv", str(tmp_path / "plain"), "--only-summary"]
+               "--host", f"http://127.0.0.1:{port}", "--mesh-url", "http://reviews:9080/", "--only-summary"]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=PLAIN_RUN_TIMEOUT_S, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    with open(tmp_path / "plain_stats.csv", newline="") as f:
-        rows = {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(f)}
-    # No VirtualService: both versions answer; each has its own row
-    assert rows["http://reviews:9080/: v1"] > 0 and rows["http://reviews:9080/: v2"] > 0
+    output = done.stdout + done.stderr  # Locust prints its summary through its logger
+    assert done.returncode == 0, output
+    rows = {m.group(1): int(m.group(2)) for m in re.finditer(r"^GET\s+http://reviews:9080/: (\w+)\s+(\d+)", output, re.M)}
+    # No VirtualService: both versions answer (P(no v2 in 100+ requests) < 1e-30); each has its own row
+    assert rows.keys() == {"v1", "v2"} and min(rows.values()) > 0, output
