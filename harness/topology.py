@@ -45,6 +45,9 @@ class Service:
     knobs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     """Echo-app defaults (``status``, ``delay``, ``fail-first``, ``grpc-status``) keyed by a version
     (every instance of it) or by an instance name (``reviews-v1-2``: one bad replica among good ones)."""
+    external: bool = False
+    """An app outside the mesh: not in the service registry (no cluster or virtual host of its own),
+    reached only through a ServiceEntry whose host's first label is its name (``api.example.com`` -> ``api``)."""
 
     @property
     def fqdn(self) -> str:
@@ -77,12 +80,21 @@ class Client:
         return f"{self.name}.{self.namespace}"
 
 
+INGRESS_GATEWAY = Client(
+    "istio-ingressgateway", labels=(("app", "istio-ingressgateway"), ("istio", "ingressgateway")), namespace="istio-system"
+)
+"""The ingress gateway workload, labelled and placed as ``istioctl install`` does (a Gateway selects it
+with ``selector: {istio: ingressgateway}``). It is a proxy only: no app of its own."""
+
+
 @dataclass(frozen=True)
 class Topology:
     """Everything a mesh deploys for a run."""
 
     services: tuple[Service, ...] = field(default_factory=lambda: (Service("reviews"),))
     clients: tuple[Client, ...] = field(default_factory=lambda: (Client(),))
+    gateway: bool = False
+    """Run the ingress gateway (``INGRESS_GATEWAY``); a mesh also runs it while a Gateway object is applied."""
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
@@ -98,8 +110,8 @@ class Topology:
         }
 
     def service_ports(self) -> tuple[int, ...]:
-        """Every distinct service port, sorted: one outbound listener per port on each sidecar."""
-        return tuple(sorted({p.number for s in self.services for p in s.ports}))
+        """Every distinct port of a mesh (not external) service, sorted: an outbound listener each on every sidecar."""
+        return tuple(sorted({p.number for s in self.services if not s.external for p in s.ports}))
 
 
 DEFAULT_TOPOLOGY = Topology()

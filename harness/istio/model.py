@@ -479,6 +479,88 @@ class DestinationRuleSpec(_Model):
     workload_selector: WorkloadSelector | None = None
 
 
+# --- Gateway ----------------------------------------------------------------------------------
+
+
+class Port(_Model):
+    """A Gateway server port: the number the gateway listens on and the protocol it speaks there."""
+
+    number: int
+    protocol: str
+    name: str | None = None
+    target_port: int | None = None
+
+
+class ServerTLSSettings(_Model):
+    https_redirect: bool | None = None
+    mode: (
+        Literal["PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"] | None
+    ) = None
+    server_certificate: str | None = None
+    private_key: str | None = None
+    ca_certificates: str | None = None
+    ca_crl: str | None = None
+    credential_name: str | None = None
+    credential_names: tuple[str, ...] = ()
+    tls_certificates: tuple[dict[str, Any], ...] = ()
+    subject_alt_names: tuple[str, ...] = ()
+    verify_certificate_spki: tuple[str, ...] = ()
+    verify_certificate_hash: tuple[str, ...] = ()
+    min_protocol_version: Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"] | None = None
+    max_protocol_version: Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"] | None = None
+    cipher_suites: tuple[str, ...] = ()
+
+
+class Server(_Model):
+    """One server of a Gateway: a port and the hosts (``[namespace/]host``) it exposes there."""
+
+    port: Port
+    bind: str | None = None
+    hosts: tuple[str, ...] = ()
+    tls: ServerTLSSettings | None = None
+    default_endpoint: str | None = None
+    name: str | None = None
+
+
+class GatewaySpec(_Model):
+    servers: tuple[Server, ...] = ()
+    selector: dict[str, str] = Field(default_factory=dict)
+
+
+# --- ServiceEntry -----------------------------------------------------------------------------
+
+
+class ServiceEntryPort(_Model):
+    number: int
+    protocol: str | None = None
+    name: str
+    target_port: int | None = None
+
+
+class WorkloadEntry(_Model):
+    """An endpoint of a ServiceEntry: an address (IP, or a hostname with DNS resolution)."""
+
+    address: str | None = None
+    ports: dict[str, int] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    network: str | None = None
+    locality: str | None = None
+    weight: int | None = None
+    service_account: str | None = None
+
+
+class ServiceEntrySpec(_Model):
+    hosts: tuple[str, ...]
+    addresses: tuple[str, ...] = ()
+    ports: tuple[ServiceEntryPort, ...] = ()
+    location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] | None = None
+    resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS"] | None = None
+    endpoints: tuple[WorkloadEntry, ...] = ()
+    workload_selector: WorkloadSelector | None = None
+    export_to: tuple[str, ...] = ()
+    subject_alt_names: tuple[str, ...] = ()
+
+
 # --- Kubernetes envelope ----------------------------------------------------------------------
 
 #: Metadata keys the API server sets; accepted (``kubectl get -o yaml`` output) and ignored.
@@ -583,8 +665,23 @@ class DestinationRule(IstioObject):
     spec: DestinationRuleSpec
 
 
+class Gateway(IstioObject):
+    kind: Literal["Gateway"] = "Gateway"
+    spec: GatewaySpec
+
+
+class ServiceEntry(IstioObject):
+    kind: Literal["ServiceEntry"] = "ServiceEntry"
+    spec: ServiceEntrySpec
+
+
 #: Kinds the loader builds, by ``kind``.
-KINDS: dict[str, type[IstioObject]] = {"VirtualService": VirtualService, "DestinationRule": DestinationRule}
+KINDS: dict[str, type[IstioObject]] = {
+    "VirtualService": VirtualService,
+    "DestinationRule": DestinationRule,
+    "Gateway": Gateway,
+    "ServiceEntry": ServiceEntry,
+}
 
 #: ``apiVersion`` values the loader accepts; the three share one schema.
 API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")

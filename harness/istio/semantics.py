@@ -1,8 +1,9 @@
 """How istiod reads hosts and orders objects: shared by validation (warnings) and the local translator.
 
 Pure Istio semantics, no Envoy: short-name host resolution (``ResolveShortnameToFQDN``), the
-creation-time order istiod sorts configs by (``configCompareByCreationTime``), and which
-VirtualServices bind to sidecars (``gateways`` empty or containing ``mesh``).
+creation-time order istiod sorts configs by (``configCompareByCreationTime``), which
+VirtualServices bind to sidecars (``gateways`` empty or containing ``mesh``), and how a gateway
+reference is resolved.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ def creation_order(obj: IstioObject) -> tuple[int, float, str, str]:
 
 def binds_to_sidecars(vs: VirtualService) -> bool:
     return not vs.spec.gateways or MESH_GATEWAY in vs.spec.gateways
+
+
+def resolve_gateway_name(name: str, namespace: str) -> str:
+    """A VirtualService's gateway reference as istiod reads it (``ResolveGatewayName``): ``mesh`` stays,
+    ``ns/name`` is taken as written, ``name.ns[...]`` is the legacy FQDN form, and a bare ``name`` is in
+    the VirtualService's ``namespace``. The result is ``namespace/name``."""
+    if name == MESH_GATEWAY or "/" in name:
+        return name
+    if "." in name:
+        short, ns, *_ = name.split(".")
+        return f"{ns}/{short}"
+    return f"{namespace}/{name}"
 
 
 def _is_ip(host: str) -> bool:

@@ -1,7 +1,8 @@
-"""istiod's validation of VirtualService and DestinationRule, on typed objects, all issues at once.
+"""istiod's validation of VirtualService, DestinationRule, Gateway and ServiceEntry, on typed objects, all issues at once.
 
 The rules follow istio/istio ``pkg/config/validation`` (``ValidateVirtualService``,
-``validateHTTPRoute``, ``ValidateDestinationRule`` and their helpers): what istiod's webhook
+``validateHTTPRoute``, ``ValidateDestinationRule``, ``ValidateGateway``, ``ValidateServiceEntry``
+and their helpers): what istiod's webhook
 rejects is an error here, what it accepts with a warning is a warning. Two warnings are our own:
 ``exportTo`` and DestinationRule ``tls`` are accepted but the local mesh does not exercise them.
 Regexes are not checked: Envoy (RE2) rejects bad ones with a NACK, which is tested elsewhere.
@@ -10,6 +11,7 @@ Paths are camelCase, as in the YAML, and lines come from the object's ``Source``
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable
@@ -21,6 +23,7 @@ from harness.istio.model import (
     ConnectionPoolSettings,
     Destination,
     DestinationRule,
+    Gateway,
     HTTPDirectResponse,
     HTTPFaultInjection,
     HTTPRoute,
@@ -28,6 +31,8 @@ from harness.istio.model import (
     LoadBalancerSettings,
     OutlierDetection,
     Percent,
+    Server,
+    ServiceEntry,
     TrafficPolicy,
     VirtualService,
     is_http_status,
@@ -81,6 +86,10 @@ GRPC_STATUSES = frozenset(
 )
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_LABEL = re.compile(r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?")
+#: Port protocols istiod parses (``protocol.Parse``, case-insensitive); anything else is "Unsupported".
+PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "REDIS", "MYSQL", "TCP", "TLS", "UDP"})
+_TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
 _DIRECT_RESPONSE_WARN_BYTES = 100 * 1024
 _DIRECT_RESPONSE_MAX_BYTES = 1024 * 1024
 _MAGLEV_MAX_TABLE = 5000011
@@ -110,6 +119,10 @@ def validate_objects(objs: Iterable[IstioObject]) -> Findings:
             _virtual_service(obj, report)
         elif isinstance(obj, DestinationRule):
             _destination_rule(obj, report)
+        elif isinstance(obj, Gateway):
+            _gateway(obj, report)
+        elif isinstance(obj, ServiceEntry):
+            _service_entry(obj, report)
     _shadowed_virtual_services(objs, findings)
     return findings
 
@@ -515,3 +528,127 @@ def _is_prime(n: int) -> bool:
     if n % 2 == 0:
         return False
     return all(n % f for f in range(3, int(n**0.5) + 1, 2))
+
+
+# --- Gateway ----------------------------------------------------------------------------------
+
+
+def _gateway(gw: Gateway, report: _Report) -> None:
+    """``ValidateGateway``: servers, their hosts (``[namespace/]host``), ports, protocols and TLS."""
+    if not gw.spec.servers:
+        report.error(("spec", "servers"), "a gateway must have at least one server; add one with port and hosts")
+    seen_names: set[str] = set()
+    for i, server in enumerate(gw.spec.servers):
+        path: PathKey = ("spec", "servers", i)
+        _server(report, path, server)
+        if server.name:
+            if server.name in seen_names:
+                report.error((*path, "name"), f"server names must be unique (got {_q(server.name)} twice)")
+            seen_names.add(server.name)
+
+
+def _server(report: _Report, path: PathKey, server: Server) -> None:
+    if not server.hosts:
+        report.error((*path, "hosts"), "a server must expose at least one host; e.g. \"*\" or bookinfo.example.com")
+    for i, host in enumerate(server.hosts):
+        namespace, _, name = host.rpartition("/")
+        if host.count("/") > 1 or (namespace and namespace not in ("*", ".", "~")
+                                    and not _DNS1123_LABEL.fullmatch(namespace)):
+            report.error((*path, "hosts", i), f"expected [namespace/]host (got {_q(host)}); "
+                         "the namespace is *, . or a namespace name")
+        elif not _is_host(name, wildcard=True):
+            report.error((*path, "hosts", i), f"not a valid host name (got {_q(name)}); "
+                         "use a DNS name, *.suffix or *")
+    port = server.port
+    _port(report, (*path, "port", "number"), port.number)
+    protocol = port.protocol.upper()
+    if protocol not in PROTOCOLS:
+        report.error((*path, "port", "protocol"), f"unsupported protocol (got {_q(port.protocol)}); "
+                     f"use one of {', '.join(sorted(PROTOCOLS))}")
+    tls = server.tls
+    if protocol in _TLS_PROTOCOLS and tls is None:
+        report.error((*path, "tls"), f"a server on protocol {protocol} needs TLS settings; add tls.mode")
+    if tls is not None and protocol not in _TLS_PROTOCOLS and tls.mode not in (None, "ISTIO_MUTUAL") \
+            and not tls.https_redirect:
+        report.error((*path, "tls"), f"a plain-text server (protocol {protocol}) cannot have TLS settings; "
+                     "remove tls or use protocol HTTPS")
+
+
+def _is_host(host: str, *, wildcard: bool) -> bool:
+    """istiod ``ValidateWildcardDomain``/``ValidateFQDN``: dot-separated DNS labels, an optional leading ``*``."""
+    if wildcard and host == "*":
+        return True
+    labels = host.split(".")
+    if wildcard and labels[0] == "*":
+        labels = labels[1:]
+    return 0 < len(host) <= 255 and bool(labels) and all(_DNS_LABEL.fullmatch(label) for label in labels)
+
+
+# --- ServiceEntry -----------------------------------------------------------------------------
+
+
+def _service_entry(se: ServiceEntry, report: _Report) -> None:
+    """``ValidateServiceEntry``: hosts, unique ports, and endpoints that fit the resolution."""
+    spec = se.spec
+    if not spec.hosts:
+        report.error(("spec", "hosts"), "a service entry must have at least one host; e.g. api.example.com")
+    for i, host in enumerate(spec.hosts):
+        if host == "*" or not _is_host(host, wildcard=True):
+            report.error(("spec", "hosts", i), f"not a valid host (got {_q(host)}); use a DNS name such as "
+                         "api.example.com (a wildcard *.example.com is allowed, * alone is not)")
+    for i, address in enumerate(spec.addresses):
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            report.error(("spec", "addresses", i), f"not an IP address or CIDR block (got {_q(address)})")
+    if not spec.ports:
+        report.error(("spec", "ports"), "a service entry must have at least one port; add {number, name, protocol}")
+    numbers: set[int] = set()
+    port_names: set[str] = set()
+    for i, port in enumerate(spec.ports):
+        path: PathKey = ("spec", "ports", i)
+        _port(report, (*path, "number"), port.number)
+        _port(report, (*path, "targetPort"), port.target_port)
+        if port.number in numbers:
+            report.error((*path, "number"), f"port number must be unique (got {port.number} twice)")
+        if port.name in port_names:
+            report.error((*path, "name"), f"port name must be unique (got {_q(port.name)} twice)")
+        numbers.add(port.number)
+        port_names.add(port.name)
+        if port.protocol is not None and port.protocol.upper() not in PROTOCOLS:
+            report.error((*path, "protocol"), f"unsupported protocol (got {_q(port.protocol)}); "
+                         f"use one of {', '.join(sorted(PROTOCOLS))}")
+    if spec.workload_selector is not None and spec.endpoints:
+        report.error(("spec", "workloadSelector"), "only one of workloadSelector or endpoints may be set; keep one")
+    resolution = spec.resolution or "NONE"
+    if resolution == "STATIC" and not spec.endpoints and spec.workload_selector is None:
+        report.error(("spec", "endpoints"), "resolution STATIC needs endpoints; add one with an IP address")
+    if resolution == "DNS_ROUND_ROBIN" and len(spec.endpoints) > 1:
+        report.error(("spec", "endpoints"), f"resolution DNS_ROUND_ROBIN takes at most one endpoint "
+                     f"(got {len(spec.endpoints)}); use DNS for several")
+    if resolution in ("DNS", "DNS_ROUND_ROBIN") and not spec.endpoints:
+        for i, host in enumerate(spec.hosts):
+            if host.startswith("*"):
+                report.error(("spec", "hosts", i), f"resolution {resolution} without endpoints resolves the host "
+                             f"itself, which cannot be a wildcard (got {_q(host)})")
+    for i, endpoint in enumerate(spec.endpoints):
+        path = ("spec", "endpoints", i)
+        address = endpoint.address or ""
+        if resolution in ("NONE", "STATIC") and not _is_ip(address) and not address.startswith("unix://"):
+            report.error((*path, "address"), f"resolution {resolution} needs an IP address (got {_q(address)}); "
+                         "use resolution DNS for a host name")
+        elif resolution in ("DNS", "DNS_ROUND_ROBIN") and not (_is_ip(address) or _is_host(address, wildcard=False)):
+            report.error((*path, "address"), f"not an IP address or host name (got {_q(address)})")
+        for name in endpoint.ports:
+            if name not in port_names:
+                report.error((*path, "ports", name), f"names no port of this service entry (ports: "
+                             f"{', '.join(sorted(port_names)) or 'none'}); use one of its port names")
+    _export_to(report, spec.export_to)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

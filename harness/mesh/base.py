@@ -26,6 +26,9 @@ class SendSpec:
     connection per request instead of keep-alive. ``timeout_s`` bounds each request;
     ``deadline_s`` bounds the whole batch. ``capture_headers`` names response headers to keep in
     each Observation besides ``x-envoy-*``, ``server`` and ``content-type`` (``location``, CORS headers).
+    ``via="gateway"`` sends to the ingress gateway's listener for the URL's port instead, as a caller
+    outside the mesh would; the URL's host (``http://bookinfo.example.com/``) is the Host header that
+    the Gateway's server hosts and the bound VirtualServices match.
     """
 
     url: str
@@ -43,6 +46,7 @@ class SendSpec:
     grpc_method: str = "/echo.Echo/Call"
     include_echo: bool = False
     capture_headers: tuple[str, ...] = ()
+    via: Literal["sidecar", "gateway"] = "sidecar"
 
 
 @dataclass(frozen=True)

@@ -110,10 +110,10 @@ def test_error_missing_required_field(text: str, message: str) -> None:
 
 
 def test_error_unsupported_kind_lists_supported() -> None:
-    text = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {}\n"
+    text = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: sc}\nspec: {}\n"
     assert load_errors(text) == [
-        'case.yaml:2: Gateway/gw: kind: unsupported kind (got "Gateway"); '
-        "the harness supports VirtualService, DestinationRule"
+        'case.yaml:2: Sidecar/sc: kind: unsupported kind (got "Sidecar"); '
+        "the harness supports VirtualService, DestinationRule, Gateway, ServiceEntry"
     ]
 
 

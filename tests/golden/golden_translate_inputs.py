@@ -7,8 +7,10 @@ Shape of ``input.yaml``::
     config_version: 7                             # optional, default 1
     access_log_path: /tmp/access.log              # optional
     client: {name: client, namespace: default, labels: {app: client, version: v1}}   # optional
+    gateway: true                                 # optional: the ingress gateway's config, not the client's
     services:                                     # optional, default: reviews v1/v2 on http 9080, grpc 7070
       - {name: reviews, namespace: default, versions: [v1, v2], replicas: {v1: 2}, ports: {http: 9080, grpc: 7070}}
+      - {name: api, versions: [v1], ports: {http: 80}, external: true}   # an app behind a ServiceEntry
     objects: [...]                                # Istio objects, as in a manifest
 
 Endpoints are made up deterministically: every instance of every service port gets the next
@@ -21,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.istio.load import load_objects
-from harness.mesh.local.translate import Endpoint, TranslateInput
-from harness.topology import DEFAULT_TOPOLOGY, Client, Service, ServicePort, Topology
+from harness.mesh.local.translate import EnvoyResources, Endpoint, TranslateInput, translate, translate_gateway
+from harness.topology import DEFAULT_TOPOLOGY, INGRESS_GATEWAY, Client, Service, ServicePort, Topology
 from harness.yamlsource import load_file
 
 GOLDEN_DIR = Path(__file__).parent / "translate"
@@ -41,13 +43,18 @@ def load_golden_input(case: Path) -> TranslateInput:
     objects = load_objects(doc.sub(("objects", i)) for i in range(len(spec.get("objects", []))))
     return TranslateInput(
         topology=topology,
-        client=topology.clients[0],
+        client=INGRESS_GATEWAY if spec.get("gateway") else topology.clients[0],
         endpoints=make_endpoints(topology),
         objects=objects,
         config_version=int(spec.get("config_version", 1)),
         access_log_path=spec.get("access_log_path"),
         istio_version=str(spec.get("istio_version", "1.30")),
     )
+
+
+def translate_golden(inp: TranslateInput) -> EnvoyResources:
+    """The gateway's config for a ``gateway: true`` golden, else the client sidecar's."""
+    return (translate_gateway if inp.client == INGRESS_GATEWAY else translate)(inp)
 
 
 def make_endpoints(topology: Topology) -> dict[tuple[str, int], list[Endpoint]]:
@@ -79,6 +86,7 @@ def _topology(spec: dict[str, Any]) -> Topology:
             versions=tuple(s.get("versions", ("v1", "v2"))),
             replicas=tuple(s.get("replicas", {}).items()),
             ports=tuple(ServicePort(n, p) for n, p in s.get("ports", {"http": 9080, "grpc": 7070}).items()),
+            external=s.get("external", False),
         )
         for s in spec["services"]
     )

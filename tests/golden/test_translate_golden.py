@@ -25,13 +25,13 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
-from golden_translate_inputs import golden_cases, load_golden_input
+from golden_translate_inputs import golden_cases, load_golden_input, translate_golden
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from harness.istio.model import DestinationRule
+from harness.istio.model import DestinationRule, ServiceEntry
 from harness.istio.semantics import resolve_host
-from harness.mesh.local.translate import ANY_PROTO_MODULES, TranslateInput, translate
+from harness.mesh.local.translate import ANY_PROTO_MODULES, TranslateInput
 from harness.mesh.local.translate.names import parse_outbound_cluster
 
 CASES = golden_cases()
@@ -48,7 +48,7 @@ def canonical(resources: Any) -> str:
 
 
 def _translated(case: Path) -> dict[str, Any]:
-    return dataclasses.asdict(translate(load_golden_input(case)))
+    return dataclasses.asdict(translate_golden(load_golden_input(case)))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -112,8 +112,8 @@ def _missing_as_istiod(name: str, inp: TranslateInput) -> bool:
     parsed = parse_outbound_cluster(name)
     assert parsed is not None, f"route names {name}, which is not an outbound cluster"
     port, subset, fqdn = parsed
-    service = next((s for s in inp.topology.services if s.fqdn == fqdn), None)
-    if service is None or service.port(port) is None:
+    service = next((s for s in inp.topology.services if s.fqdn == fqdn and not s.external), None)
+    if (service is None or service.port(port) is None) and fqdn not in _service_entry_hosts(inp):
         return True
     defined = {
         s.name
@@ -122,3 +122,7 @@ def _missing_as_istiod(name: str, inp: TranslateInput) -> bool:
         for s in o.spec.subsets
     }
     return subset != "" and subset not in defined
+
+
+def _service_entry_hosts(inp: TranslateInput) -> set[str]:
+    return {h for o in inp.objects if isinstance(o, ServiceEntry) for h in o.spec.hosts}

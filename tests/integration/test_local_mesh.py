@@ -132,12 +132,12 @@ def test_unsupported_field_is_refused_and_nothing_is_pushed(clean_mesh: LocalMes
     mesh = clean_mesh
     applied = mesh.apply(make_objects(route_all_to("v1")))
     envoy_before = xds_counters(mesh.proxy_stats("client"))
-    gateway_match = "[{gateways: [my-gateway]}]"  # gateways other than mesh stay refused
+    claim_match = '[{headers: {"@request.auth.claims.sub": {exact: x}}}]'  # JWT claim matches stay refused
 
     with pytest.raises(UnsupportedError) as refused:
-        mesh.apply(make_objects(route_all_to("v2", match=gateway_match)))
+        mesh.apply(make_objects(route_all_to("v2", match=claim_match)))
 
-    assert [i.path for i in refused.value.issues] == ["spec.http[0].match[0].gateways[0]"]
+    assert [i.path for i in refused.value.issues] == ["spec.http[0].match[0].headers.@request.auth.claims.sub"]
     assert "--mesh kind" in str(refused.value)
     assert mesh.config_version == applied.version
     assert xds_counters(mesh.proxy_stats("client")) == envoy_before, "Envoy received an xDS update"

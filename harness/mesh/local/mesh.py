@@ -14,6 +14,12 @@ only once, so reusing a number would leave a node on stale content.
 What only Envoy knows about a request (response flags, the endpoint it chose) comes from the
 client sidecar's access log, joined to the batch by ``x-request-id`` (``accesslog.py``). Whether
 anything is still in flight comes from the sidecars' ``*_rq_active`` gauges (``drain``).
+
+The ingress gateway (``INGRESS_GATEWAY``) is one more Envoy and xDS node, with no app, started when
+the topology asks for it or a Gateway object is applied, and kept until ``close``. A check with
+``via="gateway"`` is sent by the client's app straight to the gateway's listener for the URL's port,
+and joined to the gateway's access log. External apps (``Service.external``) are app processes like
+any other; only the translator treats them differently (ServiceEntry endpoints).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from harness.mesh.local.apps import AppProcess
 from harness.mesh.local.controlplane import ControlPlane
 from harness.mesh.local.envoy import ACCESS_LOG_FLUSH_MS, XDS_CLUSTER, EnvoyProcess
 from harness.mesh.local.envoy_binary import envoy_version, find_envoy
+from harness.istio.model import Gateway
 from harness.mesh.local.translate import (
     DEFAULT_ISTIO_VERSION,
     Endpoint,
@@ -51,9 +58,10 @@ from harness.mesh.local.translate import (
     TranslateInput,
     names,
     translate,
+    translate_gateway,
 )
 from harness.mesh.local.xds import TypeStatus
-from harness.topology import Client, Topology
+from harness.topology import INGRESS_GATEWAY, Client, Topology
 
 SYNC_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 15.0
@@ -63,15 +71,18 @@ DEFAULT_SOURCE_IP = "127.0.0.1"
 _LOG_POLL_S = ACCESS_LOG_FLUSH_MS / 2000
 _DRAIN_POLL_S = 0.01
 _IN_FLIGHT_FILTER = r"(upstream|downstream)_rq_active$"
+_LISTENER_POLL_S = 0.01
+GATEWAY = INGRESS_GATEWAY.name
+"""The gateway's workload name, for ``proxy_stats``, ``access_log``, ``sidecar`` and the inventory."""
 
 
 @dataclass(frozen=True)
 class LocalInventory:
     """What a running LocalMesh holds on this machine, so that leaks can be checked from outside.
 
-    ``pids``: process name (app instance, ``<client>`` app, ``sidecar-<client>``) -> PID.
-    ``ports``: ``<process>/<port name>`` -> a port bound on 127.0.0.1 (apps, sidecar listeners,
-    the xDS server). ``workdir``: the temp dir removed by ``close()``.
+    ``pids``: process name (app instance, ``<client>`` app, ``sidecar-<client>``, ``gateway``) -> PID.
+    ``ports``: ``<process>/<port name>`` -> a port bound on 127.0.0.1 (apps, sidecar and gateway
+    listeners, the xDS server). ``workdir``: the temp dir removed by ``close()``.
     """
 
     pids: Mapping[str, int]
@@ -106,10 +117,11 @@ class LocalMesh:
         self._labels: dict[str, tuple[str, str]] = {}  # instance name -> (service, version)
         self._knobs: dict[str, dict[str, str]] = {}  # instance name -> the echo defaults it runs with
         self._clients: dict[str, AppProcess] = {}  # client workload -> its app
-        self._sidecars: dict[str, EnvoyProcess] = {}  # client workload -> its Envoy
-        self._access_logs: dict[str, AccessLogReader] = {}  # client workload -> its sidecar's log
+        self._sidecars: dict[str, EnvoyProcess] = {}  # client workload (or GATEWAY) -> its Envoy
+        self._access_logs: dict[str, AccessLogReader] = {}  # client workload (or GATEWAY) -> its Envoy's log
         self._distinct_source_ips = distinct_source_ips
-        self._listener_ports: dict[str, dict[int, int]] = {}  # client -> service port -> bound port
+        self._listener_ports: dict[str, dict[int, int]] = {}  # client (or GATEWAY) -> port -> bound port
+        self._listener_names: dict[str, frozenset[str]] = {}  # client (or GATEWAY) -> listeners last pushed
         self._objects: dict[tuple[str, str, str], IstioObject] = {}
         self._version = 0
         self._closed = False
@@ -169,8 +181,9 @@ class LocalMesh:
             ports.update({f"{name}/http": app.http_port, f"{name}/grpc": app.grpc_port,
                           f"{name}/control": app.control_port})
         for client, sidecar in self._sidecars.items():
-            pids[f"sidecar-{client}"] = sidecar.pid
-            ports.update({f"sidecar-{client}/{port}": bound for port, bound in self._listener_ports.get(client, {}).items()})
+            process = GATEWAY if client == GATEWAY else f"sidecar-{client}"
+            pids[process] = sidecar.pid
+            ports.update({f"{process}/{port}": bound for port, bound in self._listener_ports.get(client, {}).items()})
         if self._control is not None:
             ports["xds"] = self._control.port
         return LocalInventory(pids=pids, ports=ports, workdir=self.workdir)
@@ -206,6 +219,7 @@ class LocalMesh:
             for name in [n for n in self._clients if current is None or topology.client(n) != current.client(n)]:
                 leaving += [self._clients.pop(name), self._sidecars.pop(name)]
                 self._listener_ports.pop(name, None)
+                self._listener_names.pop(name, None)
                 self._access_logs.pop(name)
             try:
                 to_start = {n: sv for n, sv in wanted.items() if n not in self._apps}
@@ -236,14 +250,21 @@ class LocalMesh:
             raise MeshError(f"no client workload {spec.client!r} in the mesh (clients: {', '.join(self._clients)})")
         parts = urlsplit(spec.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        bound = self._listener_ports.get(spec.client, {}).get(port)
+        proxy = GATEWAY if spec.via == "gateway" else spec.client
+        if proxy == GATEWAY and GATEWAY not in self._sidecars:
+            raise MeshError(f"{spec.url}: send via gateway, but no ingress gateway runs; apply a Gateway "
+                            "(selector: {istio: ingressgateway}) or deploy a topology with gateway=True")
+        bound = self._listener_ports.get(proxy, {}).get(port)
         if bound is None:
-            ports = ", ".join(str(p) for p in sorted(self._listener_ports.get(spec.client, {})))
+            ports = ", ".join(str(p) for p in sorted(self._listener_ports.get(proxy, {}))) or "none"
+            if proxy == GATEWAY:
+                raise MeshError(f"{spec.url}: the ingress gateway has no listener on port {port} (its ports: {ports}); "
+                                "a Gateway selecting it (istio: ingressgateway) needs a server on that port")
             raise MeshError(f"{spec.url}: no service in the mesh listens on port {port} (service ports: {ports})")
         source_ip = self.source_ip(spec.client)
         observations = client.control.forward(spec, connect_to=f"127.0.0.1:{bound}", capture_headers=spec.capture_headers,
                                               source_ip=None if source_ip == DEFAULT_SOURCE_IP else source_ip)
-        return self._join_access_log(spec.client, observations)
+        return self._join_access_log(proxy, observations)
 
     def source_ip(self, client: str) -> str:
         """The loopback address ``client`` sends from (see ``source_address``)."""
@@ -293,7 +314,11 @@ class LocalMesh:
         """Per xDS type: what the control plane sent the workload's sidecar, and what it ACKed or NACKed."""
         if self._control is None:
             raise MeshError("the local mesh is not running; call start() first")
-        return self._control.status(self._client(workload).node_id)
+        return self._control.status(self._node_id(workload))
+
+    def gateway_ports(self) -> dict[int, int]:
+        """The ingress gateway's listeners: server port -> the port bound on 127.0.0.1 (empty when none runs)."""
+        return dict(self._listener_ports.get(GATEWAY, {}))
 
     def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
         records: list[ReceivedRequest] = []
@@ -311,7 +336,7 @@ class LocalMesh:
         return sidecar
 
     def _join_access_log(self, client: str, observations: list[Observation]) -> list[Observation]:
-        """Fill ``flags``/``upstream_host`` from the client sidecar's access log.
+        """Fill ``flags``/``upstream_host`` from the access log of ``client``'s sidecar (or of the gateway).
 
         Waits (bounded) for the line of every request that got a response. When some got none,
         it also waits until the log holds as many lines as Envoy counted requests, so the line
@@ -329,7 +354,7 @@ class LocalMesh:
                 break
             time.sleep(_LOG_POLL_S)
         raise SyncTimeout(
-            f"sidecar of {client}: {join.missing} of {len(observations)} answered requests have no access log "
+            f"proxy of {client}: {join.missing} of {len(observations)} answered requests have no access log "
             f"line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids {join.missing_ids()}); Envoy counted "
             f"{counted or 'n/a'} requests, the log has {reader.lines} lines ({reader.path})"
         )
@@ -339,6 +364,12 @@ class LocalMesh:
         stats = _admin_stats(self._sidecars[client], r"downstream_rq_total$")
         return sum(stats.get(f"http.{names.hcm_stat_prefix(port)}.downstream_rq_total", 0)
                    for port in self._listener_ports.get(client, {}))
+
+    def _new_gateway(self) -> EnvoyProcess:
+        """The ingress gateway's Envoy (no app), not started yet."""
+        assert self._control is not None
+        return EnvoyProcess(node_id=INGRESS_GATEWAY.node_id, cluster=GATEWAY, xds_port=self._control.port,
+                            workdir=self.workdir / GATEWAY, binary=self._binary, log_level=self._log_level)
 
     def _start_processes(self, topology: Topology, apps: dict[str, tuple[str, str]], clients: Sequence[Client]) -> None:
         """Start app instances and client apps in parallel (each costs an interpreter start), then sidecars."""
@@ -382,49 +413,81 @@ class LocalMesh:
             sidecar.start()  # it turns ready once its first config is ACKed (see _push)
 
     def _push(self, objects: dict[tuple[str, str, str], IstioObject], *, topology_changed: bool = False) -> None:
-        """Translate for every sidecar, push as the next version, wait for ACKs; roll back on NACK.
+        """Translate for every proxy, push as the next version, wait for ACKs; roll back on NACK.
 
-        Listeners depend on the topology only (translate/listeners.py), so their bound ports are
-        read back from Envoy's admin API after a deploy, not after every apply.
+        Listeners depend on the services, ServiceEntry ports and Gateway servers, not on the
+        config version (translate/listeners.py), so their bound ports are read back from Envoy's
+        admin API after a deploy and whenever a proxy's set of listeners changed.
         """
         assert self._topology is not None and self._control is not None
         version = self._version + 1
-        resources = {name: self._translate(name, objects, version) for name in self._sidecars}  # may raise: nothing pushed
+        wants_gateway = self._topology.gateway or any(isinstance(o, Gateway) for o in objects.values())
+        proxies = dict(self._sidecars)
+        if wants_gateway and GATEWAY not in proxies:
+            proxies[GATEWAY] = self._new_gateway()
+        # may raise: nothing pushed, nothing started
+        resources = {name: self._translate(name, proxy, objects, version) for name, proxy in proxies.items()}
+        if GATEWAY in proxies and GATEWAY not in self._sidecars:
+            self._sidecars[GATEWAY] = gateway = proxies[GATEWAY]
+            self._access_logs[GATEWAY] = AccessLogReader(gateway.access_log_path)
+            gateway.start()  # it turns ready once its first config is ACKed
         self._version = version  # used up from here on, whatever the outcome (module docstring)
         try:
             self._sync(resources, version)
         except ConfigRejected:
-            # Every sidecar goes back to its last ACKed snapshot, under a fresh version number.
+            # Every proxy goes back to its last ACKed snapshot, under a fresh version number.
             self._version = rollback = version + 1
-            nodes = [self._client(n).node_id for n in self._sidecars]
+            nodes = [self._node_id(n) for n in self._sidecars]
             self._control.rollback(nodes, str(rollback))
             self._control.wait_synced(nodes, str(rollback), self._sync_timeout_s)
             raise
         self._objects = dict(objects)
-        if not topology_changed:
-            return
-        for name, sidecar in self._sidecars.items():
-            sidecar.wait_ready(READY_TIMEOUT_S)
-            self._listener_ports[name] = _ports_by_service_port(sidecar.listener_ports())
+        for name, res in resources.items():
+            listeners = frozenset(str(listener["name"]) for listener in res.listeners)
+            if topology_changed or self._listener_names.get(name) != listeners:
+                self._sidecars[name].wait_ready(READY_TIMEOUT_S)
+                self._listener_ports[name] = self._wait_listeners(name, listeners)
+                self._listener_names[name] = listeners
+
+    def _wait_listeners(self, name: str, listeners: frozenset[str]) -> dict[int, int]:
+        """Bound ports of ``listeners`` (by port), once Envoy shows every one of them bound and none warming."""
+        proxy = self._sidecars[name]
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        for _ in range(int(READY_TIMEOUT_S / _LISTENER_POLL_S) + 2):  # bounded by the deadline below, too
+            bound = proxy.listener_ports()
+            warming = _admin_stats(proxy, r"^listener_manager\.total_listeners_warming$")
+            if listeners <= set(bound) and not any(warming.values()):
+                return _ports_by_service_port({n: p for n, p in bound.items() if n in listeners})
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_LISTENER_POLL_S)
+        raise SyncTimeout(f"{name}: listeners {', '.join(sorted(listeners))} not all bound and warm after "
+                          f"{READY_TIMEOUT_S:g}s (bound: {', '.join(sorted(bound)) or 'none'}; warming: {warming})")
 
     def _sync(self, resources: dict[str, EnvoyResources], version: int) -> None:
         assert self._control is not None
         for name, res in resources.items():
-            self._control.push(self._client(name).node_id, res, str(version))
-        self._control.wait_synced([self._client(n).node_id for n in resources], str(version), self._sync_timeout_s)
+            self._control.push(self._node_id(name), res, str(version))
+        self._control.wait_synced([self._node_id(n) for n in resources], str(version), self._sync_timeout_s)
 
-    def _translate(self, client_name: str, objects: dict[tuple[str, str, str], IstioObject], version: int) -> EnvoyResources:
+    def _translate(
+        self, name: str, proxy: EnvoyProcess, objects: dict[tuple[str, str, str], IstioObject], version: int
+    ) -> EnvoyResources:
+        """The config of a client's sidecar, or of the gateway (``GATEWAY``)."""
         assert self._topology is not None
-        client = self._client(client_name)
-        return translate(TranslateInput(
+        is_gateway = name == GATEWAY
+        return (translate_gateway if is_gateway else translate)(TranslateInput(
             topology=self._topology,
-            client=client,
+            client=INGRESS_GATEWAY if is_gateway else self._client(name),
             endpoints=self._endpoints(self._topology),
             objects=tuple(objects.values()),
             config_version=version,
-            access_log_path=str(self._sidecars[client_name].access_log_path),
+            access_log_path=str(proxy.access_log_path),
             istio_version=self._istio_version,
         ))
+
+    def _node_id(self, proxy: str) -> str:
+        return INGRESS_GATEWAY.node_id if proxy == GATEWAY else self._client(proxy).node_id
 
     def _client(self, name: str) -> Client:
         assert self._topology is not None

@@ -9,7 +9,7 @@ import pytest
 from harness.errors import Issue, UnsupportedError
 from harness.istio.model import DestinationRule, IstioObject, Source, VirtualService
 from harness.mesh.local.translate import TranslateInput, translate, unsupported_issues
-from harness.mesh.local.translate.support import DELEGATE_OUT_OF_SCOPE
+from harness.mesh.local.translate.support import DELEGATE_NOT_YET
 from harness.mesh.local.translate.versions import behaviour_for
 from harness.topology import DEFAULT_TOPOLOGY
 
@@ -37,11 +37,11 @@ def paths(obj: IstioObject) -> list[str | None]:
     return [i.path for i in unsupported_issues([obj])]
 
 
-def test_translate_support_refuses_delegate_as_out_of_scope() -> None:
+def test_translate_support_refuses_delegate() -> None:
     (issue,) = unsupported_issues([vs({"http": [{"delegate": {"name": "d"}}]})])
     assert issue.path == "spec.http[0].delegate"
-    assert issue.message == DELEGATE_OUT_OF_SCOPE
-    assert "gateways" in issue.message and "--mesh kind" in issue.message
+    assert issue.message == DELEGATE_NOT_YET
+    assert "--mesh kind" in issue.message
 
 
 def test_translate_support_accepts_every_route_policy() -> None:
@@ -95,9 +95,7 @@ def test_translate_support_refuses_vs_level_fields() -> None:
     )
     assert paths(obj) == [
         "spec.tcp",
-        "spec.hosts[0]",
-        "spec.gateways[1]",
-        "spec.http[0].match[0].gateways[0]",
+        "spec.hosts[0]",  # a wildcard host, refused on sidecars (the VS binds to mesh too)
         "spec.http[0].match[0].headers.@request.auth.claims.sub",
     ]
 

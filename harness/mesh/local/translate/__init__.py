@@ -7,13 +7,17 @@ refuses input that has any.
 
 Modules, one job each: ``names`` (every Envoy name), ``select`` (which objects a sidecar sees, in
 istiod's order), ``clusters`` (CDS), ``endpoints`` (EDS), ``listeners`` (LDS), ``matches``,
-``routes`` and ``vhosts`` (RDS), ``versions`` (behaviour by Istio release), ``support``.
+``routes`` and ``vhosts`` (RDS), ``versions`` (behaviour by Istio release), ``support``,
+``service_entry`` (ServiceEntry hosts as services) and ``gateway`` (the ingress gateway's
+listeners and routes; ``translate_gateway``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from harness.errors import UnsupportedError
-from harness.mesh.local.translate.clusters import translate_clusters
+from harness.mesh.local.translate.clusters import BuiltCluster, translate_clusters
 from harness.mesh.local.translate.endpoints import translate_load_assignment
 from harness.mesh.local.translate.inputs import (
     DEFAULT_ISTIO_VERSION,
@@ -22,13 +26,19 @@ from harness.mesh.local.translate.inputs import (
     Resource,
     TranslateInput,
 )
+from harness.mesh.local.translate.gateway import (
+    servers_by_port,
+    translate_gateway_listener,
+    translate_gateway_route_config,
+)
 from harness.mesh.local.translate.listeners import translate_listener
 from harness.mesh.local.translate.names import ANY_PROTO_MODULES
 from harness.mesh.local.translate.routes import RouteContext
-from harness.mesh.local.translate.select import sidecar_virtual_services
+from harness.mesh.local.translate.select import selected_gateways, sidecar_virtual_services
+from harness.mesh.local.translate.service_entry import ExternalHost, dns_cluster, external_hosts
 from harness.mesh.local.translate.support import unsupported_issues
 from harness.mesh.local.translate.traffic_policy import DestinationRules
-from harness.mesh.local.translate.versions import behaviour_for
+from harness.mesh.local.translate.versions import Behaviour, behaviour_for
 from harness.mesh.local.translate.vhosts import translate_route_config
 
 __all__ = [
@@ -39,6 +49,7 @@ __all__ = [
     "Resource",
     "TranslateInput",
     "translate",
+    "translate_gateway",
     "unsupported_issues",
 ]
 
@@ -49,29 +60,83 @@ def translate(inp: TranslateInput) -> EnvoyResources:
     Raises ``UnsupportedError`` (every issue at once) when an object sets a field the local mesh
     does not reproduce, and ``ValueError`` for an ``istio_version`` that is not ``1.x[.y]``.
     """
-    behaviour = behaviour_for(inp.istio_version)
-    issues = unsupported_issues(inp.objects, behaviour)
-    if issues:
-        raise UnsupportedError(issues)
-    built = translate_clusters(inp.topology, inp.client, inp.objects, behaviour)
-    load_assignments = tuple(
-        translate_load_assignment(c.resource["name"], inp.endpoints.get((c.service, c.port), ()), c.subset_labels)
-        for c in built
-    )
-    ports = inp.topology.service_ports()
+    behaviour, external = _checked(inp)
+    clusters, load_assignments = _clusters(inp, behaviour, external)
+    services = [s for s in inp.topology.services if not s.external]
+    ports = sorted({*inp.topology.service_ports(), *(p.number for e in external for p in e.ports)})
     virtual_services = sidecar_virtual_services(inp.objects)
     rules = DestinationRules(inp.objects, inp.client.namespace)
     route_configs = tuple(
         translate_route_config(
-            [s for s in inp.topology.services if s.port(port) is not None],
+            [s for s in services if s.port(port) is not None],
             virtual_services,
             RouteContext(inp.client, port, behaviour, inp.config_version, rules),
+            [e.host for e in external if any(p.number == port for p in e.ports)],
         )
         for port in ports
     )
     return EnvoyResources(
-        clusters=tuple(c.resource for c in built),
+        clusters=clusters,
         endpoints=load_assignments,
         listeners=tuple(translate_listener(port, inp.access_log_path) for port in ports),
         routes=route_configs,
     )
+
+
+def translate_gateway(inp: TranslateInput) -> EnvoyResources:
+    """The Envoy config of the ingress gateway workload ``inp.client`` (``topology.INGRESS_GATEWAY``):
+    every cluster a sidecar has, and a listener and route config per port of the Gateways selecting it.
+
+    Raises as ``translate`` does.
+    """
+    behaviour, external = _checked(inp)
+    clusters, load_assignments = _clusters(inp, behaviour, external)
+    rules = DestinationRules(inp.objects, inp.client.namespace)
+    only_ports = {s.fqdn: s.ports[0].number for s in inp.topology.services if not s.external and len(s.ports) == 1}
+    only_ports.update({e.host: e.ports[0].number for e in external if len(e.ports) == 1})
+    by_port = servers_by_port(selected_gateways(inp.objects, inp.client))
+
+    def context(port: int) -> Callable[[str], RouteContext]:
+        return lambda gateway: RouteContext(inp.client, port, behaviour, inp.config_version, rules,
+                                            frozenset({gateway}), only_ports)
+
+    return EnvoyResources(
+        clusters=clusters,
+        endpoints=load_assignments,
+        listeners=tuple(translate_gateway_listener(port, inp.access_log_path) for port in by_port),
+        routes=tuple(
+            translate_gateway_route_config(port, servers, inp.objects, context(port)) for port, servers in by_port.items()
+        ),
+    )
+
+
+def _checked(inp: TranslateInput) -> tuple[Behaviour, list[ExternalHost]]:
+    """The emulated release's behaviour and the ServiceEntry hosts; UnsupportedError with every issue."""
+    behaviour = behaviour_for(inp.istio_version)
+    issues = unsupported_issues(inp.objects, behaviour)
+    external, unserved = external_hosts(inp.objects, inp.topology)
+    if issues or unserved:
+        raise UnsupportedError([*issues, *unserved])
+    return behaviour, external
+
+
+def _clusters(
+    inp: TranslateInput, behaviour: Behaviour, external: list[ExternalHost]
+) -> tuple[tuple[Resource, ...], tuple[Resource, ...]]:
+    """CDS and EDS: a DNS cluster carries its endpoints inline, every other cluster gets a ClusterLoadAssignment."""
+    built = translate_clusters(inp.topology, inp.client, inp.objects, behaviour, external)
+    clusters: list[Resource] = []
+    assignments: list[Resource] = []
+    for c in built:
+        assignment = _load_assignment(inp, c)
+        if c.dns:
+            clusters.append(dns_cluster(c.resource, assignment))
+        else:
+            clusters.append(c.resource)
+            assignments.append(assignment)
+    return tuple(clusters), tuple(assignments)
+
+
+def _load_assignment(inp: TranslateInput, cluster: BuiltCluster) -> Resource:
+    endpoints = inp.endpoints.get((cluster.service, cluster.port), ())
+    return translate_load_assignment(cluster.resource["name"], endpoints, cluster.subset_labels)

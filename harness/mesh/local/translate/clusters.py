@@ -1,5 +1,8 @@
 """CDS: one outbound cluster per service port, plus one per DestinationRule subset.
 
+ServiceEntry hosts (``service_entry.ExternalHost``) get the same clusters as services; a
+DNS-resolved one is reshaped by ``service_entry.dns_cluster``.
+
 Shapes follow istiod's ``cluster_builder.go`` for a sidecar (reference sections 3.2-3.6): EDS over
 ADS with ``initial_fetch_timeout: 0s``, an empty ``common_lb_config`` and the ``<name>;`` alt stat
 name, and with a DR, the DR (and subset) in ``metadata.filter_metadata.istio`` on every cluster of the
@@ -23,6 +26,7 @@ from harness.mesh.local.translate.connection_pool import translate_connection_po
 from harness.mesh.local.translate.inputs import Resource
 from harness.mesh.local.translate.lb import translate_load_balancer
 from harness.mesh.local.translate.outlier import translate_outlier_detection
+from harness.mesh.local.translate.service_entry import ExternalHost
 from harness.mesh.local.translate.traffic_policy import (
     DestinationRules,
     Policy,
@@ -46,32 +50,40 @@ class BuiltCluster:
     port: int
     subset_labels: dict[str, str]
     """Labels an endpoint of ``service``/``port`` must carry to be in this cluster (none: all)."""
+    dns: bool = False
+    """A DNS-resolved ServiceEntry host: its endpoints go inline (``service_entry.dns_cluster``), not over EDS."""
 
 
 def translate_clusters(
-    topology: Topology, client: Client, objects: Sequence[IstioObject], behaviour: Behaviour
+    topology: Topology,
+    client: Client,
+    objects: Sequence[IstioObject],
+    behaviour: Behaviour,
+    external: Sequence[ExternalHost] = (),
 ) -> list[BuiltCluster]:
-    """Every outbound cluster for ``client``'s sidecar.
+    """Every outbound cluster for ``client``'s proxy: mesh services, then ServiceEntry hosts (``external``).
 
     Clusters come per service in topology order, then per port, the default cluster before the
     subsets in DR order. The DR lookup depends on the client's namespace, so clusters are per node.
     """
     rules = DestinationRules(objects, client.namespace)
+    hosts = [(s.fqdn, s.name, s.ports, False) for s in topology.services if not s.external]
+    hosts += [(e.host, e.service, e.ports, e.dns) for e in external]
     out: list[BuiltCluster] = []
-    for service in topology.services:
-        merged = rules.for_host(service.fqdn)
+    for fqdn, service, ports, dns in hosts:
+        merged = rules.for_host(fqdn)
         top = merged.traffic_policy if merged else None
         # The DR a cluster came from (AddConfigInfoMetadata), on the default cluster too, and its subset.
         config = {"config": _config_path(merged.rule)} if merged else {}
-        for port in sorted(service.ports, key=lambda p: p.number):
-            name = names.outbound_cluster(port.number, None, service.fqdn)
+        for port in sorted(ports, key=lambda p: p.number):
+            name = names.outbound_cluster(port.number, None, fqdn)
             resource = _cluster(name, port, behaviour, config, cluster_policy(top, None, port.number))
-            out.append(BuiltCluster(resource, service.name, port.number, {}))
+            out.append(BuiltCluster(resource, service, port.number, {}, dns))
             for subset in merged.subsets if merged else ():
-                name = names.outbound_cluster(port.number, subset.name, service.fqdn)
+                name = names.outbound_cluster(port.number, subset.name, fqdn)
                 policy = cluster_policy(top, subset.traffic_policy, port.number)
                 resource = _cluster(name, port, behaviour, {**config, "subset": subset.name}, policy)
-                out.append(BuiltCluster(resource, service.name, port.number, dict(subset.labels)))
+                out.append(BuiltCluster(resource, service, port.number, dict(subset.labels), dns))
     return out
 
 

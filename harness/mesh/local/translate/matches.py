@@ -14,10 +14,10 @@ Follows ``route.go:TranslateRouteMatch`` (reference section 2.3). The subtle par
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from harness.istio.model import HTTPMatchRequest, StringMatch
-from harness.istio.semantics import MESH_GATEWAY
+from harness.istio.semantics import MESH_GATEWAY, resolve_gateway_name
 from harness.mesh.local.translate.inputs import Resource
 
 CATCH_ALL_REGEX = ".*"
@@ -52,15 +52,24 @@ def is_catch_all(route_match: Resource) -> bool:
 
 
 def applies_to_proxy(
-    match: HTTPMatchRequest | None, listener_port: int, labels: Mapping[str, str], namespace: str
+    match: HTTPMatchRequest | None,
+    listener_port: int,
+    labels: Mapping[str, str],
+    namespace: str,
+    gateways: Collection[str] = (MESH_GATEWAY,),
+    vs_namespace: str = "",
 ) -> bool:
-    """Whether a match block is emitted for this sidecar on this port (``TranslateRoute`` + ``sourceMatchHTTP``)."""
+    """Whether a match block is emitted for this proxy on this port (``TranslateRoute`` + ``sourceMatchHTTP``).
+
+    ``gateways``: the proxy's gateway names, resolved (``mesh`` for a sidecar, ``ns/name`` for a gateway);
+    the match's own ``gateways`` are resolved in ``vs_namespace``.
+    """
     if match is None:
         return True
     if match.port is not None and match.port != 0 and match.port != listener_port:
         return False
     if match.gateways:
-        return MESH_GATEWAY in match.gateways
+        return any(resolve_gateway_name(g, vs_namespace) in gateways for g in match.gateways)
     if any(labels.get(k) != v for k, v in match.source_labels.items()):
         return False
     return not match.source_namespace or match.source_namespace == namespace

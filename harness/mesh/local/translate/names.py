@@ -17,6 +17,7 @@ FILTER_FAULT = "envoy.filters.http.fault"
 FILTER_CORS = "envoy.filters.http.cors"
 FILTER_ROUTER = "envoy.filters.http.router"
 ACCESS_LOG_FILE = "envoy.access_loggers.file"
+DNS_RESOLVER_CARES = "envoy.network.dns_resolver.cares"
 RETRY_PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 RETRY_PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities"
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -34,6 +35,7 @@ TYPE_PREVIOUS_PRIORITIES = (
     _TYPE_PREFIX + "envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig"
 )
 TYPE_HTTP_PROTOCOL_OPTIONS = _TYPE_PREFIX + HTTP_PROTOCOL_OPTIONS
+TYPE_CARES = _TYPE_PREFIX + "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig"
 
 ANY_PROTO_MODULES = (
     "envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2",
@@ -45,6 +47,7 @@ ANY_PROTO_MODULES = (
     "envoy.extensions.retry.host.previous_hosts.v3.previous_hosts_pb2",
     "envoy.extensions.retry.priority.previous_priorities.v3.previous_priorities_config_pb2",
     "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
+    "envoy.extensions.network.dns_resolver.cares.v3.cares_dns_resolver_pb2",
 )
 """Python modules that define every ``@type`` above: import them all before ``json_format.ParseDict``,
 or it cannot resolve the ``Any`` fields (reference envoy-lab.md section 2.1)."""
@@ -85,6 +88,16 @@ def hcm_stat_prefix(port: int) -> str:
 def route_config(port: int) -> str:
     """The RDS name every HTTP listener on ``port`` asks for: ``"9080"``."""
     return str(port)
+
+
+def gateway_route_config(port: int) -> str:
+    """The RDS name of a gateway's plain-HTTP servers on ``port``: ``http.80`` (``GatewayRDSRouteName``)."""
+    return f"http.{port}"
+
+
+def gateway_blackhole(port: int) -> str:
+    """The vhost of a gateway route config that no VirtualService fills: ``blackhole:80`` (404 NR for all)."""
+    return virtual_host("blackhole", port)
 
 
 def virtual_host(host: str, port: int) -> str:

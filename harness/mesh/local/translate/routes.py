@@ -22,8 +22,8 @@ output that changes with the config version besides the xDS version itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from harness.istio.model import (
     Destination,
@@ -32,7 +32,7 @@ from harness.istio.model import (
     HTTPRouteDestination,
     VirtualService,
 )
-from harness.istio.semantics import resolve_host
+from harness.istio.semantics import MESH_GATEWAY, resolve_host
 from harness.mesh.local.translate import names
 from harness.mesh.local.translate.cors import translate_cors
 from harness.mesh.local.translate.faults import translate_fault
@@ -77,6 +77,10 @@ class RouteContext:
     config_version: int
     destination_rules: DestinationRules
     """The DRs this sidecar applies, for the consistent-hash ``hash_policy`` of each route."""
+    gateways: frozenset[str] = frozenset({MESH_GATEWAY})
+    """The proxy's gateway names (``mesh`` for a sidecar, ``ns/name`` on a gateway): per-match ``gateways``."""
+    only_ports: Mapping[str, int] = field(default_factory=dict)
+    """FQDN -> its only port, for services with one port, on gateways (see ``_cluster``); empty on sidecars."""
 
     def version_header(self) -> list[Resource]:
         """``response_headers_to_add`` entry stamping the config version on every response."""
@@ -116,7 +120,8 @@ def translate_virtual_service(vs: VirtualService, ctx: RouteContext) -> list[Res
         blocks: Sequence[HTTPMatchRequest | None] = rule.match or (None,)
         catch_all = not rule.match  # a rule without match is a catch-all even if nothing was emitted
         for match in blocks:
-            if not applies_to_proxy(match, ctx.listener_port, labels, ctx.client.namespace):
+            if not applies_to_proxy(match, ctx.listener_port, labels, ctx.client.namespace, ctx.gateways,
+                                    vs.metadata.namespace):
                 continue
             route = _route(vs, rule, match, ctx)
             out.append(route)
@@ -187,7 +192,7 @@ def _route_action(
         action["host_rewrite_literal"] = authority
 
     def cluster_of(dest: Destination) -> str:
-        return _cluster(dest, vs, ctx.listener_port)
+        return _cluster(dest, vs, ctx)
 
     mirrors = translate_mirrors(rule, cluster_of, ctx.behaviour)
     if mirrors:
@@ -230,12 +235,13 @@ def _merged_header_fields(rule: HeaderMutations, destination: HeaderMutations) -
     return merged
 
 
-def _cluster(dest: Destination, vs: VirtualService, listener_port: int) -> str:
+def _cluster(dest: Destination, vs: VirtualService, ctx: RouteContext) -> str:
     """``GetDestinationCluster``: host resolved in the VS namespace; port = ``destination.port``, else the
-    listener port. (istiod's middle rule, "the service's only port", sees the service as restricted to
-    the listener port on sidecars, so it yields the listener port too.)"""
-    port = dest.port.number if dest.port is not None else listener_port
-    return names.outbound_cluster(port, dest.subset, resolve_host(dest.host, vs.metadata.namespace))
+    service's only port, else the listener port. (On sidecars istiod sees the service restricted to the
+    listener port, so the middle rule yields the listener port too: ``ctx.only_ports`` is empty there.)"""
+    fqdn = resolve_host(dest.host, vs.metadata.namespace)
+    port = dest.port.number if dest.port is not None else ctx.only_ports.get(fqdn, ctx.listener_port)
+    return names.outbound_cluster(port, dest.subset, fqdn)
 
 
 def _operation(route_match: Resource, cluster: str | None, vs_name: str, ctx: RouteContext) -> str:

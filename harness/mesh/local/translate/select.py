@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.istio.model import DestinationRule, IstioObject, Subset, VirtualService
+from harness.istio.model import DestinationRule, Gateway, IstioObject, Subset, VirtualService
 from harness.istio.semantics import (
     binds_to_sidecars,
     creation_order,
+    resolve_gateway_name,
     resolve_host,
 )
+from harness.topology import Client
 
 ROOT_NAMESPACE = "istio-system"
 
@@ -23,6 +25,31 @@ ROOT_NAMESPACE = "istio-system"
 def sidecar_virtual_services(objects: Sequence[IstioObject]) -> list[VirtualService]:
     """VirtualServices bound to sidecars (``gateways`` empty or containing ``mesh``), oldest first."""
     out = [o for o in objects if isinstance(o, VirtualService) and binds_to_sidecars(o)]
+    return sorted(out, key=creation_order)
+
+
+def selected_gateways(objects: Sequence[IstioObject], workload: Client) -> list[Gateway]:
+    """Gateways whose ``selector`` labels are all on ``workload`` (an empty selector selects every
+    gateway workload), oldest first. Any namespace: ``PILOT_SCOPE_GATEWAY_TO_NAMESPACE`` is off by default."""
+    labels = dict(workload.labels)
+    out = [o for o in objects if isinstance(o, Gateway)
+           and all(labels.get(k) == v for k, v in o.spec.selector.items())]
+    return sorted(out, key=creation_order)
+
+
+def gateway_name(gateway: Gateway) -> str:
+    """``namespace/name``, the form VirtualService ``gateways`` references resolve to."""
+    return f"{gateway.metadata.namespace}/{gateway.metadata.name}"
+
+
+def gateway_virtual_services(objects: Sequence[IstioObject], name: str) -> list[VirtualService]:
+    """VirtualServices bound to gateway ``name`` (``ns/name``) by ``spec.gateways``, oldest first
+    (``PushContext.VirtualServicesForGateway``)."""
+    out = [
+        o for o in objects
+        if isinstance(o, VirtualService)
+        and any(resolve_gateway_name(g, o.metadata.namespace) == name for g in o.spec.gateways)
+    ]
     return sorted(out, key=creation_order)
 
 

@@ -6,8 +6,13 @@ field silently dropped. Each table below lists fields that are *not yet* transla
 one means translating it and deleting its name here. Accepted with only a warning elsewhere (not
 refused here): ``exportTo`` and DR ``tls`` (the local mesh is plaintext).
 
-Refused for good rather than "not yet": ``delegate`` (delegation serves gateways, which are out of
-scope for the local mesh). Refused by release: fields the emulated Istio does not have yet (its
+Gateways: plain-text HTTP servers (HTTP, HTTP2, GRPC) are translated (``gateway.py``); TLS,
+``bind``, ``defaultEndpoint``, ``targetPort`` and other protocols are not. ServiceEntries: HTTP
+ports of MESH_EXTERNAL hosts with resolution STATIC or DNS and one endpoint ``127.0.0.1`` (the
+case's external app, ``service_entry.py``); anything else is refused. VirtualService wildcard hosts
+are translated on gateways only.
+
+Refused by release: fields the emulated Istio does not have yet (its
 CRD would reject them), such as ``redirect.prefixRewrite`` before 1.31.
 
 DestinationRule traffic policies are translated (``traffic_policy``, ``connection_pool``,
@@ -27,23 +32,24 @@ from pydantic import BaseModel
 from harness.errors import Issue
 from harness.istio.model import (
     DestinationRule,
+    Gateway,
     HTTPMatchRequest,
     IstioObject,
     PortTrafficPolicy,
+    ServiceEntry,
     TrafficPolicy,
     VirtualService,
     proto_json_name,
 )
-from harness.istio.semantics import MESH_GATEWAY
+from harness.istio.semantics import binds_to_sidecars
 from harness.mesh.local.translate.versions import Behaviour
 from harness.yamlsource import PathKey, format_path
 
 NOT_YET = "not supported by the local mesh yet; run with --mesh kind"
 
 UNSUPPORTED_VIRTUAL_SERVICE_FIELDS = ("tls", "tcp")
-DELEGATE_OUT_OF_SCOPE = (
-    "delegation is not supported by the local mesh: delegate VirtualServices serve gateways, which the "
-    "local mesh does not run; put the delegate's routes in this rule, or run with --mesh kind"
+DELEGATE_NOT_YET = (
+    f"delegation is {NOT_YET}; put the delegate's routes in this rule"
 )
 REDIRECT_PREFIX_REWRITE_FROM = "1.31"
 UNSUPPORTED_DESTINATION_RULE_FIELDS = ("workload_selector",)
@@ -65,6 +71,18 @@ UNSUPPORTED_HTTP_POOL_FIELDS = ("http2_keep_alive",)
 """Not in Istio 1.30's translation (istiod master only)."""
 UNSUPPORTED_OUTLIER_FIELDS = ("outlier_detection_http_error_codes",)
 """Not in Istio 1.30's translation (istiod master only)."""
+GATEWAY_PROTOCOLS = ("HTTP", "HTTP2", "GRPC")
+"""Server protocols whose plain-text HCM listener the local gateway builds."""
+UNSUPPORTED_SERVER_FIELDS = ("bind", "tls", "default_endpoint")
+UNSUPPORTED_SERVICE_ENTRY_FIELDS = ("addresses", "workload_selector", "subject_alt_names")
+UNSUPPORTED_WORKLOAD_ENTRY_FIELDS = ("ports", "labels", "network", "locality", "weight", "service_account")
+SERVICE_ENTRY_RESOLUTIONS = ("STATIC", "DNS")
+LOCAL_ENDPOINT = "127.0.0.1"
+"""The one ServiceEntry endpoint the local mesh serves: it stands for the case's external app."""
+ONE_LOCAL_ENDPOINT = (
+    f"the local mesh serves a ServiceEntry host from the case's external app, given as one endpoint "
+    f"{{address: {LOCAL_ENDPOINT}}}; run with --mesh kind for other endpoints"
+)
 JWT_CLAIM_PREFIX = "@request.auth.claims"
 """Header names istiod turns into dynamic-metadata (JWT claim) matchers instead of header matchers."""
 
@@ -87,19 +105,23 @@ def _findings(obj: IstioObject, behaviour: Behaviour | None) -> Iterator[tuple[P
         yield from _virtual_service(obj, behaviour)
     elif isinstance(obj, DestinationRule):
         yield from _destination_rule(obj)
+    elif isinstance(obj, Gateway):
+        yield from _gateway(obj)
+    elif isinstance(obj, ServiceEntry):
+        yield from _service_entry(obj)
 
 
 def _virtual_service(vs: VirtualService, behaviour: Behaviour | None) -> Iterator[tuple[PathKey, str]]:
     spec = vs.spec
     yield from _set_fields(spec, UNSUPPORTED_VIRTUAL_SERVICE_FIELDS, ("spec",))
-    for i, host in enumerate(spec.hosts):
-        if "*" in host:
-            yield ("spec", "hosts", i), f"wildcard hosts are {NOT_YET}"
-    yield from _gateways(spec.gateways, ("spec", "gateways"))
+    if binds_to_sidecars(vs):
+        for i, host in enumerate(spec.hosts):
+            if "*" in host:
+                yield ("spec", "hosts", i), f"wildcard hosts are {NOT_YET} for sidecars (gateways take them)"
     for i, rule in enumerate(spec.http):
         at: PathKey = ("spec", "http", i)
         if rule.delegate is not None:
-            yield (*at, "delegate"), DELEGATE_OUT_OF_SCOPE
+            yield (*at, "delegate"), DELEGATE_NOT_YET
         too_new = behaviour is not None and not behaviour.redirect_prefix_rewrite
         if too_new and rule.redirect is not None and rule.redirect.prefix_rewrite is not None:
             yield (*at, "redirect", "prefixRewrite"), (
@@ -111,17 +133,48 @@ def _virtual_service(vs: VirtualService, behaviour: Behaviour | None) -> Iterato
 
 
 def _match(match: HTTPMatchRequest, at: PathKey) -> Iterator[tuple[PathKey, str]]:
-    yield from _gateways(match.gateways, (*at, "gateways"))
     for field in ("headers", "without_headers"):
         for name in getattr(match, field):
             if name.startswith(JWT_CLAIM_PREFIX):
                 yield (*at, proto_json_name(field), name), f"JWT claim matches are {NOT_YET}"
 
 
-def _gateways(gateways: Sequence[str], at: PathKey) -> Iterator[tuple[PathKey, str]]:
-    for i, gateway in enumerate(gateways):
-        if gateway != MESH_GATEWAY:
-            yield (*at, i), f"gateways other than '{MESH_GATEWAY}' (got '{gateway}') are {NOT_YET}"
+def _gateway(gw: Gateway) -> Iterator[tuple[PathKey, str]]:
+    for i, server in enumerate(gw.spec.servers):
+        at: PathKey = ("spec", "servers", i)
+        yield from _set_fields(server, UNSUPPORTED_SERVER_FIELDS, at)
+        if server.port.protocol.upper() not in GATEWAY_PROTOCOLS:
+            yield (*at, "port", "protocol"), (
+                f"{server.port.protocol} servers are {NOT_YET} (plain-text {', '.join(GATEWAY_PROTOCOLS)} only)"
+            )
+        yield from _set_fields(server.port, ("target_port",), (*at, "port"))
+
+
+def _service_entry(se: ServiceEntry) -> Iterator[tuple[PathKey, str]]:
+    spec = se.spec
+    yield from _set_fields(spec, UNSUPPORTED_SERVICE_ENTRY_FIELDS, ("spec",))
+    for i, host in enumerate(spec.hosts):
+        if "*" in host:
+            yield ("spec", "hosts", i), f"wildcard hosts are {NOT_YET}"
+    if spec.location == "MESH_INTERNAL":
+        yield ("spec", "location"), f"MESH_INTERNAL (mesh workloads with sidecars behind the entry) is {NOT_YET}"
+    if (spec.resolution or "NONE") not in SERVICE_ENTRY_RESOLUTIONS:
+        yield ("spec", "resolution"), (
+            f"resolution {spec.resolution or 'NONE'} is {NOT_YET} (STATIC and DNS with one endpoint only)"
+        )
+    for i, port in enumerate(spec.ports):
+        if (port.protocol or "").upper() != "HTTP":
+            yield ("spec", "ports", i, "protocol"), (
+                f"{port.protocol or 'unset (auto-detected)'} ports are {NOT_YET}; use protocol: HTTP"
+            )
+        yield from _set_fields(port, ("target_port",), ("spec", "ports", i))
+    if len(spec.endpoints) != 1:
+        yield ("spec", "endpoints"), f"{ONE_LOCAL_ENDPOINT} (got {len(spec.endpoints)} endpoints)"
+    for i, endpoint in enumerate(spec.endpoints):
+        at: PathKey = ("spec", "endpoints", i)
+        if endpoint.address != LOCAL_ENDPOINT:
+            yield (*at, "address"), f"{ONE_LOCAL_ENDPOINT} (got {endpoint.address!r})"
+        yield from _set_fields(endpoint, UNSUPPORTED_WORKLOAD_ENTRY_FIELDS, at)
 
 
 def _destination_rule(dr: DestinationRule) -> Iterator[tuple[PathKey, str]]:

@@ -15,6 +15,8 @@ Follows ``httproute.go:BuildSidecarOutboundVirtualHosts`` (reference sections 1.
   destination to pass through to, so it uses istiod's REGISTRY_ONLY vhost, ``block_all``: a direct
   502 for any Host that names no known service.
 - Domains carry no ClusterIP: local services have none (clients reach them by name).
+- ServiceEntry hosts are services too, with the domains istiod gives a host outside the cluster
+  domain: the host and, from 1.27, the host with a trailing dot (no short forms).
 """
 
 from __future__ import annotations
@@ -40,30 +42,43 @@ HISTORICAL_NON_SERVICE_PORT = 80
 
 
 @dataclass(frozen=True)
+class _Host:
+    """A registry host on this port (a Kubernetes service or a ServiceEntry host) and its domains."""
+
+    fqdn: str
+    domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class _Group:
     """``VirtualHostWrapper``: hosts sharing one list of routes."""
 
     other_hosts: tuple[str, ...]
-    services: tuple[Service, ...]
+    services: tuple[_Host, ...]
     routes: tuple[Resource, ...]
 
 
 def translate_route_config(
-    services: Sequence[Service], virtual_services: Sequence[VirtualService], ctx: RouteContext
+    services: Sequence[Service],
+    virtual_services: Sequence[VirtualService],
+    ctx: RouteContext,
+    external_hosts: Sequence[str] = (),
 ) -> Resource:
     """The RouteConfiguration named after ``ctx.listener_port`` for the services on that port.
 
-    ``virtual_services`` must already be the sidecar's, oldest first (``select.sidecar_virtual_services``).
+    ``virtual_services`` must already be the sidecar's, oldest first (``select.sidecar_virtual_services``);
+    ``external_hosts`` are the ServiceEntry hosts with this port, after the services.
     """
-    groups = _groups(services, virtual_services, ctx)
+    absolute = ctx.behaviour.absolute_fqdn_domain
+    hosts = [_Host(s.fqdn, tuple(service_domains(s, ctx.client, absolute))) for s in services]
+    hosts += [_Host(h, tuple(external_domains(h, absolute))) for h in external_hosts]
+    groups = _groups(hosts, virtual_services, ctx)
     vhosts: list[Resource] = []
     seen_names: set[str] = set()
     seen_domains: set[str] = set()
     for group in groups:
-        candidates = [(host, [host]) for host in group.other_hosts]
-        candidates += [
-            (s.fqdn, service_domains(s, ctx.client, ctx.behaviour.absolute_fqdn_domain)) for s in group.services
-        ]
+        candidates: list[tuple[str, tuple[str, ...]]] = [(host, (host,)) for host in group.other_hosts]
+        candidates += [(h.fqdn, h.domains) for h in group.services]
         for host, domains in candidates:
             name = names.virtual_host(host, ctx.listener_port)
             fresh = [d for d in domains if d.lower() not in seen_domains]
@@ -103,7 +118,12 @@ def service_domains(service: Service, client: Client, absolute_fqdn: bool) -> li
     return out
 
 
-def _groups(services: Sequence[Service], virtual_services: Sequence[VirtualService], ctx: RouteContext) -> list[_Group]:
+def external_domains(host: str, absolute_fqdn: bool) -> list[str]:
+    """``generateVirtualHostDomains`` for a host outside the cluster domain: itself, and with a trailing dot (1.27+)."""
+    return [host, host + "."] if absolute_fqdn else [host]
+
+
+def _groups(services: Sequence[_Host], virtual_services: Sequence[VirtualService], ctx: RouteContext) -> list[_Group]:
     by_fqdn = {s.fqdn: s for s in services}
     groups: list[_Group] = []
     claimed: set[str] = set()
