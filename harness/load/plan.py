@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from harness.case import Case, Check
 from harness.errors import Issue, UnsupportedError
-from harness.expect import AnyExpectation, Expectation, captured_headers
+from harness.expect import AnyExpectation, Expectation, Where, captured_headers
 from harness.expect.response import Flags
 from harness.load.schema import LoadSpec
 from harness.load.wire import LoadPlan, PlannedRequest
@@ -71,7 +71,8 @@ def why_unjudged(expectation: AnyExpectation) -> str | None:
         return "needs what the app received (its echo); judge it with `mesh-harness run`"
     if "stats" in needs:
         return "needs the sidecar's stat deltas over one check's traffic alone; judge it with `mesh-harness run`"
-    if isinstance(expectation, Expectation) and isinstance(expectation.classify, Flags):
+    parts = (*expectation.condition, expectation.inner) if isinstance(expectation, Where) else (expectation,)
+    if any(isinstance(e, Expectation) and isinstance(e.classify, Flags) for e in parts):
         return "response flags come from the sidecar's access log, which a load run does not join; judge it with `mesh-harness run`"
     return None
 

@@ -55,3 +55,14 @@ def test_load_plan_refuses_checks_on_two_ports() -> None:
 """
     with pytest.raises(UnsupportedError, match=r"send to service ports \[7070, 9080\]"):
         plan_case(make_case(text), LoadSpec())
+
+
+def test_load_plan_does_not_judge_flags_inside_an_expect_where() -> None:
+    case = make_case(CANARY.replace(
+        "    expect: {version: {v1: 0.9, v2: 0.1}, status: 200, headers: {location: null}}",
+        "    expect: {status: 200}\n    expect_where:\n      - {where: {status: 503}, expect: {flags: UO}}",
+    ))
+    plan = plan_case(case, LoadSpec())
+    assert [why for _, why in plan.checks[0].unjudged] == [
+        "response flags come from the sidecar's access log, which a load run does not join; judge it with `mesh-harness run`"
+    ]
