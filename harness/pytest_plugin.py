@@ -16,10 +16,12 @@ Failures show the numbers: each expectation's n, observed vs expected fractions,
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -35,6 +37,7 @@ from harness.runner import CheckResult, run_check
 from harness.settings import StatSettings
 
 _SESSION = pytest.StashKey["MeshSession"]()
+_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,6 +76,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SESSION] = MeshSession(config)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the mesh's processes and work dir are cleaned up.
+        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     config.addinivalue_line("markers", "envoy: starts real Envoy and sample-app processes")
     config.addinivalue_line("markers", "kind: needs Docker and kind (real Istio); skipped where they are missing")
 
@@ -81,6 +87,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(_SESSION, None)
     if session is not None:
         session.close()
+    previous = config.stash.get(_PREVIOUS_SIGTERM, None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -28,6 +28,7 @@ import pytest
 from harness.errors import ConfigRejected, UnsupportedError
 from harness.istio.model import IstioObject
 from harness.mesh.base import Observation, SendSpec
+from harness.mesh.local.workdir import sweep_orphans
 from harness.mesh.local.mesh import LocalInventory, LocalMesh
 from harness.topology import DEFAULT_TOPOLOGY, Service, Topology
 
@@ -284,8 +285,8 @@ def test_ctrl_c_of_the_harness_stops_everything(harness_process: tuple[subproces
 def test_sigkill_of_the_harness_takes_its_children_along(
     harness_process: tuple[subprocess.Popen[bytes], LocalInventory],
 ) -> None:
-    """Envoy dies by PR_SET_PDEATHSIG, the apps on stdin EOF. The work dir stays behind: nothing
-    runs in a SIGKILLed process, so nobody can remove it (the fixture does, here)."""
+    """Envoy dies by PR_SET_PDEATHSIG, the apps on stdin EOF. The work dir stays behind (nothing runs
+    in a SIGKILLed process) until the next mesh starts: it sweeps directories of dead owners."""
     proc, inventory = harness_process
     starts = {name: start_time(pid) for name, pid in inventory.pids.items()}
 
@@ -293,7 +294,9 @@ def test_sigkill_of_the_harness_takes_its_children_along(
     proc.wait(EXIT_TIMEOUT_S)
 
     wait_all_gone(inventory.pids, starts, EXIT_TIMEOUT_S, "children of a SIGKILLed harness")
-    assert inventory.workdir.exists()  # unavoidable after SIGKILL; the fixture removes it
+    assert inventory.workdir.exists()  # unavoidable after SIGKILL ...
+    assert inventory.workdir in sweep_orphans(inventory.workdir.parent)  # ... until the next mesh starts
+    assert not inventory.workdir.exists()
 
 
 # --- helpers -----------------------------------------------------------------------------------------

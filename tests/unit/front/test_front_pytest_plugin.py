@@ -123,3 +123,29 @@ def test_plugin_mesh_error_in_setup_fails_each_check_with_the_message(pytester: 
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["SyncTimeout: node client.default: RDS still at version 0, want 1 after 5s"] * 2)
     assert "Traceback" not in result.stdout.str()
+
+
+def test_plugin_sigterm_unwinds_like_ctrl_c_so_the_mesh_is_closed(pytester: pytest.Pytester) -> None:
+    """A CI timeout's SIGTERM must not leave the mesh's processes behind: the plugin turns it into an
+    interrupt, so the session's mesh is closed (here: the fake mesh records close())."""
+    marker = pytester.path / "closed"
+    pytester.makeconftest(f"""
+from harness.mesh.fake import FakeMesh, draw
+
+class Recording(FakeMesh):
+    def close(self):
+        super().close()
+        open({str(marker)!r}, "w").write("closed")
+
+def pytest_mesh_harness_make_mesh(config):
+    return Recording(draw({{"v1": 1.0}}), seed=1)
+""")
+    pytester.makepyfile(test_sigterm="""
+import os, signal
+
+def test_gets_terminated(mesh):
+    os.kill(os.getpid(), signal.SIGTERM)
+""")
+    result = pytester.runpytest_subprocess(*QUIET)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert marker.read_text() == "closed"

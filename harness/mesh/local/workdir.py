@@ -1,0 +1,48 @@
+"""The local mesh's work directory: one per mesh, owned by a process, swept when its owner is gone.
+
+A mesh removes its directory on close, also on Ctrl-C and SIGTERM. Only a SIGKILL (or a power cut)
+can leave one behind; the next mesh to start removes every directory whose owner process is dead,
+so leftovers never pile up. Directories without an owner file are not ours to judge and are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PREFIX = "mesh-harness-"
+OWNER_FILE = "owner.pid"
+
+
+def make_workdir() -> Path:
+    """A fresh private directory, marked as owned by this process; orphans of dead owners are swept first."""
+    sweep_orphans(Path(tempfile.gettempdir()))
+    path = Path(tempfile.mkdtemp(prefix=PREFIX))
+    (path / OWNER_FILE).write_text(str(os.getpid()))
+    return path
+
+
+def sweep_orphans(parent: Path) -> list[Path]:
+    """Remove ``mesh-harness-*`` directories under ``parent`` whose owner process no longer exists."""
+    removed = []
+    for candidate in parent.glob(f"{PREFIX}*"):
+        try:
+            owner = int((candidate / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not _alive(owner):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
