@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.istio.load import load_objects
-from harness.mesh.local.translate import EnvoyResources, Endpoint, TranslateInput, translate, translate_gateway
+from harness.mesh.local.translate import Endpoint, EnvoyResources, TranslateInput, translate, translate_gateway
 from harness.topology import DEFAULT_TOPOLOGY, INGRESS_GATEWAY, Client, Service, ServicePort, Topology
 from harness.yamlsource import load_file
 

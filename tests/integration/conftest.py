@@ -39,8 +39,8 @@ def empty_config(local_mesh: LocalMesh) -> SyncToken:
 def clean_mesh(local_mesh: LocalMesh, empty_config: SyncToken) -> Iterator[LocalMesh]:
     """The session mesh; after the test: default topology again, and no config."""
     yield local_mesh
+    local_mesh.revert(empty_config)  # first: a ServiceEntry may need the test's external app to translate
     local_mesh.deploy(DEFAULT_TOPOLOGY)
-    local_mesh.revert(empty_config)
 
 
 @pytest.fixture(scope="session")

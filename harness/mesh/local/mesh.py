@@ -37,7 +37,7 @@ from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 from harness.errors import ConfigRejected, MeshError, SyncTimeout
-from harness.istio.model import IstioObject
+from harness.istio.model import Gateway, IstioObject
 from harness.mesh.base import (
     MeshInfo,
     Observation,
@@ -50,7 +50,6 @@ from harness.mesh.local.apps import AppProcess
 from harness.mesh.local.controlplane import ControlPlane
 from harness.mesh.local.envoy import ACCESS_LOG_FLUSH_MS, XDS_CLUSTER, EnvoyProcess
 from harness.mesh.local.envoy_binary import envoy_version, find_envoy
-from harness.istio.model import Gateway
 from harness.mesh.local.translate import (
     DEFAULT_ISTIO_VERSION,
     Endpoint,

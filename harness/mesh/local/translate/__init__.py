@@ -19,17 +19,17 @@ from collections.abc import Callable
 from harness.errors import UnsupportedError
 from harness.mesh.local.translate.clusters import BuiltCluster, translate_clusters
 from harness.mesh.local.translate.endpoints import translate_load_assignment
+from harness.mesh.local.translate.gateway import (
+    servers_by_port,
+    translate_gateway_listener,
+    translate_gateway_route_config,
+)
 from harness.mesh.local.translate.inputs import (
     DEFAULT_ISTIO_VERSION,
     Endpoint,
     EnvoyResources,
     Resource,
     TranslateInput,
-)
-from harness.mesh.local.translate.gateway import (
-    servers_by_port,
-    translate_gateway_listener,
-    translate_gateway_route_config,
 )
 from harness.mesh.local.translate.listeners import translate_listener
 from harness.mesh.local.translate.names import ANY_PROTO_MODULES

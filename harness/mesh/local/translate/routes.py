@@ -23,7 +23,8 @@ output that changes with the config version besides the xDS version itself.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from harness.istio.model import (
     Destination,
@@ -79,7 +80,7 @@ class RouteContext:
     """The DRs this sidecar applies, for the consistent-hash ``hash_policy`` of each route."""
     gateways: frozenset[str] = frozenset({MESH_GATEWAY})
     """The proxy's gateway names (``mesh`` for a sidecar, ``ns/name`` on a gateway): per-match ``gateways``."""
-    only_ports: Mapping[str, int] = field(default_factory=dict)
+    only_ports: Mapping[str, int] = dataclass_field(default_factory=dict)
     """FQDN -> its only port, for services with one port, on gateways (see ``_cluster``); empty on sidecars."""
 
     def version_header(self) -> list[Resource]:
