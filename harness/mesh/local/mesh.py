@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -59,6 +58,7 @@ from harness.mesh.local.translate import (
     translate,
     translate_gateway,
 )
+from harness.mesh.local.workdir import make_workdir
 from harness.mesh.local.xds import TypeStatus
 from harness.topology import INGRESS_GATEWAY, Client, Topology
 
@@ -129,7 +129,7 @@ class LocalMesh:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Self:
-        self._workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-"))
+        self._workdir = make_workdir()
         atexit.register(self.close)
         try:
             self._control = ControlPlane()
