@@ -196,6 +196,12 @@ class AccessLogReader:
             self._read_new()
             return self._unclaimed.take(wants)
 
+    def count_lines(self) -> int:
+        """Read what Envoy flushed so far (kept for later ``take``s) and return ``lines``."""
+        with self._lock:
+            self._read_new()
+            return self.lines
+
     def _read_new(self) -> None:
         try:
             with self.path.open("rb") as log:

@@ -261,9 +261,10 @@ class LocalMesh:
                                 "a Gateway selecting it (istio: ingressgateway) needs a server on that port")
             raise MeshError(f"{spec.url}: no service in the mesh listens on port {port} (service ports: {ports})")
         source_ip = self.source_ip(spec.client)
+        mark = (self._access_logs[proxy].count_lines(), self._requests_counted(proxy))
         observations = client.control.forward(spec, connect_to=f"127.0.0.1:{bound}", capture_headers=spec.capture_headers,
                                               source_ip=None if source_ip == DEFAULT_SOURCE_IP else source_ip)
-        return self._join_access_log(proxy, observations)
+        return self._join_access_log(proxy, observations, mark)
 
     def source_ip(self, client: str) -> str:
         """The loopback address ``client`` sends from (see ``source_address``)."""
@@ -334,16 +335,19 @@ class LocalMesh:
             raise MeshError(f"no sidecar for workload {workload!r} (workloads: {', '.join(self._sidecars)})")
         return sidecar
 
-    def _join_access_log(self, client: str, observations: list[Observation]) -> list[Observation]:
+    def _join_access_log(self, client: str, observations: list[Observation], mark: tuple[int, int]) -> list[Observation]:
         """Fill ``flags``/``upstream_host`` from the access log of ``client``'s sidecar (or of the gateway).
 
         Waits (bounded) for the line of every request that got a response. When some got none,
-        it also waits until the log holds as many lines as Envoy counted requests, so the line
-        of a request that reached Envoy but was cut off is there too, if it exists.
+        it also waits until the log grew by as many lines as Envoy counted requests during the
+        batch (``mark``: lines and count before it), so the line of a request that reached Envoy
+        but was cut off is there too, if it exists. Deltas, not totals: the counters of listeners
+        removed by a topology change vanish, their lines do not.
         """
         join = BatchJoin(observations)
         reader = self._access_logs[client]
-        counted = self._requests_counted(client) if join.has_unanswered else 0
+        lines_before, counted_before = mark
+        counted = lines_before + self._requests_counted(client) - counted_before if join.has_unanswered else 0
         deadline = time.monotonic() + ACCESS_LOG_TIMEOUT_S
         for _ in range(int(ACCESS_LOG_TIMEOUT_S / _LOG_POLL_S) + 2):  # bounded by the deadline below, too
             join.add(reader.take(join.wants()))
@@ -354,8 +358,8 @@ class LocalMesh:
             time.sleep(_LOG_POLL_S)
         raise SyncTimeout(
             f"proxy of {client}: {join.missing} of {len(observations)} answered requests have no access log "
-            f"line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids {join.missing_ids()}); Envoy counted "
-            f"{counted or 'n/a'} requests, the log has {reader.lines} lines ({reader.path})"
+            f"line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids {join.missing_ids()}); by Envoy's request "
+            f"counter the log should have {counted or 'n/a'} lines, it has {reader.lines} ({reader.path})"
         )
 
     def _requests_counted(self, client: str) -> int:
