@@ -28,8 +28,8 @@ import pytest
 from harness.errors import ConfigRejected, UnsupportedError
 from harness.istio.model import IstioObject
 from harness.mesh.base import Observation, SendSpec
-from harness.mesh.local.workdir import sweep_orphans
 from harness.mesh.local.mesh import LocalInventory, LocalMesh
+from harness.mesh.local.workdir import sweep_orphans
 from harness.topology import DEFAULT_TOPOLOGY, Service, Topology
 
 pytestmark = pytest.mark.envoy

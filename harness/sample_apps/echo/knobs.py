@@ -78,7 +78,7 @@ class StatusSpec:
         if len(self.codes) == 1:
             return self.codes[0]
         u = rng.random()
-        for code, edge in zip(self.codes, self.cumulative):
+        for code, edge in zip(self.codes, self.cumulative, strict=True):
             if u < edge:
                 return code
         return self.codes[-1]

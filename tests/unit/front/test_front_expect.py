@@ -209,7 +209,10 @@ OVERFLOW = "cluster.outbound|9080||reviews.default.svc.cluster.local;.upstream_r
 
 def test_expect_stats_delta_sums_matching_counters() -> None:
     replies = iter([Reply(status=503, version=None, flags=("UO",), stats={OVERFLOW: 1})] * 3)
-    handler: Handler = lambda spec, rng: next(replies, Reply(stats={"cluster.x.upstream_rq_pending_overflow_other": 5}))
+
+    def handler(spec: SendSpec, rng: random.Random) -> Reply:
+        return next(replies, Reply(stats={"cluster.x.upstream_rq_pending_overflow_other": 5}))
+
     expect = '{stats: {"upstream_rq_pending_overflow|upstream_rq_active_overflow": {at_least: 1, at_most: 3}}}'
     result, mesh = run(expect, handler, send=", count: 10, concurrency: 10")
     evidence = only_evidence(result)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ def test_load_canary_keeps_metadata_and_ignores_server_fields() -> None:
     assert isinstance(vs, VirtualService)
     assert vs.api_version == "networking.istio.io/v1beta1"
     assert vs.metadata.labels == {"app": "reviews"}
-    assert vs.metadata.creation_timestamp == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    assert vs.metadata.creation_timestamp == datetime(2024, 5, 1, 12, tzinfo=UTC)
     weights = [(d.destination.subset, d.weight) for d in vs.spec.http[0].route]
     assert weights == [("v1", 90), ("v2", 10)]
     assert vs.spec.http[0].route[1].headers is not None
