@@ -166,7 +166,22 @@ class FractionJudge:
         )
 
 
-class EveryJudge:
+class _UntilCounterexample:
+    """Judges of "every (matching) request has X": ``target`` requests, stopping at the first counterexample."""
+
+    target: int
+    n: int
+    counterexample: Counterexample | None
+
+    @property
+    def decided(self) -> bool:
+        return self.counterexample is not None or self.n >= self.target
+
+    def needs(self) -> int:
+        return 0 if self.decided else self.target - self.n
+
+
+class EveryJudge(_UntilCounterexample):
     """Every request must be in one category: enough requests to catch a leak (or exactly
     ``count`` when the check fixes it), fail on the first exception."""
 
@@ -186,13 +201,6 @@ class EveryJudge:
     def power(self) -> float:
         """Chance that a leak of ``design.leak`` shows within ``target`` requests."""
         return 1.0 - (1.0 - self.design.leak) ** self.target
-
-    @property
-    def decided(self) -> bool:
-        return self.counterexample is not None or self.n >= self.target
-
-    def needs(self) -> int:
-        return 0 if self.decided else self.target - self.n
 
     def add(self, samples: Iterable[Sample]) -> None:
         for sample in samples:
@@ -238,7 +246,7 @@ class EveryJudge:
         )
 
 
-class WhereJudge:
+class WhereJudge(_UntilCounterexample):
     """Every request matching the filter in one category, and at least one matching: over as many
     requests as an every-response check (or exactly ``count``), failing at the first matching
     request in another category, or at the end when none matched. Its power against a leak is
@@ -261,13 +269,6 @@ class WhereJudge:
     def power(self) -> float:
         """Chance that a leak of ``design.leak`` among the matching requests shows in those seen."""
         return 1.0 - (1.0 - self.design.leak) ** self.matched
-
-    @property
-    def decided(self) -> bool:
-        return self.counterexample is not None or self.n >= self.target
-
-    def needs(self) -> int:
-        return 0 if self.decided else self.target - self.n
 
     def add(self, samples: Iterable[Sample]) -> None:
         inner = self.expectation.inner
