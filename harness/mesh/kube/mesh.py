@@ -35,6 +35,7 @@ import httpx
 from harness.errors import ConfigRejected, MeshError, SyncTimeout
 from harness.istio.model import IstioObject
 from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
+from harness.mesh.cleanup import run_all
 from harness.mesh.kube import sync
 from harness.mesh.kube.api import ApiError, KubeApi, describe
 from harness.mesh.kube.apply import Key, plan, to_manifest
@@ -127,7 +128,7 @@ class KubeMesh:
         atexit.unregister(self.close)
         steps: list[Callable[[], None]] = [self._close_connections, self._delete_run_objects, self._api.close,
                                            *self._cleanups]
-        _run_all(steps)
+        run_all(steps)
 
     def info(self) -> MeshInfo:
         if self._envoy_version is None and self._clients:
@@ -463,7 +464,7 @@ class KubeMesh:
             control.close()
         closes = list(self._forwards.values())
         self._forwards.clear()
-        _run_all(closes)
+        run_all(closes)
 
     def _delete_run_objects(self) -> None:
         """Namespaces the run made go whole (waited for, bounded); in others, the run's labelled objects go."""
@@ -561,17 +562,5 @@ def envoy_version(server_info: dict[str, Any]) -> str:
     """``<sha>/1.38.3-dev/Clean/RELEASE/BoringSSL`` -> ``1.38.3-dev`` (pure)."""
     parts = str(server_info.get("version", "")).split("/")
     return parts[1] if len(parts) > 1 else str(server_info.get("version", "unknown"))
-
-
-def _run_all(calls: Iterable[Callable[[], None]]) -> None:
-    """Call each one even if an earlier one raised; then re-raise the first error."""
-    first: BaseException | None = None
-    for call in calls:
-        try:
-            call()
-        except BaseException as exc:  # noqa: BLE001 (re-raised below, after the rest ran)
-            first = first or exc
-    if first is not None:
-        raise first
 
 

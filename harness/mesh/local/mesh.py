@@ -28,7 +28,7 @@ import atexit
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,7 @@ from harness.mesh.base import (
     SendSpec,
     SyncToken,
 )
+from harness.mesh.cleanup import run_all
 from harness.mesh.local.accesslog import AccessLogReader, BatchJoin, read_all
 from harness.mesh.local.apps import AppProcess
 from harness.mesh.local.controlplane import ControlPlane
@@ -157,7 +158,7 @@ class LocalMesh:
         if self._control is not None:
             stops.append(self._control.close)
         try:
-            _run_all(stops)  # one stuck process must not keep the others (or the work dir) alive
+            run_all(stops)  # one stuck process must not keep the others (or the work dir) alive
         finally:
             if self._workdir is not None:
                 shutil.rmtree(self._workdir, ignore_errors=True)
@@ -226,7 +227,7 @@ class LocalMesh:
                 self._topology = topology
                 self._push(self._objects, topology_changed=True)
             finally:
-                _run_all(p.stop for p in leaving)
+                run_all(p.stop for p in leaving)
 
     def apply(self, objects: Sequence[IstioObject]) -> SyncToken:
         """Add or replace objects; returns once every sidecar ACKed. Nothing is pushed if translation
@@ -510,18 +511,6 @@ class LocalMesh:
                 labels = {"app": service_name, "version": version}
                 out.setdefault((service_name, port.number), []).append(Endpoint("127.0.0.1", real, labels, name))
         return out
-
-
-def _run_all(calls: Iterable[Callable[[], None]]) -> None:
-    """Call each one even if an earlier one raised; then re-raise the first error."""
-    first: BaseException | None = None
-    for call in calls:
-        try:
-            call()
-        except BaseException as exc:  # noqa: BLE001 (re-raised below, after the rest ran)
-            first = first or exc
-    if first is not None:
-        raise first
 
 
 def _knobs_of(topology: Topology, instance: str) -> dict[str, str]:
