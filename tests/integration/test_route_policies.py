@@ -114,6 +114,24 @@ def test_fault_delay_100_holds_every_request_at_least_the_delay(
     assert min(o.latency_s for o in got) >= 0.2  # lower bound only: a loaded machine only adds time
 
 
+# --- timeout -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_no_timeout_means_disabled_not_envoys_15s_default(clean_mesh: LocalMesh, make_objects: MakeObjects) -> None:
+    """istiod sets ``timeout: 0s`` on every route without a VirtualService timeout (reference 0.2): an
+    answer slower than Envoy's own 15 s default still arrives. Only traffic slower than 15 s can show
+    it, so this one check takes 16 s; the goldens pin the ``0s`` too. A 504 here would mean the 15 s
+    default applied; lower bound only on time."""
+    mesh = clean_mesh
+    mesh.apply(make_objects(with_rules("""\
+    - route: [{destination: {host: reviews, subset: v1}}]
+""")))
+    got = send(mesh, "/slow", 2, headers=(("x-echo-delay", "16s"),), timeout_s=25.0)
+    assert {(o.status, o.version) for o in got} == {(200, "v1")}
+    assert min(o.latency_s for o in got) >= 16.0
+
+
 # --- retries -----------------------------------------------------------------------------------
 
 
