@@ -131,6 +131,16 @@ class AppProcess:
     def is_running(self) -> bool:
         return self._proc.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """None while the app runs; else its exit code (negative: the signal that ended it)."""
+        return self._proc.poll()
+
+    def log_tail(self) -> str:
+        """The end of the app's stderr, for error messages."""
+        tail = _stderr_tail(self._stderr_path)
+        return f"last lines of {self._stderr_path}:\n{tail}" if tail else f"{self._stderr_path} is empty"
+
     def stop(self) -> None:
         """Close stdin, SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL. Safe to call twice."""
         self.control.close()

@@ -128,6 +128,11 @@ class EnvoyProcess:
     def pid(self) -> int:
         return self._running().pid
 
+    @property
+    def exit_code(self) -> int | None:
+        """None while Envoy runs (or before ``start``); else its exit code (negative: the signal)."""
+        return None if self._process is None else self._process.poll()
+
     def start(self) -> Self:
         """Write the bootstrap and spawn Envoy; returns at once (see ``wait_ready``)."""
         if self._process is not None:

@@ -20,6 +20,13 @@ the topology asks for it or a Gateway object is applied, and kept until ``close`
 ``via="gateway"`` is sent by the client's app straight to the gateway's listener for the URL's port,
 and joined to the gateway's access log. External apps (``Service.external``) are app processes like
 any other; only the translator treats them differently (ServiceEntry endpoints).
+
+A process that dies (an app instance, a client's app, a sidecar, the gateway) is reported by
+``health``. ``send`` checks it before and after every batch, and when a batch fails, so a crash
+fails the check with a ``ProcessError`` naming the process, its exit code and log tail instead of
+a connection error or skewed traffic. Pushes leave dead sidecars out of the ACK wait (there is no
+one to answer; ``revert`` after a crashed check must still work), and the next ``deploy`` treats
+every dead process as not running and starts it again, so the next case runs on a whole mesh.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
-from harness.errors import ConfigRejected, MeshError, SyncTimeout
+from harness.errors import ConfigRejected, MeshError, ProcessError, SyncTimeout
 from harness.istio.model import Gateway, IstioObject
 from harness.mesh.base import (
     MeshInfo,
@@ -74,6 +81,26 @@ _IN_FLIGHT_FILTER = r"(upstream|downstream)_rq_active$"
 _LISTENER_POLL_S = 0.01
 GATEWAY = INGRESS_GATEWAY.name
 """The gateway's workload name, for ``proxy_stats``, ``access_log``, ``sidecar`` and the inventory."""
+_ENVOY_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class ProcessExit:
+    """A process of the mesh that is no longer running, as ``LocalMesh.health`` reports it.
+
+    ``name`` says what it was for (``app reviews-v1-0``, ``client app client-0``, ``sidecar of
+    client``, ``ingress gateway``); ``envoy`` whether it was an Envoy; ``log_tail`` ends its log.
+    """
+
+    name: str
+    pid: int
+    exit_code: int
+    log_tail: str
+    envoy: bool = False
+
+    def __str__(self) -> str:
+        who = f"{self.name} (Envoy pid {self.pid})" if self.envoy else f"{self.name} (pid {self.pid})"
+        return f"{who} exited with code {self.exit_code}; {self.log_tail}"
 
 
 @dataclass(frozen=True)
@@ -200,30 +227,38 @@ class LocalMesh:
         """Run exactly the apps and sidecars of ``topology``; unchanged instances keep running.
 
         An instance whose echo defaults (``Service.knobs``) changed is restarted: the new process
-        starts first, and the old one stops once the sidecars ACKed endpoints without it.
+        starts first, and the old one stops once the sidecars ACKed endpoints without it. A process
+        that died counts as not running: it is started again (a sidecar gets the current config and
+        ACKs it), even when ``topology`` is the one deployed.
         """
         with self._lock:
-            if topology == self._topology:
+            if topology == self._topology and not self.health():
                 return
             wanted = topology.instances()
             # Instances that go are taken out of the endpoints first and stopped only after the
             # sidecars ACKed config without them, so no request is routed to a stopped app.
             leaving: list[AppProcess | EnvoyProcess] = []
-            for name in [n for n in self._apps if n not in wanted or self._knobs[n] != _knobs_of(topology, n)]:
+            for name in [n for n in self._apps
+                         if n not in wanted or self._knobs[n] != _knobs_of(topology, n) or not self._apps[n].is_running()]:
                 leaving.append(self._apps.pop(name))
                 self._labels.pop(name)
                 self._knobs.pop(name)
             # A client whose definition changed is restarted: its namespace is in the sidecar's
-            # node id and its labels in the app's identity, both fixed when they start.
+            # node id and its labels in the app's identity, both fixed when they start. A dead
+            # client app or sidecar is restarted alone.
             current = self._topology
-            for name in [n for n in self._clients if current is None or topology.client(n) != current.client(n)]:
-                leaving += [self._clients.pop(name), self._sidecars.pop(name)]
-                self._listener_ports.pop(name, None)
-                self._listener_names.pop(name, None)
-                self._access_logs.pop(name)
+            for name in list(self._clients):
+                changed = current is None or topology.client(name) != current.client(name)
+                if changed or not self._clients[name].is_running():
+                    leaving.append(self._clients.pop(name))
+                if changed or self._sidecars[name].exit_code is not None:
+                    leaving.append(self._drop_proxy(name))
+            if GATEWAY in self._sidecars and self._sidecars[GATEWAY].exit_code is not None:
+                leaving.append(self._drop_proxy(GATEWAY))  # _push starts another when one is wanted
             try:
                 to_start = {n: sv for n, sv in wanted.items() if n not in self._apps}
-                self._start_processes(topology, to_start, [c for c in topology.clients if c.name not in self._clients])
+                self._start_processes(topology, to_start, [c for c in topology.clients if c.name not in self._clients],
+                                      [c for c in topology.clients if c.name not in self._sidecars])
                 self._topology = topology
                 self._push(self._objects, topology_changed=True)
             finally:
@@ -245,6 +280,7 @@ class LocalMesh:
             self._push({o.key: o for o in token.previous})
 
     def send(self, spec: SendSpec) -> list[Observation]:
+        """One batch from ``spec.client``; ProcessError if a process of the mesh is dead before or after it."""
         client = self._clients.get(spec.client)
         if client is None:
             raise MeshError(f"no client workload {spec.client!r} in the mesh (clients: {', '.join(self._clients)})")
@@ -262,10 +298,35 @@ class LocalMesh:
                                 "a Gateway selecting it (istio: ingressgateway) needs a server on that port")
             raise MeshError(f"{spec.url}: no service in the mesh listens on port {port} (service ports: {ports})")
         source_ip = self.source_ip(spec.client)
-        mark = (self._access_logs[proxy].count_lines(), self._requests_counted(proxy))
-        observations = client.control.forward(spec, connect_to=f"127.0.0.1:{bound}", capture_headers=spec.capture_headers,
-                                              source_ip=None if source_ip == DEFAULT_SOURCE_IP else source_ip)
-        return self._join_access_log(proxy, observations, mark)
+        self._raise_if_dead(f"{spec.url}: not sent, a process of the mesh has exited")
+        try:
+            mark = (self._access_logs[proxy].count_lines(), self._requests_counted(proxy))
+            observations = client.control.forward(
+                spec, connect_to=f"127.0.0.1:{bound}", capture_headers=spec.capture_headers,
+                source_ip=None if source_ip == DEFAULT_SOURCE_IP else source_ip)
+            joined = self._join_access_log(proxy, observations, mark)
+        except MeshError as exc:
+            self._raise_if_dead(f"{spec.url}: the batch failed, a process of the mesh exited during the check", exc)
+            raise
+        # Even a batch that looks fine (Envoy retried on the other endpoints) ran on a smaller mesh.
+        self._raise_if_dead(f"{spec.url}: a process of the mesh exited during the check")
+        return joined
+
+    def health(self) -> list[ProcessExit]:
+        """Every process of the mesh that has exited (empty when all run): apps, client apps,
+        sidecars, the gateway. Cheap (a non-blocking wait per process), so send calls it freely."""
+        dead: list[ProcessExit] = []
+        for kind, apps in (("app", self._apps), ("client app", self._clients)):
+            for app in apps.values():
+                code = app.exit_code
+                if code is not None:
+                    dead.append(ProcessExit(f"{kind} {app.instance}", app.pid, code, app.log_tail()))
+        for name, proxy in self._sidecars.items():
+            code = proxy.exit_code
+            if code is not None:
+                what = "ingress gateway" if name == GATEWAY else f"sidecar of {name}"
+                dead.append(ProcessExit(what, proxy.pid, code, proxy.log_tail(_ENVOY_TAIL_LINES), envoy=True))
+        return dead
 
     def source_ip(self, client: str) -> str:
         """The loopback address ``client`` sends from (see ``source_address``)."""
@@ -279,6 +340,7 @@ class LocalMesh:
     def drain(self, timeout_s: float = 10.0) -> None:
         """Poll every sidecar's ``cluster.*.upstream_rq_active`` (mirror copies included) and
         ``http.*.downstream_rq_active`` gauges until all are 0; SyncTimeout names those that are not."""
+        self._raise_if_dead("drain: a process of the mesh has exited")
         deadline = time.monotonic() + timeout_s
         for _ in range(int(timeout_s / _DRAIN_POLL_S) + 2):  # bounded by the deadline below, too
             active = {
@@ -330,6 +392,20 @@ class LocalMesh:
 
     # --- internals -----------------------------------------------------------------------------
 
+    def _raise_if_dead(self, context: str, cause: BaseException | None = None) -> None:
+        """ProcessError naming every dead process (see ``health``), if there is one; ``cause`` is chained."""
+        dead = self.health()
+        if dead:
+            lines = "\n".join(str(d) for d in dead)
+            raise ProcessError(f"{context}: {lines}\n(the next deploy restarts what exited)") from cause
+
+    def _drop_proxy(self, name: str) -> EnvoyProcess:
+        """Forget a sidecar (or the gateway) and what was read from it; the caller stops it."""
+        self._listener_ports.pop(name, None)
+        self._listener_names.pop(name, None)
+        self._access_logs.pop(name)
+        return self._sidecars.pop(name)
+
     def _sidecar(self, workload: str) -> EnvoyProcess:
         sidecar = self._sidecars.get(workload)
         if sidecar is None:
@@ -375,8 +451,10 @@ class LocalMesh:
         return EnvoyProcess(node_id=INGRESS_GATEWAY.node_id, cluster=GATEWAY, xds_port=self._control.port,
                             workdir=self.workdir / GATEWAY, binary=self._binary, log_level=self._log_level)
 
-    def _start_processes(self, topology: Topology, apps: dict[str, tuple[str, str]], clients: Sequence[Client]) -> None:
-        """Start app instances and client apps in parallel (each costs an interpreter start), then sidecars."""
+    def _start_processes(self, topology: Topology, apps: dict[str, tuple[str, str]], clients: Sequence[Client],
+                         sidecars: Sequence[Client]) -> None:
+        """Start app instances and the apps of ``clients`` in parallel (each costs an interpreter start),
+        then the sidecars of ``sidecars``."""
         workdir = self.workdir
         jobs = {name: (svc, ver) for name, (svc, ver) in apps.items()}
         jobs.update({f"{c.name}-0": (c.name, dict(c.labels).get("version", "v1")) for c in clients})
@@ -405,7 +483,7 @@ class LocalMesh:
         if failure is not None:
             raise failure
         assert self._control is not None
-        for client in clients:
+        for client in sidecars:
             sidecar_dir = workdir / f"sidecar-{client.name}"
             sidecar_dir.mkdir(exist_ok=True)  # a client that left and came back reuses it
             sidecar = EnvoyProcess(
@@ -427,6 +505,8 @@ class LocalMesh:
         version = self._version + 1
         wants_gateway = self._topology.gateway or any(isinstance(o, Gateway) for o in objects.values())
         proxies = dict(self._sidecars)
+        # A dead proxy cannot ACK; the next deploy restarts it with the config of its day.
+        dead = {name for name, proxy in proxies.items() if proxy.exit_code is not None}
         if wants_gateway and GATEWAY not in proxies:
             proxies[GATEWAY] = self._new_gateway()
         # may raise: nothing pushed, nothing started
@@ -437,17 +517,22 @@ class LocalMesh:
             gateway.start()  # it turns ready once its first config is ACKed
         self._version = version  # used up from here on, whatever the outcome (module docstring)
         try:
-            self._sync(resources, version)
+            self._sync({n: r for n, r in resources.items() if n not in dead}, version)
+        except SyncTimeout as exc:
+            self._raise_if_dead(f"config version {version} not ACKed, a process of the mesh exited", exc)
+            raise
         except ConfigRejected:
             # Every proxy goes back to its last ACKed snapshot, under a fresh version number.
             self._version = rollback = version + 1
-            nodes = [self._node_id(n) for n in self._sidecars]
+            nodes = [self._node_id(n) for n in self._sidecars if n not in dead]
             self._control.rollback(nodes, str(rollback))
             self._control.wait_synced(nodes, str(rollback), self._sync_timeout_s)
             raise
         self._objects = dict(objects)
         for name, res in resources.items():
             listeners = frozenset(str(listener["name"]) for listener in res.listeners)
+            if name in dead:
+                continue
             if topology_changed or self._listener_names.get(name) != listeners:
                 self._sidecars[name].wait_ready(READY_TIMEOUT_S)
                 self._listener_ports[name] = self._wait_listeners(name, listeners)
