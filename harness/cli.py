@@ -63,7 +63,14 @@ def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None 
 
 
 def open_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
-    """The mesh ``--mesh`` names: local, or real Istio on kind or a given cluster."""
+    """The mesh ``--mesh`` names: local, or real Istio on kind or a given cluster; with ``--mesh-attach``,
+    a running environment (left running when the context closes)."""
+    if getattr(args, "mesh_attach", None):
+        from harness.env.remote import AttachedMesh, check_attach_options
+
+        check_attach_options(args.mesh_attach, mesh=args.mesh, envoy_binary=args.envoy_binary,
+                             istio_version=args.istio_version)
+        return AttachedMesh.attach(args.mesh_attach)
     if args.mesh == "local":
         return open_local_mesh(args)
     from harness.mesh.kube.session import open_kube_mesh
@@ -101,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="select", metavar="TEXT", help="only checks whose 'case check' name contains TEXT (case-insensitive)")
     run.add_argument("--json", dest="json_path", metavar="FILE", help="write the result document (JSON) to FILE")
     run.add_argument("--html", dest="html_path", metavar="FILE", help="write the HTML report (tables and plots) to FILE")
+    run.add_argument("--mesh-attach", metavar="NAME",
+                     help="run on the environment NAME started with `mesh-harness up` (left running, its config restored)")
     _mesh_options(run)
     _stat_options(run)
     run.set_defaults(func=_run)

@@ -9,7 +9,8 @@ Installing mesh-harness gives any repository:
   (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch);
 * options ``--mesh local|kind|cluster`` (with ``--kubeconfig``, ``--context``, ``--istio-revision``,
   ``--keep-cluster``, ``--image-registry``), ``--envoy-binary``, ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
-  ``--max-requests``, ``--mesh-json FILE`` (the result document of the collected cases).
+  ``--max-requests``, ``--mesh-json FILE`` (the result document of the collected cases),
+  ``--mesh-attach NAME`` (run on an environment started with ``mesh-harness up``; it keeps running).
 
 Failures show the numbers: each expectation's n, observed vs expected fractions, interval and rule.
 """
@@ -58,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--delta", type=float, default=d.delta, help="tolerance on each fraction")
     group.addoption("--power", type=float, default=d.power, help="chance a deviation of delta is caught")
     group.addoption("--max-requests", type=int, default=None, help="cap on requests per check")
+    group.addoption("--mesh-attach", default=None, metavar="NAME",
+                    help="run on the environment NAME started with `mesh-harness up` (left running, its config restored)")
     group.addoption("--mesh-json", default=None, metavar="FILE", help="write the cases' result document here")
 
 
@@ -136,6 +139,8 @@ class MeshSession:
         if self._mesh is None:
             try:
                 made: Mesh | None = self.config.hook.pytest_mesh_harness_make_mesh(config=self.config)
+                if made is None and self.config.getoption("--mesh-attach"):
+                    made = self._attached_mesh()
                 if made is None:
                     made = self._local_mesh() if self.config.getoption("--mesh") == "local" else self._kube_mesh()
             except HarnessError as exc:
@@ -153,6 +158,14 @@ class MeshSession:
             istio_version=get("--istio-version"), istio_revision=get("--istio-revision"),
             keep_cluster=get("--keep-cluster"), image_registry=get("--image-registry"),
         ))
+
+    def _attached_mesh(self) -> Mesh:
+        from harness.env.remote import AttachedMesh, check_attach_options
+
+        get = self.config.getoption
+        check_attach_options(get("--mesh-attach"), mesh=get("--mesh"), envoy_binary=get("--envoy-binary"),
+                             istio_version=get("--istio-version"))
+        return AttachedMesh.attach(get("--mesh-attach"))
 
     def _local_mesh(self) -> Mesh:
         from harness.mesh.local.mesh import LocalMesh

@@ -16,7 +16,9 @@ from harness.env import wire
 from harness.env.manifests import Manifest
 from harness.env.state import EnvState
 from harness.errors import MeshError, SyncTimeout
-from harness.mesh.base import Observation, ReceivedRequest
+from harness.istio.model import IstioObject
+from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
+from harness.topology import Topology
 
 CALL_TIMEOUT_S = 60.0  # an apply waits for ACKs (10 s) and may roll back (10 s more)
 SEND_MARGIN_S = 60.0  # on top of a batch's own deadline
@@ -60,6 +62,9 @@ class EnvClient:
     def delete(self, manifests: Sequence[Manifest]) -> dict[str, Any]:
         return self._call("POST", "/delete", json={"manifests": [vars(m) for m in manifests]})
 
+    def send_spec(self, spec: SendSpec) -> list[Observation]:
+        return self.send(wire.encode_send_spec(spec))
+
     def send(self, request: dict[str, Any]) -> list[Observation]:
         timeout = float(request.get("deadline_s", 120.0)) + SEND_MARGIN_S
         body = self._call("POST", "/send", json=request, timeout=timeout)
@@ -77,6 +82,24 @@ class EnvClient:
         """Entries after the first ``skip``, and the number of entries so far (the next ``skip``)."""
         body = self._call("GET", "/logs/envoy", params={"client": client, "skip": skip})
         return list(body["entries"]), int(body["count"])
+
+    def attach(self) -> tuple[MeshInfo, Topology]:
+        body = self._call("GET", "/mesh")
+        return MeshInfo(**body["mesh"]), wire.decode_topology(body["topology"])
+
+    def apply_objects(self, objects: Sequence[IstioObject]) -> SyncToken:
+        body = self._call("POST", "/mesh/apply", json={"objects": [wire.encode_object(o) for o in objects]})
+        return SyncToken(int(body["version"]), tuple(wire.decode_object(o) for o in body["previous"]))
+
+    def install(self, objects: Sequence[IstioObject]) -> int:
+        """Make ``objects`` exactly the environment's applied set; the config version every proxy ACKed."""
+        return int(self._call("POST", "/mesh/revert", json={"objects": [wire.encode_object(o) for o in objects]})["version"])
+
+    def proxy_stats(self, workload: str) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self._call("GET", "/mesh/stats", params={"workload": workload})["stats"].items()}
+
+    def drain(self, timeout_s: float) -> None:
+        self._call("POST", "/mesh/drain", json={"timeout_s": timeout_s}, timeout=timeout_s + SEND_MARGIN_S)
 
     def down(self) -> None:
         self._call("POST", "/down", timeout=10.0)

@@ -13,11 +13,21 @@ API (JSON; every request carries ``Authorization: Bearer <token>`` from the stat
     GET  /status                          services, instances, clients, applied objects, xDS sync
     POST /apply   {"manifests": [{name, text}]}   add or replace objects, wait for ACKs
     POST /delete  {"manifests": [{name, text}]}   remove those objects, wait for ACKs
-    POST /send    {url, method, headers, count, concurrency, timeout_s, deadline_s}
+    POST /send    {url, method, headers, count, concurrency, ...}   a ForwardEcho batch
     GET  /routes?client=C                 route configurations from C's sidecar config_dump
     GET  /logs/app?service=S&version=V&since=T     app request-log records newer than T
     GET  /logs/envoy?client=C&skip=N      access-log entries after the first N, and the count now
     POST /down                            close the mesh and exit
+
+For an attached run (``harness.env.remote.AttachedMesh``, the Mesh interface over this API)::
+
+    GET  /mesh                            mesh info and the topology it runs
+    POST /mesh/apply   {"objects": [..]}  LocalMesh.apply: version, and the objects applied before
+    POST /mesh/revert  {"objects": [..]}  make exactly these objects the applied set, wait for ACKs
+    GET  /mesh/stats?workload=W           the workload sidecar's Envoy stats
+    POST /mesh/drain   {"timeout_s": T}   wait until no request is in flight on any sidecar
+
+``/send`` takes every ``SendSpec`` field (``wire.encode_send_spec``); absent ones take its defaults.
 
 Errors answer 4xx/5xx with ``wire.encode_error``; the command re-raises the same exception.
 """
@@ -46,6 +56,8 @@ from harness.env import wire
 from harness.env.manifests import Manifest
 from harness.env.service import EnvService
 from harness.errors import CaseError, ConfigRejected, HarnessError, MeshError
+from harness.istio.model import IstioObject
+from harness.mesh.base import SyncToken
 from harness.topology import DEFAULT_TOPOLOGY
 
 _SERVER_STOP_S = 10.0
@@ -58,6 +70,14 @@ def _manifests(body: dict[str, Any]) -> list[Manifest]:
     return [Manifest(str(m["name"]), str(m["text"])) for m in body.get("manifests", [])]
 
 
+def _objects(body: dict[str, Any]) -> list[IstioObject]:
+    return [wire.decode_object(o) for o in body.get("objects", [])]
+
+
+def _token(token: SyncToken) -> dict[str, Any]:
+    return {"version": token.version, "previous": [wire.encode_object(o) for o in token.previous]}
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/status"): lambda s, q, b: s.status(),
     ("POST", "/apply"): lambda s, q, b: s.apply(_manifests(b)),
@@ -66,6 +86,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/routes"): lambda s, q, b: s.routes(q.get("client", "client")),
     ("GET", "/logs/app"): lambda s, q, b: s.app_log(q.get("service"), q.get("version"), float(q.get("since", "0"))),
     ("GET", "/logs/envoy"): lambda s, q, b: s.access_log(q.get("client", "client"), int(q.get("skip", "0"))),
+    ("GET", "/mesh"): lambda s, q, b: s.attach(),
+    ("POST", "/mesh/apply"): lambda s, q, b: _token(s.apply_objects(_objects(b))),
+    ("POST", "/mesh/revert"): lambda s, q, b: {"version": s.install(_objects(b))},
+    ("GET", "/mesh/stats"): lambda s, q, b: s.proxy_stats(q.get("workload", "client")),
+    ("POST", "/mesh/drain"): lambda s, q, b: s.drain(float(b.get("timeout_s", 10.0))),
 }
 
 

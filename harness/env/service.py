@@ -19,7 +19,7 @@ from harness.env.routes import route_configs
 from harness.env.sync import sync_rows
 from harness.errors import Issue, MeshError, ValidationError
 from harness.istio.model import IstioObject
-from harness.mesh.base import SendSpec, SyncToken
+from harness.mesh.base import SyncToken
 from harness.mesh.local.mesh import LocalMesh
 from harness.topology import Topology
 
@@ -62,10 +62,25 @@ class EnvService:
     def apply(self, manifests: Sequence[Manifest]) -> dict[str, Any]:
         """Add or replace the objects; returns once every sidecar ACKed (a NACK raises ConfigRejected)."""
         objects = load_manifests(manifests).objects
+        token = self.apply_objects(objects)
+        return {"version": token.version, "objects": [o.ref for o in objects]}
+
+    def apply_objects(self, objects: Sequence[IstioObject]) -> SyncToken:
+        """``LocalMesh.apply`` on the environment's mesh; the token's ``previous`` is the set applied before."""
         with self._lock:
             token = self._mesh.apply(objects)
             self._applied.update((o.key, o) for o in objects)
-            return {"version": token.version, "objects": [o.ref for o in objects]}
+            return token
+
+    def install(self, objects: Sequence[IstioObject]) -> int:
+        """Make ``objects`` exactly the applied set (``LocalMesh.revert``: an attached run's revert); the version."""
+        with self._lock:
+            self._install({o.key: o for o in objects})
+            return self._mesh.config_version
+
+    def _install(self, objects: dict[tuple[str, str, str], IstioObject]) -> None:
+        self._mesh.revert(SyncToken(self._mesh.config_version, tuple(objects.values())))
+        self._applied = objects
 
     def delete(self, manifests: Sequence[Manifest]) -> dict[str, Any]:
         """Remove the objects named in the files (matched by kind, namespace and name); all must be applied."""
@@ -79,22 +94,28 @@ class EnvService:
                           o.source.file if o.source else None, o.source.line if o.source else None, o.ref)
                     for o in missing
                 ])
-            keep = {k: o for k, o in self._applied.items() if k not in {o.key for o in objects}}
-            self._mesh.revert(SyncToken(self._mesh.config_version, tuple(keep.values())))
-            self._applied = keep
+            self._install({k: o for k, o in self._applied.items() if k not in {o.key for o in objects}})
             return {"version": self._mesh.config_version, "objects": [o.ref for o in objects]}
 
     def send(self, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            spec = SendSpec(url=str(body["url"]), method=str(body.get("method", "GET")),
-                            headers=tuple((str(k), str(v)) for k, v in body.get("headers", [])),
-                            count=int(body.get("count", 1)), concurrency=int(body.get("concurrency", 1)),
-                            timeout_s=float(body.get("timeout_s", 30.0)), deadline_s=float(body.get("deadline_s", 120.0)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MeshError(f"send: malformed request from the command ({exc})") from exc
+        spec = wire.decode_send_spec(body)
         with self._lock:
             observations = self._mesh.send(spec)
         return {"observations": [wire.encode_observation(o) for o in observations]}
+
+    def attach(self) -> dict[str, Any]:
+        """What an attached run needs first: the mesh's identity and the topology it runs."""
+        with self._lock:
+            return {"mesh": asdict(self._mesh.info()), "topology": wire.encode_topology(_deployed(self._mesh))}
+
+    def proxy_stats(self, workload: str) -> dict[str, Any]:
+        with self._lock:
+            return {"stats": self._mesh.proxy_stats(workload)}
+
+    def drain(self, timeout_s: float) -> dict[str, Any]:
+        with self._lock:
+            self._mesh.drain(timeout_s)
+        return {}
 
     def routes(self, client: str) -> dict[str, Any]:
         """The client sidecar's route configurations, as Envoy's config_dump has them."""

@@ -1,4 +1,5 @@
-"""The JSON that crosses the daemon's API: typed records and harness errors, both ways.
+"""The JSON that crosses the daemon's API: typed records, Istio objects, topologies, batches and
+harness errors, both ways.
 
 An error raised inside the daemon reaches the command as the same exception class with the same
 message (a ``ValidationError`` keeps its issues, a ``ConfigRejected`` its NACK fields), so the
@@ -7,8 +8,11 @@ CLI prints it and picks the exit code exactly as if the mesh ran in-process. Pur
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict
 from typing import Any
+
+import pydantic
 
 from harness.errors import (
     CaseError,
@@ -22,7 +26,9 @@ from harness.errors import (
     UnsupportedError,
     ValidationError,
 )
-from harness.mesh.base import Echo, Observation, ReceivedRequest
+from harness.istio.model import KINDS, IstioObject, Source
+from harness.mesh.base import Echo, Observation, ReceivedRequest, SendSpec
+from harness.topology import Client, Service, ServicePort, Topology
 
 _PLAIN: dict[str, type[HarnessError]] = {
     cls.__name__: cls for cls in (HarnessError, CaseError, CaseSyntaxError, MeshError, SyncTimeout, ProcessError)
@@ -67,3 +73,64 @@ def encode_received(r: ReceivedRequest) -> dict[str, Any]:
 
 def decode_received(d: dict[str, Any]) -> ReceivedRequest:
     return ReceivedRequest(**d)
+
+
+def encode_object(o: IstioObject) -> dict[str, Any]:
+    """An Istio object as proto-JSON, with its source (file, line, field lines) kept for error messages."""
+    body = o.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"source"})
+    if o.source is not None:
+        s = o.source
+        body["source"] = {"file": s.file, "line": s.line, "lines": [[list(path), line] for path, line in s.lines.items()]}
+    return body
+
+
+def decode_object(d: dict[str, Any]) -> IstioObject:
+    """The object ``encode_object`` described; a body this harness cannot read is a ``MeshError``
+    (the command and the daemon run different harness versions)."""
+    cls = KINDS.get(str(d.get("kind")))
+    src = d.get("source")
+    try:
+        if cls is None:
+            raise ValueError(f"unknown kind {d.get('kind')!r}")
+        source = None if src is None else Source(file=src["file"], line=src["line"],
+                                                 lines={tuple(path): line for path, line in src["lines"]})
+        return cls.model_validate({**d, "source": source})
+    except (pydantic.ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise MeshError(f"unreadable Istio object {d.get('kind')}/{d.get('metadata', {}).get('name')} on the "
+                        f"environment API ({exc}); do the command and the environment run the same mesh-harness?") from exc
+
+
+def encode_topology(t: Topology) -> dict[str, Any]:
+    return asdict(t)
+
+
+def decode_topology(d: dict[str, Any]) -> Topology:
+    """The topology ``encode_topology`` described (lists back to the tuples the dataclasses hold)."""
+    services = tuple(
+        Service(name=s["name"], versions=tuple(s["versions"]), replicas=tuple((v, n) for v, n in s["replicas"]),
+                ports=tuple(ServicePort(p["name"], p["number"]) for p in s["ports"]), namespace=s["namespace"],
+                knobs=tuple((key, tuple((k, v) for k, v in values)) for key, values in s["knobs"]),
+                external=s["external"])
+        for s in d["services"]
+    )
+    clients = tuple(Client(name=c["name"], labels=tuple((k, v) for k, v in c["labels"]), namespace=c["namespace"],
+                           source_ip=c["source_ip"]) for c in d["clients"])
+    return Topology(services=services, clients=clients, gateway=d["gateway"])
+
+
+def encode_send_spec(spec: SendSpec) -> dict[str, Any]:
+    """A batch as JSON; the body travels as base64."""
+    return {**asdict(spec), "body": base64.b64encode(spec.body).decode()}
+
+
+def decode_send_spec(d: dict[str, Any]) -> SendSpec:
+    """The batch ``encode_send_spec`` described; absent fields take ``SendSpec``'s defaults
+    (``mesh-harness send`` gives only url, method, headers, count, concurrency)."""
+    fields: dict[str, Any] = {k: v for k, v in d.items() if k in SendSpec.__dataclass_fields__}
+    try:
+        fields["body"] = base64.b64decode(str(fields.get("body", "")), validate=True)
+        fields["headers"] = tuple((str(k), str(v)) for k, v in fields.get("headers", ()))
+        fields["capture_headers"] = tuple(str(h) for h in fields.get("capture_headers", ()))
+        return SendSpec(**fields)
+    except (TypeError, ValueError) as exc:
+        raise MeshError(f"send: malformed request on the environment API ({exc})") from exc
