@@ -1,7 +1,7 @@
 """A process of the local mesh killed mid-run: the check errors with a clear message, the next deploy heals.
 
 Each test SIGKILLs one process of the session mesh (an app instance, the client's app, the client's
-Envoy sidecar), runs a shipped every-response check through ``harness.runner.run_check`` as
+Envoy sidecar, the ingress gateway), runs a shipped every-response check through ``harness.runner.run_check`` as
 ``mesh-harness run`` does, and expects outcome ``error`` naming the process, its pid and exit code
 -9. ``revert`` must still work with the process dead (``run_case`` reverts after every case), and
 ``deploy`` of the same topology must start it again so that the same check passes. The checks are
@@ -21,7 +21,7 @@ import pytest
 from harness.case import Case, load_case_file
 from harness.errors import ProcessError
 from harness.mesh.base import SendSpec
-from harness.mesh.local.mesh import LocalMesh, ProcessExit
+from harness.mesh.local.mesh import GATEWAY, LocalMesh, ProcessExit
 from harness.runner import run_check
 from harness.settings import StatSettings
 from harness.topology import DEFAULT_TOPOLOGY
@@ -34,9 +34,9 @@ DEATH_TIMEOUT_S = 5.0  # SIGKILL takes effect in microseconds; this only bounds 
 CHECK_DEADLINE_S = 30.0
 
 
-def header_route() -> Case:
-    """The shipped case whose first check expects every response from v2 with status 200."""
-    return next(c for c in load_case_file(CASES / "header-route.yaml") if c.name == "header-route")
+def shipped(file: str) -> Case:
+    """The first case of a shipped file; its first check expects the same answer from every response."""
+    return load_case_file(CASES / file)[0]
 
 
 def kill(mesh: LocalMesh, process: str) -> int:
@@ -56,16 +56,19 @@ def wait_dead(mesh: LocalMesh) -> list[ProcessExit]:
 
 
 @pytest.mark.parametrize(
-    ("process", "expected"),
+    ("file", "process", "expected"),
     [
-        ("reviews-v2-0", "app reviews-v2-0 (pid {pid}) exited with code -9"),
-        ("client", "client app client-0 (pid {pid}) exited with code -9"),
-        ("sidecar-client", "sidecar of client (Envoy pid {pid}) exited with code -9"),
+        ("header-route.yaml", "reviews-v2-0", "app reviews-v2-0 (pid {pid}) exited with code -9"),
+        ("header-route.yaml", "client", "client app client-0 (pid {pid}) exited with code -9"),
+        ("header-route.yaml", "sidecar-client", "sidecar of client (Envoy pid {pid}) exited with code -9"),
+        ("ingress-gateway.yaml", GATEWAY, "ingress gateway (Envoy pid {pid}) exited with code -9"),
     ],
-    ids=["app-instance", "client-app", "client-sidecar"],
+    ids=["app-instance", "client-app", "client-sidecar", "ingress-gateway"],
 )
-def test_killed_process_errors_the_check_and_deploy_restarts_it(clean_mesh: LocalMesh, process: str, expected: str) -> None:
-    case = header_route()
+def test_killed_process_errors_the_check_and_deploy_restarts_it(
+    clean_mesh: LocalMesh, file: str, process: str, expected: str
+) -> None:
+    case = shipped(file)
     check = case.checks[0]
     clean_mesh.deploy(case.topology)
     token = clean_mesh.apply(case.objects)
@@ -82,8 +85,8 @@ def test_killed_process_errors_the_check_and_deploy_restarts_it(clean_mesh: Loca
 
     clean_mesh.deploy(case.topology)
     assert clean_mesh.health() == []
+    token = clean_mesh.apply(case.objects)  # the gateway starts again here: the case's Gateway asks for it
     assert clean_mesh.inventory().pids[process] != pid
-    token = clean_mesh.apply(case.objects)
     try:
         again = run_check(clean_mesh, case, check, SETTINGS, token.version, deadline_s=CHECK_DEADLINE_S)
     finally:
