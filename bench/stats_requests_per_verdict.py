@@ -14,8 +14,10 @@ calls, every count within +/-10 of its expectation, inside ``retry`` with conver
 once three attempts in a row pass; its 30 s timeout is modelled as at most ``ISTIO_ATTEMPTS``
 attempts) and Gateway API's ``httproute-weight`` (500 requests, every fraction within +/-0.05,
 passes when any of up to 10 attempts does). For each it gives the false-failure rate (a correct
-mesh never passes), the worst miss rate at a deviation of delta (1 - power) and the mean requests
-a correct mesh costs. These rules count every category including "other" (expected 0).
+mesh never passes; computed from the per-attempt rate, attempts independent, since it lies far
+below what the simulation resolves), the chance one attempt fails on a correct mesh (the flake the retry loop
+hides), the worst P(pass) at a deviation of exactly delta (1 - power) and the mean requests a
+correct mesh costs. These rules count every category including "other" (expected 0).
 
 Run from the repository root:  python bench/stats_requests_per_verdict.py
 """
@@ -69,7 +71,8 @@ class PeerResult:
     """Simulated operating characteristics of one peer rule at one split."""
 
     rule: PeerRule
-    p_false_failure: float  # correct mesh, check never passes
+    p_false_failure: float  # correct mesh, check never passes (from p_attempt_fails, exact given it)
+    p_attempt_fails: float  # correct mesh, one attempt fails (what the retry loop hides)
     worst_p_pass_off: float  # largest P(pass) over the deviations of exactly delta
     mean_n_correct: float  # mean requests the check sends on a correct mesh
 
@@ -106,8 +109,8 @@ def deviations(design: FractionDesign) -> list[dict[str, float]]:
 
 
 def simulate_peer(rule: PeerRule, expected: Mapping[str, float], true: Mapping[str, float], *, runs: int,
-                  seed: int) -> tuple[float, float]:
-    """(P(pass), mean requests) of ``rule`` checking ``expected`` when traffic follows ``true``."""
+                  seed: int) -> tuple[float, float, float]:
+    """(P(pass), mean requests, P(one attempt fails)) of ``rule`` checking ``expected`` when traffic follows ``true``."""
     names = list(expected)
     probs = np.array([true[k] for k in names], dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -123,16 +126,29 @@ def simulate_peer(rule: PeerRule, expected: Mapping[str, float], true: Mapping[s
         newly = ~passed & (streak >= rule.consecutive)
         done_at[newly] = attempt + 1
         passed |= newly
-    return float(passed.mean()), float(done_at.mean() * rule.n)
+    return float(passed.mean()), float(done_at.mean() * rule.n), float(1.0 - ok.mean())
+
+
+def never_passes(rule: PeerRule, q: float) -> float:
+    """P(no run of ``rule.consecutive`` passing attempts within ``rule.attempts``), each attempt passing
+    independently with probability ``q``: exact, so rates far below the simulation's resolution show."""
+    streaks = [1.0] + [0.0] * (rule.consecutive - 1)  # P(current run of passes = i, not yet passed)
+    for _ in range(rule.attempts):
+        stepped = [0.0] * rule.consecutive
+        stepped[0] = sum(streaks) * (1.0 - q)
+        for i in range(1, rule.consecutive):
+            stepped[i] = streaks[i - 1] * q
+        streaks = stepped
+    return sum(streaks)
 
 
 def peer_results(design: FractionDesign, *, runs: int = SIMULATED_RUNS, seed: int = SEED) -> tuple[PeerResult, ...]:
     expected = dict(design.expected)
     out = []
     for rule in PEERS:
-        p_pass, mean_n = simulate_peer(rule, expected, expected, runs=runs, seed=seed)
+        _, mean_n, attempt_fails = simulate_peer(rule, expected, expected, runs=runs, seed=seed)
         worst = max(simulate_peer(rule, expected, true, runs=runs, seed=seed)[0] for true in deviations(design))
-        out.append(PeerResult(rule, 1.0 - p_pass, worst, mean_n))
+        out.append(PeerResult(rule, never_passes(rule, 1.0 - attempt_fails), attempt_fails, worst, mean_n))
     return tuple(out)
 
 
@@ -180,11 +196,11 @@ def main() -> None:
     print(f"'other' is the implicit category {OTHER!r}; ~ = mean of {SIMULATED_RUNS:,} simulated checks, seed {SEED}")
     print(f"\npeers' rules at the same true splits ({SIMULATED_RUNS:,} simulated checks each, seed {SEED}; "
           f"Istio's 30 s retry modelled as {ISTIO_ATTEMPTS} attempts)")
-    print(f"{'split':<14} {'rule':<50} {'P(fail|ok)':>11} {'P(pass|off)':>11} {'E[n] ok':>8}")
+    print(f"{'split':<14} {'rule':<50} {'P(fail|ok)':>11} {'1 try fails':>11} {'P(pass|off)':>11} {'E[n] ok':>8}")
     for r in rows:
         for p in r.peers:
-            print(f"{r.label:<14} {p.rule.name:<50} {rate(p.p_false_failure):>11} {rate(p.worst_p_pass_off):>11} "
-                  f"{p.mean_n_correct:>8,.0f}")
+            print(f"{r.label:<14} {p.rule.name:<50} {rate(p.p_false_failure):>11} {rate(p.p_attempt_fails):>11} "
+                  f"{rate(p.worst_p_pass_off):>11} {p.mean_n_correct:>8,.0f}")
 
 
 if __name__ == "__main__":
