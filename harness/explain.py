@@ -84,11 +84,10 @@ def _string_match(m: dict[str, Any]) -> str:
     negate = "not " if m.get("invert_match") else ""
     if m.get("present_match"):
         return f"{negate}present"
-    sm = m.get("string_match", {})
+    sm: dict[str, Any] = m.get("string_match", {})
     kind, value = next(iter(sm.items()), ("?", "?"))
-    if kind == "safe_regex":
-        value = value["regex"]
-    return f"{negate}{kind} {value!r}"
+    shown = value["regex"] if kind == "safe_regex" else value
+    return f"{negate}{kind} {shown!r}"
 
 
 def _action(route: dict[str, Any]) -> str:
@@ -96,6 +95,6 @@ def _action(route: dict[str, Any]) -> str:
         return f"direct response {route['direct_response'].get('status')}"
     action = route.get("route", {})
     if "cluster" in action:
-        return action["cluster"]
+        return str(action["cluster"])
     weighted = action.get("weighted_clusters", {}).get("clusters", [])
     return ", ".join(f"{c['name']} weight {c['weight']}" for c in weighted) or "?"

@@ -190,12 +190,9 @@ class EveryJudge(_UntilCounterexample):
         self.expectation = expectation
         self.design = design
         self.target = design.n if count is None else count
+        self.n = 0
         self.counts: Counter[str] = Counter()
         self.counterexample: Counterexample | None = None
-
-    @property
-    def n(self) -> int:
-        return sum(self.counts.values())
 
     @property
     def power(self) -> float:
@@ -208,6 +205,7 @@ class EveryJudge(_UntilCounterexample):
                 return
             got = self.expectation.category(sample)
             self.counts[got] += 1
+            self.n += 1
             if got != self.expectation.every:
                 obs = sample.obs
                 detail = self.expectation.classify.detail(sample)
