@@ -86,7 +86,7 @@ def _string_match(m: dict[str, Any]) -> str:
         return f"{negate}present"
     sm: dict[str, Any] = m.get("string_match", {})
     kind, value = next(iter(sm.items()), ("?", "?"))
-    shown = value["regex"] if kind == "safe_regex" else value
+    shown: Any = value["regex"] if kind == "safe_regex" and isinstance(value, dict) else value
     return f"{negate}{kind} {shown!r}"
 
 
