@@ -427,7 +427,7 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
     if args.as_json:
         print(text)
     else:
-        console.print(text, highlight=False, markup=False)
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
 
 
