@@ -330,8 +330,8 @@ def markdown(figures: list[Figure], times: list[CaseTime], host: Mapping[str, An
              f"{host['python']}; load average (1/5/15 min) {load}; {host['shared']}.", "",
              "| figure | value | baseline | ratio | notes |", "|---|---|---|---|---|"]
     for f in figures:
-        ratio = "n/a" if f.ratio is None else f"{f.ratio:.2f}"
-        lines.append(f"| {f.figure} | {show(f.value)} {f.unit} | {f.baseline_name}: {show(f.baseline)} | {ratio} | "
+        value = f"{show(f.value)} {f.unit}".strip()
+        lines.append(f"| {f.figure} | {value} | {f.baseline_name}: {show(f.baseline)} | {show(f.ratio)} | "
                      f"{f.notes} |")
     lines += ["", "Suite, per case: checks' seconds from the JSON (send + judge; apply/revert not included); "
               "policy wait (before the traffic, not in those seconds); delay floor = injected/app delays x rounds "
