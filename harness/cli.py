@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from harness.mesh.kube.session import KubeOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_MESH = 0, 1, 2, 3
+LOG_WIDTH = 160
 
 
 MeshFactory = Callable[[argparse.Namespace], AbstractContextManager[Mesh]]
@@ -43,7 +44,8 @@ def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None 
     args = parser.parse_args(argv)
     args.open_mesh = mesh_factory or open_mesh
     previous = signal.signal(signal.SIGTERM, _terminate)
-    console = Console(stderr=False)
+    # Piped into a CI log, rich would wrap tables at 80 columns; a log has room for wider lines.
+    console = Console(stderr=False, width=None if sys.stdout.isatty() else LOG_WIDTH)
     errors = Console(stderr=True)
     try:
         return int(args.func(args, console))

@@ -26,7 +26,7 @@ def render_table(results: Sequence[CheckResult], console: Console) -> None:
         for i, e in enumerate(r.verdict.evidence):
             table.add_row(
                 r.case if i == 0 else "", r.check if i == 0 else "",
-                f"[{_STYLE[e.outcome]}]{e.outcome}[/]", str(e.n), observed_vs_expected(e), interval_text(e),
+                f"[{_STYLE[e.outcome]}]{e.outcome}[/]", str(e.n), observed_vs_expected(e), _evidence_column(e),
             )
     console.print(table)
     counts = {k: sum(1 for r in results if r.outcome == k) for k in _STYLE}
@@ -42,6 +42,14 @@ def observed_vs_expected(e: Evidence) -> str:
     parts = [f"{k} {e.observed.get(k, 0.0):.3f} ({e.expected.get(k, 0.0):g})" for k in names
              if k in e.observed or e.expected.get(k, 0.0) > 0]
     return ", ".join(parts)
+
+
+def _evidence_column(e: Evidence) -> str:
+    """The table's last column: the interval of a statistical verdict; for an every-response check that
+    passed, only what its request count guards against (the full rule is in the JSON and in failures)."""
+    if e.kind == "every" and e.outcome == "pass" and e.leak is not None:
+        return f"a {e.leak:.0%} leak shows with p {e.power:.3g}"
+    return interval_text(e)
 
 
 def interval_text(e: Evidence) -> str:
