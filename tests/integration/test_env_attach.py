@@ -1,8 +1,10 @@
-"""``mesh-harness run --mesh-attach NAME`` and ``pytest --mesh-attach NAME``: shipped cases on an environment started with ``up``.
+"""``mesh-harness run``/``load --mesh-attach NAME`` and ``pytest --mesh-attach NAME``: shipped cases on an environment started with ``up``.
 
 The environment is the user's: the run must leave it running, with the config the user applied
 before, and must refuse (not redeploy) a case that needs other services. The environment lives in
 a temp ``MESH_HARNESS_HOME`` and is brought down in a ``finally``; every pid it reported must be gone.
+The load run is short (5 s, 4 users); its split is judged with the shipped statistics (false
+failure at most 1e-6) and its gates leave about 10x room (see ``test_load.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.cli import EXIT_FAILED, EXIT_OK, main
@@ -33,7 +36,11 @@ def served_versions(client: EnvClient, count: int) -> dict[str | None, int]:
     return out
 
 
-def test_env_attach_run_shipped_case_leaves_environment_running_with_its_config(
+def _children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def test_env_attach_run_load_and_pytest_leave_environment_running_with_its_config(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv(state.HOME_VARIABLE, str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "200")
@@ -54,6 +61,14 @@ def test_env_attach_run_shipped_case_leaves_environment_running_with_its_config(
         out, err = capsys.readouterr()
         assert code == EXIT_OK, out + err
         assert "local mesh: Envoy" in out
+
+        # Locust through the environment's client sidecar; the command's own Locust process is gone after
+        children = _children()
+        code = main(["load", "--mesh-attach", NAME, "cases/load-canary.yaml", "--duration", "5s", "--users", "4"])
+        out, err = capsys.readouterr()
+        assert code == EXIT_OK, out + err
+        assert "load run passed" in out
+        assert _children() <= children
 
         # pytest, as CI would run it against a developer's environment
         tests = subprocess.run([sys.executable, "-m", "pytest", "cases/canary.yaml::canary-90-10", "--mesh-attach", NAME, "-q",
