@@ -1,0 +1,171 @@
+"""Run one pytest selection K times in a row; record each run's outcome and failing test ids.
+
+Why: the suite's claim is that no statistical check fails a correct mesh more often than its stated
+chance (each under 1e-6), so repeated runs should all pass. K clean runs are evidence of that, not
+proof (the proof is the per-check error bound); a test that fails in some runs and not in others is
+named here so that it can be looked at. Each run is a fresh ``python -m pytest`` process bounded by
+``--run-timeout``; on overrun it gets SIGTERM (the plugin tears its mesh down), then SIGKILL for its
+process group after a grace period. Nothing is asserted: this is a benchmark, not a test.
+
+Run from the repository root:  python bench/flake_runs.py [-k 3] [--run-timeout 900] [selection ...]
+Writes bench/results/flake_runs.json (or --out) and prints one row per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "bench" / "results" / "flake_runs.json"
+#: How long a timed-out run gets after SIGTERM to stop its meshes before its process group is killed.
+GRACE_S = 30.0
+#: pytest's short summary line for a failed or erroring test (``-rfE``): "FAILED <node id> - <message>".
+SUMMARY_LINE = re.compile(r"^(?:FAILED|ERROR) (?P<nodeid>.+?)(?: - .*)?$")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pytest run: its exit code, duration, counts from its JUnit XML, and the ids that failed."""
+
+    index: int
+    exit_code: int | None
+    timed_out: bool
+    seconds: float
+    passed: int
+    failed: int
+    errors: int
+    skipped: int
+    failing_ids: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+def run_once(index: int, selection: list[str], run_timeout: float, workdir: Path) -> Run:
+    """One ``python -m pytest`` over ``selection`` in its own process group, bounded by ``run_timeout``."""
+    junit = workdir / f"run-{index}.xml"
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", f"--junitxml={junit}", *selection]
+    env = {**os.environ, "COLUMNS": "400"}  # summary lines keep whole node ids
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    timed_out = False
+    try:
+        out, _ = proc.communicate(timeout=run_timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        out = _stop(proc)
+    seconds = time.monotonic() - started
+    counts = _junit_counts(junit)
+    return Run(index=index, exit_code=None if timed_out else proc.returncode, timed_out=timed_out,
+               seconds=round(seconds, 1), failing_ids=_failing_ids(out), **counts)
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM the overrunning pytest (its plugin closes the mesh), then SIGKILL its group after GRACE_S."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=GRACE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=GRACE_S)
+    return out
+
+
+def _failing_ids(output: str) -> list[str]:
+    return [m["nodeid"] for line in output.splitlines() if (m := SUMMARY_LINE.match(line))]
+
+
+def _junit_counts(path: Path) -> dict[str, int]:
+    """passed/failed/errors/skipped from pytest's JUnit XML; zeros where the run wrote none (killed early)."""
+    if not path.exists():
+        return {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    suite = ET.parse(path).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")  # type: ignore[assignment]
+    tests, failed, errors, skipped = (int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped"))
+    return {"passed": tests - failed - errors - skipped, "failed": failed, "errors": errors, "skipped": skipped}
+
+
+def summarize(runs: list[Run]) -> dict[str, object]:
+    """How many runs failed, and which ids failed in some runs but not all (the flaky ones)."""
+    seen: dict[str, int] = {}
+    for run in runs:
+        for nodeid in set(run.failing_ids):
+            seen[nodeid] = seen.get(nodeid, 0) + 1
+    return {
+        "runs": len(runs),
+        "failed_runs": sum(not r.ok for r in runs),
+        "failing_ids": {nodeid: count for nodeid, count in sorted(seen.items())},
+        "flaky_ids": sorted(nodeid for nodeid, count in seen.items() if count < len(runs)),
+    }
+
+
+def table(runs: list[Run]) -> str:
+    header = f"{'run':>3}  {'result':<9} {'exit':>4} {'seconds':>8} {'passed':>6} {'failed':>6} {'errors':>6} {'skipped':>7}"
+    rows = [header]
+    for r in runs:
+        result = "TIMEOUT" if r.timed_out else ("pass" if r.ok else "FAIL")
+        rows.append(f"{r.index:>3}  {result:<9} {r.exit_code if r.exit_code is not None else '-':>4} {r.seconds:>8.1f} "
+                    f"{r.passed:>6} {r.failed:>6} {r.errors:>6} {r.skipped:>7}")
+        rows.extend(f"       failing: {nodeid}" for nodeid in r.failing_ids)
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("selection", nargs="*", default=["cases/"], help="pytest arguments (default: cases/)")
+    parser.add_argument("-k", "--runs", type=int, default=3, help="how many times to run the selection")
+    parser.add_argument("--run-timeout", type=float, default=900.0, help="seconds one run may take")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.run_timeout <= 0:
+        parser.error("--runs must be at least 1 and --run-timeout positive")
+
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="flake-runs-") as tmp:
+        for index in range(1, args.runs + 1):
+            run = run_once(index, args.selection, args.run_timeout, Path(tmp))
+            print(f"run {index}/{args.runs}: {'pass' if run.ok else 'FAIL'} in {run.seconds:.1f} s", flush=True)
+            runs.append(run)
+    summary = summarize(runs)
+    print(table(runs))
+    print(f"{summary['failed_runs']} of {summary['runs']} runs failed; flaky ids: {summary['flaky_ids'] or 'none'}")
+    doc = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "selection": args.selection,
+        "run_timeout_s": args.run_timeout,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "commit": _commit(),
+        "summary": summary,
+        "runs": [{**asdict(r), "ok": r.ok} for r in runs],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0 if summary["failed_runs"] == 0 else 1
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
