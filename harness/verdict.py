@@ -171,7 +171,14 @@ class _UntilCounterexample:
 
     target: int
     n: int
+    counts: Counter[str]
     counterexample: Counterexample | None
+    design: AllDesign
+
+    @property
+    def power(self) -> float:
+        """Chance that a leak of ``design.leak`` shows in what this judge saw (each judge says of what)."""
+        raise NotImplementedError
 
     @property
     def decided(self) -> bool:
@@ -179,6 +186,38 @@ class _UntilCounterexample:
 
     def needs(self) -> int:
         return 0 if self.decided else self.target - self.n
+
+    def _record(self, expectation: Expectation, sample: Sample) -> None:
+        """Count ``sample``'s category; the first one off ``expectation.every`` is the counterexample."""
+        got = expectation.category(sample)
+        self.counts[got] += 1
+        if got != expectation.every:
+            obs = sample.obs
+            detail = expectation.classify.detail(sample)
+            self.counterexample = Counterexample(self.n, obs.request_id, detail, obs.status, obs.error)
+
+    def _evidence(self, described: str, field: str, inner: Expectation, outcome: VerdictOutcome, rule: str,
+                  seen: int, summary: str | None = None) -> Evidence:
+        """The Evidence of an every-request verdict; ``seen`` is the count its fractions are shares of."""
+        return Evidence(
+            expectation=described,
+            field=field,
+            kind="every",
+            outcome=outcome,
+            n=self.n,
+            counts=dict(self.counts),
+            expected={inner.every or "": 1.0},
+            observed={k: v / seen for k, v in self.counts.items()} if seen else {},
+            intervals={},
+            level=None,
+            rule=rule,
+            alpha=0.0,
+            power=self.power,
+            leak=self.design.leak,
+            counterexample=self.counterexample,
+            summary=summary,
+            bounds_s=_latency_bounds(inner),
+        )
 
 
 class EveryJudge(_UntilCounterexample):
@@ -203,13 +242,8 @@ class EveryJudge(_UntilCounterexample):
         for sample in samples:
             if self.decided:
                 return
-            got = self.expectation.category(sample)
-            self.counts[got] += 1
             self.n += 1
-            if got != self.expectation.every:
-                obs = sample.obs
-                detail = self.expectation.classify.detail(sample)
-                self.counterexample = Counterexample(self.n, obs.request_id, detail, obs.status, obs.error)
+            self._record(self.expectation, sample)
 
     def evidence(self) -> Evidence:
         n = self.n
@@ -224,24 +258,7 @@ class EveryJudge(_UntilCounterexample):
         else:
             outcome = "inconclusive"
             rule = f"undecided after {n} of {self.target} requests"
-        return Evidence(
-            expectation=self.expectation.describe(),
-            field=field,
-            kind="every",
-            outcome=outcome,
-            n=n,
-            counts=dict(self.counts),
-            expected={want: 1.0},
-            observed={k: v / n for k, v in self.counts.items()} if n else {},
-            intervals={},
-            level=None,
-            rule=rule,
-            alpha=0.0,
-            power=self.power,
-            leak=self.design.leak,
-            counterexample=self.counterexample,
-            bounds_s=_latency_bounds(self.expectation),
-        )
+        return self._evidence(self.expectation.describe(), field, self.expectation, outcome, rule, n)
 
 
 class WhereJudge(_UntilCounterexample):
@@ -276,11 +293,7 @@ class WhereJudge(_UntilCounterexample):
             self.n += 1
             if not self.expectation.matches(sample):
                 continue
-            got = inner.category(sample)
-            self.counts[got] += 1
-            if got != inner.every:
-                obs = sample.obs
-                self.counterexample = Counterexample(self.n, obs.request_id, inner.classify.detail(sample), obs.status, obs.error)
+            self._record(inner, sample)
 
     def evidence(self) -> Evidence:
         e, n, matched = self.expectation, self.n, self.matched
@@ -300,25 +313,8 @@ class WhereJudge(_UntilCounterexample):
             outcome = "inconclusive"
             rule = f"undecided after {n} of {self.target} requests"
         seen = ", ".join(f"{k} x{v}" for k, v in sorted(self.counts.items()))
-        return Evidence(
-            expectation=e.describe(),
-            field=e.field,
-            kind="every",
-            outcome=outcome,
-            n=n,
-            counts=dict(self.counts),
-            expected={want: 1.0},
-            observed={k: v / matched for k, v in self.counts.items()} if matched else {},
-            intervals={},
-            level=None,
-            rule=rule,
-            alpha=0.0,
-            power=self.power,
-            leak=self.design.leak,
-            counterexample=self.counterexample,
-            summary=f"{matched} of {n} responses had {condition}" + (f"; their {field}: {seen}" if seen else ""),
-            bounds_s=_latency_bounds(e.inner),
-        )
+        summary = f"{matched} of {n} responses had {condition}" + (f"; their {field}: {seen}" if seen else "")
+        return self._evidence(e.describe(), e.field, e.inner, outcome, rule, matched, summary)
 
 
 class QuantileJudge:
