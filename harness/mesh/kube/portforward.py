@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
-import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import IO
 
 from harness.errors import ProcessError, SyncTimeout
+from harness.mesh.childproc import OutputClosed, OutputTimeout, read_until, stop
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
@@ -71,13 +69,7 @@ class PortForward:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
+        stop(proc, STOP_TIMEOUT_S)
         if proc.stderr is not None:
             proc.stderr.close()  # stdout is closed by its drain thread at EOF, or here if it never started
         if proc.stdout is not None and not self.local_port:
@@ -86,27 +78,24 @@ class PortForward:
     def _wait_ready(self, timeout_s: float) -> int:
         proc = self._proc
         assert proc is not None and proc.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        buf = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            while True:
-                for line in buf.split(b"\n")[:-1]:
-                    port = parse_forwarding_line(line.decode(errors="replace"))
-                    if port is not None:
-                        return port
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise SyncTimeout(f"port-forward to {self.what}: kubectl printed no 'Forwarding from' line "
-                                      f"within {timeout_s:g}s (output so far: {buf[-500:]!r})")
-                if not sel.select(left):
-                    continue
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                if not chunk:
-                    err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
-                    raise ProcessError(f"port-forward to {self.what} ended before it was ready "
-                                       f"(exit code {proc.wait(timeout=STOP_TIMEOUT_S)}): {err.strip()}")
-                buf += chunk
+        try:
+            return read_until(proc.stdout, timeout_s, _forwarded_port)
+        except OutputClosed:
+            err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+            raise ProcessError(f"port-forward to {self.what} ended before it was ready "
+                               f"(exit code {proc.wait(timeout=STOP_TIMEOUT_S)}): {err.strip()}") from None
+        except OutputTimeout as exc:
+            raise SyncTimeout(f"port-forward to {self.what}: kubectl printed no 'Forwarding from' line "
+                              f"within {timeout_s:g}s (output so far: {exc.output[-500:]!r})") from None
+
+
+def _forwarded_port(output: bytes) -> int | None:
+    """The local port of the first complete "Forwarding from 127.0.0.1:PORT" line, if printed yet."""
+    for line in output.split(b"\n")[:-1]:
+        port = parse_forwarding_line(line.decode(errors="replace"))
+        if port is not None:
+            return port
+    return None
 
 
 def _drain(stream: IO[bytes] | None) -> None:

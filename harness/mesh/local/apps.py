@@ -15,11 +15,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import selectors
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +34,7 @@ from harness.errors import (
     UnsupportedError,
 )
 from harness.mesh.base import Echo, Observation, ReceivedRequest, SendSpec
+from harness.mesh.childproc import OutputClosed, OutputTimeout, read_until, stop
 from harness.sample_apps.echo import knobs
 
 KNOB_FLAGS = (knobs.STATUS.name, knobs.DELAY.name, knobs.FAIL_FIRST.name, knobs.GRPC_STATUS.name)
@@ -159,28 +157,19 @@ class AppProcess:
 
 def _read_ready_line(proc: subprocess.Popen[bytes], instance: str, stderr_path: Path, timeout: float) -> dict[str, Any]:
     assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    buf = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ProcessError(f"echo app {instance} (pid {proc.pid}) printed no ready line within {timeout:g}s; "
-                                   f"stderr tail:\n{_stderr_tail(stderr_path)}")
-            if not sel.select(left):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                try:
-                    code: int | None = proc.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    code = None
-                raise ProcessError(f"echo app {instance} exited before it was ready (exit code {code}); "
-                                   f"stderr tail:\n{_stderr_tail(stderr_path)}")
-            buf += chunk
+    try:
+        line = read_until(proc.stdout, timeout, lambda buf: buf.split(b"\n", 1)[0] if b"\n" in buf else None)
+    except OutputClosed:
+        try:
+            code: int | None = proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        raise ProcessError(f"echo app {instance} exited before it was ready (exit code {code}); "
+                           f"stderr tail:\n{_stderr_tail(stderr_path)}") from None
+    except OutputTimeout:
+        raise ProcessError(f"echo app {instance} (pid {proc.pid}) printed no ready line within {timeout:g}s; "
+                           f"stderr tail:\n{_stderr_tail(stderr_path)}") from None
     proc.stdout.close()  # the app prints nothing after the ready line
-    line = buf.split(b"\n", 1)[0]
     try:
         ready = json.loads(line)
         if ready.get("ready") is not True:
@@ -198,14 +187,7 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
             pass  # the app is already gone; the pipe close is all we wanted
     if proc.stdout is not None and not proc.stdout.closed:
         proc.stdout.close()
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT_S)
+    stop(proc, STOP_TIMEOUT_S)
 
 
 def spec_to_json(spec: SendSpec, connect_to: str | None, capture_headers: Sequence[str] = (),

@@ -1,0 +1,61 @@
+"""Small pieces every child process of the harness needs: read its first output with a deadline, and stop it.
+
+Used by the echo apps (their ready line) and by kubectl port-forwards (their "Forwarding from" line);
+the callers turn the two ways of not getting there (time ran out, the child closed its output) into
+messages that name the child.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from typing import IO, TypeVar
+
+_T = TypeVar("_T")
+
+
+class OutputTimeout(Exception):
+    """The child printed nothing that ``found`` accepts before the deadline; ``output`` is what it printed."""
+
+    def __init__(self, output: bytes) -> None:
+        super().__init__(output)
+        self.output = output
+
+
+class OutputClosed(OutputTimeout):
+    """The child closed its output (it exited, usually) before printing what was awaited."""
+
+
+def read_until(stream: IO[bytes], timeout_s: float, found: Callable[[bytes], _T | None]) -> _T:
+    """Read ``stream`` until ``found(everything read so far)`` returns a value, for at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        while (value := found(buf)) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OutputTimeout(buf)
+            if not sel.select(left):
+                continue
+            chunk = os.read(stream.fileno(), 4096)
+            if not chunk:
+                raise OutputClosed(buf)
+            buf += chunk
+    return value
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, wait up to ``timeout_s``, then SIGKILL; the process is reaped. No-op once it exited."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
