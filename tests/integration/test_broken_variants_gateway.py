@@ -10,22 +10,19 @@ Each entry says why in its ``why``; the test also asserts that the failing expec
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from harness.case import Case, Check, load_case_file
 from harness.istio.model import IstioObject
 from harness.mesh.local.mesh import LocalMesh
-from harness.runner import CheckResult, run_check
-from harness.settings import StatSettings
+from tests.integration.broken import SUBSETS, Variant, load_check, run_broken
 
 pytestmark = pytest.mark.envoy
 
-CASES = Path(__file__).resolve().parents[2] / "cases"
-SUBSETS = (CASES / "manifests" / "reviews-subsets.yaml").read_text()
-SETTINGS = StatSettings()  # the defaults of `mesh-harness run` and the pytest plugin
+
+def variant_id(v: Variant) -> str:
+    return f"{v.case}:{v.check}:{v.fails}"
+
 
 MakeObjects = Callable[[str], list[IstioObject]]  # the conftest fixture ``make_objects``
 
@@ -79,22 +76,6 @@ spec: {{hosts: [api.example.com], http: {rules}}}
 API = "[{destination: {host: api.example.com}}]"
 
 
-@dataclass(frozen=True)
-class Variant:
-    """A wrong config for one shipped check; ``fails`` is an expectation field it must fail on."""
-
-    file: str
-    case: str
-    check: str
-    config: str
-    fails: str
-    why: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.case}:{self.check}:{self.fails}"
-
-
 VARIANTS = [
     Variant("ingress-gateway.yaml", "ingress-gateway", "the gateway routes its host by the bound VirtualService",
             SUBSETS + GATEWAY + bookinfo_vs("[bookinfo-gateway]", "v1"),
@@ -121,21 +102,7 @@ VARIANTS = [
 ]
 
 
-def load_check(file: str, case_name: str, check_name: str) -> tuple[Case, Check]:
-    case = next(c for c in load_case_file(CASES / file) if c.name == case_name)
-    return case, next(c for c in case.checks if c.name == check_name)
-
-
-def run_broken(mesh: LocalMesh, case: Case, check: Check, objects: list[IstioObject]) -> CheckResult:
-    """Deploy the case's topology, apply ``objects`` in place of its config, run ``check``."""
-    mesh.deploy(case.topology)
-    token = mesh.apply(objects)
-    result = run_check(mesh, case, check, SETTINGS, token.version, deadline_s=60.0)
-    assert result.error is None, result.error
-    return result
-
-
-@pytest.mark.parametrize("variant", VARIANTS, ids=[v.id for v in VARIANTS])
+@pytest.mark.parametrize("variant", VARIANTS, ids=[variant_id(v) for v in VARIANTS])
 def test_broken_variant_fails_with_certainty(clean_mesh: LocalMesh, make_objects: MakeObjects, variant: Variant) -> None:
     """The wrong config changes every request (``variant.why``): the first response is a counterexample."""
     case, check = load_check(variant.file, variant.case, variant.check)

@@ -19,24 +19,22 @@ version, an abort at 20% where 50% is expected, ...), and must not pass.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
-from harness.case import Case, Check, load_case_file
 from harness.istio.model import IstioObject
 from harness.mesh.local.mesh import LocalMesh
-from harness.runner import CheckResult, run_check
-from harness.settings import StatSettings
 from harness.stats import operating_characteristics
 from harness.verdict import EveryJudge, FractionJudge, make_judges
+from tests.integration.broken import SETTINGS, SUBSETS, Variant, failed_fields, load_check, run_broken
 
 pytestmark = pytest.mark.envoy
 
-CASES = Path(__file__).resolve().parents[2] / "cases"
-SUBSETS = (CASES / "manifests" / "reviews-subsets.yaml").read_text()
-SETTINGS = StatSettings()  # the defaults of `mesh-harness run` and the pytest plugin
+
+def variant_id(v: Variant) -> str:
+    return f"{v.case}:{v.fails}"
+
 FALSE_PASS_BOUND = 1e-6
 
 MakeObjects = Callable[[str], list[IstioObject]]  # the conftest fixture ``make_objects``
@@ -55,41 +53,6 @@ spec: {{hosts: [reviews], http: {rules}}}
 
 V1 = "[{destination: {host: reviews, subset: v1}}]"
 V2 = "[{destination: {host: reviews, subset: v2}}]"
-
-
-def load_check(file: str, case_name: str, check_name: str) -> tuple[Case, Check]:
-    case = next(c for c in load_case_file(CASES / file) if c.name == case_name)
-    return case, next(c for c in case.checks if c.name == check_name)
-
-
-def run_broken(mesh: LocalMesh, case: Case, check: Check, objects: list[IstioObject]) -> CheckResult:
-    """Deploy the case's topology, apply ``objects`` in place of its config, run ``check``."""
-    mesh.deploy(case.topology)
-    token = mesh.apply(objects)
-    result = run_check(mesh, case, check, SETTINGS, token.version, deadline_s=60.0)
-    assert result.error is None, result.error
-    return result
-
-
-def failed_fields(result: CheckResult) -> set[str]:
-    assert result.verdict is not None
-    return {e.field for e in result.verdict.evidence if e.outcome == "fail"}
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A wrong config for one shipped check; ``fails`` is an expectation field it must fail on."""
-
-    file: str
-    case: str
-    check: str
-    config: str
-    fails: str
-    why: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.case}:{self.fails}"
 
 
 DETERMINISTIC = [
@@ -164,7 +127,7 @@ DETERMINISTIC = [
 ]
 
 
-@pytest.mark.parametrize("variant", DETERMINISTIC, ids=[v.id for v in DETERMINISTIC])
+@pytest.mark.parametrize("variant", DETERMINISTIC, ids=[variant_id(v) for v in DETERMINISTIC])
 def test_broken_variant_fails_with_certainty(clean_mesh: LocalMesh, make_objects: MakeObjects, variant: Variant) -> None:
     """The wrong config changes every request (``variant.why``): the first response is a counterexample."""
     case, check = load_check(variant.file, variant.case, variant.check)
@@ -215,7 +178,7 @@ PARTIAL = [
 ]
 
 
-@pytest.mark.parametrize("variant", PARTIAL, ids=[v.id for v in PARTIAL])
+@pytest.mark.parametrize("variant", PARTIAL, ids=[variant_id(v) for v in PARTIAL])
 def test_broken_percentage_is_caught_by_an_every_request_check(
     clean_mesh: LocalMesh, make_objects: MakeObjects, variant: Variant
 ) -> None:

@@ -31,11 +31,11 @@ from harness.mesh.base import Observation, SendSpec
 from harness.mesh.local.mesh import LocalInventory, LocalMesh
 from harness.mesh.local.workdir import sweep_orphans
 from harness.topology import DEFAULT_TOPOLOGY, Service, Topology
+from tests.integration.broken import SUBSETS
 
 pytestmark = pytest.mark.envoy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SUBSETS_YAML = (REPO_ROOT / "cases" / "manifests" / "reviews-subsets.yaml").read_text()
 URL = "http://reviews:9080/"
 EXIT_TIMEOUT_S = 15.0  # generous: close() may wait up to 5 s per process that ignores SIGTERM
 READY_LINE_TIMEOUT_S = 30.0  # interpreter start, imports, control plane, three apps, Envoy
@@ -49,7 +49,7 @@ def route_all_to(subset: str, *, match: str | None = None) -> str:
     rule = f"    - route: [{{destination: {{host: reviews, subset: {subset}}}}}]\n"
     if match is not None:
         rule += f"      match: {match}\n"
-    return SUBSETS_YAML + f"""
+    return SUBSETS + f"""
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

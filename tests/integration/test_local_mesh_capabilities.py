@@ -19,6 +19,7 @@ from harness.istio.model import IstioObject
 from harness.mesh.base import Observation, SendSpec
 from harness.mesh.local.mesh import LocalMesh, in_flight
 from harness.topology import DEFAULT_PORTS, Client, Service, ServicePort, Topology
+from tests.integration.broken import SUBSETS
 
 pytestmark = pytest.mark.envoy
 
@@ -27,14 +28,6 @@ WAIT_S = 10.0  # bound on a test's own waits; each is for something that takes m
 
 MakeObjects = Callable[[str], list[IstioObject]]  # the conftest fixture ``make_objects``
 
-SUBSETS = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
-"""
 
 
 def send(mesh: LocalMesh, count: int, **kwargs: object) -> list[Observation]:

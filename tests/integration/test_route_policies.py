@@ -23,6 +23,7 @@ from harness.istio.model import IstioObject
 from harness.mesh.base import Observation, ReceivedRequest, SendSpec
 from harness.mesh.local.mesh import LocalMesh
 from harness.sample_apps.echo.fields import KNOB_FAIL_FIRST
+from tests.integration.broken import SUBSETS
 
 pytestmark = pytest.mark.envoy
 
@@ -32,16 +33,6 @@ URL = f"http://{HOST}"
 MIRROR_WAIT_S = 10.0  # mirrored copies are fire-and-forget: they may land after the client's response
 POLL_S = 0.05
 
-SUBSETS = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-    - {name: v1, labels: {version: v1}}
-    - {name: v2, labels: {version: v2}}
-"""
 
 
 def with_rules(rules: str) -> str:

@@ -1,0 +1,48 @@
+"""What every broken-variant test shares: the shipped cases, loading one check, and running it
+against deliberately wrong config exactly as ``mesh-harness run`` would (same runner, same settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.case import Case, Check, load_case_file
+from harness.istio.model import IstioObject
+from harness.mesh.local.mesh import LocalMesh
+from harness.runner import CheckResult, run_check
+from harness.settings import StatSettings
+
+CASES = Path(__file__).resolve().parents[2] / "cases"
+SUBSETS = (CASES / "manifests" / "reviews-subsets.yaml").read_text()
+SETTINGS = StatSettings()  # the defaults of `mesh-harness run` and the pytest plugin
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A wrong config for one shipped check; ``fails`` is an expectation field it must fail on."""
+
+    file: str
+    case: str
+    check: str
+    config: str
+    fails: str
+    why: str
+
+
+def load_check(file: str, case_name: str, check_name: str) -> tuple[Case, Check]:
+    case = next(c for c in load_case_file(CASES / file) if c.name == case_name)
+    return case, next(c for c in case.checks if c.name == check_name)
+
+
+def run_broken(mesh: LocalMesh, case: Case, check: Check, objects: list[IstioObject]) -> CheckResult:
+    """Deploy the case's topology, apply ``objects`` in place of its config, run ``check``."""
+    mesh.deploy(case.topology)
+    token = mesh.apply(objects)
+    result = run_check(mesh, case, check, SETTINGS, token.version, deadline_s=60.0)
+    assert result.error is None, result.error
+    return result
+
+
+def failed_fields(result: CheckResult) -> set[str]:
+    assert result.verdict is not None
+    return {e.field for e in result.verdict.evidence if e.outcome == "fail"}
