@@ -1,7 +1,9 @@
 """``mesh-harness``: argument parsing and exit codes only; the work is done by the library.
 
 Exit codes: 0 every check passed; 1 a check failed, was inconclusive or could not run;
-2 invalid input (nothing was applied); 3 the mesh itself could not start.
+2 invalid input (nothing was applied); 3 the mesh itself could not start; 130 interrupted by Ctrl-C
+(SIGINT), 143 stopped by SIGTERM (128 + the signal, as a shell reports it). An interrupted run has
+stopped everything it started (processes, ports, temp dirs) before it exits.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from harness.mesh.kube.session import KubeOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_MESH = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 LOG_WIDTH = 160
 
 
@@ -43,7 +46,7 @@ def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None 
     parser = _parser()
     args = parser.parse_args(argv)
     args.open_mesh = mesh_factory or open_mesh
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     # Piped into a CI log, rich would wrap tables at 80 columns; a log has room for wider lines.
     console = Console(stderr=False, width=None if sys.stdout.isatty() else LOG_WIDTH)
     errors = Console(stderr=True)
@@ -57,9 +60,9 @@ def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None 
         errors.print("[bold red]mesh error[/]:", highlight=False)
         errors.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         return EXIT_MESH
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         errors.print("interrupted; everything the harness started has been stopped")
-        return 130
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -96,9 +99,16 @@ def open_local_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
     return LocalMesh(envoy_binary=args.envoy_binary, istio_version=args.istio_version or DEFAULT_ISTIO_VERSION)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` and ``close()`` runs."""
-    raise KeyboardInterrupt
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as a KeyboardInterrupt so that it unwinds like Ctrl-C; only the exit code differs."""
+
+
+def sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """The CLI's SIGTERM handler: unwind like Ctrl-C, so every ``finally`` and ``close()`` runs.
+
+    Install it wherever a mesh is driven and SIGTERM must clean up (``signal.signal(SIGTERM, ...)``).
+    """
+    raise Terminated
 
 
 def _parser() -> argparse.ArgumentParser:
