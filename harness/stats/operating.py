@@ -14,6 +14,11 @@ categories gives guaranteed *upper bounds*, which is what the guarantees need:
 * P(fail) <= sum over categories of P(that category's fail region is reached at some look)
 * P(inconclusive) <= sum over categories of P(not passing at the last look)
 * E[n] <= n_1 + sum_k (n_k - n_{k-1}) * min(1, P(not passed or failed at look k-1))
+
+Both also give the law of the number of requests a check uses, N (the look it stops at, or the
+budget when it ends inconclusive): ``survival[k]`` = P(N > n_k), exact from the dynamic program,
+an upper bound from the per-look bounds above (made non-increasing, since P(N > n_k) is), so a
+quantile read from it (``quantile_n``) is exact, or an upper bound of the true quantile.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ class Operating:
     """Probabilities of each final outcome and the expected number of requests.
 
     When ``exact`` is false every number is an upper bound (so the three probabilities may sum
-    to more than 1).
+    to more than 1). ``looks`` and ``survival`` give the law of the requests used: the mean alone
+    hides how long a slow check takes, and a CI budget is set by a high quantile (``quantile_n``).
     """
 
     p_pass: float
@@ -45,6 +51,18 @@ class Operating:
     p_inconclusive: float
     expected_n: float
     exact: bool
+    looks: tuple[int, ...] = ()
+    """Cumulative requests at each look (empty when built without the law of N)."""
+    survival: tuple[float, ...] = ()
+    """Per look k: P(N > looks[k]), N = requests the check uses; 0 at the last look (N <= budget)."""
+
+    def quantile_n(self, q: float) -> int:
+        """Fewest requests ``m`` (a look) with P(N <= m) >= q: exact, or an upper bound when not ``exact``."""
+        if not 0.0 < q < 1.0:
+            raise ValueError(f"q must lie strictly between 0 and 1 (got {q})")
+        if not self.looks:
+            raise ValueError("this Operating carries no per-look law of N; build it with characterize()")
+        return next(n for n, above in zip(self.looks, self.survival, strict=True) if above <= 1.0 - q)
 
 
 def characterize(bands: Sequence[Band], stages: Sequence[Stage], probs: Sequence[float]) -> Operating:
@@ -106,18 +124,19 @@ def exact(looks: Sequence[Stage], regions: Sequence[Sequence[Regions]], coordina
     """Dynamic program over the single binomial count across the looks (module docstring)."""
     alive: FloatArray = np.ones(1)  # P(x = 0 and not stopped) before any request
     p_pass = p_fail = 0.0
-    expected_n = 0.0
+    survival: list[float] = []
     previous = 0
     for look, stage_regions in zip(looks, regions, strict=True):
-        expected_n += (look.n - previous) * float(alive.sum())
         alive = _advance(alive, look.n - previous, coordinate.p)
         passing, failing = masks(coordinate, stage_regions, look.n)
         p_pass += float(alive[passing].sum())
         p_fail += float(alive[failing].sum())
         alive = np.where(passing | failing, 0.0, alive)
+        survival.append(float(alive.sum()))
         previous = look.n
-    p_inconclusive = float(alive.sum())
-    return Operating(p_pass, p_fail, p_inconclusive, expected_n, exact=True)
+    p_inconclusive = survival[-1]
+    survival[-1] = 0.0  # an inconclusive check stops at the budget
+    return _with_law(Operating(p_pass, p_fail, p_inconclusive, 0.0, exact=True), looks, survival)
 
 
 def bounds(looks: Sequence[Stage], regions: Sequence[Sequence[Regions]], probs: Sequence[float]) -> Operating:
@@ -140,16 +159,19 @@ def bounds(looks: Sequence[Stage], regions: Sequence[Sequence[Regions]], probs: 
             undecided[k] += outside(r.fail_to + 1, r.fail_from - 1, look.n, p)
         last = regions[-1][i]
         miss_last += outside(last.pass_from, last.pass_to, looks[-1].n, p)
-    expected_n = float(looks[0].n)
-    for k in range(1, len(looks)):
-        expected_n += (looks[k].n - looks[k - 1].n) * min(1.0, undecided[k - 1])
-    return Operating(
-        p_pass=min(reach_pass),
-        p_fail=min(1.0, sum(reach_fail)),
-        p_inconclusive=min(1.0, miss_last),
-        expected_n=expected_n,
-        exact=False,
-    )
+    survival = [*undecided[:-1], 0.0]
+    for k in range(1, len(survival)):  # P(N > n_k) does not grow with k, so neither need its bound
+        survival[k] = min(survival[k], survival[k - 1])
+    bound = Operating(p_pass=min(reach_pass), p_fail=min(1.0, sum(reach_fail)), p_inconclusive=min(1.0, miss_last),
+                      expected_n=0.0, exact=False)
+    return _with_law(bound, looks, [min(1.0, s) for s in survival])
+
+
+def _with_law(operating: Operating, looks: Sequence[Stage], survival: Sequence[float]) -> Operating:
+    """``operating`` with the law of N attached and E[n] = sum_k (n_k - n_{k-1}) P(N > n_{k-1}) taken from it."""
+    ns = tuple(look.n for look in looks)
+    expected_n = float(ns[0]) + sum((ns[k] - ns[k - 1]) * survival[k - 1] for k in range(1, len(ns)))
+    return dataclasses.replace(operating, expected_n=expected_n, looks=ns, survival=tuple(survival))
 
 
 def outside(lo: int, hi: int, n: int, p: float) -> float:
