@@ -60,6 +60,11 @@ class CheckResult:
     error: str | None = None
     traffic: Traffic | None = None
     """Versions, statuses, flags and latencies of the responses judged (the gate's fingerprint)."""
+    case_apply_s: float | None = None
+    """Seconds the case's deploy + apply took (ACK waits included); once per case, the same on each of its
+    checks; None when the apply failed. With ``case_revert_s`` it is what a case costs besides its checks."""
+    case_revert_s: float | None = None
+    """Seconds the case's revert took (once per case, the same on each of its checks)."""
 
 
 def run_case(
@@ -86,11 +91,15 @@ def run_case(
         token = mesh.apply(case.objects)
     except HarnessError as exc:
         return [_error(case, c, exc, clock() - started) for c in checks]
+    applied_s = clock() - started
     try:
-        return [run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s, clock=clock, sleep=sleep)
-                for c in checks]
+        results = [run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s, clock=clock,
+                             sleep=sleep) for c in checks]
     finally:
+        reverting = clock()
         mesh.revert(token)
+    reverted_s = clock() - reverting
+    return [replace(r, case_apply_s=applied_s, case_revert_s=reverted_s) for r in results]
 
 
 def run_check(

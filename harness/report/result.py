@@ -19,7 +19,9 @@ from harness.settings import StatSettings
 SCHEMA_VERSION = 2
 """2: expectation kinds ``quantile`` and ``aggregate``, and ``summary`` (their observed-vs-expected text).
 Added since without a bump (readers treat them as optional): per check ``traffic`` (versions, statuses,
-flags and latency quantiles of the judged responses, ``harness.report.traffic``), per expectation ``bounds_s``."""
+flags and latency quantiles of the judged responses, ``harness.report.traffic``), per expectation ``bounds_s``,
+per check ``case_apply_s`` and ``case_revert_s`` (its case's deploy + apply and revert seconds, repeated on each
+check of the case, null when the apply failed)."""
 
 
 def result_document(results: Sequence[CheckResult], mesh: MeshInfo | None, settings: StatSettings, seconds: float) -> dict[str, Any]:
@@ -49,6 +51,8 @@ def _check(r: CheckResult) -> dict[str, Any]:
         "requests": r.requests,
         "stale_responses": r.stale,
         "seconds": round(r.seconds, 3),
+        "case_apply_s": _rounded(r.case_apply_s),
+        "case_revert_s": _rounded(r.case_revert_s),
         "error": r.error,
         "traffic": traffic_json(r.traffic) if r.traffic is not None else None,
         "expectations": [],
@@ -76,3 +80,7 @@ def _check(r: CheckResult) -> dict[str, Any]:
                 "bounds_s": dict(e.bounds_s),
             })
     return entry
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
