@@ -11,6 +11,9 @@ Same run, same mesh (``LocalMesh`` + ``DEFAULT_TOPOLOGY``, every request routed 
   C generator reaches there; and wrk direct.
 
 req/s counts the whole ForwardEcho call as a check sees it (control call, batch, records back).
+Latency percentiles (p50 / p95 / p99) are per request: for ForwardEcho from its records, for wrk
+from its own histogram (a ``done`` script asks for exactly those percentiles; ``--latency`` prints
+p90, not p95); each is the median over rounds.
 "client CPU" is the CPU time of the generating process per request (for ForwardEcho that includes
 encoding the records); Envoy and app "cores" are their CPU time over the wall time. On a machine
 shared with other work, CPU per request is the steadier number; req/s moves with the load.
@@ -107,40 +110,64 @@ class Run(NamedTuple):
     client_us: float  # generator CPU per request, microseconds
     envoy_cores: float  # sidecar CPU / wall time
     app_cores: float  # reviews-v1-0 CPU / wall time
-    p50_ms: float | None
+    latency_ms: tuple[float, float, float] | None  # p50, p95, p99 of single requests
     non_200: int
 
 
-def measure(run: Callable[[], tuple[int, float | None, int, float | None]], client_pid: int | None,
+Latencies = tuple[float, float, float]
+#: The per-request latency percentiles every generator reports.
+PERCENTILES = (50, 95, 99)
+#: wrk's ``done`` hook: print the same percentiles (microseconds) from wrk's own histogram.
+WRK_PERCENTILES_LUA = (
+    "done = function(summary, latency, requests)\n"
+    f"  for _, p in ipairs({{{', '.join(str(p) for p in PERCENTILES)}}}) do\n"
+    '    io.write(string.format("latency p%d %d us\\n", p, latency:percentile(p)))\n'
+    "  end\n"
+    "end\n"
+)
+
+
+def percentiles_ms(latencies_s: list[float]) -> Latencies:
+    """Nearest-rank p50, p95, p99 of per-request latencies, in milliseconds."""
+    ordered = sorted(latencies_s)
+    p50, p95, p99 = (ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1e3 for p in PERCENTILES)
+    return p50, p95, p99
+
+
+def measure(run: Callable[[], tuple[int, Latencies | None, int, float | None]], client_pid: int | None,
             others: tuple[int, int]) -> Run:
-    """``run()`` -> (requests, p50 ms, non-200, client CPU s if ``client_pid`` is None); CPU deltas around it."""
+    """``run()`` -> (requests, latencies ms, non-200, client CPU s if ``client_pid`` is None); CPU deltas around it."""
     pids = [p for p in (client_pid, *others) if p is not None]
     cpu0, began = [cpu_seconds(p) for p in pids], time.perf_counter()
-    requests, p50_ms, non_200, own_cpu = run()
+    requests, latency_ms, non_200, own_cpu = run()
     elapsed = time.perf_counter() - began
     used = dict(zip(pids, (cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)), strict=True))
     client_cpu = used[client_pid] if client_pid is not None else own_cpu or 0.0
     return Run(requests / elapsed, client_cpu / requests * 1e6, used[others[0]] / elapsed, used[others[1]] / elapsed,
-               p50_ms, non_200)
+               latency_ms, non_200)
 
 
-def forward_batch(send: Callable[[SendSpec], list[Observation]], spec: SendSpec) -> tuple[int, float, int, None]:
+def forward_batch(send: Callable[[SendSpec], list[Observation]], spec: SendSpec) -> tuple[int, Latencies, int, None]:
     records = send(spec)
-    return (len(records), statistics.median(o.latency_s for o in records) * 1e3,
+    return (len(records), percentiles_ms([o.latency_s for o in records]),
             sum(1 for o in records if o.status != 200), None)
 
 
-def wrk(port: int, concurrency: int, seconds: int) -> tuple[int, None, int, float]:
-    """wrk for ``seconds`` (its CPU read from our children's rusage): requests, -, non-2xx/3xx, CPU s."""
+def wrk(script: Path, port: int, concurrency: int, seconds: int) -> tuple[int, Latencies, int, float]:
+    """wrk for ``seconds`` (its CPU read from our children's rusage): requests, latencies ms, non-2xx/3xx, CPU s.
+
+    ``script`` holds ``WRK_PERCENTILES_LUA``."""
     cpu0 = children_cpu_seconds()
-    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-H", f"Host: {HOST}",
-                          f"http://127.0.0.1:{port}/"], check=True, capture_output=True, text=True,
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", str(script), "-H",
+                          f"Host: {HOST}", f"http://127.0.0.1:{port}/"], check=True, capture_output=True, text=True,
                          timeout=seconds + 30).stdout
     found = re.search(r"(\d+) requests in", out)
-    if found is None:
+    latencies = {int(p): int(us) / 1e3 for p, us in re.findall(r"^latency p(\d+) (\d+) us$", out, re.MULTILINE)}
+    if found is None or set(latencies) != set(PERCENTILES):
         raise SystemExit(f"could not read wrk's output:\n{out}")
     bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
-    return int(found.group(1)), None, int(bad.group(1)) if bad else 0, children_cpu_seconds() - cpu0
+    p50, p95, p99 = (latencies[p] for p in PERCENTILES)
+    return int(found.group(1)), (p50, p95, p99), int(bad.group(1)) if bad else 0, children_cpu_seconds() - cpu0
 
 
 def span(values: list[float], fmt: str = ".0f") -> str:
@@ -162,6 +189,8 @@ def main() -> None:
     rows: dict[str, list[Run]] = {}
     with ExitStack() as stack:
         mesh = stack.enter_context(LocalMesh())
+        script = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="forward-echo-wrk-"))) / "percentiles.lua"
+        script.write_text(WRK_PERCENTILES_LUA)
         old = stack.enter_context(old_client_app(old_rev))
         mesh.deploy(DEFAULT_TOPOLOGY)
         mesh.apply(route_all_to("v1"))
@@ -185,7 +214,7 @@ def main() -> None:
             if has_wrk:
                 for name, port in (("wrk, through Envoy", listener), ("wrk, direct", app_port)):
                     rows.setdefault(name, []).append(
-                        measure(partial(wrk, port, args.concurrency, args.wrk_seconds), None, others))
+                        measure(partial(wrk, script, port, args.concurrency, args.wrk_seconds), None, others))
         info = mesh.info()
 
     print(f"ForwardEcho HTTP, {args.count} requests at concurrency {args.concurrency}, {args.reps} rounds; "
@@ -194,10 +223,16 @@ def main() -> None:
     print(f"{'':<31} {'req/s':>20} {'client CPU us/req':>18} {'Envoy cores':>17} {'app cores':>17} "
           f"{'p50 ms':>18} {'non-200':>7}")
     for name, runs in rows.items():
-        p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
+        p50s = [r.latency_ms[0] for r in runs if r.latency_ms is not None]
         print(f"{name:<31} {span([r.rate for r in runs]):>20} {span([r.client_us for r in runs]):>18} "
               f"{span([r.envoy_cores for r in runs], '.2f'):>17} {span([r.app_cores for r in runs], '.2f'):>17} "
               f"{span(p50s, '.2f') if p50s else '':>18} {sum(r.non_200 for r in runs):>7}")
+
+    print("\nper-request latency, ms, median over rounds:")
+    print(f"{'':<31} " + " ".join(f"{'p' + str(p):>8}" for p in PERCENTILES))
+    for name, runs in rows.items():
+        each = [r.latency_ms for r in runs if r.latency_ms is not None]
+        print(f"{name:<31} " + " ".join(f"{statistics.median(x[i] for x in each):>8.2f}" for i in range(3)))
 
     def ratio(a: str, b: str, of: Callable[[Run], float]) -> str:
         if a not in rows or b not in rows:

@@ -9,7 +9,11 @@ Measures, on this machine, with real Envoy and the echo apps of the default topo
 * ForwardEcho throughput: one ``mesh.send()`` batch of ``--count`` requests at ``--concurrency``
   through the client's sidecar, against the same batch from the same client app sent straight to
   the v1 app's port (no Envoy), in the same run. req/s counts the whole call as a check sees it
-  (the control call, the batch, shipping the records back, building Observations).
+  (the control call, the batch, shipping the records back, building Observations);
+* memory: resident set size (VmRSS) of the whole mesh after deploy and again after the applies and
+  the traffic: Envoy, every app process and this process (it hosts the control plane, as a run's
+  does); next to a bare Python process that only waits on stdin (the floor of each Python process).
+  Each process's RSS counts the pages it shares with others, so the sum is an upper bound.
 
 Prints a table of medians / p95 / max. Nothing is asserted.
 
@@ -19,10 +23,12 @@ Run from the repository root:  python bench/local_mesh.py [--starts 3] [--applie
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.istio.load import load_objects
 from harness.istio.model import IstioObject
 from harness.mesh.base import Observation, SendSpec
+from harness.mesh.childproc import read_until, stop
 from harness.mesh.local.apps import ControlClient
 from harness.mesh.local.mesh import LocalMesh
 from harness.topology import DEFAULT_TOPOLOGY
@@ -37,6 +44,7 @@ from harness.yamlsource import load_documents
 
 SUBSETS = Path(__file__).resolve().parent.parent / "cases" / "manifests" / "reviews-subsets.yaml"
 URL = "http://reviews:9080/"
+HARNESS = "harness + control plane (this process)"
 
 
 def route_all_to(subset: str) -> list[IstioObject]:
@@ -57,6 +65,40 @@ def summary(name: str, unit: str, values: Sequence[float]) -> str:
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return (f"{name:<34} {statistics.median(ordered):>9.1f} {p95:>9.1f} {ordered[-1]:>9.1f}  {unit}"
             f"  (n={len(ordered)})")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of one process (``VmRSS`` in /proc/<pid>/status), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit(f"/proc/{pid}/status has no VmRSS line: process {pid} exited before it was measured")
+
+
+def mesh_rss_mib(pids: Mapping[str, int]) -> dict[str, float]:
+    """RSS per mesh process, and of this process as ``harness + control plane``."""
+    return {**{name: rss_mib(pid) for name, pid in sorted(pids.items())}, HARNESS: rss_mib(os.getpid())}
+
+
+def bare_python_rss_mib(timeout_s: float = 10.0) -> float:
+    """RSS of a bare ``python -c`` that has printed ``ready`` and waits on stdin: the floor of any Python app."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        read_until(proc.stdout, timeout_s, lambda out: True if b"ready" in out else None)
+        return rss_mib(proc.pid)
+    finally:
+        stop(proc, timeout_s)
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def memory_lines(when: str, rss: Mapping[str, float]) -> list[str]:
+    """``mesh RSS <when>`` with the total and one line per process, in MiB."""
+    return [f"mesh RSS {when:<25} {sum(rss.values()):>9.1f} MiB  ({len(rss)} processes)",
+            *(f"  {name:<40} {mib:>7.1f} MiB" for name, mib in rss.items())]
 
 
 def start_times(starts: int) -> list[float]:
@@ -99,9 +141,11 @@ def main() -> None:
     args = parser.parse_args()
 
     starts = start_times(args.starts)
+    bare_python = bare_python_rss_mib()
     with LocalMesh() as mesh:
         mesh.deploy(DEFAULT_TOPOLOGY)
         info = mesh.info()
+        deployed_rss = mesh_rss_mib(mesh.inventory().pids)
         applies = apply_times(mesh, args.applies)
         mesh.apply(route_all_to("v1"))
         ports = mesh.inventory().ports
@@ -115,6 +159,7 @@ def main() -> None:
             straight = throughput(direct, spec, f"127.0.0.1:{ports['reviews-v1-0/http']}")
         finally:
             direct.close()
+        worked_rss = mesh_rss_mib(mesh.inventory().pids)
 
     print(f"local mesh, Envoy {info.envoy_version}, emulating Istio {info.istio_version}")
     print(f"{'':<34} {'median':>9} {'p95':>9} {'max':>9}")
@@ -124,6 +169,10 @@ def main() -> None:
     print(f"{'':<34} {'req/s':>9} {'p50 ms':>9} {'non-200':>9}")
     for name, (rate, p50, errors) in (("through Envoy (mesh.send)", via_envoy), ("direct to reviews-v1-0", straight)):
         print(f"{name:<34} {rate:>9.0f} {p50:>9.2f} {errors:>9}")
+    print("\nmemory (VmRSS; shared pages counted in each process):")
+    print("\n".join(memory_lines("after deploy", deployed_rss)))
+    print("\n".join(memory_lines("after applies + traffic", worked_rss)))
+    print(f"bare python process RSS           {bare_python:>9.1f} MiB")
 
 
 if __name__ == "__main__":
