@@ -17,6 +17,7 @@ fix), so that nothing runs, and nothing is applied, from a case that has a mista
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -228,6 +229,11 @@ def load_case(doc: Document) -> Case:
             f"expected a case (a mapping with name, config and checks), got {show(doc.value)}; "
             "start the document with 'name:'", doc.file, doc.line,
         )])
+    if "apiVersion" in doc.value and "kind" in doc.value and "checks" not in doc.value:
+        raise ValidationError([Issue(
+            f"this is a Kubernetes manifest ({show(doc.value['kind'])}), not a case; name a case file, and reference "
+            f"the manifest from its config: [{{file: {Path(doc.file).name}}}]", doc.file, doc.line,
+        )])
     name = doc.value.get("name")
     ref = f"case {name}" if isinstance(name, str) else None
     issues: list[Issue] = []
@@ -314,8 +320,11 @@ def _load_config(config: Sequence[dict[str, Any]], doc: Document, ref: str | Non
 def _load_referenced(target: Any, doc: Document, path: tuple[str | int, ...], ref: str | None) -> list[IstioObject]:
     where = Issue("", doc.file, doc.line_of((*path, "file")), ref, format_path((*path, "file")))
     if not isinstance(target, str) or not target:
-        raise ValidationError([_with(where, f"expected a path to a YAML manifest, got {target!r}")])
+        raise ValidationError([_with(where, f"expected a path to a YAML manifest, got {show(target)}")])
     manifest = Path(doc.file).parent / target
+    if manifest.is_dir():
+        raise ValidationError([_with(where, f"{str(manifest)!r} is a directory; name one YAML manifest in it "
+                                            "(one config entry per file)")])
     if not manifest.is_file():
         raise ValidationError([_with(where, f"no such file {str(manifest)!r}; paths are relative to the case file")])
     return load_manifest(manifest)
@@ -336,6 +345,13 @@ def _load_check(
     if topology is not None and topology.client(send.from_) is None:
         known = ", ".join(c.name for c in topology.clients)
         problem(f"no client workload {send.from_!r} (clients: {known}); send from one of them", "send", "from")
+    for field_name, names in (("headers", send.headers), ("headers_cycle", send.headers_cycle)):
+        for name in names:
+            if not _HEADER_NAME.fullmatch(name):
+                problem(f"not a valid HTTP header name (got {show(name)}); use letters, digits and '-', e.g. x-user",
+                        "send", field_name, name)
+    if topology is not None:
+        _check_versions(check.expect.version, topology, problem)
     located, problems = parse_expectations(check.expect, target=target, topology=topology)
     for at, message in problems:
         problem(message, "expect", *at)
@@ -382,6 +398,21 @@ def _load_check(
     )
     return Check(check.name, doc.line_of(path), spec, expectations, overrides, send.count, tuple(send.headers_cycle.items()),
                  check.wait or 0.0)
+
+
+#: An HTTP header name is an RFC 9110 token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_versions(expected: str | dict[str, float] | None, topology: Topology, problem: Callable[..., None]) -> None:
+    """``expect.version`` names versions some service of the topology has ("none": Envoy answered itself);
+    a version no instance has can never answer, so the check could only fail."""
+    names = [expected] if isinstance(expected, str) else list(expected or {})
+    known = sorted({v for s in topology.services for v in s.versions})
+    for name in names:
+        if name != "none" and name not in known:
+            problem(f"no service in this case's topology has version {name!r} (versions: {', '.join(known)}); "
+                    "add it under services:", "expect", "version")
 
 
 def _target_service(url: str, topology: Topology | None, problem: Callable[..., None], via: str = "sidecar") -> str | None:

@@ -24,7 +24,7 @@ from rich.console import Console
 from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseError, HarnessError, ValidationError, load_all
-from harness.istio.validate import validate_objects
+from harness.istio.validate import undefined_subset_warnings, validate_objects
 from harness.mesh.base import Mesh
 from harness.settings import StatSettings
 
@@ -406,7 +406,7 @@ def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "loc
     errors = []
     for case in cases:
         findings = validate_objects(case.objects)
-        for w in findings.warnings:
+        for w in [*findings.warnings, *undefined_subset_warnings(case.objects)]:
             console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
         errors += list(findings.errors) + (unsupported_issues(case.objects) if mesh == "local" else [])
     if errors:

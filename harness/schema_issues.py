@@ -23,11 +23,14 @@ from harness.yamlsource import Document, PathKey, format_path
 
 def pydantic_issues(exc: pydantic.ValidationError, root: type[pydantic.BaseModel], doc: Document, obj: str | None) -> list[Issue]:
     """One Issue per pydantic error, located by ``doc``'s line map and named after ``obj``."""
-    issues = []
-    for error in exc.errors():
-        path = tuple(k for k in error["loc"] if k != "[key]")
-        issues.append(Issue(_message(error, root, path), doc.file, doc.line_of(path), obj, format_path(path) or None))
-    return issues
+    errors = [(tuple(k for k in error["loc"] if k != "[key]"), error) for error in exc.errors()]
+    suggested = {(*path[:-1], _suggestion(str(path[-1]), root, path[:-1])) for path, e in errors if e["type"] == "extra_forbidden"}
+    return [
+        Issue(_message(error, root, path), doc.file, doc.line_of(path), obj, format_path(path) or None)
+        for path, error in errors
+        # a misspelt field is one mistake: "did you mean X?" says it, so "X is missing" would only repeat it
+        if not (error["type"] == "missing" and path in suggested)
+    ]
 
 
 def as_tuples(value: Any) -> Any:
@@ -74,6 +77,10 @@ def _message(error: ErrorDetails, root: type[pydantic.BaseModel], path: PathKey)
         return f"expected one of {', '.join(choices)}, got {show(got)}{hint}"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {show(got)}{_type_hint(kind, got)}"
+    if kind in _BOUNDS:
+        word, key = _BOUNDS[kind]
+        bound = error.get("ctx", {}).get(key)
+        return f"must be {word} {bound:g} (got {show(got)})" if isinstance(bound, float) else f"must be {word} {bound} (got {show(got)})"
     if kind == "value_error":
         text = str(error.get("ctx", {}).get("error", error["msg"]))
         if "(got " in text:
@@ -81,6 +88,14 @@ def _message(error: ErrorDetails, root: type[pydantic.BaseModel], path: PathKey)
         what, sep, fix = text.partition("; ")
         return f"{what} (got {show(got)}){sep}{fix}"
     return f"{error['msg']} (got {show(got)})"
+
+
+_BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("more than", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("less than", "lt"),
+}
 
 
 def _type_hint(kind: str, got: Any) -> str:
@@ -92,10 +107,21 @@ def _type_hint(kind: str, got: Any) -> str:
 
 
 def unknown_field_message(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    close = closest_field(name, known)
     if close:
-        return f"unknown field; did you mean {close[0]}?"
+        return f"unknown field; did you mean {close}?"
     return f"unknown field; known fields here: {', '.join(sorted(known))}"
+
+
+def closest_field(name: str, known: Iterable[str]) -> str | None:
+    """The known field name closest to a misspelt ``name``, if any is close enough."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _suggestion(name: str, root: type[pydantic.BaseModel], parent: PathKey) -> str | None:
+    """The field an unknown ``name`` under ``parent`` is probably a misspelling of."""
+    return closest_field(name, _known_fields(root, parent))
 
 
 def _field_type(root: type[pydantic.BaseModel], path: PathKey) -> Any:

@@ -20,6 +20,7 @@ from harness.errors import Issue, ValidationError, load_all
 from harness.istio.model import API_VERSIONS, FROM_YAML, KINDS, IstioObject, Source
 from harness.schema_issues import (
     as_tuples,
+    closest_field,
     pydantic_issues,
     show,
     unknown_field_message,
@@ -62,10 +63,13 @@ def load_object(doc: Document) -> IstioObject:
         raise ValidationError(issues)
     body = {k: as_tuples(v) for k, v in value.items() if k in _ENVELOPE}
     body["source"] = Source(file=doc.file, line=doc.line, lines=doc.lines)
+    # a misspelt top-level key ("specs") is reported once, as the unknown field with its did-you-mean
+    misspelt = {closest_field(str(k), _ENVELOPE) for k in value if k not in _ENVELOPE and k not in _IGNORED_TOP}
     try:
         obj = cls.model_validate(body, strict=True, context={FROM_YAML: True})
     except pydantic.ValidationError as exc:
-        issues.extend(pydantic_issues(exc, cls, doc, obj_ref))
+        issues.extend(i for i in pydantic_issues(exc, cls, doc, obj_ref)
+                      if not (i.path in misspelt and i.message.startswith("required field is missing")))
     if issues:
         raise ValidationError(sorted(issues, key=lambda i: i.line or 0))
     return obj
@@ -80,12 +84,13 @@ def _check_envelope(value: dict[Any, Any], add: typing.Callable[[PathKey, str], 
     api_version = value.get("apiVersion")
     cls = KINDS.get(kind) if isinstance(kind, str) else None
     if "kind" not in value:
-        add((), f"required field is missing; add kind: one of {', '.join(KINDS)}")
+        add(("kind",), f"required field is missing; add kind: one of {', '.join(KINDS)}")
     elif cls is None:
         add(("kind",), f"unsupported kind (got {show(kind)}); the harness supports {', '.join(KINDS)}")
     if "apiVersion" not in value:
-        add((), f"required field is missing; add apiVersion: {API_VERSIONS[0]}")
-    elif api_version not in API_VERSIONS:
+        add(("apiVersion",), f"required field is missing; add apiVersion: {API_VERSIONS[0]}")
+        return None
+    if api_version not in API_VERSIONS:
         add(("apiVersion",), f"unsupported apiVersion (got {show(api_version)}); use one of {', '.join(API_VERSIONS)}")
         return None
     return cls

@@ -3,9 +3,12 @@
 The rules follow istio/istio ``pkg/config/validation`` (``ValidateVirtualService``,
 ``validateHTTPRoute``, ``ValidateDestinationRule``, ``ValidateGateway``, ``ValidateServiceEntry``
 and their helpers): what istiod's webhook
-rejects is an error here, what it accepts with a warning is a warning. Two warnings are our own:
-``exportTo`` and DestinationRule ``tls`` are accepted but the local mesh does not exercise them.
-Regexes are not checked: Envoy (RE2) rejects bad ones with a NACK, which is tested elsewhere.
+rejects is an error here, what it accepts with a warning is a warning. Warnings of our own:
+``exportTo`` and DestinationRule ``tls`` are accepted but the local mesh does not exercise them;
+route weights that add up to nearly but not exactly 100 (relative in Istio, percentages in old docs); and,
+as ``istioctl analyze`` does, a subset that no DestinationRule of a case defines (503 NC at run time;
+``undefined_subset_warnings``, for a whole case).
+Regexes in route matches are compiled with RE2, the engine of both istiod (Go) and Envoy.
 Paths are camelCase, as in the YAML, and lines come from the object's ``Source``.
 """
 
@@ -16,6 +19,8 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import re2  # type: ignore[import-untyped]
 
 from harness.errors import Issue
 from harness.istio.duration import format_duration
@@ -33,6 +38,7 @@ from harness.istio.model import (
     Percent,
     Server,
     ServiceEntry,
+    StringMatch,
     TrafficPolicy,
     VirtualService,
     is_http_status,
@@ -86,6 +92,14 @@ GRPC_STATUSES = frozenset(
 )
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LOOKS_LIKE_PERCENT = (50, 200)
+"""Weights summing to this range but not to 100 look like percentages that miss (90 + 20); small sums
+(1 + 1, 3 + 1) are plainly relative and get no warning."""
+_MAX_REGEX = 1024
+"""istiod refuses longer regexes (a stand-in for Envoy's RE2 program-size limit)."""
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the reason is in our message; RE2 would also print it on stderr
 _DNS_LABEL = re.compile(r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?")
 #: Port protocols istiod parses (``protocol.Parse``, case-insensitive); anything else is "Unsupported".
 PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "REDIS", "MYSQL", "TCP", "TLS", "UDP"})
@@ -115,6 +129,7 @@ def validate_objects(objs: Iterable[IstioObject]) -> Findings:
             report.error(("metadata", "name"), f"duplicate object (got a second {obj.ref} in namespace "
                          f"{obj.metadata.namespace}); give each object its own name")
         seen.add(obj.key)
+        _metadata(obj, report)
         if isinstance(obj, VirtualService):
             _virtual_service(obj, report)
         elif isinstance(obj, DestinationRule):
@@ -125,6 +140,48 @@ def validate_objects(objs: Iterable[IstioObject]) -> Findings:
             _service_entry(obj, report)
     _shadowed_virtual_services(objs, findings)
     return findings
+
+
+def _metadata(obj: IstioObject, report: _Report) -> None:
+    """The Kubernetes API server refuses names that are not RFC 1123 (``kubectl apply`` fails before istiod sees them)."""
+    name, namespace = obj.metadata.name, obj.metadata.namespace
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
+        report.error(("metadata", "name"), f"not a valid Kubernetes name (got {_q(name)}); use lower case letters, "
+                     "digits, '-' and '.', e.g. reviews-canary")
+    if not _DNS1123_LABEL.fullmatch(namespace):
+        report.error(("metadata", "namespace"), f"not a valid namespace name (got {_q(namespace)}); use lower case "
+                     "letters, digits and '-', e.g. default")
+
+
+def undefined_subset_warnings(objs: Iterable[IstioObject]) -> list[Issue]:
+    """Warnings for destinations whose subset no DestinationRule among ``objs`` defines: istiod accepts
+    them, and sidecars answer 503 with flag NC, cluster not found (``istioctl analyze``: IST0101).
+
+    Only meaningful for every object a mesh will hold (a whole case), not for one manifest of several."""
+    objs = list(objs)
+    findings = Findings()
+    defined = {(resolve_host(dr.spec.host, dr.metadata.namespace), subset.name)
+               for dr in objs if isinstance(dr, DestinationRule) for subset in dr.spec.subsets}
+    for vs in (o for o in objs if isinstance(o, VirtualService)):
+        for path, dest, effect in _subset_destinations(vs):
+            if dest.subset is not None and (resolve_host(dest.host, vs.metadata.namespace), dest.subset) not in defined:
+                _Report(vs, findings).warn((*path, "subset"), (
+                    f"no DestinationRule for host {dest.host} defines subset {dest.subset} (istiod accepts it, but "
+                    f"{effect}); add {{name: {dest.subset}, labels: {{version: {dest.subset}}}}} to the subsets of a "
+                    f"DestinationRule with host: {dest.host}"))
+    return findings.warnings
+
+
+def _subset_destinations(vs: VirtualService) -> Iterable[tuple[PathKey, Destination, str]]:
+    """Every destination of ``vs`` that may name a subset, with what a missing subset does to its traffic."""
+    for i, route in enumerate(vs.spec.http):
+        for j, dest in enumerate(route.route):
+            yield ("spec", "http", i, "route", j, "destination"), dest.destination, \
+                "requests routed here get 503 with flag NC (cluster not found)"
+        if route.mirror is not None:
+            yield ("spec", "http", i, "mirror"), route.mirror, "nothing is mirrored"
+        for j, mirror in enumerate(route.mirrors):
+            yield ("spec", "http", i, "mirrors", j, "destination"), mirror.destination, "nothing is mirrored"
 
 
 def _shadowed_virtual_services(objs: Iterable[IstioObject], findings: Findings) -> None:
@@ -213,6 +270,8 @@ def _destination(report: _Report, path: PathKey, dest: Destination | None) -> No
         return
     if not dest.host or dest.host == "*":
         report.error((*path, "host"), f"must name a service (got {_q(dest.host)}); e.g. reviews")
+    elif not _is_host(dest.host, wildcard=True):
+        report.error((*path, "host"), _bad_host(dest.host))
     if dest.subset is not None and not _DNS1123_LABEL.fullmatch(dest.subset):
         report.error((*path, "subset"), f"must be a DNS-1123 label (got {_q(dest.subset)}); "
                      "use lower case letters, digits and '-'")
@@ -236,6 +295,8 @@ def _virtual_service(vs: VirtualService, report: _Report) -> None:
         if host == "*" and applies_to_mesh:
             report.error(("spec", "hosts", i), "wildcard host * is not allowed for the mesh (got \"*\"); "
                          "name the service, e.g. reviews")
+        elif not _is_host(host, wildcard=True):
+            report.error(("spec", "hosts", i), _bad_host(host))
         elif host in seen_hosts:
             report.error(("spec", "hosts", i), f"duplicate host (got {_q(host)} twice); list each host once")
         seen_hosts.add(host)
@@ -249,6 +310,13 @@ def _virtual_service(vs: VirtualService, report: _Report) -> None:
 def _http_route(report: _Report, path: PathKey, route: HTTPRoute) -> None:
     _route_actions(report, path, route)
     for i, match in enumerate(route.match):
+        at = (*path, "match", i)
+        for name, string_match in (("uri", match.uri), ("scheme", match.scheme), ("method", match.method),
+                                   ("authority", match.authority)):
+            _regex(report, (*at, name), string_match)
+        for field_name, by_name in (("headers", match.headers), ("queryParams", match.query_params)):
+            for key, string_match in by_name.items():
+                _regex(report, (*at, field_name, key), string_match)
         _port(report, (*path, "match", i, "port"), match.port)
         ns = match.source_namespace
         if ns is not None and not _DNS1123_LABEL.fullmatch(ns):
@@ -291,6 +359,29 @@ def _route_actions(report: _Report, path: PathKey, route: HTTPRoute) -> None:
         report.error((*path, "mirrors"), "cannot be combined with mirror (got both); move mirror into mirrors")
 
 
+def _regex(report: _Report, path: PathKey, match: StringMatch | None) -> None:
+    """istiod ``validateStringMatchRegexp`` (not applied to ``withoutHeaders``, where ``regex: "*"`` means absent)."""
+    if match is None or match.regex is None:
+        return
+    regex = match.regex
+    if not regex:
+        report.error((*path, "regex"), "must not be empty (got \"\"); for any value use regex: \".*\" or {}")
+    elif len(regex) > _MAX_REGEX:
+        report.error((*path, "regex"), f"is too long (got {len(regex)} characters, at most {_MAX_REGEX}); simplify it")
+    else:
+        try:
+            re2.compile(regex, options=_RE2_OPTIONS)
+        except re2.error as exc:
+            reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            report.error((*path, "regex"), f"not a valid RE2 regex: {reason} (got {_q(regex)}); Istio and Envoy use "
+                         "RE2 syntax (no lookaround, no backreferences): https://github.com/google/re2/wiki/Syntax")
+
+
+def _bad_host(host: str) -> str:
+    return (f"not a valid host (got {_q(host)}); name a service (reviews) or a DNS name (reviews.default.svc.cluster.local), "
+            "without scheme, port or path")
+
+
 def _route_destinations(report: _Report, path: PathKey, route: HTTPRoute) -> None:
     total = 0
     for i, dest in enumerate(route.route):
@@ -302,6 +393,10 @@ def _route_destinations(report: _Report, path: PathKey, route: HTTPRoute) -> Non
     if len(route.route) > 1 and total <= 0:
         report.error((*path, "route"), f"the weights of several destinations must sum to more than 0 (got {total}); "
                      "give at least one destination a positive weight")
+    elif len(route.route) > 1 and total != 100 and _LOOKS_LIKE_PERCENT[0] <= total <= _LOOKS_LIKE_PERCENT[1]:
+        shares = ", ".join(f"{d.weight / total:.1%}" for d in route.route)
+        report.warn((*path, "route"), f"the weights add up to {total}, not 100: istiod takes them as relative, so the "
+                    f"destinations get {shares}; make them add up to 100 if you meant percentages")
 
 
 def _fault(report: _Report, path: PathKey, fault: HTTPFaultInjection | None) -> None:
@@ -408,6 +503,8 @@ def _destination_rule(dr: DestinationRule, report: _Report) -> None:
     spec = dr.spec
     if not spec.host:
         report.error(("spec", "host"), "must name a service (got \"\"); e.g. reviews")
+    elif not _is_host(spec.host, wildcard=True):
+        report.error(("spec", "host"), _bad_host(spec.host))
     _traffic_policy(report, ("spec", "trafficPolicy"), spec.traffic_policy)
     names: set[str] = set()
     for i, subset in enumerate(spec.subsets):

@@ -57,8 +57,7 @@ def test_error_document_not_a_mapping() -> None:
 
 def test_error_unknown_fields_suggest_the_closest() -> None:
     text = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/", concurency: 4}\n    expct: {status: 200}\n'
-    assert issues(text) == [
-        "case.yaml:3: case a: checks[0].expect: required field is missing; add expect (a mapping)",
+    assert issues(text) == [  # "expect is missing" would repeat what the did-you-mean says
         "case.yaml:4: case a: checks[0].send.concurency: unknown field; did you mean concurrency?",
         "case.yaml:5: case a: checks[0].expct: unknown field; did you mean expect?",
     ]
@@ -347,7 +346,6 @@ EVERY_ONLY = ("only every-response expectations can be judged on the matching re
             (f"case.yaml:7: {WHERE}.expect: nothing to check; add an expectation such as version, status, flags or headers "
              "(e.g. version: v2, or version: {v1: 0.9, v2: 0.1})")]),
         ("{wher: {status: 503}, expect: {flags: UO}}", [
-            f"case.yaml:7: {WHERE}.where: required field is missing; add where (a mapping)",
             f"case.yaml:7: {WHERE}.wher: unknown field; did you mean where?"]),
     ],
 )

@@ -111,8 +111,9 @@ def test_validate_virtual_service_rule(name: str, good: str, bad: str, path: str
     assert any(words in e.message for e in errors if e.path == path), [str(e) for e in errors]
 
 
-def test_validate_regexes_are_left_to_envoy() -> None:
-    assert vs_findings(f"{{match: [{{uri: {{regex: '(unclosed'}}}}], {ROUTE}}}").errors == []
+def test_validate_regexes_are_compiled_with_re2_as_istiod_does() -> None:
+    assert paths(vs_findings(f"{{match: [{{uri: {{regex: '(unclosed'}}}}], {ROUTE}}}").errors) == ["spec.http[0].match[0].uri.regex"]
+    assert vs_findings(f"{{match: [{{withoutHeaders: {{x: {{regex: '*'}}}}}}], {ROUTE}}}").errors == []
 
 
 def test_validate_virtual_service_hosts() -> None:
