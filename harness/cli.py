@@ -23,7 +23,7 @@ from rich.console import Console
 
 from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import bundled_cases_dir, case_files
-from harness.errors import CaseError, HarnessError, ValidationError, load_all
+from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationError, load_all
 from harness.istio.validate import undefined_subset_warnings, validate_objects
 from harness.mesh.base import Mesh
 from harness.settings import StatSettings
@@ -358,8 +358,13 @@ def _stat_options(p: argparse.ArgumentParser) -> None:
 
 
 def load_cases(paths: Sequence[str]) -> list[Case]:
-    """Every case under ``paths`` (or the bundled ones); every issue of every file raised at once."""
-    return load_all(case_files(paths or [bundled_cases_dir()]), load_case_file)
+    """Every case under ``paths`` (or the bundled ones); every issue of every file raised at once.
+    Directories with no case file in them are an error too: a run that checks nothing must not pass."""
+    files = case_files(paths or [bundled_cases_dir()])
+    if not files:
+        raise CaseSyntaxError(f"{', '.join(paths)}: no case files (*.yaml, *.yml) found; name case files or "
+                              "directories holding them")
+    return load_all(files, load_case_file)
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
@@ -372,6 +377,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     _check_istio_rules(cases, console, mesh=args.mesh)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     needle = (args.select or "").lower()
+    if not any(_matching(case, needle)(check) for case in cases for check in case.checks):
+        raise CaseError(f"no checks matched -k {args.select!r}; nothing was run")
     started = time.monotonic()
     results: list[CheckResult] = []
     with args.open_mesh(args) as mesh:
@@ -387,9 +394,6 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         from harness.report.html import run_html, write_html
 
         write_html(args.html_path, run_html(document))
-    if not results:
-        console.print(f"no checks matched -k {args.select!r}" if args.select else "no checks found")
-        return EXIT_INVALID
     return EXIT_OK if all(r.outcome == "pass" for r in results) else EXIT_FAILED
 
 

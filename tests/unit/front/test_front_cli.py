@@ -70,8 +70,9 @@ def test_cli_run_k_selects_checks_and_no_match_is_invalid(split_case: Path, caps
     made: list[FakeMesh] = []
     assert main(["run", str(split_case), "-k", "ALL OK"], mesh_factory=fake(draw(), made)) == EXIT_OK
     assert {s.url for s in made[0].sent} == {"http://reviews:9080/"} and len(made[0].sent) == 1
-    assert main(["run", str(split_case), "-k", "nothing"], mesh_factory=fake(draw())) == EXIT_INVALID
-    assert "no checks matched -k 'nothing'" in capsys.readouterr().out
+    assert main(["run", str(split_case), "-k", "nothing"], mesh_factory=fake(draw(), made)) == EXIT_INVALID
+    assert len(made) == 1  # refused before a mesh is made
+    assert "no checks matched -k 'nothing'; nothing was run" in capsys.readouterr().err
 
 
 def test_cli_run_mesh_that_cannot_start_exits_3(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
