@@ -25,12 +25,17 @@ _FORWARDING = re.compile(r"^Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)")
 
 
 def port_forward_command(kubectl: str, kubeconfig: Path | None, context: str | None, namespace: str, pod: str,
-                         remote_port: int) -> list[str]:
+                         remote_port: int, *, cache_dir: Path | None = None) -> list[str]:
+    """``cache_dir``: kubectl's discovery and HTTP cache (``--cache-dir``). kubectl resolves ``pod/NAME``
+    through API discovery and caches it, by default under ``~/.kube/cache``; the harness gives it a
+    directory of its own so that nothing is written under the user's ``~/.kube``."""
     cmd = [kubectl]
     if kubeconfig is not None:
         cmd += ["--kubeconfig", str(kubeconfig)]
     if context is not None:
         cmd += ["--context", context]
+    if cache_dir is not None:
+        cmd += ["--cache-dir", str(cache_dir)]
     return cmd + ["--namespace", namespace, "port-forward", "--address", "127.0.0.1", f"pod/{pod}", f":{remote_port}"]
 
 

@@ -91,9 +91,10 @@ def run_namespace_prefix(mesh: str, run_id: str) -> str | None:
     return f"mh-{worker}" if worker else None
 
 
-def kubectl_forwarder(kubectl: str, kubeconfig: Path | None, context: str | None) -> Forwarder:
+def kubectl_forwarder(kubectl: str, kubeconfig: Path | None, context: str | None, cache_dir: Path) -> Forwarder:
+    """Pod port-forwards by kubectl, with its cache in ``cache_dir`` (the run's work dir), not ``~/.kube/cache``."""
     def forward(namespace: str, pod: str, remote_port: int) -> tuple[int, Callable[[], None]]:
-        command = port_forward_command(kubectl, kubeconfig, context, namespace, pod, remote_port)
+        command = port_forward_command(kubectl, kubeconfig, context, namespace, pod, remote_port, cache_dir=cache_dir)
         started = PortForward(command, f"{namespace}/{pod}:{remote_port}").start()
         return started.local_port, started.close
 
@@ -140,7 +141,8 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
         render = RenderOptions(image=image, run_id=run_id, namespace_prefix=run_namespace_prefix(opts.mesh, run_id),
                                revision=opts.istio_revision)
         return KubeMesh(kind=opts.mesh, api=api, render=render, istio_version=running,
-                        forward=kubectl_forwarder(tools.kubectl, kubeconfig, context), cleanups=undo[1:])
+                        forward=kubectl_forwarder(tools.kubectl, kubeconfig, context, workdir / "kubectl-cache"),
+                        cleanups=undo[1:])
     except BaseException:
         for step in undo:
             try:
