@@ -368,17 +368,17 @@ def load_cases(paths: Sequence[str]) -> list[Case]:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    # imported here: they load scipy (seconds on a busy machine), which the other commands do not need
-    from harness.report.result import result_document, write_result
-    from harness.report.table import render_table
-    from harness.runner import CheckResult, run_case
-
     cases = load_cases(args.paths)
     _check_istio_rules(cases, console, mesh=args.mesh)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     needle = (args.select or "").lower()
     if not any(_matching(case, needle)(check) for case in cases for check in case.checks):
         raise CaseError(f"no checks matched -k {args.select!r}; nothing was run")
+    # imported only now: they load scipy (seconds on a busy machine), which invalid input need not wait for
+    from harness.report.result import result_document, write_result
+    from harness.report.table import render_table
+    from harness.runner import CheckResult, run_case
+
     started = time.monotonic()
     results: list[CheckResult] = []
     with args.open_mesh(args) as mesh:
