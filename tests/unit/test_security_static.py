@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import yamlsource
 from harness.case import load_case_file
 from harness.errors import CaseSyntaxError
 from harness.istio.load import load_manifest
@@ -384,3 +385,16 @@ def test_python_yaml_tag_is_refused_and_never_runs(tmp_path: Path, template: str
     assert "YAML tag '!!python/object/apply:os.system' is not allowed" in str(info.value)
     assert "remove the tag" in str(info.value)
     assert not marker.exists()
+
+
+def test_yaml_alias_bomb_and_recursive_alias_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Aliases are expanded into copies, so their expansion is bounded (a small bound here keeps the test fast)."""
+    monkeypatch.setattr(yamlsource, "MAX_NODES", 1000)
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 5)]  # 9**5 values
+    with pytest.raises(CaseSyntaxError, match=r"^bomb.yaml:\d+, column \d+: more than 1000 values once aliases are "
+                                              r"expanded \(an alias bomb\?\)$"):
+        yamlsource.load_documents("\n".join(levels), "bomb.yaml")
+    with pytest.raises(CaseSyntaxError, match=r"^loop.yaml:1, column \d+: nested more than 200 levels deep "
+                                              r"\(a recursive alias\?\)$"):
+        yamlsource.load_documents("a: &a {b: *a}", "loop.yaml")
