@@ -69,15 +69,53 @@ def summary(name: str, unit: str, values: Sequence[float]) -> str:
 
 def rss_mib(pid: int) -> float:
     """Resident set size of one process (``VmRSS`` in /proc/<pid>/status), MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise SystemExit(f"/proc/{pid}/status has no VmRSS line: process {pid} exited before it was measured")
+    found = vm_rss_mib(pid)
+    if found is None:
+        raise SystemExit(f"/proc/{pid}/status has no VmRSS line: process {pid} exited before it was measured")
+    return found
+
+
+def vm_rss_mib(pid: int) -> float | None:
+    """``VmRSS`` of ``pid`` in MiB; None once it has exited (no status file, or a zombie without VmRSS)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), None)
 
 
 def mesh_rss_mib(pids: Mapping[str, int]) -> dict[str, float]:
     """RSS per mesh process, and of this process as ``harness + control plane``."""
     return {**{name: rss_mib(pid) for name, pid in sorted(pids.items())}, HARNESS: rss_mib(os.getpid())}
+
+
+def tree_rss_mib(root: int) -> dict[str, float]:
+    """RSS of ``root`` and every descendant (found through each process's parent pid), ``<comm> <pid>`` -> MiB.
+
+    For a mesh started by ``mesh-harness up``: its daemon hosts the control plane, its children are
+    Envoy and the apps. A process that exits while being read is left out.
+    """
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited between listing and reading
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = [root], [root]
+    while frontier:  # bounded: each pid enters the tree once
+        frontier = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree += frontier
+    out = {}
+    for pid in tree:
+        rss = vm_rss_mib(pid)
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if rss is not None:
+            out[f"{name} {pid}"] = rss
+    return out
 
 
 def bare_python_rss_mib(timeout_s: float = 10.0) -> float:

@@ -1,7 +1,8 @@
 """Requests per fractional verdict at the default error rates: sequential design vs fixed n vs the peers' rules.
 
 For each split this prints the planned looks, the budget (most requests a check can use), the
-expected number of requests when the mesh is correct, the budget of the fixed-n test with the
+expected number of requests when the mesh is correct and its 95th percentile (the look by which 95%
+of checks on a correct mesh have stopped), the budget of the fixed-n test with the
 same guarantees (one look), the probability that a correct mesh fails or is inconclusive, and
 the largest P(pass) when one category is off by exactly its delta (either direction, and a
 leak of delta into "other"). Exact numbers come from the dynamic program in
@@ -44,6 +45,8 @@ CASES: tuple[tuple[str, Mapping[str, float], float | None], ...] = (
     ("1/3-1/3-1/3", {"v1": 1, "v2": 1, "v3": 1}, None),
     ("99/1 rel 0.5", {"v1": 0.99, "v2": 0.01}, 0.5),
 )
+#: The quantile of the requests a check uses that is reported next to the mean.
+P95 = 0.95
 SIMULATED_RUNS = 20_000
 SEED = 20240601
 #: Istio's retry runs until 30 s pass; an attempt of 100 calls in a cluster takes about a second.
@@ -84,7 +87,9 @@ class SplitRow:
     label: str
     looks: tuple[int, ...]
     budget: int
-    expected_n: float  # exact or an upper bound (see exact)
+    expected_n: float  # exact or an upper bound (see n_exact)
+    p95_n: int  # 95th percentile of the requests used on a correct mesh; exact or an upper bound (see n_exact)
+    n_exact: bool  # expected_n and p95_n are exact (one binomial describes the correct mesh)
     simulated_n: float | None  # when not exact
     fixed_n: int
     exact: bool
@@ -161,7 +166,8 @@ def measure(label: str, expected: Mapping[str, float], relative: float | None) -
     simulated = None if null.exact else design.simulate(expected, runs=SIMULATED_RUNS, seed=SEED).mean_n
     alternatives = [design.operating(true) for true in deviations(design)]
     return SplitRow(
-        label=label, looks=design.looks, budget=design.budget, expected_n=null.expected_n, simulated_n=simulated,
+        label=label, looks=design.looks, budget=design.budget, expected_n=null.expected_n,
+        p95_n=null.quantile_n(P95), n_exact=null.exact, simulated_n=simulated,
         fixed_n=fixed.budget, exact=null.exact and all(a.exact for a in alternatives),
         p_not_pass_correct=null.p_fail + null.p_inconclusive, worst_p_pass_off=max(a.p_pass for a in alternatives),
         plan_ms=planned * 1000, peers=peer_results(design),
@@ -182,14 +188,16 @@ def main() -> None:
     rows = measure_all()
     print("alpha=1e-06 power=0.999 delta=0.05 (99/1: delta_i = 0.5 * expected_i; 'other' gets the smallest delta)")
     print(
-        f"{'split':<14} {'budget':>7} {'E[n] correct':>16} {'fixed n':>7} {'E/fix':>6} "
+        f"{'split':<14} {'budget':>7} {'E[n] correct':>16} {'p95 n':>7} {'fixed n':>7} {'E/fix':>6} "
         f"{'P(!pass|ok)':>11} {'P(pass|off)':>11} {'ms':>6}  looks"
     )
     for r in rows:
         mark = "" if r.exact else "<="
-        expected_n = f"{mark}{r.expected_n:,.0f}" + ("" if r.simulated_n is None else f" ~{r.simulated_n:,.0f}")
+        n_mark = "" if r.n_exact else "<="
+        expected_n = f"{n_mark}{r.expected_n:,.0f}" + ("" if r.simulated_n is None else f" ~{r.simulated_n:,.0f}")
         print(
-            f"{r.label:<14} {r.budget:>7,} {expected_n:>16} {r.fixed_n:>7,} {r.expected_n / r.fixed_n:>6.2f} "
+            f"{r.label:<14} {r.budget:>7,} {expected_n:>16} {n_mark}{r.p95_n:>5,} {r.fixed_n:>7,} "
+            f"{r.expected_n / r.fixed_n:>6.2f} "
             f"{mark}{r.p_not_pass_correct:>9.2e} {mark}{r.worst_p_pass_off:>9.2e} {r.plan_ms:>6.0f}  "
             + ",".join(str(n) for n in r.looks)
         )
