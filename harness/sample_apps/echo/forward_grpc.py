@@ -23,9 +23,9 @@ import grpc
 from harness.sample_apps.echo import fields
 from harness.sample_apps.echo.forward_spec import (
     ForwardRequest,
+    HeaderSelector,
     Record,
     Sender,
-    is_selected_header,
 )
 
 _HTTP_STATUS_IN_DETAILS = re.compile(r"Received http2 header with status: (\d{3})")
@@ -38,6 +38,7 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 class GrpcSender(Sender):
     def __init__(self, request: ForwardRequest) -> None:
         self._request = request
+        self._select = HeaderSelector(request.capture_headers)
         authority = request.authority
         metadata: list[tuple[str, str]] = []
         self._given_request_id: str | None = None
@@ -112,7 +113,7 @@ class GrpcSender(Sender):
                 record[key] = headers[header]
         if code is not grpc.StatusCode.OK:
             record["error"] = f"{code.name}: {details}"
-        selected = {k: v for k, v in headers.items() if is_selected_header(k, req.capture_headers)}
+        selected = self._select(headers)
         if selected:
             record["headers"] = selected
         if req.include_echo and payload is not None:

@@ -21,10 +21,10 @@ from typing import Self
 from harness.sample_apps.echo import fields
 from harness.sample_apps.echo.forward_spec import (
     ForwardRequest,
+    HeaderSelector,
     Record,
     RequestIds,
     Sender,
-    is_selected_header,
 )
 from harness.sample_apps.echo.http1 import Http1Pool, HttpClientError, RequestTemplate
 
@@ -41,6 +41,7 @@ def host_and_port(target: str) -> tuple[str, int]:
 class HttpSender(Sender):
     def __init__(self, request: ForwardRequest) -> None:
         self._request = request
+        self._select = HeaderSelector(request.capture_headers)
         names = {name.lower() for name, _ in request.headers}
         headers = [] if "host" in names else [("Host", request.authority)]
         headers.extend(request.headers)
@@ -88,7 +89,7 @@ class HttpSender(Sender):
             value = headers.get(header)
             if value is not None:
                 record[key] = value
-        selected = {k: v for k, v in headers.items() if is_selected_header(k, req.capture_headers)}
+        selected = self._select(headers)
         if selected:
             record["headers"] = selected
         if req.include_echo and fields.SERVICE_HEADER in headers:

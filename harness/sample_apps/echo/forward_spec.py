@@ -202,6 +202,32 @@ def is_selected_header(name: str, capture: frozenset[str]) -> bool:
     return name.startswith("x-envoy-") or name in ("server", "content-type") or name in capture
 
 
+class HeaderSelector:
+    """``select(headers)``: the headers ``is_selected_header`` keeps, in their order (pure).
+
+    Why a class: the responses of a batch carry the same header names in the same order, so the
+    names to keep are worked out once per distinct tuple of names (at most ``MAX_NAME_SETS`` kept;
+    past that they are worked out every time) instead of testing every header of every response.
+    """
+
+    MAX_NAME_SETS = 64
+
+    __slots__ = ("_capture", "_kept")
+
+    def __init__(self, capture: frozenset[str]) -> None:
+        self._capture = capture
+        self._kept: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def __call__(self, headers: Mapping[str, str]) -> dict[str, str]:
+        names = tuple(headers)
+        kept = self._kept.get(names)
+        if kept is None:
+            kept = tuple(name for name in names if is_selected_header(name, self._capture))
+            if len(self._kept) < self.MAX_NAME_SETS:
+                self._kept[names] = kept
+        return {name: headers[name] for name in kept}
+
+
 class Sender(AbstractAsyncContextManager["Sender"]):
     """One protocol's way to send request ``index`` of a batch and describe what came back.
 

@@ -13,6 +13,7 @@ from harness.sample_apps.echo.forward import run_batch
 from harness.sample_apps.echo.forward_spec import (
     ForwardRequest,
     ForwardSpecError,
+    HeaderSelector,
     Record,
     RequestIds,
     is_selected_header,
@@ -52,6 +53,23 @@ def test_echo_forward_request_requires_url() -> None:
                                             ("content-type", True), ("x-custom", True), ("date", False)])
 def test_echo_forward_selected_headers(name: str, kept: bool) -> None:
     assert is_selected_header(name, frozenset({"x-custom"})) is kept
+
+
+def test_echo_forward_header_selector_keeps_what_is_selected_in_order() -> None:
+    select = HeaderSelector(frozenset({"x-custom"}))
+    headers = {"date": "d", "x-envoy-upstream-service-time": "2", "x-custom": "c", "server": "envoy", "x-other": "o"}
+    want = {"x-envoy-upstream-service-time": "2", "x-custom": "c", "server": "envoy"}
+    assert select(headers) == want
+    assert list(select(headers)) == list(want)  # memoized: the same answer, in the response's order
+    assert select({**headers, "x-envoy-upstream-service-time": "9"})["x-envoy-upstream-service-time"] == "9"
+    assert select({"content-type": "a", "date": "d"}) == {"content-type": "a"}
+    assert select({}) == {}
+
+
+def test_echo_forward_header_selector_past_its_memo_bound_still_selects() -> None:
+    select = HeaderSelector(frozenset())
+    for i in range(HeaderSelector.MAX_NAME_SETS + 10):
+        assert select({f"x-{i}": "a", "server": "s", f"x-envoy-{i}": "e"}) == {"server": "s", f"x-envoy-{i}": "e"}
 
 
 def _echo_index(delay: float = 0.0, in_flight: list[int] | None = None) -> Any:

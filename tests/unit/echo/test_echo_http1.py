@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from harness.sample_apps.echo import http1
 from harness.sample_apps.echo.forward_http import HttpSender, host_and_port
 from harness.sample_apps.echo.forward_spec import ForwardRequest
 from harness.sample_apps.echo.http1 import (
@@ -64,6 +65,22 @@ def test_echo_http1_read_to_close_and_its_connection_is_not_reused() -> None:
     assert (resp.body, resp.keep_alive) == (b"all of it", False)
     gzip_only = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", eof=True)
     assert (gzip_only.body, gzip_only.keep_alive) == (b"zz", False)
+
+
+def test_echo_http1_header_lines_parse_the_same_from_the_line_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "_LINE_CACHE", {})
+    monkeypatch.setattr(http1, "_LINE_CACHE_SIZE", 3)
+    long_value = "v" * (http1._LINE_CACHE_MAX_LEN + 1)
+    data = (b"HTTP/1.1 200 OK\r\nServer:  envoy \t\r\nX-A: 1\r\nx-a: 2\r\nX-Long: " + long_value.encode()
+            + b"\r\nContent-Length: 0\r\n\r\n")
+    want = {"server": "envoy", "x-a": "1, 2", "x-long": long_value, "content-length": "0"}
+    for _ in range(3):  # first parse fills the memo (and empties it once, past its size), later ones read it
+        assert parse(data).headers == want
+        assert len(http1._LINE_CACHE) <= 3
+    assert all(len(line) <= http1._LINE_CACHE_MAX_LEN for line in http1._LINE_CACHE)
+    with pytest.raises(ProtocolError, match="bad header line 'no colon'"):  # a bad line is never memoized
+        parse(b"HTTP/1.1 200 OK\r\nServer: envoy\r\nno colon\r\n\r\n")
+    assert "no colon" not in http1._LINE_CACHE
 
 
 @pytest.mark.parametrize(("head", "head_only"), [
