@@ -455,9 +455,9 @@ def suite_figures(wall: float, document: Mapping[str, Any], times: list[CaseTime
                f"n/a for {len(times) - len(known)} cases"),
         Figure("cold suite, part: inside checks (send + judge)", checks_s, "s", "suite wall time", wall, part),
         Figure("cold suite, part: policy waits before checks", waits, "s", "suite wall time", wall, part),
-        Figure("cold suite, part: apply + revert (topology deploys, ACK waits)", setup, "s", "suite wall time", wall,
+        Figure("cold suite, part: apply + revert (deploys, the first one starts the mesh; ACK waits)", setup, "s", "suite wall time", wall,
                f"{part}; not recorded for {unrecorded} cases (apply failed)"),
-        Figure("cold suite, part: the rest (CLI start, first mesh start, loading, shutdown)",
+        Figure("cold suite, part: the rest (CLI start, loading cases, reports, shutdown)",
                wall - checks_s - waits - setup, "s", "suite wall time", wall, part),
     ]
     if worst is not None:
@@ -533,7 +533,7 @@ def markdown(figures: list[Figure], times: list[CaseTime], host: Mapping[str, An
         lines.append(f"| {f.figure} | {value} | {f.baseline_name}: {show(f.baseline)} | {show(f.ratio)} | "
                      f"{f.notes} |")
     lines += ["", "Suite (cold run of cases/), per case: checks = seconds inside its checks (send + judge); apply+revert "
-              "= the case's deploy + apply and revert (ACK waits); policy wait = check waits before traffic; delay "
+              "= the case's deploy + apply and revert (ACK waits; the first case's deploy starts the mesh); policy wait = check waits before traffic; delay "
               "floor = injected/app delays x rounds of requests (a lower bound, inside the checks' seconds; n/a "
               "where the config does not make it plain); total = checks + apply+revert + wait; rest = total - "
               "(wait + floor). R = a routing/split case.", "",
