@@ -82,9 +82,9 @@ def load_documents(text: str, file: str) -> list[Document]:
         hint = "; indent with spaces, not tabs" if "\\t" in repr(problem) else ""
         raise CaseSyntaxError(f"{file}:{line}{col}: not valid YAML: {problem}{hint}") from exc
     except yaml.reader.ReaderError as exc:
-        line, col = _line_column(text[: exc.position])
+        at_line, at_column = _line_column(text[: exc.position])
         raise CaseSyntaxError(
-            f"{file}:{line}, column {col}: not valid YAML: control character U+{exc.character:04X} is not allowed; "
+            f"{file}:{at_line}, column {at_column}: not valid YAML: control character U+{exc.character:04X} is not allowed; "
             "remove it (inside a quoted string it can be written as an escape, e.g. \"\\x07\")"
         ) from exc
     except yaml.YAMLError as exc:

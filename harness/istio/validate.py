@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import re2  # type: ignore[import-untyped]
+import re2
 
 from harness.errors import Issue
 from harness.istio.duration import format_duration
