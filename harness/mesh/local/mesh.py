@@ -36,7 +36,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -459,19 +459,23 @@ class LocalMesh:
         jobs = {name: (svc, ver) for name, (svc, ver) in apps.items()}
         jobs.update({f"{c.name}-0": (c.name, dict(c.labels).get("version", "v1")) for c in clients})
         knobs = {name: _knobs_of(topology, name) for name in apps}
-        with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-            futures = {
-                name: pool.submit(AppProcess.start, svc, ver, name, defaults=knobs.get(name), workdir=workdir,
-                                  ready_timeout=READY_TIMEOUT_S)
-                for name, (svc, ver) in jobs.items()
-            }
-            started: dict[str, AppProcess] = {}
-            failure: BaseException | None = None
-            for name, future in futures.items():
-                try:
-                    started[name] = future.result()
-                except BaseException as exc:  # noqa: BLE001 (keep the first failure, raised below)
-                    failure = failure or exc
+        futures: dict[str, Future[AppProcess]] = {}
+        failure: BaseException | None = None
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+                for name, (svc, ver) in jobs.items():
+                    futures[name] = pool.submit(AppProcess.start, svc, ver, name, defaults=knobs.get(name),
+                                                workdir=workdir, ready_timeout=READY_TIMEOUT_S)
+        except BaseException as exc:  # noqa: BLE001 (Ctrl-C or SIGTERM: raised below, once what started is recorded)
+            failure = exc
+        # Leaving the pool waited for every start, also on an interrupt, so each app that came up is
+        # recorded below and stopped by close(); a start is bounded by READY_TIMEOUT_S.
+        started: dict[str, AppProcess] = {}
+        for name, future in futures.items():
+            try:
+                started[name] = future.result(timeout=READY_TIMEOUT_S)
+            except BaseException as exc:  # noqa: BLE001 (keep the first failure, raised below)
+                failure = failure or exc
         for name, proc in started.items():
             service, version = jobs[name]
             if name in apps:
