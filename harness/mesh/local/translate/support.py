@@ -95,7 +95,7 @@ def unsupported_issues(objects: Sequence[IstioObject], behaviour: Behaviour | No
     issues: list[Issue] = []
     for obj in objects:
         for path, message in _findings(obj, behaviour):
-            file, line = (obj.source.file, obj.source.line) if obj.source else (None, None)
+            file, line = (obj.source.file, obj.source.line_of(path)) if obj.source else (None, None)
             issues.append(Issue(message, file=file, line=line, obj=obj.ref, path=format_path(path)))
     return issues
 
