@@ -31,6 +31,9 @@ connection: the peer closed an idle connection as we wrote, a race, not an answe
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import math
 import os
 from collections.abc import Sequence
 from typing import NamedTuple, Self, cast
@@ -380,27 +383,27 @@ class _Connection(asyncio.Protocol):
         else:
             waiter.set_exception(outcome)
 
-    async def exchange(self, data: bytes, parser: ResponseParser, deadline: float, timeout_s: float) -> Response:
-        """Write one request and wait for its response; ``RequestTimeout`` at ``deadline`` (loop time).
-
-        A timer on the loop rather than ``asyncio.timeout``: it is the one per-request cost that
-        every request pays, and a plain timer handle is several times cheaper.
-        """
+    async def exchange(self, data: bytes, parser: ResponseParser, deadline: float, timeout_s: float,
+                       timeouts: _Timeouts) -> Response:
+        """Write one request and wait for its response; ``RequestTimeout`` at ``deadline`` (loop time)."""
         transport = self._transport
         if self.is_closed or transport is None or transport.is_closing():
             raise ConnectionClosed("connection closed by the peer before any response byte")
         self._parser = parser
         waiter: asyncio.Future[Response] = self._loop.create_future()
         self._waiter = waiter
-        timer = self._loop.call_at(deadline, self._expire, timeout_s)
+        timeouts.watch(deadline, self, parser, timeout_s)
         transport.write(data)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
+        return await waiter
 
-    def _expire(self, timeout_s: float) -> None:
-        self._settle(_timeout(timeout_s))
+    def is_waiting_for(self, parser: ResponseParser) -> bool:
+        """The exchange that uses ``parser`` has no outcome yet."""
+        return self._parser is parser
+
+    def expire(self, parser: ResponseParser, timeout_s: float) -> None:
+        """Time out the exchange that uses ``parser``, if it is still waiting."""
+        if self._parser is parser:
+            self._settle(_timeout(timeout_s))
 
     def close(self) -> None:
         """Close after a complete response (nothing left to read)."""
@@ -414,6 +417,65 @@ class _Connection(asyncio.Protocol):
         self._parser = None
         if self._transport is not None:
             self._transport.abort()
+
+
+class _Timeouts:
+    """Per-request timeouts of one pool on a single loop timer.
+
+    Why not a ``loop.call_at`` per request: asyncio keeps timer handles in a heap ordered by
+    Python-level comparisons, and arming and cancelling one per request was about a tenth of the
+    client's Python time. Here a request costs a heap push of a tuple (compared in C); the one timer
+    is armed at the earliest deadline and, when it fires, expires what is due and re-arms.
+
+    Entries are not removed when their request completes (no search in the heap); answered ones are
+    dropped when they reach the top, and when answered entries pile up behind a slow one (more than
+    ``_SLACK`` times the requests that can be waiting) the heap is rebuilt from the waiting ones. So
+    it stays within a few times the pool's limit, since each connection has one request at a time.
+    """
+
+    _SLACK = 4
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.loop = loop
+        self._max_entries = self._SLACK * limit + 64
+        self._heap: list[tuple[float, int, _Connection, ResponseParser, float]] = []
+        self._order = itertools.count()  # ties on the deadline: first watched, first expired; never compares the rest
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = math.inf
+
+    def watch(self, deadline: float, conn: _Connection, parser: ResponseParser, timeout_s: float) -> None:
+        """Expire ``conn``'s exchange with ``parser`` at ``deadline`` (loop time) unless it is over by then."""
+        heap = self._heap
+        while heap and not heap[0][2].is_waiting_for(heap[0][3]):
+            heapq.heappop(heap)
+        if len(heap) >= self._max_entries:
+            heap[:] = [entry for entry in heap if entry[2].is_waiting_for(entry[3])]
+            heapq.heapify(heap)
+        heapq.heappush(heap, (deadline, next(self._order), conn, parser, timeout_s))
+        if deadline < self._armed_at:
+            self._arm(deadline)
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._fire)
+        self._armed_at = when
+
+    def _fire(self) -> None:
+        due = max(self._armed_at, self.loop.time())  # the loop runs a timer up to its clock resolution early
+        self._timer, self._armed_at = None, math.inf
+        heap = self._heap
+        while heap and (heap[0][0] <= due or not heap[0][2].is_waiting_for(heap[0][3])):
+            _, _, conn, parser, timeout_s = heapq.heappop(heap)
+            conn.expire(parser, timeout_s)
+        if heap:
+            self._arm(heap[0][0])
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._armed_at = None, math.inf
+        self._heap.clear()
 
 
 class Http1Pool:
@@ -435,6 +497,8 @@ class Http1Pool:
         self._slots = asyncio.Semaphore(limit)
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
+        self._limit = limit
+        self._timeouts: _Timeouts | None = None  # made on the first request, in the loop that runs it
         self.connections_made = 0
 
     async def __aenter__(self) -> Self:
@@ -447,6 +511,8 @@ class Http1Pool:
         conns = list(self._open)
         self._open.clear()
         self._idle.clear()
+        if self._timeouts is not None:
+            self._timeouts.close()
         for conn in conns:
             conn.abort()
         if conns:
@@ -461,7 +527,10 @@ class Http1Pool:
             return await self._request(data, method, timeout_s)
 
     async def _request(self, data: bytes, method: str, timeout_s: float) -> Response:
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        timeouts = self._timeouts
+        if timeouts is None:
+            timeouts = self._timeouts = _Timeouts(asyncio.get_running_loop(), self._limit)
+        deadline = timeouts.loop.time() + timeout_s  # not get_running_loop(): it calls getpid() every time
         head_only = method == "HEAD"
         may_resend = method in IDEMPOTENT_METHODS
         conn = self._take_idle()
@@ -476,7 +545,7 @@ class Http1Pool:
             parser = ResponseParser(head_only=head_only, max_head_bytes=self._max_head,
                                     max_body_bytes=self._max_body)
             try:
-                response = await conn.exchange(data, parser, deadline, timeout_s)
+                response = await conn.exchange(data, parser, deadline, timeout_s, timeouts)
             except ConnectionClosed:
                 self._discard(conn)
                 if not (reused and may_resend and parser.received == 0):

@@ -303,6 +303,73 @@ def test_echo_http1_pool_timeout_discards_the_connection() -> None:
     assert waited >= 0.1  # the timer cannot fire early: a hard lower bound
 
 
+class _Exchanges:
+    """Stands in for the pool's connections: which exchanges (parsers) still wait, which were expired."""
+
+    def __init__(self) -> None:
+        self.waiting: set[ResponseParser] = set()
+        self.expired: list[tuple[ResponseParser, float, float]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> ResponseParser:
+        parser = ResponseParser()
+        self.waiting.add(parser)
+        return parser
+
+    def is_waiting_for(self, parser: ResponseParser) -> bool:
+        return parser in self.waiting
+
+    def expire(self, parser: ResponseParser, timeout_s: float) -> None:
+        if parser in self.waiting:
+            self.waiting.discard(parser)
+            assert self.loop is not None
+            self.expired.append((parser, timeout_s, self.loop.time()))
+
+
+def test_echo_http1_timeouts_expire_in_deadline_order_and_never_answered_ones() -> None:
+    exchanges = _Exchanges()
+    late, early, answered = exchanges.start(), exchanges.start(), exchanges.start()
+
+    async def main() -> float:
+        loop = exchanges.loop = asyncio.get_running_loop()
+        timeouts = http1._Timeouts(loop, limit=4)
+        conn: Any = exchanges
+        now = loop.time()
+        timeouts.watch(now + 0.12, conn, late, 0.12)
+        timeouts.watch(now + 0.04, conn, early, 0.04)  # watched later, due first: re-arms the timer
+        timeouts.watch(now + 0.02, conn, answered, 0.02)
+        exchanges.waiting.discard(answered)  # its response came in time
+        await asyncio.sleep(0.2)
+        timeouts.close()
+        return now
+
+    now = asyncio.run(main())
+    assert [(parser, timeout_s) for parser, timeout_s, _ in exchanges.expired] == [(early, 0.04), (late, 0.12)]
+    assert exchanges.expired[0][2] >= now + 0.04 and exchanges.expired[1][2] >= now + 0.12  # never early
+
+
+def test_echo_http1_timeouts_stay_bounded_behind_a_slow_request() -> None:
+    exchanges = _Exchanges()
+
+    async def main() -> int:
+        exchanges.loop = asyncio.get_running_loop()
+        timeouts = http1._Timeouts(exchanges.loop, limit=2)
+        conn: Any = exchanges
+        now = exchanges.loop.time()
+        timeouts.watch(now + 60, conn, exchanges.start(), 60)  # a slow one stays on top of the heap
+        most = 0
+        for _ in range(1000):
+            parser = exchanges.start()
+            timeouts.watch(now + 61, conn, parser, 61)
+            exchanges.waiting.discard(parser)  # answered at once
+            most = max(most, len(timeouts._heap))
+        timeouts.close()
+        return most
+
+    assert asyncio.run(main()) <= http1._Timeouts._SLACK * 2 + 64 + 1
+    assert exchanges.expired == []
+
+
 def test_echo_http1_pool_connection_refused() -> None:
     with socket.socket() as s:  # a port nobody listens on: bound, never listening
         s.bind(("127.0.0.1", 0))
