@@ -246,6 +246,17 @@ def test_echo_http1_pool_reuses_one_connection() -> None:
     assert (made, peer.connections, len(peer.requests)) == (1, 1, 5)
 
 
+def test_echo_http1_pool_runs_on_uvloop() -> None:
+    """uvloop's transports are no ``asyncio.Transport`` subclasses; the pool must not care which loop runs it."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> list[int]:
+        async with serve(ok) as (port, _), Http1Pool("127.0.0.1", port, limit=2) as pool:
+            return [(await pool.request(GET, method="GET", timeout_s=5)).status for _ in range(3)]
+
+    assert uvloop.run(main()) == [200, 200, 200]
+
+
 def test_echo_http1_pool_opens_at_most_limit_connections() -> None:
     async def main() -> Peer:
         async with serve(ok) as (port, peer), Http1Pool("127.0.0.1", port, limit=3) as pool:
