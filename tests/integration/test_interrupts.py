@@ -6,14 +6,20 @@ line, then blocks (bounded) until the test's signal arrives there. The test owns
 it lands exactly at the phase, never by sleeping and hoping:
 
 - ``half-the-apps``: one app is up, the other app starts are held until the signal (they start while
-  the interrupt unwinds: those must be stopped too);
+  the interrupt unwinds: those must be stopped too; this case found the app whose start the interrupt
+  cut short left running);
 - ``envoy-spawned``: the sidecar's Envoy was spawned and has no config yet (not ready);
 - ``first-ack-wait``: the first config is pushed and deploy waits for the sidecar's ACK;
 - ``traffic``: in the middle of a large bounded ``send`` (the test waits until requests reach the apps);
 - ``revert-ack-wait``: a case's config was applied; ``revert`` pushed and waits for the ACK.
 
-Then the ``mesh-harness run`` console script itself is signalled once its Envoy runs, and must exit
+The hooks name functions, not an order (the mesh starts its apps, then Envoy, then waits for the
+ACK), so a change of start-up order keeps each phase meaningful. Then the ``mesh-harness run`` console script itself is signalled once its Envoy runs, and must exit
 with the codes the CLI documents (130 SIGINT, 143 SIGTERM).
+
+Found here and left for the echo app's owner: a client app in the middle of a ForwardEcho batch does
+not exit on SIGTERM (its control server waits for the running /forward handler), so ``close()`` kills
+it after ``STOP_TIMEOUT_S``. Nothing is left, but the interrupted run takes 5 s longer to exit.
 
 "Nothing left" is checked by identity, never by name: every pid the driver reported and every
 descendant found under the driver's pid before the signal (pid and start time), every port those
@@ -49,13 +55,16 @@ from harness.mesh.local.envoy_binary import find_envoy
 from harness.mesh.local.mesh import LocalMesh
 from harness.mesh.local.workdir import OWNER_FILE, PREFIX
 from harness.topology import DEFAULT_TOPOLOGY
-from tests.integration.test_local_mesh import EXIT_TIMEOUT_S, REPO_ROOT, is_port_free, wait_all_gone
+from tests.integration.test_local_mesh import REPO_ROOT, is_port_free, wait_all_gone
 
 pytestmark = pytest.mark.envoy
 
-REPORT_TIMEOUT_S = 30.0  # interpreter start, imports, control plane, apps and Envoy on a loaded 2-core machine
-HOLD_S = 60.0  # how long the driver waits at its phase for the signal; the test signals long before
-TRAFFIC_TIMEOUT_S = 15.0  # from the phase report until the first request reached an app
+REPORT_TIMEOUT_S = 60.0  # ten drivers start side by side (interpreter, imports, apps, Envoy) on a loaded 2-core machine
+HOLD_S = 120.0  # how long a driver waits at its phase for the signal; the test signals long before
+TRAFFIC_TIMEOUT_S = 30.0  # from the phase report until the first request reached an app
+EXIT_TIMEOUT_S = 30.0
+"""From the signal until the run exited: ten runs unwind at once, and an app busy with a ForwardEcho batch
+takes ``apps.STOP_TIMEOUT_S`` (5 s) to be SIGKILLed after it ignored SIGTERM (see the module docstring)."""
 TAG_VARIABLE = "MESH_HARNESS_INTERRUPT_TAG"
 EXPECTED_EXIT = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -185,17 +194,18 @@ class Run:
 # --- the tests -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("phase", PHASES)
-def test_sigint_and_sigterm_at_a_phase_leave_nothing_behind(phase: str, tmp_path: Path) -> None:
-    """One driver per signal, side by side (one starts while the other unwinds): half the wall time."""
+def test_sigint_and_sigterm_at_every_phase_leave_nothing_behind(tmp_path: Path) -> None:
+    """One driver per phase and signal, all side by side: the handshake puts each signal at its phase
+    however loaded the machine is, and ten runs overlap in a third of the time they take in turn."""
     with ExitStack() as stack:
-        runs = {sig: stack.enter_context(driver(phase, tmp_path / sig.name)) for sig in SIGNALS}
-        held: dict[signal.Signals, Held] = {}
-        for sig, run in runs.items():
-            held[sig] = held_at_phase(run)
+        runs = {(phase, sig): stack.enter_context(driver(phase, tmp_path / f"{phase}-{sig.name}"))
+                for phase in PHASES for sig in SIGNALS}
+        held: dict[tuple[str, signal.Signals], Held] = {}
+        for (phase, sig), run in runs.items():
+            held[phase, sig] = held_at_phase(run)
             run.proc.send_signal(sig)
-        for sig, run in runs.items():
-            assert_interrupted(run, sig, held[sig], f"after {sig.name} at {phase}")
+        for (phase, sig), run in runs.items():
+            assert_interrupted(run, sig, held[phase, sig], f"after {sig.name} at {phase}")
 
 
 def test_cli_run_signalled_once_its_envoy_runs(tmp_path: Path) -> None:
