@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -24,6 +23,7 @@ from rich.console import Console
 from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationError, load_all
+from harness.interrupts import Terminated, sigterm_as_interrupt
 from harness.istio.validate import undefined_subset_warnings, validate_objects
 from harness.mesh.base import Mesh
 from harness.settings import StatSettings
@@ -97,18 +97,6 @@ def open_local_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
     from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
 
     return LocalMesh(envoy_binary=args.envoy_binary, istio_version=args.istio_version or DEFAULT_ISTIO_VERSION)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as a KeyboardInterrupt so that it unwinds like Ctrl-C; only the exit code differs."""
-
-
-def sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
-    """The CLI's SIGTERM handler: unwind like Ctrl-C, so every ``finally`` and ``close()`` runs.
-
-    Install it wherever a mesh is driven and SIGTERM must clean up (``signal.signal(SIGTERM, ...)``).
-    """
-    raise Terminated
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -30,6 +29,7 @@ import pytest
 from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import CASE_SUFFIXES, looks_like_case
 from harness.errors import CaseError, HarnessError, Issue, ValidationError
+from harness.interrupts import sigterm_as_interrupt
 from harness.istio.model import IstioObject
 from harness.mesh.base import Mesh, MeshInfo, Observation, SendSpec, SyncToken
 from harness.report.result import result_document, write_result
@@ -81,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SESSION] = MeshSession(config)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the mesh's processes and work dir are cleaned up.
-        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     config.addinivalue_line("markers", "envoy: starts real Envoy and sample-app processes")
     config.addinivalue_line("markers", "kind: needs Docker and kind (real Istio); skipped where they are missing")
 
@@ -93,10 +93,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     previous = config.stash.get(_PREVIOUS_SIGTERM, None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

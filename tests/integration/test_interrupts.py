@@ -74,7 +74,8 @@ import itertools, json, select, signal, sys, threading
 from pathlib import Path
 
 from harness.case import load_case_file
-from harness.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, sigterm_as_interrupt
+from harness.cli import EXIT_INTERRUPTED, EXIT_TERMINATED
+from harness.interrupts import Terminated, sigterm_as_interrupt
 from harness.mesh.base import SendSpec
 from harness.mesh.local.apps import AppProcess
 from harness.mesh.local.controlplane import ControlPlane
