@@ -226,6 +226,21 @@ def test_cli_run_signalled_once_its_envoy_runs(tmp_path: Path) -> None:
             assert "interrupted; everything the harness started has been stopped" in run.stderr()
 
 
+def test_cli_ctrl_c_in_a_terminal_reaches_the_whole_process_group(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C sends SIGINT to every process of the foreground group: Envoy and the apps get
+    it too, and may be gone before the harness cleans up. The run must still exit 130 with its usual
+    message, no traceback and nothing left (the run is its own session here, as a shell job is)."""
+    cli = Path(sys.executable).with_name("mesh-harness")
+    envoy_binary = Path(find_envoy(None)).resolve()
+    with spawned([str(cli), "run", "cases/canary.yaml"], tmp_path, new_session=True) as run:
+        held = held_by(run.proc.pid, {"envoy": wait_for_descendant(run, envoy_binary)}, {}, None)
+        os.killpg(run.proc.pid, signal.SIGINT)
+        assert_interrupted(run, signal.SIGINT, held, "after Ctrl-C to the process group of mesh-harness run")
+        stderr = run.stderr()
+    assert "interrupted; everything the harness started has been stopped" in stderr
+    assert "Traceback" not in stderr, stderr
+
+
 def test_a_second_run_right_after_an_interrupted_one_works(tmp_path: Path) -> None:
     with driver("half-the-apps", tmp_path) as run:
         held = held_at_phase(run)
@@ -242,8 +257,9 @@ def test_a_second_run_right_after_an_interrupted_one_works(tmp_path: Path) -> No
 
 
 @contextmanager
-def spawned(argv: list[str], tmp_path: Path) -> Iterator[Run]:
-    """Start ``argv`` in the repo root with a fresh tag; afterwards nothing it started may run on.
+def spawned(argv: list[str], tmp_path: Path, *, new_session: bool = False) -> Iterator[Run]:
+    """Start ``argv`` in the repo root with a fresh tag (``new_session``: as the leader of its own process
+    group, which a signal to the group reaches); afterwards nothing it started may run on.
 
     Teardown (also when a test failed) kills, by pid, the process and any live process with its tag,
     and removes temp dirs it owns, so one failure does not leak into the next test.
@@ -255,7 +271,7 @@ def spawned(argv: list[str], tmp_path: Path) -> Iterator[Run]:
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                env=env)
+                                env=env, start_new_session=new_session)
     run = Run(proc, stderr_path, tag)
     try:
         yield run
