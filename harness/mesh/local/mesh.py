@@ -157,9 +157,9 @@ class LocalMesh:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Self:
-        self._workdir = make_workdir()
-        atexit.register(self.close)
+        atexit.register(self.close)  # before anything exists, so that an interrupt from here on cleans up
         try:
+            self._workdir = make_workdir()
             self._control = ControlPlane()
             self._control.start()
         except BaseException:
