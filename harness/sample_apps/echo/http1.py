@@ -526,8 +526,11 @@ class Http1Pool:
 
         Raises an ``HttpClientError`` when there is none within ``timeout_s`` (connecting included).
         """
-        async with self._slots:
+        await self._slots.acquire()  # not ``async with``: its two extra coroutines cost every request
+        try:
             return await self._request(data, method, timeout_s)
+        finally:
+            self._slots.release()
 
     async def _request(self, data: bytes, method: str, timeout_s: float) -> Response:
         timeouts = self._timeouts
