@@ -3,6 +3,8 @@
 Same run, same mesh (``LocalMesh`` + ``DEFAULT_TOPOLOGY``, every request routed to reviews v1):
 
 * new, through Envoy: ``mesh.send()`` (the client app sends through its sidecar listener);
+* new, through Envoy (control): the same batch by the client app's control call alone, without
+  what ``mesh.send`` adds (the access-log join): ForwardEcho itself, as the old variant is measured;
 * old, through Envoy: the same batch from a second client app running the old code (``--old-rev``,
   by default the commit before ``http1.py`` was added, checked out with ``git archive`` into a temp
   dir), sent to the same sidecar listener;
@@ -201,6 +203,7 @@ def main() -> None:
         new = stack.enter_context(closing(ControlClient(inv.ports["client/control"], "client")))
         variants: dict[str, tuple[Callable[[SendSpec], list[Observation]], int]] = {
             "new, through Envoy (mesh.send)": (mesh.send, inv.pids["client"]),
+            "new, through Envoy (control)": (lambda s: new.forward(s, f"127.0.0.1:{listener}"), inv.pids["client"]),
             "old, through Envoy": (lambda s: old.control.forward(s, f"127.0.0.1:{listener}"), old.pid),
             "new, direct": (lambda s: new.forward(s, f"127.0.0.1:{app_port}"), inv.pids["client"]),
             "old, direct": (lambda s: old.control.forward(s, f"127.0.0.1:{app_port}"), old.pid),
@@ -240,8 +243,9 @@ def main() -> None:
         return span([of(x) / of(y) for x, y in zip(rows[a], rows[b], strict=True)], ".2f")
 
     print("\nratios within each round, median (min..max):")
-    for a, b in (("new, through Envoy (mesh.send)", "old, through Envoy"), ("new, direct", "old, direct"),
-                 ("new, through Envoy (mesh.send)", "wrk, through Envoy"), ("old, through Envoy", "wrk, through Envoy"),
+    for a, b in (("new, through Envoy (control)", "old, through Envoy"), ("new, direct", "old, direct"),
+                 ("new, through Envoy (mesh.send)", "wrk, through Envoy"),
+                 ("new, through Envoy (control)", "wrk, through Envoy"), ("old, through Envoy", "wrk, through Envoy"),
                  ("new, direct", "wrk, direct")):
         print(f"  {a} / {b}: req/s {ratio(a, b, lambda r: r.rate)}, "
               f"client CPU per request {ratio(a, b, lambda r: r.client_us)}")
