@@ -108,13 +108,14 @@ class RequestTemplate:
         return self._head + extra.encode("latin-1") + self._tail if extra else self._head + self._tail
 
 
-_LINE_CACHE: dict[str, tuple[str, str]] = {}
-"""Memo of ``_header_line`` for short lines (``_LINE_CACHE_MAX_LEN``), emptied when it holds
-``_LINE_CACHE_SIZE``. Why: a batch's responses repeat all their header lines but one or two (the
-request id, the date), and the per-line split, lower-casing and checks were the larger part of the
-client's parsing CPU; a dict hit is a fraction of that. Pure function, so the memo changes no result."""
-_LINE_CACHE_SIZE = 1024
-_LINE_CACHE_MAX_LEN = 256
+HeaderMemo = dict[str, tuple[str, str]]
+"""Header lines already parsed (``"Name: value"`` -> ``("name", "value")``), shared by the responses
+of one pool. Why: a batch's responses repeat all their header lines but one or two (the request id,
+the date), and the per-line split, lower-casing and checks were most of the client's parsing CPU; a
+dict hit is a fraction of that. Only lines up to ``_HEADER_MEMO_MAX_LEN`` are kept, and the memo is
+emptied when it holds ``_HEADER_MEMO_SIZE``; it changes no result (the parse of a line is pure)."""
+_HEADER_MEMO_SIZE = 1024
+_HEADER_MEMO_MAX_LEN = 256
 
 
 def _header_line(line: str) -> tuple[str, str]:
@@ -125,7 +126,7 @@ def _header_line(line: str) -> tuple[str, str]:
     return name.lower(), value.strip(" \t")
 
 
-def _parse_head(head: bytes) -> tuple[str, int, str, dict[str, str]]:
+def _parse_head(head: bytes, memo: HeaderMemo) -> tuple[str, int, str, dict[str, str]]:
     """Status line and header block (without the final CRLF CRLF) -> version, status, reason, headers."""
     lines = head.decode("latin-1").split("\r\n")
     version, _, rest = lines[0].partition(" ")
@@ -134,16 +135,15 @@ def _parse_head(head: bytes) -> tuple[str, int, str, dict[str, str]]:
         raise ProtocolError(f"malformed response: bad status line {lines[0][:100]!r} "
                             "(want 'HTTP/1.1 <3-digit status> <reason>')")
     headers: dict[str, str] = {}
-    cache = _LINE_CACHE
     for i in range(1, len(lines)):
         line = lines[i]
-        pair = cache.get(line)
+        pair = memo.get(line)
         if pair is None:
             pair = _header_line(line)
-            if len(line) <= _LINE_CACHE_MAX_LEN:
-                if len(cache) >= _LINE_CACHE_SIZE:
-                    cache.clear()
-                cache[line] = pair
+            if len(line) <= _HEADER_MEMO_MAX_LEN:
+                if len(memo) >= _HEADER_MEMO_SIZE:
+                    memo.clear()
+                memo[line] = pair
         name, value = pair
         if name in headers:
             headers[name] = f"{headers[name]}, {value}"
@@ -175,16 +175,18 @@ class ResponseParser:
     when the peer closes (it completes a read-to-close body, else raises ``ConnectionClosed``).
     After completion, ``leftover`` holds bytes past the response (a peer that sends those is not
     reused). ``received`` counts every byte fed, so a caller can tell "nothing came back" from
-    "cut off". Errors: ``ProtocolError`` (``ResponseTooLarge``) from ``feed``.
+    "cut off". Errors: ``ProtocolError`` (``ResponseTooLarge``) from ``feed``. ``header_memo``: the
+    ``HeaderMemo`` of the responses this one is likely to resemble (the pool's); none = its own.
     """
 
     __slots__ = ("_body_size", "_buf", "_head_only", "_headers", "_interim", "_keep_alive", "_max_body",
-                 "_max_head", "_parts", "_reason", "_remaining", "_state", "_status", "_trailer_bytes",
+                 "_max_head", "_memo", "_parts", "_reason", "_remaining", "_state", "_status", "_trailer_bytes",
                  "leftover", "received")
 
     def __init__(self, *, head_only: bool = False, max_head_bytes: int = MAX_HEAD_BYTES,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, header_memo: HeaderMemo | None = None) -> None:
         self._head_only = head_only
+        self._memo: HeaderMemo = {} if header_memo is None else header_memo
         self._max_head = max_head_bytes
         self._max_body = max_body_bytes
         self._state = _HEAD
@@ -271,7 +273,7 @@ class ResponseParser:
 
     def _start(self, head: bytes) -> None:
         """A head is in: skip it if interim (1xx), else choose how the body is framed."""
-        version, status, reason, headers = _parse_head(head)
+        version, status, reason, headers = _parse_head(head, self._memo)
         if 100 <= status < 200:
             if status == 101:
                 raise ProtocolError("malformed response: 101 Switching Protocols to a request that asked for no upgrade")
@@ -502,6 +504,7 @@ class Http1Pool:
         self._open: set[_Connection] = set()
         self._limit = limit
         self._timeouts: _Timeouts | None = None  # made on the first request, in the loop that runs it
+        self._header_memo: HeaderMemo = {}
         self.connections_made = 0
 
     async def __aenter__(self) -> Self:
@@ -549,7 +552,7 @@ class Http1Pool:
                 except TimeoutError:
                     raise _timeout(timeout_s) from None
             parser = ResponseParser(head_only=head_only, max_head_bytes=self._max_head,
-                                    max_body_bytes=self._max_body)
+                                    max_body_bytes=self._max_body, header_memo=self._header_memo)
             try:
                 response = await conn.exchange(data, parser, deadline, timeout_s, timeouts)
             except ConnectionClosed:
