@@ -31,8 +31,9 @@ CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"5;name=value\r\nhello\r\n1 ; ext\r\n,\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\nX-More: m\r\n\r\n")
 
 
-def parse(*pieces: bytes, head_only: bool = False, eof: bool = False, **limits: int) -> Response:
-    parser = ResponseParser(head_only=head_only, **limits)
+def parse(*pieces: bytes, head_only: bool = False, eof: bool = False, max_head_bytes: int = http1.MAX_HEAD_BYTES,
+          max_body_bytes: int = http1.MAX_BODY_BYTES) -> Response:
+    parser = ResponseParser(head_only=head_only, max_head_bytes=max_head_bytes, max_body_bytes=max_body_bytes)
     for piece in pieces:
         response = parser.feed(piece)
         if response is not None:
