@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -195,6 +197,29 @@ def test_echo_app_exits_when_stdin_closes(tmp_path: Path) -> None:
                 proc.wait(timeout=10)
 
 
+def test_echo_app_exits_quietly_on_sigterm_without_waiting_for_a_held_request(tmp_path: Path) -> None:
+    """SIGTERM with stdin still open (a terminal's Ctrl-C reaches the whole group) and a request the app
+    holds for 60 s: exit 0 with nothing on stderr, without waiting the 60 s out. (A daemon thread
+    blocked in ``sys.stdin`` used to abort the interpreter at shutdown; aiohttp waited 60 s for handlers.)"""
+    with subprocess.Popen([sys.executable, "-m", "harness.sample_apps.echo", "--service", "s", "--version", "v1",
+                           "--instance", "s-0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2]) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            ready = json.loads(proc.stdout.readline())
+            held = socket.create_connection(("127.0.0.1", ready["http"]), timeout=10)
+            held.sendall(b"GET / HTTP/1.1\r\nHost: s\r\nx-echo-delay: 60s\r\n\r\n")
+            wait_until_logged(ready["control"], 1)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0  # far below the 60 s the held request would take
+            assert proc.stderr.read() == b""
+            held.close()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
 def test_echo_app_start_failure_names_the_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ProcessError, match=r"echo app slow-0 \(pid \d+\) printed no ready line within 0.001s"):
         _start(tmp_path, "reviews", "v1", "slow-0", ready_timeout=0.001)
@@ -223,3 +248,13 @@ def test_echo_app_forward_head_post_and_refused(apps: tuple[AppProcess, AppProce
     assert post[0].status == 200 and post[0].echo is not None and post[0].echo.headers["content-length"] == "100000"
     refused = client.control.forward(SendSpec(url="http://reviews:9080/"), connect_to="127.0.0.1:1")
     assert (refused[0].status, refused[0].error) == (0, "cannot connect to 127.0.0.1:1: Connection refused")
+
+
+def wait_until_logged(control_port: int, entries: int, timeout_s: float = 10.0) -> None:
+    """Poll the app's request log (its control port) until it holds ``entries`` entries; bounded."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(trust_env=False, timeout=timeout_s) as http:
+        while len(http.get(f"http://127.0.0.1:{control_port}/log").json()["entries"]) < entries:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the app logged fewer than {entries} requests within {timeout_s:g}s")
+            time.sleep(0.02)

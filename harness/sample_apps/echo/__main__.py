@@ -52,8 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    """Block on stdin in a daemon thread; EOF (parent closed it or died) stops the app."""
-    while sys.stdin.buffer.read1(4096):
+    """Block on stdin in a daemon thread; EOF (parent closed it or died) stops the app.
+
+    ``os.read`` on the descriptor, not ``sys.stdin``: a daemon thread blocked inside the buffered
+    reader holds its lock, and an exit by signal then aborts at interpreter shutdown (SIGABRT).
+    """
+    while os.read(sys.stdin.fileno(), 4096):
         pass
     loop.call_soon_threadsafe(stop.set)
 

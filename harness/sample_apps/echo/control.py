@@ -20,7 +20,7 @@ from aiohttp import web
 
 from harness.sample_apps.echo.forward import forward
 from harness.sample_apps.echo.forward_spec import ForwardRequest, ForwardSpecError
-from harness.sample_apps.echo.instance import EchoInstance
+from harness.sample_apps.echo.instance import SHUTDOWN_GRACE_S, EchoInstance
 
 MAX_LOG_PAGE = 10_000
 
@@ -50,7 +50,7 @@ class Control:
             web.post("/log/clear", self._clear),
             web.post("/forward", self._forward),
         ])
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
         return int(self._runner.addresses[0][1])

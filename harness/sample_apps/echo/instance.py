@@ -16,6 +16,10 @@ from harness.sample_apps.echo import fields
 from harness.sample_apps.echo.knobs import AttemptCounter, Knobs
 from harness.sample_apps.echo.requestlog import RequestLog
 
+SHUTDOWN_GRACE_S = 0.1
+"""How long a stopping instance lets in-flight requests run (a delayed answer, a ForwardEcho batch)
+before it cancels them: whoever stops an instance is done with it, and aiohttp's default (60 s)
+would hold an interrupted run until its parent gives up and kills the process."""
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 

@@ -18,7 +18,7 @@ import time
 from aiohttp import web
 
 from harness.sample_apps.echo import fields, knobs
-from harness.sample_apps.echo.instance import EchoInstance, trace_headers
+from harness.sample_apps.echo.instance import SHUTDOWN_GRACE_S, EchoInstance, trace_headers
 
 _EMPTY_QUERY: dict[str, str] = {}
 
@@ -41,7 +41,8 @@ class HttpEcho:
 
     async def start(self, port: int, host: str = "127.0.0.1") -> int:
         """Listen on host:port (0 = ephemeral); return the bound port."""
-        self._runner = web.ServerRunner(web.Server(self.handle, access_log=None), handle_signals=False)
+        self._runner = web.ServerRunner(web.Server(self.handle, access_log=None), handle_signals=False,
+                                        shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
