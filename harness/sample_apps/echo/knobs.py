@@ -177,10 +177,11 @@ class _Knob(Generic[T]):
         return query.get(self.name) if value is None else value
 
 
-STATUS = _Knob(fields.KNOB_STATUS, parse_status)
-DELAY = _Knob(fields.KNOB_DELAY, parse_delay)
-FAIL_FIRST = _Knob(fields.KNOB_FAIL_FIRST, parse_fail_first)
-GRPC_STATUS = _Knob(fields.KNOB_GRPC_STATUS, parse_grpc_status)
+# Typed as the Knobs field each one fills (None = not set), so that _pick's default matches.
+STATUS: _Knob[StatusSpec | None] = _Knob(fields.KNOB_STATUS, parse_status)
+DELAY: _Knob[float] = _Knob(fields.KNOB_DELAY, parse_delay)
+FAIL_FIRST: _Knob[FailFirst | None] = _Knob(fields.KNOB_FAIL_FIRST, parse_fail_first)
+GRPC_STATUS: _Knob[grpc.StatusCode | None] = _Knob(fields.KNOB_GRPC_STATUS, parse_grpc_status)
 
 
 @dataclass(frozen=True)

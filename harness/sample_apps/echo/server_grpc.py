@@ -27,7 +27,7 @@ GRPC_PROTOCOL = "gRPC"
 _Unary = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]
 
 
-class _AnyMethod(grpc.GenericRpcHandler):
+class _AnyMethod(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc ships no type for it
     """Routes every method name to the echo behaviour."""
 
     def __init__(self, behaviour: Callable[[str], _Unary]) -> None:
@@ -48,7 +48,7 @@ class GrpcEcho:
         """Listen on host:port (0 = ephemeral); return the bound port."""
         self._server = grpc.aio.server()
         self._server.add_generic_rpc_handlers([_AnyMethod(self._method)])
-        bound = self._server.add_insecure_port(f"{host}:{port}")
+        bound: int = self._server.add_insecure_port(f"{host}:{port}")
         await self._server.start()
         return bound
 
