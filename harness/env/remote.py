@@ -90,8 +90,8 @@ class AttachedMesh:
         """The port on 127.0.0.1 where ``client``'s sidecar listens for service port ``port``; None when none does."""
         return client_listener(self._open().status(), client, port)
 
-    def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
-        return self._open().app_log(service, version, since=0.0)
+    def app_log(self, service: str, version: str | None = None, *, since: float = 0.0) -> list[ReceivedRequest]:
+        return self._open().app_log(service, version, since=since)
 
     def drain(self, timeout_s: float = 10.0) -> None:
         self._open().drain(timeout_s)

@@ -130,7 +130,7 @@ class EnvService:
                 raise MeshError(f"no service {service!r} in this environment "
                                 f"(services: {', '.join(s.name for s in topo.services)})")
             services = [service] if service is not None else [s.name for s in topo.services]
-            records = [r for s in services for r in self._mesh.app_log(s, version) if r.time > since]
+            records = [r for s in services for r in self._mesh.app_log(s, version, since=since) if r.time > since]
         return {"records": [wire.encode_received(r) for r in sorted(records, key=lambda r: r.time)]}
 
     def access_log(self, client: str, skip: int) -> dict[str, Any]:

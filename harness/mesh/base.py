@@ -145,8 +145,13 @@ class Mesh(Protocol):
     def proxy_stats(self, workload: str) -> dict[str, int]:
         """Counters and gauges of the workload's sidecar (Envoy admin /stats)."""
 
-    def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
-        """What each app instance of ``service`` (optionally one version) received so far."""
+    def app_log(self, service: str, version: str | None = None, *, since: float = 0.0) -> list[ReceivedRequest]:
+        """What each app instance of ``service`` (optionally one version) received so far, oldest first.
+
+        ``since`` (seconds since the epoch, this machine's clock): only what arrived after it is
+        needed, so that a check reads its own traffic, not every request of a long-lived mesh. A
+        mesh whose apps run on another clock may return older entries too; callers join by request id.
+        """
 
     def drain(self, timeout_s: float = 10.0) -> None:
         """Return once no request is in flight on any sidecar, fire-and-forget mirror copies included.

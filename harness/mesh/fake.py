@@ -20,6 +20,7 @@ replies are stamped with the version in force unless the reply says it is stale 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Self, TypeVar
@@ -184,9 +185,9 @@ class FakeMesh:
         self._check_open()
         return dict(self.stats)
 
-    def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
+    def app_log(self, service: str, version: str | None = None, *, since: float = 0.0) -> list[ReceivedRequest]:
         self._check_open()
-        return [r for r in self.received if r.service == service and version in (None, r.version)]
+        return [r for r in self.received if r.service == service and version in (None, r.version) and r.time > since]
 
     def drain(self, timeout_s: float = 10.0) -> None:
         """Nothing is ever in flight here; records the call so tests can see it was made."""
@@ -206,7 +207,7 @@ class FakeMesh:
         for copy in reply.logged():
             self.received.append(ReceivedRequest(
                 request_id, copy.service, copy.version, copy.instance, spec.method, copy.path or path,
-                copy.host or parts.netloc, dict(spec.headers), float(serial),
+                copy.host or parts.netloc, dict(spec.headers), time.time(),
             ))
         for name, value in reply.stats.items():
             self.stats[name] = self.stats.get(name, 0) + value

@@ -142,6 +142,18 @@ def test_echo_app_forward_echo_to_another_instance(apps: tuple[AppProcess, AppPr
     assert {(r.host, r.instance) for r in log} == {("reviews:9080", "reviews-v1-0")}
 
 
+def test_echo_app_log_after_a_time_has_only_the_later_batch(apps: tuple[AppProcess, AppProcess]) -> None:
+    server, client = apps
+    server.control.clear_log()
+    first = client.control.forward(SendSpec(url="http://reviews:9080/", count=30), connect_to=f"127.0.0.1:{server.http_port}")
+    between = time.time()
+    second = client.control.forward(SendSpec(url="http://reviews:9080/", count=20), connect_to=f"127.0.0.1:{server.http_port}")
+    later = server.control.log(after=between)
+    assert sorted(r.request_id for r in later) == sorted(o.request_id for o in second)
+    assert len(server.control.log()) == len(first) + len(second)
+    assert server.control.log(after=time.time() + 60) == []
+
+
 def test_echo_app_forward_grpc(apps: tuple[AppProcess, AppProcess]) -> None:
     server, client = apps
     spec = SendSpec(url="http://reviews:7070", protocol="grpc", count=20, concurrency=4,

@@ -116,7 +116,7 @@ def test_nack_raises_with_envoys_detail_and_the_old_config_keeps_serving(
 ) -> None:
     mesh = clean_mesh
     old = mesh.apply(make_objects(route_all_to("v1")))
-    bad = route_all_to("v2", match='[{uri: {regex: "/(unclosed"}}]')  # RE2 refuses it; our loader does not check
+    bad = route_all_to("v2", match='[{uri: {regex: "/(unclosed"}}]')  # RE2 refuses it (validation too; apply does not validate)
 
     with pytest.raises(ConfigRejected) as rejected:
         mesh.apply(make_objects(bad))

@@ -190,7 +190,8 @@ class KubeMesh:
         still = ", ".join(f"{k} = {v}" for k, v in sorted(active.items()))
         raise SyncTimeout(f"drain: requests still in flight after {timeout_s:g}s: {still}")
 
-    def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
+    def app_log(self, service: str, version: str | None = None, *, since: float = 0.0) -> list[ReceivedRequest]:
+        """Whole logs: ``since`` is this machine's clock and the pods' may differ (a remote cluster)."""
         topology = self._deployed()
         records: list[ReceivedRequest] = []
         for instance, (svc, ver) in sorted(topology.instances().items()):

@@ -271,11 +271,13 @@ class ControlClient:
                           timeout=spec.deadline_s + _FORWARD_MARGIN_S)
         return [observation_from_record(r) for r in data["records"]]
 
-    def log(self, since: int = 0) -> list[ReceivedRequest]:
-        """Every logged request with seq > ``since``; MeshError if the ring buffer evicted some unread."""
+    def log(self, since: int = 0, *, after: float | None = None) -> list[ReceivedRequest]:
+        """Every logged request with seq > ``since`` (and, with ``after``, received after that time);
+        MeshError if the ring buffer evicted some unread."""
         out: list[ReceivedRequest] = []
+        window = {} if after is None else {"after": repr(after)}
         for _ in range(_MAX_LOG_PAGES):
-            page = self._call("GET", "/log", "reading the request log", params={"since": since})
+            page = self._call("GET", "/log", "reading the request log", params={"since": since, **window})
             if page["dropped"]:
                 raise MeshError(f"echo app {self.instance}: request log overflowed, {page['dropped']} entries after "
                                 f"seq {since} were evicted before they were read; clear the log between checks "

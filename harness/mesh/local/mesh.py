@@ -383,11 +383,12 @@ class LocalMesh:
         """The ingress gateway's listeners: server port -> the port bound on 127.0.0.1 (empty when none runs)."""
         return dict(self._listener_ports.get(GATEWAY, {}))
 
-    def app_log(self, service: str, version: str | None = None) -> list[ReceivedRequest]:
+    def app_log(self, service: str, version: str | None = None, *, since: float = 0.0) -> list[ReceivedRequest]:
+        """The apps share this machine's clock, so ``since`` is exact: each app skips older entries itself."""
         records: list[ReceivedRequest] = []
         for name, (svc, ver) in sorted(self._labels.items()):
             if svc == service and version in (None, ver):
-                records.extend(self._apps[name].control.log())
+                records.extend(self._apps[name].control.log(after=since or None))
         return sorted(records, key=lambda r: r.time)
 
     # --- internals -----------------------------------------------------------------------------

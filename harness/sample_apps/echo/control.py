@@ -5,7 +5,9 @@
                             maximum ``MAX_LOG_PAGE``): ``{"entries": [...], "next": SEQ, "dropped": N,
                             service, version, instance}``; page on with ``since=next`` until
                             ``entries`` is empty. ``dropped`` > 0 means the ring buffer evicted
-                            entries after S before they were read.
+                            entries after S before they were read. ``&after=T`` (seconds since
+                            the epoch) also skips entries received at or before T, without
+                            reading them: a check reads only its own traffic.
 ``POST /log/clear``         forget the log (sequence numbers keep counting); 200 ``{"ok": true}``
 ``POST /forward``           ForwardEcho (``forward.py``): JSON request in, ``{"records": [...]}`` out;
                             400 with ``{"error": ...}`` naming every bad field.
@@ -67,12 +69,15 @@ class Control:
         try:
             since = int(request.query.get("since", "0"))
             limit = int(request.query.get("limit", str(MAX_LOG_PAGE)))
+            after = float(request.query["after"]) if "after" in request.query else None
         except ValueError:
-            return _json({"error": "since and limit must be integers (GET /log?since=0&limit=10000)"}, 400)
+            return _json({"error": "since and limit must be integers, after a number "
+                                   "(GET /log?since=0&limit=10000&after=1764129600.5)"}, 400)
         if since < 0 or not 1 <= limit <= MAX_LOG_PAGE:
             return _json({"error": f"need since >= 0 and 1 <= limit <= {MAX_LOG_PAGE} (got since={since}, "
                                    f"limit={limit})"}, 400)
-        page = self._instance.log.since(since, limit)
+        log = self._instance.log
+        page = log.since(since if after is None else max(since, log.last_seq_at(after)), limit)
         return _json({"entries": [e.to_json() for e in page.entries], "next": page.next, "dropped": page.dropped,
                       **self._identity()})
 

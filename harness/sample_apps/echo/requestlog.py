@@ -92,6 +92,20 @@ class RequestLog:
         dropped = max(0, first - 1 - max(seq, self._cleared_through))
         return LogPage(entries, entries[-1].seq if entries else max(seq, self._last_seq), dropped)
 
+    def last_seq_at(self, time: float) -> int:
+        """The ``seq`` of the newest entry received at or before ``time``: a cursor for "what came after".
+
+        Scans from the newest entry back, so it costs as many steps as entries came after ``time``
+        (a reader asking for its own recent batch does not walk the whole buffer). Entries are
+        appended as requests arrive, so their times do not decrease (barring a wall-clock step).
+        """
+        for entry in reversed(self._entries):
+            if entry.time <= time:
+                return entry.seq
+        # Every kept entry came after ``time``; so may have evicted ones: a cursor before them lets
+        # ``since`` report them as dropped rather than skip them.
+        return self._cleared_through if self._entries else self._last_seq
+
     def clear(self) -> None:
         """Forget every entry; sequence numbers keep counting so old cursors stay meaningful."""
         self._entries.clear()

@@ -58,3 +58,28 @@ def test_echo_requestlog_shares_identical_header_sets() -> None:
 def test_echo_requestlog_rejects_zero_capacity() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         RequestLog(capacity=0)
+
+
+def test_echo_requestlog_cursor_at_a_time_skips_what_came_before() -> None:
+    log = RequestLog(capacity=100)
+    _fill(log, 10)  # entry seq k was received at time k - 1
+    assert log.last_seq_at(4.5) == 5
+    assert [e.request_id for e in log.since(log.last_seq_at(4.5), limit=100).entries] == [f"id-{i}" for i in range(5, 10)]
+    assert log.last_seq_at(4.0) == 5  # received at exactly that time counts as before
+    assert log.last_seq_at(99.0) == 10 and log.since(10, limit=100).entries == []
+    assert log.last_seq_at(-1.0) == 0 and len(log.since(0, limit=100).entries) == 10
+
+
+def test_echo_requestlog_cursor_before_evicted_entries_reports_them_dropped() -> None:
+    """When every kept entry came after the time, evicted ones may have too: never skip them silently."""
+    log = RequestLog(capacity=5)
+    _fill(log, 12)  # seq 8..12 kept (times 7..11), 1..7 evicted
+    assert log.since(log.last_seq_at(3.0), limit=100).dropped == 7
+    assert log.since(log.last_seq_at(8.5), limit=100).dropped == 0  # seq 9 (time 8) is kept: nothing unknown
+
+
+def test_echo_requestlog_cursor_after_clear() -> None:
+    log = RequestLog(capacity=5)
+    _fill(log, 3)
+    log.clear()
+    assert log.last_seq_at(0.0) == 3 and log.since(3, limit=10).dropped == 0

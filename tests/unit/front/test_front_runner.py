@@ -8,13 +8,14 @@ computed exactly from the design (``FractionDesign.operating``), so a seed chang
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
 from harness.errors import ConfigRejected, SyncTimeout
-from harness.mesh.base import Observation, SendSpec
+from harness.mesh.base import Observation, ReceivedRequest, SendSpec
 from harness.mesh.fake import FakeMesh, Handler, Reply, draw
-from harness.runner import MAX_BATCHES, MAX_STALE, run_case, run_check
+from harness.runner import CLOCK_SLACK_S, MAX_BATCHES, MAX_STALE, run_case, run_check
 from harness.settings import StatSettings
 from harness.stats.fractions import FractionDesign
 from tests.unit.front.front_builders import make_case, make_case_text, make_check
@@ -238,3 +239,21 @@ def test_runner_waits_out_policy_time_between_checks_and_not_against_the_deadlin
     assert [(r.outcome, r.requests) for r in results] == [("pass", 135), ("pass", 135)]
     assert events.index("sleep 2.5") == 135 and len(events) == 271  # after all of the first check's traffic, once
     assert results[1].seconds == pytest.approx(1.0)
+
+
+def test_runner_reads_app_logs_only_from_just_before_each_batch() -> None:
+    """A mesh that stays up logs every request of the run; a check reads only what came after it sent."""
+    case = make_case(one_check_case("{attempts: 1}"))
+    mesh = FakeMesh()
+    asked: list[float] = []
+    app_log = mesh.app_log
+
+    def recording(service: str, version: str | None = None, *, since: float = 0.0) -> list[ReceivedRequest]:
+        asked.append(since)
+        return app_log(service, version, since=since)
+
+    mesh.app_log = recording  # type: ignore[method-assign]
+    began = time.time()
+    (result,) = run_case(mesh, case, SETTINGS)
+    assert result.outcome == "pass"
+    assert asked and all(began - CLOCK_SLACK_S - 1.0 <= s <= time.time() for s in asked)
