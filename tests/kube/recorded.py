@@ -24,6 +24,8 @@ from kubernetes.client.rest import RESTResponse
 from harness.mesh.kube.api import KubeApi
 
 RECORDINGS = Path(__file__).parent / "recordings"
+#: The DestinationRule every shipped case uses (one subset per version of reviews), for configs that build on it.
+SUBSETS = (Path(__file__).resolve().parents[2] / "cases" / "manifests" / "reviews-subsets.yaml").read_text()
 
 
 def recording(name: str) -> Any:

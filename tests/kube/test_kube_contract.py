@@ -16,15 +16,9 @@ from harness.istio.load import load_objects
 from harness.mesh.base import Mesh, SendSpec
 from harness.topology import DEFAULT_TOPOLOGY
 from harness.yamlsource import load_documents
+from tests.kube.recorded import SUBSETS
 
-ROUTE_TO_V2 = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
----
+ROUTE_TO_V2 = SUBSETS + """---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}

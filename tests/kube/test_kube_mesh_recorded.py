@@ -22,18 +22,11 @@ from harness.mesh.kube.mesh import KubeMesh
 from harness.mesh.kube.session import running_istio
 from harness.topology import DEFAULT_TOPOLOGY
 from harness.yamlsource import load_documents
-from tests.kube.recorded import RecordedApiServer, RecordedProxy, recording
+from tests.kube.recorded import SUBSETS, RecordedApiServer, RecordedProxy, recording
 
 NS = "/api/v1/namespaces/default"
 ISTIO = "/apis/networking.istio.io/v1/namespaces/default"
-CANARY = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
----
+CANARY = SUBSETS + """---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}

@@ -43,7 +43,7 @@ from harness.mesh.kube.session import KubeOptions, open_kube_mesh
 from harness.mesh.kube.versions import DEFAULT_ISTIO_VERSION
 from harness.topology import DEFAULT_TOPOLOGY
 from harness.yamlsource import load_documents
-from tests.kube.recorded import RecordedApiServer, RecordedProxy, recording
+from tests.kube.recorded import SUBSETS, RecordedApiServer, RecordedProxy, recording
 from tests.kube.test_kube_commands import FakeRunner
 
 USER_KUBECONFIG = """\
@@ -94,14 +94,7 @@ KUBECTL_CONFIG_EDITS = {"config", "use-context", "set-context", "set-cluster", "
 KIND_WITHOUT_KUBECONFIG = {("get", "clusters"), ("load", "docker-image")}
 """kind subcommands that read and write no kubeconfig (they list node containers / copy an image into them)."""
 
-CANARY = """\
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
----
+CANARY = SUBSETS + """---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
