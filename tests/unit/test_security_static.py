@@ -250,34 +250,21 @@ def test_scan_covers_harness_and_bench() -> None:
     assert {"subprocess.run", "subprocess.Popen", "os.posix_spawn", "yaml.compose_all", "yaml.safe_load_all"} <= callees
 
 
-def test_no_shell_true_in_subprocess_calls() -> None:
-    found = violations(rule_no_shell_true)
-    assert not found, "shell=True runs a command string through /bin/sh; pass an argv list:\n" + "\n".join(found)
+RULE_ADVICE = [
+    pytest.param(rule_no_shell_true, "shell=True runs a command string through /bin/sh; pass an argv list", id="no-shell-true"),
+    pytest.param(rule_no_shell_functions, "use subprocess with an argv list instead", id="no-os-system-popen-getoutput"),
+    pytest.param(rule_argv_is_a_list, "build argv as a list of separate arguments, never as one string",
+                 id="argv-is-a-list"),
+    pytest.param(rule_yaml_loaded_safely, "use yaml.safe_load / Loader=yaml.SafeLoader", id="safe-yaml"),
+    pytest.param(rule_no_unpickling, "read data as JSON or YAML (safe), never unpickle it", id="no-unpickling"),
+    pytest.param(rule_no_eval_exec, "never run text as code", id="no-eval-exec"),
+]
 
 
-def test_no_os_system_popen_commands_or_getoutput() -> None:
-    found = violations(rule_no_shell_functions)
-    assert not found, "use subprocess with an argv list instead:\n" + "\n".join(found)
-
-
-def test_subprocess_argv_is_a_list_not_a_string() -> None:
-    found = violations(rule_argv_is_a_list)
-    assert not found, "build argv as a list of separate arguments, never as one string:\n" + "\n".join(found)
-
-
-def test_yaml_is_loaded_with_safe_loaders_only() -> None:
-    found = violations(rule_yaml_loaded_safely)
-    assert not found, "use yaml.safe_load / Loader=yaml.SafeLoader:\n" + "\n".join(found)
-
-
-def test_no_pickle_or_marshal_loads() -> None:
-    found = violations(rule_no_unpickling)
-    assert not found, "read data as JSON or YAML (safe), never unpickle it:\n" + "\n".join(found)
-
-
-def test_no_eval_or_exec() -> None:
-    found = violations(rule_no_eval_exec)
-    assert not found, "never run text as code:\n" + "\n".join(found)
+@pytest.mark.parametrize(("rule", "advice"), RULE_ADVICE)
+def test_rule_holds_over_harness_and_bench(rule: Rule, advice: str) -> None:
+    found = violations(rule)
+    assert not found, f"{advice}:\n" + "\n".join(found)
 
 
 # --- each rule can fail, and leaves safe code alone --------------------------------------------
