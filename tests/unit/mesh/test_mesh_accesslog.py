@@ -15,6 +15,7 @@ from harness.mesh.local.accesslog import (
     BatchJoin,
     LogEntry,
     Unclaimed,
+    decode_lines,
     parse_entry,
     split_lines,
 )
@@ -130,3 +131,14 @@ def test_accesslog_reader_waits_for_the_file_and_refuses_garbage(tmp_path: Path)
     path.write_text("not json\n")
     with pytest.raises(MeshError, match=r"access log .*access\.log: a line is not JSON .*'not json'"):
         reader.take({"a": 1})
+
+
+def test_accesslog_decode_names_the_one_bad_line_of_a_batch(tmp_path: Path) -> None:
+    """A batch is decoded in one go; when that fails the bad line is found and named."""
+    good = json.dumps(line("a")).encode()
+    assert decode_lines([good, good], tmp_path / "x.log") == [line("a"), line("a")]
+    with pytest.raises(MeshError, match=r"x\.log: a line is not a JSON object: b'\[1\]'"):
+        decode_lines([good, b"[1]", good], tmp_path / "x.log")
+    with pytest.raises(MeshError, match=r"x\.log: a line is not JSON \(Extra data.*"):
+        decode_lines([good + b"," + good], tmp_path / "x.log")  # two objects on one line
+    assert decode_lines([], tmp_path / "x.log") == []
