@@ -169,11 +169,13 @@ class FractionJudge:
 class _UntilCounterexample:
     """Judges of "every (matching) request has X": ``target`` requests, stopping at the first counterexample."""
 
-    target: int
-    n: int
-    counts: Counter[str]
-    counterexample: Counterexample | None
-    design: AllDesign
+    def __init__(self, design: AllDesign, count: int | None) -> None:
+        self.design = design
+        self.target = design.n if count is None else count
+        self.n = 0
+        self.counts: Counter[str] = Counter()
+        """Categories of the requests counted (for a filtered judge: the matching ones only)."""
+        self.counterexample: Counterexample | None = None
 
     @property
     def power(self) -> float:
@@ -226,12 +228,8 @@ class EveryJudge(_UntilCounterexample):
 
     def __init__(self, expectation: Expectation, design: AllDesign, count: int | None = None) -> None:
         assert expectation.every is not None
+        super().__init__(design, count)
         self.expectation = expectation
-        self.design = design
-        self.target = design.n if count is None else count
-        self.n = 0
-        self.counts: Counter[str] = Counter()
-        self.counterexample: Counterexample | None = None
 
     @property
     def power(self) -> float:
@@ -268,13 +266,8 @@ class WhereJudge(_UntilCounterexample):
     that of the matching requests alone, which the evidence states."""
 
     def __init__(self, expectation: Where, design: AllDesign, count: int | None = None) -> None:
+        super().__init__(design, count)
         self.expectation = expectation
-        self.design = design
-        self.target = design.n if count is None else count
-        self.n = 0
-        self.counts: Counter[str] = Counter()
-        """Categories of the matching requests only."""
-        self.counterexample: Counterexample | None = None
 
     @property
     def matched(self) -> int:
