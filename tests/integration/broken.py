@@ -1,4 +1,4 @@
-"""What every broken-variant test shares: the shipped cases, loading one check, and running it
+"""What the broken-variant and policy tests share: the shipped cases, loading a case or one check, running it
 against deliberately wrong config exactly as ``mesh-harness run`` would (same runner, same settings)."""
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ class Variant:
     why: str
 
 
+def load_case(file: str, name: str) -> Case:
+    return next(c for c in load_case_file(CASES / file) if c.name == name)
+
+
 def load_check(file: str, case_name: str, check_name: str) -> tuple[Case, Check]:
     case = next(c for c in load_case_file(CASES / file) if c.name == case_name)
     return case, next(c for c in case.checks if c.name == check_name)
@@ -46,3 +50,26 @@ def run_broken(mesh: LocalMesh, case: Case, check: Check, objects: list[IstioObj
 def failed_fields(result: CheckResult) -> set[str]:
     assert result.verdict is not None
     return {e.field for e in result.verdict.evidence if e.outcome == "fail"}
+
+
+def reviews_vs(rules: str) -> str:
+    """The subsets DestinationRule plus a VirtualService for reviews whose ``http`` is ``rules`` (flow YAML)."""
+    return SUBSETS + f"""
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews}}
+spec: {{hosts: [reviews], http: {rules}}}
+"""
+
+
+def destination_rule(traffic_policy: str) -> str:
+    """A DestinationRule for reviews with ``traffic_policy`` (flow-style YAML)."""
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: reviews}}
+spec:
+  host: reviews
+  trafficPolicy: {traffic_policy}
+"""

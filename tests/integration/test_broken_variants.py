@@ -12,30 +12,22 @@ P(not fail), and the test then asserts the verdict is ``fail``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import pytest
 
-from harness.case import Case, load_case_file
+from harness.case import Case
 from harness.istio.model import IstioObject
 from harness.mesh.local.mesh import LocalMesh
 from harness.runner import CheckResult, run_check
-from harness.settings import StatSettings
 from harness.stats import operating_characteristics
 from harness.verdict import FractionJudge, make_judges
+from tests.integration.broken import SETTINGS, SUBSETS, load_case
 
 pytestmark = pytest.mark.envoy
 
-CASES = Path(__file__).resolve().parents[2] / "cases"
-SUBSETS = CASES / "manifests" / "reviews-subsets.yaml"
-SETTINGS = StatSettings()  # the defaults of `mesh-harness run` and the pytest plugin
 FALSE_PASS_BOUND = 1e-6
 
 MakeObjects = Callable[[str], list[IstioObject]]  # the conftest fixture ``make_objects``
-
-
-def load_case(file: str, name: str) -> Case:
-    return next(c for c in load_case_file(CASES / file) if c.name == name)
 
 
 def split_config(weights: Mapping[str, int], subsets: tuple[str, ...] = ("v1", "v2")) -> str:
@@ -119,7 +111,7 @@ def test_broken_header_route_fails_at_the_first_counterexample(clean_mesh: Local
     """rui's /v1/login request goes to v1 instead of v2: deterministic, the very first response fails it."""
     case = load_case("header-route.yaml", "header-route")
     assert case.checks[0].name == "rui on /v1/login reaches v2"
-    broken = SUBSETS.read_text() + """
+    broken = SUBSETS + """
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

@@ -16,23 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from harness.case import Case, load_case_file
+from harness.case import Case
 from harness.istio.model import IstioObject
 from harness.mesh.base import SyncToken
 from harness.mesh.local.mesh import LocalMesh
 from harness.runner import CheckResult, run_check
-from harness.settings import StatSettings
 from harness.topology import DEFAULT_TOPOLOGY, Client, Topology
+from tests.integration.broken import SETTINGS, SUBSETS, destination_rule, load_case
 
 pytestmark = pytest.mark.envoy
 
-CASES = Path(__file__).resolve().parents[2] / "cases"
-SUBSETS = (CASES / "manifests" / "reviews-subsets.yaml").read_text()
-SETTINGS = StatSettings()  # the defaults of `mesh-harness run` and the pytest plugin
 
 MakeObjects = Callable[[str], list[IstioObject]]  # the conftest fixture ``make_objects``
 
@@ -51,22 +47,6 @@ def mesh(local_mesh: LocalMesh, empty_config: SyncToken) -> Iterator[LocalMesh]:
     file share their apps instead of restarting them twice per test."""
     yield local_mesh
     local_mesh.revert(empty_config)
-
-
-def load_case(file: str, name: str) -> Case:
-    return next(c for c in load_case_file(CASES / file) if c.name == name)
-
-
-def destination_rule(traffic_policy: str) -> str:
-    """A DestinationRule for reviews with ``traffic_policy`` (flow-style YAML)."""
-    return f"""
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: reviews}}
-spec:
-  host: reviews
-  trafficPolicy: {traffic_policy}
-"""
 
 
 def virtual_service(name: str, spec: str, metadata: str = "") -> str:

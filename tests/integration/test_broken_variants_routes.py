@@ -27,7 +27,7 @@ from harness.istio.model import IstioObject
 from harness.mesh.local.mesh import LocalMesh
 from harness.stats import operating_characteristics
 from harness.verdict import EveryJudge, FractionJudge, make_judges
-from tests.integration.broken import SETTINGS, SUBSETS, Variant, failed_fields, load_check, run_broken
+from tests.integration.broken import SETTINGS, Variant, failed_fields, load_check, reviews_vs, run_broken
 
 pytestmark = pytest.mark.envoy
 
@@ -38,17 +38,6 @@ def variant_id(v: Variant) -> str:
 FALSE_PASS_BOUND = 1e-6
 
 MakeObjects = Callable[[str], list[IstioObject]]  # the conftest fixture ``make_objects``
-
-
-def reviews_vs(rules: str) -> str:
-    """The subsets DestinationRule plus a VirtualService for reviews whose ``http`` is ``rules`` (flow YAML)."""
-    return SUBSETS + f"""
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: reviews}}
-spec: {{hosts: [reviews], http: {rules}}}
-"""
 
 
 V1 = "[{destination: {host: reviews, subset: v1}}]"

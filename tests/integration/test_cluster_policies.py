@@ -17,6 +17,7 @@ from harness.mesh.base import Observation, SendSpec
 from harness.mesh.local.mesh import LocalMesh
 from harness.mesh.local.translate import names
 from harness.topology import Service, Topology
+from tests.integration.broken import destination_rule
 
 pytestmark = pytest.mark.envoy
 
@@ -27,18 +28,6 @@ WAIT_S = 10.0  # bound on the test's own waits; each is for something that takes
 ONE_V1 = Topology(services=(Service("reviews", versions=("v1",)),))
 
 MakeObjects = Callable[[str], list[IstioObject]]  # the conftest fixture ``make_objects``
-
-
-def destination_rule(traffic_policy: str) -> str:
-    """A DestinationRule for reviews with ``traffic_policy`` (flow-style YAML)."""
-    return f"""
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: reviews}}
-spec:
-  host: reviews
-  trafficPolicy: {traffic_policy}
-"""
 
 
 def send(mesh: LocalMesh, count: int, concurrency: int, headers: tuple[tuple[str, str], ...] = ()) -> list[Observation]:
