@@ -101,6 +101,8 @@ _BOUNDS = {
 def _type_hint(kind: str, got: Any) -> str:
     if kind == "string_type" and isinstance(got, int | float | bool):
         return f'; quote it: "{show(got)}"'
+    if kind in ("int_type", "int_parsing") and isinstance(got, str) and got.strip().lstrip("-").isdigit():
+        return f"; write it without quotes: {got.strip()}"
     if kind in ("tuple_type", "list_type") and isinstance(got, str | int | float):
         return f"; write a list, e.g. [{got}]"
     return ""
