@@ -13,9 +13,10 @@ import pytest
 from harness.case import load_case_file
 from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.istio.load import load_object
-from harness.mesh.kube.apply import plan, to_manifest
+from harness.istio.manifest import to_manifest
+from harness.mesh.kube.apply import plan
 from harness.mesh.kube.manifests import RenderOptions, namespaces, render_namespace, render_topology
-from harness.mesh.kube.sync import sentinel_service_entry, sentinels
+from harness.mesh.sentinels import sentinel_service_entry, sentinels
 from harness.mesh.kube.versions import KIND_NODE_IMAGES
 from harness.topology import DEFAULT_TOPOLOGY, Client, Service, ServicePort, Topology
 from harness.yamlsource import Document

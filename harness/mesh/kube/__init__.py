@@ -10,8 +10,7 @@
 | ``image.py`` | the echo image: tag, docker build / push, loaded by ``kindcluster`` |
 | ``manifests.py`` | Namespaces, Services, Deployments of a topology (pure dicts) |
 | ``api.py`` | server-side apply, get, list, delete, pod logs through the kubernetes client |
-| ``apply.py`` | Istio objects back to the YAML the user wrote; apply/delete plan (pure) |
-| ``sync.py`` | sentinel objects and config_dump checks that tell a sidecar took a config (pure) |
+| ``apply.py`` | the apply/delete plan between two object sets (pure; objects render with ``harness.istio.manifest``) |
 | ``podlog.py`` | reading container logs in increments (pure) |
 | ``portforward.py`` | ``kubectl port-forward pod/...`` with bounded readiness |
 | ``mesh.py`` | ``KubeMesh``: the Mesh interface on Kubernetes |

@@ -7,7 +7,7 @@ istiod translates, real Istio sidecars route; the harness only writes objects an
   client sidecars to hold exactly the new endpoints (``/clusters`` of each client's admin API);
 * ``apply``/``revert``: the case's Istio objects, server-side applied or deleted (``apply.py``),
   then the sentinels of the new version; returns when every client sidecar's config_dump holds
-  them (``sync.py``). A webhook denial or an Envoy rejection (``error_state``) restores the previous
+  them (``harness/mesh/sentinels.py``). A webhook denial or an Envoy rejection (``error_state``) restores the previous
   objects and raises ``ConfigRejected`` with istiod's or Envoy's message;
 * ``send``: ForwardEcho on the client pod (its control port through a pod port-forward), so the
   traffic leaves through the client's own sidecar; Envoy's response flags come from the sidecar's
@@ -36,9 +36,10 @@ from harness.errors import ConfigRejected, MeshError, SyncTimeout
 from harness.istio.model import IstioObject
 from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
 from harness.mesh.cleanup import run_all
-from harness.mesh.kube import sync
+from harness.mesh import sentinels
 from harness.mesh.kube.api import ApiError, KubeApi, describe
-from harness.mesh.kube.apply import Key, plan, to_manifest
+from harness.istio.manifest import to_manifest
+from harness.mesh.kube.apply import Key, plan
 from harness.mesh.kube.manifests import (
     CONTROL_PORT,
     INSTANCE_LABEL,
@@ -241,14 +242,14 @@ class KubeMesh:
         labels = {RUN_LABEL: self._render.run_id}
         spaces = sorted({c.namespace for c in self._clients.values()})
         for namespace in spaces:
-            for sentinel in sync.sentinels(namespace, version, labels):
+            for sentinel in sentinels.sentinels(namespace, version, labels):
                 self._api.apply(sentinel)
         deadline = time.monotonic() + self._sync_timeout_s
         pending = dict(self._clients)
-        last: dict[str, sync.SyncState] = {}
+        last: dict[str, sentinels.SyncState] = {}
         for _ in range(int(self._sync_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
             for name, client in list(pending.items()):
-                state = sync.sync_state(self._admin_json(client, "/config_dump"), client.namespace, version)
+                state = sentinels.sync_state(self._admin_json(client, "/config_dump"), client.namespace, version)
                 last[name] = state
                 if state.rejected:
                     raise ConfigRejected(f"{client.pod} ({name})", "config", str(version), "; ".join(state.rejected))
@@ -282,7 +283,7 @@ class KubeMesh:
             self._created_namespaces.append(real)
         for client in topology.clients:
             namespace = self._render.namespace(client.namespace)
-            self._api.apply(sync.sentinel_service_entry(namespace, {RUN_LABEL: self._render.run_id}))
+            self._api.apply(sentinels.sentinel_service_entry(namespace, {RUN_LABEL: self._render.run_id}))
 
     def _delete_unwanted(self, wanted: list[dict[str, Any]]) -> None:
         keep = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in wanted}

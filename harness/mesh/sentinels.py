@@ -1,4 +1,6 @@
-"""Knowing when the client sidecars run the applied config: sentinel objects and config_dump checks (pure).
+"""Knowing when sidecars run the applied config: sentinel objects and config_dump checks (pure).
+
+Shared by the meshes where istiod configures the sidecars (kind/cluster, and the local mesh's istiod plane).
 
 Istio has no "applied and ACKed" signal to wait on (``istioctl x wait`` was removed in 1.23 and
 Istio's own tests retry the traffic instead: istio-semantics.md 6.4). The harness writes, after
