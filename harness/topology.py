@@ -13,19 +13,71 @@ DEFAULT_NAMESPACE = "default"
 CLUSTER_DOMAIN = "svc.cluster.local"
 
 
+ISTIO_PORT_PROTOCOLS = {
+    "tcp": "TCP",
+    "udp": "UDP",
+    "grpc": "GRPC",
+    "http": "HTTP",
+    "http_proxy": "HTTP_PROXY",
+    "http2": "HTTP2",
+    "https": "HTTPS",
+    "tls": "TLS",
+    "mongo": "Mongo",
+    "redis": "Redis",
+    "mysql": "MySQL",
+}
+"""istiod's ``protocol.Parse`` (``pkg/config/protocol/instance.go``): lower-cased name -> canonical protocol.
+Its ``"grpc-web"`` case cannot match a port-name prefix (cut at the first ``-``), and its ``"DoubleHBONE"``
+case never matches a lower-cased string, so neither is listed; ``ConvertProtocol`` finds GRPC-Web itself."""
+GRPC_WEB = "GRPC-Web"
+WELL_KNOWN_TCP_PORTS = frozenset({25, 53, 3306, 27017})
+"""SMTP, DNS, MySQL, MongoDB: ``ConvertProtocol`` makes an unknown name on these ports TCP (no sniffing)."""
+HTTP_ISTIO_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", GRPC_WEB})
+"""Protocols whose port istiod serves with an HTTP connection manager (``IsHTTP``, less ``HTTP_PROXY``,
+which is for Sidecar egress listeners, not service ports)."""
+
+
+def _go_lower(s: str) -> str:
+    """Go's ``strings.ToLower`` (simple case mapping): as ``str.lower`` except U+0130 becomes a plain ``i``."""
+    return "".join("i" if c == "\u0130" else c.lower() for c in s)
+
+
 @dataclass(frozen=True)
 class ServicePort:
-    """A named service port; the name carries the protocol as in Kubernetes (``http``, ``grpc``)."""
+    """A named service port; the name carries the protocol as in Kubernetes (``http``, ``grpc``, ``tcp-db``)."""
 
     name: str
     number: int
 
     @property
+    def istio_protocol(self) -> str | None:
+        """The protocol istiod gives this Kubernetes service port (TCP, no ``appProtocol``), or None when
+        istiod has none for it and sniffs the protocol (``UnsupportedProtocol``).
+
+        Exactly ``kube.ConvertProtocol`` (``pkg/config/kube/conversion.go``) as
+        ``serviceregistry/kube/conversion.go:convertPort`` calls it: a name starting with ``grpc-web``
+        in any case is ``"GRPC-Web"``; otherwise the part before the first ``-``, lower-cased, is looked
+        up in ``protocol.Parse``'s table (``"TCP"``, ``"UDP"``, ``"GRPC"``, ``"HTTP"``, ``"HTTP_PROXY"``,
+        ``"HTTP2"``, ``"HTTPS"``, ``"TLS"``, ``"Mongo"``, ``"Redis"``, ``"MySQL"``: ``ISTIO_PORT_PROTOCOLS``);
+        an unknown name is ``"TCP"`` on the well-known ports 25, 53, 3306 and 27017 and None elsewhere.
+        The values are what a ServiceEntry ``ports[].protocol`` field takes (``protocol.Parse`` reads it back).
+        """
+        head = self.name[: len(GRPC_WEB)]
+        if head.isascii() and head.lower() == GRPC_WEB.lower():
+            return GRPC_WEB
+        found = ISTIO_PORT_PROTOCOLS.get(_go_lower(self.name.split("-", 1)[0]))
+        if found is None and self.number in WELL_KNOWN_TCP_PORTS:
+            return "TCP"
+        return found
+
+    @property
     def protocol(self) -> str:
-        """Istio's protocol selection by port name: ``grpc*`` is gRPC, ``http2`` is HTTP/2, else HTTP."""
-        if self.name == "grpc" or self.name.startswith("grpc-"):
+        """What the app behind the port speaks, from ``istio_protocol``: ``grpc`` for GRPC and GRPC-Web,
+        ``http2`` for HTTP2, else ``http`` (the echo app's HTTP port also serves TCP and sniffed ports)."""
+        istio = self.istio_protocol
+        if istio in ("GRPC", GRPC_WEB):
             return "grpc"
-        if self.name == "http2" or self.name.startswith("http2-"):
+        if istio == "HTTP2":
             return "http2"
         return "http"
 

@@ -36,7 +36,7 @@ from harness.mesh.local.translate.names import ANY_PROTO_MODULES
 from harness.mesh.local.translate.routes import RouteContext
 from harness.mesh.local.translate.select import selected_gateways, sidecar_virtual_services
 from harness.mesh.local.translate.service_entry import ExternalHost, dns_cluster, external_hosts
-from harness.mesh.local.translate.support import unsupported_issues
+from harness.mesh.local.translate.support import topology_issues, unsupported_issues
 from harness.mesh.local.translate.traffic_policy import DestinationRules
 from harness.mesh.local.translate.versions import Behaviour, behaviour_for
 from harness.mesh.local.translate.vhosts import translate_route_config
@@ -49,6 +49,7 @@ __all__ = [
     "Resource",
     "TranslateInput",
     "translate",
+    "topology_issues",
     "translate_gateway",
     "unsupported_issues",
 ]
@@ -113,7 +114,7 @@ def translate_gateway(inp: TranslateInput) -> EnvoyResources:
 def _checked(inp: TranslateInput) -> tuple[Behaviour, list[ExternalHost]]:
     """The emulated release's behaviour and the ServiceEntry hosts; UnsupportedError with every issue."""
     behaviour = behaviour_for(inp.istio_version)
-    issues = unsupported_issues(inp.objects, behaviour)
+    issues = [*topology_issues(inp.topology), *unsupported_issues(inp.objects, behaviour)]
     external, unserved = external_hosts(inp.objects, inp.topology)
     if issues or unserved:
         raise UnsupportedError([*issues, *unserved])

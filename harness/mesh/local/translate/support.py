@@ -12,6 +12,14 @@ ports of MESH_EXTERNAL hosts with resolution STATIC or DNS and one endpoint ``12
 case's external app, ``service_entry.py``); anything else is refused. VirtualService wildcard hosts
 are translated on gateways only.
 
+Service ports (``topology_issues``): istiod reads a port's protocol from its name
+(``ServicePort.istio_protocol``). Only HTTP, HTTP2, GRPC and GRPC-Web ports are translated; a TCP-like
+port (``tcp``, ``https``, ``tls``, ``mongo``, ``mysql``, ``redis``, ``udp``...) would be a TCP proxy on
+Istio, where VirtualService ``http`` rules do not apply, and a port with an unknown name (``web``) is
+sniffed (HTTP inspector, a per-service route config whose virtual host matches any domain, upstream
+HTTP/1.1 or HTTP/2 as the client spoke, TCP fallback). The builtin translator reproduces neither, so
+both are refused; the istiod control plane and the kind mesh run them.
+
 Refused by release: fields the emulated Istio does not have yet (its
 CRD would reject them), such as ``redirect.prefixRewrite`` before 1.31.
 
@@ -43,6 +51,7 @@ from harness.istio.model import (
 )
 from harness.istio.semantics import binds_to_sidecars
 from harness.mesh.local.translate.versions import Behaviour
+from harness.topology import HTTP_ISTIO_PROTOCOLS, Topology
 from harness.yamlsource import PathKey, format_path
 
 NOT_YET = "not supported by the local mesh yet; run with --mesh kind"
@@ -97,6 +106,34 @@ def unsupported_issues(objects: Sequence[IstioObject], behaviour: Behaviour | No
         for path, message in _findings(obj, behaviour):
             file, line = (obj.source.file, obj.source.line_of(path)) if obj.source else (None, None)
             issues.append(Issue(message, file=file, line=line, obj=obj.ref, path=format_path(path)))
+    return issues
+
+
+def topology_issues(topology: Topology) -> list[Issue]:
+    """One Issue per port of a mesh service whose Istio protocol is not HTTP-like (``HTTP_ISTIO_PROTOCOLS``).
+
+    External apps are left out: a ServiceEntry's own ``protocol`` decides there (``_service_entry``).
+    """
+    issues: list[Issue] = []
+    for service in topology.services:
+        if service.external:
+            continue
+        for port in service.ports:
+            protocol = port.istio_protocol
+            if protocol in HTTP_ISTIO_PROTOCOLS:
+                continue
+            if protocol is None:
+                meaning = ("a name Istio does not know, so Istio sniffs the protocol on it (HTTP inspector with a "
+                           "per-service route config, TCP fallback)")
+            else:
+                meaning = (f"protocol {protocol} to Istio, which proxies it as "
+                           f"{'UDP' if protocol == 'UDP' else 'TCP'} (VirtualService http rules do not apply)")
+            issues.append(Issue(
+                f"port {port.name!r} ({port.number}) of service {service.name!r} is {meaning}; the builtin "
+                f"translator reproduces HTTP ports only (names http, http2, grpc, grpc-web, or one of them "
+                f"followed by -suffix): rename the port, or run with --control-plane istiod or --mesh kind",
+                path=f"services.{service.name}.ports",
+            ))
     return issues
 
 
