@@ -7,15 +7,19 @@ messages that name the child.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import selectors
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import IO, TypeVar
 
 _T = TypeVar("_T")
+PR_SET_PDEATHSIG = 1
 
 
 class OutputTimeout(Exception):
@@ -59,3 +63,26 @@ def stop(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout_s)
+
+
+def die_with_parent() -> tuple[list[str], Callable[[], None] | None]:
+    """How to make the child receive SIGKILL when its parent dies: a command prefix or a ``preexec_fn``.
+
+    Linux only. util-linux ``setpriv --pdeathsig`` is preferred: it keeps ``fork()`` out of this
+    process (with a ``preexec_fn`` Python must fork, and gRPC's fork handlers then log a warning
+    while the control plane runs). Without setpriv, a ``preexec_fn`` calls ``prctl`` itself, with
+    libc resolved here, in the parent; if the parent already died by then, the child kills itself.
+    """
+    if not sys.platform.startswith("linux"):
+        return [], None
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--"], None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:
+        if prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return [], set_pdeathsig

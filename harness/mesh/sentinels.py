@@ -34,26 +34,43 @@ def sync_cluster(namespace: str, version: int) -> str:
     return f"outbound|{SYNC_PORT}|v{version}|{sync_host(namespace)}"
 
 
-def sentinel_service_entry(namespace: str, labels: dict[str, str]) -> dict[str, Any]:
-    """The host the sentinels route to; visible only in ``namespace`` (``exportTo: ["."]``)."""
+def sentinel_service_entry(namespace: str, labels: dict[str, str], export_to: str = ".") -> dict[str, Any]:
+    """The host the sentinels route to; visible only in ``namespace`` (``exportTo: ["."]``) unless
+    ``export_to`` says ``*`` (one istiod per mesh: the local istiod plane)."""
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "ServiceEntry",
         "metadata": {"name": SYNC_NAME, "namespace": namespace, "labels": labels},
-        "spec": {"hosts": [sync_host(namespace)], "exportTo": ["."], "location": "MESH_INTERNAL",
+        "spec": {"hosts": [sync_host(namespace)], "exportTo": [export_to], "location": "MESH_INTERNAL",
                  "resolution": "STATIC", "ports": [{"number": SYNC_PORT, "name": "http", "protocol": "HTTP"}]},
     }
 
 
-def sentinels(namespace: str, version: int, labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The VirtualService and DestinationRule stamped with ``version`` (applied after the case's objects)."""
+def sentinel_gateway(namespace: str, selector: dict[str, str], bind: str) -> dict[str, Any]:
+    """A Gateway server for the sentinel host, so that a gateway's route table carries the sentinel route too."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": SYNC_NAME, "namespace": namespace},
+        "spec": {"selector": selector, "servers": [{"port": {"number": SYNC_PORT, "name": "http", "protocol": "HTTP"},
+                                                    "hosts": [sync_host(namespace)], "bind": bind}]},
+    }
+
+
+def sentinels(namespace: str, version: int, labels: dict[str, str], *, export_to: str = ".",
+              gateways: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The VirtualService and DestinationRule stamped with ``version`` (applied after the case's objects).
+    ``gateways``: Gateways (``namespace/name``) the VirtualService binds to besides the sidecars."""
     host, tag = sync_host(namespace), f"v{version}"
     meta = {"name": SYNC_NAME, "namespace": namespace, "labels": labels}
+    vs_spec: dict[str, Any] = {"hosts": [host], "exportTo": [export_to],
+                               "http": [{"name": tag, "route": [{"destination": {"host": host}}]}]}
+    if gateways:
+        vs_spec["gateways"] = ["mesh", *gateways]
     return [
-        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": meta,
-         "spec": {"hosts": [host], "exportTo": ["."], "http": [{"name": tag, "route": [{"destination": {"host": host}}]}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": meta, "spec": vs_spec},
         {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": meta,
-         "spec": {"host": host, "exportTo": ["."], "subsets": [{"name": tag, "labels": {SYNC_LABEL: tag}}]}},
+         "spec": {"host": host, "exportTo": [export_to], "subsets": [{"name": tag, "labels": {SYNC_LABEL: tag}}]}},
     ]
 
 
@@ -81,13 +98,18 @@ def sync_state(config_dump: dict[str, Any], namespace: str, version: int) -> Syn
         if kind == "RoutesConfigDump":
             for entry in config.get("dynamic_route_configs", []):
                 for vhost in entry.get("route_config", {}).get("virtual_hosts", []):
-                    if host in vhost.get("domains", []) and any(r.get("name") == tag for r in vhost.get("routes", [])):
+                    if _serves(vhost.get("domains", []), host) and any(r.get("name") == tag for r in vhost.get("routes", [])):
                         has_route = True
         elif kind == "ClustersConfigDump":
             has_cluster = has_cluster or any(c.get("cluster", {}).get("name") == cluster
                                              for c in config.get("dynamic_active_clusters", []))
         rejected += [f"{kind.removesuffix('ConfigDump')} {name}: {detail}" for name, detail in _errors(config)]
     return SyncState(has_route, has_cluster, tuple(rejected))
+
+
+def _serves(domains: list[str], host: str) -> bool:
+    """A sidecar's vhost lists the host itself; a gateway's lists ``host`` and ``host:*``."""
+    return host in domains or f"{host}:*" in domains
 
 
 def _errors(node: Any, name: str = "?") -> Iterator[tuple[str, str]]:

@@ -5,20 +5,15 @@ so that several Envoys can share a machine, ``--concurrency 1`` to leave the sec
 machine to the traffic generator and apps, and admin on 127.0.0.1 port 0 whose real port is read
 back from ``--admin-address-path``. File access logs are flushed every ``ACCESS_LOG_FLUSH_MS``
 instead of Envoy's default 10 s, so the mesh can read them right after a batch of traffic.
-On Linux the child gets ``PR_SET_PDEATHSIG(SIGKILL)``: if the harness dies, so does its Envoy.
+On Linux the child gets ``PR_SET_PDEATHSIG(SIGKILL)`` (``childproc.die_with_parent``): if the harness dies, so does its Envoy.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import shutil
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self
@@ -26,6 +21,7 @@ from typing import Any, BinaryIO, Self
 import httpx
 
 from harness.errors import MeshError, ProcessError
+from harness.mesh.childproc import die_with_parent
 from harness.mesh.local import typeurls
 from harness.mesh.local.envoy_binary import find_envoy
 
@@ -36,15 +32,15 @@ _POLL_S = 0.005
 _ADMIN_TIMEOUT_S = 5.0
 _STOP_TIMEOUT_S = 5.0
 _TAIL_BYTES = 64 * 1024
-_PR_SET_PDEATHSIG = 1
 
 
-def make_bootstrap(node_id: str, cluster: str, xds_port: int) -> dict[str, Any]:
-    """The bootstrap of a sidecar that gets everything else over ADS from 127.0.0.1:``xds_port``."""
+def make_bootstrap(node_id: str, cluster: str, xds_port: int, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The bootstrap of a sidecar that gets everything else over ADS from 127.0.0.1:``xds_port``.
+    ``metadata``: node metadata (istiod reads the proxy's namespace, labels and addresses from it)."""
     ads_source = {"ads": {}, "resource_api_version": "V3"}
     xds_address = {"socket_address": {"address": "127.0.0.1", "port_value": xds_port}}
     return {
-        "node": {"id": node_id, "cluster": cluster},
+        "node": {"id": node_id, "cluster": cluster, **({"metadata": metadata} if metadata else {})},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "dynamic_resources": {
             "ads_config": {
@@ -97,7 +93,12 @@ class EnvoyProcess:
         workdir: str | os.PathLike[str],
         binary: str | os.PathLike[str] | None = None,
         log_level: str = "warning",
+        metadata: dict[str, Any] | None = None,
+        access_log_on_stdout: bool = False,
     ) -> None:
+        """``access_log_on_stdout``: the control plane points access logs at ``/dev/stdout`` (istiod with
+        mesh config ``accessLogFile: /dev/stdout``, as on a cluster); Envoy's stdout then goes to
+        ``access_log_path``, where the mesh reads it either way."""
         if log_level not in LOG_LEVELS:
             raise MeshError(f"Envoy log level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
         self.node_id = node_id
@@ -106,12 +107,15 @@ class EnvoyProcess:
         self.workdir = Path(workdir)
         self.binary = find_envoy(binary)
         self.log_level = log_level
+        self.metadata = metadata
+        self._access_log_on_stdout = access_log_on_stdout
         self.bootstrap_path = self.workdir / "bootstrap.json"
         self.log_path = self.workdir / "envoy.log"
         self.access_log_path = self.workdir / "access.log"
         self._admin_address_path = self.workdir / "admin-address"
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: BinaryIO | None = None
+        self._stdout: BinaryIO | None = None
         self._admin: httpx.Client | None = None
         self._admin_url: str | None = None
 
@@ -138,9 +142,9 @@ class EnvoyProcess:
         if self._process is not None:
             raise ProcessError(f"Envoy {self.node_id} was already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.bootstrap_path.write_text(json.dumps(make_bootstrap(self.node_id, self.cluster, self.xds_port), indent=1))
+        self.bootstrap_path.write_text(json.dumps(make_bootstrap(self.node_id, self.cluster, self.xds_port, self.metadata), indent=1))
         self._admin_address_path.unlink(missing_ok=True)
-        prefix, preexec = _die_with_parent()
+        prefix, preexec = die_with_parent()
         command = [
             *prefix,
             os.fspath(self.binary),
@@ -153,17 +157,18 @@ class EnvoyProcess:
             "--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS),
         ]  # fmt: skip
         self._stderr = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        self._stdout = open(self.access_log_path, "ab") if self._access_log_on_stdout else None  # noqa: SIM115
         try:
             self._process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
+                stdout=self._stdout or subprocess.DEVNULL,
                 stderr=self._stderr,
                 preexec_fn=preexec,  # noqa: PLW1509 (only without setpriv; it does no locking)
                 close_fds=True,
             )
         except OSError as exc:
-            self._stderr.close()
+            self._close_output()
             raise ProcessError(f"could not start Envoy {self.node_id} ({self.binary}): {exc}") from exc
         self._admin = httpx.Client(trust_env=False, timeout=_ADMIN_TIMEOUT_S)
         return self
@@ -200,12 +205,17 @@ class EnvoyProcess:
 
     def listener_ports(self) -> dict[str, int]:
         """Listener name -> the port it is bound to (for listeners configured with port 0)."""
+        return {name: port for name, (_ip, port) in self.listener_addresses().items()}
+
+    def listener_addresses(self) -> dict[str, tuple[str, int]]:
+        """Listener name -> the (address, port) it is bound to."""
         body = self.admin_json("/listeners?format=json")
-        return {
-            status["name"]: int(status["local_address"]["socket_address"]["port_value"])
-            for status in body.get("listener_statuses", [])
-            if "socket_address" in status.get("local_address", {})
-        }
+        out: dict[str, tuple[str, int]] = {}
+        for status in body.get("listener_statuses", []):
+            socket = status.get("local_address", {}).get("socket_address")
+            if socket is not None:
+                out[status["name"]] = (str(socket.get("address", "")), int(socket["port_value"]))
+        return out
 
     def stats(self) -> dict[str, int]:
         """Every counter and gauge by name (histograms are left out)."""
@@ -254,9 +264,13 @@ class EnvoyProcess:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+        self._close_output()
+
+    def _close_output(self) -> None:
+        for stream in (self._stderr, self._stdout):
+            if stream is not None:
+                stream.close()
+        self._stderr = self._stdout = None
 
     def log_tail(self, n: int = 40) -> str:
         """The last ``n`` lines of Envoy's log (and stderr), for error messages."""
@@ -272,26 +286,3 @@ class EnvoyProcess:
         if self._process is None:
             raise ProcessError(f"Envoy {self.node_id} is not started; call start() first")
         return self._process
-
-
-def _die_with_parent() -> tuple[list[str], Callable[[], None] | None]:
-    """How to make the child receive SIGKILL when its parent dies: a command prefix or a ``preexec_fn``.
-
-    Linux only. util-linux ``setpriv --pdeathsig`` is preferred: it keeps ``fork()`` out of this
-    process (with a ``preexec_fn`` Python must fork, and gRPC's fork handlers then log a warning
-    while the control plane runs). Without setpriv, a ``preexec_fn`` calls ``prctl`` itself, with
-    libc resolved here, in the parent; if the parent already died by then, the child kills itself.
-    """
-    if not sys.platform.startswith("linux"):
-        return [], None
-    setpriv = shutil.which("setpriv")
-    if setpriv is not None:
-        return [setpriv, "--pdeathsig", "KILL", "--"], None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def set_pdeathsig() -> None:
-        if prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return [], set_pdeathsig

@@ -1,15 +1,15 @@
-"""LocalMesh: the embedded mesh. Wires translate -> snapshot -> xDS -> Envoy, plus the app processes.
+"""LocalMesh: the embedded mesh. Runs the apps and Envoys; a control plane (``plane.py``) configures them.
 
 Each client workload gets an echo app (its ForwardEcho is where traffic starts) and a real Envoy
-as its sidecar, configured over ADS by our control plane with what istiod would send it. Service
-instances are echo apps on 127.0.0.1; a case's URL (``http://reviews:9080/``) is sent through
-the client's sidecar listener for port 9080 with the Host header kept, which is what iptables
-and the outbound listener do in a pod.
+as its sidecar, configured over ADS by the control plane: the builtin translator
+(``builtin_plane.py``) or real istiod (``istiod/plane.py``). Service instances are echo apps on
+127.0.0.1; a case's URL (``http://reviews:9080/``) is sent to the client's sidecar listener for
+port 9080 with the Host header kept, which is what iptables and the outbound listener do in a pod.
 
-Config versions only grow: every push (deploy, apply, revert, NACK rollback) gets the next one,
-stamped on every route, so traffic served by an older config is recognisable. A version is used
-up once it was pushed, even when the push timed out: the xDS server sends a (version, names) pair
-only once, so reusing a number would leave a node on stale content.
+Config versions only grow: every push (deploy, apply, revert, NACK rollback) gets the next one
+(the builtin plane stamps it on every route, so traffic served by an older config is
+recognisable). A version is used up once it was pushed, even when the push timed out: the xDS
+server sends a (version, names) pair only once, so reusing a number would leave a node on stale content.
 
 What only Envoy knows about a request (response flags, the endpoint it chose) comes from the
 client sidecar's access log, joined to the batch by ``x-request-id`` (``accesslog.py``). Whether
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
-from harness.errors import ConfigRejected, MeshError, ProcessError, SyncTimeout
+from harness.errors import ConfigRejected, MeshError, ProcessError, SyncTimeout, ValidationError
 from harness.istio.model import Gateway, IstioObject
 from harness.mesh.base import (
     MeshInfo,
@@ -54,18 +54,11 @@ from harness.mesh.base import (
 from harness.mesh.cleanup import run_all
 from harness.mesh.local.accesslog import AccessLogReader, BatchJoin, read_all
 from harness.mesh.local.apps import AppProcess
-from harness.mesh.local.controlplane import ControlPlane
+from harness.mesh.local.builtin_plane import BuiltinPlane
 from harness.mesh.local.envoy import ACCESS_LOG_FLUSH_MS, XDS_CLUSTER, EnvoyProcess
 from harness.mesh.local.envoy_binary import envoy_version, find_envoy
-from harness.mesh.local.translate import (
-    DEFAULT_ISTIO_VERSION,
-    Endpoint,
-    EnvoyResources,
-    TranslateInput,
-    names,
-    translate,
-    translate_gateway,
-)
+from harness.mesh.local.plane import Instance, Plane, PlaneName, Wanted
+from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
 from harness.mesh.local.workdir import make_workdir
 from harness.mesh.local.xds import TypeStatus
 from harness.topology import INGRESS_GATEWAY, Client, Topology
@@ -129,16 +122,22 @@ class LocalMesh:
         sync_timeout_s: float = SYNC_TIMEOUT_S,
         envoy_log_level: str = "warning",
         distinct_source_ips: bool = False,
+        control_plane: PlaneName = "builtin",
+        istiod_binary: str | None = None,
+        istiod_version: str | None = None,
     ) -> None:
         """``distinct_source_ips``: client ``i`` of the topology sends from 127.0.0.(1+i) instead of
-        127.0.0.1, so that ``useSourceIp`` hashing can tell clients apart (see ``source_ip``)."""
+        127.0.0.1, so that ``useSourceIp`` hashing can tell clients apart (see ``source_ip``).
+        ``control_plane``: ``builtin`` (our translator, emulating ``istio_version``) or ``istiod`` (the
+        build of ``istiod_version`` cached by ``mesh-harness istiod build``, or ``istiod_binary``)."""
         self._binary = find_envoy(envoy_binary)
+        self._plane: Plane = _make_plane(control_plane, istio_version, sync_timeout_s, istiod_binary, istiod_version)
         self._istio_version = istio_version
         self._sync_timeout_s = sync_timeout_s
         self._log_level = envoy_log_level
         self._lock = threading.Lock()
         self._workdir: Path | None = None
-        self._control: ControlPlane | None = None
+        self._plane_started = False
         self._topology: Topology | None = None
         self._apps: dict[str, AppProcess] = {}  # instance name -> process
         self._labels: dict[str, tuple[str, str]] = {}  # instance name -> (service, version)
@@ -147,8 +146,8 @@ class LocalMesh:
         self._sidecars: dict[str, EnvoyProcess] = {}  # client workload (or GATEWAY) -> its Envoy
         self._access_logs: dict[str, AccessLogReader] = {}  # client workload (or GATEWAY) -> its Envoy's log
         self._distinct_source_ips = distinct_source_ips
-        self._listener_ports: dict[str, dict[int, int]] = {}  # client (or GATEWAY) -> port -> bound port
-        self._listener_names: dict[str, frozenset[str]] = {}  # client (or GATEWAY) -> listeners last pushed
+        self._listeners: dict[str, dict[int, tuple[str, int]]] = {}  # client (or GATEWAY) -> port -> bound (ip, port)
+        self._listener_names: dict[str, frozenset[str] | None] = {}  # client (or GATEWAY) -> listeners last pushed
         self._objects: dict[tuple[str, str, str], IstioObject] = {}
         self._version = 0
         self._closed = False
@@ -160,8 +159,8 @@ class LocalMesh:
         atexit.register(self.close)  # before anything exists, so that an interrupt from here on cleans up
         try:
             self._workdir = make_workdir()
-            self._control = ControlPlane()
-            self._control.start()
+            self._plane_started = True
+            self._plane.start(self._workdir)
         except BaseException:
             self.close()
             raise
@@ -182,8 +181,8 @@ class LocalMesh:
         processes: list[AppProcess | EnvoyProcess] = [*self._sidecars.values(), *self._clients.values(),
                                                       *self._apps.values()]
         stops: list[Callable[[], None]] = [p.stop for p in processes]
-        if self._control is not None:
-            stops.append(self._control.close)
+        if self._plane_started:
+            stops.append(self._plane.close)
         try:
             run_all(stops)  # one stuck process must not keep the others (or the work dir) alive
         finally:
@@ -193,7 +192,16 @@ class LocalMesh:
     def info(self) -> MeshInfo:
         if self._envoy_version is None:
             self._envoy_version = envoy_version(self._binary)
-        return MeshInfo(kind="local", istio_version=self._istio_version, envoy_version=self._envoy_version)
+        istio = self._istio_version
+        build = getattr(self._plane, "build", None)
+        if build is not None:
+            istio = f"istiod {build.label}"
+        return MeshInfo(kind="local", istio_version=istio, envoy_version=self._envoy_version)
+
+    @property
+    def control_plane(self) -> PlaneName:
+        """``builtin`` or ``istiod``: what configures this mesh's Envoys."""
+        return self._plane.name
 
     @property
     def config_version(self) -> int:
@@ -210,9 +218,12 @@ class LocalMesh:
         for client, sidecar in self._sidecars.items():
             process = GATEWAY if client == GATEWAY else f"sidecar-{client}"
             pids[process] = sidecar.pid
-            ports.update({f"{process}/{port}": bound for port, bound in self._listener_ports.get(client, {}).items()})
-        if self._control is not None:
-            ports["xds"] = self._control.port
+            ports.update({f"{process}/{port}": bound for port, (_ip, bound) in self._listeners.get(client, {}).items()})
+        if self._plane_started:
+            ports["xds"] = self._plane.xds_port
+            istiod = getattr(self._plane, "istiod", None)
+            if istiod is not None:
+                pids["istiod"] = istiod.pid
         return LocalInventory(pids=pids, ports=ports, workdir=self.workdir)
 
     @property
@@ -290,9 +301,9 @@ class LocalMesh:
         if proxy == GATEWAY and GATEWAY not in self._sidecars:
             raise MeshError(f"{spec.url}: send via gateway, but no ingress gateway runs; apply a Gateway "
                             "(selector: {istio: ingressgateway}) or deploy a topology with gateway=True")
-        bound = self._listener_ports.get(proxy, {}).get(port)
+        bound = self._listeners.get(proxy, {}).get(port)
         if bound is None:
-            ports = ", ".join(str(p) for p in sorted(self._listener_ports.get(proxy, {}))) or "none"
+            ports = ", ".join(str(p) for p in sorted(self._listeners.get(proxy, {}))) or "none"
             if proxy == GATEWAY:
                 raise MeshError(f"{spec.url}: the ingress gateway has no listener on port {port} (its ports: {ports}); "
                                 "a Gateway selecting it (istio: ingressgateway) needs a server on that port")
@@ -302,7 +313,7 @@ class LocalMesh:
         try:
             mark = (self._access_logs[proxy].count_lines(), self._requests_counted(proxy))
             observations = client.control.forward(
-                spec, connect_to=f"127.0.0.1:{bound}", capture_headers=spec.capture_headers,
+                spec, connect_to=f"{bound[0]}:{bound[1]}", capture_headers=spec.capture_headers,
                 source_ip=None if source_ip == DEFAULT_SOURCE_IP else source_ip)
             joined = self._join_access_log(proxy, observations, mark)
         except MeshError as exc:
@@ -375,13 +386,19 @@ class LocalMesh:
 
     def xds_status(self, workload: str) -> Mapping[str, TypeStatus]:
         """Per xDS type: what the control plane sent the workload's sidecar, and what it ACKed or NACKed."""
-        if self._control is None:
+        if not self._plane_started:
             raise MeshError("the local mesh is not running; call start() first")
-        return self._control.status(self._node_id(workload))
+        return self._plane.status(workload)
 
     def gateway_ports(self) -> dict[int, int]:
-        """The ingress gateway's listeners: server port -> the port bound on 127.0.0.1 (empty when none runs)."""
-        return dict(self._listener_ports.get(GATEWAY, {}))
+        """The ingress gateway's listeners: server port -> the port bound (empty when none runs)."""
+        return {port: bound for port, (_ip, bound) in self._listeners.get(GATEWAY, {}).items()}
+
+    def listener_address(self, workload: str, port: int) -> str | None:
+        """``ip:port`` of ``workload``'s listener for service port ``port`` (the gateway: server port), if it has one.
+        Builtin: 127.0.0.1 and a port of the kernel's choosing; istiod: the proxy's own address and ``port``."""
+        bound = self._listeners.get(workload, {}).get(port)
+        return None if bound is None else f"{bound[0]}:{bound[1]}"
 
     def app_log(self, service: str, version: str | None = None, *, since: float = 0.0) -> list[ReceivedRequest]:
         """The apps share this machine's clock, so ``since`` is exact: each app skips older entries itself."""
@@ -402,7 +419,7 @@ class LocalMesh:
 
     def _drop_proxy(self, name: str) -> EnvoyProcess:
         """Forget a sidecar (or the gateway) and what was read from it; the caller stops it."""
-        self._listener_ports.pop(name, None)
+        self._listeners.pop(name, None)
         self._listener_names.pop(name, None)
         self._access_logs.pop(name)
         return self._sidecars.pop(name)
@@ -441,16 +458,20 @@ class LocalMesh:
         )
 
     def _requests_counted(self, client: str) -> int:
-        """Envoy's count of downstream requests on the client's outbound listeners (one log line each)."""
-        stats = _admin_stats(self._sidecars[client], r"downstream_rq_total$")
-        return sum(stats.get(f"http.{names.hcm_stat_prefix(port)}.downstream_rq_total", 0)
-                   for port in self._listener_ports.get(client, {}))
+        """Envoy's count of downstream requests on the client's listeners (one log line each): every
+        HTTP connection manager but the admin API's."""
+        stats = _admin_stats(self._sidecars[client], r"^http\..*downstream_rq_total$")
+        return sum(value for name, value in stats.items() if name != "http.admin.downstream_rq_total")
 
     def _new_gateway(self) -> EnvoyProcess:
         """The ingress gateway's Envoy (no app), not started yet."""
-        assert self._control is not None
-        return EnvoyProcess(node_id=INGRESS_GATEWAY.node_id, cluster=GATEWAY, xds_port=self._control.port,
-                            workdir=self.workdir / GATEWAY, binary=self._binary, log_level=self._log_level)
+        return self._new_envoy(GATEWAY, INGRESS_GATEWAY, self.workdir / GATEWAY)
+
+    def _new_envoy(self, name: str, client: Client, workdir: Path) -> EnvoyProcess:
+        node = self._plane.node(name, client)
+        return EnvoyProcess(node_id=node.node_id, cluster=name, xds_port=self._plane.xds_port, workdir=workdir,
+                            binary=self._binary, log_level=self._log_level, metadata=node.metadata,
+                            access_log_on_stdout=self._plane.access_log_on_stdout)
 
     def _start_processes(self, topology: Topology, apps: dict[str, tuple[str, str]], clients: Sequence[Client],
                          sidecars: Sequence[Client]) -> None:
@@ -487,26 +508,22 @@ class LocalMesh:
                 self._clients[service] = proc
         if failure is not None:
             raise failure
-        assert self._control is not None
         for client in sidecars:
             sidecar_dir = workdir / f"sidecar-{client.name}"
             sidecar_dir.mkdir(exist_ok=True)  # a client that left and came back reuses it
-            sidecar = EnvoyProcess(
-                node_id=client.node_id, cluster=client.name, xds_port=self._control.port,
-                workdir=sidecar_dir, binary=self._binary, log_level=self._log_level,
-            )
+            sidecar = self._new_envoy(client.name, client, sidecar_dir)
             self._sidecars[client.name] = sidecar
             self._access_logs[client.name] = AccessLogReader(sidecar.access_log_path)
             sidecar.start()  # it turns ready once its first config is ACKed (see _push)
 
     def _push(self, objects: dict[tuple[str, str, str], IstioObject], *, topology_changed: bool = False) -> None:
-        """Translate for every proxy, push as the next version, wait for ACKs; roll back on NACK.
+        """Have the control plane configure every proxy as the next version; wait until they run it.
 
         Listeners depend on the services, ServiceEntry ports and Gateway servers, not on the
-        config version (translate/listeners.py), so their bound ports are read back from Envoy's
-        admin API after a deploy and whenever a proxy's set of listeners changed.
+        config version, so their bound addresses are read back from Envoy's admin API after a
+        deploy and whenever a proxy's set of listeners may have changed.
         """
-        assert self._topology is not None and self._control is not None
+        assert self._topology is not None
         version = self._version + 1
         wants_gateway = self._topology.gateway or any(isinstance(o, Gateway) for o in objects.values())
         proxies = dict(self._sidecars)
@@ -514,74 +531,45 @@ class LocalMesh:
         dead = {name for name, proxy in proxies.items() if proxy.exit_code is not None}
         if wants_gateway and GATEWAY not in proxies:
             proxies[GATEWAY] = self._new_gateway()
-        # may raise: nothing pushed, nothing started
-        resources = {name: self._translate(name, proxy, objects, version) for name, proxy in proxies.items()}
+        wanted = Wanted(topology=self._topology, objects=tuple(objects.values()), instances=self._instances(),
+                        proxies=proxies, live=tuple(n for n in proxies if n not in dead), version=version)
+        self._plane.check(wanted)  # may raise: nothing pushed, nothing started
         if GATEWAY in proxies and GATEWAY not in self._sidecars:
             self._sidecars[GATEWAY] = gateway = proxies[GATEWAY]
             self._access_logs[GATEWAY] = AccessLogReader(gateway.access_log_path)
             gateway.start()  # it turns ready once its first config is ACKed
         self._version = version  # used up from here on, whatever the outcome (module docstring)
         try:
-            self._sync({n: r for n, r in resources.items() if n not in dead}, version)
+            self._plane.sync(wanted)
         except SyncTimeout as exc:
             self._raise_if_dead(f"config version {version} not ACKed, a process of the mesh exited", exc)
             raise
-        except ConfigRejected:
-            # Every proxy goes back to its last ACKed snapshot, under a fresh version number.
-            self._version = rollback = version + 1
-            nodes = [self._node_id(n) for n in self._sidecars if n not in dead]
-            self._control.rollback(nodes, str(rollback))
-            self._control.wait_synced(nodes, str(rollback), self._sync_timeout_s)
+        except (ConfigRejected, ValidationError):
+            self._version = version + 1  # the previous config, restored under the next version
             raise
         self._objects = dict(objects)
-        for name, res in resources.items():
-            listeners = frozenset(str(listener["name"]) for listener in res.listeners)
-            if name in dead:
-                continue
-            if topology_changed or self._listener_names.get(name) != listeners:
+        for name in wanted.live:
+            listeners = self._plane.expected_listeners(name)
+            if topology_changed or listeners is None or self._listener_names.get(name) != listeners:
                 self._sidecars[name].wait_ready(READY_TIMEOUT_S)
-                self._listener_ports[name] = self._wait_listeners(name, listeners)
+                self._listeners[name] = self._wait_listeners(name, listeners)
                 self._listener_names[name] = listeners
 
-    def _wait_listeners(self, name: str, listeners: frozenset[str]) -> dict[int, int]:
-        """Bound ports of ``listeners`` (by port), once Envoy shows every one of them bound and none warming."""
+    def _wait_listeners(self, name: str, listeners: frozenset[str] | None) -> dict[int, tuple[str, int]]:
+        """Bound addresses of ``listeners`` (by service port), once Envoy shows every one of them bound
+        and none warming; ``None``: every listener the proxy has then."""
         proxy = self._sidecars[name]
         deadline = time.monotonic() + READY_TIMEOUT_S
         for _ in range(int(READY_TIMEOUT_S / _LISTENER_POLL_S) + 2):  # bounded by the deadline below, too
-            bound = proxy.listener_ports()
+            bound = proxy.listener_addresses()
             warming = _admin_stats(proxy, r"^listener_manager\.total_listeners_warming$")
-            if listeners <= set(bound) and not any(warming.values()):
-                return _ports_by_service_port({n: p for n, p in bound.items() if n in listeners})
+            if (listeners is None or listeners <= set(bound)) and not any(warming.values()):
+                return _by_service_port({n: a for n, a in bound.items() if listeners is None or n in listeners})
             if time.monotonic() >= deadline:
                 break
             time.sleep(_LISTENER_POLL_S)
-        raise SyncTimeout(f"{name}: listeners {', '.join(sorted(listeners))} not all bound and warm after "
+        raise SyncTimeout(f"{name}: listeners {', '.join(sorted(listeners or ['(any)']))} not all bound and warm after "
                           f"{READY_TIMEOUT_S:g}s (bound: {', '.join(sorted(bound)) or 'none'}; warming: {warming})")
-
-    def _sync(self, resources: dict[str, EnvoyResources], version: int) -> None:
-        assert self._control is not None
-        for name, res in resources.items():
-            self._control.push(self._node_id(name), res, str(version))
-        self._control.wait_synced([self._node_id(n) for n in resources], str(version), self._sync_timeout_s)
-
-    def _translate(
-        self, name: str, proxy: EnvoyProcess, objects: dict[tuple[str, str, str], IstioObject], version: int
-    ) -> EnvoyResources:
-        """The config of a client's sidecar, or of the gateway (``GATEWAY``)."""
-        assert self._topology is not None
-        is_gateway = name == GATEWAY
-        return (translate_gateway if is_gateway else translate)(TranslateInput(
-            topology=self._topology,
-            client=INGRESS_GATEWAY if is_gateway else self._client(name),
-            endpoints=self._endpoints(self._topology),
-            objects=tuple(objects.values()),
-            config_version=version,
-            access_log_path=str(proxy.access_log_path),
-            istio_version=self._istio_version,
-        ))
-
-    def _node_id(self, proxy: str) -> str:
-        return INGRESS_GATEWAY.node_id if proxy == GATEWAY else self._client(proxy).node_id
 
     def _client(self, name: str) -> Client:
         assert self._topology is not None
@@ -589,19 +577,9 @@ class LocalMesh:
         assert client is not None, name
         return client
 
-    def _endpoints(self, topology: Topology) -> dict[tuple[str, int], list[Endpoint]]:
-        out: dict[tuple[str, int], list[Endpoint]] = {}
-        for name, (service_name, version) in sorted(self._labels.items()):
-            service = topology.service(service_name)
-            if service is None:
-                continue
-            app = self._apps[name]
-            for port in service.ports:
-                real = app.grpc_port if port.protocol == "grpc" else app.http_port
-                labels = {"app": service_name, "version": version}
-                out.setdefault((service_name, port.number), []).append(Endpoint("127.0.0.1", real, labels, name))
-        return out
-
+    def _instances(self) -> dict[str, Instance]:
+        return {name: Instance(svc, ver, self._apps[name].http_port, self._apps[name].grpc_port)
+                for name, (svc, ver) in sorted(self._labels.items())}
 
 def _knobs_of(topology: Topology, instance: str) -> dict[str, str]:
     """The echo defaults ``topology`` gives ``instance`` (``Service.instance_knobs``)."""
@@ -643,11 +621,25 @@ def _admin_stats(sidecar: EnvoyProcess, regex: str) -> dict[str, int]:
     return {e["name"]: e["value"] for e in body.get("stats", []) if isinstance(e.get("value"), int)}
 
 
-def _ports_by_service_port(listener_ports: dict[str, int]) -> dict[int, int]:
-    """Sidecar listener name (``0.0.0.0_9080``) -> bound port, re-keyed by the service port."""
-    out: dict[int, int] = {}
-    for name, bound in listener_ports.items():
-        _, _, port = name.rpartition("_")
-        if port.isdigit() and names.listener(int(port)) == name:
-            out[int(port)] = bound
+def _by_service_port(listeners: dict[str, tuple[str, int]]) -> dict[int, tuple[str, int]]:
+    """Listener name (``0.0.0.0_9080``, istiod's ``127.3.4.10_9080``) -> bound address, re-keyed by the
+    service port; the wildcard address is reached on 127.0.0.1."""
+    out: dict[int, tuple[str, int]] = {}
+    for name, (ip, bound) in listeners.items():
+        address, _, port = name.rpartition("_")
+        if port.isdigit() and address.count(".") == 3:
+            out[int(port)] = ("127.0.0.1" if ip == "0.0.0.0" else ip, bound)
     return out
+
+
+def _make_plane(name: PlaneName, istio_version: str, sync_timeout_s: float, istiod_binary: str | None,
+                istiod_version: str | None) -> Plane:
+    """The control plane ``name``; istiod's build is located (not built) here, so a missing one fails fast."""
+    if name == "builtin":
+        return BuiltinPlane(istio_version, sync_timeout_s)
+    if name == "istiod":
+        from harness.mesh.local.istiod.build import locate_istiod
+        from harness.mesh.local.istiod.plane import IstiodPlane
+
+        return IstiodPlane(locate_istiod(istiod_version, istiod_binary), sync_timeout_s)
+    raise MeshError(f"unknown control plane {name!r}; expected builtin or istiod")

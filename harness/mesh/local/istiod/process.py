@@ -1,0 +1,180 @@
+"""One istiod (``pilot-discovery discovery``) process without Kubernetes, and reads from its debug API.
+
+istiod reads Istio objects from a directory it watches (``--configDir``, an empty ``--registries=``)
+and serves xDS in plain gRPC on 127.0.0.1. The settings (``ISTIOD_ENV`` and the flags in ``start``)
+keep it to what upstream Envoy and a loopback machine can take:
+
+- ``PILOT_ENABLE_ALPN_FILTER=false``, ``PILOT_ENABLE_METADATA_EXCHANGE=false``: istiod would add the
+  ``istio.alpn`` and ``istio.metadata_exchange`` filters, which only istio-proxy's Envoy build has;
+  upstream Envoy rejects them. They serve mTLS ALPN and telemetry, no traffic policy.
+- ``ENABLE_CA_SERVER=false``, no ``--secureGRPCAddr``: no certificates, no TLS xDS port.
+- ``PILOT_DEBOUNCE_AFTER=10ms`` (default 100 ms), ``PILOT_ENABLE_EDS_DEBOUNCE=false``: a case's
+  config reaches the sidecars in tens of milliseconds instead of hundreds; what is pushed is the same.
+
+Ports are chosen by the kernel (``127.0.0.1:0``) and read back from istiod's own log lines, so
+several meshes can run side by side. The gRPC port opens only once istiod's caches synced: its line
+is the readiness signal (``/ready`` needs a Kubernetes client and answers 503 forever here).
+Like Envoy, istiod gets ``PR_SET_PDEATHSIG``: if the harness dies, so does istiod.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+
+from harness.errors import ProcessError
+from harness.mesh.childproc import die_with_parent, stop
+
+ISTIOD_ENV = {
+    "POD_NAMESPACE": "istio-system",
+    "ENABLE_CA_SERVER": "false",
+    "PILOT_ENABLE_ALPN_FILTER": "false",
+    "PILOT_ENABLE_METADATA_EXCHANGE": "false",
+    "PILOT_DEBOUNCE_AFTER": "10ms",
+    "PILOT_DEBOUNCE_MAX": "500ms",
+    "PILOT_ENABLE_EDS_DEBOUNCE": "false",
+}
+START_TIMEOUT_S = 30.0
+_STOP_TIMEOUT_S = 5.0
+_HTTP_TIMEOUT_S = 5.0
+_POLL_S = 0.01
+_TAIL_BYTES = 64 * 1024
+_GRPC_LINE = re.compile(rb"starting gRPC discovery service at (127\.0\.0\.1:\d+)")
+_HTTP_LINE = re.compile(rb"starting HTTP service at (127\.0\.0\.1:\d+)")
+RELOAD_FAILED = "unable to reload file configuration"
+"""istiod's log line when a file in its config directory is invalid: it keeps its previous state."""
+
+
+class IstiodProcess:
+    """``pilot-discovery`` watching ``config_dir`` with mesh config ``mesh_config``; logs to ``log_path``."""
+
+    def __init__(self, binary: Path, config_dir: Path, mesh_config: Path, log_path: Path) -> None:
+        self.binary = binary
+        self.config_dir = config_dir
+        self.mesh_config = mesh_config
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
+        self._http: httpx.Client | None = None
+        self.grpc_address = ""
+        self.http_address = ""
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise ProcessError("istiod is not started")
+        return self._process.pid
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    @property
+    def grpc_port(self) -> int:
+        return int(self.grpc_address.rpartition(":")[2])
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Spawn istiod; returns once it serves xDS (its gRPC port is open), or raises ProcessError."""
+        prefix, preexec = die_with_parent()
+        command = [
+            *prefix, os.fspath(self.binary), "discovery",
+            "--registries=",
+            f"--configDir={self.config_dir}",
+            f"--meshConfig={self.mesh_config}",
+            f"--networksConfig={self.config_dir.parent / 'no-mesh-networks'}",
+            "--domain=cluster.local",
+            "--clusterID=Kubernetes",
+            "--httpAddr=127.0.0.1:0",
+            "--grpcAddr=127.0.0.1:0",
+            "--monitoringAddr=",
+            "--secureGRPCAddr=",
+            "--httpsAddr=",
+            "--ctrlz_port=0",
+            "--keepaliveMaxServerConnectionAge=876000h",
+        ]  # fmt: skip
+        env = {**_base_env(), **ISTIOD_ENV}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        try:
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                             env=env, preexec_fn=preexec, close_fds=True)  # noqa: PLW1509
+        except OSError as exc:
+            self._log.close()
+            raise ProcessError(f"could not start istiod ({self.binary}): {exc}") from exc
+        self._wait_serving(timeout_s)
+        self._http = httpx.Client(base_url=f"http://{self.http_address}", trust_env=False, timeout=_HTTP_TIMEOUT_S)
+
+    def _wait_serving(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for _ in range(int(timeout_s / _POLL_S) + 2):  # bounded by the deadline below, too
+            text = self.log_path.read_bytes()
+            grpc, http = _GRPC_LINE.search(text), _HTTP_LINE.search(text)
+            if grpc and http:
+                self.grpc_address, self.http_address = grpc.group(1).decode(), http.group(1).decode()
+                return
+            code = self.exit_code
+            if code is not None:
+                raise ProcessError(f"istiod exited with code {code} before it served xDS\n{self.log_tail()}")
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_POLL_S)
+        self.stop()
+        raise ProcessError(f"istiod did not open its xDS port within {timeout_s:g}s\n{self.log_tail()}")
+
+    def debug(self, path: str) -> Any:
+        """GET istiod's debug endpoint ``path`` (``/debug/syncz``, ``/debug/configz``) as JSON."""
+        if self._http is None:
+            raise ProcessError("istiod is not started")
+        try:
+            response = self._http.get(path)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ProcessError(f"istiod {path} failed: {exc}\n{self.log_tail()}") from exc
+
+    def syncz(self) -> list[dict[str, Any]]:
+        """Per connected proxy: what istiod sent and what the proxy ACKed, per xDS type, and the last NACK."""
+        body = self.debug("/debug/syncz")
+        return body if isinstance(body, list) else []
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        """What istiod logged after byte ``offset`` (for a failed reload's reason)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return log.read(_TAIL_BYTES).decode(errors="replace")
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - _TAIL_BYTES))
+                lines = log.read().decode(errors="replace").splitlines()[-n:]
+        except FileNotFoundError:
+            return f"(no log at {self.log_path})"
+        return f"last {len(lines)} lines of {self.log_path}:\n" + "\n".join(lines)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a bound; idempotent."""
+        if self._process is not None:
+            stop(self._process, _STOP_TIMEOUT_S)
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _base_env() -> dict[str, str]:
+    """The harness's environment without anything that points istiod at a Kubernetes cluster."""
+    return {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
