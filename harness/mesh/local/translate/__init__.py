@@ -62,11 +62,11 @@ def translate(inp: TranslateInput) -> EnvoyResources:
     does not reproduce, and ``ValueError`` for an ``istio_version`` that is not ``1.x[.y]``.
     """
     behaviour, external = _checked(inp)
-    clusters, load_assignments = _clusters(inp, behaviour, external)
+    rules = _destination_rules(inp, behaviour, external)
+    clusters, load_assignments = _clusters(inp, behaviour, external, rules)
     services = [s for s in inp.topology.services if not s.external]
     ports = sorted({*inp.topology.service_ports(), *(p.number for e in external for p in e.ports)})
     virtual_services = sidecar_virtual_services(inp.objects)
-    rules = DestinationRules(inp.objects, inp.client.namespace)
     route_configs = tuple(
         translate_route_config(
             [s for s in services if s.port(port) is not None],
@@ -91,8 +91,8 @@ def translate_gateway(inp: TranslateInput) -> EnvoyResources:
     Raises as ``translate`` does.
     """
     behaviour, external = _checked(inp)
-    clusters, load_assignments = _clusters(inp, behaviour, external)
-    rules = DestinationRules(inp.objects, inp.client.namespace)
+    rules = _destination_rules(inp, behaviour, external)
+    clusters, load_assignments = _clusters(inp, behaviour, external, rules)
     only_ports = {s.fqdn: s.ports[0].number for s in inp.topology.services if not s.external and len(s.ports) == 1}
     only_ports.update({e.host: e.ports[0].number for e in external if len(e.ports) == 1})
     by_port = servers_by_port(selected_gateways(inp.objects, inp.client))
@@ -121,11 +121,18 @@ def _checked(inp: TranslateInput) -> tuple[Behaviour, list[ExternalHost]]:
     return behaviour, external
 
 
+def _destination_rules(inp: TranslateInput, behaviour: Behaviour, external: list[ExternalHost]) -> DestinationRules:
+    """The proxy's DR lookup over the hosts it sees: mesh services and its ServiceEntry hosts."""
+    namespaces = {s.fqdn: s.namespace for s in inp.topology.services if not s.external}
+    namespaces.update({e.host: e.namespace for e in external})
+    return DestinationRules(inp.objects, inp.client.namespace, namespaces, behaviour.dr_merge_by_export_to)
+
+
 def _clusters(
-    inp: TranslateInput, behaviour: Behaviour, external: list[ExternalHost]
+    inp: TranslateInput, behaviour: Behaviour, external: list[ExternalHost], rules: DestinationRules
 ) -> tuple[tuple[Resource, ...], tuple[Resource, ...]]:
     """CDS and EDS: a DNS cluster carries its endpoints inline, every other cluster gets a ClusterLoadAssignment."""
-    built = translate_clusters(inp.topology, inp.client, inp.objects, behaviour, external)
+    built = translate_clusters(inp.topology, inp.client, inp.objects, behaviour, external, rules)
     clusters: list[Resource] = []
     assignments: list[Resource] = []
     for c in built:

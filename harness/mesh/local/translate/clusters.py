@@ -60,13 +60,15 @@ def translate_clusters(
     objects: Sequence[IstioObject],
     behaviour: Behaviour,
     external: Sequence[ExternalHost] = (),
+    rules: DestinationRules | None = None,
 ) -> list[BuiltCluster]:
     """Every outbound cluster for ``client``'s proxy: mesh services, then ServiceEntry hosts (``external``).
 
     Clusters come per service in topology order, then per port, the default cluster before the
-    subsets in DR order. The DR lookup depends on the client's namespace, so clusters are per node.
+    subsets in DR order. The DR lookup depends on the client's namespace, so clusters are per node
+    (``rules``: the proxy's lookup; by default one built from ``objects`` for ``client``'s namespace).
     """
-    rules = DestinationRules(objects, client.namespace)
+    rules = rules or DestinationRules(objects, client.namespace)
     hosts = [(s.fqdn, s.name, s.ports, False) for s in topology.services if not s.external]
     hosts += [(e.host, e.service, e.ports, e.dns) for e in external]
     out: list[BuiltCluster] = []

@@ -9,8 +9,9 @@ among themselves by name and namespace, as istiod does for equal timestamps.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from harness.istio.model import DestinationRule, Gateway, IstioObject, Subset, VirtualService
+from harness.istio.model import DestinationRule, Gateway, IstioObject, Subset, TrafficPolicy, VirtualService
 from harness.istio.semantics import (
     binds_to_sidecars,
     creation_order,
@@ -20,6 +21,9 @@ from harness.istio.semantics import (
 from harness.topology import Client
 
 ROOT_NAMESPACE = "istio-system"
+PUBLIC = "*"
+PRIVATE = "."
+"""``exportTo`` values: every namespace, the object's own namespace (``pkg/config/visibility``)."""
 
 
 def sidecar_virtual_services(objects: Sequence[IstioObject]) -> list[VirtualService]:
@@ -53,28 +57,116 @@ def gateway_virtual_services(objects: Sequence[IstioObject], name: str) -> list[
     return sorted(out, key=creation_order)
 
 
-def destination_rule_subsets(
-    objects: Sequence[IstioObject], fqdn: str, client_namespace: str, service_namespace: str
-) -> tuple[DestinationRule, list[Subset]] | None:
-    """The DR a sidecar in ``client_namespace`` applies to ``fqdn`` and its merged subsets, or None.
+@dataclass
+class ConsolidatedRule:
+    """istiod's ``ConsolidatedDestRule``: DestinationRules for one host merged oldest first (subsets
+    concatenated, a repeated subset name keeping its first definition, the first top-level
+    ``trafficPolicy``); the oldest DR names it."""
 
-    Lookup as istiod's ``SidecarScope.DestinationRule`` for an exact host: DRs in the client's
-    namespace first, else the service's namespace, else the root namespace (reference section 3.1).
-    Several DRs in the chosen namespace are merged oldest first: subsets concatenated, a repeated
-    subset name keeps the first definition; the oldest DR names the merged rule, as in istiod.
+    rule: DestinationRule
+    export_to: frozenset[str]
+    subsets: list[Subset] = field(default_factory=list)
+    traffic_policy: TrafficPolicy | None = None
+
+    @classmethod
+    def of(cls, rule: DestinationRule, export_to: frozenset[str]) -> ConsolidatedRule:
+        return cls(rule, export_to, list(rule.spec.subsets), rule.spec.traffic_policy)
+
+    def merge(self, rule: DestinationRule) -> None:
+        seen = {s.name for s in self.subsets}
+        self.subsets += [s for s in rule.spec.subsets if s.name not in seen]
+        if self.traffic_policy is None:
+            self.traffic_policy = rule.spec.traffic_policy
+
+
+_ByHost = dict[str, list[ConsolidatedRule]]
+
+
+@dataclass(frozen=True)
+class DestinationRuleIndex:
+    """``PushContext.setDestinationRules`` and ``PushContext.destinationRule`` (istiod 1.30.3
+    ``pilot/pkg/model/push_context.go``), for DRs without ``workloadSelector`` and wildcard hosts
+    (``support.py`` refuses both) and the mesh default ``defaultDestinationRuleExportTo: *``.
+
+    Each DR (oldest first) goes into up to two indexes of its namespace:
+
+    - ``namespace_local``: every DR visible in its own namespace (no ``exportTo``, ``*``, ``.`` or its
+      own namespace), for proxies of that namespace;
+    - ``exported``: every DR not private only (private only = ``exportTo`` is exactly ``.`` or exactly
+      its own namespace), for proxies of other namespaces, filtered by ``exportTo`` at lookup;
+      private-only DRs of the root namespace go to ``root_local`` instead.
+
+    ``merge_by_export_to`` (1.24+, ``ENABLE_ENHANCED_DESTINATIONRULE_MERGE``): a DR merges only into
+    entries with the same ``exportTo`` (or a non-empty subset of it), else it becomes an entry of its
+    own; the lookup then yields several entries and a sidecar uses the last one
+    (``SidecarScope.DestinationRule``). Before 1.24 every DR for a host merges into one entry, whose
+    ``exportTo`` is the first non-empty one of the merged DRs.
     """
-    matching = [
-        o for o in objects if isinstance(o, DestinationRule) and resolve_host(o.spec.host, o.metadata.namespace) == fqdn
-    ]
-    for namespace in (client_namespace, service_namespace, ROOT_NAMESPACE):
-        rules = sorted((d for d in matching if d.metadata.namespace == namespace), key=creation_order)
-        if rules:
-            subsets: list[Subset] = []
-            seen: set[str] = set()
-            for rule in rules:
-                for subset in rule.spec.subsets:
-                    if subset.name not in seen:
-                        seen.add(subset.name)
-                        subsets.append(subset)
-            return rules[0], subsets
-    return None
+
+    namespace_local: dict[str, _ByHost]
+    exported: dict[str, _ByHost]
+    root_local: _ByHost
+    merge_by_export_to: bool
+
+    @classmethod
+    def build(cls, objects: Sequence[IstioObject], merge_by_export_to: bool = True) -> DestinationRuleIndex:
+        index = cls({}, {}, {}, merge_by_export_to)
+        rules = sorted((o for o in objects if isinstance(o, DestinationRule)), key=creation_order)
+        for rule in rules:
+            ns = rule.metadata.namespace
+            export_to = frozenset(rule.spec.export_to)
+            if not export_to or export_to & {PUBLIC, PRIVATE, ns}:
+                index._merge(index.namespace_local.setdefault(ns, {}), rule, export_to)
+            private_only = len(export_to) == 1 and bool(export_to & {PRIVATE, ns})
+            if not private_only:
+                index._merge(index.exported.setdefault(ns, {}), rule, export_to)
+            elif ns == ROOT_NAMESPACE:
+                index._merge(index.root_local, rule, export_to)
+        return index
+
+    def _merge(self, by_host: _ByHost, rule: DestinationRule, export_to: frozenset[str]) -> None:
+        """``mergeDestinationRule`` for DRs without workload selectors."""
+        host = resolve_host(rule.spec.host, rule.metadata.namespace)
+        entries = by_host.get(host)
+        if not entries:
+            by_host[host] = [ConsolidatedRule.of(rule, export_to)]
+            return
+        if not self.merge_by_export_to:
+            (entry,) = entries
+            entry.merge(rule)
+            if not entry.export_to and export_to:
+                entry.export_to = export_to
+            return
+        separately = True
+        for entry in entries:
+            if not (export_to == entry.export_to or (entry.export_to and export_to >= entry.export_to)):
+                separately = True
+                continue
+            entry.merge(rule)
+            separately = False  # both without selector: merged, whatever the superset branch said
+        if separately:
+            entries.append(ConsolidatedRule.of(rule, export_to))
+
+    def lookup(self, proxy_namespace: str, fqdn: str, service_namespace: str) -> ConsolidatedRule | None:
+        """The DR entry a proxy in ``proxy_namespace`` applies to ``fqdn`` (a service of ``service_namespace``).
+
+        Proxy namespace first (for a proxy in the root namespace only its private root DRs), then the
+        service's namespace, then the root namespace, each time only DRs exported to the proxy's namespace.
+        Of several entries the last one wins, as ``SidecarScope.DestinationRule`` picks it.
+        """
+        if proxy_namespace != ROOT_NAMESPACE:
+            found = self.namespace_local.get(proxy_namespace, {}).get(fqdn)
+        else:
+            found = self.root_local.get(fqdn)
+        if found:
+            return found[-1]
+        for owner in (service_namespace, ROOT_NAMESPACE):
+            if not owner:
+                continue
+            exported = [
+                e for e in self.exported.get(owner, {}).get(fqdn, ())
+                if not e.export_to or PUBLIC in e.export_to or proxy_namespace in e.export_to
+            ]
+            if exported:
+                return exported[-1]
+        return None

@@ -40,6 +40,10 @@ class ExternalHost:
     """One ServiceEntry host and the external app that serves it."""
 
     host: str
+    namespace: str
+    """The ServiceEntry's namespace: the service namespace of its DestinationRule lookup."""
+    export_to: tuple[str, ...]
+    """The ServiceEntry's ``exportTo`` (empty: every namespace)."""
     service: str
     """The external app (``Service.external``) whose instances are the endpoints."""
     ports: tuple[ServicePort, ...]
@@ -93,7 +97,8 @@ def _served(entry: ServiceEntry, index: int, topology: Topology, problem: _Probl
                     f"{have}); add {{name: http, number: {port.number}}} to services.{name}.ports")
         else:
             ports.append(ServicePort("http", port.number))  # support.py admits HTTP ports only
-    return ExternalHost(host, name, tuple(ports), dns=entry.spec.resolution == "DNS")
+    return ExternalHost(host, entry.metadata.namespace, entry.spec.export_to, name, tuple(ports),
+                        dns=entry.spec.resolution == "DNS")
 
 
 def dns_cluster(cluster: Resource, load_assignment: Resource) -> Resource:

@@ -4,8 +4,8 @@ Reference istio-semantics.md section 3.3 and istiod 1.30 (``util.GetPortLevelTra
 ``util.MergeSubsetTrafficPolicy``, ``model.MergeTrafficPolicy``, ``PushContext.mergeDestinationRule``):
 
 - Several DRs for one host in the chosen namespace merge oldest first: subsets are concatenated
-  (``select.destination_rule_subsets``) and the first DR that has a top-level ``trafficPolicy``
-  supplies it whole.
+  and the first DR that has a top-level ``trafficPolicy`` supplies it whole (``select.DestinationRuleIndex``,
+  which also decides which namespace's DRs apply, with ``exportTo``).
 - A ``portLevelSettings`` entry for the cluster's port replaces the policy wholesale: its
   connectionPool, loadBalancer, outlierDetection and tls, and nothing else survives (a top-level
   ``retryBudget`` is dropped too, as istiod's ``shadowCopyPortTrafficPolicy`` drops it).
@@ -18,8 +18,9 @@ Reference istio-semantics.md section 3.3 and istiod 1.30 (``util.GetPortLevelTra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TypeVar
 
 from harness.istio.model import (
@@ -33,8 +34,7 @@ from harness.istio.model import (
     Subset,
     TrafficPolicy,
 )
-from harness.istio.semantics import creation_order, resolve_host
-from harness.mesh.local.translate.select import destination_rule_subsets
+from harness.mesh.local.translate.select import DestinationRuleIndex
 from harness.topology import CLUSTER_DOMAIN
 
 _T = TypeVar("_T")
@@ -67,29 +67,36 @@ class MergedRule:
 
 @dataclass(frozen=True)
 class DestinationRules:
-    """DR lookup for one client sidecar (its namespace decides which DR applies)."""
+    """DR lookup for one proxy: its namespace decides which DR applies (``select.DestinationRuleIndex``).
+
+    ``service_namespaces`` maps every host the proxy sees (mesh services and visible ServiceEntry hosts)
+    to the namespace of its service or ServiceEntry; a host not in it has no DR, as a host outside the
+    proxy's SidecarScope has none in istiod. Without it, a ``<name>.<ns>.svc.cluster.local`` host has
+    namespace ``<ns>`` and any other host none (only the proxy's and the root namespace are searched).
+    """
 
     objects: Sequence[IstioObject]
     client_namespace: str
+    service_namespaces: Mapping[str, str] | None = None
+    merge_by_export_to: bool = True
+    """1.24+ (``ENABLE_ENHANCED_DESTINATIONRULE_MERGE``), see ``DestinationRuleIndex``."""
+
+    @cached_property
+    def _index(self) -> DestinationRuleIndex:
+        return DestinationRuleIndex.build(self.objects, self.merge_by_export_to)
 
     def for_host(self, fqdn: str) -> MergedRule | None:
         """The merged DR for ``fqdn``, looked up as istiod's ``SidecarScope.DestinationRule``."""
-        found = destination_rule_subsets(self.objects, fqdn, self.client_namespace, _service_namespace(fqdn))
+        if self.service_namespaces is None:
+            service_namespace = _service_namespace(fqdn)
+        elif fqdn in self.service_namespaces:
+            service_namespace = self.service_namespaces[fqdn]
+        else:
+            return None
+        found = self._index.lookup(self.client_namespace, fqdn, service_namespace)
         if found is None:
             return None
-        oldest, subsets = found
-        rules = sorted(
-            (
-                o
-                for o in self.objects
-                if isinstance(o, DestinationRule)
-                and o.metadata.namespace == oldest.metadata.namespace
-                and resolve_host(o.spec.host, o.metadata.namespace) == fqdn
-            ),
-            key=creation_order,
-        )
-        policy = next((r.spec.traffic_policy for r in rules if r.spec.traffic_policy is not None), None)
-        return MergedRule(oldest, tuple(subsets), policy)
+        return MergedRule(found.rule, tuple(found.subsets), found.traffic_policy)
 
 
 def _service_namespace(fqdn: str) -> str:

@@ -33,6 +33,13 @@ class Behaviour:
     redirect_prefix_rewrite: bool
     """``HTTPRedirect.prefixRewrite`` exists and becomes the redirect's ``prefix_rewrite`` (1.31+, PR #60385);
     older releases have no such field."""
+    consistent_hash_retry: bool
+    """A VirtualService route to one destination with a DR ``consistentHash`` starts from the retry default
+    without the previous_hosts predicate (1.23+: ``ConvertPolicy(policy, consistentHash)``; 1.22's
+    ``ConvertPolicy(policy)`` has no such variant)."""
+    dr_merge_by_export_to: bool
+    """DestinationRules for one host merge only when their ``exportTo`` agree (1.24+,
+    ``ENABLE_ENHANCED_DESTINATIONRULE_MERGE``); before, they all merge into one (``select.DestinationRuleIndex``)."""
 
 
 def behaviour_for(istio_version: str) -> Behaviour:
@@ -48,4 +55,6 @@ def behaviour_for(istio_version: str) -> Behaviour:
         track_remaining=minor <= 28,
         shadow_host_suffix_disabled=minor >= 28,
         redirect_prefix_rewrite=minor >= 31,
+        consistent_hash_retry=minor >= 23,
+        dr_merge_by_export_to=minor >= 24,
     )
