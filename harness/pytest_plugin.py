@@ -8,7 +8,8 @@ Installing mesh-harness gives any repository:
 * fixtures ``mesh`` (session scope, started on first use), ``mesh_settings``, ``apply_config``
   (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch);
 * options ``--mesh local|kind|cluster`` (with ``--kubeconfig``, ``--context``, ``--istio-revision``,
-  ``--keep-cluster``, ``--image-registry``), ``--envoy-binary``, ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
+  ``--keep-cluster``, ``--image-registry``), ``--control-plane builtin|istiod`` (``--istiod-binary``), ``--envoy-binary``,
+  ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
   ``--max-requests``, ``--mesh-json FILE`` (the result document of the collected cases),
   ``--mesh-attach NAME`` (run on an environment started with ``mesh-harness up``; it keeps running).
 
@@ -17,6 +18,7 @@ Failures show the numbers: each expectation's n, observed vs expected fractions,
 
 from __future__ import annotations
 
+import argparse
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +49,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="mesh to run cases on: local (default), kind (real Istio on a kind cluster the harness makes), "
                          "cluster (real Istio on --context)")
     group.addoption("--envoy-binary", default=None, help="Envoy binary for the local mesh")
+    group.addoption("--control-plane", default="builtin", choices=["builtin", "istiod"],
+                    help="local mesh: builtin (the harness's translator) or istiod (real istiod, `mesh-harness istiod build`)")
+    group.addoption("--istiod-binary", default=None, help="istiod (pilot-discovery) binary for --control-plane istiod")
     group.addoption("--istio-version", default=None,
                     help="local: Istio release to emulate (default 1.30); kind: Istio to install (default 1.30.3)")
     group.addoption("--kubeconfig", default=None, help="--mesh cluster: kubeconfig file")
@@ -164,14 +169,13 @@ class MeshSession:
         return AttachedMesh.attach(get("--mesh-attach"))
 
     def _local_mesh(self) -> Mesh:
+        from harness.cli import local_mesh_options
         from harness.mesh.local.mesh import LocalMesh
-        from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
 
-        mesh = LocalMesh(
-            envoy_binary=self.config.getoption("--envoy-binary"),
-            istio_version=self.config.getoption("--istio-version") or DEFAULT_ISTIO_VERSION,
-        )
-        return mesh.start()
+        get = self.config.getoption
+        options = argparse.Namespace(envoy_binary=get("--envoy-binary"), istio_version=get("--istio-version"),
+                                     control_plane=get("--control-plane"), istiod_binary=get("--istiod-binary"))
+        return LocalMesh(**local_mesh_options(options)).start()
 
     def mesh_info(self) -> MeshInfo | None:
         return self._mesh.info() if self._mesh is not None else None

@@ -55,6 +55,8 @@ class UpOptions:
     services: str | None = None
     envoy_binary: str | None = None
     istio_version: str | None = None
+    control_plane: str = "builtin"
+    istiod_binary: str | None = None
     timeout_s: float = UP_TIMEOUT_S
 
 
@@ -107,6 +109,9 @@ def _spawn_daemon(options: UpOptions, path: Path) -> int:
         argv += ["--envoy-binary", str(Path(options.envoy_binary).resolve())]
     if options.istio_version is not None:
         argv += ["--istio-version", options.istio_version]
+    argv += ["--control-plane", options.control_plane]
+    if options.istiod_binary is not None:
+        argv += ["--istiod-binary", str(Path(options.istiod_binary).resolve())]
     root = str(Path(harness.__file__).resolve().parent.parent)  # works from a checkout that is not installed
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)

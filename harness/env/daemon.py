@@ -156,6 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--services", default=None)
     p.add_argument("--envoy-binary", default=None)
     p.add_argument("--istio-version", default=None)
+    p.add_argument("--control-plane", choices=["builtin", "istiod"], default="builtin")
+    p.add_argument("--istiod-binary", default=None)
     return p
 
 
@@ -181,12 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace, stop: threading.Event) -> None:
     """Start the mesh, serve the API until ``stop`` is set, close everything."""
+    from harness.cli import local_mesh_options
     from harness.env.services import load_services_file
     from harness.mesh.local.mesh import LocalMesh
-    from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
 
     topology = load_services_file(args.services) if args.services else DEFAULT_TOPOLOGY
-    with LocalMesh(envoy_binary=args.envoy_binary, istio_version=args.istio_version or DEFAULT_ISTIO_VERSION) as mesh:
+    with LocalMesh(**local_mesh_options(args)) as mesh:
         mesh.deploy(topology)
         token = secrets.token_urlsafe(32)
         server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(EnvService(mesh), token, stop))

@@ -33,12 +33,12 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from harness.errors import ConfigRejected, MeshError, SyncTimeout
+from harness.istio.manifest import to_manifest
 from harness.istio.model import IstioObject
+from harness.mesh import sentinels
 from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
 from harness.mesh.cleanup import run_all
-from harness.mesh import sentinels
 from harness.mesh.kube.api import ApiError, KubeApi, describe
-from harness.istio.manifest import to_manifest
 from harness.mesh.kube.apply import Key, plan
 from harness.mesh.kube.manifests import (
     CONTROL_PORT,

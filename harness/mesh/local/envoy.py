@@ -181,10 +181,7 @@ class EnvoyProcess:
             code = self._running().poll()
             if code is not None:
                 raise ProcessError(f"Envoy {self.node_id} exited with code {code} before it was ready\n{self.log_tail()}")
-            if self._admin_url is None and self._admin_address_path.is_file():
-                address = self._admin_address_path.read_text().strip()
-                self._admin_url = f"http://{address}" if address else None
-            if self._admin_url is not None:
+            if self._find_admin():
                 last = self._probe_ready()
                 if last == "200 LIVE":
                     return
@@ -237,9 +234,16 @@ class EnvoyProcess:
             raise ProcessError(f"Envoy {self.node_id}: admin is not available; call wait_ready() first")
         return self._admin_url.removeprefix("http://")
 
+    def _find_admin(self) -> bool:
+        """Whether the admin API's address is known (Envoy writes it once admin listens, before it is ready)."""
+        if self._admin_url is None and self._admin_address_path.is_file():
+            address = self._admin_address_path.read_text().strip()
+            self._admin_url = f"http://{address}" if address else None
+        return self._admin_url is not None
+
     def admin_json(self, path: str) -> dict[str, Any]:
         """GET an admin endpoint that answers JSON (``/clusters?format=json``, ``/stats?format=json&filter=...``)."""
-        if self._admin is None or self._admin_url is None:
+        if self._admin is None or not self._find_admin():
             raise ProcessError(f"Envoy {self.node_id}: admin is not available; call wait_ready() first")
         try:
             response = self._admin.get(f"{self._admin_url}{path}")

@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.istio.manifest import to_manifest
 from harness.istio.model import Gateway, IstioObject, ServiceEntry
-from harness.topology import CLUSTER_DOMAIN, INGRESS_GATEWAY, Client, Service, Topology
+from harness.topology import CLUSTER_DOMAIN, INGRESS_GATEWAY, Client, Service, ServicePort, Topology
 
 API_VERSION = "networking.istio.io/v1"
 ROOT_NAMESPACE = "istio-system"
@@ -101,6 +101,7 @@ def registry_objects(topology: Topology, apps: Mapping[str, AppPorts], clients: 
             if name == service.name and instance in apps:
                 out.append(_workload_entry(service, version, instance, apps[instance]))
     out.extend(_sidecar(proxy) for proxy in clients)
+    out.append(_gateway_keeps_request_ids())
     return out
 
 
@@ -108,7 +109,7 @@ def _service_entry(service: Service) -> dict[str, Any]:
     ports = []
     for port in service.ports:
         entry: dict[str, Any] = {"name": port.name, "number": port.number}
-        protocol = _protocol(port.name)
+        protocol = _protocol(port)
         if protocol is not None:
             entry["protocol"] = protocol
         ports.append(entry)
@@ -121,15 +122,10 @@ def _service_entry(service: Service) -> dict[str, Any]:
     })
 
 
-def _protocol(port_name: str) -> str | None:
-    """Istio's protocol for a Kubernetes port name, so the ServiceEntry port means what the Service's would."""
-    from harness.topology import ServicePort
-
-    port = ServicePort(port_name, 0)
-    istio_protocol = getattr(port, "istio_protocol", None)
-    if istio_protocol is not None or hasattr(port, "istio_protocol"):
-        return istio_protocol  # type: ignore[no-any-return]
-    return {"grpc": "GRPC", "http2": "HTTP2", "http": "HTTP"}[port.protocol]
+def _protocol(port: ServicePort) -> str | None:
+    """Istio's protocol for a Kubernetes port name, so the ServiceEntry port means what the Service's would
+    (None: istiod sniffs it, as for a Service port with an unknown name)."""
+    return port.istio_protocol
 
 
 def _workload_entry(service: Service, version: str, instance: str, ports: AppPorts) -> dict[str, Any]:
@@ -147,6 +143,33 @@ def _sidecar(proxy: Proxy) -> dict[str, Any]:
         "workloadSelector": {"labels": {PROXY_LABEL: proxy.name}},
         "egress": [{"bind": proxy.address, "hosts": ["*/*"]}],
     })
+
+
+def _gateway_keeps_request_ids() -> dict[str, Any]:
+    """The one change to what istiod generates: the gateway keeps its caller's ``x-request-id``.
+
+    A gateway's connection manager has ``use_remote_address``, so every caller is external and Envoy
+    would replace the id; the harness joins each request to the gateway's access log by the id its
+    caller sent (the builtin plane's gateway keeps it the same way). Nothing a policy does depends
+    on the id's value. An EnvoyFilter, as a cluster operator would write it.
+    """
+    return {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": "mesh-harness-gateway-request-id", "namespace": ROOT_NAMESPACE},
+        "spec": {
+            "workloadSelector": {"labels": dict(INGRESS_GATEWAY.labels)},
+            "configPatches": [{
+                "applyTo": "NETWORK_FILTER",
+                "match": {"context": "GATEWAY", "listener": {"filterChain": {"filter": {
+                    "name": "envoy.filters.network.http_connection_manager"}}}},
+                "patch": {"operation": "MERGE", "value": {"typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+                             ".HttpConnectionManager",
+                    "preserve_external_request_id": True}}},
+            }],
+        },
+    }
 
 
 def case_objects(objects: Sequence[IstioObject], topology: Topology, apps: Mapping[str, AppPorts],
@@ -177,8 +200,8 @@ def _point_at_external_app(spec: dict[str, Any], topology: Topology, apps: Mappi
     for instance, (name, _version) in sorted(topology.instances().items()):
         if name != service.name or instance not in apps:
             continue
-        ports = {p["name"]: (apps[instance].grpc if _protocol(p["name"]) == "GRPC" else apps[instance].http)
-                 for p in spec.get("ports", [])}
+        ports = {p["name"]: (apps[instance].grpc if p.get("protocol", "").upper() in ("GRPC", "GRPC-WEB")
+                             else apps[instance].http) for p in spec.get("ports", [])}
         real.append({"address": APP_ADDRESS, "ports": ports})
     spec["endpoints"] = real
 
