@@ -10,7 +10,7 @@ what it runs and leaves its config as it found it:
 * ``apply``/``revert`` behave as on ``LocalMesh``: a case's objects go on top of what the
   environment holds (the daemon keeps the applied set), and ``revert`` makes the set from before
   the ``apply`` the applied set again, waiting for every proxy's ACK;
-* ``listener_port(client, port)`` is the client sidecar's listener for a service port, from the
+* ``listener_address(client, port)`` is the client sidecar's listener for a service port, from the
   daemon's status: ``mesh-harness load`` sends Locust's traffic there, straight to the sidecar;
 * ``close()`` only detaches (closes the HTTP client); the environment keeps running.
 
@@ -86,8 +86,8 @@ class AttachedMesh:
     def proxy_stats(self, workload: str) -> dict[str, int]:
         return self._open().proxy_stats(workload)
 
-    def listener_port(self, client: str, port: int) -> int | None:
-        """The port on 127.0.0.1 where ``client``'s sidecar listens for service port ``port``; None when none does."""
+    def listener_address(self, client: str, port: int) -> str | None:
+        """``ip:port`` where ``client``'s sidecar listens for service port ``port``; None when none does."""
         return client_listener(self._open().status(), client, port)
 
     def app_log(self, service: str, version: str | None = None, *, since: float = 0.0) -> list[ReceivedRequest]:
@@ -117,12 +117,12 @@ def check_attach_options(name: str, *, mesh: str, envoy_binary: str | None, isti
                         f"were chosen by `mesh-harness up`); drop {', '.join(given)}")
 
 
-def client_listener(status: dict[str, Any], client: str, port: int) -> int | None:
+def client_listener(status: dict[str, Any], client: str, port: int) -> str | None:
     """From the daemon's ``/status``: ``client``'s sidecar listener for service port ``port``, or None (pure)."""
     rows = (c["listeners"] for c in status["clients"] if c["client"] == client)
-    listeners: dict[str, int] = next(rows, {})
+    listeners: dict[str, str | None] = next(rows, {})
     found = listeners.get(str(port))
-    return None if found is None else int(found)
+    return None if found is None else str(found)
 
 
 def topology_differences(wanted: Topology, running: Topology) -> list[str]:

@@ -88,9 +88,9 @@ def addresses_table(status: Mapping[str, Any]) -> Table:
             for port_name, port in service["ports"].items():
                 bound = client["listeners"].get(str(port))
                 host = f"Host: {service['service']}"
-                hint = (f"curl -H '{host}' http://127.0.0.1:{bound}/" if port_name.partition("-")[0] in ("http", "http2")
+                hint = (f"curl -H '{host}' http://{bound}/" if port_name.partition("-")[0] in ("http", "http2")
                         else f"{port_name} with authority {service['service']}:{port}")
-                table.add_row(f"{service['service']}:{port} via {client['client']}'s sidecar", f"127.0.0.1:{bound}", hint)
+                table.add_row(f"{service['service']}:{port} via {client['client']}'s sidecar", str(bound), hint)
         table.add_row(f"{client['client']}'s Envoy admin", client["admin"], f"curl http://{client['admin']}/config_dump")
         table.add_row(f"{client['client']} app control", f"127.0.0.1:{client['control']}", "")
     for i in status["instances"]:

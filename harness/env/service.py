@@ -43,14 +43,15 @@ class EnvService:
                 for name, (svc, ver) in sorted(topo.instances().items())
             ]
             clients = [
-                {"client": c.name, "node": c.node_id, "app_pid": inv.pids[c.name],
+                {"client": c.name, "node": mesh.node_id(c.name), "app_pid": inv.pids[c.name],
                  "control": inv.ports[f"{c.name}/control"], "sidecar_pid": inv.pids[f"sidecar-{c.name}"],
                  "admin": mesh.sidecar(c.name).admin_address,
-                 "listeners": {str(port): inv.ports[f"sidecar-{c.name}/{port}"] for port in topo.service_ports()}}
+                 "listeners": {str(port): mesh.listener_address(c.name, port) for port in topo.service_ports()}}
                 for c in topo.clients
             ]
+            mesh_version = mesh.config_version if mesh.control_plane == "builtin" else None
             sync = [asdict(row) for c in topo.clients
-                    for row in sync_rows(c.node_id, mesh.xds_status(c.name), mesh.config_version)]
+                    for row in sync_rows(mesh.node_id(c.name), mesh.xds_status(c.name), mesh_version)]
             return {
                 "mesh": asdict(info), "config_version": mesh.config_version, "workdir": str(inv.workdir),
                 "services": [{"service": s.name, "ports": {p.name: p.number for p in s.ports},

@@ -31,16 +31,18 @@ class SyncRow:
     note: str
 
 
-def sync_rows(node: str, statuses: Mapping[str, TypeStatus], current_version: int) -> list[SyncRow]:
-    """One row per xDS type the mesh serves (CDS, EDS, LDS, RDS, in push order)."""
+def sync_rows(node: str, statuses: Mapping[str, TypeStatus], current_version: int | None) -> list[SyncRow]:
+    """One row per xDS type the mesh serves (CDS, EDS, LDS, RDS, in push order). ``current_version``:
+    the mesh's config version, when the versions sent are the mesh's (builtin plane); None for istiod,
+    whose versions are its own push versions."""
     return [sync_row(node, url, statuses.get(url), current_version) for url in typeurls.PUSH_ORDER]
 
 
-def sync_row(node: str, type_url: str, s: TypeStatus | None, current_version: int) -> SyncRow:
+def sync_row(node: str, type_url: str, s: TypeStatus | None, current_version: int | None) -> SyncRow:
     short = SHORT_TYPES.get(type_url, type_url)
     if s is None or s.sent_version is None:
         return SyncRow(node, short, "NOT SENT", "-", "-", "")
-    current = str(current_version)
+    current = s.sent_version if current_version is None else str(current_version)
     nack = f"NACK of version {s.nack_version}: {s.nack_detail}" if s.nack_version is not None else ""
     if s.nack_version is not None and s.nack_version == s.sent_version:
         state, note = "NACK", nack

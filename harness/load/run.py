@@ -66,33 +66,33 @@ def run_case_under_load(
     listener ports; on kind the load would come from an in-mesh client or the ingress gateway,
     which is not built.
     """
-    listener_port = _listener_lookup(mesh)
+    listener_address = _listener_lookup(mesh)
     case_plan = plan_case(case, spec)
     mesh.deploy(case.topology)
     token = mesh.apply(case.objects)
     try:
-        port = listener_port(LOAD_CLIENT, case_plan.port)
-        if port is None:
+        address = listener_address(LOAD_CLIENT, case_plan.port)
+        if address is None:
             raise MeshError(f"case {case.name}: no service listens on port {case_plan.port} in this mesh")
-        records = run_locust(case_plan.plan, f"http://127.0.0.1:{port}", spec, outputs, progress)
+        records = run_locust(case_plan.plan, f"http://{address}", spec, outputs, progress)
     finally:
         mesh.revert(token)
     return judge_load(case.name, case_plan, records, spec, settings, token.version)
 
 
-def _listener_lookup(mesh: Mesh) -> Callable[[str, int], int | None]:
-    """How to find a client sidecar's listener for a service port on this mesh: (client, port) -> port or None.
+def _listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
+    """How to find a client sidecar's listener for a service port on this mesh: (client, port) -> ``ip:port`` or None.
 
-    Only the local mesh has one on 127.0.0.1: a ``LocalMesh`` (its inventory) or an environment
+    Only the local mesh has one on loopback: a ``LocalMesh`` or an environment
     attached with ``--mesh-attach`` (its daemon's status); any other mesh is a MeshError.
     """
     from harness.env.remote import AttachedMesh
     from harness.mesh.local.mesh import LocalMesh
 
     if isinstance(mesh, AttachedMesh):
-        return mesh.listener_port
+        return mesh.listener_address
     if isinstance(mesh, LocalMesh):
-        return lambda client, port: mesh.inventory().ports.get(f"sidecar-{client}/{port}")
+        return mesh.listener_address
     raise MeshError(f"load runs send through the local mesh's client sidecar; got a {type(mesh).__name__}")
 
 

@@ -66,6 +66,9 @@ class BuiltinPlane:
     def status(self, proxy: str) -> Mapping[str, TypeStatus]:
         return self._xds.status(self._node(proxy))
 
+    def node_id(self, proxy: str) -> str:
+        return self._node(proxy)
+
     def close(self) -> None:
         self._xds.close()
 

@@ -390,6 +390,10 @@ class LocalMesh:
             raise MeshError("the local mesh is not running; call start() first")
         return self._plane.status(workload)
 
+    def node_id(self, workload: str) -> str:
+        """The xDS node id of the workload's sidecar (or of the gateway), as its control plane knows it."""
+        return self._plane.node_id(workload)
+
     def gateway_ports(self) -> dict[int, int]:
         """The ingress gateway's listeners: server port -> the port bound (empty when none runs)."""
         return {port: bound for port, (_ip, bound) in self._listeners.get(GATEWAY, {}).items()}

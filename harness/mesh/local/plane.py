@@ -85,5 +85,8 @@ class Plane(Protocol):
     def status(self, proxy: str) -> Mapping[str, TypeStatus]:
         """Per xDS type: what the plane sent ``proxy`` and what it ACKed or NACKed."""
 
+    def node_id(self, proxy: str) -> str:
+        """The node id ``proxy``'s Envoy introduced itself with."""
+
     def close(self) -> None: ...
 

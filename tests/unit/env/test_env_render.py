@@ -54,7 +54,7 @@ STATUS = {
     "instances": [{"instance": "reviews-v1-0", "service": "reviews", "version": "v1", "pid": 11, "http": 1001,
                    "grpc": 1002, "control": 1003}],
     "clients": [{"client": "client", "node": "client.default", "app_pid": 12, "control": 2003, "sidecar_pid": 13,
-                 "admin": "127.0.0.1:3000", "listeners": {"9080": 4000, "7070": 4001}}],
+                 "admin": "127.0.0.1:3000", "listeners": {"9080": "127.0.0.1:4000", "7070": "127.0.0.1:4001"}}],
     "objects": [{"kind": "VirtualService", "namespace": "default", "name": "reviews", "file": "vs.yaml", "line": 7}],
 }
 

@@ -1,9 +1,12 @@
 """The istiod control plane: real istiod translates the case's objects and configures the sidecars.
 
-Each sync writes one file into istiod's config directory (atomically: a temp name, then a rename):
-the topology as ServiceEntries, WorkloadEntries and Sidecars (``registry.py``), the case's objects,
-and the sentinels of this config version (``harness/mesh/sentinels.py``: a VirtualService route and a
-DestinationRule subset named ``v<N>``, which the kube mesh uses the same way). The sync is done when
+Each sync writes istiod's config directory: the topology as ServiceEntries, WorkloadEntries and
+Sidecars (``registry.py``) in one file, each case object in a file of its own (so that istiod's
+refusal names the object), and last the sentinels of this config version
+(``harness/mesh/sentinels.py``: a VirtualService route and a DestinationRule subset named ``v<N>``,
+which the kube mesh uses the same way). Each file is written under a temp name and renamed, files
+of objects that went are removed before the sentinels are written, so istiod never reads a half
+file and any reload that has the sentinels has every object of their version. The sync is done when
 every live proxy's own config_dump holds both sentinels, no cluster or listener is warming, each
 service's cluster holds exactly the running instances, and no proxy rejected anything on the way.
 
@@ -46,16 +49,21 @@ from harness.topology import INGRESS_GATEWAY, Client
 
 SYNC_LABELS = {"mesh-harness.io/sync": "true"}
 _POLL_S = 0.005
-_CONFIG_FILE = "mesh-harness.yaml"
+REGISTRY_FILE = "registry.yaml"
+SYNC_FILE = "sync.yaml"
 _TYPE_NAMES = {"Cluster": "CDS", "Listener": "LDS", "RouteConfiguration": "RDS", "ClusterLoadAssignment": "EDS"}
-_REJECTED = re.compile(r"update_rejected$")
+_UUID_LENGTH = 36
+_PARSE_FAILED = re.compile(r"Failed to parse (?P<file>\S+\.yaml): (?P<reason>.*)$")
 
 
 @dataclass(frozen=True)
 class _Rendered:
-    """One version of istiod's config file, and whose endpoints every proxy must hold once it is in force."""
+    """One version of istiod's config directory, and whose endpoints every proxy must hold once it is in force."""
 
-    text: str
+    files: Mapping[str, str]
+    """File name -> YAML; the sentinels' file (``SYNC_FILE``) is written last."""
+    owners: Mapping[str, IstioObject]
+    """File name -> the case object it holds."""
     version: int
     endpoints: Mapping[str, frozenset[str]]
     """Cluster name -> ``address:port`` of every endpoint it must have."""
@@ -118,12 +126,12 @@ class IstiodPlane:
         rendered = self._render(wanted, wanted.objects, wanted.version)
         mark = self.istiod.log_size()
         rejected = {name: _rejections(wanted.proxies[name]) for name in wanted.live}
-        self._write(rendered.text)
+        self._write(rendered)
         try:
             self._wait(wanted, rendered, mark, rejected)
         except (ConfigRejected, ValidationError):
             previous = self._render(wanted, self._good_objects, wanted.version + 1)
-            self._write(previous.text)
+            self._write(previous)
             self._wait(wanted, previous, self.istiod.log_size(), {n: _rejections(wanted.proxies[n]) for n in wanted.live})
             self._good = previous
             raise
@@ -134,15 +142,22 @@ class IstiodPlane:
         return None
 
     def status(self, proxy: str) -> Mapping[str, TypeStatus]:
-        """From istiod's ``/debug/syncz``: per xDS type the nonce sent, the nonce ACKed, and the last NACK."""
+        """From istiod's ``/debug/syncz``: per xDS type the push version sent and ACKed, and the last NACK.
+        A nonce is istiod's push version (``2026-12-06T21:04:09Z/6``) followed by a 36-character UUID."""
         node = self._proxies[proxy].node_id
         pod_id = node.split("~")[2]
         for entry in self.istiod.syncz():
             if entry.get("proxy") == pod_id:
-                return {url: TypeStatus(sent_nonce=r.get("sent") or None, acked_version=r.get("acked") or None,
-                                        nack_detail=r.get("lastError") or None)
-                        for url, r in entry.get("resources", {}).items()}
+                out = {}
+                for url, r in entry.get("resources", {}).items():
+                    sent, acked, error = _push_version(r.get("sent")), _push_version(r.get("acked")), r.get("lastError")
+                    out[url] = TypeStatus(sent_version=sent, sent_nonce=r.get("sent") or None, acked_version=acked,
+                                          nack_version=sent if error else None, nack_detail=error or None)
+                return out
         return {}
+
+    def node_id(self, proxy: str) -> str:
+        return self._proxies[proxy].node_id
 
     def close(self) -> None:
         if self._istiod is not None:
@@ -162,21 +177,35 @@ class IstiodPlane:
         gateway = self._proxies.get(INGRESS_GATEWAY.name) or Proxy(
             INGRESS_GATEWAY.name, self._address(INGRESS_GATEWAY.name), INGRESS_GATEWAY.namespace,
             INGRESS_GATEWAY.labels, router=True)
-        docs = [*registry_objects(wanted.topology, apps, clients), *case_objects(list(objects), wanted.topology, apps, gateway)]
-        docs.append(sentinels.sentinel_service_entry(ROOT_NAMESPACE, SYNC_LABELS, export_to="*"))
+        objects = list(objects)
+        files = {REGISTRY_FILE: yaml.safe_dump_all(registry_objects(wanted.topology, apps, clients), sort_keys=False)}
+        owners: dict[str, IstioObject] = {}
+        for obj, manifest in zip(objects, case_objects(objects, wanted.topology, apps, gateway), strict=True):
+            name = _file_name(obj)
+            files[name] = yaml.safe_dump(manifest, sort_keys=False)
+            owners[name] = obj
+        docs = [sentinels.sentinel_service_entry(ROOT_NAMESPACE, SYNC_LABELS, export_to="*")]
         gateways: tuple[str, ...] = ()
         if INGRESS_GATEWAY.name in wanted.proxies:
             docs.append(sentinels.sentinel_gateway(ROOT_NAMESPACE, dict(INGRESS_GATEWAY.labels), gateway.address))
             gateways = (f"{ROOT_NAMESPACE}/{sentinels.SYNC_NAME}",)
         docs += sentinels.sentinels(ROOT_NAMESPACE, version, SYNC_LABELS, export_to="*", gateways=gateways)
-        text = yaml.safe_dump_all(docs, sort_keys=False)
-        return _Rendered(text, version, _service_endpoints(wanted, apps))
+        files[SYNC_FILE] = yaml.safe_dump_all(docs, sort_keys=False)
+        return _Rendered(files, owners, version, _service_endpoints(wanted, apps))
 
-    def _write(self, text: str) -> None:
-        assert self._config_dir is not None
-        temp = self._config_dir / f".{_CONFIG_FILE}.tmp"  # not *.yaml: istiod must not read it half-written
-        temp.write_text(text)
-        os.replace(temp, self._config_dir / _CONFIG_FILE)
+    def _write(self, rendered: _Rendered) -> None:
+        """Changed files first, then removals, the sentinels last (module docstring)."""
+        directory = self._config_dir
+        assert directory is not None
+        for stale in sorted(set(p.name for p in directory.glob("*.yaml")) - set(rendered.files)):
+            (directory / stale).unlink()
+        for name, text in sorted(rendered.files.items(), key=lambda item: item[0] == SYNC_FILE):
+            target = directory / name
+            if name != SYNC_FILE and target.is_file() and target.read_text() == text:
+                continue
+            temp = directory / f".{name}.tmp"  # not *.yaml: istiod must not read it half-written
+            temp.write_text(text)
+            os.replace(temp, target)
 
     def _wait(self, wanted: Wanted, rendered: _Rendered, mark: int, rejected: Mapping[str, int]) -> None:
         """Until every live proxy runs ``rendered`` (module docstring); raise on a refusal or at the bound."""
@@ -207,7 +236,7 @@ class IstiodPlane:
             raise ProcessError(f"istiod exited with code {code}\n{self.istiod.log_tail()}")
         logged = self.istiod.log_since(mark)
         if RELOAD_FAILED in logged:
-            raise ValidationError(_reload_issues(logged, wanted.objects))
+            raise ValidationError(_reload_issues(logged, rendered.owners))
         for name, before in rejected.items():
             if _rejections(wanted.proxies[name]) > before:
                 type_name, detail = self._nack_detail(name)
@@ -225,6 +254,10 @@ class IstiodPlane:
                 break
             time.sleep(_POLL_S)
         return "config", "Envoy counted a rejected update (update_rejected), istiod recorded no message"
+
+
+def _push_version(nonce: str | None) -> str | None:
+    return nonce[:-_UUID_LENGTH] if nonce and len(nonce) > _UUID_LENGTH else None
 
 
 def _proxy_state(proxy: EnvoyProcess, rendered: _Rendered) -> str | None:
@@ -287,16 +320,30 @@ def _stats(proxy: EnvoyProcess, regex: str) -> dict[str, int]:
     return {e["name"]: e["value"] for e in body.get("stats", []) if isinstance(e.get("value"), int)}
 
 
-def _reload_issues(logged: str, objects: Iterable[IstioObject]) -> list[Issue]:
-    """istiod's reason for refusing the config file, placed at the object it names (when it names one)."""
-    line = next(line for line in logged.splitlines() if RELOAD_FAILED in line)
-    reason = line.split(RELOAD_FAILED, 1)[1].lstrip(": \t")
-    for obj in objects:
-        if re.search(rf"\b{re.escape(obj.metadata.name)}\b", reason) and obj.kind.lower() in reason.lower():
+def _reload_issues(logged: str, owners: Mapping[str, IstioObject]) -> list[Issue]:
+    """istiod's reason for refusing the config, placed at the object whose file it names.
+
+    istiod logs ``Failed to parse <file>: <reason>`` and then ``unable to reload file configuration``.
+    """
+    for line in logged.splitlines():
+        found = _PARSE_FAILED.search(line)
+        if found is None:
+            continue
+        reason = found.group("reason").strip()
+        obj = owners.get(Path(found.group("file")).name)
+        if obj is not None:
             source = obj.source
             return [Issue(f"istiod refused it: {reason}; nothing was applied", file=source.file if source else None,
                           line=source.line if source else None, obj=obj.ref)]
-    return [Issue(f"istiod refused the config: {reason}; nothing was applied")]
+        return [Issue(f"istiod refused the harness's own {Path(found.group('file')).name}: {reason}; this is a harness bug")]
+    reason = next(line for line in logged.splitlines() if RELOAD_FAILED in line).split(RELOAD_FAILED, 1)[1]
+    return [Issue(f"istiod refused the config:{reason}; nothing was applied")]
+
+
+def _file_name(obj: IstioObject) -> str:
+    """A file of its own per case object: ``case.<kind>.<namespace>.<name>.yaml`` (unique: kinds and
+    namespaces have no dots)."""
+    return f"case.{obj.kind}.{obj.metadata.namespace}.{obj.metadata.name}.yaml"
 
 
 def free_loopback_block(rng: random.Random | None = None) -> str:

@@ -34,7 +34,7 @@ from harness.mesh.local.translate.inputs import (
 from harness.mesh.local.translate.listeners import translate_listener
 from harness.mesh.local.translate.names import ANY_PROTO_MODULES
 from harness.mesh.local.translate.routes import RouteContext
-from harness.mesh.local.translate.select import selected_gateways, sidecar_virtual_services
+from harness.mesh.local.translate.select import exported_to, selected_gateways, sidecar_virtual_services
 from harness.mesh.local.translate.service_entry import ExternalHost, dns_cluster, external_hosts
 from harness.mesh.local.translate.support import topology_issues, unsupported_issues
 from harness.mesh.local.translate.traffic_policy import DestinationRules
@@ -66,7 +66,7 @@ def translate(inp: TranslateInput) -> EnvoyResources:
     clusters, load_assignments = _clusters(inp, behaviour, external, rules)
     services = [s for s in inp.topology.services if not s.external]
     ports = sorted({*inp.topology.service_ports(), *(p.number for e in external for p in e.ports)})
-    virtual_services = sidecar_virtual_services(inp.objects)
+    virtual_services = sidecar_virtual_services(inp.objects, inp.client.namespace)
     route_configs = tuple(
         translate_route_config(
             [s for s in services if s.port(port) is not None],
@@ -112,13 +112,14 @@ def translate_gateway(inp: TranslateInput) -> EnvoyResources:
 
 
 def _checked(inp: TranslateInput) -> tuple[Behaviour, list[ExternalHost]]:
-    """The emulated release's behaviour and the ServiceEntry hosts; UnsupportedError with every issue."""
+    """The emulated release's behaviour and the ServiceEntry hosts the proxy sees (``exportTo``);
+    UnsupportedError with every issue."""
     behaviour = behaviour_for(inp.istio_version)
     issues = [*topology_issues(inp.topology), *unsupported_issues(inp.objects, behaviour)]
     external, unserved = external_hosts(inp.objects, inp.topology)
     if issues or unserved:
         raise UnsupportedError([*issues, *unserved])
-    return behaviour, external
+    return behaviour, [e for e in external if exported_to(e.export_to, e.namespace, inp.client.namespace)]
 
 
 def _destination_rules(inp: TranslateInput, behaviour: Behaviour, external: list[ExternalHost]) -> DestinationRules:

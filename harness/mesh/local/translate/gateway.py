@@ -93,7 +93,7 @@ def translate_gateway_route_config(
     built: dict[tuple[str, str], list[Resource]] = {}
     vhosts: dict[str, _VirtualHost] = {}
     for entry in servers:
-        for vs in gateway_virtual_services(objects, entry.gateway):
+        for vs in gateway_virtual_services(objects, entry.gateway, context(entry.gateway).client.namespace):
             hosts = _intersection(_server_hosts(entry, vs.metadata.namespace), _vs_hosts(vs))
             if not hosts:
                 continue

@@ -23,13 +23,47 @@ from harness.topology import Client
 ROOT_NAMESPACE = "istio-system"
 PUBLIC = "*"
 PRIVATE = "."
-"""``exportTo`` values: every namespace, the object's own namespace (``pkg/config/visibility``)."""
+NONE = "~"
+"""``exportTo`` values: every namespace, the object's own namespace, no namespace (ServiceEntry only;
+``pkg/config/visibility``)."""
 
 
-def sidecar_virtual_services(objects: Sequence[IstioObject]) -> list[VirtualService]:
-    """VirtualServices bound to sidecars (``gateways`` empty or containing ``mesh``), oldest first."""
-    out = [o for o in objects if isinstance(o, VirtualService) and binds_to_sidecars(o)]
-    return sorted(out, key=creation_order)
+def exported_to(export_to: Sequence[str], owner_namespace: str, namespace: str) -> bool:
+    """Whether a VirtualService or ServiceEntry of ``owner_namespace`` is visible in ``namespace``
+    (istiod's ``initVirtualServices`` / ``initServiceRegistry`` indexes; mesh default ``*`` when unset):
+    ``*`` everywhere, ``~`` nowhere, ``.`` or its own namespace there, a namespace name there."""
+    export = set(export_to) or {PUBLIC}
+    if PUBLIC in export:
+        return True
+    if NONE in export:
+        return False
+    return namespace in export or (namespace == owner_namespace and PRIVATE in export)
+
+
+def _by_visibility(virtual_services: Sequence[VirtualService], namespace: str) -> list[VirtualService]:
+    """The VirtualServices visible in ``namespace`` in istiod's order (``SelectVirtualServices``,
+    ``VirtualServicesForGateway``): private to the namespace, then exported to it by name, then public,
+    each oldest first; the first VS for a host wins on sidecars, so a private one beats an older public one."""
+    private: list[VirtualService] = []
+    exported: list[VirtualService] = []
+    public: list[VirtualService] = []
+    for vs in sorted(virtual_services, key=creation_order):
+        export = set(vs.spec.export_to) or {PUBLIC}
+        if PUBLIC in export:
+            public.append(vs)
+        elif NONE in export:
+            continue
+        elif vs.metadata.namespace == namespace and export & {PRIVATE, namespace}:
+            private.append(vs)
+        elif namespace in export and vs.metadata.namespace != namespace:
+            exported.append(vs)
+    return [*private, *exported, *public]
+
+
+def sidecar_virtual_services(objects: Sequence[IstioObject], namespace: str) -> list[VirtualService]:
+    """VirtualServices bound to sidecars (``gateways`` empty or containing ``mesh``) that a sidecar in
+    ``namespace`` sees (``exportTo``), in istiod's order (``_by_visibility``)."""
+    return _by_visibility([o for o in objects if isinstance(o, VirtualService) and binds_to_sidecars(o)], namespace)
 
 
 def selected_gateways(objects: Sequence[IstioObject], workload: Client) -> list[Gateway]:
@@ -46,15 +80,17 @@ def gateway_name(gateway: Gateway) -> str:
     return f"{gateway.metadata.namespace}/{gateway.metadata.name}"
 
 
-def gateway_virtual_services(objects: Sequence[IstioObject], name: str) -> list[VirtualService]:
-    """VirtualServices bound to gateway ``name`` (``ns/name``) by ``spec.gateways``, oldest first
-    (``PushContext.VirtualServicesForGateway``)."""
-    out = [
-        o for o in objects
-        if isinstance(o, VirtualService)
-        and any(resolve_gateway_name(g, o.metadata.namespace) == name for g in o.spec.gateways)
-    ]
-    return sorted(out, key=creation_order)
+def gateway_virtual_services(objects: Sequence[IstioObject], name: str, namespace: str) -> list[VirtualService]:
+    """VirtualServices bound to gateway ``name`` (``ns/name``) by ``spec.gateways`` that a gateway proxy in
+    ``namespace`` sees (``exportTo``), in ``PushContext.VirtualServicesForGateway``'s order (``_by_visibility``)."""
+    return _by_visibility(
+        [
+            o for o in objects
+            if isinstance(o, VirtualService)
+            and any(resolve_gateway_name(g, o.metadata.namespace) == name for g in o.spec.gateways)
+        ],
+        namespace,
+    )
 
 
 @dataclass

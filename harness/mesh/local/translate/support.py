@@ -4,7 +4,7 @@ The design rule is "refuse, never ignore" (DESIGN.md): a case that sets a field 
 does not turn into Envoy config must fail with the field path and the way out, not pass with the
 field silently dropped. Each table below lists fields that are *not yet* translated; supporting
 one means translating it and deleting its name here. Accepted with only a warning elsewhere (not
-refused here): ``exportTo`` and DR ``tls`` (the local mesh is plaintext).
+refused here): DR ``tls`` (the local mesh is plaintext). ``exportTo`` is translated (``select.py``).
 
 Gateways: plain-text HTTP servers (HTTP, HTTP2, GRPC) are translated (``gateway.py``); TLS,
 ``bind``, ``defaultEndpoint``, ``targetPort`` and other protocols are not. ServiceEntries: HTTP
