@@ -4,7 +4,7 @@ The rules follow istio/istio ``pkg/config/validation`` (``ValidateVirtualService
 ``validateHTTPRoute``, ``ValidateDestinationRule``, ``ValidateGateway``, ``ValidateServiceEntry``
 and their helpers): what istiod's webhook
 rejects is an error here, what it accepts with a warning is a warning. Warnings of our own:
-``exportTo`` and DestinationRule ``tls`` are accepted but the local mesh does not exercise them;
+DestinationRule ``tls`` is accepted but the local mesh does not exercise it;
 route weights that add up to nearly but not exactly 100 (relative in Istio, percentages in old docs); and,
 as ``istioctl analyze`` does, a subset that no DestinationRule of a case defines (503 NC at run time;
 ``undefined_subset_warnings``, for a whole case).
@@ -279,9 +279,35 @@ def _destination(report: _Report, path: PathKey, dest: Destination | None) -> No
         _port(report, (*path, "port", "number"), dest.port.number)
 
 
-def _export_to(report: _Report, export_to: tuple[str, ...]) -> None:
-    if export_to:
-        report.warn(("spec", "exportTo"), _NOT_EXERCISED)
+def _export_to(report: _Report, export_to: tuple[str, ...], namespace: str, *, service_entry: bool = False,
+               workload_selector: bool = False) -> None:
+    """``validateExportTo``: no duplicates (``.`` counts as the object's namespace), each entry ``.``, ``*``
+    or a DNS-1123 label (``~`` for a ServiceEntry alone), ``*`` and ``~`` alone; a DestinationRule with a
+    workload selector exported to its own namespace only."""
+    seen: set[str] = set()
+    for i, entry in enumerate(export_to):
+        key = namespace if entry == "." else entry
+        at: PathKey = ("spec", "exportTo", i)
+        if key in seen:
+            report.error(at, f"duplicate entries in exportTo: . and current namespace {namespace}" if key != entry
+                         else f"duplicate entries in exportTo for entry {_q(entry)}")
+        elif entry == "~" and not service_entry:
+            report.error(at, "exportTo ~ (none) is not allowed for Istio configuration objects")
+        elif entry not in (".", "*", "~") and not _DNS1123_LABEL.fullmatch(entry):
+            report.error(at, f"only ., *, or a valid DNS 1123 label is allowed as exportTo entry (got {_q(entry)})")
+        else:
+            seen.add(key)
+    if workload_selector and seen:
+        if namespace not in seen:
+            report.error(("spec", "exportTo"), "destination rule with workload selector cannot have exportTo beyond "
+                         "current namespace")
+        elif len(seen) > 1:
+            report.error(("spec", "exportTo"), "destination rule with workload selector cannot have multiple entries "
+                         "in exportTo")
+    if "*" in seen and len(export_to) > 1:
+        report.error(("spec", "exportTo"), "cannot have both public (*) and non-public exportTo values for a resource")
+    if "~" in seen and len(export_to) > 1:
+        report.error(("spec", "exportTo"), "cannot export service entry to no one (~) and someone")
 
 
 # --- VirtualService ---------------------------------------------------------------------------
@@ -304,7 +330,7 @@ def _virtual_service(vs: VirtualService, report: _Report) -> None:
         report.error(("spec",), "http, tcp or tls must be provided; add an http route")
     for i, route in enumerate(spec.http):
         _http_route(report, ("spec", "http", i), route)
-    _export_to(report, spec.export_to)
+    _export_to(report, spec.export_to, vs.metadata.namespace)
 
 
 def _http_route(report: _Report, path: PathKey, route: HTTPRoute) -> None:
@@ -517,7 +543,7 @@ def _destination_rule(dr: DestinationRule, report: _Report) -> None:
             report.error((*path, "name"), f"must be a DNS-1123 label (got {_q(subset.name)}); "
                          "use lower case letters, digits and '-'")
         _traffic_policy(report, (*path, "trafficPolicy"), subset.traffic_policy)
-    _export_to(report, spec.export_to)
+    _export_to(report, spec.export_to, dr.metadata.namespace, workload_selector=spec.workload_selector is not None)
     if spec.workload_selector is not None and not spec.workload_selector.match_labels:
         report.warn(("spec", "workloadSelector"), "workload selector without labels selects every workload")
 
@@ -740,7 +766,7 @@ def _service_entry(se: ServiceEntry, report: _Report) -> None:
             if name not in port_names:
                 report.error((*path, "ports", name), f"names no port of this service entry (ports: "
                              f"{', '.join(sorted(port_names)) or 'none'}); use one of its port names")
-    _export_to(report, spec.export_to)
+    _export_to(report, spec.export_to, se.metadata.namespace, service_entry=True)
 
 
 def _is_ip(text: str) -> bool:

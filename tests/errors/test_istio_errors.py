@@ -182,7 +182,6 @@ def test_error_validation_warnings() -> None:
     not_exercised = "accepted, but the local mesh does not exercise it; run with --mesh kind to test it"
     assert warnings == [
         "case.yaml:10: VirtualService/reviews: spec.http[0].mirrorPercent: deprecated; use mirrorPercentage: {value: N}",
-        f"case.yaml:6: VirtualService/reviews: spec.exportTo: {not_exercised}",
         "case.yaml:19: DestinationRule/reviews: spec.trafficPolicy.outlierDetection.consecutiveErrors: deprecated and "
         "ignored by istiod; use consecutive5xxErrors or consecutiveGatewayErrors",
         f"case.yaml:18: DestinationRule/reviews: spec.trafficPolicy.tls: {not_exercised}",

@@ -184,15 +184,36 @@ def test_validate_subset_without_labels_is_fine() -> None:
         (dr_findings({"trafficPolicy": {"outlierDetection": {"consecutiveErrors": 5}}}),
          "spec.trafficPolicy.outlierDetection.consecutiveErrors"),
         (dr_findings({"trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}), "spec.trafficPolicy.tls"),
-        (dr_findings({"exportTo": ["."]}), "spec.exportTo"),
         (vs_findings(f"{{{ROUTE}, mirror: {{host: r}}, mirrorPercent: 50}}"), "spec.http[0].mirrorPercent"),
-        (vs_findings(ROUTE.join("{}"), extra="  exportTo: ['*']\n"), "spec.exportTo"),
     ],
-    ids=["consecutiveErrors", "dr tls", "dr exportTo", "mirrorPercent", "vs exportTo"],
+    ids=["consecutiveErrors", "dr tls", "mirrorPercent"],
 )
 def test_validate_warnings_are_accepted(findings: Findings, path: str) -> None:
     assert findings.errors == []
     assert paths(findings.warnings) == [path]
+
+
+@pytest.mark.parametrize("export_to", [["."], ["*"], ["team"], [".", "team"], ["default", "team"]])
+def test_validate_export_to_is_translated_so_accepted_without_a_warning(export_to: list[str]) -> None:
+    assert dr_findings({"exportTo": export_to}) == Findings()
+    assert vs_findings(ROUTE.join("{}"), extra=f"  exportTo: {export_to}\n") == Findings()
+
+
+@pytest.mark.parametrize(
+    ("export_to", "path", "words"),
+    [
+        (["default", "."], "spec.exportTo[1]", "duplicate entries in exportTo: . and current namespace default"),
+        (["team", "team"], "spec.exportTo[1]", "duplicate entries in exportTo for entry"),
+        (["~"], "spec.exportTo[0]", "exportTo ~ (none) is not allowed"),
+        (["Team_1"], "spec.exportTo[0]", "valid DNS 1123 label"),
+        (["*", "team"], "spec.exportTo", "cannot have both public (*) and non-public"),
+    ],
+)
+def test_validate_export_to_errors_as_istiod(export_to: list[str], path: str, words: str) -> None:
+    """``validateExportTo`` (pkg/config/validation/validation.go, istiod 1.30.3)."""
+    findings = dr_findings({"exportTo": export_to})
+    assert paths(findings.errors) == [path]
+    assert words in findings.errors[0].message
 
 
 def test_validate_collects_everything_and_flags_duplicate_objects() -> None:
