@@ -130,8 +130,8 @@ def route_hash_policies(
 ) -> list[Resource]:
     """The ``hash_policy`` list of a VirtualService route with ``destinations`` (empty: no hashing).
 
-    A single destination also means istiod's consistent-hash retry default (no previous_hosts
-    predicate) whenever this list is non-empty.
+    The retry default of a single destination follows ``destination_hash``, not this list: a
+    ``consistentHash`` without a hash key adds no policy here but still drops previous_hosts.
     """
     used = destinations if len(destinations) == 1 else [d for d in destinations if d.weight != 0]
     out: list[Resource] = []

@@ -12,7 +12,8 @@ Reference istio-semantics.md section 2.8:
   ``retryIgnorePreviousHosts`` false removes the predicate; ``retryRemoteLocalities`` adds the
   previous_priorities priority; ``backoff`` -> ``retry_back_off.base_interval``.
 - A single destination with a consistent-hash DestinationRule starts from the default without the
-  previous_hosts predicate, so that a retry stays on the hashed host.
+  previous_hosts predicate, so that a retry stays on the hashed host: from 1.23, and whenever the DR
+  has a ``consistentHash`` block, even one without a hash key (``routes.py`` decides).
 """
 
 from __future__ import annotations

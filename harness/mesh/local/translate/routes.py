@@ -45,6 +45,7 @@ from harness.mesh.local.translate.headers import (
 from harness.mesh.local.translate.inputs import Resource
 from harness.mesh.local.translate.lb import (
     default_route_hash_policies,
+    destination_hash,
     route_hash_policies,
 )
 from harness.mesh.local.translate.matches import (
@@ -211,8 +212,15 @@ def _route_action(
     hash_policies = route_hash_policies(rule.route, vs.metadata.namespace, ctx.destination_rules)
     if hash_policies:
         action["hash_policy"] = hash_policies
-    # A single hashed destination starts from the retry default without previous_hosts (ConvertPolicy).
-    consistent_hash = len(rule.route) == 1 and bool(hash_policies)
+    # A single destination with a DR consistentHash starts from the retry default without previous_hosts
+    # (route.go: consistentHash = LookupHash(route[0]) != nil; ConvertPolicy(policy, consistentHash)). That is
+    # the consistentHash block, hash key or not (ringHash/maglev alone make no hash_policy), and only from
+    # 1.23: 1.22's ConvertPolicy(policy) has no such variant.
+    consistent_hash = (
+        ctx.behaviour.consistent_hash_retry
+        and len(rule.route) == 1
+        and destination_hash(rule.route[0], vs.metadata.namespace, ctx.destination_rules) is not None
+    )
     retry_policy = translate_retries(rule.retries, ctx.behaviour, consistent_hash=consistent_hash)
     if retry_policy is not None:
         action["retry_policy"] = retry_policy
