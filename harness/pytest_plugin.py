@@ -192,7 +192,8 @@ class CaseFile(pytest.File):
     def collect(self) -> Iterator[pytest.Collector]:
         cases = load_case_file(_shown(self.path))
         local = self.config.getoption("--mesh") == "local"
-        issues = [issue for case in cases for issue in _istio_issues(case, local=local)]
+        plane = self.config.getoption("--control-plane")
+        issues = [issue for case in cases for issue in _istio_issues(case, local=local, control_plane=plane)]
         if issues:
             raise ValidationError(issues)
         for case in cases:
@@ -238,12 +239,13 @@ class CaseNode(pytest.Collector):
         return _harness_error_text(excinfo) or super().repr_failure(excinfo)
 
 
-def _istio_issues(case: Case, *, local: bool) -> list[Issue]:
+def _istio_issues(case: Case, *, local: bool, control_plane: str) -> list[Issue]:
     """istiod's validation errors and, on the local mesh, what it cannot reproduce: found at collection, as the CLI does."""
     from harness.istio.validate import validate_objects
-    from harness.mesh.local.translate import unsupported_issues
+    from harness.mesh.local.refusals import local_refusals
 
-    return list(validate_objects(case.objects).errors) + (unsupported_issues(case.objects) if local else [])
+    refused = local_refusals(case.objects, case.topology, "istiod" if control_plane == "istiod" else "builtin")
+    return list(validate_objects(case.objects).errors) + (refused if local else [])
 
 
 def _shown(path: Path) -> Path:

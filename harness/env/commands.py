@@ -26,6 +26,7 @@ from harness.env import render, state, wire
 from harness.env.client import EnvClient
 from harness.env.manifests import load_manifests, read_manifests
 from harness.errors import CaseError, MeshError, ProcessError, SyncTimeout
+from harness.mesh.base import describe_istio
 
 UP_TIMEOUT_S = 60.0  # interpreter, control plane, apps and Envoy start, first config ACKed: ~2 s when idle
 DOWN_TIMEOUT_S = 30.0  # the daemon closes every app and Envoy (5 s stop bound each, in sequence at worst)
@@ -88,8 +89,8 @@ def up(options: UpOptions, console: Console) -> int:
     with EnvClient(current) as client:
         status = client.status()
     info = status["mesh"]
-    console.print(f"environment [bold]{name}[/]: {info['kind']} mesh, Envoy {info['envoy_version']}, emulating Istio "
-                  f"{info['istio_version']}; daemon pid {current.pid}, log {path / state.LOG_FILE}", highlight=False, soft_wrap=True)
+    console.print(f"environment [bold]{name}[/]: {info['kind']} mesh, Envoy {info['envoy_version']}, "
+                  f"{describe_istio(info['istio_version'])}; daemon pid {current.pid}, log {path / state.LOG_FILE}", highlight=False, soft_wrap=True)
     console.print(render.addresses_table(status))
     console.print(f"next: mesh-harness apply FILE{_name_flag(name)}; mesh-harness send http://reviews:9080/ -n 100"
                   f"{_name_flag(name)}; stop with: mesh-harness down{_name_flag(name)}", highlight=False, markup=False, soft_wrap=True)

@@ -119,6 +119,12 @@ class MeshInfo:
     envoy_version: str
 
 
+def describe_istio(istio_version: str) -> str:
+    """``MeshInfo.istio_version`` as a phrase for a run's first line: the builtin plane emulates a release, istiod is one."""
+    return istio_version if istio_version.startswith("istiod ") else f"emulating Istio {istio_version}"
+
+
+
 @runtime_checkable
 class Mesh(Protocol):
     """A service mesh the harness can configure and send traffic through.

@@ -23,8 +23,11 @@ from tests.unit.front.front_builders import make_case_text, make_check, write_ca
 def test_gatecmd_parses_sides() -> None:
     assert parse_side("istio=1.23", "--from") == Side("istio=1.23", istio="1.23")
     assert parse_side("envoy=1.36.4, istio=1.28", "--to") == Side("envoy=1.36.4, istio=1.28", envoy="1.36.4", istio="1.28")
-    with pytest.raises(CaseError, match=r"--from 1.23: expected envoy=VERSION\|PATH and/or istio=VERSION.*got '1.23'"):
+    assert parse_side("plane=istiod", "--to") == Side("plane=istiod", plane="istiod")
+    with pytest.raises(CaseError, match=r"--from 1.23: expected envoy=VERSION\|PATH, istio=VERSION and/or plane=.*got '1.23'"):
         parse_side("1.23", "--from")
+    with pytest.raises(CaseError, match="plane must be builtin or istiod, got 'pilot'"):
+        parse_side("plane=pilot", "--from")
     with pytest.raises(CaseError, match="istio given twice"):
         parse_side("istio=1.23,istio=1.24", "--to")
 
