@@ -15,15 +15,16 @@ COLUMNS = tuple(f.name for f in dataclasses.fields(Behaviour))
     ("version", "switches"),
     [
         # alt_stat_name, retry_on_503, absolute_fqdn_domain, track_remaining,
-        # shadow_host_suffix_disabled, redirect_prefix_rewrite, consistent_hash_retry, dr_merge_by_export_to
-        ("1.22", (False, True, False, True, False, False, False, False)),
-        ("1.23", (True, True, False, True, False, False, True, False)),
-        ("1.24", (True, False, False, True, False, False, True, True)),
-        ("1.27", (True, False, True, True, False, False, True, True)),
-        ("1.28.1", (True, False, True, True, True, False, True, True)),
-        ("1.29", (True, False, True, False, True, False, True, True)),
-        ("1.30.3", (True, False, True, False, True, False, True, True)),
-        ("1.31", (True, False, True, False, True, True, True, True)),
+        # shadow_host_suffix_disabled, redirect_prefix_rewrite, consistent_hash_retry, dr_merge_by_export_to,
+        # proxy_100_continue, panic_threshold_off
+        ("1.22", (False, True, False, True, False, False, False, False, False, False)),
+        ("1.23", (True, True, False, True, False, False, True, False, True, False)),
+        ("1.24", (True, False, False, True, False, False, True, True, True, False)),
+        ("1.27", (True, False, True, True, False, False, True, True, True, False)),
+        ("1.28.1", (True, False, True, True, True, False, True, True, True, False)),
+        ("1.29", (True, False, True, False, True, False, True, True, True, False)),
+        ("1.30.3", (True, False, True, False, True, False, True, True, True, False)),
+        ("1.31", (True, False, True, False, True, True, True, True, True, True)),
     ],
 )
 def test_translate_versions_switch_at_the_documented_release(version: str, switches: tuple[bool, ...]) -> None:

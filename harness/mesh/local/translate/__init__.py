@@ -79,7 +79,7 @@ def translate(inp: TranslateInput) -> EnvoyResources:
     return EnvoyResources(
         clusters=clusters,
         endpoints=load_assignments,
-        listeners=tuple(translate_listener(port, inp.access_log_path) for port in ports),
+        listeners=tuple(translate_listener(port, inp.access_log_path, behaviour.proxy_100_continue) for port in ports),
         routes=route_configs,
     )
 
@@ -104,7 +104,8 @@ def translate_gateway(inp: TranslateInput) -> EnvoyResources:
     return EnvoyResources(
         clusters=clusters,
         endpoints=load_assignments,
-        listeners=tuple(translate_gateway_listener(port, inp.access_log_path) for port in by_port),
+        listeners=tuple(translate_gateway_listener(port, inp.access_log_path, behaviour.proxy_100_continue)
+                        for port in by_port),
         routes=tuple(
             translate_gateway_route_config(port, servers, inp.objects, context(port)) for port, servers in by_port.items()
         ),

@@ -4,8 +4,8 @@ ServiceEntry hosts (``service_entry.ExternalHost``) get the same clusters as ser
 DNS-resolved one is reshaped by ``service_entry.dns_cluster``.
 
 Shapes follow istiod's ``cluster_builder.go`` for a sidecar (reference sections 3.2-3.6): EDS over
-ADS with ``initial_fetch_timeout: 0s``, an empty ``common_lb_config`` and the ``<name>;`` alt stat
-name, and with a DR, the DR (and subset) in ``metadata.filter_metadata.istio`` on every cluster of the
+ADS with ``initial_fetch_timeout: 0s``, an empty ``common_lb_config`` (from 1.31 a panic threshold of 0,
+``Behaviour.panic_threshold_off``) and the ``<name>;`` alt stat name, and with a DR, the DR (and subset) in ``metadata.filter_metadata.istio`` on every cluster of the
 host. ``applyTrafficPolicy`` runs for every cluster, DR or not, so each one gets the connection pool
 defaults (10s connect timeout, circuit breakers at 2^32-1) and LEAST_REQUEST. A DR's effective
 policy for the cluster (``traffic_policy``: port-level and subset merge) then sets the connection
@@ -108,6 +108,8 @@ def _cluster(
     cluster.update(pool)
     outlier = translate_outlier_detection(policy.outlier_detection)
     cluster["common_lb_config"].update(outlier.pop("common_lb_config", {}))
+    if behaviour.panic_threshold_off:  # applyLoadBalancer (1.31+): panic mode off unless minHealthPercent set it
+        cluster["common_lb_config"].setdefault("healthy_panic_threshold", {"value": 0.0})
     cluster.update(outlier)
     cluster.update(translate_load_balancer(policy.load_balancer))
     if behaviour.alt_stat_name:

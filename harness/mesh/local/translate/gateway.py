@@ -59,9 +59,9 @@ def servers_by_port(gateways: Sequence[Gateway]) -> dict[int, list[GatewayServer
     return dict(sorted(out.items()))
 
 
-def translate_gateway_listener(port: int, access_log_path: str | None) -> Resource:
+def translate_gateway_listener(port: int, access_log_path: str | None, proxy_100_continue: bool = False) -> Resource:
     """The sidecar's HTTP listener for ``port`` with the gateway's RDS name and HCM settings."""
-    listener = translate_listener(port, access_log_path)
+    listener = translate_listener(port, access_log_path, proxy_100_continue)
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["rds"]["route_config_name"] = names.gateway_route_config(port)
     hcm.update(

@@ -8,6 +8,7 @@ Envoy, which would move that ephemeral port.
 The HCM keeps istiod's settings (``listener_builder.go:buildHTTPConnectionManager``, reference
 section 1.2) and its filter order with the Istio-only filters taken out: fault -> cors -> router.
 The empty fault and CORS filters are there so that per-route ``typed_per_filter_config`` can act.
+From 1.23 the HCM also passes ``100 Continue`` through (``proxy_100_continue``).
 """
 
 from __future__ import annotations
@@ -39,19 +40,20 @@ ACCESS_LOG_FORMAT = {
 """One JSON object per request: enough to explain a response (flags, attempts, which config served it)."""
 
 
-def translate_listener(port: int, access_log_path: str | None) -> Resource:
-    """The listener for service port ``port``; identical for every config version."""
+def translate_listener(port: int, access_log_path: str | None, proxy_100_continue: bool = False) -> Resource:
+    """The listener for service port ``port``; identical for every config version. ``proxy_100_continue``:
+    the release passes ``100 Continue`` through (``Behaviour.proxy_100_continue``, 1.23+)."""
     return {
         "name": names.listener(port),
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
         "traffic_direction": "OUTBOUND",
         "filter_chains": [
-            {"filters": [{"name": names.FILTER_HCM, "typed_config": _connection_manager(port, access_log_path)}]}
+            {"filters": [{"name": names.FILTER_HCM, "typed_config": _connection_manager(port, access_log_path, proxy_100_continue)}]}
         ],
     }
 
 
-def _connection_manager(port: int, access_log_path: str | None) -> Resource:
+def _connection_manager(port: int, access_log_path: str | None, proxy_100_continue: bool) -> Resource:
     hcm: Resource = {
         "@type": names.TYPE_HCM,
         "stat_prefix": names.hcm_stat_prefix(port),
@@ -72,6 +74,8 @@ def _connection_manager(port: int, access_log_path: str | None) -> Resource:
         },
         "server_header_transformation": "OVERWRITE",
     }
+    if proxy_100_continue:
+        hcm["proxy_100_continue"] = True
     if access_log_path is not None:
         hcm["access_log"] = [
             {

@@ -40,6 +40,13 @@ class Behaviour:
     dr_merge_by_export_to: bool
     """DestinationRules for one host merge only when their ``exportTo`` agree (1.24+,
     ``ENABLE_ENHANCED_DESTINATIONRULE_MERGE``); before, they all merge into one (``select.DestinationRuleIndex``)."""
+    proxy_100_continue: bool
+    """HTTP connection managers set ``proxy_100_continue: true``: Envoy passes ``100 Continue`` through
+    instead of answering ``Expect: 100-continue`` itself (1.23+, ``ENABLE_100_CONTINUE_HEADERS``, PR #50782)."""
+    panic_threshold_off: bool
+    """Every outbound cluster gets ``common_lb_config.healthy_panic_threshold: 0`` (panic mode off) unless an
+    outlierDetection ``minHealthPercent`` set it (1.31+: ``PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS`` defaults on,
+    PR #60690, ``applyLoadBalancer``); before, only clusters with outlierDetection had it."""
 
 
 def behaviour_for(istio_version: str) -> Behaviour:
@@ -57,4 +64,6 @@ def behaviour_for(istio_version: str) -> Behaviour:
         redirect_prefix_rewrite=minor >= 31,
         consistent_hash_retry=minor >= 23,
         dr_merge_by_export_to=minor >= 24,
+        proxy_100_continue=minor >= 23,
+        panic_threshold_off=minor >= 31,
     )
