@@ -32,6 +32,7 @@ from harness.mesh.local.mesh import LocalInventory, LocalMesh
 from harness.mesh.local.workdir import sweep_orphans
 from harness.topology import DEFAULT_TOPOLOGY, Service, Topology
 from tests.integration.broken import SUBSETS
+from tests.istiod import istiod_build
 
 pytestmark = pytest.mark.envoy
 
@@ -234,11 +235,11 @@ def test_two_meshes_side_by_side_and_close_leaves_nothing(clean_mesh: LocalMesh,
 
 
 HARNESS_SCRIPT = """
-import json, time
+import json, sys, time
 from harness.mesh.local.mesh import LocalMesh
 from harness.topology import DEFAULT_TOPOLOGY
 
-mesh = LocalMesh().start()
+mesh = LocalMesh(control_plane=sys.argv[1]).start()
 mesh.deploy(DEFAULT_TOPOLOGY)
 inventory = mesh.inventory()
 print(json.dumps({"pids": inventory.pids, "ports": inventory.ports, "workdir": str(inventory.workdir)}), flush=True)
@@ -246,15 +247,19 @@ time.sleep(60)  # bounded: the test signals long before
 """
 
 
-@pytest.fixture
-def harness_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], LocalInventory]]:
-    """A Python process that started a LocalMesh and deployed, with what it reported holding.
+@pytest.fixture(params=["builtin", "istiod"])
+def harness_process(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[bytes], LocalInventory]]:
+    """A Python process that started a LocalMesh (each control plane: istiod is one more child) and
+    deployed, with what it reported holding.
 
     Teardown kills it if the test did not, and removes a work dir it left behind.
     """
+    if request.param == "istiod":
+        istiod_build()
     stderr = (tmp_path / "harness.stderr").open("wb")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, "-c", HARNESS_SCRIPT], stdout=subprocess.PIPE, stderr=stderr, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", HARNESS_SCRIPT, request.param], stdout=subprocess.PIPE,
+                            stderr=stderr, env=env)
     inventory: LocalInventory | None = None
     try:
         line = _read_line(proc, READY_LINE_TIMEOUT_S, tmp_path / "harness.stderr")
@@ -285,7 +290,7 @@ def test_ctrl_c_of_the_harness_stops_everything(harness_process: tuple[subproces
 def test_sigkill_of_the_harness_takes_its_children_along(
     harness_process: tuple[subprocess.Popen[bytes], LocalInventory],
 ) -> None:
-    """Envoy dies by PR_SET_PDEATHSIG, the apps on stdin EOF. The work dir stays behind (nothing runs
+    """Envoy and istiod die by PR_SET_PDEATHSIG, the apps on stdin EOF. The work dir stays behind (nothing runs
     in a SIGKILLed process) until the next mesh starts: it sweeps directories of dead owners."""
     proc, inventory = harness_process
     starts = {name: start_time(pid) for name, pid in inventory.pids.items()}

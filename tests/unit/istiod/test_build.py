@@ -110,14 +110,16 @@ def test_build_patches_compiles_and_records_the_build(module: Path, cache: Path)
     assert built == IstiodBuild(cache / DEFAULT_ISTIOD_VERSION / "pilot-discovery", DEFAULT_ISTIOD_VERSION,
                                 DEFAULT_ISTIOD_VERSION, "1.31-dev+eed52ebb66ad", ("nil-multicluster",))
     assert go.compiled is not None and NIL_GUARD in go.compiled
-    assert [s.split(":")[0] for s in steps] == ["resolve", "download", "patch", "compile"]
-    assert "nil-multicluster.patch" in steps[2] and TARGET in steps[2]
+    # every patch is shown; the fake module has no file watcher, so file-watch-delay is not needed there
+    assert [s.split(":")[0] for s in steps] == ["resolve", "download", "patch", "patch", "compile"]
+    assert "file-watch-delay.patch" in steps[2] and "nil-multicluster.patch" in steps[3] and TARGET in steps[3]
     build_cmd = go.calls[-1]
     assert build_cmd[:2] == ["go", "build"] and build_cmd[-1] == "./pilot/cmd/pilot-discovery"
     ldflags = build_cmd[build_cmd.index("-ldflags") + 1]
     assert "-X istio.io/istio/pkg/version.buildVersion=1.31-dev+eed52ebb66ad" in ldflags
     info = json.loads((cache / DEFAULT_ISTIOD_VERSION / "build.json").read_text())
     assert info["patches"] == ["nil-multicluster"] and info["istio_version_file"] == "1.31"
+    assert info["patch_set"] == b.patch_set()
     assert info["go_version"].startswith("go version go1.26") and info["module_version"] == DEFAULT_ISTIOD_VERSION
     assert leftovers(cache) == []
 
@@ -269,3 +271,16 @@ def test_the_patch_ships_with_a_reason_and_a_real_diff() -> None:
     text = PATCH.read_text()
     assert text.startswith("nil-multicluster: ") and "\n--- a/" + TARGET + "\n+++ b/" + TARGET + "\n" in text
     assert NIL_GUARD in text and os.access(PATCH, os.R_OK)
+
+
+def test_a_build_made_with_other_patches_is_not_used(module: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build_istiod(cache=cache, run=FakeGo(module))
+    info_path = cache / DEFAULT_ISTIOD_VERSION / "build.json"
+    info = json.loads(info_path.read_text())
+    info_path.write_text(json.dumps({**info, "patch_set": "0000000000000000"}))
+    monkeypatch.setenv("MESH_HARNESS_HOME", str(cache.parent))
+    monkeypatch.setattr(b, "istiod_cache_dir", lambda environ=None: cache)
+    with pytest.raises(MeshError, match="was built with other patches than this mesh-harness applies"):
+        b.locate_istiod()
+    rebuilt = build_istiod(cache=cache, run=FakeGo(module))
+    assert json.loads(info_path.read_text())["patch_set"] == b.patch_set() and rebuilt.binary.is_file()

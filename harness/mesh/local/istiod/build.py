@@ -14,6 +14,7 @@ it; each one is applied only to the versions that have the code it fixes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -103,7 +104,9 @@ def locate_istiod(version: str | None = None, binary: str | None = None, environ
     version = check_version(version or DEFAULT_ISTIOD_VERSION)
     found = _cached(istiod_cache_dir(environ) / version)
     if found is None:
-        raise MeshError(f"istiod {version} is not built; build it (several minutes the first time) with "
+        stale = (istiod_cache_dir(environ) / version / BINARY).exists()
+        why = "was built with other patches than this mesh-harness applies" if stale else "is not built"
+        raise MeshError(f"istiod {version} {why}; build it (several minutes the first time) with "
                         f"`{build_command_line(version)}`, or pass --istiod-binary PATH")
     return found
 
@@ -146,7 +149,7 @@ def build_istiod(version: str | None = None, *, cache: Path | None = None, run: 
         _go(run, ["build", "-trimpath", "-buildvcs=false", "-ldflags", _ldflags(label, module_version),
                   "-o", str(out / BINARY), MAIN_PACKAGE], src, BUILD_TIMEOUT_S, f"build istiod {label}")
         info = {"requested": version, "module_version": module_version, "istio_version_file": istio_version,
-                "label": label, "go_version": go_version, "patches": list(applied),
+                "label": label, "go_version": go_version, "patches": list(applied), "patch_set": patch_set(),
                 "build_seconds": round(time.monotonic() - started, 1),
                 "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
         (out / BUILD_INFO).write_text(json.dumps(info, indent=1) + "\n")
@@ -209,11 +212,21 @@ class _ConsoleSteps:
             self._live.stop_task(self._task)
 
 
+def patch_set() -> str:
+    """A digest of the patches this harness applies: a build made with other patches is built again."""
+    digest = hashlib.sha256()
+    for patch in sorted(PATCHES_DIR.glob("*.patch")):
+        digest.update(patch.name.encode() + b"\0" + patch.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _cached(entry: Path) -> IstiodBuild | None:
-    """The complete build in ``entry`` (its binary and ``build.json``), or None."""
+    """The complete build in ``entry`` (its binary and ``build.json``) made with today's patches, or None."""
     binary = entry / BINARY
     try:
         info: dict[str, Any] = json.loads((entry / BUILD_INFO).read_text())
+        if info.get("patch_set") != patch_set():
+            return None
         found = IstiodBuild(binary, str(info["requested"]), str(info["module_version"]), str(info["label"]),
                             tuple(str(p) for p in info["patches"]))
     except (OSError, ValueError, KeyError, TypeError):
