@@ -158,7 +158,8 @@ class _Builder:
             raise self._error(node, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)")
         if len(path) > MAX_DEPTH:
             raise self._error(node, f"nested more than {MAX_DEPTH} levels deep (a recursive alias?)")
-        allowed = {yaml.MappingNode: (_MAP_TAG,), yaml.SequenceNode: (_SEQ_TAG,)}.get(type(node), _SCALAR_TAGS)
+        allowed_by_kind: dict[type[yaml.Node], tuple[str, ...]] = {yaml.MappingNode: (_MAP_TAG,), yaml.SequenceNode: (_SEQ_TAG,)}
+        allowed = allowed_by_kind.get(type(node), _SCALAR_TAGS)
         if node.tag not in allowed:
             raise self._error(node, f"the YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')!r} is not allowed: "
                                     "only plain YAML (maps, lists, strings, numbers, booleans, null); remove the tag")
