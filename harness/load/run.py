@@ -15,6 +15,7 @@ traffic takes the same path as the checks of ``mesh-harness run``.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from harness.case import Case
 from harness.errors import MeshError, ProcessError, SyncTimeout
@@ -47,7 +49,6 @@ _LOG_TAIL = 3000
 Progress = Callable[[float, int], None]
 """Called while Locust runs with (seconds since start, records written so far)."""
 
-
 @dataclass(frozen=True)
 class LocustOutputs:
     """Locust's own reports, written where the user asks: ``--csv PREFIX`` and ``--html FILE``."""
@@ -55,6 +56,7 @@ class LocustOutputs:
     csv_prefix: str | None = None
     html: str | None = None
 
+_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 def run_case_under_load(
     mesh: Mesh, case: Case, spec: LoadSpec, settings: StatSettings, outputs: LocustOutputs = LocustOutputs(),
@@ -79,7 +81,6 @@ def run_case_under_load(
         mesh.revert(token)
     return judge_load(case.name, case_plan, records, spec, settings, token.version)
 
-
 def _listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
     """How to find a client sidecar's listener for a service port on this mesh: (client, port) -> ``ip:port`` or None.
 
@@ -94,7 +95,6 @@ def _listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
     if isinstance(mesh, LocalMesh):
         return mesh.listener_address
     raise MeshError(f"load runs send through the local mesh's client sidecar; got a {type(mesh).__name__}")
-
 
 def locust_command(plan: Path, records: Path, host: str, spec: LoadSpec, outputs: LocustOutputs) -> list[str]:
     """The headless Locust command line. ``--exit-code-on-error 0``: failed requests are the
@@ -111,16 +111,15 @@ def locust_command(plan: Path, records: Path, host: str, spec: LoadSpec, outputs
         command += ["--html", str(Path(outputs.html).absolute())]
     return command
 
-
 def run_locust(plan: LoadPlan, host: str, spec: LoadSpec, outputs: LocustOutputs = LocustOutputs(),
                progress: Progress | None = None) -> list[Record]:
-    """Run Locust headless against ``host`` (only 127.0.0.1) and return its records.
+    """Run Locust headless against ``host`` (a loopback address: 127.0.0.0/8) and return its records.
 
     SyncTimeout when it outlives the run time plus ``STARTUP_MARGIN_S`` (its process group is
     killed); ProcessError when Locust is missing or exits non-zero (with its log's tail).
     """
-    if not host.startswith("http://127.0.0.1:"):
-        raise MeshError(f"load runs send to 127.0.0.1 only (got {host})")
+    if not _is_loopback_url(host):
+        raise MeshError(f"load runs send to loopback addresses only (127.0.0.0/8; got {host})")
     if importlib.util.find_spec("locust") is None:
         raise ProcessError("Locust is not installed; install it with `pip install 'mesh-harness[load]'`")
     workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-load-"))
@@ -144,7 +143,6 @@ def run_locust(plan: LoadPlan, host: str, spec: LoadSpec, outputs: LocustOutputs
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-
 def _wait(process: subprocess.Popen[bytes], limit_s: float, records: Path, log: Path, progress: Progress | None) -> None:
     started = time.monotonic()
     counter = _LineCounter(records)
@@ -159,7 +157,6 @@ def _wait(process: subprocess.Popen[bytes], limit_s: float, records: Path, log: 
         time.sleep(POLL_S)
     raise SyncTimeout(f"Locust did not finish within {limit_s:g}s (run time plus {STARTUP_MARGIN_S:g}s to start and stop); "
                       f"it was stopped. Its log ends:\n{_tail(log)}")
-
 
 class _LineCounter:
     """Records written so far (lines in the file), reading only what was added since the last call."""
@@ -177,7 +174,6 @@ class _LineCounter:
         self._lines += chunk.count(b"\n")
         return self._lines
 
-
 def _kill(process: subprocess.Popen[bytes]) -> None:
     """Stop Locust's process group if it still runs (timeout, Ctrl-C), and reap it."""
     if process.poll() is None:
@@ -190,14 +186,20 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired as exc:
         raise ProcessError(f"Locust (pid {process.pid}) did not exit within {KILL_WAIT_S:g}s of SIGKILL") from exc
 
-
 def _environment() -> dict[str, str]:
     """This process's environment without ``LOCUST_*`` settings, which would change the run behind our back."""
     return {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
-
 
 def _tail(log: Path) -> str:
     try:
         return log.read_bytes()[-_LOG_TAIL:].decode(errors="replace")
     except OSError:
         return "(no log)"
+
+def _is_loopback_url(url: str) -> bool:
+    """``http://127.x.y.z:port``: the builtin plane's sidecars listen on 127.0.0.1, istiod's on their own 127.A.B.x."""
+    host = urlsplit(url).hostname
+    try:
+        return url.startswith("http://") and host is not None and ipaddress.ip_address(host) in _LOOPBACK
+    except ValueError:
+        return False

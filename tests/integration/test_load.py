@@ -23,6 +23,7 @@ import pytest
 from harness.cli import EXIT_FAILED, EXIT_OK, main
 from harness.load.run import LOCUSTFILE
 from harness.mesh.local.mesh import LocalMesh
+from tests.istiod import istiod_build
 
 pytestmark = pytest.mark.envoy
 
@@ -47,6 +48,17 @@ def test_load_shipped_case_passes_its_gates_with_locust_reports(tmp_path: Path, 
     assert {"split follows the weights: v1", "split follows the weights: v2"} <= names  # per-version rows
     assert (tmp_path / "canary.html").stat().st_size > 0
     assert _children() <= before  # Locust and the mesh are gone
+
+
+def test_load_on_the_istiod_plane_passes_the_same_gates(capsys: pytest.CaptureFixture[str]) -> None:
+    """Locust sends to the client sidecar's own address (istiod binds each proxy to a 127.A.B.x of its own)."""
+    istiod_build()
+    before = _children()
+    code = main(["load", CASE, "--control-plane", "istiod", "--duration", "5s"])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    assert "load run passed" in out and "istiod" not in out.split("load run passed")[1]
+    assert _children() <= before  # Locust, istiod and the mesh are gone
 
 
 def test_load_impossible_gate_makes_the_command_fail(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,7 @@ istiod's own validation (it logs ``unable to reload file configuration`` and kee
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
@@ -53,6 +54,7 @@ REGISTRY_FILE = "registry.yaml"
 SYNC_FILE = "sync.yaml"
 _TYPE_NAMES = {"Cluster": "CDS", "Listener": "LDS", "RouteConfiguration": "RDS", "ClusterLoadAssignment": "EDS"}
 _UUID_LENGTH = 36
+_LOG_LINE_START = re.compile(r"^\d{4}-\d\d-\d\dT")
 _PARSE_FAILED = re.compile(r"Failed to parse (?P<file>\S+\.yaml): (?P<reason>.*)$")
 
 
@@ -325,11 +327,15 @@ def _reload_issues(logged: str, owners: Mapping[str, IstioObject]) -> list[Issue
 
     istiod logs ``Failed to parse <file>: <reason>`` and then ``unable to reload file configuration``.
     """
-    for line in logged.splitlines():
+    lines = logged.splitlines()
+    for index, line in enumerate(lines):
         found = _PARSE_FAILED.search(line)
         if found is None:
             continue
-        reason = found.group("reason").strip()
+        # "configuration is invalid: 2 errors occurred:" is followed by one "\t* <error>" line each
+        details = [d.strip().removeprefix("* ") for d in itertools.takewhile(
+            lambda d: not _LOG_LINE_START.match(d), lines[index + 1:]) if d.strip()]
+        reason = "; ".join([found.group("reason").strip().rstrip(":"), *details])
         obj = owners.get(Path(found.group("file")).name)
         if obj is not None:
             source = obj.source
