@@ -355,6 +355,7 @@ def _http_route(report: _Report, path: PathKey, route: HTTPRoute) -> None:
         _direct_response(report, (*path, "directResponse"), route.direct_response)
     _retries(report, path, route)
     _rewrite(report, path, route)
+    _header_operations(report, path, route)
     _duration(report, (*path, "timeout"), route.timeout)
     if route.cors_policy is not None:
         _duration(report, (*path, "corsPolicy", "maxAge"), route.cors_policy.max_age)
@@ -520,6 +521,48 @@ def _rewrite(report: _Report, path: PathKey, route: HTTPRoute) -> None:
     regex = rewrite.uri_regex_rewrite
     if regex is not None and not (regex.match and regex.rewrite):
         report.error((*path, "uriRegexRewrite"), "needs both match and rewrite (got one); set both")
+
+
+def _header_operations(report: _Report, path: PathKey, route: HTTPRoute) -> None:
+    """istiod ``validateHTTPRoute``'s header rules for a rule's own ``headers`` (not its destinations'):
+    no ``:``-prefixed name but the authority in request set/add, no Host or ``:``-prefixed name in the
+    other lists, and the authority set in one place only (``validateAuthorityRewrite``)."""
+    headers = route.headers
+    if headers is None:
+        return
+    request, response = headers.request, headers.response
+    authority: list[PathKey] = [("rewrite", "authority")] if route.rewrite is not None and route.rewrite.authority else []
+    for op in ("set", "add"):
+        for name in getattr(request, op) if request is not None else {}:
+            at = (*path, "headers", "request", op, name)
+            if _is_authority(name):
+                authority.append(("headers", "request", op, name))
+            elif not name or name.startswith(":"):
+                report.error(at, _header_name_problem(name))
+    lists: list[tuple[str, str, Iterable[str]]] = [("request", "remove", request.remove if request else ())]
+    if response is not None:
+        lists += [("response", "set", response.set), ("response", "add", response.add), ("response", "remove", response.remove)]
+    for direction, op, names in lists:
+        for i, name in enumerate(names):
+            if not name or name.startswith(":") or name.lower() == "host":
+                key: str | int = i if op == "remove" else name
+                report.error((*path, "headers", direction, op, key), _header_name_problem(name))
+    if len(authority) > 1:
+        places = " and ".join(".".join(str(p) for p in place) for place in authority)
+        report.error((*path, *authority[-1]), f"the authority is set in more than one place ({places}); istiod "
+                                              "refuses that: keep one")
+
+
+def _is_authority(name: str) -> bool:
+    return name.lower() in (":authority", "host")
+
+
+def _header_name_problem(name: str) -> str:
+    if not name:
+        return "header name cannot be empty"
+    if name.lower() == "host":
+        return 'the Host header cannot be changed here; to set the authority use rewrite.authority or headers.request.set ":authority"'
+    return f'header name cannot start with ":" (got {_q(name)}); pseudo-headers are Envoy\'s own'
 
 
 # --- DestinationRule --------------------------------------------------------------------------

@@ -100,6 +100,22 @@ VS_RULES = [
     ("destination subset name", "{route: [{destination: {host: r, subset: v1-beta}}]}",
      "{route: [{destination: {host: r, subset: V1_beta}}]}", "spec.http[0].route[0].destination.subset",
      "DNS-1123 label"),
+    # istiod's header rules for a rule's own headers (found by the builtin-vs-istiod differential test)
+    ("authority set twice", f"{{{ROUTE}, rewrite: {{authority: a}}, headers: {{request: {{set: {{x-a: b}}}}}}}}",
+     f"{{{ROUTE}, rewrite: {{authority: a}}, headers: {{request: {{set: {{Host: b}}}}}}}}",
+     "spec.http[0].headers.request.set.Host", "set in more than one place (rewrite.authority and"),
+    ("authority set and added", f"{{{ROUTE}, headers: {{request: {{set: {{':authority': a}}}}}}}}",
+     f"{{{ROUTE}, headers: {{request: {{set: {{':authority': a}}, add: {{host: b}}}}}}}}",
+     "spec.http[0].headers.request.add.host", "set in more than one place"),
+    ("pseudo-header set", f"{{{ROUTE}, headers: {{request: {{set: {{':authority': a}}}}}}}}",
+     f"{{{ROUTE}, headers: {{request: {{set: {{':path': /x}}}}}}}}",
+     "spec.http[0].headers.request.set.:path", 'cannot start with ":"'),
+    ("host removed", f"{{{ROUTE}, headers: {{request: {{remove: [x-a]}}}}}}",
+     f"{{{ROUTE}, headers: {{request: {{remove: [x-a, HOST]}}}}}}",
+     "spec.http[0].headers.request.remove[1]", "Host header cannot be changed here"),
+    ("response host set", f"{{{ROUTE}, headers: {{response: {{set: {{x-a: b}}}}}}}}",
+     f"{{{ROUTE}, headers: {{response: {{set: {{host: b}}}}}}}}",
+     "spec.http[0].headers.response.set.host", "Host header cannot be changed here"),
 ]
 
 
