@@ -13,9 +13,13 @@ Per check (matched by case and check name) it reports:
   an independent draw, as Envoy's weighted choices are (balancing policies that spread requests
   more evenly than chance only make the test more conservative);
 * **latency shifts**: a quantile (p50, p90) of the judged traffic that grew (or shrank) by more than
-  ``latency_ratio`` *and* by more than ``latency_floor_s`` (defaults x3 and 250 ms). Latency on a
-  shared machine moves with its load, so this is a rule with a stated threshold, not a test with an
-  error rate; it catches a new fault delay, timeout or retry backoff, not a few milliseconds;
+  ``latency_ratio`` *and* by more than ``latency_floor_s`` (defaults x3 and 250 ms), *and* whose
+  distribution-free intervals in the two runs are disjoint: each run's quantile lies, with probability
+  at least 1 - ``latency_alpha``, between two order statistics (binomial ranks, read off the run's
+  histogram bins). A small batch's p90 is one of its few slowest requests (10 requests with 2 held
+  300 ms by a circuit breaker: 3 ms or 300 ms by which request got queued); its interval is wide and
+  such a jump is not reported. Latency on a shared machine moves with its load, so the ratio and floor
+  stay: it catches a new fault delay, timeout or retry backoff, not a few milliseconds;
 * checks **present in one run only**.
 
 Latency-quantile and aggregate expectations (stat deltas, instances) have no per-request categories
@@ -24,6 +28,7 @@ and are compared through their outcome only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,6 +58,8 @@ class GateSettings:
     """Coarse on purpose: on a shared 2-core machine the local mesh's p50 of a check at concurrency 64
     moved from 66 ms to 193 ms between two runs of the same config; tighten both on a quiet machine."""
     latency_quantiles: tuple[str, ...] = ("p50", "p90")
+    latency_alpha: float = 1e-3
+    """Per run and quantile: the chance its interval misses the true quantile."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -297,9 +304,52 @@ def latency_shifts(baseline: Mapping[str, Any], candidate: Mapping[str, Any], se
         if q not in b or q not in c:
             continue
         low, high = sorted((b[q], c[q]))
-        if high - low > settings.latency_floor_s and high > settings.latency_ratio * low:
+        if high - low > settings.latency_floor_s and high > settings.latency_ratio * low \
+                and _disjoint(b, c, _QUANTILE_LEVELS[q], settings.latency_alpha):
             shifts.append(LatencyShift(q, b[q], c[q]))
     return tuple(shifts)
+
+
+_QUANTILE_LEVELS = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+def _disjoint(baseline: Mapping[str, Any], candidate: Mapping[str, Any], q: float, alpha: float) -> bool:
+    """Whether the two runs' intervals for the q-quantile do not overlap (True without histograms: the
+    documents of older harnesses are judged by the ratio and floor alone)."""
+    b, c = (quantile_interval(run.get("histogram"), q, alpha) for run in (baseline, candidate))
+    if b is None or c is None:
+        return True
+    return b[1] < c[0] or c[1] < b[0]
+
+
+def quantile_interval(histogram: Sequence[Sequence[float]] | None, q: float, alpha: float) -> tuple[float, float] | None:
+    """A distribution-free interval for the q-quantile from a run's histogram (``[[low_s, high_s, count], ...]``).
+
+    With n samples the ranks l and u are chosen so that Binomial(n, q) falls below l, or at or above u,
+    with probability at most alpha/2 each: then X(l) <= quantile <= X(u) with probability >= 1 - alpha.
+    Ranks are read as bin edges (the low edge of the bin holding rank l, the high edge of the one
+    holding rank u); a rank outside the sample is 0 or infinity. None when there is no histogram.
+    """
+    if not histogram:
+        return None
+    from scipy.stats import binom
+
+    bins = sorted((float(low), float(high), int(count)) for low, high, count in histogram)
+    n = sum(count for _, _, count in bins)
+    lower_rank = int(binom.ppf(alpha / 2, n, q))  # P(Bin < lower_rank) <= alpha/2: X(lower_rank) is below the quantile
+    upper_rank = int(binom.isf(alpha / 2, n, q)) + 1  # P(Bin >= upper_rank) <= alpha/2
+    return _value_at_rank(bins, lower_rank, low_edge=True), _value_at_rank(bins, upper_rank, low_edge=False)
+
+
+def _value_at_rank(bins: Sequence[tuple[float, float, int]], rank: int, *, low_edge: bool) -> float:
+    if rank < 1:
+        return 0.0
+    seen = 0
+    for low, high, count in bins:
+        seen += count
+        if seen >= rank:
+            return low if low_edge else high
+    return math.inf
 
 
 def distribution_text(d: Distribution) -> str:

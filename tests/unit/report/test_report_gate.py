@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import random
+from typing import Any
+
 import pytest
 from scipy.stats import binom
 
@@ -11,7 +15,9 @@ from harness.report.gate import (
     GateSettings,
     category_p_value,
     diff_results,
+    quantile_interval,
 )
+from harness.report.traffic import latency_json
 from tests.unit.report.report_builders import make_doc, make_entry
 
 
@@ -73,6 +79,31 @@ def test_gate_latency_shift_needs_the_ratio_and_the_floor() -> None:
     assert slow.findings() == ["latency p50 5.0 ms -> 300.0 ms", "latency p90 5.0 ms -> 300.0 ms"]
     faster, = diff_results(cand, base).differences
     assert faster.label == "improvement" and not faster.latency[0].slower
+
+
+def test_gate_latency_shift_of_a_small_batch_needs_disjoint_intervals() -> None:
+    """10 requests, 8 refused at once by a circuit breaker and 2 held 300 ms (or 1 when the queue drained
+    first): the p90 is 300 ms or 2 ms by chance, its interval reaches from 2 ms to the slowest request."""
+    def batch(slow: int) -> dict[str, Any]:
+        entry = make_entry("breaker", version={"v1": 10})
+        entry["traffic"]["latency"] = latency_json([0.002] * (10 - slow) + [0.3] * slow)
+        return entry
+
+    assert diff_results(make_doc(batch(1)), make_doc(batch(2))).differences == ()
+    low, high = quantile_interval(latency_json([0.002] * 9 + [0.3])["histogram"], 0.9, 1e-3) or (0, 0)
+    assert low < 0.002 and high == math.inf
+
+
+def test_gate_quantile_interval_covers_the_quantile_at_its_level() -> None:
+    """Exact coverage of the rank interval for a continuous distribution (uniform samples on a fine grid)."""
+    rng = random.Random(7)
+    misses = 0
+    for _ in range(2000):
+        samples = [rng.random() for _ in range(40)]
+        histogram = [[v, v, 1] for v in samples]  # one bin per sample: edges are the values themselves
+        low, high = quantile_interval(histogram, 0.5, 0.05) or (0, 0)
+        misses += not low <= 0.5 <= high
+    assert misses / 2000 <= 0.05 + 4 * (0.05 * 0.95 / 2000) ** 0.5  # at most alpha, beyond chance of 4 sd
 
 
 def test_gate_checks_present_in_one_run_only() -> None:
