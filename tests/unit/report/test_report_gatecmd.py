@@ -78,6 +78,27 @@ def test_gatecmd_envoy_path_side_is_passed_through(case_file: Path) -> None:
     assert [a.envoy_binary for a in opened] == ["/opt/envoy-a", "./envoy-b"]
 
 
+def test_gatecmd_plane_sides_open_each_plane_and_build_istiod_first(
+    case_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--from plane=builtin --to plane=istiod,istio=V``: istiod V is built (or found cached) before any
+    run, and each side's mesh is opened with its own control plane."""
+    events: list[str] = []
+    monkeypatch.setattr("harness.mesh.local.istiod.build.build_command",
+                        lambda version, force, console: events.append(f"build {version}"))
+    opened: list[argparse.Namespace] = []
+    handlers: dict[str | None, Handler] = {None: draw({"v1": 0.9, "v2": 0.1}), "v0.0.0-x": draw({"v1": 0.9, "v2": 0.1})}
+
+    def factory(args: argparse.Namespace) -> Any:
+        events.append(f"open {args.control_plane}")
+        return by_istio(opened, handlers)(args)
+
+    code = main(["gate", "--from", "plane=builtin", "--to", "plane=istiod,istio=v0.0.0-x", str(case_file)],
+                mesh_factory=factory)
+    assert code == EXIT_OK
+    assert events == ["build v0.0.0-x", "open builtin", "open istiod"]
+
+
 def test_gatecmd_needs_both_sides_or_two_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gate", "--from", "istio=1.23"]) == EXIT_INVALID
     assert main(["gate", str(tmp_path / "only.json")]) == EXIT_INVALID
