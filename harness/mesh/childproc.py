@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, TypeVar
 
 _T = TypeVar("_T")
@@ -86,3 +87,14 @@ def die_with_parent() -> tuple[list[str], Callable[[], None] | None]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return [], set_pdeathsig
+
+
+def log_tail(path: Path, lines: int, max_bytes: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of a child's log (from at most its last ``max_bytes``), headed by its path."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - max_bytes))
+            tail = log.read().decode(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return f"last {len(tail)} lines of {path}:\n" + "\n".join(tail)

@@ -25,6 +25,7 @@ from harness.mesh.local.mesh import LocalMesh
 from harness.runner import run_case
 from harness.settings import StatSettings
 from harness.topology import DEFAULT_TOPOLOGY, Client, Topology
+from tests.integration.broken import reviews_vs
 from tests.integration.conftest import MakeObjects
 from tests.istiod import istiod_build
 
@@ -60,17 +61,15 @@ def test_nack_reports_envoys_message_and_the_previous_config_keeps_serving(
     clean_istiod: LocalMesh, make_objects: MakeObjects
 ) -> None:
     mesh = clean_istiod
-    mesh.apply(make_objects(SUBSETS + route_to("v1")))
+    mesh.apply(make_objects(route_to("v1")))
     # Valid Istio that Envoy refuses: istiod gives a redirect code it cannot map (304) a route without an action.
-    bad = SUBSETS + route_to("v1").replace("route: [{destination: {host: reviews, subset: v1}}]",
-                                           "redirect: {uri: /x, redirectCode: 304}")
     with pytest.raises(ConfigRejected) as rejected:
-        mesh.apply(make_objects(bad))
+        mesh.apply(make_objects(reviews_vs("[{redirect: {uri: /x, redirectCode: 304}}]")))
 
     assert rejected.value.type_name == "RDS"
     assert 'field: "action", reason: is required' in rejected.value.detail
     assert versions(send(mesh, "client", 100)) == {"v1": 100}
-    mesh.apply(make_objects(SUBSETS + route_to("v2")))
+    mesh.apply(make_objects(route_to("v2")))
     assert versions(send(mesh, "client", 100)) == {"v2": 100}
 
 
@@ -78,11 +77,10 @@ def test_istiods_own_validation_names_the_object_and_nothing_is_applied(
     clean_istiod: LocalMesh, make_objects: MakeObjects
 ) -> None:
     mesh = clean_istiod
-    mesh.apply(make_objects(SUBSETS + route_to("v1")))
+    mesh.apply(make_objects(route_to("v1")))
     # mesh.apply does not run the harness's validator (the CLI and plugin do): istiod's own refuses it.
-    invalid = route_to("v2").replace("- route:", "- retries: {attempts: 2, retryOn: nonsense}\n      route:")
     with pytest.raises(ValidationError) as refused:
-        mesh.apply(make_objects(SUBSETS + invalid))
+        mesh.apply(make_objects(route_to("v2", retries="{attempts: 2, retryOn: nonsense}")))
 
     message = str(refused.value)
     assert "VirtualService/reviews: istiod refused it" in message and '"nonsense" is not a valid retryOn' in message
@@ -98,7 +96,7 @@ def test_two_clients_with_different_routes_never_share_a_listener(
     mesh = clean_istiod
     mesh.deploy(Topology(clients=(Client("client", labels=(("app", "client"),)),
                                   Client("tester", labels=(("app", "tester"),)))))
-    mesh.apply(make_objects(SUBSETS + SOURCE_SCOPED))
+    mesh.apply(make_objects(SOURCE_SCOPED))
     addresses = {name: mesh.listener_address(name, 9080) for name in ("client", "tester")}
     assert None not in addresses.values() and len(set(addresses.values())) == 2, addresses
 
@@ -118,7 +116,7 @@ def test_two_clients_with_different_routes_never_share_a_listener(
 
 def test_status_reads_istiods_sync_state_per_xds_type(clean_istiod: LocalMesh, make_objects: MakeObjects) -> None:
     mesh = clean_istiod
-    mesh.apply(make_objects(SUBSETS + route_to("v1")))
+    mesh.apply(make_objects(route_to("v1")))
     status = mesh.xds_status("client")
     short = {url.rsplit(".", 1)[-1]: s for url, s in status.items()}
     assert {"Cluster", "Listener", "RouteConfiguration", "ClusterLoadAssignment"} <= set(short)
@@ -141,39 +139,14 @@ def test_istiod_is_a_child_of_the_mesh_and_goes_with_it(make_objects: MakeObject
 
 # --- helpers -----------------------------------------------------------------------------------------
 
-SUBSETS = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
----
-"""
-
-SOURCE_SCOPED = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-    - match: [{sourceLabels: {app: tester}}]
-      route: [{destination: {host: reviews, subset: v2}}]
-    - route: [{destination: {host: reviews, subset: v1}}]
-"""
+def route_to(version: str, **extra: str) -> str:
+    """Subsets plus a VirtualService sending everything to ``version`` (``extra``: more fields of the rule)."""
+    fields = "".join(f", {key}: {value}" for key, value in extra.items())
+    return reviews_vs(f"[{{route: [{{destination: {{host: reviews, subset: {version}}}}}]{fields}}}]")
 
 
-def route_to(version: str) -> str:
-    return f"""
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: reviews}}
-spec:
-  hosts: [reviews]
-  http:
-    - route: [{{destination: {{host: reviews, subset: {version}}}}}]
-"""
+SOURCE_SCOPED = reviews_vs("[{match: [{sourceLabels: {app: tester}}], route: [{destination: {host: reviews, subset: v2}}]},"
+                           " {route: [{destination: {host: reviews, subset: v1}}]}]")
 
 
 def send(mesh: LocalMesh, client: str, count: int, concurrency: int = 8) -> list[Observation]:

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Self
 import httpx
 
 from harness.errors import MeshError, ProcessError
-from harness.mesh.childproc import die_with_parent
+from harness.mesh.childproc import die_with_parent, log_tail
 from harness.mesh.local import typeurls
 from harness.mesh.local.envoy_binary import find_envoy
 
@@ -31,7 +31,6 @@ XDS_CLUSTER = "xds_cluster"
 _POLL_S = 0.005
 _ADMIN_TIMEOUT_S = 5.0
 _STOP_TIMEOUT_S = 5.0
-_TAIL_BYTES = 64 * 1024
 
 
 def make_bootstrap(node_id: str, cluster: str, xds_port: int, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -278,13 +277,7 @@ class EnvoyProcess:
 
     def log_tail(self, n: int = 40) -> str:
         """The last ``n`` lines of Envoy's log (and stderr), for error messages."""
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(max(0, log.seek(0, os.SEEK_END) - _TAIL_BYTES))
-                lines = log.read().decode(errors="replace").splitlines()[-n:]
-        except FileNotFoundError:
-            return f"(no log at {self.log_path})"
-        return f"last {len(lines)} lines of {self.log_path}:\n" + "\n".join(lines)
+        return log_tail(self.log_path, n)
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self._process is None:

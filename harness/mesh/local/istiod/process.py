@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from harness.errors import ProcessError
-from harness.mesh.childproc import die_with_parent, stop
+from harness.mesh.childproc import die_with_parent, log_tail, stop
 
 ISTIOD_ENV = {
     "POD_NAMESPACE": "istio-system",
@@ -44,7 +44,7 @@ START_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 5.0
 _HTTP_TIMEOUT_S = 5.0
 _POLL_S = 0.01
-_TAIL_BYTES = 64 * 1024
+_LOG_READ_BYTES = 64 * 1024
 _GRPC_LINE = re.compile(rb"starting gRPC discovery service at (127\.0\.0\.1:\d+)")
 _HTTP_LINE = re.compile(rb"starting HTTP service at (127\.0\.0\.1:\d+)")
 RELOAD_FAILED = "unable to reload file configuration"
@@ -152,16 +152,10 @@ class IstiodProcess:
         """What istiod logged after byte ``offset`` (for a failed reload's reason)."""
         with open(self.log_path, "rb") as log:
             log.seek(offset)
-            return log.read(_TAIL_BYTES).decode(errors="replace")
+            return log.read(_LOG_READ_BYTES).decode(errors="replace")
 
     def log_tail(self, n: int = 30) -> str:
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(max(0, log.seek(0, os.SEEK_END) - _TAIL_BYTES))
-                lines = log.read().decode(errors="replace").splitlines()[-n:]
-        except FileNotFoundError:
-            return f"(no log at {self.log_path})"
-        return f"last {len(lines)} lines of {self.log_path}:\n" + "\n".join(lines)
+        return log_tail(self.log_path, n)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a bound; idempotent."""
