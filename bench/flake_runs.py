@@ -7,7 +7,8 @@ named here so that it can be looked at. Each run is a fresh ``python -m pytest``
 ``--run-timeout``; on overrun it gets SIGTERM (the plugin tears its mesh down), then SIGKILL for its
 process group after a grace period. Nothing is asserted: this is a benchmark, not a test.
 
-Run from the repository root:  python bench/flake_runs.py [-k 3] [--run-timeout 900] [selection ...]
+Run from the repository root:  python bench/flake_runs.py [-k 3] [--run-timeout 900] [--out FILE] [-- selection ...]
+e.g. the shipped cases on real istiod 50 times:  python bench/flake_runs.py -k 50 --out bench/results/flake_runs_istiod.json -- cases/ --control-plane istiod
 Writes bench/results/flake_runs.json (or --out) and prints one row per run.
 """
 
@@ -49,6 +50,9 @@ class Run:
     errors: int
     skipped: int
     failing_ids: list[str]
+    load_before: tuple[float, float, float]
+    """The machine's 1/5/15-minute load average when the run started (other work beside it shows here)."""
+    load_after: tuple[float, float, float]
 
     @property
     def ok(self) -> bool:
@@ -60,6 +64,7 @@ def run_once(index: int, selection: list[str], run_timeout: float, workdir: Path
     junit = workdir / f"run-{index}.xml"
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", f"--junitxml={junit}", *selection]
     env = {**os.environ, "COLUMNS": "400"}  # summary lines keep whole node ids
+    load_before = os.getloadavg()
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
@@ -72,7 +77,12 @@ def run_once(index: int, selection: list[str], run_timeout: float, workdir: Path
     seconds = time.monotonic() - started
     counts = _junit_counts(junit)
     return Run(index=index, exit_code=None if timed_out else proc.returncode, timed_out=timed_out,
-               seconds=round(seconds, 1), failing_ids=_failing_ids(out), **counts)
+               seconds=round(seconds, 1), failing_ids=_failing_ids(out), load_before=_rounded(load_before),
+               load_after=_rounded(os.getloadavg()), **counts)
+
+
+def _rounded(load: tuple[float, float, float]) -> tuple[float, float, float]:
+    return (round(load[0], 2), round(load[1], 2), round(load[2], 2))
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
@@ -115,12 +125,13 @@ def summarize(runs: list[Run]) -> dict[str, object]:
 
 
 def table(runs: list[Run]) -> str:
-    header = f"{'run':>3}  {'result':<9} {'exit':>4} {'seconds':>8} {'passed':>6} {'failed':>6} {'errors':>6} {'skipped':>7}"
+    header = (f"{'run':>3}  {'result':<9} {'exit':>4} {'seconds':>8} {'passed':>6} {'failed':>6} {'errors':>6} "
+              f"{'skipped':>7} {'load 1m':>8}")
     rows = [header]
     for r in runs:
         result = "TIMEOUT" if r.timed_out else ("pass" if r.ok else "FAIL")
         rows.append(f"{r.index:>3}  {result:<9} {r.exit_code if r.exit_code is not None else '-':>4} {r.seconds:>8.1f} "
-                    f"{r.passed:>6} {r.failed:>6} {r.errors:>6} {r.skipped:>7}")
+                    f"{r.passed:>6} {r.failed:>6} {r.errors:>6} {r.skipped:>7} {r.load_before[0]:>8.2f}")
         rows.extend(f"       failing: {nodeid}" for nodeid in r.failing_ids)
     return "\n".join(rows)
 
@@ -139,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="flake-runs-") as tmp:
         for index in range(1, args.runs + 1):
             run = run_once(index, args.selection, args.run_timeout, Path(tmp))
-            print(f"run {index}/{args.runs}: {'pass' if run.ok else 'FAIL'} in {run.seconds:.1f} s", flush=True)
+            print(f"run {index}/{args.runs}: {'pass' if run.ok else 'FAIL'} in {run.seconds:.1f} s "
+                  f"(load {run.load_before[0]:.2f} -> {run.load_after[0]:.2f})", flush=True)
             runs.append(run)
     summary = summarize(runs)
     print(table(runs))
