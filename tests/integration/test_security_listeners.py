@@ -4,7 +4,9 @@ A real LocalMesh with the default topology and the ingress gateway (started by a
 as cases/ingress-gateway.yaml does), plus an interactive environment (``mesh-harness up``: its
 daemon, with a mesh of its own), then every listening TCP socket and every bound, unconnected UDP
 socket of this process and all its descendants is read (psutil: /proc/<pid>/fd inodes matched in
-/proc/net/{tcp,tcp6,udp,udp6}). Each must be bound to 127.0.0.1 or ::1; none to 0.0.0.0 or ::.
+/proc/net/{tcp,tcp6,udp,udp6}). Each must be bound to the loopback range (127.0.0.0/8: the istiod plane's
+proxies each have a 127.A.B.x of their own) or ::1; none to 0.0.0.0 or ::. A mesh on the istiod plane
+(istiod's own ports, its sidecar and gateway) is enumerated beside them.
 
 So that a pass cannot come from a listener the enumeration missed, the enumerated set must
 contain every port the harness says it opened: the xDS servers, each Envoy's admin port and
@@ -27,12 +29,13 @@ from harness.env import state
 from harness.env.client import EnvClient
 from harness.istio.model import IstioObject
 from harness.mesh.local.mesh import GATEWAY, LocalMesh
+from harness.topology import DEFAULT_TOPOLOGY
+from tests.istiod import istiod_build
 
 pytestmark = pytest.mark.envoy
 
 MakeObjects = Callable[[str], list[IstioObject]]
 ENV_NAME = "security"
-LOOPBACK = {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
 
 GATEWAY_CONFIG = """
 apiVersion: networking.istio.io/v1
@@ -65,11 +68,12 @@ class Listener:
 
 
 def is_loopback(ip: str) -> bool:
-    """127.0.0.1 or ::1; an IPv6 socket bound to ``::ffff:127.0.0.1`` (how aiohttp and gRPC bind 127.0.0.1 on a
-    dual-stack host) accepts only IPv4 loopback, so it counts as 127.0.0.1."""
+    """127.0.0.0/8 (the istiod plane gives each proxy a 127.A.B.x of its own) or ::1; an IPv6 socket bound to
+    ``::ffff:127.0.0.1`` (how aiohttp and gRPC bind 127.0.0.1 on a dual-stack host) accepts only IPv4
+    loopback, so it counts as 127.0.0.1."""
     address = ipaddress.ip_address(ip)
     mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return (mapped or address) in LOOPBACK
+    return (mapped or address).is_loopback
 
 
 def process_tree() -> list[psutil.Process]:
@@ -94,11 +98,11 @@ def listeners(processes: list[psutil.Process]) -> list[Listener]:
     return found
 
 
-def mesh_ports(mesh: LocalMesh) -> dict[str, int]:
+def mesh_ports(mesh: LocalMesh, name: str = "test mesh") -> dict[str, int]:
     """Every port the local mesh says it bound: inventory (apps, listeners, xDS) and each Envoy's admin."""
-    ports = {f"test mesh {k}": v for k, v in mesh.inventory().ports.items()}
+    ports = {f"{name} {k}": v for k, v in mesh.inventory().ports.items()}
     for proxy in ("client", GATEWAY):
-        ports[f"test mesh {proxy} admin"] = int(mesh.sidecar(proxy).admin_address.rsplit(":", 1)[1])
+        ports[f"{name} {proxy} admin"] = int(mesh.sidecar(proxy).admin_address.rsplit(":", 1)[1])
     return ports
 
 
@@ -112,7 +116,8 @@ def env_ports(current: state.EnvState) -> dict[str, int]:
     for c in status["clients"]:
         ports[f"env {c['client']} control"] = c["control"]
         ports[f"env sidecar-{c['client']} admin"] = int(c["admin"].rsplit(":", 1)[1])
-        ports.update({f"env sidecar-{c['client']} {p}": bound for p, bound in c["listeners"].items()})
+        ports.update({f"env sidecar-{c['client']} {p}": int(bound.rsplit(":", 1)[1])
+                      for p, bound in c["listeners"].items()})
     return ports
 
 
@@ -128,10 +133,21 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[state.EnvS
             main(["down", "--name", ENV_NAME])
 
 
+@pytest.fixture(scope="module")
+def istiod_mesh() -> Iterator[LocalMesh]:
+    """A mesh on the istiod plane: istiod's own ports, and its proxies on their own 127.A.B.x addresses.
+    Set up before ``environment``, which points MESH_HARNESS_HOME (where the build is cached) elsewhere."""
+    build = istiod_build()
+    with LocalMesh(control_plane="istiod", istiod_binary=str(build.binary)) as mesh:
+        mesh.deploy(DEFAULT_TOPOLOGY)
+        yield mesh
+
+
 def test_every_listener_of_the_harness_binds_loopback(clean_mesh: LocalMesh, make_objects: MakeObjects,
-                                                      environment: state.EnvState) -> None:
+                                                      istiod_mesh: LocalMesh, environment: state.EnvState) -> None:
     clean_mesh.apply(make_objects(GATEWAY_CONFIG))  # starts the ingress gateway, as cases/ingress-gateway.yaml does
-    expected = {**mesh_ports(clean_mesh), **env_ports(environment)}
+    istiod_mesh.apply(make_objects(GATEWAY_CONFIG))
+    expected = {**mesh_ports(clean_mesh), **env_ports(environment), **mesh_ports(istiod_mesh, "istiod mesh")}
 
     found = listeners(process_tree())
 
@@ -142,6 +158,8 @@ def test_every_listener_of_the_harness_binds_loopback(clean_mesh: LocalMesh, mak
     assert not missed, f"ports the harness opened but the enumeration did not find: {missed}\nfound: " + \
         "\n".join(map(str, found))
     assert environment.pid in {s.pid for s in found}, "the daemon's own listener (API, xDS) was not enumerated"
+    istiod_pid = istiod_mesh.inventory().pids["istiod"]
+    assert {s.port for s in found if s.pid == istiod_pid} >= {istiod_mesh.inventory().ports["xds"]}
     assert {"daemon API", "test mesh xds", "test mesh client admin", f"test mesh {GATEWAY} admin",
             f"test mesh {GATEWAY}/80", "test mesh reviews-v1-0/control", "env reviews-v1-0 control"} <= set(expected)
     assert len(found) >= len(set(expected.values()))
@@ -161,6 +179,7 @@ def test_daemon_api_refuses_requests_without_its_token(environment: state.EnvSta
 
 @pytest.mark.parametrize(("ip", "loopback"), [("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True),
                                               ("0.0.0.0", False), ("::", False), ("::ffff:0.0.0.0", False),
-                                              ("127.0.0.2", False), ("10.1.2.3", False), ("fe80::1", False)])
+                                              ("127.3.4.10", True), ("::ffff:127.3.4.10", True), ("128.0.0.1", False),
+                                              ("10.1.2.3", False), ("fe80::1", False)])
 def test_loopback_check_refuses_wildcard_and_other_addresses(ip: str, loopback: bool) -> None:
     assert is_loopback(ip) is loopback
