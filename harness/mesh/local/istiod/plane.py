@@ -84,8 +84,7 @@ class IstiodPlane:
         self._config_dir: Path | None = None
         self._block = ""
         self._proxies: dict[str, Proxy] = {}
-        self._good: _Rendered | None = None  # the last config every live proxy ran
-        self._good_objects: tuple[IstioObject, ...] = ()  # the case objects in it
+        self._good_objects: tuple[IstioObject, ...] = ()  # the case objects of the last config every live proxy ran
 
     @property
     def istiod(self) -> IstiodProcess:
@@ -122,7 +121,7 @@ class IstiodPlane:
 
     def check(self, wanted: Wanted) -> None:
         """istiod validates on its own when it reads the file (``sync``); the refusals that concern the
-        local mesh as a whole are made before anything starts (``translate.unsupported_issues``)."""
+        local mesh as a whole are made before anything starts, by the CLI and the plugin (``refusals.py``)."""
 
     def sync(self, wanted: Wanted) -> None:
         rendered = self._render(wanted, wanted.objects, wanted.version)
@@ -135,9 +134,7 @@ class IstiodPlane:
             previous = self._render(wanted, self._good_objects, wanted.version + 1)
             self._write(previous)
             self._wait(wanted, previous, self.istiod.log_size(), {n: _rejections(wanted.proxies[n]) for n in wanted.live})
-            self._good = previous
             raise
-        self._good = rendered
         self._good_objects = wanted.objects
 
     def expected_listeners(self, proxy: str) -> frozenset[str] | None:
