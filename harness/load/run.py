@@ -56,8 +56,6 @@ class LocustOutputs:
     csv_prefix: str | None = None
     html: str | None = None
 
-_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
-
 def run_case_under_load(
     mesh: Mesh, case: Case, spec: LoadSpec, settings: StatSettings, outputs: LocustOutputs = LocustOutputs(),
     progress: Progress | None = None,
@@ -197,9 +195,9 @@ def _tail(log: Path) -> str:
         return "(no log)"
 
 def _is_loopback_url(url: str) -> bool:
-    """``http://127.x.y.z:port``: the builtin plane's sidecars listen on 127.0.0.1, istiod's on their own 127.A.B.x."""
+    """``http://<loopback address>:port``: the builtin plane's sidecars listen on 127.0.0.1, istiod's on their own 127.A.B.x."""
     host = urlsplit(url).hostname
     try:
-        return url.startswith("http://") and host is not None and ipaddress.ip_address(host) in _LOOPBACK
+        return url.startswith("http://") and host is not None and ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
