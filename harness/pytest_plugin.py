@@ -33,7 +33,7 @@ from harness.cases_discovery import CASE_SUFFIXES, looks_like_case
 from harness.errors import CaseError, HarnessError, Issue, ValidationError
 from harness.interrupts import sigterm_as_interrupt
 from harness.istio.model import IstioObject
-from harness.mesh.base import Mesh, MeshInfo, Observation, SendSpec, SyncToken
+from harness.mesh.base import Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
 from harness.report.result import result_document, write_result
 from harness.report.table import interval_text, observed_vs_expected
 from harness.runner import CheckResult, run_check
@@ -110,7 +110,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     session = config.stash[_SESSION]
     if session.results:
         passed = sum(r.outcome == "pass" for r in session.results)
-        terminalreporter.write_line(f"mesh-harness: {passed}/{len(session.results)} checks passed, "
+        info = session.mesh_info()
+        where = f" on the {info.kind} mesh (Envoy {info.envoy_version}, {describe_istio(info.istio_version)})" if info else ""
+        terminalreporter.write_line(f"mesh-harness: {passed}/{len(session.results)} checks passed{where}, "
                                     f"{sum(r.requests for r in session.results)} requests")
     if config.getoption("--mesh-json"):
         info = session.mesh_info()

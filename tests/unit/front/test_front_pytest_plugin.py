@@ -72,7 +72,7 @@ def test_plugin_runs_checks_on_the_supplied_mesh(pytester: pytest.Pytester) -> N
     pytester.makeconftest(FAKE_CONFTEST.format(versions='{"v1": 0.9, "v2": 0.1}'))
     result = run(pytester, "--mesh-json", "result.json")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["mesh-harness: 2/2 checks passed, * requests"])
+    result.stdout.fnmatch_lines(["mesh-harness: 2/2 checks passed on the local mesh (Envoy *), * requests"])
     doc = json.loads((pytester.path / "result.json").read_text())
     assert [c["outcome"] for c in doc["checks"]] == ["pass", "pass"]
     assert doc["mesh"] == {"kind": "local", "istio_version": "fake", "envoy_version": "fake"}
