@@ -25,7 +25,7 @@ from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationError, load_all
 from harness.interrupts import Terminated, sigterm_as_interrupt
 from harness.istio.validate import undefined_subset_warnings, validate_objects
-from harness.mesh.base import Mesh, describe_istio
+from harness.mesh.base import CONTROL_PLANES, Mesh, describe_istio
 from harness.settings import StatSettings
 
 if TYPE_CHECKING:
@@ -373,7 +373,7 @@ def _mesh_options(p: argparse.ArgumentParser) -> None:
 
 
 def _control_plane_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--control-plane", choices=["builtin", "istiod"], default="builtin",
+    p.add_argument("--control-plane", choices=CONTROL_PLANES, default="builtin",
                    help="local mesh: what configures the sidecars: builtin (the harness's translator, default) or "
                         "istiod (real istiod, built once with `mesh-harness istiod build`)")
     p.add_argument("--istiod-binary", metavar="PATH",

@@ -30,7 +30,7 @@ from rich.table import Table
 
 from harness.case import Case, Check
 from harness.errors import CaseError, CaseSyntaxError
-from harness.mesh.base import Mesh
+from harness.mesh.base import CONTROL_PLANES, Mesh
 from harness.report.gate import GateDiff, GateSettings, diff_results, headline, mesh_text, plural
 from harness.report.result import result_document, write_result
 from harness.runner import CheckResult, run_case
@@ -39,7 +39,6 @@ from harness.settings import StatSettings
 EXIT_SAME, EXIT_DIFFERENT = 0, 1
 _STYLE = {"regression": "bold red", "changed": "yellow", "improvement": "green", "new": "cyan", "same": ""}
 _KEYS = ("envoy", "istio", "plane")
-_PLANES = ("builtin", "istiod")
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def parse_side(text: str, option: str) -> Side:
         if not sep or key not in _KEYS or not value:
             raise CaseError(f"{option} {text}: expected envoy=VERSION|PATH, istio=VERSION and/or plane=builtin|istiod, "
                             f"comma-separated (e.g. {option} istio=1.23 or {option} envoy=1.36.4), got {part!r}")
-        if key == "plane" and value not in _PLANES:
+        if key == "plane" and value not in CONTROL_PLANES:
             raise CaseError(f"{option} {text}: plane must be builtin or istiod, got {value!r}")
         if key in values:
             raise CaseError(f"{option} {text}: {key} given twice")

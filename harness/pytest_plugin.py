@@ -33,7 +33,7 @@ from harness.cases_discovery import CASE_SUFFIXES, looks_like_case
 from harness.errors import CaseError, HarnessError, Issue, ValidationError
 from harness.interrupts import sigterm_as_interrupt
 from harness.istio.model import IstioObject
-from harness.mesh.base import Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
+from harness.mesh.base import CONTROL_PLANES, Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
 from harness.report.result import result_document, write_result
 from harness.report.table import interval_text, observed_vs_expected
 from harness.runner import CheckResult, run_check
@@ -49,7 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="mesh to run cases on: local (default), kind (real Istio on a kind cluster the harness makes), "
                          "cluster (real Istio on --context)")
     group.addoption("--envoy-binary", default=None, help="Envoy binary for the local mesh")
-    group.addoption("--control-plane", default="builtin", choices=["builtin", "istiod"],
+    group.addoption("--control-plane", default="builtin", choices=CONTROL_PLANES,
                     help="local mesh: builtin (the harness's translator) or istiod (real istiod, `mesh-harness istiod build`)")
     group.addoption("--istiod-binary", default=None, help="istiod (pilot-discovery) binary for --control-plane istiod")
     group.addoption("--istio-version", default=None,

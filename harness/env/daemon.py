@@ -57,7 +57,7 @@ from harness.env.manifests import Manifest
 from harness.env.service import EnvService
 from harness.errors import CaseError, ConfigRejected, HarnessError, MeshError
 from harness.istio.model import IstioObject
-from harness.mesh.base import SyncToken
+from harness.mesh.base import CONTROL_PLANES, SyncToken
 from harness.topology import DEFAULT_TOPOLOGY
 
 _SERVER_STOP_S = 10.0
@@ -156,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--services", default=None)
     p.add_argument("--envoy-binary", default=None)
     p.add_argument("--istio-version", default=None)
-    p.add_argument("--control-plane", choices=["builtin", "istiod"], default="builtin")
+    p.add_argument("--control-plane", choices=CONTROL_PLANES, default="builtin")
     p.add_argument("--istiod-binary", default=None)
     return p
 

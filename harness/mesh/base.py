@@ -14,6 +14,9 @@ from harness.istio.model import IstioObject
 from harness.topology import Topology
 
 Protocol_ = Literal["http", "http2", "grpc"]
+ControlPlaneName = Literal["builtin", "istiod"]
+CONTROL_PLANES: tuple[ControlPlaneName, ...] = ("builtin", "istiod")
+"""What can configure the local mesh's Envoys: the harness's translator, or real istiod."""
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from harness.istio.model import IstioObject
+from harness.mesh.base import ControlPlaneName
 from harness.mesh.local.envoy import EnvoyProcess
 from harness.mesh.local.xds import TypeStatus
 from harness.topology import Client, Topology
 
-PlaneName = Literal["builtin", "istiod"]
-PLANES: tuple[PlaneName, ...] = ("builtin", "istiod")
+PlaneName = ControlPlaneName
 
 
 @dataclass(frozen=True)
