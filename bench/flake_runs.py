@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.run_timeout <= 0:
         parser.error("--runs must be at least 1 and --run-timeout positive")
+    # Started in the background by a shell (`... &`), this process ignores SIGINT and its pytest runs would
+    # inherit that, so the suite's Ctrl-C tests would see a harness that cannot be interrupted. A handler
+    # (unlike SIG_IGN) is not inherited: each run starts with the default, as in a terminal or in CI.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="flake-runs-") as tmp:
