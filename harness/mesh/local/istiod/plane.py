@@ -35,7 +35,7 @@ from harness.istio.model import IstioObject
 from harness.mesh import sentinels
 from harness.mesh.local.envoy import EnvoyProcess
 from harness.mesh.local.istiod.build import IstiodBuild
-from harness.mesh.local.istiod.process import RELOAD_FAILED, IstiodProcess
+from harness.mesh.local.istiod.process import RELOAD_FAILED, RELOAD_TRIGGERED, IstiodProcess
 from harness.mesh.local.istiod.registry import (
     ROOT_NAMESPACE,
     AppPorts,
@@ -50,6 +50,7 @@ from harness.topology import INGRESS_GATEWAY, Client
 
 SYNC_LABELS = {"mesh-harness.io/sync": "true"}
 _POLL_S = 0.005
+_PROBE_S = 0.2
 REGISTRY_FILE = "registry.yaml"
 SYNC_FILE = "sync.yaml"
 _TYPE_NAMES = {"Cluster": "CDS", "Listener": "LDS", "RouteConfiguration": "RDS", "ClusterLoadAssignment": "EDS"}
@@ -110,6 +111,27 @@ class IstiodPlane:
         self._block = free_loopback_block()
         self._istiod = IstiodProcess(self.build.binary, self._config_dir, mesh_file, root / "istiod.log")
         self._istiod.start()
+        self._wait_watching()
+
+    def _wait_watching(self) -> None:
+        """Return once istiod's folder watcher sees changes: it may start after the xDS port opens, and a
+        file written before it would never be read. A probe file (not YAML: istiod does not parse it) is
+        touched until istiod logs a reload."""
+        assert self._config_dir is not None
+        probe = self._config_dir / ".watch-probe"
+        deadline = time.monotonic() + self._sync_timeout_s
+        for attempt in range(int(self._sync_timeout_s / _PROBE_S) + 2):  # bounded by the deadline below, too
+            mark = self.istiod.log_size()
+            probe.write_text(str(attempt))
+            until = min(deadline, time.monotonic() + _PROBE_S)
+            while time.monotonic() < until:
+                if RELOAD_TRIGGERED in self.istiod.log_since(mark):
+                    return
+                time.sleep(_POLL_S)
+            if time.monotonic() >= deadline:
+                break
+        raise SyncTimeout(f"istiod did not react to a change in {self._config_dir} within {self._sync_timeout_s:g}s\n"
+                          f"{self.istiod.log_tail(10)}")
 
     def node(self, proxy: str, client: Client) -> ProxyNode:
         known = self._proxies.get(proxy)

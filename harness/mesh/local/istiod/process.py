@@ -47,6 +47,8 @@ _POLL_S = 0.01
 _LOG_READ_BYTES = 64 * 1024
 _GRPC_LINE = re.compile(rb"starting gRPC discovery service at (127\.0\.0\.1:\d+)")
 _HTTP_LINE = re.compile(rb"starting HTTP service at (127\.0\.0\.1:\d+)")
+RELOAD_TRIGGERED = "Triggering reload of file configuration"
+"""istiod's log line when its folder watcher saw a change (after its debounce delay)."""
 RELOAD_FAILED = "unable to reload file configuration"
 """istiod's log line when a file in its config directory is invalid: it keeps its previous state."""
 
