@@ -32,6 +32,13 @@ class BuiltinPlane:
         self._resources: dict[str, EnvoyResources] = {}  # what was last translated, per proxy
 
     @property
+    def istio_version(self) -> str:
+        return self._istio_version
+
+    def pids(self) -> Mapping[str, int]:
+        return {}
+
+    @property
     def xds_port(self) -> int:
         return self._xds.port
 

@@ -132,7 +132,6 @@ class LocalMesh:
         build of ``istiod_version`` cached by ``mesh-harness istiod build``, or ``istiod_binary``)."""
         self._binary = find_envoy(envoy_binary)
         self._plane: Plane = _make_plane(control_plane, istio_version, sync_timeout_s, istiod_binary, istiod_version)
-        self._istio_version = istio_version
         self._sync_timeout_s = sync_timeout_s
         self._log_level = envoy_log_level
         self._lock = threading.Lock()
@@ -192,11 +191,7 @@ class LocalMesh:
     def info(self) -> MeshInfo:
         if self._envoy_version is None:
             self._envoy_version = envoy_version(self._binary)
-        istio = self._istio_version
-        build = getattr(self._plane, "build", None)
-        if build is not None:
-            istio = f"istiod {build.label}"
-        return MeshInfo(kind="local", istio_version=istio, envoy_version=self._envoy_version)
+        return MeshInfo(kind="local", istio_version=self._plane.istio_version, envoy_version=self._envoy_version)
 
     @property
     def control_plane(self) -> PlaneName:
@@ -221,9 +216,7 @@ class LocalMesh:
             ports.update({f"{process}/{port}": bound for port, (_ip, bound) in self._listeners.get(client, {}).items()})
         if self._plane_started:
             ports["xds"] = self._plane.xds_port
-            istiod = getattr(self._plane, "istiod", None)
-            if istiod is not None:
-                pids["istiod"] = istiod.pid
+            pids.update(self._plane.pids())
         return LocalInventory(pids=pids, ports=ports, workdir=self.workdir)
 
     @property

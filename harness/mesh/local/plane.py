@@ -66,6 +66,13 @@ class Plane(Protocol):
     @property
     def xds_port(self) -> int: ...
 
+    @property
+    def istio_version(self) -> str:
+        """What the run reports as its Istio: the release emulated (``1.30``), or ``istiod <build label>``."""
+
+    def pids(self) -> Mapping[str, int]:
+        """Processes of the plane's own (istiod), by name; none for the builtin plane."""
+
     def start(self, workdir: Path) -> None: ...
 
     def node(self, proxy: str, client: Client) -> ProxyNode:

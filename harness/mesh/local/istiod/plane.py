@@ -99,6 +99,13 @@ class IstiodPlane:
 
     @property
     def istio_version(self) -> str:
+        return f"istiod {self.build.label}"
+
+    def pids(self) -> Mapping[str, int]:
+        return {"istiod": self.istiod.pid}
+
+    @property
+    def proxy_istio_version(self) -> str:
         """What the proxies report as ISTIO_VERSION: the build's Istio release (``1.31-dev+eed52ebb66ad`` -> ``1.31``)."""
         return re.sub(r"-dev.*$", "", self.build.label.split("+")[0]) if self.build.label else "latest"
 
@@ -139,7 +146,7 @@ class IstiodPlane:
             known = Proxy(proxy, self._address(proxy), client.namespace, client.labels,
                           router=proxy == INGRESS_GATEWAY.name)
             self._proxies[proxy] = known
-        return ProxyNode(known.node_id, known.metadata(self.istio_version))
+        return ProxyNode(known.node_id, known.metadata(self.proxy_istio_version))
 
     def check(self, wanted: Wanted) -> None:
         """istiod validates on its own when it reads the file (``sync``); the refusals that concern the
