@@ -13,16 +13,17 @@ from harness.mesh.local.istiod import plane
 from harness.mesh.local.istiod.registry import (
     APP_ADDRESS,
     PROXY_LABEL,
-    AppPorts,
     case_objects,
     mesh_config,
     proxies,
     registry_objects,
 )
+from harness.mesh.local.plane import Instance
 from harness.topology import DEFAULT_TOPOLOGY, INGRESS_GATEWAY, Client, Service, ServicePort, Topology
 from harness.yamlsource import load_documents
 
-APPS = {"reviews-v1-0": AppPorts(http=41001, grpc=41002), "reviews-v2-0": AppPorts(http=42001, grpc=42002)}
+APPS = {"reviews-v1-0": Instance("reviews", "v1", http_port=41001, grpc_port=41002),
+        "reviews-v2-0": Instance("reviews", "v2", http_port=42001, grpc_port=42002)}
 
 
 def by_kind(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -100,7 +101,7 @@ spec:
   servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
 """, "case.yaml"))
     gateway = proxies(topology, "127.9.8")[INGRESS_GATEWAY.name]
-    entry, gw = case_objects(objects, topology, {"api-v1-0": AppPorts(http=43001, grpc=43002)}, gateway)
+    entry, gw = case_objects(objects, topology, {"api-v1-0": Instance("api", "v1", http_port=43001, grpc_port=43002)}, gateway)
     assert entry["metadata"] == {"name": "api", "namespace": "default"}
     assert entry["spec"]["endpoints"] == [{"address": APP_ADDRESS, "ports": {"http": 43001}}]
     assert gw["spec"]["servers"][0]["bind"] == "127.9.8.2"

@@ -38,13 +38,12 @@ from harness.mesh.local.istiod.build import IstiodBuild
 from harness.mesh.local.istiod.process import RELOAD_FAILED, RELOAD_TRIGGERED, IstiodProcess
 from harness.mesh.local.istiod.registry import (
     ROOT_NAMESPACE,
-    AppPorts,
     Proxy,
     case_objects,
     mesh_config,
     registry_objects,
 )
-from harness.mesh.local.plane import PlaneName, ProxyNode, Wanted
+from harness.mesh.local.plane import Instance, PlaneName, ProxyNode, Wanted
 from harness.mesh.local.xds import TypeStatus
 from harness.topology import INGRESS_GATEWAY, Client
 
@@ -200,7 +199,7 @@ class IstiodPlane:
         return next(f"{self._block}.{host}" for host in range(10, 250) if f"{self._block}.{host}" not in used)
 
     def _render(self, wanted: Wanted, objects: Iterable[IstioObject], version: int) -> _Rendered:
-        apps = {name: AppPorts(i.http_port, i.grpc_port) for name, i in wanted.instances.items()}
+        apps = wanted.instances
         clients = [self._proxies[name] for name in wanted.proxies if name != INGRESS_GATEWAY.name]
         gateway = self._proxies.get(INGRESS_GATEWAY.name) or Proxy(
             INGRESS_GATEWAY.name, self._address(INGRESS_GATEWAY.name), INGRESS_GATEWAY.namespace,
@@ -321,14 +320,14 @@ def _cluster_hosts(proxy: EnvoyProcess, clusters: Iterable[str]) -> dict[str, fr
     return out
 
 
-def _service_endpoints(wanted: Wanted, apps: Mapping[str, AppPorts]) -> dict[str, frozenset[str]]:
+def _service_endpoints(wanted: Wanted, apps: Mapping[str, Instance]) -> dict[str, frozenset[str]]:
     """The default (subset-less) cluster of every mesh service port -> the instances it must hold."""
     out: dict[str, frozenset[str]] = {}
     for service in wanted.topology.services:
         if service.external:
             continue
         for port in service.ports:
-            real = {f"127.0.0.1:{apps[i].grpc if port.protocol == 'grpc' else apps[i].http}"
+            real = {f"127.0.0.1:{apps[i].grpc_port if port.protocol == 'grpc' else apps[i].http_port}"
                     for i, inst in wanted.instances.items() if inst.service == service.name and i in apps}
             out[f"outbound|{port.number}||{service.fqdn}"] = frozenset(real)
     return out

@@ -25,6 +25,7 @@ from typing import Any
 
 from harness.istio.manifest import to_manifest
 from harness.istio.model import Gateway, IstioObject, ServiceEntry
+from harness.mesh.local.plane import Instance
 from harness.topology import CLUSTER_DOMAIN, INGRESS_GATEWAY, Client, Service, ServicePort, Topology
 
 API_VERSION = "networking.istio.io/v1"
@@ -36,14 +37,6 @@ APP_ADDRESS = "127.0.0.1"
 """Where every app instance listens (its own ports); no proxy uses this address."""
 GATEWAY_HOST = 2
 FIRST_CLIENT_HOST = 10
-
-
-@dataclass(frozen=True)
-class AppPorts:
-    """The ports one app instance really listens on (ephemeral; the service ports map onto them)."""
-
-    http: int
-    grpc: int
 
 
 @dataclass(frozen=True)
@@ -88,7 +81,7 @@ def _client_proxy(client: Client, address: str) -> Proxy:
     return Proxy(client.name, address, client.namespace, client.labels, router=False)
 
 
-def registry_objects(topology: Topology, apps: Mapping[str, AppPorts], clients: Sequence[Proxy]) -> list[dict[str, Any]]:
+def registry_objects(topology: Topology, apps: Mapping[str, Instance], clients: Sequence[Proxy]) -> list[dict[str, Any]]:
     """The services of ``topology`` (ServiceEntry + a WorkloadEntry per running instance in ``apps``)
     and a Sidecar per client proxy that binds its listeners to its own address."""
     out: list[dict[str, Any]] = []
@@ -128,8 +121,8 @@ def _protocol(port: ServicePort) -> str | None:
     return port.istio_protocol
 
 
-def _workload_entry(service: Service, version: str, instance: str, ports: AppPorts) -> dict[str, Any]:
-    real = {p.name: (ports.grpc if p.protocol == "grpc" else ports.http) for p in service.ports}
+def _workload_entry(service: Service, version: str, instance: str, ports: Instance) -> dict[str, Any]:
+    real = {p.name: (ports.grpc_port if p.protocol == "grpc" else ports.http_port) for p in service.ports}
     return _object("WorkloadEntry", instance, service.namespace, {
         "address": APP_ADDRESS,
         "labels": {"app": service.name, "version": version, INSTANCE_LABEL: instance},
@@ -172,7 +165,7 @@ def _gateway_keeps_request_ids() -> dict[str, Any]:
     }
 
 
-def case_objects(objects: Sequence[IstioObject], topology: Topology, apps: Mapping[str, AppPorts],
+def case_objects(objects: Sequence[IstioObject], topology: Topology, apps: Mapping[str, Instance],
                  gateway: Proxy) -> list[dict[str, Any]]:
     """The case's objects as written, with what a cluster would supply and loopback cannot: a
     ServiceEntry endpoint on 127.0.0.1 stands for the instances of the external app that serves the
@@ -191,7 +184,7 @@ def case_objects(objects: Sequence[IstioObject], topology: Topology, apps: Mappi
     return out
 
 
-def _point_at_external_app(spec: dict[str, Any], topology: Topology, apps: Mapping[str, AppPorts]) -> None:
+def _point_at_external_app(spec: dict[str, Any], topology: Topology, apps: Mapping[str, Instance]) -> None:
     hosts = spec.get("hosts", [])
     service = next((s for s in topology.services if s.external and hosts and hosts[0].split(".")[0] == s.name), None)
     if service is None or not spec.get("endpoints"):
@@ -200,8 +193,8 @@ def _point_at_external_app(spec: dict[str, Any], topology: Topology, apps: Mappi
     for instance, (name, _version) in sorted(topology.instances().items()):
         if name != service.name or instance not in apps:
             continue
-        ports = {p["name"]: (apps[instance].grpc if p.get("protocol", "").upper() in ("GRPC", "GRPC-WEB")
-                             else apps[instance].http) for p in spec.get("ports", [])}
+        ports = {p["name"]: (apps[instance].grpc_port if p.get("protocol", "").upper() in ("GRPC", "GRPC-WEB")
+                             else apps[instance].http_port) for p in spec.get("ports", [])}
         real.append({"address": APP_ADDRESS, "ports": ports})
     spec["endpoints"] = real
 
