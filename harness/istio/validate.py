@@ -562,7 +562,7 @@ def _header_name_problem(name: str) -> str:
         return "header name cannot be empty"
     if name.lower() == "host":
         return 'the Host header cannot be changed here; to set the authority use rewrite.authority or headers.request.set ":authority"'
-    return f'header name cannot start with ":" (got {_q(name)}); pseudo-headers are Envoy\'s own'
+    return f'header name cannot start with ":" (got {_q(name)}): pseudo-headers are Envoy\'s own; remove it'
 
 
 # --- DestinationRule --------------------------------------------------------------------------
