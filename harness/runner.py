@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from harness.case import Case, Check
 from harness.errors import HarnessError, MeshError, SyncTimeout
-from harness.expect import Sample, captured_headers, needs_of
+from harness.expect import Sample, captured_headers, needs_of, with_timer_tick
 from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
 from harness.report.traffic import Traffic, TrafficTally
 from harness.settings import StatSettings
@@ -126,7 +126,8 @@ def run_check(
         sleep(check.wait_s)
     started = clock()
     try:
-        judges = make_judges(check.expectations, check.overrides.over(settings), count=check.count)
+        expectations = with_timer_tick(check.expectations, mesh.info().timer_tick_s)
+        judges = make_judges(expectations, check.overrides.over(settings), count=check.count)
     except ValueError as exc:  # e.g. max_requests below what alpha and power need
         return _error(case, check, exc, 0.0)
     needs = needs_of(check.expectations)

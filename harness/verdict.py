@@ -552,7 +552,7 @@ def make_judges(expectations: Sequence[AnyExpectation], settings: StatSettings, 
             judges.append(WhereJudge(e, every, count))
         elif isinstance(e, QuantileExpectation):
             judges.append(QuantileJudge(e, QuantileDesign.plan(
-                e.q, e.bound, below=not e.at_least, alpha=alpha, power=settings.power, max_requests=settings.max_requests,
+                e.q, e.judged_bound, below=not e.at_least, alpha=alpha, power=settings.power, max_requests=settings.max_requests,
             )))
         elif isinstance(e, StatsExpectation):
             judges.append(StatsJudge(e, target))

@@ -43,6 +43,7 @@ from harness.expect.schema import (
     needs_of,
     parse_expectations,
     parse_where,
+    with_timer_tick,
 )
 from harness.expect.upstream import upstream
 from harness.expect.where import Where
@@ -79,4 +80,5 @@ __all__ = [
     "status",
     "upstream",
     "version",
+    "with_timer_tick",
 ]

@@ -36,6 +36,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -132,6 +133,10 @@ class LatencyModel(_Model):
     p95: QuantileBoundModel | None = Field(None, description=_QUANTILE)
     p99: QuantileBoundModel | None = Field(None, description=_QUANTILE)
     p999: QuantileBoundModel | None = Field(None, alias="p99.9", description=_QUANTILE)
+    timers: int | None = Field(
+        None, description="How many Envoy timers a lower bound adds up (3 for three per-try timeouts; default 1): each may "
+                          "end one tick of the proxy's clock early, so the bound allows that many ticks.",
+    )
 
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
@@ -374,24 +379,32 @@ def _latency(value: LatencyModel, sink: _Sink) -> None:
         if getattr(value, name) is not None and getattr(value, name) < 0:
             sink.problem(f"a latency bound cannot be negative (got {show_seconds(getattr(value, name))})", name)
             return
+    timers = 1 if value.timers is None else value.timers
+    if timers < 1:
+        sink.problem(f"must be at least 1 (got {value.timers}): the number of Envoy timers the lower bound adds up, e.g. 3 for three per-try timeouts", "timers")
+        return
+    lower_bounds = value.at_least is not None or value.fraction_at_least is not None or any(b and b.at_least is not None for b in quantiles.values())
+    if value.timers is not None and not lower_bounds:
+        sink.problem("timers only applies to a lower bound; add at_least, fraction_at_least or a quantile's at_least, or remove timers", "timers")
+        return
     if value.at_least is not None and value.below is not None and value.at_least >= value.below:
         sink.problem(f"at_least must be less than below (got at_least {show_seconds(value.at_least)}, below {show_seconds(value.below)})")
     elif value.at_least is not None or value.below is not None:
-        sink.add(latency.latency_range(value.at_least, value.below))
+        sink.add(latency.latency_range(value.at_least, value.below, timers=timers))
     split = value.fraction_at_least
     if split is not None:
         if not 0.0 < split.expected < 1.0:
             sink.problem(f"must be strictly between 0 and 1 (got {split.expected:g}); "
                          "for every request write latency: {at_least: ...} or {below: ...}", "fraction_at_least", "expected")
         else:
-            sink.add(latency.latency_split(split.bound, split.expected), "fraction_at_least")
+            sink.add(latency.latency_split(split.bound, split.expected, timers=timers), "fraction_at_least")
     for name, bound in quantiles.items():
         if bound is None:
             continue
         if (bound.below is None) == (bound.at_least is None):
             sink.problem(f"give exactly one of below and at_least, e.g. {name}: {{below: 1s}}", name)
         else:
-            sink.add(latency.latency_quantile(name, QUANTILES[name], below=bound.below, at_least=bound.at_least), name)
+            sink.add(latency.latency_quantile(name, QUANTILES[name], below=bound.below, at_least=bound.at_least, timers=timers), name)
 
 
 def _attempts(value: Any, sink: _Sink) -> None:
@@ -528,3 +541,28 @@ def captured_headers(expectations: Sequence[AnyExpectation]) -> tuple[str, ...]:
         e.classify.name for e in flat
         if isinstance(e, Expectation) and isinstance(e.classify, response.Header) and not e.classify.upstream
     }))
+
+
+def with_timer_tick(expectations: Sequence[AnyExpectation], tick_s: float) -> tuple[AnyExpectation, ...]:
+    """``expectations`` with every latency lower bound given the mesh's timer tick (``harness.expect.latency``);
+    the others unchanged. Called where a check meets its mesh, since the tick is the mesh's."""
+    return tuple(_with_tick(e, tick_s) for e in expectations)
+
+
+def _with_tick(expectation: AnyExpectation, tick_s: float) -> AnyExpectation:
+    if isinstance(expectation, latency.QuantileExpectation):
+        return replace(expectation, tick_s=tick_s)
+    if isinstance(expectation, Where):
+        return replace(expectation, inner=_latency_with_tick(expectation.inner, tick_s))
+    if isinstance(expectation, Expectation):
+        return _latency_with_tick(expectation, tick_s)
+    return expectation
+
+
+def _latency_with_tick(expectation: Expectation, tick_s: float) -> Expectation:
+    c = expectation.classify
+    if not isinstance(c, latency.LatencyRange) or c.at_least is None:
+        return expectation
+    if expectation.fractions is None:
+        return latency.latency_range(c.at_least, c.below, timers=c.timers, tick_s=tick_s)
+    return latency.latency_split(c.at_least, expectation.fractions[c.label], timers=c.timers, tick_s=tick_s)

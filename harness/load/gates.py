@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from harness.env.render import nearest_rank
-from harness.expect import Sample, is_statistical
+from harness.expect import Sample, is_statistical, with_timer_tick
 from harness.expect.base import show_seconds
 from harness.load.plan import CasePlan, LoadCheck
 from harness.load.schema import Gates, LoadSpec
@@ -106,11 +106,14 @@ class LoadReport:
 
 
 def judge_load(
-    case: str, plan: CasePlan, records: Sequence[Record], spec: LoadSpec, settings: StatSettings, config_version: int
+    case: str, plan: CasePlan, records: Sequence[Record], spec: LoadSpec, settings: StatSettings, config_version: int,
+    *, timer_tick_s: float,
 ) -> LoadReport:
+    """The run's gates and its checks' verdicts; ``timer_tick_s`` is the mesh's (``MeshInfo``)."""
     summary = summarize(records, [c.check.name for c in plan.checks])
     checks = tuple(
-        judge_check(c, [r for r in records if r.check == i], settings, config_version) for i, c in enumerate(plan.checks)
+        judge_check(c, [r for r in records if r.check == i], settings, config_version, timer_tick_s=timer_tick_s)
+        for i, c in enumerate(plan.checks)
     )
     return LoadReport(case, spec, summary, tuple(check_gates(spec.gates, summary)), checks)
 
@@ -170,7 +173,8 @@ def check_gates(gates: Gates, summary: LoadSummary) -> list[GateResult]:
     return results
 
 
-def judge_check(load_check: LoadCheck, records: Sequence[Record], settings: StatSettings, config_version: int) -> CheckUnderLoad:
+def judge_check(load_check: LoadCheck, records: Sequence[Record], settings: StatSettings, config_version: int,
+                *, timer_tick_s: float) -> CheckUnderLoad:
     """The check's judgeable expectations over its records, planned with the budget the run produced."""
     check = load_check.check
     unjudged = tuple((e.describe(), why) for e, why in load_check.unjudged)
@@ -180,8 +184,9 @@ def judge_check(load_check: LoadCheck, records: Sequence[Record], settings: Stat
     if not load_check.judged:
         return CheckUnderLoad(check.name, check.line, "not judged", None, len(fresh), stale, unjudged)
     base = check.overrides.over(settings)
-    statistical = [e for e in load_check.judged if is_statistical(e)]
-    others = [e for e in load_check.judged if not is_statistical(e)]
+    judged = with_timer_tick(load_check.judged, timer_tick_s)
+    statistical = [e for e in judged if is_statistical(e)]
+    others = [e for e in judged if not is_statistical(e)]
     # Every-response and aggregate expectations hold for the whole run (a rare breakage under load
     # is what it is for), once the run has at least the requests their stated power needs.
     every_n = AllDesign.plan(leak=base.leak, power=base.power).n

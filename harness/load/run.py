@@ -77,7 +77,8 @@ def run_case_under_load(
         records = run_locust(case_plan.plan, f"http://{address}", spec, outputs, progress)
     finally:
         mesh.revert(token)
-    return judge_load(case.name, case_plan, records, spec, settings, token.version)
+    return judge_load(case.name, case_plan, records, spec, settings, token.version,
+                      timer_tick_s=mesh.info().timer_tick_s)
 
 def _listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
     """How to find a client sidecar's listener for a service port on this mesh: (client, port) -> ``ip:port`` or None.

@@ -6,6 +6,7 @@ local mesh and on real Istio. Envoy protos and Kubernetes objects never leave th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -115,11 +116,30 @@ class SyncToken:
 
 @dataclass(frozen=True)
 class MeshInfo:
-    """Identity of a mesh for reports and upgrade diffs."""
+    """Identity of a mesh for reports and upgrade diffs, and the tick of its proxies' timer clock
+    (the tolerance of latency lower bounds, ``harness.expect.latency``)."""
 
     kind: Literal["local", "kind", "cluster"]
     istio_version: str
     envoy_version: str
+    timer_tick_s: float
+
+
+#: The coarsest tick a Linux kernel's coarse clock can have (CONFIG_HZ=100): the timer tick assumed
+#: where the proxies' kernel cannot be read (the nodes of a cluster).
+COARSEST_KERNEL_TICK_S = 0.010
+#: Linux's CLOCK_MONOTONIC_COARSE, which Python's ``time`` module does not name.
+_CLOCK_MONOTONIC_COARSE = 6
+
+
+def coarse_clock_tick_s() -> float:
+    """The tick of this host's coarse monotonic clock, the clock an Envoy started here times with
+    (libevent reads it unless EVENT_PRECISE_TIMER is set); the coarsest tick where it cannot be read."""
+    try:
+        tick = time.clock_getres(_CLOCK_MONOTONIC_COARSE)
+    except (OSError, OverflowError):
+        return COARSEST_KERNEL_TICK_S
+    return tick if 0.0 < tick <= COARSEST_KERNEL_TICK_S else COARSEST_KERNEL_TICK_S
 
 
 def describe_istio(istio_version: str) -> str:

@@ -38,7 +38,7 @@ from harness.mesh.base import (
 )
 from harness.topology import Topology
 
-FAKE_INFO = MeshInfo(kind="local", istio_version="fake", envoy_version="fake")
+FAKE_INFO = MeshInfo(kind="local", istio_version="fake", envoy_version="fake", timer_tick_s=0.0)  # scripted latencies, no timers
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from harness.errors import ConfigRejected, MeshError, SyncTimeout
 from harness.istio.manifest import to_manifest
 from harness.istio.model import IstioObject
 from harness.mesh import sentinels
-from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
+from harness.mesh.base import COARSEST_KERNEL_TICK_S, MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
 from harness.mesh.cleanup import run_all
 from harness.mesh.kube.api import ApiError, KubeApi, describe
 from harness.mesh.kube.apply import Key, plan
@@ -136,7 +136,8 @@ class KubeMesh:
             client = next(iter(self._clients.values()))
             self._envoy_version = envoy_version(self._admin_json(client, "/server_info"))
         return MeshInfo(kind=self._kind, istio_version=self._istio_version,
-                        envoy_version=self._envoy_version or "unknown until the first deploy")
+                        envoy_version=self._envoy_version or "unknown until the first deploy",
+                        timer_tick_s=COARSEST_KERNEL_TICK_S)  # the nodes' kernel is not read
 
     @property
     def config_version(self) -> int:

@@ -50,6 +50,7 @@ from harness.mesh.base import (
     ReceivedRequest,
     SendSpec,
     SyncToken,
+    coarse_clock_tick_s,
 )
 from harness.mesh.cleanup import run_all
 from harness.mesh.local.accesslog import AccessLogReader, BatchJoin, read_all
@@ -191,7 +192,8 @@ class LocalMesh:
     def info(self) -> MeshInfo:
         if self._envoy_version is None:
             self._envoy_version = envoy_version(self._binary)
-        return MeshInfo(kind="local", istio_version=self._plane.istio_version, envoy_version=self._envoy_version)
+        return MeshInfo(kind="local", istio_version=self._plane.istio_version, envoy_version=self._envoy_version,
+                        timer_tick_s=coarse_clock_tick_s())
 
     @property
     def control_plane(self) -> PlaneName:

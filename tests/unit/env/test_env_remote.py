@@ -103,7 +103,7 @@ class StubClient:
         self.closed = 0
 
     def attach(self) -> tuple[MeshInfo, Topology]:
-        return MeshInfo("local", "1.30", "1.38.3"), self.topology
+        return MeshInfo("local", "1.30", "1.38.3", 0.004), self.topology
 
     def apply_objects(self, objects: Sequence[IstioObject]) -> SyncToken:
         self.calls.append(("apply", tuple(objects)))
@@ -121,7 +121,7 @@ def test_env_remote_attached_mesh_checks_topology_reverts_to_previous_and_only_d
     stub = StubClient(DEFAULT_TOPOLOGY)
     mesh = AttachedMesh(cast(EnvClient, stub))
     assert isinstance(mesh, Mesh)
-    assert mesh.info() == MeshInfo("local", "1.30", "1.38.3")
+    assert mesh.info() == MeshInfo("local", "1.30", "1.38.3", 0.004)
     mesh.deploy(Topology())
     with pytest.raises(MeshError, match=r"environment 'dev' runs other services than this case needs: service "
                                         r"reviews: replicas \{v1: 2\} needed, \[\] in the environment\. An attached "

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from harness.mesh.base import Echo, SendSpec
-from harness.mesh.fake import Copy, FakeMesh, Reply
+from harness.mesh.fake import FAKE_INFO, Copy, FakeMesh, Reply
 from harness.runner import CheckResult, run_case
 from harness.settings import StatSettings
 from harness.verdict import Evidence
@@ -29,8 +30,9 @@ def case_text(expect: str, send: str = "", services: str = "") -> str:
             f'    send: {{url: "http://reviews:9080/a?b=1"{send}}}\n    expect: {expect}\n')
 
 
-def run(expect: str, handler: Handler, *, send: str = "", services: str = "", seed: int = 5) -> tuple[CheckResult, FakeMesh]:
-    mesh = FakeMesh(handler, seed=seed)
+def run(expect: str, handler: Handler, *, send: str = "", services: str = "", seed: int = 5,
+        timer_tick_s: float = 0.0) -> tuple[CheckResult, FakeMesh]:
+    mesh = FakeMesh(handler, seed=seed, info=replace(FAKE_INFO, timer_tick_s=timer_tick_s))
     (result,) = run_case(mesh, make_case(case_text(expect, send, services)), SETTINGS)
     return result, mesh
 
@@ -150,6 +152,46 @@ def test_expect_latency_quantile_passes_and_fails() -> None:
     assert evidence.summary is not None and evidence.summary.startswith("p99 10ms; 0 of")
     result, _ = run("{latency: {p50: {at_least: 200ms}}}", always(Reply(latency_s=0.01)))
     assert result.outcome == "fail" and only_evidence(result).rule.startswith("fail:")
+
+
+def test_expect_latency_lower_bound_allows_one_timer_tick_and_says_so() -> None:
+    # Envoy's timers can end up to one tick of the coarse clock early: 499.9ms meets "at least 500ms"
+    # on a mesh whose tick is 4ms, and the verdict states the tolerance it used.
+    result, _ = run("{latency: {at_least: 500ms}}", always(Reply(latency_s=0.4999)), timer_tick_s=0.004)
+    evidence = only_evidence(result)
+    assert result.outcome == "pass", evidence.rule
+    assert evidence.expectation == "every latency = at least 500ms (less 1 timer tick of 4ms)"
+    # More than one tick early is a real miss.
+    replies = iter([Reply(latency_s=0.6)] * 3 + [Reply(latency_s=0.4959)])
+    result, _ = run("{latency: {at_least: 500ms}}", lambda spec, rng: next(replies, Reply(latency_s=0.6)), timer_tick_s=0.004)
+    failed_with(result, "below 500ms (495.9ms)")
+
+
+def test_expect_latency_timers_allow_a_tick_per_timer() -> None:
+    # Three per-try timeouts of 200ms, each up to a tick early: 590ms meets "at least 600ms" with timers: 3.
+    result, _ = run("{latency: {at_least: 600ms, timers: 3}}", always(Reply(latency_s=0.590)), timer_tick_s=0.004)
+    assert result.outcome == "pass", only_evidence(result).rule
+    assert only_evidence(result).expectation.endswith("(less 3 timer ticks of 4ms)")
+    result, _ = run("{latency: {at_least: 600ms}}", always(Reply(latency_s=0.590)), timer_tick_s=0.004)
+    failed_with(result, "below 600ms (590ms)")
+
+
+def test_expect_latency_split_and_quantile_lower_bounds_take_the_tolerance() -> None:
+    # Statistical: a correct 50% delay fails with probability <= 1e-6 for any seed; the delayed
+    # half ends 1ms early, within the 4ms tick, so it still counts as "at least 200ms".
+    result, _ = run("{latency: {fraction_at_least: {bound: 200ms, expected: 0.5}}}",
+                    coin(Reply(latency_s=0.199, flags=("DI",)), Reply(latency_s=0.01)), timer_tick_s=0.004)
+    assert result.outcome == "pass", only_evidence(result).rule
+    assert set(only_evidence(result).counts) == {"at least 200ms (less 1 timer tick of 4ms)", "below 200ms"}
+    result, _ = run("{latency: {p50: {at_least: 200ms}}}", always(Reply(latency_s=0.199)), timer_tick_s=0.004)
+    assert result.outcome == "pass", only_evidence(result).rule
+    assert only_evidence(result).expectation == "latency.p50 at least 200ms (less 1 timer tick of 4ms)"
+
+
+def test_expect_latency_upper_bounds_take_no_tolerance() -> None:
+    replies = iter([Reply(latency_s=0.1)] * 3 + [Reply(latency_s=1.001)])
+    result, _ = run("{latency: {below: 1s}}", lambda spec, rng: next(replies, Reply(latency_s=0.1)), timer_tick_s=0.004)
+    failed_with(result, "1s or more (1.001s)")
 
 
 # --- attempts, mirror, received (app logs) --------------------------------------------------

@@ -75,7 +75,7 @@ def test_plugin_runs_checks_on_the_supplied_mesh(pytester: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(["mesh-harness: 2/2 checks passed on the local mesh (Envoy *), * requests"])
     doc = json.loads((pytester.path / "result.json").read_text())
     assert [c["outcome"] for c in doc["checks"]] == ["pass", "pass"]
-    assert doc["mesh"] == {"kind": "local", "istio_version": "fake", "envoy_version": "fake"}
+    assert doc["mesh"] == {"kind": "local", "istio_version": "fake", "envoy_version": "fake", "timer_tick_s": 0.0}
 
 
 def test_plugin_failed_check_shows_the_numbers(pytester: pytest.Pytester) -> None:

@@ -39,7 +39,7 @@ def test_report_result_document_has_every_field() -> None:
     doc = result_document(results, FAKE_INFO, SETTINGS, 1.23456)
     assert json.loads(json.dumps(doc)) == doc
     assert doc["schema_version"] == SCHEMA_VERSION == 2
-    assert doc["mesh"] == {"kind": "local", "istio_version": "fake", "envoy_version": "fake"}
+    assert doc["mesh"] == {"kind": "local", "istio_version": "fake", "envoy_version": "fake", "timer_tick_s": 0.0}
     assert doc["settings"]["alpha"] == 1e-6 and doc["seconds"] == 1.235
     assert doc["summary"] == {"pass": 1, "fail": 2, "inconclusive": 1, "error": 1}
     split = doc["checks"][0]

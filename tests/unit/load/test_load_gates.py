@@ -28,7 +28,7 @@ CHECK = plan_case(make_case(), LoadSpec()).checks[0]
 
 
 def test_load_gates_exact_split_passes_with_the_budget_the_run_produced() -> None:
-    result = judge_check(CHECK, make_records(canary_pattern(5000)), SETTINGS, config_version=7)
+    result = judge_check(CHECK, make_records(canary_pattern(5000)), SETTINGS, config_version=7, timer_tick_s=0.0)
     assert result.outcome == "pass"
     assert result.requests == 5000 and result.stale == 0 and result.note is None
     assert result.verdict is not None
@@ -38,12 +38,12 @@ def test_load_gates_exact_split_passes_with_the_budget_the_run_produced() -> Non
 
 def test_load_gates_wrong_split_fails() -> None:
     versions = ["v2" if i % 10 >= 7 else "v1" for i in range(5000)]  # 70/30
-    result = judge_check(CHECK, make_records(versions), SETTINGS, config_version=7)
+    result = judge_check(CHECK, make_records(versions), SETTINGS, config_version=7, timer_tick_s=0.0)
     assert result.outcome == "fail"
 
 
 def test_load_gates_too_few_requests_for_a_fixed_n_test_is_inconclusive_never_pass() -> None:
-    result = judge_check(CHECK, make_records(canary_pattern(200)), SETTINGS, config_version=7)
+    result = judge_check(CHECK, make_records(canary_pattern(200)), SETTINGS, config_version=7, timer_tick_s=0.0)
     assert result.outcome == "inconclusive"
     assert result.note is not None and result.note.startswith("200 requests are too few to judge version v1=0.9, v2=0.1")
     assert "run longer (--duration) or with more users" in result.note
@@ -52,7 +52,7 @@ def test_load_gates_too_few_requests_for_a_fixed_n_test_is_inconclusive_never_pa
 def test_load_gates_every_response_expectation_covers_the_whole_run() -> None:
     versions: list[str | None] = list(canary_pattern(5000))
     versions[3999] = None  # Envoy answered request 4000 itself (503), long after the split decided
-    result = judge_check(CHECK, make_records(versions), SETTINGS, config_version=7)
+    result = judge_check(CHECK, make_records(versions), SETTINGS, config_version=7, timer_tick_s=0.0)
     assert result.outcome == "fail"
     assert result.verdict is not None
     status = next(e for e in result.verdict.evidence if e.expectation == "every status = 200")
@@ -62,20 +62,20 @@ def test_load_gates_every_response_expectation_covers_the_whole_run() -> None:
 
 def test_load_gates_records_are_judged_in_the_order_they_were_sent() -> None:
     versions: list[str | None] = list(canary_pattern(5000))
-    in_order = judge_check(CHECK, make_records(versions), SETTINGS, config_version=7)
-    shuffled = judge_check(CHECK, list(reversed(make_records(versions))), SETTINGS, config_version=7)
+    in_order = judge_check(CHECK, make_records(versions), SETTINGS, config_version=7, timer_tick_s=0.0)
+    shuffled = judge_check(CHECK, list(reversed(make_records(versions))), SETTINGS, config_version=7, timer_tick_s=0.0)
     assert shuffled.verdict == in_order.verdict
 
 
 def test_load_gates_responses_of_another_config_are_not_counted() -> None:
     records = make_records(["v2"] * 300, config_version="6") + make_records(canary_pattern(5000))
-    result = judge_check(CHECK, records, SETTINGS, config_version=7)
+    result = judge_check(CHECK, records, SETTINGS, config_version=7, timer_tick_s=0.0)
     assert (result.outcome, result.requests, result.stale) == ("pass", 5000, 300)
 
 
 def test_load_gates_check_overrides_cap_the_budget() -> None:
     capped = replace(CHECK, check=replace(CHECK.check, overrides=replace(CHECK.check.overrides, max_requests=100)))
-    result = judge_check(capped, make_records(canary_pattern(5000)), SETTINGS, config_version=7)
+    result = judge_check(capped, make_records(canary_pattern(5000)), SETTINGS, config_version=7, timer_tick_s=0.0)
     assert result.outcome == "inconclusive" and result.note is not None
 
 
@@ -83,7 +83,7 @@ def test_load_gates_a_check_with_nothing_judgeable_is_not_judged() -> None:
     case = make_case(CANARY.replace("expect: {version: {v1: 0.9, v2: 0.1}, status: 200, headers: {location: null}}",
                                     "expect: {flags: '-'}"))
     (check,) = plan_case(case, LoadSpec()).checks
-    result = judge_check(check, make_records(canary_pattern(500)), SETTINGS, config_version=7)
+    result = judge_check(check, make_records(canary_pattern(500)), SETTINGS, config_version=7, timer_tick_s=0.0)
     assert (result.outcome, result.verdict) == ("not judged", None)
     assert result.unjudged == (("every flags = -", check.unjudged[0][1]),)
 
@@ -142,9 +142,9 @@ def test_load_gates_a_run_without_requests_fails_every_gate() -> None:
 def test_load_gates_report_passes_only_when_gates_and_checks_pass() -> None:
     plan = plan_case(make_case(), LoadSpec())
     records = make_records(canary_pattern(5000))
-    good = judge_load("canary", plan, records, LoadSpec(gates=Gates(max_fail_ratio=0.0)), SETTINGS, 7)
+    good = judge_load("canary", plan, records, LoadSpec(gates=Gates(max_fail_ratio=0.0)), SETTINGS, 7, timer_tick_s=0.0)
     assert good.passed
-    slow = judge_load("canary", plan, records, LoadSpec(gates=Gates(p99_s=0.001)), SETTINGS, 7)
+    slow = judge_load("canary", plan, records, LoadSpec(gates=Gates(p99_s=0.001)), SETTINGS, 7, timer_tick_s=0.0)
     assert not slow.passed and slow.checks[0].outcome == "pass"
-    short = judge_load("canary", plan, records[:200], LoadSpec(), SETTINGS, 7)
+    short = judge_load("canary", plan, records[:200], LoadSpec(), SETTINGS, 7, timer_tick_s=0.0)
     assert not short.passed and short.checks[0].outcome == "inconclusive"
