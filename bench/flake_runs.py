@@ -7,9 +7,10 @@ named here so that it can be looked at. Each run is a fresh ``python -m pytest``
 ``--run-timeout``; on overrun it gets SIGTERM (the plugin tears its mesh down), then SIGKILL for its
 process group after a grace period. Nothing is asserted: this is a benchmark, not a test.
 
-Run from the repository root:  python bench/flake_runs.py [-k 3] [--run-timeout 900] [--out FILE] [-- selection ...]
-e.g. the shipped cases on real istiod 50 times:  python bench/flake_runs.py -k 50 --out bench/results/flake_runs_istiod.json -- cases/ --control-plane istiod
-Writes bench/results/flake_runs.json (or --out) and prints one row per run.
+Run from the repository root:  python bench/flake_runs.py --series NAME [-k 3] [--run-timeout 900] [--out FILE] [-- selection ...]
+e.g. the shipped cases on real istiod 50 times:  python bench/flake_runs.py --series cases-istiod -k 50 -- cases/ --control-plane istiod
+Each series (the shipped cases per control plane, the whole suite) is one entry of
+bench/results/flake_runs.json (or --out), replaced when the series is run again; prints one row per run.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("selection", nargs="*", default=["cases/"], help="pytest arguments (default: cases/)")
     parser.add_argument("-k", "--runs", type=int, default=3, help="how many times to run the selection")
     parser.add_argument("--run-timeout", type=float, default=900.0, help="seconds one run may take")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
+    parser.add_argument("--series", required=True, help="name of this series in the result file, e.g. cases-builtin, suite")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file (one entry per series)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.run_timeout <= 0:
         parser.error("--runs must be at least 1 and --run-timeout positive")
@@ -170,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [{**asdict(r), "ok": r.ok} for r in runs],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    series = json.loads(args.out.read_text())["series"] if args.out.exists() else {}
+    series[args.series] = doc
+    args.out.write_text(json.dumps({"series": series}, indent=2) + "\n")
+    print(f"wrote series {args.series!r} to {args.out}")
     return 0 if summary["failed_runs"] == 0 else 1
 
 
