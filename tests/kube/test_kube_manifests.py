@@ -16,8 +16,8 @@ from harness.istio.load import load_object
 from harness.istio.manifest import to_manifest
 from harness.mesh.kube.apply import plan
 from harness.mesh.kube.manifests import RenderOptions, namespaces, render_namespace, render_topology
-from harness.mesh.sentinels import sentinel_service_entry, sentinels
 from harness.mesh.kube.versions import KIND_NODE_IMAGES
+from harness.mesh.sentinels import sentinel_service_entry, sentinels
 from harness.topology import DEFAULT_TOPOLOGY, Client, Service, ServicePort, Topology
 from harness.yamlsource import Document
 
