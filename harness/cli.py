@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationE
 from harness.interrupts import Terminated, sigterm_as_interrupt
 from harness.istio.validate import undefined_subset_warnings, validate_objects
 from harness.mesh.base import CONTROL_PLANES, Mesh, describe_istio
+from harness.progress import ignore, step
 from harness.settings import StatSettings
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def open_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
         return open_local_mesh(args)
     from harness.mesh.kube.session import open_kube_mesh
 
-    return open_kube_mesh(kube_options(args))
+    return open_kube_mesh(kube_options(args), observer=getattr(args, "observer", ignore))
 
 
 def kube_options(args: argparse.Namespace) -> KubeOptions:
@@ -121,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--html", dest="html_path", metavar="FILE", help="write the HTML report (tables and plots) to FILE")
     run.add_argument("--mesh-attach", metavar="NAME",
                      help="run on the environment NAME started with `mesh-harness up` (left running, its config restored)")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress while running (steps, applies, each check): only the first line and the table")
     _mesh_options(run)
     _stat_options(run)
     run.set_defaults(func=_run)
@@ -410,20 +413,30 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     _check_istio_rules(cases, console, mesh=args.mesh, control_plane=args.control_plane)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     needle = (args.select or "").lower()
-    if not any(_matching(case, needle)(check) for case in cases for check in case.checks):
+    selected = sum(1 for case in cases for check in case.checks if _matching(case, needle)(check))
+    if not selected:
         raise CaseError(f"no checks matched -k {args.select!r}; nothing was run")
     # imported only now: they load scipy (seconds on a busy machine), which invalid input need not wait for
+    from harness.report.progress import ConsoleProgress
     from harness.report.result import result_document, write_result
     from harness.report.table import render_table
     from harness.runner import CheckResult, run_case
 
     started = time.monotonic()
     results: list[CheckResult] = []
-    with args.open_mesh(args) as mesh:
+    progress = None if args.quiet else ConsoleProgress(console, total_checks=selected)
+    args.observer = observer = progress or ignore
+    with ExitStack() as stack:
+        if progress is not None:
+            stack.enter_context(progress)
+        with step(observer, "mesh start", f"--mesh {args.mesh}"):
+            mesh = stack.enter_context(args.open_mesh(args))
         info = mesh.info()
         console.print(f"{info.kind} mesh: Envoy {info.envoy_version}, {describe_istio(info.istio_version)}")
         for case in cases:
-            results.extend(run_case(mesh, case, settings, select=_matching(case, needle)))
+            results.extend(run_case(mesh, case, settings, select=_matching(case, needle), observer=observer))
+        if progress is not None:
+            progress.finish(time.monotonic() - started)
     render_table(results, console)
     document = result_document(results, info, settings, time.monotonic() - started)
     if args.json_path:

@@ -26,6 +26,7 @@ from harness.case import Case, Check
 from harness.errors import HarnessError, MeshError, SyncTimeout
 from harness.expect import Sample, captured_headers, needs_of
 from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
+from harness.progress import CaseApplied, CheckJudged, CheckStarted, Observer, ignore
 from harness.report.traffic import Traffic, TrafficTally
 from harness.settings import StatSettings
 from harness.topology import Topology
@@ -78,11 +79,12 @@ def run_case(
     check_deadline_s: float = 300.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    observer: Observer = ignore,
 ) -> list[CheckResult]:
     """Run the selected checks of ``case``; config is applied once for the case and always reverted.
 
     A mesh error while applying marks every selected check as ``error``; a mesh error during one
-    check marks that check only.
+    check marks that check only. ``observer`` is told when the case is applied and as each check is judged.
     """
     checks = [c for c in case.checks if select(c)]
     if not checks:
@@ -92,11 +94,20 @@ def run_case(
         mesh.deploy(case.topology)
         token = mesh.apply(case.objects)
     except HarnessError as exc:
-        return [_error(case, c, exc, clock() - started) for c in checks]
+        observer(CaseApplied(case.name, clock() - started, str(exc)))
+        failed = [_error(case, c, exc, clock() - started) for c in checks]
+        for result in failed:
+            _tell(observer, result)
+        return failed
     applied_s = clock() - started
+    observer(CaseApplied(case.name, applied_s))
+    results: list[CheckResult] = []
     try:
-        results = [run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s, clock=clock,
-                             sleep=sleep) for c in checks]
+        for c in checks:
+            observer(CheckStarted(case.name, c.name))
+            results.append(run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s, clock=clock,
+                                     sleep=sleep))
+            _tell(observer, results[-1])
     finally:
         reverting = clock()
         mesh.revert(token)
@@ -243,6 +254,10 @@ def _served_by(obs: Observation, config_version: int) -> bool:
 def _feed(judges: Sequence[Judge], samples: Sequence[Sample]) -> None:
     for judge in judges:
         judge.add(samples)
+
+
+def _tell(observer: Observer, result: CheckResult) -> None:
+    observer(CheckJudged(result.case, result.check, result.outcome, result.requests, result.seconds))
 
 
 def _error(case: Case, check: Check, exc: Exception, seconds: float) -> CheckResult:

@@ -161,3 +161,27 @@ def test_cli_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2 and "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_cli_run_prints_a_line_per_check_as_it_is_judged(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Not a terminal (pytest captures stdout): one line per step and check, then the table as before.
+    code = main(["run", str(split_case)], mesh_factory=fake(draw({"v1": 0.9, "v2": 0.1})))
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    lines = out.splitlines()
+    started = next(i for i, line in enumerate(lines) if line.endswith("mesh start: --mesh local ..."))
+    assert "✓ mesh start (" in lines[started + 1]
+    applied = next(i for i, line in enumerate(lines) if line.startswith("applied canary in "))
+    split = next(i for i, line in enumerate(lines) if line.startswith("[1/2] canary :: split  PASS  n="))
+    every = next(i for i, line in enumerate(lines) if line.startswith("[2/2] canary :: all ok  PASS  n=135  "))
+    final = next(i for i, line in enumerate(lines) if line.startswith("2 checks in ") and line.endswith("s: 2 pass"))
+    table = next(i for i, line in enumerate(lines) if "mesh-harness results" in line)
+    assert started < applied < split < every < final < table
+
+
+def test_cli_run_quiet_prints_only_the_first_line_and_the_table(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(split_case), "--quiet"], mesh_factory=fake(draw({"v1": 0.9, "v2": 0.1}))) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "local mesh: Envoy fake, emulating Istio fake"
+    assert "mesh-harness results" in lines[1]
+    assert not any("PASS" in line or "applied" in line or "mesh start" in line for line in lines)

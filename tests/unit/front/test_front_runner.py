@@ -15,6 +15,7 @@ import pytest
 from harness.errors import ConfigRejected, SyncTimeout
 from harness.mesh.base import Observation, ReceivedRequest, SendSpec
 from harness.mesh.fake import FakeMesh, Handler, Reply, draw
+from harness.progress import CaseApplied, CheckJudged, CheckStarted
 from harness.runner import CLOCK_SLACK_S, MAX_BATCHES, MAX_STALE, run_case, run_check
 from harness.settings import StatSettings
 from harness.stats.fractions import FractionDesign
@@ -257,3 +258,22 @@ def test_runner_reads_app_logs_only_from_just_before_each_batch() -> None:
     (result,) = run_case(mesh, case, SETTINGS)
     assert result.outcome == "pass"
     assert asked and all(began - CLOCK_SLACK_S - 1.0 <= s <= time.time() for s in asked)
+
+
+def test_runner_tells_its_observer_of_the_apply_and_each_check_in_order() -> None:
+    case = make_case(make_case_text(make_check("first", "{version: v2}"), make_check("second", "{status: 200}")))
+    seen: list[object] = []
+    results = run_case(FakeMesh(draw({"v2": 1.0})), case, SETTINGS, observer=seen.append)
+    applied, *rest = seen
+    assert isinstance(applied, CaseApplied) and applied.case == "demo" and applied.error is None
+    assert rest == [CheckStarted("demo", "first"), CheckJudged("demo", "first", "pass", 135, results[0].seconds),
+                    CheckStarted("demo", "second"), CheckJudged("demo", "second", "pass", 135, results[1].seconds)]
+
+
+def test_runner_tells_its_observer_when_a_case_cannot_be_applied() -> None:
+    case = make_case(make_case_text(make_check("first", "{version: v2}")))
+    seen: list[object] = []
+    run_case(FakeMesh(fail_apply=SyncTimeout("RDS still at 0")), case, SETTINGS, observer=seen.append)
+    applied, judged = seen
+    assert isinstance(applied, CaseApplied) and applied.error == "RDS still at 0"
+    assert isinstance(judged, CheckJudged) and (judged.check, judged.outcome) == ("first", "error")
