@@ -164,10 +164,17 @@ def _istiod_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _istiod_build(args: argparse.Namespace, console: Console) -> int:
-    from harness.mesh.local.istiod.build import build_command
-
-    build_command(args.istio_version, force=args.force, console=console)
+    build_istiod_shown(args.istio_version, force=args.force, console=console)
     return EXIT_OK
+
+
+def build_istiod_shown(version: str | None, *, force: bool, console: Console) -> None:
+    """``istiod build`` (also before a gate that needs it), its steps drawn as every long step of a run."""
+    from harness.mesh.local.istiod.build import build_command
+    from harness.report.progress import ConsoleProgress
+
+    with ConsoleProgress(console) as progress:
+        build_command(version, force=force, console=console, observer=progress)
 
 
 def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -254,14 +261,13 @@ def _gate(args: argparse.Namespace, console: Console) -> int:
     if args.from_side is None:
         return gatecmd.report(gatecmd.from_files(args.paths, args), args, console)
     from harness.mesh.local.envoy_wheels import envoy_cache_dir, installed_envoy
-    from harness.mesh.local.istiod.build import build_command
 
     sides = gatecmd.sides_of(args)
     cases = load_cases(args.paths)
     _check_istio_rules(cases, console)
     cache = Path(args.envoy_cache) if args.envoy_cache else envoy_cache_dir()
     diff = gatecmd.one_shot(args, sides, cases, console, lambda version: installed_envoy(version, cache),
-                            lambda version: build_command(version, force=False, console=console))
+                            lambda version: build_istiod_shown(version, force=False, console=console))
     return gatecmd.report(diff, args, console)
 
 
