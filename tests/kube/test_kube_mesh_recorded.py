@@ -20,6 +20,7 @@ from harness.mesh.base import Mesh, SendSpec
 from harness.mesh.kube.manifests import RenderOptions
 from harness.mesh.kube.mesh import KubeMesh
 from harness.mesh.kube.session import running_istio
+from harness.progress import Event, StepDone, StepStarted
 from harness.topology import DEFAULT_TOPOLOGY
 from harness.yamlsource import load_documents
 from tests.kube.recorded import SUBSETS, RecordedApiServer, RecordedProxy, recording
@@ -42,8 +43,9 @@ def objects(text: str) -> list[IstioObject]:
 
 class Harness:
     def __init__(self, server: RecordedApiServer, proxy: RecordedProxy, mesh: KubeMesh, forwards: list[str],
-                 closed: list[str]) -> None:
+                 closed: list[str], events: list[Event]) -> None:
         self.server, self.proxy, self.mesh, self.forwards, self.closed = server, proxy, mesh, forwards, closed
+        self.events = events
 
 
 @pytest.fixture
@@ -59,6 +61,7 @@ def recorded() -> Iterator[Harness]:
     proxy = RecordedProxy(dump)
     forwards: list[str] = []
     closed: list[str] = []
+    events: list[Event] = []
     with proxy.serving() as port:
         def forward(namespace: str, pod: str, remote: int) -> tuple[int, Callable[[], None]]:
             forwards.append(f"{namespace}/{pod}:{remote}")
@@ -67,9 +70,9 @@ def recorded() -> Iterator[Harness]:
         mesh = KubeMesh(kind="kind", api=server.api(), render=RenderOptions(image="mesh-harness-echo:0123456789ab",
                         run_id="rec00001"), forward=forward, istio_version="1.30.3",
                         cleanups=[lambda: closed.append("cluster")], sync_timeout_s=0.5, rollout_timeout_s=0.5,
-                        poll_s=0.05)
+                        poll_s=0.05, observer=events.append)
         try:
-            yield Harness(server, proxy, mesh, forwards, closed)
+            yield Harness(server, proxy, mesh, forwards, closed, events)
         finally:
             mesh.close()
 
@@ -94,6 +97,15 @@ def test_kube_deploy_applies_namespace_then_workloads_and_deletes_stale_ones(rec
     assert recorded.forwards == ["default/client-6d8f7c9b5-q4w7e:18081", "default/client-6d8f7c9b5-q4w7e:15000"]
     assert recorded.server.sentinel_version("default") == recorded.mesh.config_version == 1
     assert recorded.mesh.info().envoy_version == "1.38.3-dev"
+
+
+def test_kube_deploy_reports_the_rollout_wait_as_a_step(recorded: Harness) -> None:
+    recorded.mesh.deploy(DEFAULT_TOPOLOGY)
+    started, done = recorded.events
+    assert started == StepStarted("rollout", "3 workloads, one ready pod each")
+    assert isinstance(done, StepDone) and done.name == "rollout" and done.ok and done.seconds >= 0
+    recorded.mesh.deploy(DEFAULT_TOPOLOGY)  # nothing to roll out: no step
+    assert len(recorded.events) == 2
 
 
 def test_kube_apply_writes_objects_before_sentinels_and_revert_deletes_them(recorded: Harness) -> None:
