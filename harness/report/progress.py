@@ -70,7 +70,8 @@ class ConsoleProgress:
     def finish(self, seconds: float) -> None:
         """The run's last line: how many checks, how long, how they came out."""
         done = sum(self._counts.values())
-        self._line(f"[bold]{done} checks in {seconds:.1f}s[/]: {tally_text(self._counts) or 'none ran'}")
+        self._line(f"[bold]{done} check{'' if done == 1 else 's'} in {seconds:.1f}s[/]: "
+                   f"{tally_text(self._counts) or 'none ran'}")
 
     def _step_started(self, event: StepStarted) -> None:
         detail = f": {event.detail}" if event.detail else ""
