@@ -424,6 +424,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if not selected:
         raise CaseError(f"no checks matched -k {args.select!r}; nothing was run")
     # imported only now: they load scipy (seconds on a busy machine), which invalid input need not wait for
+    from harness.report.forensics import forensics_json, render_forensics
     from harness.report.progress import ConsoleProgress
     from harness.report.result import result_document, write_result
     from harness.report.table import render_table
@@ -445,6 +446,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if progress is not None:
             progress.finish(time.monotonic() - started)
     render_table(results, console)
+    render_forensics([(f"{r.case} :: {r.check}", forensics_json(r.forensics)) for r in results if r.forensics],
+                     console)
     document = result_document(results, info, settings, time.monotonic() - started)
     if args.json_path:
         write_result(args.json_path, document)

@@ -21,11 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from harness.case import Case, Check
 from harness.errors import HarnessError, MeshError, SyncTimeout
 from harness.expect import Sample, captured_headers, needs_of
 from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
+from harness.mesh.forensics import LOG_LINES, Forensics, Inspectable, gather
 from harness.progress import CaseApplied, CheckJudged, CheckStarted, Observer, ignore
 from harness.report.traffic import Traffic, TrafficTally
 from harness.settings import StatSettings
@@ -68,6 +70,8 @@ class CheckResult:
     checks; None when the apply failed. With ``case_revert_s`` it is what a case costs besides its checks."""
     case_revert_s: float | None = None
     """Seconds the case's revert took (once per case, the same on each of its checks)."""
+    forensics: Forensics | None = None
+    """For a check that failed or was inconclusive: what the client's proxy held for the host then, and log tails."""
 
 
 def run_case(
@@ -146,6 +150,8 @@ def run_check(
     stale = 0
     sent = 0
     tally = TrafficTally(check.expectations)
+    answered: set[str] = set()
+    traffic_since = time.time() - CLOCK_SLACK_S
 
     def remaining() -> float:
         left = deadline_s - (clock() - started)
@@ -179,6 +185,7 @@ def run_check(
                 )
             copies = _received(mesh, case.topology, fresh, remaining(), sent_after) if "app_log" in needs else {}
             samples = [Sample(o, copies.get(o.request_id, ())) for o in fresh]
+            answered.update(o.service for o in fresh if o.service)
             tally.add(samples)
             _feed(judges, samples)
         else:
@@ -193,10 +200,30 @@ def run_check(
     except HarnessError as exc:
         return _error(case, check, exc, clock() - started)
     result = verdict(judges)
+    seconds = clock() - started
+    evidence = None if result.outcome == "pass" else _forensics(mesh, case.topology, spec, answered, traffic_since)
     return CheckResult(
         case.name, check.name, case.file, check.line, result.outcome, result, result.requests, stale,
-        clock() - started, traffic=tally.freeze(),
+        seconds, traffic=tally.freeze(), forensics=evidence,
     )
+
+
+def _forensics(mesh: Mesh, topology: Topology, spec: SendSpec, answered: set[str],
+               since: float) -> Forensics | None:
+    """Read, before the config is reverted, what the client's proxy holds for the URL's host and the log tails
+    (``harness.mesh.forensics``). None when the mesh cannot show its proxies (an attached environment), for
+    traffic through the gateway, or when reading fails: forensics help, and never change a verdict."""
+    url = urlsplit(spec.url)
+    host = url.hostname or ""
+    if spec.via != "sidecar" or not isinstance(mesh, Inspectable):
+        return None
+    services = sorted(answered | ({host.split(".")[0]} & {s.name for s in topology.services}))
+    try:
+        received = [r for service in services for r in mesh.app_log(service, since=since)]
+        return gather(spec.client, host, url.port, mesh.config_dump(spec.client),
+                      mesh.access_log_tail(spec.client, LOG_LINES), received)
+    except HarnessError:
+        return None
 
 
 def send_cycled(

@@ -210,6 +210,11 @@ class KubeMesh:
         """The workload's sidecar ``/config_dump`` (routes and clusters for failure evidence)."""
         return self._admin_json(self._client(workload), "/config_dump")
 
+    def access_log_tail(self, workload: str, lines: int) -> list[str]:
+        """The last ``lines`` lines of the workload's ``istio-proxy`` container log (its access log), from the API."""
+        client = self._client(workload)
+        return self._api.pod_log(client.namespace, client.pod, PROXY_CONTAINER, tail_lines=lines).splitlines()
+
     # --- apply / revert ------------------------------------------------------------------------
 
     def _converge(self, wanted: dict[Key, IstioObject]) -> None:
