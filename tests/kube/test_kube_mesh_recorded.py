@@ -17,6 +17,7 @@ from harness.errors import ConfigRejected, SyncTimeout
 from harness.istio.load import load_objects
 from harness.istio.model import IstioObject
 from harness.mesh.base import Mesh, SendSpec
+from harness.mesh.forensics import LOG_LINES, Inspectable, gather
 from harness.mesh.kube.manifests import RenderOptions
 from harness.mesh.kube.mesh import KubeMesh
 from harness.mesh.kube.session import running_istio
@@ -177,6 +178,23 @@ def test_kube_send_joins_access_log_flags_by_request_id(recorded: Harness) -> No
     assert [(o.status, o.flags, o.upstream_host, o.version) for o in got] == [
         (200, (), "10.244.0.11:8080", "v1"), (503, ("FI",), None, None)]
     assert "/forward" in recorded.proxy.paths
+
+
+def test_kube_failure_forensics_read_the_sidecar_through_the_api(recorded: Harness) -> None:
+    # The same forensics as the local mesh: config_dump through the admin port-forward, the access-log tail from
+    # the istio-proxy container's log (tailLines: only the end is fetched), kept to the failed check's host.
+    mesh = recorded.mesh
+    mesh.deploy(DEFAULT_TOPOLOGY)
+    assert isinstance(mesh, Inspectable)
+    tail = mesh.access_log_tail("client", LOG_LINES)
+    assert recorded.server.log_queries[-1]["tailLines"] == [str(LOG_LINES)]
+    assert recorded.server.log_queries[-1]["container"] == ["istio-proxy"]
+    found = gather("client", "reviews", 9080, mesh.config_dump("client"), tail, [])
+    assert [c["route_config"]["name"] for c in found.route_configs] == ["9080"]
+    assert found.route_configs[0]["route_config"]["virtual_hosts"][0]["name"] == "reviews.default.svc.cluster.local:9080"
+    assert found.clusters and all(str(c["name"]).startswith("outbound|9080|") for c in found.clusters)
+    assert any(line.startswith("start_time=2026-05-20T10:00:10.500Z method=GET authority=reviews:9080 path=/ "
+                               "response_code=503 response_flags=FI") for line in found.access_log)
 
 
 def test_kube_stats_drain_and_app_log_read_the_pods(recorded: Harness) -> None:

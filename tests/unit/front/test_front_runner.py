@@ -277,3 +277,39 @@ def test_runner_tells_its_observer_when_a_case_cannot_be_applied() -> None:
     applied, judged = seen
     assert isinstance(applied, CaseApplied) and applied.error == "RDS still at 0"
     assert isinstance(judged, CheckJudged) and (judged.check, judged.outcome) == ("first", "error")
+
+
+class InspectableFake(FakeMesh):
+    """A fake mesh that can show its proxy, as the local and kind meshes can (for failure forensics)."""
+
+    def __init__(self, handler: Handler, dump: dict[str, object]) -> None:
+        super().__init__(handler, seed=5)
+        self.dump = dump
+        self.asked: list[str] = []
+
+    def config_dump(self, workload: str) -> dict[str, object]:
+        self.asked.append(f"config_dump {workload} reverted={len(self.reverted)}")
+        return self.dump
+
+    def access_log_tail(self, workload: str, lines: int) -> list[str]:
+        self.asked.append(f"access_log_tail {workload} {lines}")
+        return ['{"response_code": 200, "upstream_cluster": "outbound|9080|v1|reviews"}']
+
+
+def test_runner_failed_check_carries_forensics_read_before_the_revert() -> None:
+    from tests.unit.mesh.test_mesh_forensics import SPLIT, V1, V2, V3, config_dump
+
+    case = make_case(make_case_text(make_check("all v2", "{version: v2}"), make_check("ok", "{status: 200}")))
+    mesh = InspectableFake(draw({"v1": 1.0}), config_dump(SPLIT, [V1, V2, V3]))
+    failed, passed = run_case(mesh, case, SETTINGS)
+    assert failed.outcome == "fail" and passed.outcome == "pass" and passed.forensics is None
+    assert mesh.asked == ["config_dump client reverted=0", "access_log_tail client 10"]  # once, before revert
+    assert failed.forensics is not None and failed.forensics.host == "reviews"
+    assert [c["name"] for c in failed.forensics.clusters] == [V1, V2, V3]
+    assert failed.forensics.access_log == ("response_code=200 upstream_cluster=outbound|9080|v1|reviews",)
+
+
+def test_runner_mesh_that_cannot_show_its_proxy_gives_no_forensics() -> None:
+    case = make_case(make_case_text(make_check("all v2", "{version: v2}")))
+    (failed,) = run_case(FakeMesh(draw({"v1": 1.0})), case, SETTINGS)
+    assert failed.outcome == "fail" and failed.forensics is None
