@@ -42,3 +42,13 @@ def test_render_forensics_titles_each_failed_check() -> None:
     render_forensics([("canary :: split", found)], Console(file=out, width=300, color_system=None))
     text = out.getvalue()
     assert "where to look for canary :: split" in text and "-> reviews v1 90%, reviews v2 10%" in text
+
+
+def test_pytest_failure_text_ends_with_where_to_look() -> None:
+    from harness.pytest_plugin import describe_result
+    from harness.runner import CheckResult
+
+    found = gather("client", "reviews", 9080, config_dump(SPLIT, [V1]), [], [])
+    text = describe_result(CheckResult("canary", "split", "case.yaml", 9, "fail", None, 0, 0, 1.0, forensics=found))
+    assert text.splitlines()[1] == "  what client's proxy held for reviews when the check failed (from its config_dump):"
+    assert "-> reviews v1 90%, reviews v2 10%" in text
