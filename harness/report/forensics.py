@@ -20,6 +20,7 @@ from harness.mesh.forensics import Forensics
 from harness.report.routes import describe_action, describe_match, describe_policies, short_cluster
 
 Json = Mapping[str, Any]
+_UNLIMITED = 4294967295
 _CLUSTER_POLICIES = ("circuit_breakers", "outlier_detection", "common_lb_config", "lb_subset_config",
                      "ring_hash_lb_config", "upstream_connection_options")
 
@@ -63,7 +64,8 @@ def cluster_line(cluster: Json) -> str:
     short = short_cluster(name)
     kind = cluster.get("type") or ("EDS" if "eds_cluster_config" in cluster else "STATIC")
     parts = [str(kind), str(cluster.get("lb_policy", "ROUND_ROBIN"))]
-    parts += [f"{key} {_compact(cluster[key])}" for key in _CLUSTER_POLICIES if key in cluster]
+    policies = {key: _set(cluster[key]) for key in _CLUSTER_POLICIES if key in cluster}
+    parts += [f"{key} {_compact(value)}" for key, value in policies.items() if value is not None]
     return f"{name}{f' ({short})' if short != name else ''}: {', '.join(parts)}"
 
 
@@ -77,6 +79,18 @@ def render_forensics(forensics: Sequence[tuple[str, Json]], console: Console) ->
 
 def _tail(title: str, lines: Sequence[str], empty: str) -> list[str]:
     return [title, *(f"    {line}" for line in lines)] if lines else [empty]
+
+
+def _set(value: Any) -> Any:
+    """What a policy sets beyond "no limit": without Envoy's unlimited thresholds (istiod writes 2^32-1 for an
+    unset connection pool field), false flags and what is left empty by dropping them; None if nothing is left."""
+    if isinstance(value, Mapping):
+        kept = {k: v for k, v in ((k, _set(v)) for k, v in value.items()) if v is not None}
+        return kept or None
+    if isinstance(value, list):
+        items = [v for v in (_set(v) for v in value) if v is not None]
+        return items or None
+    return None if value is False or (type(value) is int and value == _UNLIMITED) else value
 
 
 def _compact(value: Any) -> str:

@@ -185,3 +185,18 @@ def test_cli_run_quiet_prints_only_the_first_line_and_the_table(split_case: Path
     assert lines[0] == "local mesh: Envoy fake, emulating Istio fake"
     assert "mesh-harness results" in lines[1]
     assert not any("PASS" in line or "applied" in line or "mesh start" in line for line in lines)
+
+
+@pytest.mark.parametrize(("case", "shown"), [
+    ("faults.yaml", "fault abort 418 for 100%"),
+    ("mirror.yaml", "mirror 100% to reviews v2"),
+    ("retries.yaml", "retries 3 on 5xx"),
+    ("timeouts.yaml", "; timeout "),
+    ("circuit-breaker.yaml", 'circuit_breakers {"thresholds":[{"max_connections":1,"max_pending_requests":1}]}'),
+    ("outlier.yaml", 'outlier_detection {"base_ejection_time":"30s","consecutive_5xx":3'),
+])
+def test_cli_explain_text_shows_the_policies_json_has(case: str, shown: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Text output used to name only matches and clusters; faults, timeouts, retries, mirrors and the clusters'
+    # policies were in --json only.
+    assert main(["explain", str(SHIPPED / case)]) == EXIT_OK
+    assert shown in capsys.readouterr().out
