@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from harness.case import Case, Check, load_case_file
+from harness.case_warnings import split_form_warnings
 from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationError, load_all
 from harness.interrupts import Terminated, sigterm_as_interrupt
@@ -471,7 +472,7 @@ def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "loc
     errors = []
     for case in cases:
         findings = validate_objects(case.objects)
-        for w in [*findings.warnings, *undefined_subset_warnings(case.objects)]:
+        for w in [*findings.warnings, *undefined_subset_warnings(case.objects), *split_form_warnings(case)]:
             console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
         errors += list(findings.errors)
         if mesh == "local":
