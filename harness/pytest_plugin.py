@@ -34,6 +34,7 @@ from harness.errors import CaseError, HarnessError, Issue, ValidationError
 from harness.interrupts import sigterm_as_interrupt
 from harness.istio.model import IstioObject
 from harness.mesh.base import CONTROL_PLANES, Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
+from harness.report.forensics import forensics_json, forensics_lines
 from harness.report.result import result_document, write_result
 from harness.report.table import interval_text, observed_vs_expected
 from harness.runner import CheckResult, run_check
@@ -312,6 +313,8 @@ def describe_result(r: CheckResult) -> str:
                              + (f", error {c.error}" if c.error else ""))
     if r.stale:
         lines.append(f"  {r.stale} responses from an older config version were not counted")
+    if r.forensics is not None:
+        lines += [f"  {line}" for line in forensics_lines(forensics_json(r.forensics))]
     return "\n".join(lines)
 
 

@@ -21,11 +21,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from harness.case import Case, Check
 from harness.errors import HarnessError, MeshError, SyncTimeout
 from harness.expect import Sample, captured_headers, needs_of, with_timer_tick
 from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
+from harness.mesh.forensics import LOG_LINES, Forensics, Inspectable, gather
+from harness.progress import CaseApplied, CheckJudged, CheckStarted, Observer, ignore
 from harness.report.traffic import Traffic, TrafficTally
 from harness.settings import StatSettings
 from harness.topology import Topology
@@ -67,6 +70,8 @@ class CheckResult:
     checks; None when the apply failed. With ``case_revert_s`` it is what a case costs besides its checks."""
     case_revert_s: float | None = None
     """Seconds the case's revert took (once per case, the same on each of its checks)."""
+    forensics: Forensics | None = None
+    """For a check that failed or was inconclusive: what the client's proxy held for the host then, and log tails."""
 
 
 def run_case(
@@ -78,11 +83,12 @@ def run_case(
     check_deadline_s: float = 300.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    observer: Observer = ignore,
 ) -> list[CheckResult]:
     """Run the selected checks of ``case``; config is applied once for the case and always reverted.
 
     A mesh error while applying marks every selected check as ``error``; a mesh error during one
-    check marks that check only.
+    check marks that check only. ``observer`` is told when the case is applied and as each check is judged.
     """
     checks = [c for c in case.checks if select(c)]
     if not checks:
@@ -92,11 +98,20 @@ def run_case(
         mesh.deploy(case.topology)
         token = mesh.apply(case.objects)
     except HarnessError as exc:
-        return [_error(case, c, exc, clock() - started) for c in checks]
+        observer(CaseApplied(case.name, clock() - started, str(exc)))
+        failed = [_error(case, c, exc, clock() - started) for c in checks]
+        for result in failed:
+            _tell(observer, result)
+        return failed
     applied_s = clock() - started
+    observer(CaseApplied(case.name, applied_s))
+    results: list[CheckResult] = []
     try:
-        results = [run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s, clock=clock,
-                             sleep=sleep) for c in checks]
+        for c in checks:
+            observer(CheckStarted(case.name, c.name))
+            results.append(run_check(mesh, case, c, settings, token.version, deadline_s=check_deadline_s, clock=clock,
+                                     sleep=sleep))
+            _tell(observer, results[-1])
     finally:
         reverting = clock()
         mesh.revert(token)
@@ -136,6 +151,8 @@ def run_check(
     stale = 0
     sent = 0
     tally = TrafficTally(check.expectations)
+    answered: set[str] = set()
+    traffic_since = time.time() - CLOCK_SLACK_S
 
     def remaining() -> float:
         left = deadline_s - (clock() - started)
@@ -169,6 +186,7 @@ def run_check(
                 )
             copies = _received(mesh, case.topology, fresh, remaining(), sent_after) if "app_log" in needs else {}
             samples = [Sample(o, copies.get(o.request_id, ())) for o in fresh]
+            answered.update(o.service for o in fresh if o.service)
             tally.add(samples)
             _feed(judges, samples)
         else:
@@ -183,10 +201,30 @@ def run_check(
     except HarnessError as exc:
         return _error(case, check, exc, clock() - started)
     result = verdict(judges)
+    seconds = clock() - started
+    evidence = None if result.outcome == "pass" else _forensics(mesh, case.topology, spec, answered, traffic_since)
     return CheckResult(
         case.name, check.name, case.file, check.line, result.outcome, result, result.requests, stale,
-        clock() - started, traffic=tally.freeze(),
+        seconds, traffic=tally.freeze(), forensics=evidence,
     )
+
+
+def _forensics(mesh: Mesh, topology: Topology, spec: SendSpec, answered: set[str],
+               since: float) -> Forensics | None:
+    """Read, before the config is reverted, what the client's proxy holds for the URL's host and the log tails
+    (``harness.mesh.forensics``). None when the mesh cannot show its proxies (an attached environment), for
+    traffic through the gateway, or when reading fails: forensics help, and never change a verdict."""
+    url = urlsplit(spec.url)
+    host = url.hostname or ""
+    if spec.via != "sidecar" or not isinstance(mesh, Inspectable):
+        return None
+    services = sorted(answered | ({host.split(".")[0]} & {s.name for s in topology.services}))
+    try:
+        received = [r for service in services for r in mesh.app_log(service, since=since)]
+        return gather(spec.client, host, url.port, mesh.config_dump(spec.client),
+                      mesh.access_log_tail(spec.client, LOG_LINES), received)
+    except HarnessError:
+        return None
 
 
 def send_cycled(
@@ -244,6 +282,10 @@ def _served_by(obs: Observation, config_version: int) -> bool:
 def _feed(judges: Sequence[Judge], samples: Sequence[Sample]) -> None:
     for judge in judges:
         judge.add(samples)
+
+
+def _tell(observer: Observer, result: CheckResult) -> None:
+    observer(CheckJudged(result.case, result.check, result.outcome, result.requests, result.seconds))
 
 
 def _error(case: Case, check: Check, exc: Exception, seconds: float) -> CheckResult:

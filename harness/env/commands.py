@@ -283,7 +283,7 @@ def status(name: str, console: Console) -> int:
 
 def routes(name: str, service: str, console: Console, client_name: str = "client") -> int:
     """The route table ``client_name``'s Envoy holds for ``service``, read from its config_dump."""
-    from harness.env.routes import (  # imports the translator's names
+    from harness.report.routes import (  # imports the translator's names
         known_hosts,
         service_routes,
     )

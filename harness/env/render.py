@@ -19,7 +19,7 @@ from harness.mesh.base import Observation, ReceivedRequest
 from harness.sample_apps.echo import fields
 
 if TYPE_CHECKING:  # routes imports the translator; only `mesh-harness routes` needs it
-    from harness.env.routes import RouteRow
+    from harness.report.routes import RouteRow
 
 QUANTILES = (0.5, 0.9, 0.99, 1.0)
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from harness.env import wire
 from harness.env.manifests import Manifest, load_manifests
-from harness.env.routes import route_configs
 from harness.env.sync import sync_rows
 from harness.errors import Issue, MeshError, ValidationError
 from harness.istio.model import IstioObject
 from harness.mesh.base import SyncToken
 from harness.mesh.local.mesh import LocalMesh
+from harness.report.routes import route_configs
 from harness.topology import Topology
 
 

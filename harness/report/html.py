@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 
 from harness.report import plots
+from harness.report.forensics import forensics_lines
 from harness.report.gate import CheckDiff, GateDiff, mesh_text, plural, summary_counts
 from harness.report.table import interval_text, observed_vs_expected
 from harness.verdict import Counterexample, Evidence
@@ -59,6 +60,8 @@ class CheckView:
     baseline_outcome: str = ""
     candidate_outcome: str = ""
     open: bool = True
+    forensics: Sequence[str] = ()
+    """Where to look after a failure: the proxy's routes and clusters for the host, log tails (report/forensics.py)."""
 
 
 def run_html(document: Mapping[str, Any]) -> str:
@@ -108,6 +111,7 @@ def _check_view(index: int, entry: Mapping[str, Any]) -> CheckView:
         outcome=entry["outcome"], requests=requests_of(entry), errors=_errors([("", entry)]),
         expectations=expectations, plots=[("latency", latency)] if latency else [],
         open=entry["outcome"] != "pass" or bool(latency) or any(e.plot for e in expectations),
+        forensics=forensics_lines(entry["forensics"]) if entry.get("forensics") else (),
     )
 
 

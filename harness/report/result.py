@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.mesh.base import MeshInfo
+from harness.report.forensics import forensics_json
 from harness.report.traffic import traffic_json
 from harness.runner import CheckResult
 from harness.settings import StatSettings
@@ -21,7 +22,8 @@ SCHEMA_VERSION = 2
 Added since without a bump (readers treat them as optional): per check ``traffic`` (versions, statuses,
 flags and latency quantiles of the judged responses, ``harness.report.traffic``), per expectation ``bounds_s``,
 per check ``case_apply_s`` and ``case_revert_s`` (its case's deploy + apply and revert seconds, repeated on each
-check of the case, null when the apply failed)."""
+check of the case, null when the apply failed); per check ``forensics`` (null unless it failed or was inconclusive:
+the client proxy's routes and clusters for the host and log tails, ``harness.mesh.forensics``)."""
 
 
 def result_document(results: Sequence[CheckResult], mesh: MeshInfo | None, settings: StatSettings, seconds: float) -> dict[str, Any]:
@@ -55,6 +57,7 @@ def _check(r: CheckResult) -> dict[str, Any]:
         "case_revert_s": _rounded(r.case_revert_s),
         "error": r.error,
         "traffic": traffic_json(r.traffic) if r.traffic is not None else None,
+        "forensics": forensics_json(r.forensics) if r.forensics is not None else None,
         "expectations": [],
     }
     if r.verdict is not None:

@@ -46,9 +46,12 @@ def observed_vs_expected(e: Evidence) -> str:
 
 def _evidence_column(e: Evidence) -> str:
     """The table's last column: the interval of a statistical verdict; for an every-response check that
-    passed, only what its request count guards against (the full rule is in the JSON and in failures)."""
+    passed, only what its request count guards against (the full rule is in the JSON and in failures); for an
+    inconclusive fraction the rule itself, which shows the pass and the (wider) fail interval it needed."""
     if e.kind == "every" and e.outcome == "pass" and e.leak is not None:
         return f"a {e.leak:.0%} leak shows with p {e.power:.3g}"
+    if e.kind == "fraction" and e.outcome == "inconclusive":
+        return e.rule
     return interval_text(e)
 
 

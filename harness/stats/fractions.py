@@ -138,13 +138,14 @@ class FractionDesign:
         outcome, look, tail = conclude(self._bands(), tuple(tally.values()), n, self.stages)
         categories = tuple(self._estimate(name, tally[name], n, tail) for name in tally)
         level = 1.0 - 2.0 * tail
+        rule = self._rule(outcome, categories, level, n, None if look is None else self.stages[look])
         return FractionDecision(
             outcome=outcome,
             n=n,
             look=look,
             categories=categories,
             level=level,
-            rule=self._rule(outcome, categories, level, n),
+            rule=rule,
             alpha=self.alpha,
             power=self.power,
         )
@@ -187,7 +188,8 @@ class FractionDesign:
             delta=self.deltas[name],
         )
 
-    def _rule(self, outcome: Outcome, categories: tuple[CategoryEstimate, ...], level: float, n: int) -> str:
+    def _rule(self, outcome: Outcome, categories: tuple[CategoryEstimate, ...], level: float, n: int,
+              stage: Stage | None) -> str:
         widths = set(self.deltas.values())
         band = f"expected +/- {widths.pop():g}" if len(widths) == 1 else "expected +/- its delta"
         interval = f"{intervals.percent(level)} interval"
@@ -197,9 +199,38 @@ class FractionDesign:
             outside = [c.name for c in categories if c.low > c.expected + c.delta or c.high < c.expected - c.delta]
             return f"fail: the {interval} of {', '.join(outside)} lies outside {band} (n={n})"
         undecided = f"not every {interval} inside {band}, none outside"
+        if stage is not None:  # at a look: say why each undecided category decided nothing
+            undecided = f"neither shown inside nor outside {band}: {self._undecided(categories, stage)}"
         if outcome is Outcome.INCONCLUSIVE:
             return f"inconclusive: budget of {n} requests spent; {undecided}"
-        return f"continue: {undecided} at n={n}; next look at n={self.next_look(n + 1)}"
+        return f"continue at n={n}: {undecided}; next look at n={self.next_look(n + 1)}"
+
+    def _undecided(self, categories: tuple[CategoryEstimate, ...], stage: Stage) -> str:
+        """Why a look decided nothing, per category not shown inside its band: where the observation lies
+        against the band, and both intervals, since passing and failing use different ones (the fail
+        interval is wider: a correct mesh may fail only with the little error the plan gives it)."""
+        pass_level, fail_level = intervals.percent(stage.pass_level), intervals.percent(stage.fail_level)
+        parts = []
+        for c in categories:
+            low, high = c.expected - c.delta, c.expected + c.delta
+            if low < c.low and c.high < high:
+                continue
+            fail_low, fail_high = intervals.interval(c.count, stage.n, stage.fail_tail)
+            parts.append(
+                f"{c.name} = {c.observed:.3f}, {_distance(c.observed, low, high)} [{max(low, 0):.3f}, {min(high, 1):.3f}]; "
+                f"pass needs its {pass_level} interval [{c.low:.3f}, {c.high:.3f}] inside the band, "
+                f"fail needs its {fail_level} interval [{fail_low:.3f}, {fail_high:.3f}] wholly outside"
+            )
+        return "; ".join(parts)
+
+
+def _distance(observed: float, low: float, high: float) -> str:
+    """How far an observed fraction is off its band [low, high], or how near it is to the band's edge."""
+    if observed > high:
+        return f"{observed - high:.3f} above its band"
+    if observed < low:
+        return f"{low - observed:.3f} below its band"
+    return f"inside (by {min(observed - low, high - observed):.3f}) its band"
 
 
 def operating_characteristics(design: FractionDesign, true: Mapping[str, float]) -> tuple[float, float, float]:

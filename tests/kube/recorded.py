@@ -50,6 +50,7 @@ class RecordedApiServer:
         self.deleted: set[str] = set()
         self.pods = "pods_running.json"
         self.deny: set[str] = set()  # object names whose apply the validating webhook denies
+        self.log_queries: list[dict[str, list[str]]] = []  # the query of each pod log read
 
     def api(self) -> KubeApi:
         client = ApiClient(Configuration(host="https://127.0.0.1:6443"))
@@ -81,6 +82,7 @@ class RecordedApiServer:
             self.applied.pop(path, None)
             return _json(200, recording("status_success.json"))
         if path.endswith("/log"):
+            self.log_queries.append(query)
             return _Answer(200, recording("istio_proxy_log.txt").encode(), "text/plain")
         lists = {"/pods": self.pods, "/deployments": "deployments_listed.json", "/services": "services_listed.json",
                  "/events": "events_warning.json"}

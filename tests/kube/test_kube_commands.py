@@ -18,6 +18,7 @@ from harness.mesh.kube.portforward import parse_forwarding_line, port_forward_co
 from harness.mesh.kube.session import KubeOptions, check_prerequisites, run_namespace_prefix
 from harness.mesh.kube.tools import ToolMissing
 from harness.mesh.kube.versions import DEFAULT_KUBERNETES, KIND_NODE_IMAGES, node_image
+from harness.progress import Event, StepDone, StepStarted
 
 
 class FakeRunner:
@@ -119,6 +120,35 @@ def test_kube_echo_image_built_once_and_pushed_for_a_registry() -> None:
     cached = FakeRunner()
     assert image.ensure_image(cached, "docker", "registry.example/team/") == f"registry.example/team/mesh-harness-echo:{tag}"
     assert [c[1] for c in cached.commands] == ["image", "push"]
+
+
+def test_kube_long_steps_are_reported_with_their_name_and_elapsed_time(tmp_path: Path) -> None:
+    # cluster create, Istio install, image build, image push and image load: each a StepStarted then a StepDone.
+    seen: list[Event] = []
+    run = FakeRunner(fail=("docker image inspect",))
+    cluster = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=run, observer=seen.append)
+    cluster.up()
+    install_istio(run, "istioctl", tmp_path, cluster.kubeconfig, cluster.context, observer=seen.append)
+    ref = image.ensure_image(run, "docker", "registry.example", observer=seen.append)
+    cluster.load_image(ref)
+    assert [e.name for e in seen if isinstance(e, StepStarted)] == [
+        "cluster create", "Istio install", "image build", "image push", "image load"]
+    assert [type(e) for e in seen] == [StepStarted, StepDone] * 5
+    assert all(e.ok and e.seconds >= 0 for e in seen if isinstance(e, StepDone))
+    assert seen[0] == StepStarted("cluster create", "kind create cluster --name mesh-harness")
+    reused = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=FakeRunner({"kind get clusters": "mesh-harness"}),
+                         observer=(again := []).append)
+    reused.up()
+    assert again == []  # reusing a cluster is quick: no step
+
+
+def test_kube_a_failed_step_is_reported_as_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.mesh.kube.kindcluster.read_inotify_limits", lambda: {})
+    seen: list[Event] = []
+    with pytest.raises(ProcessError):
+        KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=FakeRunner(fail=("kind create",)),
+                    observer=seen.append).up()
+    assert [type(e) for e in seen] == [StepStarted, StepDone] and isinstance(seen[1], StepDone) and not seen[1].ok
 
 
 def test_kube_dockerfile_copies_what_the_echo_app_imports() -> None:

@@ -17,9 +17,11 @@ from harness.errors import ConfigRejected, SyncTimeout
 from harness.istio.load import load_objects
 from harness.istio.model import IstioObject
 from harness.mesh.base import Mesh, SendSpec
+from harness.mesh.forensics import LOG_LINES, Inspectable, gather
 from harness.mesh.kube.manifests import RenderOptions
 from harness.mesh.kube.mesh import KubeMesh
 from harness.mesh.kube.session import running_istio
+from harness.progress import Event, StepDone, StepStarted
 from harness.topology import DEFAULT_TOPOLOGY
 from harness.yamlsource import load_documents
 from tests.kube.recorded import SUBSETS, RecordedApiServer, RecordedProxy, recording
@@ -42,8 +44,9 @@ def objects(text: str) -> list[IstioObject]:
 
 class Harness:
     def __init__(self, server: RecordedApiServer, proxy: RecordedProxy, mesh: KubeMesh, forwards: list[str],
-                 closed: list[str]) -> None:
+                 closed: list[str], events: list[Event]) -> None:
         self.server, self.proxy, self.mesh, self.forwards, self.closed = server, proxy, mesh, forwards, closed
+        self.events = events
 
 
 @pytest.fixture
@@ -59,6 +62,7 @@ def recorded() -> Iterator[Harness]:
     proxy = RecordedProxy(dump)
     forwards: list[str] = []
     closed: list[str] = []
+    events: list[Event] = []
     with proxy.serving() as port:
         def forward(namespace: str, pod: str, remote: int) -> tuple[int, Callable[[], None]]:
             forwards.append(f"{namespace}/{pod}:{remote}")
@@ -67,9 +71,9 @@ def recorded() -> Iterator[Harness]:
         mesh = KubeMesh(kind="kind", api=server.api(), render=RenderOptions(image="mesh-harness-echo:0123456789ab",
                         run_id="rec00001"), forward=forward, istio_version="1.30.3",
                         cleanups=[lambda: closed.append("cluster")], sync_timeout_s=0.5, rollout_timeout_s=0.5,
-                        poll_s=0.05)
+                        poll_s=0.05, observer=events.append)
         try:
-            yield Harness(server, proxy, mesh, forwards, closed)
+            yield Harness(server, proxy, mesh, forwards, closed, events)
         finally:
             mesh.close()
 
@@ -94,6 +98,15 @@ def test_kube_deploy_applies_namespace_then_workloads_and_deletes_stale_ones(rec
     assert recorded.forwards == ["default/client-6d8f7c9b5-q4w7e:18081", "default/client-6d8f7c9b5-q4w7e:15000"]
     assert recorded.server.sentinel_version("default") == recorded.mesh.config_version == 1
     assert recorded.mesh.info().envoy_version == "1.38.3-dev"
+
+
+def test_kube_deploy_reports_the_rollout_wait_as_a_step(recorded: Harness) -> None:
+    recorded.mesh.deploy(DEFAULT_TOPOLOGY)
+    started, done = recorded.events
+    assert started == StepStarted("rollout", "3 workloads, one ready pod each")
+    assert isinstance(done, StepDone) and done.name == "rollout" and done.ok and done.seconds >= 0
+    recorded.mesh.deploy(DEFAULT_TOPOLOGY)  # nothing to roll out: no step
+    assert len(recorded.events) == 2
 
 
 def test_kube_apply_writes_objects_before_sentinels_and_revert_deletes_them(recorded: Harness) -> None:
@@ -165,6 +178,23 @@ def test_kube_send_joins_access_log_flags_by_request_id(recorded: Harness) -> No
     assert [(o.status, o.flags, o.upstream_host, o.version) for o in got] == [
         (200, (), "10.244.0.11:8080", "v1"), (503, ("FI",), None, None)]
     assert "/forward" in recorded.proxy.paths
+
+
+def test_kube_failure_forensics_read_the_sidecar_through_the_api(recorded: Harness) -> None:
+    # The same forensics as the local mesh: config_dump through the admin port-forward, the access-log tail from
+    # the istio-proxy container's log (tailLines: only the end is fetched), kept to the failed check's host.
+    mesh = recorded.mesh
+    mesh.deploy(DEFAULT_TOPOLOGY)
+    assert isinstance(mesh, Inspectable)
+    tail = mesh.access_log_tail("client", LOG_LINES)
+    assert recorded.server.log_queries[-1]["tailLines"] == [str(LOG_LINES)]
+    assert recorded.server.log_queries[-1]["container"] == ["istio-proxy"]
+    found = gather("client", "reviews", 9080, mesh.config_dump("client"), tail, [])
+    assert [c["route_config"]["name"] for c in found.route_configs] == ["9080"]
+    assert found.route_configs[0]["route_config"]["virtual_hosts"][0]["name"] == "reviews.default.svc.cluster.local:9080"
+    assert found.clusters and all(str(c["name"]).startswith("outbound|9080|") for c in found.clusters)
+    assert any(line.startswith("start_time=2026-05-20T10:00:10.500Z method=GET authority=reviews:9080 path=/ "
+                               "response_code=503 response_flags=FI") for line in found.access_log)
 
 
 def test_kube_stats_drain_and_app_log_read_the_pods(recorded: Harness) -> None:

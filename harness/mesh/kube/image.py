@@ -17,6 +17,7 @@ import harness
 from harness.errors import ProcessError
 from harness.mesh.kube.commands import Runner
 from harness.mesh.kube.versions import ECHO_BASE_IMAGE
+from harness.progress import Observer, ignore, step
 
 IMAGE_NAME = "mesh-harness-echo"
 BUILD_TIMEOUT_S = 900.0
@@ -63,14 +64,17 @@ def push_command(docker: str, image: str) -> list[str]:
     return [docker, "push", image]
 
 
-def ensure_image(run: Runner, docker: str, registry: str | None = None) -> str:
-    """Build the echo image unless this exact tag exists locally; push it when a registry is given."""
+def ensure_image(run: Runner, docker: str, registry: str | None = None, observer: Observer = ignore) -> str:
+    """Build the echo image unless this exact tag exists locally; push it when a registry is given
+    (``observer`` is told of the build and the push with their elapsed time)."""
     root = package_root()
     image = image_ref(source_hash(root), registry)
     try:
         run(inspect_command(docker, image), what=f"looking for image {image}", timeout_s=_QUERY_TIMEOUT_S)
     except ProcessError:
-        run(build_command(docker, image, root), what=f"building the echo image {image}", timeout_s=BUILD_TIMEOUT_S)
+        with step(observer, "image build", f"docker build -t {image}"):
+            run(build_command(docker, image, root), what=f"building the echo image {image}", timeout_s=BUILD_TIMEOUT_S)
     if registry:
-        run(push_command(docker, image), what=f"pushing {image}", timeout_s=PUSH_TIMEOUT_S)
+        with step(observer, "image push", f"docker push {image}"):
+            run(push_command(docker, image), what=f"pushing {image}", timeout_s=PUSH_TIMEOUT_S)
     return image

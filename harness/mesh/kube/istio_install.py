@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.mesh.kube.commands import Runner
+from harness.progress import Observer, ignore, step
 
 INSTALL_TIMEOUT_S = 900.0
 READINESS_TIMEOUT = "600s"
@@ -47,12 +48,14 @@ def version_command(istioctl: str) -> list[str]:
 
 
 def install_istio(run: Runner, istioctl: str, workdir: Path, kubeconfig: Path, context: str,
-                  revision: str | None = None) -> None:
-    """Write the overlay to ``workdir`` and run ``istioctl install``; it waits for istiod to be ready."""
+                  revision: str | None = None, observer: Observer = ignore) -> None:
+    """Write the overlay to ``workdir`` and run ``istioctl install``; it waits for istiod to be ready
+    (minutes: ``observer`` is told of the step and its elapsed time)."""
     overlay_path = workdir / f"istio-overlay{'-' + revision if revision else ''}.json"
     overlay_path.write_text(json.dumps(install_overlay(revision), indent=1))
-    run(install_command(istioctl, overlay_path, kubeconfig, context),
-        what=f"installing Istio ({istiod_name(revision)})", timeout_s=INSTALL_TIMEOUT_S)
+    with step(observer, "Istio install", f"istioctl install ({istiod_name(revision)})"):
+        run(install_command(istioctl, overlay_path, kubeconfig, context),
+            what=f"installing Istio ({istiod_name(revision)})", timeout_s=INSTALL_TIMEOUT_S)
 
 
 def istiod_image_version(image: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from harness.errors import MeshError, ProcessError
 from harness.mesh.kube.commands import Runner
 from harness.mesh.kube.versions import DEFAULT_KUBERNETES, node_image
+from harness.progress import Observer, ignore, step
 
 CREATE_TIMEOUT_S = 600.0
 DELETE_TIMEOUT_S = 300.0
@@ -94,8 +95,11 @@ def read_inotify_limits(proc: Path = Path("/proc/sys/fs/inotify")) -> dict[str, 
 class KindCluster:
     """One kind cluster. ``up()`` creates or reuses it; ``close()`` deletes it if ``up()`` created it."""
 
-    def __init__(self, spec: KindSpec, *, kind: str, state_dir: Path, run: Runner, keep: bool = False) -> None:
+    def __init__(self, spec: KindSpec, *, kind: str, state_dir: Path, run: Runner, keep: bool = False,
+                 observer: Observer = ignore) -> None:
+        """``observer`` is told of the long steps (cluster create, image load) with their elapsed time."""
         self.spec = spec
+        self._observer = observer
         self._kind = kind
         self._dir = state_dir / spec.name
         self._run = run
@@ -132,8 +136,9 @@ class KindCluster:
         config_path = self._dir / "kind-config.json"  # JSON is YAML: kind reads it as is
         config_path.write_text(json.dumps(config, indent=1))
         try:
-            self._run(create_command(self._kind, self.spec, config_path, self.kubeconfig),
-                      what=f"creating kind cluster {self.spec.name}", timeout_s=CREATE_TIMEOUT_S)
+            with step(self._observer, "cluster create", f"kind create cluster --name {self.spec.name}"):
+                self._run(create_command(self._kind, self.spec, config_path, self.kubeconfig),
+                          what=f"creating kind cluster {self.spec.name}", timeout_s=CREATE_TIMEOUT_S)
         except ProcessError as exc:
             hint = inotify_hint(read_inotify_limits())
             raise ProcessError(f"{exc}\n{hint}" if hint else str(exc)) from exc
@@ -141,8 +146,9 @@ class KindCluster:
         stamp.write_text(wanted)
 
     def load_image(self, image: str) -> None:
-        self._run(load_image_command(self._kind, self.spec, image),
-                  what=f"loading image {image} into kind cluster {self.spec.name}", timeout_s=LOAD_TIMEOUT_S)
+        with step(self._observer, "image load", f"kind load docker-image {image}"):
+            self._run(load_image_command(self._kind, self.spec, image),
+                      what=f"loading image {image} into kind cluster {self.spec.name}", timeout_s=LOAD_TIMEOUT_S)
 
     def close(self) -> None:
         """Delete the cluster if this object created it and it is not kept. Idempotent."""

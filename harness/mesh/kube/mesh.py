@@ -52,6 +52,7 @@ from harness.mesh.kube.manifests import (
 from harness.mesh.kube.podlog import LogCursor, new_lines
 from harness.mesh.local.accesslog import BatchJoin, Unclaimed, parse_entry
 from harness.mesh.local.apps import ControlClient
+from harness.progress import Observer, ignore, step
 from harness.topology import Topology
 
 ADMIN_PORT = 15000
@@ -90,8 +91,10 @@ class KubeMesh:
     def __init__(self, *, kind: Literal["kind", "cluster"], api: KubeApi, render: RenderOptions, forward: Forwarder,
                  istio_version: str, cleanups: Sequence[Callable[[], None]] = (),
                  sync_timeout_s: float = SYNC_TIMEOUT_S, rollout_timeout_s: float = ROLLOUT_TIMEOUT_S,
-                 poll_s: float = POLL_S) -> None:
-        """``cleanups`` run last in ``close()``, in order (delete the kind cluster, remove the work dir)."""
+                 poll_s: float = POLL_S, observer: Observer = ignore) -> None:
+        """``cleanups`` run last in ``close()``, in order (delete the kind cluster, remove the work dir);
+        ``observer`` is told of each rollout wait with its elapsed time."""
+        self._observer = observer
         self._kind = kind
         self._api = api
         self._render = render
@@ -154,7 +157,8 @@ class KubeMesh:
         for obj in wanted:
             self._api.apply(obj)
         self._delete_unwanted(wanted)
-        self._wait_rollout(topology)
+        with step(self._observer, "rollout", f"{len(self._workloads(topology))} workloads, one ready pod each"):
+            self._wait_rollout(topology)
         self._connect(topology)
         self._topology = topology
         self._wait_endpoints(topology)
@@ -206,6 +210,11 @@ class KubeMesh:
     def config_dump(self, workload: str) -> dict[str, Any]:
         """The workload's sidecar ``/config_dump`` (routes and clusters for failure evidence)."""
         return self._admin_json(self._client(workload), "/config_dump")
+
+    def access_log_tail(self, workload: str, lines: int) -> list[str]:
+        """The last ``lines`` lines of the workload's ``istio-proxy`` container log (its access log), from the API."""
+        client = self._client(workload)
+        return self._api.pod_log(client.namespace, client.pod, PROXY_CONTAINER, tail_lines=lines).splitlines()
 
     # --- apply / revert ------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from harness.mesh.kube.mesh import Forwarder, KubeMesh
 from harness.mesh.kube.portforward import PortForward, port_forward_command
 from harness.mesh.kube.tools import ToolMissing, default_cache_dir, ensure_istioctl, find_tool, kubernetes_client
 from harness.mesh.kube.versions import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES
+from harness.progress import Observer, ignore
 
 DOCKER_CHECK_TIMEOUT_S = 20.0
 
@@ -101,8 +102,9 @@ def kubectl_forwarder(kubectl: str, kubeconfig: Path | None, context: str | None
     return forward
 
 
-def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
-    """A started KubeMesh for ``opts`` (nothing deployed yet); the caller closes it."""
+def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command, observer: Observer = ignore) -> KubeMesh:
+    """A started KubeMesh for ``opts`` (nothing deployed yet); the caller closes it. ``observer`` is told of
+    each long step (cluster create, Istio install, image build and load, rollout) with its elapsed time."""
     tools = check_prerequisites(opts, run=run)
     version = opts.istio_version or DEFAULT_ISTIO_VERSION
     cache = default_cache_dir()
@@ -114,7 +116,7 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
         if opts.mesh == "kind":
             assert tools.kind is not None
             cluster = KindCluster(KindSpec(kubernetes=opts.kubernetes), kind=tools.kind, state_dir=cache / "kind",
-                                  run=run, keep=opts.keep_cluster)
+                                  run=run, keep=opts.keep_cluster, observer=observer)
             undo.insert(0, cluster.close)
             cluster.up()
             kubeconfig, context = cluster.kubeconfig, cluster.context
@@ -129,12 +131,12 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
         if running is None:
             assert kubeconfig is not None and context is not None
             istioctl = ensure_istioctl(version, cache)
-            install_istio(run, str(istioctl), workdir, kubeconfig, context, opts.istio_revision)
+            install_istio(run, str(istioctl), workdir, kubeconfig, context, opts.istio_revision, observer)
             running = version
         elif opts.mesh == "kind" and running != version:
             raise MeshError(f"the kind cluster runs Istio {running} ({istiod_name(opts.istio_revision)}), not {version}: "
                             "pass --istio-revision NAME to install a canary beside it, or delete the cluster")
-        image = ensure_image(run, tools.docker, opts.image_registry if opts.mesh == "cluster" else None)
+        image = ensure_image(run, tools.docker, opts.image_registry if opts.mesh == "cluster" else None, observer)
         if opts.mesh == "kind":
             cluster.load_image(image)
         run_id = uuid.uuid4().hex[:8]
@@ -142,7 +144,7 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
                                revision=opts.istio_revision)
         return KubeMesh(kind=opts.mesh, api=api, render=render, istio_version=running,
                         forward=kubectl_forwarder(tools.kubectl, kubeconfig, context, workdir / "kubectl-cache"),
-                        cleanups=undo[1:])
+                        cleanups=undo[1:], observer=observer)
     except BaseException:
         for step in undo:
             try:

@@ -76,6 +76,8 @@ _LISTENER_POLL_S = 0.01
 GATEWAY = INGRESS_GATEWAY.name
 """The gateway's workload name, for ``proxy_stats``, ``access_log``, ``sidecar`` and the inventory."""
 _ENVOY_TAIL_LINES = 20
+#: How much of the end of an access log ``access_log_tail`` reads (a JSON line is under 1 KiB).
+_TAIL_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -365,6 +367,19 @@ class LocalMesh:
     def access_log(self, workload: str) -> list[dict[str, Any]]:
         """Every line the workload's sidecar logged so far, decoded (field names: translate/listeners.py)."""
         return read_all(self._sidecar(workload).access_log_path)
+
+    def config_dump(self, workload: str) -> dict[str, Any]:
+        """The workload's sidecar ``/config_dump`` (failure forensics: the routes and clusters it holds)."""
+        return self._sidecar(workload).config_dump()
+
+    def access_log_tail(self, workload: str, lines: int) -> list[str]:
+        """The last ``lines`` lines of the workload's sidecar access log (read from the file's end only)."""
+        path = self._sidecar(workload).access_log_path
+        if not path.is_file():
+            return []
+        with path.open("rb") as log:
+            log.seek(max(0, path.stat().st_size - _TAIL_BYTES))
+            return log.read().decode(errors="replace").splitlines()[-lines:]
 
     def clusters(self, workload: str) -> dict[str, Any]:
         """The sidecar's admin ``/clusters?format=json``: per host health flags (outlier ejection), stats."""

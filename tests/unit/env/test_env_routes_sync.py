@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.env.routes import (
+from harness.env.sync import sync_row, sync_rows
+from harness.mesh.local import typeurls
+from harness.mesh.local.xds import TypeStatus
+from harness.report.routes import (
     describe_action,
     describe_match,
     known_hosts,
@@ -12,9 +15,6 @@ from harness.env.routes import (
     route_configs,
     service_routes,
 )
-from harness.env.sync import sync_row, sync_rows
-from harness.mesh.local import typeurls
-from harness.mesh.local.xds import TypeStatus
 
 V1 = "outbound|9080|v1|reviews.default.svc.cluster.local"
 V2 = "outbound|9080|v2|reviews.default.svc.cluster.local"

@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
 from harness.case import case_json_schema, load_case_file
 from harness.cases_discovery import bundled_cases_dir, case_files
+from harness.errors import ValidationError
 from harness.expect import status, version
 from harness.settings import StatOverrides, StatSettings
 from harness.topology import DEFAULT_TOPOLOGY, Client, Service, ServicePort
-from tests.unit.front.front_builders import make_case
+from tests.unit.front.front_builders import make_case, make_case_text, make_check
 
 FULL = """\
 name: full
@@ -184,3 +186,22 @@ def test_case_wait_and_expect_where_load_into_the_check() -> None:
     assert check.wait_s == 1.5
     assert [e.field for e in check.expectations] == [
         "instances", "version where status=503 and flags=UO", "received where status=503 and flags=UO"]
+
+
+def test_case_topology_and_istio_rule_issues_come_in_one_pass() -> None:
+    # The schema is valid; an unknown version (topology) and weights summing to 0 (istiod's rules, applied
+    # after loading) used to come one after the other.
+    config = """\
+  - apiVersion: networking.istio.io/v1
+    kind: VirtualService
+    metadata: {name: reviews}
+    spec:
+      hosts: [reviews]
+      http: [{route: [{destination: {host: reviews}, weight: 0}, {destination: {host: reviews}, weight: 0}]}]
+"""
+    with pytest.raises(ValidationError) as raised:
+        make_case(make_case_text(make_check("c", "{version: v3}"), config=config))
+    messages = [str(i) for i in raised.value.issues]
+    assert len(messages) == 2
+    assert "checks[0].expect.version: no service in this case's topology has version 'v3'" in messages[0]
+    assert "spec.http[0].route: the weights of several destinations must sum to more than 0" in messages[1]

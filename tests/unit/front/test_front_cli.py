@@ -161,3 +161,42 @@ def test_cli_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2 and "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_cli_run_prints_a_line_per_check_as_it_is_judged(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Not a terminal (pytest captures stdout): one line per step and check, then the table as before.
+    code = main(["run", str(split_case)], mesh_factory=fake(draw({"v1": 0.9, "v2": 0.1})))
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    lines = out.splitlines()
+    started = next(i for i, line in enumerate(lines) if line.endswith("mesh start: --mesh local ..."))
+    assert "✓ mesh start (" in lines[started + 1]
+    applied = next(i for i, line in enumerate(lines) if line.startswith("applied canary in "))
+    split = next(i for i, line in enumerate(lines) if line.startswith("[1/2] canary :: split  PASS  n="))
+    every = next(i for i, line in enumerate(lines) if line.startswith("[2/2] canary :: all ok  PASS  n=135  "))
+    final = next(i for i, line in enumerate(lines) if line.startswith("2 checks in ") and line.endswith("s: 2 pass"))
+    table = next(i for i, line in enumerate(lines) if "mesh-harness results" in line)
+    assert started < applied < split < every < final < table
+
+
+def test_cli_run_quiet_prints_only_the_first_line_and_the_table(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(split_case), "--quiet"], mesh_factory=fake(draw({"v1": 0.9, "v2": 0.1}))) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "local mesh: Envoy fake, emulating Istio fake"
+    assert "mesh-harness results" in lines[1]
+    assert not any("PASS" in line or "applied" in line or "mesh start" in line for line in lines)
+
+
+@pytest.mark.parametrize(("case", "shown"), [
+    ("faults.yaml", "fault abort 418 for 100%"),
+    ("mirror.yaml", "mirror 100% to reviews v2"),
+    ("retries.yaml", "retries 3 on 5xx"),
+    ("timeouts.yaml", "; timeout "),
+    ("circuit-breaker.yaml", 'circuit_breakers {"thresholds":[{"max_connections":1,"max_pending_requests":1}]}'),
+    ("outlier.yaml", 'outlier_detection {"base_ejection_time":"30s","consecutive_5xx":3'),
+])
+def test_cli_explain_text_shows_the_policies_json_has(case: str, shown: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Text output used to name only matches and clusters; faults, timeouts, retries, mirrors and the clusters'
+    # policies were in --json only.
+    assert main(["explain", str(SHIPPED / case)]) == EXIT_OK
+    assert shown in capsys.readouterr().out

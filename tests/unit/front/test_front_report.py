@@ -9,13 +9,15 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.errors import SyncTimeout
+from harness.expect import version
 from harness.mesh.fake import FAKE_INFO, FakeMesh, draw
 from harness.report.result import SCHEMA_VERSION, result_document, write_result
 from harness.report.table import level_percent, render_table
 from harness.runner import CheckResult, run_case
 from harness.settings import StatSettings
-from harness.verdict import Verdict
-from tests.unit.front.front_builders import make_case, make_case_text, make_check
+from harness.stats.fractions import FractionDesign
+from harness.verdict import FractionJudge, Verdict
+from tests.unit.front.front_builders import exact_split, make_case, make_case_text, make_check, make_samples
 
 SETTINGS = StatSettings()
 
@@ -97,3 +99,21 @@ def test_report_shows_quantile_and_aggregate_numbers() -> None:
     doc = result_document(results, FAKE_INFO, SETTINGS, 0.0)
     kinds = [(e["kind"], e["outcome"], e["summary"] is not None) for e in doc["checks"][0]["expectations"]]
     assert kinds == [("quantile", "pass", True), ("aggregate", "pass", True), ("aggregate", "pass", True)]
+
+
+def test_report_table_shows_both_intervals_of_an_inconclusive_split() -> None:
+    # v2 at 0.175 against 0.1 +/- 0.05 when the budget runs out: its pass interval lies above the band, yet the
+    # wider fail interval reaches into it. The table must not print the pass interval next to "none outside".
+    design = FractionDesign.plan({"v1": 0.9, "v2": 0.1})
+    judge = FractionJudge(version({"v1": 0.9, "v2": 0.1}), design)
+    judge.add(make_samples(exact_split(design.budget, {"v1": 0.825, "v2": 0.175})))
+    evidence = judge.evidence()
+    assert evidence.outcome == "inconclusive"
+    result = CheckResult("demo", "split", "case.yaml", 9, "inconclusive", Verdict("inconclusive", (evidence,)),
+                         design.budget, 0, 1.0)
+    out = io.StringIO()
+    render_table([result], Console(file=out, width=400, color_system=None))
+    text = " ".join(out.getvalue().split())
+    assert "none outside" not in text
+    assert "v2 = 0.175, 0.025 above its band [0.050, 0.150]" in text
+    assert "pass needs its 99.975% interval" in text and "fail needs its 99.99999938% interval" in text

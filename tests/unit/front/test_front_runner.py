@@ -15,6 +15,7 @@ import pytest
 from harness.errors import ConfigRejected, SyncTimeout
 from harness.mesh.base import Observation, ReceivedRequest, SendSpec
 from harness.mesh.fake import FakeMesh, Handler, Reply, draw
+from harness.progress import CaseApplied, CheckJudged, CheckStarted
 from harness.runner import CLOCK_SLACK_S, MAX_BATCHES, MAX_STALE, run_case, run_check
 from harness.settings import StatSettings
 from harness.stats.fractions import FractionDesign
@@ -257,3 +258,58 @@ def test_runner_reads_app_logs_only_from_just_before_each_batch() -> None:
     (result,) = run_case(mesh, case, SETTINGS)
     assert result.outcome == "pass"
     assert asked and all(began - CLOCK_SLACK_S - 1.0 <= s <= time.time() for s in asked)
+
+
+def test_runner_tells_its_observer_of_the_apply_and_each_check_in_order() -> None:
+    case = make_case(make_case_text(make_check("first", "{version: v2}"), make_check("second", "{status: 200}")))
+    seen: list[object] = []
+    results = run_case(FakeMesh(draw({"v2": 1.0})), case, SETTINGS, observer=seen.append)
+    applied, *rest = seen
+    assert isinstance(applied, CaseApplied) and applied.case == "demo" and applied.error is None
+    assert rest == [CheckStarted("demo", "first"), CheckJudged("demo", "first", "pass", 135, results[0].seconds),
+                    CheckStarted("demo", "second"), CheckJudged("demo", "second", "pass", 135, results[1].seconds)]
+
+
+def test_runner_tells_its_observer_when_a_case_cannot_be_applied() -> None:
+    case = make_case(make_case_text(make_check("first", "{version: v2}")))
+    seen: list[object] = []
+    run_case(FakeMesh(fail_apply=SyncTimeout("RDS still at 0")), case, SETTINGS, observer=seen.append)
+    applied, judged = seen
+    assert isinstance(applied, CaseApplied) and applied.error == "RDS still at 0"
+    assert isinstance(judged, CheckJudged) and (judged.check, judged.outcome) == ("first", "error")
+
+
+class InspectableFake(FakeMesh):
+    """A fake mesh that can show its proxy, as the local and kind meshes can (for failure forensics)."""
+
+    def __init__(self, handler: Handler, dump: dict[str, object]) -> None:
+        super().__init__(handler, seed=5)
+        self.dump = dump
+        self.asked: list[str] = []
+
+    def config_dump(self, workload: str) -> dict[str, object]:
+        self.asked.append(f"config_dump {workload} reverted={len(self.reverted)}")
+        return self.dump
+
+    def access_log_tail(self, workload: str, lines: int) -> list[str]:
+        self.asked.append(f"access_log_tail {workload} {lines}")
+        return ['{"response_code": 200, "upstream_cluster": "outbound|9080|v1|reviews"}']
+
+
+def test_runner_failed_check_carries_forensics_read_before_the_revert() -> None:
+    from tests.unit.mesh.test_mesh_forensics import SPLIT, V1, V2, V3, config_dump
+
+    case = make_case(make_case_text(make_check("all v2", "{version: v2}"), make_check("ok", "{status: 200}")))
+    mesh = InspectableFake(draw({"v1": 1.0}), config_dump(SPLIT, [V1, V2, V3]))
+    failed, passed = run_case(mesh, case, SETTINGS)
+    assert failed.outcome == "fail" and passed.outcome == "pass" and passed.forensics is None
+    assert mesh.asked == ["config_dump client reverted=0", "access_log_tail client 10"]  # once, before revert
+    assert failed.forensics is not None and failed.forensics.host == "reviews"
+    assert [c["name"] for c in failed.forensics.clusters] == [V1, V2, V3]
+    assert failed.forensics.access_log == ("response_code=200 upstream_cluster=outbound|9080|v1|reviews",)
+
+
+def test_runner_mesh_that_cannot_show_its_proxy_gives_no_forensics() -> None:
+    case = make_case(make_case_text(make_check("all v2", "{version: v2}")))
+    (failed,) = run_case(FakeMesh(draw({"v1": 1.0})), case, SETTINGS)
+    assert failed.outcome == "fail" and failed.forensics is None

@@ -6,6 +6,7 @@ in GOMODCACHE; the fake ``go build`` records the source it would compile and wri
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -15,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from harness.cli import EXIT_INVALID, EXIT_MESH, EXIT_OK, main
 from harness.errors import CaseError, MeshError, ProcessError
 from harness.mesh.local.istiod import build as b
 from harness.mesh.local.istiod.build import DEFAULT_ISTIOD_VERSION, IstiodBuild, build_istiod, locate_istiod
+from harness.progress import StepDone, StepStarted
 
 PATCH = b.PATCHES_DIR / "nil-multicluster.patch"
 TARGET = "pilot/pkg/serviceregistry/serviceentry/controller.go"
@@ -284,3 +287,35 @@ def test_a_build_made_with_other_patches_is_not_used(module: Path, cache: Path, 
         b.locate_istiod()
     rebuilt = build_istiod(cache=cache, run=FakeGo(module))
     assert json.loads(info_path.read_text())["patch_set"] == b.patch_set() and rebuilt.binary.is_file()
+
+
+def test_build_command_tells_each_step_and_its_elapsed_time_to_the_observer(
+    module: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same seam as a run's steps: StepStarted as a step begins, StepDone (with seconds) as the next begins.
+    monkeypatch.setenv("MESH_HARNESS_HOME", str(tmp_path / "home"))
+    real = build_istiod
+    monkeypatch.setattr(b, "build_istiod", lambda version, progress, force: real(
+        version, cache=tmp_path / "home" / "istiod", run=FakeGo(module), progress=progress, force=force))
+    seen: list[object] = []
+    b.build_command(None, force=False, console=Console(file=io.StringIO()), observer=seen.append)
+    started = [e.name for e in seen if isinstance(e, StepStarted)]
+    done = [e for e in seen if isinstance(e, StepDone)]
+    assert started == ["resolve", "download", "patch", "patch", "compile"]
+    assert [e.name for e in done] == started and all(e.ok and e.seconds >= 0 for e in done)
+    assert [type(e) for e in seen] == [StepStarted, StepDone] * 5  # each step ends before the next starts
+
+
+def test_cli_istiod_build_in_a_log_prints_each_step_as_a_run_does(
+    module: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MESH_HARNESS_HOME", str(tmp_path / "home"))
+    real = build_istiod
+    monkeypatch.setattr(b, "build_istiod", lambda version, progress, force: real(
+        version, cache=tmp_path / "home" / "istiod", run=FakeGo(module), progress=progress, force=force))
+    assert main(["istiod", "build"]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1].rstrip(":") for line in lines if line.endswith("...")] == ["resolve", "download", "patch", "patch",
+                                                                          "compile"]
+    assert sum(1 for line in lines if "✓ compile (" in line) == 1
+    assert lines[-2].startswith("built istiod 1.31-dev+eed52ebb66ad")

@@ -84,7 +84,7 @@ def test_gatecmd_plane_sides_open_each_plane_and_build_istiod_first(
     """``--from plane=builtin --to plane=istiod,istio=V``: istiod V is built (or found cached) before any
     run, and each side's mesh is opened with its own control plane."""
     events: list[str] = []
-    monkeypatch.setattr("harness.mesh.local.istiod.build.build_command",
+    monkeypatch.setattr("harness.cli.build_istiod_shown",
                         lambda version, force, console: events.append(f"build {version}"))
     opened: list[argparse.Namespace] = []
     handlers: dict[str | None, Handler] = {None: draw({"v1": 0.9, "v2": 0.1}), "v0.0.0-x": draw({"v1": 0.9, "v2": 0.1})}

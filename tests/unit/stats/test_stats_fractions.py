@@ -79,15 +79,14 @@ def test_fractions_unknown_values_count_as_other(split: FractionDesign) -> None:
 def test_fractions_continue_between_and_at_looks(split: FractionDesign) -> None:
     between = split.decide({"v1": 90, "v2": 10})
     assert (between.outcome, between.look) == (Outcome.CONTINUE, None)
-    assert between.rule.endswith(f"at n=100; next look at n={split.looks[0]}")
+    assert between.rule.startswith("continue at n=100: ")
+    assert between.rule.endswith(f"; next look at n={split.looks[0]}")
     assert split.decide({}).outcome is Outcome.CONTINUE
     n = split.looks[0]
     at_look = split.decide({"v1": n - 70, "v2": 70})  # v2 = 0.14: not yet shown inside
     assert (at_look.outcome, at_look.look) == (Outcome.CONTINUE, 0)
-    assert at_look.rule == (
-        f"continue: not every 99.975% interval inside expected +/- 0.05, none outside at n={n}; "
-        f"next look at n={split.looks[1]}"
-    )
+    assert at_look.rule.startswith(f"continue at n={n}: neither shown inside nor outside expected +/- 0.05: ")
+    assert at_look.rule.endswith(f"; next look at n={split.looks[1]}")
     assert split.next_look(n + 1) == split.looks[1]
     assert split.next_look(split.budget + 1) is None
 
@@ -97,9 +96,28 @@ def test_fractions_inconclusive_when_budget_spent_undecided(split: FractionDesig
     leak = round(0.15 * n)  # v2 right at the edge of its band: neither inside nor outside
     decision = split.decide({"v1": n - leak, "v2": leak})
     assert decision.outcome is Outcome.INCONCLUSIVE
-    assert decision.rule == (
-        f"inconclusive: budget of {n} requests spent; not every 99.975% interval inside expected +/- 0.05, none outside"
+    assert decision.rule.startswith(
+        f"inconclusive: budget of {n} requests spent; neither shown inside nor outside expected +/- 0.05: "
     )
+
+
+def test_fractions_inconclusive_outside_the_band_shows_both_intervals_and_how_far_off(split: FractionDesign) -> None:
+    # v2 observed at 0.175, above its band [0.05, 0.15]: its pass interval lies wholly above the band, yet the
+    # wider fail interval still reaches into it, so the budget ends undecided. The rule shows both.
+    n = split.budget
+    leak = round(0.175 * n)
+    decision = split.decide({"v1": n - leak, "v2": leak})
+    assert decision.outcome is Outcome.INCONCLUSIVE
+    last = split.stages[-1]
+    v2 = decision.categories[1]
+    fail_low, fail_high = stats.intervals.interval(leak, n, last.fail_tail)
+    assert fail_low < 0.15 < v2.low  # the case the rule must explain
+    assert (
+        f"v2 = {leak / n:.3f}, {leak / n - 0.15:.3f} above its band [0.050, 0.150]; "
+        f"pass needs its 99.975% interval [{v2.low:.3f}, {v2.high:.3f}] inside the band, "
+        f"fail needs its 99.99999938% interval [{fail_low:.3f}, {fail_high:.3f}] wholly outside"
+    ) in decision.rule
+    assert "other" not in decision.rule  # a category shown inside its band is not listed
 
 
 def test_fractions_per_category_deltas_are_named_in_the_rule() -> None:

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from harness.errors import CaseError, MeshError, ProcessError
+from harness.progress import Observer, Steps, ignore
 
 MODULE = "istio.io/istio"
 MAIN_PACKAGE = "./pilot/cmd/pilot-discovery"
@@ -61,7 +60,7 @@ _COMMIT = re.compile(r"^[0-9a-f]{12,40}$")
 _PSEUDO = re.compile(r"^v\d+\.\d+\.\d+-(?:[0-9A-Za-z]+\.)*\d{14}-(?P<commit>[0-9a-f]{12})$")
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
-Steps = Callable[[str, str], None]
+StepHook = Callable[[str, str], None]
 """Told each step as it starts: its name (resolve, download, patch, compile) and what it does."""
 
 
@@ -117,7 +116,7 @@ def build_command_line(version: str) -> str:
 
 
 def build_istiod(version: str | None = None, *, cache: Path | None = None, run: Runner = subprocess.run,
-                 progress: Steps | None = None, force: bool = False) -> IstiodBuild:
+                 progress: StepHook | None = None, force: bool = False) -> IstiodBuild:
     """Build ``pilot-discovery`` of ``version`` (default ``DEFAULT_ISTIOD_VERSION``) into ``cache``
     (default ``istiod_cache_dir()``), or return the cached build unless ``force``."""
     version = check_version(version or DEFAULT_ISTIOD_VERSION)
@@ -159,8 +158,9 @@ def build_istiod(version: str | None = None, *, cache: Path | None = None, run: 
     return IstiodBuild(entry / BINARY, version, module_version, label, applied)
 
 
-def build_command(version: str | None, *, force: bool, console: Console) -> None:
-    """``mesh-harness istiod build``: the steps with their elapsed time, then the binary, label and total time."""
+def build_command(version: str | None, *, force: bool, console: Console, observer: Observer = ignore) -> None:
+    """``mesh-harness istiod build``: each step told to ``observer`` with its elapsed time (the CLI draws them as
+    every long step of a run), then the binary, label and total time printed."""
     version = check_version(version or DEFAULT_ISTIOD_VERSION)
     started = time.monotonic()
     found = None if force else _cached(istiod_cache_dir() / version)
@@ -168,48 +168,16 @@ def build_command(version: str | None, *, force: bool, console: Console) -> None
         console.print(f"istiod {found.label} is already built ({version}; --force rebuilds it):\n  {found.binary}",
                       highlight=False, soft_wrap=True)
         return
-    with _ConsoleSteps(console) as steps:
+    steps = Steps(observer)
+    try:
         build = build_istiod(version, progress=steps, force=force)
+    except BaseException:
+        steps.close(ok=False)
+        raise
+    steps.close()
     patches = ", ".join(build.patches) or "none (not needed by this version)"
     console.print(f"built istiod {build.label} ({MODULE}@{build.module_version}, patches: {patches}) in "
                   f"{time.monotonic() - started:.0f}s:\n  {build.binary}", highlight=False, soft_wrap=True)
-
-
-class _ConsoleSteps:
-    """Shows each build step as it runs: a live row with a ticking elapsed time on a terminal, one line per
-    step (with the time since the build started) in a log."""
-
-    def __init__(self, console: Console) -> None:
-        self._console = console
-        self._live = Progress(SpinnerColumn(finished_text="[green]✓[/]"), TimeElapsedColumn(),
-                              TextColumn("{task.description}"), console=console) if console.is_terminal else None
-        self._task: TaskID | None = None
-        self._started = time.monotonic()
-
-    def __enter__(self) -> _ConsoleSteps:
-        if self._live:
-            self._live.start()
-        return self
-
-    def __call__(self, name: str, detail: str) -> None:
-        self._finish()
-        if self._live:
-            room = max(20, self._console.width - len(name) - 14)  # the spinner and the elapsed time must stay in view
-            short = detail if len(detail) <= room else detail[:room - 1] + "…"
-            self._task = self._live.add_task(f"[bold]{name}[/]: {escape(short)}", total=1)
-        else:
-            self._console.print(f"{time.monotonic() - self._started:6.1f}s  {name}: {detail}",
-                                highlight=False, markup=False, soft_wrap=True)
-
-    def __exit__(self, *exc: object) -> None:
-        self._finish()
-        if self._live:
-            self._live.stop()
-
-    def _finish(self) -> None:
-        if self._live and self._task is not None:
-            self._live.update(self._task, completed=1)
-            self._live.stop_task(self._task)
 
 
 def patch_set() -> str:
@@ -283,7 +251,7 @@ def _module_json(run: Runner, args: Sequence[str], cwd: Path) -> dict[str, Any]:
     return info
 
 
-def _apply_patch(patch: Path, src: Path, run: Runner, step: Steps) -> bool:
+def _apply_patch(patch: Path, src: Path, run: Runner, step: StepHook) -> bool:
     """Apply ``patch`` to the module in ``src`` if that version has the code it fixes: True if applied,
     False when not needed (the lines it changes are absent, or already changed)."""
     text = patch.read_text()

@@ -1,4 +1,4 @@
-"""``mesh-harness routes SERVICE``: the route table Envoy actually holds, in words.
+"""The route table Envoy actually holds, in words: for ``mesh-harness routes SERVICE`` and failure forensics.
 
 Reads the ``RoutesConfigDump`` part of a sidecar's ``/config_dump`` (Envoy's own JSON, not our
 translator's output: what was ACKed is what is shown) and turns each route of the virtual hosts
@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.mesh.forensics import serves
 from harness.mesh.local.translate import names
 
 Json = Mapping[str, Any]
@@ -65,11 +66,6 @@ def known_hosts(configs: Sequence[Json]) -> list[str]:
     hosts = {str(v["domains"][0]) for e in configs for v in e.get("route_config", {}).get("virtual_hosts", [])
              if v.get("domains") and v["domains"][0] != "*"}
     return sorted(hosts)
-
-
-def serves(vhost: Json, service: str) -> bool:
-    domains = {str(d) for d in vhost.get("domains", [])}
-    return service in domains or any(d.partition(":")[0] == service for d in domains)
 
 
 def describe_match(match: Json) -> str:
