@@ -547,4 +547,7 @@ def case_json_schema() -> dict[str, Any]:
     """
     schema = CaseModel.model_json_schema(by_alias=True)
     schema["title"] = "mesh-harness case"
+    # ``expect: none`` is None once validated; in YAML it is the word, never null.
+    expect = schema["$defs"]["CheckModel"]["properties"]["expect"]
+    expect["anyOf"] = [{"const": NO_CLAIM} if s == {"type": "null"} else s for s in expect["anyOf"]]
     return schema
