@@ -283,8 +283,8 @@ class WhereJudge(_UntilCounterexample):
     Its power against a leak is that of the matching requests alone, so without ``count`` it keeps
     asking for traffic until as many requests *matched* as an every-response check judges
     (``design.n``): the power it states is then the design's. It fails at the first matching
-    request in another category; when none of the first ``design.n`` requests matched (a filter
-    with a typo), and is inconclusive when ``budget`` requests did not bring enough matches. With
+    request in another category, and when none of the first ``design.n`` requests matched (a
+    filter with a typo); it is inconclusive when ``budget`` requests brought too few matches. With
     ``count`` it judges exactly those requests, at the power their matching ones give, stated.
     """
 
@@ -440,16 +440,18 @@ def _quantile(values: Sequence[float], q: float) -> float:
 
 
 class _AggregateJudge:
-    """Counts every request up to ``target``, then judges the lot (``outcome``)."""
+    """Counts every request up to ``target``, then judges the lot; a judge that finds a request
+    breaking its claim on the way (``counterexample``) is decided there."""
 
     def __init__(self, target: int) -> None:
         self.target = target
         self.n = 0
         self.instances: Counter[str] = Counter()
+        self.counterexample: Counterexample | None = None
 
     @property
     def decided(self) -> bool:
-        return self.n >= self.target
+        return self.counterexample is not None or self.n >= self.target
 
     def needs(self) -> int:
         return max(0, self.target - self.n)
@@ -476,11 +478,6 @@ class SameInstanceJudge(_AggregateJudge):
         super().__init__(target)
         self.expectation = expectation
         self.first: str | None = None
-        self.counterexample: Counterexample | None = None
-
-    @property
-    def decided(self) -> bool:
-        return self.counterexample is not None or self.n >= self.target
 
     def _seen(self, sample: Sample) -> None:
         got = sample.obs.instance or _NO_INSTANCE
@@ -510,11 +507,6 @@ class InstancesJudge(_AggregateJudge):
     def __init__(self, expectation: InstancesExpectation, target: int) -> None:
         super().__init__(target)
         self.expectation = expectation
-        self.counterexample: Counterexample | None = None
-
-    @property
-    def decided(self) -> bool:
-        return self.counterexample is not None or self.n >= self.target
 
     def _seen(self, sample: Sample) -> None:
         reached = self.expectation.reached_excluded(sample)

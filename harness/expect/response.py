@@ -118,8 +118,12 @@ class Body(Classifier):
         return frozenset({"body"})
 
     @property
+    def shown(self) -> str:
+        return f"/{self.text}/" if self.regex else repr(self.text)
+
+    @property
     def wanted(self) -> str:
-        return f"matches /{self.text}/" if self.regex else f"contains {self.text!r}"
+        return f"{'matches' if self.regex else 'contains'} {self.shown}"
 
     def category(self, sample: Sample) -> str:
         body = sample.obs.body
@@ -128,7 +132,7 @@ class Body(Classifier):
         if body is None:
             return NO_BODY
         found = re.search(self.text, body) is not None if self.regex else self.text in body
-        return self.wanted if found else f"does not {'match' if self.regex else 'contain'} {self.wanted.split(' ', 1)[1]}"
+        return self.wanted if found else f"does not {'match' if self.regex else 'contain'} {self.shown}"
 
     def detail(self, sample: Sample) -> str:
         """The category and the body's start, which is what a reader needs to see why it did not match."""
