@@ -70,7 +70,12 @@ def failed_fields(result: CheckResult) -> set[str]:
 
 def reviews_vs(rules: str) -> str:
     """The subsets DestinationRule plus a VirtualService for reviews whose ``http`` is ``rules`` (flow YAML)."""
-    return SUBSETS + f"""
+    return SUBSETS + reviews_routes(rules)
+
+
+def reviews_routes(rules: str) -> str:
+    """A VirtualService for reviews whose ``http`` is ``rules`` (flow YAML), as a document to append."""
+    return f"""
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

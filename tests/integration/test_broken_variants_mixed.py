@@ -16,7 +16,14 @@ from harness.istio.model import IstioObject
 from harness.mesh.base import SyncToken
 from harness.mesh.local.mesh import LocalMesh
 from harness.topology import DEFAULT_TOPOLOGY
-from tests.integration.broken import destination_rule, failed_fields, load_case, reviews_vs, run_broken_case
+from tests.integration.broken import (
+    destination_rule,
+    failed_fields,
+    load_case,
+    reviews_routes,
+    reviews_vs,
+    run_broken_case,
+)
 
 pytestmark = pytest.mark.envoy
 
@@ -80,15 +87,8 @@ def test_exclude_catches_a_replica_that_received_a_retried_request(mesh: LocalMe
     caller sees 200 and the status claim holds, yet the bad replica received a request: only its
     app log shows it, and the exclusion fails on it."""
     case = load_case(FILE, "ejected-replica-gets-nothing")
-    broken = destination_rule("{loadBalancer: {simple: ROUND_ROBIN}}") + """
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http: [{route: [{destination: {host: reviews}}], retries: {attempts: 2, retryOn: 5xx}}]
-"""
+    broken = destination_rule("{loadBalancer: {simple: ROUND_ROBIN}}") + reviews_routes(
+        "[{route: [{destination: {host: reviews}}], retries: {attempts: 2, retryOn: 5xx}}]")
     warm_up, after = run_broken_case(mesh, case, make_objects(broken))
     assert (warm_up.outcome, after.outcome) == ("pass", "fail")
     assert failed_fields(after) == {"instances"}
