@@ -193,7 +193,7 @@ class _UntilCounterexample:
         return 0 if self.decided else self.target - self.n
 
     def _record(self, expectation: Expectation, sample: Sample) -> None:
-        """Count ``sample``'s category; the first one off ``expectation.every`` is the counterexample."""
+        """Count ``sample``'s category; the first one the expectation does not accept is the counterexample."""
         got = expectation.category(sample)
         self.counts[got] += 1
         if not expectation.accepts(got):
