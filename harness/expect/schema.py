@@ -120,7 +120,7 @@ class UpstreamModel(_Model):
 
 
 class BodyModel(_Model):
-    """The response body, as text (its first 64 KiB; the runner keeps bodies only for checks that read them)."""
+    """The response body, as text (its first 4 KiB; the runner keeps bodies only for checks that read them)."""
 
     contains: str | None = Field(None, description='Text every body contains, e.g. "no healthy upstream" (Envoy\'s 503 UH reply).')
     matches: str | None = Field(
