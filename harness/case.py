@@ -25,12 +25,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from harness.errors import CaseSyntaxError, Issue, ValidationError
 from harness.expect import (
     AnyExpectation,
     ExpectModel,
+    NoClaim,
     WhereModel,
     is_statistical,
     needs_of,
@@ -38,7 +39,7 @@ from harness.expect import (
     parse_where,
 )
 from harness.expect.base import show_seconds
-from harness.expect.schema import DurationText
+from harness.expect.schema import DurationText, Located
 from harness.istio.load import load_manifest, load_object
 from harness.istio.model import Gateway, IstioObject
 from harness.istio.validate import validate_objects
@@ -99,11 +100,28 @@ class SendModel(_Model):
 MAX_WAIT_S = 60.0
 
 
+#: ``expect: none``: the check sends ``send.count`` requests and claims nothing about them.
+NO_CLAIM = "none"
+
+
+def _expect_or_none(value: Any) -> Any:
+    """``expect: none`` (traffic without a claim) is None here; a YAML null or another word is a mistake."""
+    if value == NO_CLAIM:
+        return None
+    if value is None or isinstance(value, str):
+        raise ValueError("expected a mapping of expectations such as {version: v2}, "
+                         "or none to send traffic without a claim (warm-up)")
+    return value
+
+
+
 class CheckModel(_Model):
     name: str = Field(description="Names the check in reports and pytest ids.")
     about: str | None = None
     send: SendModel
-    expect: ExpectModel
+    expect: Annotated[ExpectModel | None, BeforeValidator(_expect_or_none)] = Field(
+        description='What must come out, or none: traffic without a claim (warm-up), exactly send.count requests.'
+    )
     expect_where: tuple[WhereModel, ...] = Field(
         (),
         description='Expectations on the responses that match a filter, e.g. [{where: {status: 503}, expect: {flags: UO}}]: '
@@ -386,12 +404,15 @@ def _load_check(
             if not _HEADER_NAME.fullmatch(name):
                 problem(f"not a valid HTTP header name (got {show(name)}); use letters, digits and '-', e.g. x-user",
                         "send", field_name, name)
-    if topology is not None:
-        _check_versions(check.expect.version, topology, problem)
-    located, problems = parse_expectations(check.expect, target=target, topology=topology)
-    for at, message in problems:
-        problem(message, "expect", *at)
-    located = [(("expect", *at), e) for at, e in located]
+    if check.expect is None:
+        located = _no_claim(check, problem)
+    else:
+        if topology is not None:
+            _check_versions(check.expect.version, topology, problem)
+        located, problems = parse_expectations(check.expect, target=target, topology=topology)
+        for at, message in problems:
+            problem(message, "expect", *at)
+        located = [(("expect", *at), e) for at, e in located]
     for i, entry in enumerate(check.expect_where):
         where_located, problems = parse_where(entry, target=target, topology=topology)
         for at, message in problems:
@@ -409,8 +430,13 @@ def _load_check(
     if "app_log" in needs_of(expectations):
         for name in send.headers:
             if name.lower() == fields.REQUEST_ID_HEADER:
-                problem("attempts, mirror and received join app logs by request id, so each request needs its own; "
-                        "remove this header", "send", "headers", name)
+                problem("attempts, mirror, received and instances.exclude join app logs by request id, so each "
+                        "request needs its own; remove this header", "send", "headers", name)
+    if send.protocol == "grpc":
+        for at, e in located:
+            if "body" in e.needs:
+                problem("a gRPC response's body is a protobuf message, not text; check grpc_status (or headers) "
+                        "instead, or send with protocol http", *at)
     for name in send.headers_cycle:
         if name.lower() in (h.lower() for h in send.headers):
             problem("this header is also in send.headers; give it in one of them", "send", "headers_cycle", name)
@@ -436,6 +462,18 @@ def _load_check(
                  check.wait or 0.0)
 
 
+def _no_claim(check: CheckModel, problem: Callable[..., None]) -> list[Located]:
+    """``expect: none``: a check that only sends. Nothing sizes its traffic but ``send.count``, and a
+    claim under ``expect_where`` would contradict it."""
+    if check.send.count is None:
+        problem("a check without a claim sends exactly send.count requests; add count, e.g. send: {url: ..., count: 20}",
+                "send")
+    if check.expect_where:
+        problem("expect: none makes no claim, but expect_where does; write the claims under expect, or remove expect_where",
+                "expect_where")
+    return [(("expect",), NoClaim())]
+
+
 #: An HTTP header name is an RFC 9110 token.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -449,7 +487,7 @@ def _send_topology_problems(send: SendModel, topology: Topology | None, problem:
     return target
 
 
-def _check_versions(expected: str | dict[str, float] | None, topology: Topology, problem: Callable[..., None]) -> None:
+def _check_versions(expected: str | tuple[str, ...] | dict[str, float] | None, topology: Topology, problem: Callable[..., None]) -> None:
     """``expect.version`` names versions some service of the topology has ("none": Envoy answered itself);
     a version no instance has can never answer, so the check could only fail."""
     names = [expected] if isinstance(expected, str) else list(expected or {})
@@ -554,4 +592,7 @@ def case_json_schema() -> dict[str, Any]:
     """
     schema = CaseModel.model_json_schema(by_alias=True)
     schema["title"] = "mesh-harness case"
+    # ``expect: none`` is None once validated; in YAML it is the word, never null.
+    expect = schema["$defs"]["CheckModel"]["properties"]["expect"]
+    expect["anyOf"] = [{"const": NO_CLAIM} if s == {"type": "null"} else s for s in expect["anyOf"]]
     return schema

@@ -5,7 +5,8 @@ This is the only place that interleaves traffic with judging; the judging itself
 budgets, by a cap on batches, and by a wall-clock deadline per check.
 
 What a check's expectations need decides what is asked of the mesh besides responses: echoes
-(``upstream``) and the response headers ``headers`` reads are requested on each send; app logs
+(``upstream``), the response headers ``headers`` reads and the bodies ``body`` reads are requested
+on each send (nothing else of a body is kept); app logs
 (``attempts``, ``mirror``, ``received``) are read after each batch once ``Mesh.drain`` says nothing
 is in flight (mirrored copies land after the caller has its response) and joined to the batch by
 request id; proxy stats (``stats``) are read before the first request and after the last, drained.
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 from harness.case import Case, Check
 from harness.errors import HarnessError, MeshError, SyncTimeout
 from harness.expect import Sample, captured_headers, needs_of, with_timer_tick
+from harness.expect.response import BODY_BYTES
 from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
 from harness.mesh.forensics import LOG_LINES, Forensics, Inspectable, gather
 from harness.progress import CaseApplied, CheckJudged, CheckStarted, Observer, ignore
@@ -147,7 +149,8 @@ def run_check(
         return _error(case, check, exc, 0.0)
     needs = needs_of(check.expectations)
     spec = replace(check.send, include_echo=check.send.include_echo or "echo" in needs,
-                   capture_headers=captured_headers(check.expectations))
+                   capture_headers=captured_headers(check.expectations),
+                   capture_body=BODY_BYTES if "body" in needs else 0)
     stale = 0
     sent = 0
     tally = TrafficTally(check.expectations)

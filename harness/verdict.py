@@ -13,7 +13,8 @@ Five kinds of judge:
   when none matched;
 * ``QuantileJudge``: a latency quantile against a bound (``QuantileDesign``);
 * aggregate judges (``StatsJudge``, ``SameInstanceJudge``, ``InstancesJudge``): exact statements
-  about all the check's traffic, judged once it is sent (stats after ``settle``).
+  about all the check's traffic, judged once it is sent (stats after ``settle``); and
+  ``NoClaimJudge`` for ``expect: none``, which counts the traffic and claims nothing.
 
 Only fractions and quantiles can fail a correct mesh by chance, so the check's alpha is split
 (Bonferroni) over them; the others have no false failures.
@@ -32,6 +33,7 @@ from harness.expect import (
     AnyExpectation,
     Expectation,
     InstancesExpectation,
+    NoClaim,
     QuantileExpectation,
     SameInstanceExpectation,
     Sample,
@@ -39,6 +41,7 @@ from harness.expect import (
     Where,
     is_statistical,
 )
+from harness.expect.aggregate import bounds_text
 from harness.expect.base import show_seconds
 from harness.expect.latency import LatencyRange
 from harness.settings import StatSettings
@@ -190,10 +193,10 @@ class _UntilCounterexample:
         return 0 if self.decided else self.target - self.n
 
     def _record(self, expectation: Expectation, sample: Sample) -> None:
-        """Count ``sample``'s category; the first one off ``expectation.every`` is the counterexample."""
+        """Count ``sample``'s category; the first one the expectation does not accept is the counterexample."""
         got = expectation.category(sample)
         self.counts[got] += 1
-        if got != expectation.every:
+        if not expectation.accepts(got):
             obs = sample.obs
             detail = expectation.classify.detail(sample)
             self.counterexample = Counterexample(self.n, obs.request_id, detail, obs.status, obs.error)
@@ -208,7 +211,7 @@ class _UntilCounterexample:
             outcome=outcome,
             n=self.n,
             counts=dict(self.counts),
-            expected={inner.every or "": 1.0},
+            expected={inner.wanted: 1.0},
             observed={k: v / seen for k, v in self.counts.items()} if seen else {},
             intervals={},
             level=None,
@@ -227,7 +230,7 @@ class EveryJudge(_UntilCounterexample):
     ``count`` when the check fixes it), fail on the first exception."""
 
     def __init__(self, expectation: Expectation, design: AllDesign, count: int | None = None) -> None:
-        assert expectation.every is not None
+        assert expectation.fractions is None
         super().__init__(design, count)
         self.expectation = expectation
 
@@ -245,29 +248,52 @@ class EveryJudge(_UntilCounterexample):
 
     def evidence(self) -> Evidence:
         n = self.n
-        want = self.expectation.every or ""
+        want = self.expectation.wanted
         field = self.expectation.field
+        never = [c for c in self.expectation.one_of or () if not self.counts[c]]
+        summary = None
+        if self.expectation.one_of is not None:
+            summary = f"{field}: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.counts.items())) or "no responses")
         if self.counterexample is not None:
             outcome: VerdictOutcome = "fail"
             rule = f"fail: request {n} answered {field} {self.counterexample.got}, want every {want}"
+        elif n >= self.target and never:
+            outcome = "fail"
+            rule = (f"fail: {field} {', '.join(never)} never occurred in {n} responses, want each of "
+                    f"{', '.join(self.expectation.one_of or ())} at least once")
         elif n >= self.target:
             outcome = "pass"
-            rule = f"pass: all {n} responses had {field} {want} (a {self.design.leak:.0%} leak would show with probability {self.power:.3g})"
+            each = ", each at least once" if self.expectation.one_of is not None else ""
+            rule = (f"pass: all {n} responses had {field} {want}{each} "
+                    f"(a {self.design.leak:.0%} leak would show with probability {self.power:.3g})")
         else:
             outcome = "inconclusive"
             rule = f"undecided after {n} of {self.target} requests"
-        return self._evidence(self.expectation.describe(), field, self.expectation, outcome, rule, n)
+        return self._evidence(self.expectation.describe(), field, self.expectation, outcome, rule, n, summary)
+
+
+#: Most requests a filtered check sends, unless the check's ``max_requests`` says otherwise: enough for
+#: a filter matching 2.5% of responses to reach the 135 matches of the default leak and power.
+WHERE_MAX_REQUESTS = 10_000
 
 
 class WhereJudge(_UntilCounterexample):
-    """Every request matching the filter in one category, and at least one matching: over as many
-    requests as an every-response check (or exactly ``count``), failing at the first matching
-    request in another category, or at the end when none matched. Its power against a leak is
-    that of the matching requests alone, which the evidence states."""
+    """Every request matching the filter in one category, and at least one matching.
 
-    def __init__(self, expectation: Where, design: AllDesign, count: int | None = None) -> None:
+    Its power against a leak is that of the matching requests alone, so without ``count`` it keeps
+    asking for traffic until as many requests *matched* as an every-response check judges
+    (``design.n``): the power it states is then the design's. It fails at the first matching
+    request in another category, and when none of the first ``design.n`` requests matched (a
+    filter with a typo); it is inconclusive when ``budget`` requests brought too few matches. With
+    ``count`` it judges exactly those requests, at the power their matching ones give, stated.
+    """
+
+    def __init__(self, expectation: Where, design: AllDesign, count: int | None = None,
+                 budget: int = WHERE_MAX_REQUESTS) -> None:
         super().__init__(design, count)
         self.expectation = expectation
+        self.fixed = count is not None
+        self.budget = self.target if count is not None else max(budget, design.n)
 
     @property
     def matched(self) -> int:
@@ -277,6 +303,23 @@ class WhereJudge(_UntilCounterexample):
     def power(self) -> float:
         """Chance that a leak of ``design.leak`` among the matching requests shows in those seen."""
         return 1.0 - (1.0 - self.design.leak) ** self.matched
+
+    @property
+    def decided(self) -> bool:
+        if self.counterexample is not None or self.n >= self.budget:
+            return True
+        if self.fixed:
+            return False
+        return self.matched >= self.design.n or (self.n >= self.design.n and not self.matched)
+
+    def needs(self) -> int:
+        """Until ``design.n`` matched: the missing matches scaled by the share that matched so far."""
+        if self.decided:
+            return 0
+        if self.fixed or not self.matched:
+            return self.target - self.n
+        missing = math.ceil((self.design.n - self.matched) * self.n / self.matched)
+        return min(self.budget - self.n, missing)
 
     def add(self, samples: Iterable[Sample]) -> None:
         inner = self.expectation.inner
@@ -290,21 +333,26 @@ class WhereJudge(_UntilCounterexample):
 
     def evidence(self) -> Evidence:
         e, n, matched = self.expectation, self.n, self.matched
-        want, field, condition = e.inner.every or "", e.inner.field, e.condition_text
+        want, field, condition = e.inner.wanted, e.inner.field, e.condition_text
         if self.counterexample is not None:
             outcome: VerdictOutcome = "fail"
             rule = f"fail: request {self.counterexample.index} ({condition}) answered {field} {self.counterexample.got}, want every {want}"
-        elif n >= self.target and not matched:
+        elif not self.decided:
+            outcome = "inconclusive"
+            rule = f"undecided after {n} requests ({matched} with {condition})"
+        elif not matched:
             outcome = "fail"
             rule = (f"fail: none of {n} responses had {condition}, so none showed {field} {want}; "
                     "at least one must match (check the filter, or the traffic that should produce it)")
-        elif n >= self.target:
+        elif self.fixed or matched >= self.design.n:
             outcome = "pass"
             rule = (f"pass: all {matched} of {n} responses with {condition} had {field} {want} "
                     f"(a {self.design.leak:.0%} leak among them would show with probability {self.power:.3g})")
         else:
             outcome = "inconclusive"
-            rule = f"undecided after {n} of {self.target} requests"
+            rule = (f"inconclusive: only {matched} of {n} responses (the budget) had {condition}; {self.design.n} are "
+                    f"needed for a {self.design.leak:.0%} leak among them to show with probability {self.design.power:g} "
+                    f"(these give {self.power:.3g}); raise max_requests, or send traffic of which more matches")
         seen = ", ".join(f"{k} x{v}" for k, v in sorted(self.counts.items()))
         summary = f"{matched} of {n} responses had {condition}" + (f"; their {field}: {seen}" if seen else "")
         return self._evidence(e.describe(), e.field, e.inner, outcome, rule, matched, summary)
@@ -392,16 +440,18 @@ def _quantile(values: Sequence[float], q: float) -> float:
 
 
 class _AggregateJudge:
-    """Counts every request up to ``target``, then judges the lot (``outcome``)."""
+    """Counts every request up to ``target``, then judges the lot; a judge that finds a request
+    breaking its claim on the way (``counterexample``) is decided there."""
 
     def __init__(self, target: int) -> None:
         self.target = target
         self.n = 0
         self.instances: Counter[str] = Counter()
+        self.counterexample: Counterexample | None = None
 
     @property
     def decided(self) -> bool:
-        return self.n >= self.target
+        return self.counterexample is not None or self.n >= self.target
 
     def needs(self) -> int:
         return max(0, self.target - self.n)
@@ -428,11 +478,6 @@ class SameInstanceJudge(_AggregateJudge):
         super().__init__(target)
         self.expectation = expectation
         self.first: str | None = None
-        self.counterexample: Counterexample | None = None
-
-    @property
-    def decided(self) -> bool:
-        return self.counterexample is not None or self.n >= self.target
 
     def _seen(self, sample: Sample) -> None:
         got = sample.obs.instance or _NO_INSTANCE
@@ -456,22 +501,57 @@ class SameInstanceJudge(_AggregateJudge):
 
 
 class InstancesJudge(_AggregateJudge):
-    """The number of distinct instances that answered, judged after ``target`` requests."""
+    """The number of distinct instances that answered, judged after ``target`` requests; and the
+    excluded instances, failing at the first request that reached one (answered or received)."""
 
     def __init__(self, expectation: InstancesExpectation, target: int) -> None:
         super().__init__(target)
         self.expectation = expectation
 
+    def _seen(self, sample: Sample) -> None:
+        reached = self.expectation.reached_excluded(sample)
+        if reached is not None:
+            obs = sample.obs
+            self.counterexample = Counterexample(self.n, obs.request_id, reached, obs.status, obs.error)
+
     def evidence(self) -> Evidence:
+        e = self.expectation
         seen = len([k for k in self.instances if k != _NO_INSTANCE])
-        if self.n < self.target:
-            outcome: VerdictOutcome = "inconclusive"
+        if self.counterexample is not None:
+            outcome: VerdictOutcome = "fail"
+            rule = f"fail: request {self.counterexample.index} reached excluded instance {self.counterexample.got}"
+        elif self.n < self.target:
+            outcome = "inconclusive"
             rule = f"undecided after {self.n} of {self.target} requests"
         else:
-            outcome = "pass" if self.expectation.holds(seen) else "fail"
-            rule = f"{outcome}: {seen} distinct instances answered {self.n} requests, want {self.expectation.describe().split(' ', 2)[-1]}"
-        return _aggregate_evidence(self.expectation.describe(), self.expectation.field, outcome, self.n, self.instances,
-                                   rule, _instances_text(self.instances))
+            outcome = "pass" if e.holds(seen) else "fail"
+            parts = [f"{seen} distinct instances answered {self.n} requests, want {bounds_text(e.at_least, e.at_most)}"
+                     ] if e.counts_instances else []
+            if e.exclude and (outcome == "pass" or not parts):
+                parts.append(f"none of {self.n} requests reached {', '.join(e.exclude)} (answered or received)")
+            rule = f"{outcome}: " + "; ".join(parts)
+        return _aggregate_evidence(e.describe(), e.field, outcome, self.n, self.instances,
+                                   rule, _instances_text(self.instances), self.counterexample)
+
+
+class NoClaimJudge(_AggregateJudge):
+    """``expect: none``: counts the requests sent and claims nothing, so it never fails; the
+    evidence says that no claim was made, with what the responses were, for whoever reads the report."""
+
+    def __init__(self, expectation: NoClaim, target: int) -> None:
+        super().__init__(target)
+        self.expectation = expectation
+        self.statuses: Counter[str] = Counter()
+
+    def _seen(self, sample: Sample) -> None:
+        self.statuses[str(sample.obs.status) if sample.obs.status else "error"] += 1
+
+    def evidence(self) -> Evidence:
+        outcome: VerdictOutcome = "pass" if self.n >= self.target else "inconclusive"
+        statuses = ", ".join(f"{k} x{v}" for k, v in sorted(self.statuses.items())) or "no responses"
+        rule = f"no claim (expect: none): {self.n} of {self.target} requests sent"
+        return _aggregate_evidence(self.expectation.describe(), self.expectation.field, outcome, self.n, self.statuses,
+                                   rule, f"no claim: {self.n} requests sent (status {statuses})")
 
 
 class StatsJudge(_AggregateJudge):
@@ -524,7 +604,8 @@ def _aggregate_evidence(
     )
 
 
-Judge = FractionJudge | EveryJudge | WhereJudge | QuantileJudge | SameInstanceJudge | InstancesJudge | StatsJudge
+Judge = (FractionJudge | EveryJudge | WhereJudge | QuantileJudge | SameInstanceJudge | InstancesJudge | StatsJudge
+         | NoClaimJudge)
 
 
 def make_judges(expectations: Sequence[AnyExpectation], settings: StatSettings, *, count: int | None = None) -> list[Judge]:
@@ -549,7 +630,7 @@ def make_judges(expectations: Sequence[AnyExpectation], settings: StatSettings, 
         elif isinstance(e, Expectation):
             judges.append(EveryJudge(e, every, count))
         elif isinstance(e, Where):
-            judges.append(WhereJudge(e, every, count))
+            judges.append(WhereJudge(e, every, count, settings.max_requests or WHERE_MAX_REQUESTS))
         elif isinstance(e, QuantileExpectation):
             judges.append(QuantileJudge(e, QuantileDesign.plan(
                 e.q, e.judged_bound, below=not e.at_least, alpha=alpha, power=settings.power, max_requests=settings.max_requests,
@@ -558,6 +639,8 @@ def make_judges(expectations: Sequence[AnyExpectation], settings: StatSettings, 
             judges.append(StatsJudge(e, target))
         elif isinstance(e, SameInstanceExpectation):
             judges.append(SameInstanceJudge(e, target))
+        elif isinstance(e, NoClaim):
+            judges.append(NoClaimJudge(e, target))
         else:
             judges.append(InstancesJudge(e, target))
     return judges

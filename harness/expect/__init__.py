@@ -7,7 +7,8 @@ Public API (the modules behind it each hold one family of keys):
 * ``upstream``: ``upstream`` (path, host, method the app received; its headers are ``header(..., upstream=True)``).
 * ``latency``: ``latency_range``, ``latency_split``, ``latency_quantile``.
 * ``applog``: ``attempts``, ``mirror``, ``received_none`` (joined to app logs by request id).
-* ``aggregate``: ``StatsExpectation``, ``SameInstanceExpectation``, ``InstancesExpectation``.
+* ``aggregate``: ``StatsExpectation``, ``SameInstanceExpectation``, ``InstancesExpectation``, ``NoClaim``
+  (``expect: none``).
 * ``where``: ``Where`` (an every-response expectation on the responses that match a filter).
 * ``schema``: ``ExpectModel`` and ``WhereModel`` (the YAML schema), ``parse_expectations`` and
   ``parse_where``, and what a send must ask the mesh for (``needs_of``, ``captured_headers``).
@@ -15,6 +16,7 @@ Public API (the modules behind it each hold one family of keys):
 
 from harness.expect.aggregate import (
     InstancesExpectation,
+    NoClaim,
     SameInstanceExpectation,
     StatsExpectation,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "Expectation",
     "InstancesExpectation",
     "Need",
+    "NoClaim",
     "QuantileExpectation",
     "SameInstanceExpectation",
     "Sample",

@@ -1,4 +1,5 @@
-"""Expectations about the check's traffic as a whole: ``stats``, ``same_instance``, ``instances``.
+"""Expectations about the check's traffic as a whole: ``stats``, ``same_instance``, ``instances``; and
+``expect: none`` (``NoClaim``), traffic sent without a claim.
 
 They are exact statements about what happened, judged once after the traffic (``same_instance``
 also fails at its first counterexample): no randomness in the judgement. The *traffic* has to make
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from harness.expect.base import Need
+from harness.expect.base import Need, Sample
 
 
 @dataclass(frozen=True)
@@ -68,22 +69,58 @@ class SameInstanceExpectation:
 
 @dataclass(frozen=True)
 class InstancesExpectation:
-    """The number of distinct app instances that answered lies in [at_least, at_most]."""
+    """The number of distinct app instances that answered lies in [at_least, at_most] (either may
+    be None), and no instance in ``exclude`` answered or received any request of the check.
+
+    ``exclude`` reads the app logs as well as the answers: an ejected replica that a retry still
+    reached, or that got a mirrored copy, did receive traffic even if another instance answered.
+    """
 
     at_least: int | None = None
     at_most: int | None = None
+    exclude: tuple[str, ...] = ()
 
     field = "instances"
+
+    @property
+    def needs(self) -> frozenset[Need]:
+        return frozenset({"app_log"}) if self.exclude else frozenset()
+
+    @property
+    def counts_instances(self) -> bool:
+        return self.at_least is not None or self.at_most is not None
+
+    def describe(self) -> str:
+        parts = [f"distinct instances {bounds_text(self.at_least, self.at_most)}"] if self.counts_instances else []
+        if self.exclude:
+            parts.append(f"none of {', '.join(self.exclude)} answered or received a request")
+        return "; ".join(parts)
+
+    def holds(self, count: int) -> bool:
+        return (self.at_least is None or count >= self.at_least) and (self.at_most is None or count <= self.at_most)
+
+    def reached_excluded(self, sample: Sample) -> str | None:
+        """The excluded instance that ``sample`` reached and how (``reviews-v1-1 (answered)``), or None."""
+        if sample.obs.instance in self.exclude:
+            return f"{sample.obs.instance} (answered)"
+        copy = next((c for c in sample.copies if c.instance in self.exclude), None)
+        return None if copy is None else f"{copy.instance} (received)"
+
+
+@dataclass(frozen=True)
+class NoClaim:
+    """``expect: none``: the check's requests are sent for their effect on the mesh (warm-up: a
+    connection pool, an outlier detector's error count) and no claim is made about them. It
+    stands in the check's expectations so that reports say so instead of showing nothing."""
+
+    field = "expect"
 
     @property
     def needs(self) -> frozenset[Need]:
         return frozenset()
 
     def describe(self) -> str:
-        return f"distinct instances {bounds_text(self.at_least, self.at_most)}"
-
-    def holds(self, count: int) -> bool:
-        return (self.at_least is None or count >= self.at_least) and (self.at_most is None or count <= self.at_most)
+        return "no claim (expect: none): traffic sent for its effect only"
 
 
 def bounds_text(at_least: int | None, at_most: int | None) -> str:

@@ -34,6 +34,7 @@ from harness.mesh.base import ReceivedRequest
 MIRRORED = "mirrored"
 NOT_MIRRORED = "not mirrored"
 RECEIVED_NONE = "none"
+RECEIVED = "received"
 
 _APP_LOG: frozenset[Need] = frozenset({"app_log"})
 
@@ -94,7 +95,7 @@ class Received(Classifier):
     def category(self, sample: Sample) -> str:
         if not sample.copies:
             return RECEIVED_NONE
-        return "received"
+        return RECEIVED
 
     def detail(self, sample: Sample) -> str:
         if not sample.copies:
@@ -121,3 +122,13 @@ def mirror(service: str, fraction: float, *, version: str | None = None, host: s
 def received_none() -> Expectation:
     """No app received any of the requests (Envoy answered every one itself)."""
     return Expectation("received", Received(), every=RECEIVED_NONE)
+
+
+def received(fraction: float) -> Expectation:
+    """A share ``fraction`` of requests reached some app (1.0 / 0.0: every / none, no statistics), e.g.
+    0.7 when a fault aborts 30%: judged as a split of ``received`` and ``none``, like the other fractions."""
+    if fraction == 0.0:
+        return received_none()
+    if fraction == 1.0:
+        return Expectation("received", Received(), every=RECEIVED)
+    return Expectation("received", Received(), fractions={RECEIVED: fraction, RECEIVED_NONE: 1.0 - fraction})

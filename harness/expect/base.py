@@ -20,7 +20,7 @@ from typing import Literal
 from harness.mesh.base import Observation, ReceivedRequest
 
 #: What an expectation needs from the mesh besides the caller's responses.
-Need = Literal["echo", "app_log", "stats"]
+Need = Literal["echo", "app_log", "stats", "body"]
 
 #: Category for a response that no app answered (Envoy replied locally: 404 NR, 503 UH, fault abort).
 NO_VERSION = "none"
@@ -57,14 +57,20 @@ class Classifier:
 
 @dataclass(frozen=True)
 class Expectation:
-    """A per-request property. Exactly one of ``every`` (all requests in that category) and
-    ``fractions`` (a random split, judged statistically) is set. ``field`` is the expect key as
-    written (``version``, ``headers.location``, ``latency``), for reports."""
+    """A per-request property. Exactly one of ``every`` (all requests in that category),
+    ``one_of`` (every request in one of these categories, and each category seen at least once)
+    and ``fractions`` (a random split, judged statistically) is set. ``field`` is the expect key
+    as written (``version``, ``headers.location``, ``latency``), for reports."""
 
     field: str
     classify: Classifier
     every: str | None = None
     fractions: Mapping[str, float] | None = None
+    one_of: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if sum(x is not None for x in (self.every, self.fractions, self.one_of)) != 1:
+            raise ValueError("an Expectation needs exactly one of every, one_of and fractions")
 
     @property
     def is_fraction(self) -> bool:
@@ -77,9 +83,20 @@ class Expectation:
     def category(self, sample: Sample) -> str:
         return self.classify.category(sample)
 
+    def accepts(self, category: str) -> bool:
+        """Whether a request in ``category`` keeps an every-response expectation (``every`` or ``one_of``)."""
+        return category == self.every or (self.one_of is not None and category in self.one_of)
+
+    @property
+    def wanted(self) -> str:
+        """What every response must have, as reports write it: ``v2``, or ``one of 200, 503``."""
+        return f"one of {', '.join(self.one_of)}" if self.one_of is not None else self.every or ""
+
     def describe(self) -> str:
         if self.fractions is not None:
             return f"{self.field} " + ", ".join(f"{k}={v:g}" for k, v in self.fractions.items())
+        if self.one_of is not None:
+            return f"every {self.field} one of {', '.join(self.one_of)}, each at least once"
         return f"every {self.field} = {self.every}"
 
 

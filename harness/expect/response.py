@@ -1,4 +1,4 @@
-"""Properties of the response the caller got: ``version``, ``status``, ``grpc_status``, ``flags``, ``headers``.
+"""Properties of the response the caller got: ``version``, ``status``, ``grpc_status``, ``flags``, ``headers``, ``body``.
 
 Each constructor takes what the case author wrote (one value for "every response", a mapping of
 fractions for a split) and returns an ``Expectation``; Istio's checkers read the same way
@@ -7,7 +7,8 @@ fractions for a split) and returns an ``Expectation``; Istio's checkers read the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.expect.base import (
@@ -97,6 +98,56 @@ class Header(Classifier):
         return "present" if self.present else value
 
 
+#: How much of each response body a body check reads: Envoy's local replies and the echo app's
+#: answers are far smaller, and the bound keeps a check's records small (10,000 requests: at most
+#: 40 MB) whatever an app returns.
+BODY_BYTES = 4 * 1024
+#: Category of a request whose observation carries no body (an HTTP body is kept only when asked for).
+NO_BODY = "(no body)"
+
+
+@dataclass(frozen=True)
+class Body(Classifier):
+    """Whether the response body (its first ``BODY_BYTES``) contains ``text``, or with ``regex``
+    whether ``text`` matches somewhere in it (Python ``re.search``)."""
+
+    text: str
+    regex: bool = False
+
+    @property
+    def needs(self) -> frozenset[Need]:
+        return frozenset({"body"})
+
+    @property
+    def shown(self) -> str:
+        return f"/{self.text}/" if self.regex else repr(self.text)
+
+    @property
+    def wanted(self) -> str:
+        return f"{'matches' if self.regex else 'contains'} {self.shown}"
+
+    def category(self, sample: Sample) -> str:
+        body = sample.obs.body
+        if not answered(sample.obs):
+            return NO_RESPONSE
+        if body is None:
+            return NO_BODY
+        found = re.search(self.text, body) is not None if self.regex else self.text in body
+        return self.wanted if found else f"does not {'match' if self.regex else 'contain'} {self.shown}"
+
+    def detail(self, sample: Sample) -> str:
+        """The category and the body's start, which is what a reader needs to see why it did not match."""
+        body = sample.obs.body
+        shown = "" if body is None else f" (body {body[:120]!r}{'...' if len(body) > 120 else ''})"
+        return self.category(sample) + shown
+
+
+def body(text: str, *, regex: bool = False) -> Expectation:
+    """Every response body contains ``text`` (``regex``: matches the pattern somewhere in it)."""
+    classify = Body(text, regex)
+    return Expectation("body", classify, every=classify.wanted)
+
+
 def flags_category(flags: tuple[str, ...] | list[str]) -> str:
     """Flags as one category, sorted so that "FI,DI" and "DI,FI" are the same: ``DI,FI``, or ``-``."""
     return ",".join(sorted(flags)) if flags else NO_FLAG
@@ -112,20 +163,28 @@ def grpc_status_name(value: str | int) -> str | None:
     return name if name in GRPC_STATUS_NAMES else None
 
 
-def _one_or_split(field: str, classify: Classifier, value: str | Mapping[str, float]) -> Expectation:
+#: What a case wrote for one property: one value (every response), a list (every response one of
+#: them, each at least once) or a mapping of fractions (a split).
+Written = str | Sequence[str] | Mapping[str, float]
+
+
+def _one_or_split(field: str, classify: Classifier, value: Written) -> Expectation:
     if isinstance(value, str):
         return Expectation(field, classify, every=value)
-    return Expectation(field, classify, fractions=dict(value))
+    if isinstance(value, Mapping):
+        return Expectation(field, classify, fractions=dict(value))
+    return Expectation(field, classify, one_of=tuple(value))
 
 
-def version(value: str | Mapping[str, float]) -> Expectation:
+def version(value: Written) -> Expectation:
     """``version("v2")``: every response from v2; ``version({"v1": 0.9, "v2": 0.1})``: a split;
-    ``"none"``: Envoy answered itself."""
+    ``version(["v1", "v2"])``: every response from one of them, and each answered; ``"none"``: Envoy answered itself."""
     return _one_or_split("version", Version(), value)
 
 
-def status(value: str | Mapping[str, float]) -> Expectation:
-    """``status("503")`` or ``status({"200": 0.5, "503": 0.5})``."""
+def status(value: Written) -> Expectation:
+    """``status("503")``, ``status(["200", "503"])`` (every response one of them, each seen) or
+    ``status({"200": 0.5, "503": 0.5})``."""
     return _one_or_split("status", Status(), value)
 
 

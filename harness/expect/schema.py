@@ -5,18 +5,19 @@ every request; a mapping of fractions means a random split, judged statistically
 
     expect:
       version: {v1: 0.9, v2: 0.1}        # split between versions
-      status: 503                         # every response
+      status: 503                         # every response; [200, 503]: every one of them, each at least once
       grpc_status: UNAVAILABLE            # or 14, or {OK: 0.5, UNAVAILABLE: 0.5}
       flags: FI                           # Envoy response flags; "DI,FI"; {FI: 0.5, "-": 0.5} ("-": none)
       headers: {x-envoy-overloaded: "true", x-envoy-upstream-service-time: null}   # null: absent
       upstream: {path: /new/path, host: reviews, headers: {x-custom: "1"}}          # what the app received
+      body: {contains: "no healthy upstream"}   # or {matches: "a regex"}: the response body
       latency: {at_least: 2s}             # or {below: 1s}, {fraction_at_least: {...}}, {p99: {below: 1s}}
       attempts: 3                         # copies the target service received per request; or {1: 0.5, 2: 0.5}
       mirror: {service: reviews, version: v2, fraction: 1.0}
-      received: none                      # no app received any request
+      received: none                      # no app received any request; or 0.7: the share that reached an app
       stats: {upstream_rq_retry: {at_least: 1}}   # client sidecar counter deltas over the check
       same_instance: true                 # every response from one instance
-      instances: {at_least: 2}            # distinct instances that answered
+      instances: {at_least: 2}            # distinct instances that answered; {exclude: [reviews-v1-1]}: gets nothing
 
 A check's ``expect_where`` restricts every-response keys to the responses that match a filter
 written in the same vocabulary (``harness.expect.where``)::
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Annotated, Any, Literal
@@ -54,6 +56,7 @@ AnyExpectation = (
     | aggregate.StatsExpectation
     | aggregate.SameInstanceExpectation
     | aggregate.InstancesExpectation
+    | aggregate.NoClaim
     | Where
 )
 PathKey = tuple[str | int, ...]
@@ -71,8 +74,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-def _one_or_fractions(kinds: tuple[type, ...], example: str) -> Any:
-    """A before-validator giving one clear message for "a single value, or a mapping of fractions"."""
+def _one_or_fractions(kinds: tuple[type, ...], example: str, *, lists: bool = False) -> Any:
+    """A before-validator giving one clear message for "a single value, or a mapping of fractions"
+    (with ``lists``: or a list of values)."""
 
     def is_kind(value: Any) -> bool:
         return isinstance(value, kinds) and not isinstance(value, bool)
@@ -81,7 +85,8 @@ def _one_or_fractions(kinds: tuple[type, ...], example: str) -> Any:
         ok_map = isinstance(value, dict) and all(
             is_kind(k) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in value.items()
         )
-        if value is None or is_kind(value) or ok_map:
+        ok_list = lists and isinstance(value, list | tuple) and all(is_kind(v) for v in value)
+        if value is None or is_kind(value) or ok_map or ok_list:
             return value
         raise ValueError(f"expected {example}")
 
@@ -98,6 +103,14 @@ HeaderValue = Annotated[str | int | bool | None, BeforeValidator(_header_value)]
 HEADER_VALUES = 'Values: a string (exact value), true (present, any value), null (absent).'
 
 
+def _received_value(value: Any) -> Any:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if value is None or value == "none" or (is_number and 0.0 <= value <= 1.0):
+        return value
+    raise ValueError("expected none (no app received any request) or the share of requests that reached an app, "
+                     "between 0 and 1 (e.g. 0.7)")
+
+
 class UpstreamModel(_Model):
     """What the app received, on every request (from its echo; the runner asks for echoes)."""
 
@@ -105,6 +118,15 @@ class UpstreamModel(_Model):
     host: str | None = Field(None, description='Host/authority the app received, e.g. "reviews:9080" or a rewritten authority.')
     method: str | None = Field(None, description="HTTP method the app received.")
     headers: dict[str, HeaderValue] = Field(default_factory=dict, description=f"Request headers the app received. {HEADER_VALUES}")
+
+
+class BodyModel(_Model):
+    """The response body, as text (its first 4 KiB; the runner keeps bodies only for checks that read them)."""
+
+    contains: str | None = Field(None, description='Text every body contains, e.g. "no healthy upstream" (Envoy\'s 503 UH reply).')
+    matches: str | None = Field(
+        None, description='A regular expression (Python re) found somewhere in every body, e.g. "upstream connect error.*reset".'
+    )
 
 
 class FractionAtLeastModel(_Model):
@@ -164,16 +186,28 @@ class CountBoundsModel(_Model):
 class InstancesModel(_Model):
     at_least: Annotated[int, Field(ge=1)] | None = Field(None, description="At least this many distinct instances answered.")
     at_most: Annotated[int, Field(ge=1)] | None = Field(None, description="At most this many distinct instances answered.")
+    exclude: tuple[str, ...] = Field(
+        (), description="Instances that must get nothing: none of them answered or received (app log) any request, "
+        "e.g. [reviews-v1-1] for an ejected replica. Names are <service>-<version>-<replica>."
+    )
 
 
 class ExpectModel(_Model):
     """What must come out. A single value means "every response"; a mapping means fractions (judged statistically)."""
 
-    version: Annotated[str | dict[str, float] | None, _one_or_fractions((str,), 'a version ("v2") or fractions ({v1: 0.9, v2: 0.1})')] = Field(
-        None, description='Which version answered: "v2" (all), or fractions {v1: 0.9, v2: 0.1}; "none" = Envoy answered.'
+    version: Annotated[
+        str | tuple[str, ...] | dict[str, float] | None,
+        _one_or_fractions((str,), 'a version ("v2"), a list of versions ([v1, v2]) or fractions ({v1: 0.9, v2: 0.1})', lists=True),
+    ] = Field(
+        None, description='Which version answered: "v2" (all), [v1, v2] (every response from one of them, each at least once), '
+        'or fractions {v1: 0.9, v2: 0.1}; "none" = Envoy answered.'
     )
-    status: Annotated[int | dict[int, float] | None, _one_or_fractions((int,), "a status code (200) or fractions ({200: 0.5, 503: 0.5})")] = Field(
-        None, description="HTTP status: 200 (all), or fractions {200: 0.5, 503: 0.5}."
+    status: Annotated[
+        int | tuple[int, ...] | dict[int, float] | None,
+        _one_or_fractions((int,), "a status code (200), a list of them ([200, 503]) or fractions ({200: 0.5, 503: 0.5})", lists=True),
+    ] = Field(
+        None, description="HTTP status: 200 (all), [200, 503] (every response one of them, each at least once), "
+        "or fractions {200: 0.5, 503: 0.5}."
     )
     grpc_status: Annotated[
         str | int | dict[str | int, float] | None,
@@ -186,6 +220,9 @@ class ExpectModel(_Model):
         None, description=f"Response headers on every response, e.g. {{x-envoy-overloaded: \"true\", location: \"http://reviews/new\"}}. {HEADER_VALUES}"
     )
     upstream: UpstreamModel | None = Field(None, description="What the app received on every request: path, host, method, headers.")
+    body: BodyModel | None = Field(
+        None, description='The response body of every response: {contains: "no healthy upstream"} or {matches: "a regex"}.'
+    )
     latency: LatencyModel | None = Field(
         None, description="Response time bounds: {at_least: 2s}, {below: 5s}, {fraction_at_least: {bound: 200ms, expected: 0.5}}, {p99: {below: 1s}}."
     )
@@ -195,7 +232,10 @@ class ExpectModel(_Model):
     mirror: MirrorModel | tuple[MirrorModel, ...] | None = Field(
         None, description="Mirror copies: {service: reviews, version: v2, fraction: 1.0, host: ...}, or a list of such targets."
     )
-    received: Literal["none"] | None = Field(None, description='"none": no app received any request (fault aborts, direct responses).')
+    received: Annotated[Literal["none"] | float | None, BeforeValidator(_received_value)] = Field(
+        None, description='"none": no app received any request (fault aborts, direct responses); or the share of requests '
+        "that reached an app, e.g. 0.7 when a fault aborts 30% (1.0: every request; judged statistically in between)."
+    )
     stats: dict[str, CountBoundsModel] | None = Field(
         None,
         description='Client sidecar counter deltas over the check: {"upstream_rq_retry": {at_least: 1}}. A name matches counters '
@@ -301,7 +341,16 @@ class _Sink:
 
 
 def _split_or_every(value: Any, sink: _Sink, make: Callable[[Any], Expectation]) -> None:
-    if isinstance(value, dict):
+    if isinstance(value, tuple):
+        values = [str(v) for v in value]
+        twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if not values:
+            sink.problem("expected at least one value, e.g. [200, 503]")
+        elif twice is not None:
+            sink.problem(f"{twice} is listed twice; list each value once")
+        else:
+            sink.add(make(values))
+    elif isinstance(value, dict):
         fractions = {str(k): float(v) for k, v in value.items()}
         problem = fraction_problem(fractions)
         if problem:
@@ -368,6 +417,24 @@ def _upstream(value: UpstreamModel, sink: _Sink) -> None:
         _headers(value.headers, _Sink((*sink.path, "headers"), sink.out, sink.problems, sink.target, sink.topology), upstream_side=True)
     elif not given:
         sink.problem("nothing to check; add path, host, method or headers")
+
+
+def _body(value: BodyModel, sink: _Sink) -> None:
+    if (value.contains is None) == (value.matches is None):
+        sink.problem('give exactly one of contains and matches, e.g. {contains: "no healthy upstream"}')
+    elif value.contains is not None:
+        if not value.contains:
+            sink.problem("an empty text is in every body and checks nothing; give the text to look for", "contains")
+        else:
+            sink.add(response.body(value.contains))
+    elif value.matches is not None:
+        try:
+            re.compile(value.matches)
+        except re.error as exc:
+            sink.problem(f"not a regular expression: {exc} (got {show(value.matches)}); "
+                         "escape special characters with a backslash, or use contains for plain text", "matches")
+        else:
+            sink.add(response.body(value.matches, regex=True))
 
 
 def _latency(value: LatencyModel, sink: _Sink) -> None:
@@ -453,8 +520,8 @@ def _mirror_target_ok(m: MirrorModel, sink: _Sink, sub: PathKey) -> bool:
     return True
 
 
-def _received(value: str, sink: _Sink) -> None:
-    sink.add(applog.received_none())
+def _received(value: str | float, sink: _Sink) -> None:
+    sink.add(applog.received_none() if value == "none" else applog.received(float(value)))
 
 
 def _stats(value: dict[str, CountBoundsModel], sink: _Sink) -> None:
@@ -484,12 +551,18 @@ def _same_instance(value: bool, sink: _Sink) -> None:
 
 
 def _instances(value: InstancesModel, sink: _Sink) -> None:
-    if value.at_least is None and value.at_most is None:
-        sink.problem("give at_least or at_most, e.g. {at_least: 2}")
+    known = sink.topology.instances() if sink.topology is not None else None
+    unknown = [(i, name) for i, name in enumerate(value.exclude) if known is not None and name not in known]
+    for i, name in unknown:
+        assert known is not None
+        sink.problem(f"no instance {name!r} in this case's topology (instances: {', '.join(known)}); "
+                     "name one as <service>-<version>-<replica>", "exclude", i)
+    if value.at_least is None and value.at_most is None and not value.exclude:
+        sink.problem("give at_least, at_most or exclude, e.g. {at_least: 2} or {exclude: [reviews-v1-1]}")
     elif value.at_least is not None and value.at_most is not None and value.at_least > value.at_most:
         sink.problem(f"at_least must not exceed at_most (got {value.at_least} > {value.at_most})")
-    else:
-        sink.add(aggregate.InstancesExpectation(value.at_least, value.at_most))
+    elif not unknown:
+        sink.add(aggregate.InstancesExpectation(value.at_least, value.at_most, tuple(value.exclude)))
 
 
 _PARSERS: Mapping[str, Callable[[Any, _Sink], None]] = {
@@ -499,6 +572,7 @@ _PARSERS: Mapping[str, Callable[[Any, _Sink], None]] = {
     "flags": _flags,
     "headers": _headers,
     "upstream": _upstream,
+    "body": _body,
     "latency": _latency,
     "attempts": _attempts,
     "mirror": _mirror,

@@ -4,8 +4,8 @@ Pure. A check's traffic under load is its ``send`` (method, path, headers, cycle
 with Locust's users and spawn rate instead of its concurrency and rate, and without its ``count``
 (the load decides how many). What a load run cannot send or observe is refused here, naming the
 check and what to do, never dropped: gRPC checks (Locust's HTTP user), checks sent from a client
-other than ``client``... and expectations that need app logs, echoes, access-log flags or proxy
-stats are listed as not judged under load (``unjudged``), with the reason.
+other than ``client``... and expectations that need app logs, echoes, response bodies, access-log flags or
+proxy stats are listed as not judged under load (``unjudged``), with the reason.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ def why_unjudged(expectation: AnyExpectation) -> str | None:
         return "needs what the app received (its echo); judge it with `mesh-harness run`"
     if "stats" in needs:
         return "needs the sidecar's stat deltas over one check's traffic alone; judge it with `mesh-harness run`"
+    if "body" in needs:
+        return "needs each response body, which a load run does not keep; judge it with `mesh-harness run`"
     parts = (*expectation.condition, expectation.inner) if isinstance(expectation, Where) else (expectation,)
     if any(isinstance(e, Expectation) and isinstance(e.classify, Flags) for e in parts):
         return "response flags come from the sidecar's access log, which a load run does not join; judge it with `mesh-harness run`"

@@ -30,6 +30,8 @@ class SendSpec:
     connection per request instead of keep-alive. ``timeout_s`` bounds each request;
     ``deadline_s`` bounds the whole batch. ``capture_headers`` names response headers to keep in
     each Observation besides ``x-envoy-*``, ``server`` and ``content-type`` (``location``, CORS headers).
+    ``capture_body`` keeps the first that many bytes of each response body (as text) in its
+    Observation; 0, the default, keeps none, since most checks never read a body.
     ``via="gateway"`` sends to the ingress gateway's listener for the URL's port instead, as a caller
     outside the mesh would; the URL's host (``http://bookinfo.example.com/``) is the Host header that
     the Gateway's server hosts and the bound VirtualServices match.
@@ -50,6 +52,7 @@ class SendSpec:
     grpc_method: str = "/echo.Echo/Call"
     include_echo: bool = False
     capture_headers: tuple[str, ...] = ()
+    capture_body: int = 0
     via: Literal["sidecar", "gateway"] = "sidecar"
 
 
@@ -72,7 +75,8 @@ class Observation:
     ``service``/``version``/``instance`` identify the app that answered; they are None when Envoy
     answered locally (404 NR, fault abort, 503 UH ...). ``config_version`` is the mesh config
     version stamped on the route that served the request, so that responses served by an older
-    config can be told apart. Header names are lower case.
+    config can be told apart. Header names are lower case. ``body`` is the response body's start
+    as text (``SendSpec.capture_body`` bytes, invalid UTF-8 replaced), None unless it was asked for.
     """
 
     index: int
@@ -89,6 +93,7 @@ class Observation:
     echo: Echo | None = None
     flags: tuple[str, ...] = ()
     upstream_host: str | None = None
+    body: str | None = None
 
 
 @dataclass(frozen=True)

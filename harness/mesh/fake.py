@@ -64,7 +64,8 @@ class Reply:
     the config version before the one in force; ``stamped=False`` leaves it unstamped (a local
     reply that no route produced). ``replica`` picks the answering instance. ``copies`` (None: one
     at the answering instance, none when Envoy answered) go to the app logs; ``echo`` overrides the
-    echo built from the spec; ``stats`` are added to the client sidecar's counters."""
+    echo built from the spec; ``stats`` are added to the client sidecar's counters; ``body`` is the
+    response body, kept in the Observation when the spec asks for bodies."""
 
     status: int = 200
     version: str | None = "v1"
@@ -80,6 +81,7 @@ class Reply:
     copies: tuple[Copy, ...] | None = None
     echo: Echo | None = None
     stats: Mapping[str, int] = field(default_factory=dict)
+    body: str = ""
 
     def logged(self) -> tuple[Copy, ...]:
         if self.copies is not None:
@@ -229,6 +231,7 @@ class FakeMesh:
             headers=dict(reply.headers),
             echo=echo if spec.include_echo else None,
             flags=reply.flags,
+            body=reply.body[:spec.capture_body] if spec.capture_body else None,
         )
 
     def _check_open(self) -> None:

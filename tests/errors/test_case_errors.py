@@ -74,7 +74,7 @@ def test_error_wrong_types_say_what_was_expected() -> None:
             '    expect: {status: "200"}\n    alpha: high\n')
     assert issues(text) == [
         'case.yaml:4: case a: checks[0].send.concurrency: expected an integer, got "lots"',
-        ('case.yaml:5: case a: checks[0].expect.status: expected a status code (200) or fractions '
+        ('case.yaml:5: case a: checks[0].expect.status: expected a status code (200), a list of them ([200, 503]) or fractions '
         '({200: 0.5, 503: 0.5}) (got "200")'),
         'case.yaml:6: case a: checks[0].alpha: expected a number, got "high"',
     ]
@@ -249,7 +249,18 @@ AT = "case.yaml:5: case a: checks[0].expect"
                                          "add it under services:")),
         ("{mirror: [{service: reviews, version: v3}]}", (".mirror[0].version: reviews has no version 'v3' (versions: v1, v2); "
                                                         "add it under services:")),
-        ("{received: all}", '.received: expected one of none, got "all"'),
+        ("{received: all}", ('.received: expected none (no app received any request) or the share of requests that '
+                             'reached an app, between 0 and 1 (e.g. 0.7) (got "all")')),
+        ("{received: 1.5}", ('.received: expected none (no app received any request) or the share of requests that '
+                             'reached an app, between 0 and 1 (e.g. 0.7) (got 1.5)')),
+        ("{status: []}", ".status: expected at least one value, e.g. [200, 503]"),
+        ("{status: [200, 503, 200]}", ".status: 200 is listed twice; list each value once"),
+        ("{version: [v1, v3]}", ".version: no service in this case's topology has version 'v3' (versions: v1, v2); add it under services:"),
+        ("{body: {}}", '.body: give exactly one of contains and matches, e.g. {contains: "no healthy upstream"}'),
+        ("{body: {contains: a, matches: b}}", '.body: give exactly one of contains and matches, e.g. {contains: "no healthy upstream"}'),
+        ("{body: {contains: ''}}", ".body.contains: an empty text is in every body and checks nothing; give the text to look for"),
+        ('{body: {matches: "a(b"}}', ('.body.matches: not a regular expression: missing ), unterminated subpattern at position 1 '
+                                     '(got "a(b"); escape special characters with a backslash, or use contains for plain text')),
         ("{stats: {upstream_rq_retry: {}}}", ".stats.upstream_rq_retry: give at_least, at_most or equal, e.g. {at_least: 1}"),
         ("{stats: {'a||b': {at_least: 1}}}", ('.stats.a||b: expected counter names joined by "|" (got "a||b"), '
                                             'e.g. "upstream_rq_pending_overflow|upstream_rq_active_overflow"')),
@@ -257,7 +268,9 @@ AT = "case.yaml:5: case a: checks[0].expect"
         ("{stats: {x: {at_least: 3, at_most: 1}}}", ".stats.x: at_least must not exceed at_most (got 3 > 1)"),
         ("{same_instance: false}", (".same_instance: same_instance: false checks nothing; write true, "
                                    "or for a spread use instances: {at_least: 2}")),
-        ("{instances: {}}", ".instances: give at_least or at_most, e.g. {at_least: 2}"),
+        ("{instances: {}}", ".instances: give at_least, at_most or exclude, e.g. {at_least: 2} or {exclude: [reviews-v1-1]}"),
+        ("{instances: {exclude: [reviews-v1-7]}}", (".instances.exclude[0]: no instance 'reviews-v1-7' in this case's topology "
+                                                  "(instances: reviews-v1-0, reviews-v2-0); name one as <service>-<version>-<replica>")),
         ("{instances: {at_least: 3, at_most: 2}}", ".instances: at_least must not exceed at_most (got 3 > 2)"),
     ],
 )
@@ -274,10 +287,32 @@ def test_error_count_refuses_statistical_expectations() -> None:
     ]
 
 
+def test_error_expect_none_needs_a_count_and_no_expect_where() -> None:
+    check = 'name: a\nchecks:\n  - name: c\n    send: {url: "http://reviews:9080/"%s}\n    expect: %s\n'
+    assert issues(check % ("", "none")) == [
+        "case.yaml:4: case a: checks[0].send: a check without a claim sends exactly send.count requests; add count, "
+        "e.g. send: {url: ..., count: 20}"]
+    assert issues(check % (", count: 5", "none\n    expect_where: [{where: {status: 503}, expect: {flags: UO}}]")) == [
+        "case.yaml:6: case a: checks[0].expect_where: expect: none makes no claim, but expect_where does; write the "
+        "claims under expect, or remove expect_where"]
+    for written, got in (("", "null"), ("nothing", '"nothing"')):
+        assert issues(check % (", count: 5", written)) == [
+            "case.yaml:5: case a: checks[0].expect: expected a mapping of expectations such as {version: v2}, or none "
+            f"to send traffic without a claim (warm-up) (got {got})"]
+
+
+def test_error_body_of_grpc_responses_is_refused() -> None:
+    text = ('name: a\nchecks:\n  - name: c\n    send: {url: "grpc://reviews:7070", protocol: grpc}\n'
+            '    expect: {body: {contains: x}}\n')
+    assert issues(text) == [
+        "case.yaml:5: case a: checks[0].expect.body: a gRPC response's body is a protobuf message, not text; check "
+        "grpc_status (or headers) instead, or send with protocol http"]
+
+
 def test_error_app_log_expectations_refuse_a_fixed_request_id() -> None:
     assert expect_issues("{attempts: 1}", send=", headers: {X-Request-Id: abc}") == [
-        ("case.yaml:4: case a: checks[0].send.headers.X-Request-Id: attempts, mirror and received join app logs "
-        "by request id, so each request needs its own; remove this header")
+        ("case.yaml:4: case a: checks[0].send.headers.X-Request-Id: attempts, mirror, received and instances.exclude "
+        "join app logs by request id, so each request needs its own; remove this header")
     ]
 
 

@@ -3,6 +3,7 @@ against deliberately wrong config exactly as ``mesh-harness run`` would (same ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from harness.istio.model import IstioObject
 from harness.mesh.local.mesh import LocalMesh
 from harness.runner import CheckResult, run_check
 from harness.settings import StatSettings
+from harness.topology import Topology
 
 CASES = Path(__file__).resolve().parents[2] / "cases"
 SUBSETS = (CASES / "manifests" / "reviews-subsets.yaml").read_text()
@@ -47,6 +49,20 @@ def run_broken(mesh: LocalMesh, case: Case, check: Check, objects: list[IstioObj
     return result
 
 
+def run_broken_case(
+    mesh: LocalMesh, case: Case, objects: Sequence[IstioObject], topology: Topology | None = None
+) -> list[CheckResult]:
+    """Deploy the case's topology (or ``topology``), apply ``objects`` in place of its config, and
+    run every check of the case in order, as ``run_case`` does (later checks may rely on what
+    earlier ones did: an ejection)."""
+    mesh.deploy(topology or case.topology)
+    token = mesh.apply(objects)
+    results = [run_check(mesh, case, check, SETTINGS, token.version, deadline_s=60.0) for check in case.checks]
+    for result in results:
+        assert result.error is None, result.error
+    return results
+
+
 def failed_fields(result: CheckResult) -> set[str]:
     assert result.verdict is not None
     return {e.field for e in result.verdict.evidence if e.outcome == "fail"}
@@ -54,7 +70,12 @@ def failed_fields(result: CheckResult) -> set[str]:
 
 def reviews_vs(rules: str) -> str:
     """The subsets DestinationRule plus a VirtualService for reviews whose ``http`` is ``rules`` (flow YAML)."""
-    return SUBSETS + f"""
+    return SUBSETS + reviews_routes(rules)
+
+
+def reviews_routes(rules: str) -> str:
+    """A VirtualService for reviews whose ``http`` is ``rules`` (flow YAML), as a document to append."""
+    return f"""
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

@@ -19,13 +19,12 @@ from dataclasses import replace
 
 import pytest
 
-from harness.case import Case
 from harness.istio.model import IstioObject
 from harness.mesh.base import SyncToken
 from harness.mesh.local.mesh import LocalMesh
-from harness.runner import CheckResult, run_check
+from harness.runner import CheckResult
 from harness.topology import DEFAULT_TOPOLOGY, Client, Topology
-from tests.integration.broken import SETTINGS, SUBSETS, destination_rule, load_case
+from tests.integration.broken import SUBSETS, destination_rule, failed_fields, load_case, run_broken_case
 
 pytestmark = pytest.mark.envoy
 
@@ -60,26 +59,8 @@ spec: {spec}
 """
 
 
-def run_broken(
-    mesh: LocalMesh, case: Case, objects: Sequence[IstioObject], topology: Topology | None = None
-) -> list[CheckResult]:
-    """Deploy the case's topology (or ``topology``), apply ``objects`` in place of its config, and
-    run every check of the case in order, as ``run_case`` does."""
-    mesh.deploy(topology or case.topology)
-    token = mesh.apply(objects)
-    results = [run_check(mesh, case, check, SETTINGS, token.version, deadline_s=60.0) for check in case.checks]
-    for result in results:
-        assert result.error is None, result.error
-    return results
-
-
 def outcomes(results: Sequence[CheckResult]) -> dict[str, str]:
     return {r.check: r.outcome for r in results}
-
-
-def failed_fields(result: CheckResult) -> set[str]:
-    assert result.verdict is not None
-    return {e.field for e in result.verdict.evidence if e.outcome == "fail"}
 
 
 # --- circuit breakers ---------------------------------------------------------------------------
@@ -93,7 +74,7 @@ def test_pending_overflow_without_a_breaker_fails(mesh: LocalMesh, make_objects:
     ("at least 1 overflow") fails with certainty. Every request gets the app's 200, so the filter
     ``status: 503`` matches nothing, and its expectations fail rather than pass on no response."""
     case = load_case("circuit-breaker.yaml", "pending-overflow")
-    (result,) = run_broken(mesh, case, make_objects(destination_rule("{}")))
+    (result,) = run_broken_case(mesh, case, make_objects(destination_rule("{}")))
     assert result.outcome == "fail"
     assert failed_fields(result) == {"stats", *REFUSALS_JUDGED}
 
@@ -105,7 +86,7 @@ def test_pending_overflow_catches_503s_that_are_not_refusals(mesh: LocalMesh, ma
     case = load_case("circuit-breaker.yaml", "pending-overflow")
     (reviews,) = case.topology.services
     failing_app = replace(case.topology, services=(replace(reviews, knobs=(("v1", (("delay", "300ms"), ("status", "503"))),)),))
-    (result,) = run_broken(mesh, case, make_objects(destination_rule("{}")), topology=failing_app)
+    (result,) = run_broken_case(mesh, case, make_objects(destination_rule("{}")), topology=failing_app)
     assert result.outcome == "fail"
     assert failed_fields(result) >= {"stats", *REFUSALS_JUDGED}
 
@@ -126,7 +107,7 @@ def test_max_connections_only_queues_catches_a_wrong_pool(
 ) -> None:
     """Certain in both variants, for the reasons given with the parameters."""
     case = load_case("circuit-breaker.yaml", "max-connections-only-queues")
-    (result,) = run_broken(mesh, case, make_objects(destination_rule(policy)))
+    (result,) = run_broken_case(mesh, case, make_objects(destination_rule(policy)))
     assert result.outcome == "fail"
     assert failed_fields(result) >= failing
 
@@ -137,7 +118,7 @@ def test_zero_means_unlimited_catches_literal_limits(mesh: LocalMesh, make_objec
     503 (status fails) and overflows (stats fails). Certain."""
     case = load_case("circuit-breaker.yaml", "zero-means-unlimited")
     broken = destination_rule("{connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}}")
-    (result,) = run_broken(mesh, case, make_objects(broken))
+    (result,) = run_broken_case(mesh, case, make_objects(broken))
     assert result.outcome == "fail"
     assert failed_fields(result) >= {"status", "stats"}
 
@@ -151,7 +132,7 @@ def test_bad_replica_without_outlier_detection_is_not_ejected(mesh: LocalMesh, m
     turn, so the bad one answers every second request with 500 (check 2 fails at its second
     response at the latest)."""
     case = load_case("outlier.yaml", "bad-replica-is-ejected")
-    results = run_broken(mesh, case, make_objects(destination_rule("{loadBalancer: {simple: ROUND_ROBIN}}")))
+    results = run_broken_case(mesh, case, make_objects(destination_rule("{loadBalancer: {simple: ROUND_ROBIN}}")))
     assert outcomes(results) == dict.fromkeys(outcomes(results), "fail")
     assert failed_fields(results[0]) == {"stats"}
     assert "status" in failed_fields(results[1])
@@ -179,7 +160,7 @@ def test_panic_threshold_is_checked(
     certain); the traffic after it is judged against the wrong panic threshold, which decides
     every request the same way, so check 2 fails at its first response."""
     case = load_case("outlier.yaml", name)
-    ejection, after = run_broken(mesh, case, make_objects(destination_rule(broken_policy)))
+    ejection, after = run_broken_case(mesh, case, make_objects(destination_rule(broken_policy)))
     assert ejection.outcome == "pass"
     assert after.outcome == "fail"
     assert failed_fields(after) == want
@@ -192,7 +173,7 @@ def test_recovery_check_catches_an_ejection_that_outlasts_the_wait(mesh: LocalMe
     case = load_case("outlier.yaml", "ejected-host-returns-after-base-ejection-time")
     broken = destination_rule("{loadBalancer: {simple: ROUND_ROBIN}, outlierDetection: "
                               "{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}}")
-    ejection, recovery = run_broken(mesh, case, make_objects(broken))
+    ejection, recovery = run_broken_case(mesh, case, make_objects(broken))
     assert ejection.outcome == "pass"
     assert recovery.outcome == "fail"
     assert failed_fields(recovery) == {"instances"}
@@ -212,7 +193,7 @@ def test_affinity_checks_catch_a_round_robin(mesh: LocalMesh, make_objects: Make
     ``same_instance`` fails by the second response; certain. (A spread check, where a case has
     one, passes under a round robin, which is right: it is not what this variant breaks.)"""
     case = load_case("load-balancing.yaml", name)
-    affinity = run_broken(mesh, case, make_objects(destination_rule(ROUND_ROBIN)))[0]
+    affinity = run_broken_case(mesh, case, make_objects(destination_rule(ROUND_ROBIN)))[0]
     assert affinity.outcome == "fail"
     assert failed_fields(affinity) == {"same_instance"}
 
@@ -222,7 +203,7 @@ def test_spread_checks_catch_a_hash_on_the_wrong_key(mesh: LocalMesh, make_objec
     """A hash on the source IP instead of the varied header: the one client has one address, so
     all 40 requests hash to one ring point and one instance; ``instances >= 2`` fails, certain."""
     case = load_case("load-balancing.yaml", name)
-    spread = run_broken(mesh, case, make_objects(destination_rule(HASH_SOURCE_IP)))[1]
+    spread = run_broken_case(mesh, case, make_objects(destination_rule(HASH_SOURCE_IP)))[1]
     assert spread.outcome == "fail"
     assert failed_fields(spread) == {"instances"}
 
@@ -231,7 +212,7 @@ def test_round_robin_check_catches_a_hash(mesh: LocalMesh, make_objects: MakeObj
     """A hash on x-user, which the check sends with one constant value: every request lands on
     one instance, so ``instances >= 2`` fails; certain."""
     case = load_case("load-balancing.yaml", "round-robin")
-    (result,) = run_broken(mesh, case, make_objects(destination_rule("{loadBalancer: {consistentHash: {httpHeaderName: x-user}}}")))
+    (result,) = run_broken_case(mesh, case, make_objects(destination_rule("{loadBalancer: {consistentHash: {httpHeaderName: x-user}}}")))
     assert result.outcome == "fail"
     assert failed_fields(result) == {"instances"}
 
@@ -246,7 +227,7 @@ def test_host_forms_catch_a_missing_domain(mesh: LocalMesh, make_objects: MakeOb
     checks fail; the qualified forms still reach v2 and pass. Certain: no randomness in Host matching."""
     case = load_case("ports-and-hosts.yaml", "host-forms-on-port-80")
     elsewhere = Topology(services=case.topology.services, clients=(Client(namespace="other"),))
-    results = run_broken(mesh, case, case.objects, topology=elsewhere)
+    results = run_broken_case(mesh, case, case.objects, topology=elsewhere)
     assert outcomes(results) == {
         "short name on port 80": "fail",
         "short name with the port": "fail",
@@ -264,7 +245,7 @@ def test_extra_host_check_catches_a_host_that_does_not_match(mesh: LocalMesh, ma
     hits the catch-all 502 and the first check fails; certain."""
     case = load_case("ports-and-hosts.yaml", "virtual-service-host-without-service")
     broken = SUBSETS + virtual_service("reviews-alias", "{hosts: [reviews-alias], http: [{route: [{destination: {host: reviews, subset: v2}}]}]}")
-    extra_host = run_broken(mesh, case, make_objects(broken))[0]
+    extra_host = run_broken_case(mesh, case, make_objects(broken))[0]
     assert extra_host.outcome == "fail"
     assert failed_fields(extra_host) == {"version", "status"}
 
@@ -281,7 +262,7 @@ def test_source_labels_checks_catch_the_rule_on_the_wrong_client(mesh: LocalMesh
   http:
     - {match: [{sourceLabels: {app: client}}], route: [{destination: {host: reviews, subset: v2}}]}
     - route: [{destination: {host: reviews, subset: v1}}]""")
-    results = run_broken(mesh, case, make_objects(broken))
+    results = run_broken_case(mesh, case, make_objects(broken))
     assert outcomes(results) == dict.fromkeys(outcomes(results), "fail")
 
 
@@ -296,6 +277,6 @@ def test_oldest_wins_check_catches_the_newer_one_winning(mesh: LocalMesh, make_o
         + virtual_service("z-older", "{hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v2}}]}]}",
                           'creationTimestamp: "2024-06-01T00:00:00Z"')
     )
-    (result,) = run_broken(mesh, case, make_objects(broken))
+    (result,) = run_broken_case(mesh, case, make_objects(broken))
     assert result.outcome == "fail"
     assert failed_fields(result) == {"version"}

@@ -212,6 +212,7 @@ def spec_to_json(spec: SendSpec, connect_to: str | None, capture_headers: Sequen
         "include_echo": spec.include_echo,
         "grpc_method": spec.grpc_method,
         "capture_headers": list(capture_headers),
+        **({"capture_body": spec.capture_body} if spec.capture_body else {}),  # absent = no body kept
         **({"source_ip": source_ip} if source_ip else {}),  # the address to send from; absent = the OS's choice
     }
 
@@ -233,6 +234,7 @@ def observation_from_record(record: Mapping[str, Any]) -> Observation:
         headers=record.get("headers", {}),
         echo=None if echo is None else Echo(echo["method"], echo["path"], echo["host"], echo["protocol"],
                                             echo["headers"]),
+        body=record.get("body"),
     )
 
 

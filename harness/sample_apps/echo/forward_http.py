@@ -92,6 +92,8 @@ class HttpSender(Sender):
         selected = self._select(headers)
         if selected:
             record["headers"] = selected
+        if req.capture_body:
+            record["body"] = resp.body[:req.capture_body].decode("utf-8", "replace")
         if req.include_echo and fields.SERVICE_HEADER in headers:
             try:
                 record["echo"] = json.loads(resp.body)

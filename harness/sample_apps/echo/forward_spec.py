@@ -5,7 +5,8 @@
 protocol (``forward_http.py``, ``forward_grpc.py``).
 
 A record is a JSON object with keys ``index, request_id, status, latency_s`` always, and
-``service, version, instance, config_version, grpc_status, error, headers, echo`` when known.
+``service, version, instance, config_version, grpc_status, error, headers, echo`` when known;
+``body`` (the first ``capture_body`` bytes of an HTTP response body, as text) when asked for.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, Literal
 MAX_COUNT = 1_000_000
 MAX_CONCURRENCY = 4096
 MAX_DEADLINE_S = 3600.0
+MAX_CAPTURE_BODY = 1 << 20
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2: methods and header names
 _BAD_IN_VALUE = re.compile(r"[\x00\r\n]")
@@ -65,6 +67,7 @@ class ForwardRequest:
     include_echo: bool
     grpc_method: str
     capture_headers: frozenset[str]
+    capture_body: int = 0
 
     @property
     def authority(self) -> str:
@@ -87,6 +90,7 @@ class ForwardRequest:
         known = {
             "url", "connect_to", "source_ip", "method", "headers", "body", "count", "concurrency", "rate", "protocol",
             "new_connection", "timeout_s", "deadline_s", "include_echo", "grpc_method", "capture_headers",
+            "capture_body",
         }
         problems += [f"unknown field {k!r} (known: {', '.join(sorted(known))})" for k in data if k not in known]
 
@@ -170,6 +174,10 @@ class ForwardRequest:
         if not all(isinstance(h, str) for h in capture):
             problems.append(f"capture_headers: expected a list of header names, got {capture!r}")
             capture = []
+        capture_body = get("capture_body", int, 0, f"bytes of each response body to keep, 0..{MAX_CAPTURE_BODY}")
+        if not 0 <= capture_body <= MAX_CAPTURE_BODY:
+            problems.append(f"capture_body: expected bytes of each response body to keep, 0..{MAX_CAPTURE_BODY}, "
+                            f"got {capture_body}")
         new_connection = get("new_connection", bool, False, "true or false")
         include_echo = get("include_echo", bool, False, "true or false")
         if problems:
@@ -179,7 +187,7 @@ class ForwardRequest:
             count=count, concurrency=concurrency, rate=None if rate is None else float(rate), protocol=protocol,
             new_connection=new_connection, timeout_s=float(timeout_s), deadline_s=float(deadline_s),
             include_echo=include_echo, grpc_method=grpc_method,
-            capture_headers=frozenset(h.lower() for h in capture),
+            capture_headers=frozenset(h.lower() for h in capture), capture_body=capture_body,
         )
 
 

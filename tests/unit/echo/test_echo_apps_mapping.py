@@ -20,6 +20,8 @@ def test_echo_apps_spec_round_trips_through_the_app_validator() -> None:
     assert (req.count, req.concurrency, req.rate, req.protocol) == (7, 3, 50.0, "grpc")
     assert (req.new_connection, req.include_echo, req.grpc_method) == (True, True, spec.grpc_method)
     assert req.capture_headers == frozenset({"x-b"})
+    assert "capture_body" not in spec_to_json(spec, None) and req.capture_body == 0
+    assert ForwardRequest.from_json(spec_to_json(SendSpec(url=spec.url, capture_body=4096), None)).capture_body == 4096
 
 
 def test_echo_apps_refuse_http2() -> None:
@@ -37,7 +39,9 @@ def test_echo_apps_record_to_observation() -> None:
         instance="reviews-v2-0", config_version="7", headers={"server": "envoy"},
         echo=Echo("GET", "/", "reviews:9080", "HTTP/1.1", {"a": "b"}))
     local = observation_from_record({"index": 0, "request_id": "r", "status": 0, "latency_s": 0.0, "error": "boom"})
-    assert (local.service, local.error, local.echo) == (None, "boom", None)
+    assert (local.service, local.error, local.echo, local.body) == (None, "boom", None, None)
+    reply = observation_from_record({"index": 0, "request_id": "r", "status": 503, "latency_s": 0.0, "body": "no healthy upstream"})
+    assert reply.body == "no healthy upstream"
 
 
 def test_echo_apps_bad_defaults_fail_before_spawning(tmp_path: Path) -> None:

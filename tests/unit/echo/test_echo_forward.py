@@ -34,14 +34,15 @@ def test_echo_forward_request_reports_every_problem() -> None:
     bad: dict[str, Any] = {
         "url": "ftp://x", "connect_to": "nowhere", "count": 0, "concurrency": True, "rate": -1,
         "protocol": "h3", "timeout_s": 0, "deadline_s": 99999, "headers": [["a"]], "body": "***",
-        "grpc_method": "Call", "new_connection": "yes", "extra": 1,
+        "grpc_method": "Call", "new_connection": "yes", "extra": 1, "capture_body": -1,
     }
     with pytest.raises(ForwardSpecError) as err:
         ForwardRequest.from_json(bad)
     fields = [p.split(":")[0].split(" ")[0] for p in err.value.problems]
     assert fields == ["unknown", "url", "connect_to", "headers[0]", "body", "count", "concurrency", "rate",
-                      "protocol", "timeout_s", "deadline_s", "grpc_method", "new_connection"]
+                      "protocol", "timeout_s", "deadline_s", "grpc_method", "capture_body", "new_connection"]
     assert "count: expected an integer 1..1000000, got 0" in err.value.problems
+    assert "capture_body: expected bytes of each response body to keep, 0..1048576, got -1" in err.value.problems
 
 
 def test_echo_forward_request_requires_url() -> None:

@@ -499,6 +499,20 @@ def test_echo_http1_sender_writes_the_request_and_builds_the_record() -> None:
     }
 
 
+def test_echo_http1_sender_keeps_the_body_start_only_when_asked() -> None:
+    body = "no healthy upstream é".encode() + b"\xff" + b"x" * 100
+
+    def reply(peer: Peer, n: int, request: bytes) -> bytes:
+        return b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with serve(reply) as (port, _):
+            return (await _send_all(_forward(port, capture_body=24), 1), await _send_all(_forward(port), 1))
+
+    (kept,), (plain,) = asyncio.run(main())
+    assert kept["body"] == "no healthy upstream é\ufffdx" and "body" not in plain
+
+
 def test_echo_http1_sender_given_host_request_id_and_new_connection() -> None:
     async def main() -> tuple[list[dict[str, Any]], Peer]:
         async with serve(ok) as (port, peer):

@@ -111,7 +111,7 @@ def test_case_json_schema_is_valid_and_admits_every_shipped_case() -> None:
     assert not validator.is_valid({"name": "x", "checks": [{"name": "c", "send": {"url": "u", "concurency": 1}, "expect": {}}]})
 
 
-EXPECT_KEYS = {"version", "status", "grpc_status", "flags", "headers", "upstream", "latency", "attempts", "mirror",
+EXPECT_KEYS = {"version", "status", "grpc_status", "flags", "headers", "upstream", "body", "latency", "attempts", "mirror",
                "received", "stats", "same_instance", "instances"}
 
 

@@ -367,3 +367,110 @@ def test_expect_where_conditions_all_hold_and_read_echoes_when_they_need_them() 
     assert result.outcome == "pass" and all(s.include_echo for s in mesh.sent)
     assert result.verdict is not None and result.verdict.evidence[1].field == (
         "headers.x-seen where status=200 and upstream.headers.x-user=alice")
+
+
+# --- issue 19: claims users could not write -------------------------------------------------
+
+NO_HEALTHY = Reply(status=503, version=None, flags=("UH",), body="no healthy upstream")
+
+
+def test_expect_body_contains_and_matches_ask_for_bodies_only_when_read() -> None:
+    result, mesh = run('{status: 503, body: {contains: "no healthy upstream"}}', always(NO_HEALTHY))
+    assert result.outcome == "pass" and {s.capture_body for s in mesh.sent} == {4 * 1024}
+    assert result.verdict is not None
+    assert result.verdict.evidence[1].rule.startswith("pass: all 135 responses had body contains 'no healthy upstream'")
+    result, _ = run('{body: {matches: "^no \\\\w+ upstream$"}}', always(NO_HEALTHY))
+    assert result.outcome == "pass"
+    _, mesh = run("{status: 503}", always(NO_HEALTHY))
+    assert {s.capture_body for s in mesh.sent} == {0}
+
+
+def test_expect_body_counterexample_shows_the_body() -> None:
+    replies = iter([NO_HEALTHY] * 3)
+    reset = Reply(status=503, version=None, flags=("UF",), body="upstream connect error or disconnect/reset before headers")
+    result, _ = run('{body: {contains: "no healthy upstream"}}', lambda spec, rng: next(replies, reset))
+    evidence = failed_with(result, "does not contain 'no healthy upstream' "
+                                   "(body 'upstream connect error or disconnect/reset before headers')")
+    assert evidence.rule.startswith("fail: request 4 answered body does not contain 'no healthy upstream'")
+    result, _ = run('{body: {matches: "reset before"}}', lambda spec, rng: NO_HEALTHY)
+    failed_with(result, "does not match /reset before/ (body 'no healthy upstream')")
+
+
+def test_expect_status_list_every_response_in_the_set_and_each_occurs() -> None:
+    mixed = coin(Reply(), Reply(status=503, version=None, flags=("UF",)))
+    result, _ = run("{status: [200, 503]}", mixed)
+    evidence = only_evidence(result)
+    assert result.outcome == "pass" and evidence.summary is not None and evidence.summary.startswith("status: 200 x")
+    assert evidence.rule.startswith("pass: all 135 responses had status one of 200, 503, each at least once")
+    result, _ = run("{status: [200, 503]}", always(Reply()))
+    assert result.outcome == "fail" and only_evidence(result).rule == (
+        "fail: status 503 never occurred in 135 responses, want each of 200, 503 at least once")
+    replies = iter([Reply(), Reply(status=503, version=None)])
+    result, _ = run("{status: [200, 503]}", lambda spec, rng: next(replies, Reply(status=404, version=None)))
+    assert failed_with(result, "404").rule == "fail: request 3 answered status 404, want every one of 200, 503"
+
+
+def test_expect_version_list_with_count() -> None:
+    replies = iter([Reply(version="v1"), Reply(version="v2")] * 2)
+    result, mesh = run("{version: [v1, v2]}", lambda spec, rng: next(replies), send=", count: 4")
+    assert (result.outcome, [s.count for s in mesh.sent]) == ("pass", [4])
+
+
+def test_expect_instances_exclude_fails_when_the_instance_answered_or_received() -> None:
+    three = "services: {reviews: {versions: [v1], replicas: {v1: 3}}}\n"
+    spread = lambda spec, rng: Reply(replica=rng.choice([0, 2]))  # noqa: E731
+    result, mesh = run("{instances: {exclude: [reviews-v1-1], at_least: 2}}", spread, services=three)
+    evidence = only_evidence(result)
+    assert result.outcome == "pass" and mesh.drained, evidence.rule
+    assert evidence.rule == ("pass: 2 distinct instances answered 135 requests, want >= 2; "
+                             "none of 135 requests reached reviews-v1-1 (answered or received)")
+    replies = iter([Reply(replica=0)] * 5)
+    result, _ = run("{instances: {exclude: [reviews-v1-1]}}", lambda spec, rng: next(replies, Reply(replica=1)), services=three)
+    assert failed_with(result, "reviews-v1-1 (answered)").rule == "fail: request 6 reached excluded instance reviews-v1-1 (answered)"
+    retried = Reply(replica=0, copies=(Copy(replica=1), Copy(replica=0)))
+    result, _ = run("{instances: {exclude: [reviews-v1-1]}}", always(retried), services=three)
+    failed_with(result, "reviews-v1-1 (received)")
+
+
+def test_expect_none_sends_the_count_and_says_no_claim() -> None:
+    result, mesh = run("none", always(Reply(status=503, version=None)), send=", count: 7")
+    evidence = only_evidence(result)
+    assert (result.outcome, [s.count for s in mesh.sent], evidence.field) == ("pass", [7], "expect")
+    assert evidence.summary == "no claim: 7 requests sent (status 503 x7)"
+    assert evidence.expectation == "no claim (expect: none): traffic sent for its effect only"
+
+
+def test_expect_received_as_a_fraction_is_a_split() -> None:
+    aborted = Reply(status=503, version=None, flags=("FI",))
+
+    def abort_30(spec: SendSpec, rng: random.Random) -> Reply:
+        return aborted if rng.random() < 0.3 else Reply()
+
+    # A correct mesh fails this split for some seed with probability at most alpha = 1e-6.
+    result, mesh = run("{received: 0.7}", abort_30)
+    evidence = only_evidence(result)
+    assert (result.outcome, evidence.kind) == ("pass", "fraction") and {"received", "none"} <= set(evidence.expected)
+    assert mesh.drained
+    result, _ = run("{received: 0.7}", coin(aborted, Reply()))  # 50% reached: 0.2 off, caught with power 0.999
+    assert result.outcome == "fail"
+    assert run("{received: 1.0}", always(Reply()))[0].outcome == "pass"
+    failed_with(run("{received: 1}", always(aborted))[0], "none")
+
+
+def test_expect_where_sends_until_enough_responses_matched_for_its_power() -> None:
+    refused = Reply(status=503, version=None, flags=("UO",))
+
+    def third_refused(spec: SendSpec, rng: random.Random) -> Reply:
+        return refused if rng.random() < 1 / 3 else Reply()
+
+    result, mesh = run("{instances: {at_least: 1}}\n    expect_where: [{where: {status: 503}, expect: {flags: UO}}]", third_refused)
+    where = result.verdict.evidence[1] if result.verdict else None
+    assert result.outcome == "pass" and where is not None and sum(where.counts.values()) >= 135, where
+    assert where.power >= 0.999 and where.rule.endswith("would show with probability 0.999)")
+    assert sum(s.count for s in mesh.sent) > 135 and len(mesh.sent) <= 10
+    result, _ = run("{status: [200, 503]}\n    expect_where: [{where: {status: 503}, expect: {flags: UO}}]\n    max_requests: 200",
+                    third_refused)
+    where = result.verdict.evidence[1] if result.verdict else None
+    assert result.outcome == "inconclusive" and where is not None and where.outcome == "inconclusive"
+    matched = sum(where.counts.values())
+    assert where.rule.startswith(f"inconclusive: only {matched} of 200 responses (the budget) had status=503; 135 are needed")
