@@ -289,14 +289,18 @@ def test_a_build_made_with_other_patches_is_not_used(module: Path, cache: Path, 
     assert json.loads(info_path.read_text())["patch_set"] == b.patch_set() and rebuilt.binary.is_file()
 
 
-def test_build_command_tells_each_step_and_its_elapsed_time_to_the_observer(
-    module: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # The same seam as a run's steps: StepStarted as a step begins, StepDone (with seconds) as the next begins.
+@pytest.fixture
+def go_faked(module: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``build_command`` (and the CLI) build into a temporary home with the fake Go toolchain."""
     monkeypatch.setenv("MESH_HARNESS_HOME", str(tmp_path / "home"))
     real = build_istiod
     monkeypatch.setattr(b, "build_istiod", lambda version, progress, force: real(
         version, cache=tmp_path / "home" / "istiod", run=FakeGo(module), progress=progress, force=force))
+
+
+@pytest.mark.usefixtures("go_faked")
+def test_build_command_tells_each_step_and_its_elapsed_time_to_the_observer() -> None:
+    # The same seam as a run's steps: StepStarted as a step begins, StepDone (with seconds) as the next begins.
     seen: list[object] = []
     b.build_command(None, force=False, console=Console(file=io.StringIO()), observer=seen.append)
     started = [e.name for e in seen if isinstance(e, StepStarted)]
@@ -306,13 +310,8 @@ def test_build_command_tells_each_step_and_its_elapsed_time_to_the_observer(
     assert [type(e) for e in seen] == [StepStarted, StepDone] * 5  # each step ends before the next starts
 
 
-def test_cli_istiod_build_in_a_log_prints_each_step_as_a_run_does(
-    module: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("MESH_HARNESS_HOME", str(tmp_path / "home"))
-    real = build_istiod
-    monkeypatch.setattr(b, "build_istiod", lambda version, progress, force: real(
-        version, cache=tmp_path / "home" / "istiod", run=FakeGo(module), progress=progress, force=force))
+@pytest.mark.usefixtures("go_faked")
+def test_cli_istiod_build_in_a_log_prints_each_step_as_a_run_does(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["istiod", "build"]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[1].rstrip(":") for line in lines if line.endswith("...")] == ["resolve", "download", "patch", "patch",
