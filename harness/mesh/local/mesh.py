@@ -65,7 +65,10 @@ from harness.mesh.local.xds import TypeStatus
 from harness.topology import INGRESS_GATEWAY, Client, Topology
 
 SYNC_TIMEOUT_S = 10.0
-READY_TIMEOUT_S = 15.0
+READY_TIMEOUT_S = 60.0
+"""How long an app, an Envoy or a listener may take to come up before the start is reported as failed. It
+bounds a hang, not a normal start (a second or two): ten meshes started side by side on a loaded 2-core
+machine once took over 15 s for one echo app's ready line (``test_interrupts`` in the soak of 2026-12-07)."""
 ACCESS_LOG_TIMEOUT_S = 5.0
 """How long after a batch its access log lines may take to appear (Envoy flushes every 10 ms)."""
 DEFAULT_SOURCE_IP = "127.0.0.1"
