@@ -153,30 +153,43 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
     runs: list[Run] = []
+    commit = _commit()
     with tempfile.TemporaryDirectory(prefix="flake-runs-") as tmp:
         for index in range(1, args.runs + 1):
             run = run_once(index, args.selection, args.run_timeout, Path(tmp))
             print(f"run {index}/{args.runs}: {'pass' if run.ok else 'FAIL'} in {run.seconds:.1f} s "
-                  f"(load {run.load_before[0]:.2f} -> {run.load_after[0]:.2f})", flush=True)
+                  f"(load {run.load_before[0]:.2f} -> {run.load_after[0]:.2f})"
+                  + "".join(f"\n       failing: {nodeid}" for nodeid in run.failing_ids), flush=True)
             runs.append(run)
+            save(args.out, args.series, series_document(runs, args.selection, args.run_timeout, commit, args.runs))
     summary = summarize(runs)
     print(table(runs))
     print(f"{summary['failed_runs']} of {summary['runs']} runs failed; flaky ids: {summary['flaky_ids'] or 'none'}")
-    doc = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "selection": args.selection,
-        "run_timeout_s": args.run_timeout,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "commit": _commit(),
-        "summary": summary,
-        "runs": [{**asdict(r), "ok": r.ok} for r in runs],
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    series = json.loads(args.out.read_text())["series"] if args.out.exists() else {}
-    series[args.series] = doc
-    args.out.write_text(json.dumps({"series": series}, indent=2) + "\n")
     print(f"wrote series {args.series!r} to {args.out}")
     return 0 if summary["failed_runs"] == 0 else 1
+
+
+def series_document(runs: list[Run], selection: list[str], run_timeout: float, commit: str | None,
+                    planned: int) -> dict[str, object]:
+    """The series so far: saved after every run, so a series cut short (or stopped at a failure) keeps its runs."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "selection": selection,
+        "run_timeout_s": run_timeout,
+        "planned_runs": planned,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "commit": commit,
+        "summary": summarize(runs),
+        "runs": [{**asdict(r), "ok": r.ok} for r in runs],
+    }
+
+
+def save(out: Path, name: str, doc: dict[str, object]) -> None:
+    """Replace series ``name`` in ``out``, keeping the others."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    series = json.loads(out.read_text())["series"] if out.exists() else {}
+    series[name] = doc
+    out.write_text(json.dumps({"series": series}, indent=2) + "\n")
 
 
 def _commit() -> str | None:
