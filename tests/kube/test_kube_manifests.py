@@ -106,3 +106,26 @@ def test_kube_plan_applies_changed_and_deletes_missing() -> None:
     assert plan(current, current) == plan({}, {}) == type(plan({}, {}))((), ())
     assert plan(current, {dr.key: dr}).delete == (vs,)
     assert plan({}, current).apply == (dr, vs)
+
+
+def bundled_topologies() -> list[tuple[str, Topology]]:
+    """(case name, topology) of every bundled case, plus the default topology."""
+    return [("(default)", DEFAULT_TOPOLOGY)] + [(case.name, case.topology) for path in case_files([bundled_cases_dir()])
+                                                 for case in load_case_file(path)]
+
+
+def test_kube_deployment_selector_is_one_per_name_across_every_bundled_case() -> None:
+    """``spec.selector`` is immutable: a Deployment re-applied by the next case with another selector is a 422."""
+    selectors: dict[str, dict[str, str]] = {}
+    seen: dict[str, str] = {}
+    for case, topology in bundled_topologies():
+        for manifest in render_topology(topology, OPTIONS[0]):
+            if manifest["kind"] != "Deployment":
+                continue
+            name, selector = manifest["metadata"]["name"], manifest["spec"]["selector"]["matchLabels"]
+            assert selectors.setdefault(name, selector) == selector, (
+                f"Deployment {name}: {case} selects {selector}, {seen[name]} selected {selectors[name]}")
+            seen.setdefault(name, case)
+            labels = manifest["spec"]["template"]["metadata"]["labels"]
+            assert selector.items() <= labels.items()
+    assert selectors["client"] == {"mesh-harness.io/instance": "client"} and len(seen) > 5

@@ -2,7 +2,8 @@
 
 * a Namespace per topology namespace, labelled for injection (``istio-injection: enabled``, or
   ``istio.io/rev`` for a revision) when the harness creates it;
-* one Deployment per app *instance* (``reviews-v1-0``, replicas 1) with ``app``/``version`` labels:
+* one Deployment per app *instance* (``reviews-v1-0``, replicas 1) with ``app``/``version`` labels,
+  selecting its pod by the instance label alone (a selector is immutable, the other labels vary by case):
   instance names then match the local mesh's (``Topology.instances()``), and per-instance knobs
   (one bad replica among good ones, for outlier cases) can be given to exactly one pod;
 * one Service per service with its named ports (``http``, ``grpc``: Istio picks the protocol by name);
@@ -128,7 +129,9 @@ def _deployment(name: str, namespace: str, labels: dict[str, str], service: str,
         "metadata": {"name": name, "namespace": namespace, "labels": {**labels, RUN_LABEL: opts.run_id}},
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": labels},
+            # The instance label alone: it names the Deployment, so it never changes between cases, and
+            # ``spec.selector`` is immutable (a client declared with other labels would be a 422).
+            "selector": {"matchLabels": {INSTANCE_LABEL: instance}},
             "template": {
                 "metadata": {"labels": pod_labels,
                              "annotations": {"proxy.istio.io/config": json.dumps(proxy_config, sort_keys=True)}},
