@@ -442,8 +442,8 @@ def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
 
 def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "local", control_plane: str = "builtin") -> None:
     """istiod's validation: errors stop the run before anything is applied; warnings are printed.
-    On the local mesh, what it cannot reproduce is refused too (real Istio runs it)."""
-    from harness.mesh.local.refusals import local_refusals
+    What the mesh cannot serve is refused too (``harness.mesh.capabilities``)."""
+    from harness.mesh.capabilities import case_refusals, mesh_name
 
     errors = []
     for case in cases:
@@ -451,8 +451,7 @@ def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "loc
         for w in [*findings.warnings, *undefined_subset_warnings(case.objects)]:
             console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
         errors += list(findings.errors)
-        if mesh == "local":
-            errors += local_refusals(case.objects, case.topology, "istiod" if control_plane == "istiod" else "builtin")
+        errors += case_refusals(case, mesh_name(mesh, control_plane))
     if errors:
         raise ValidationError(errors)
 

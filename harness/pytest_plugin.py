@@ -34,6 +34,7 @@ from harness.errors import CaseError, HarnessError, Issue, ValidationError
 from harness.interrupts import sigterm_as_interrupt
 from harness.istio.model import IstioObject
 from harness.mesh.base import CONTROL_PLANES, Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
+from harness.mesh.capabilities import MeshName, case_refusals, mesh_name
 from harness.report.result import result_document, write_result
 from harness.report.table import interval_text, observed_vs_expected
 from harness.runner import CheckResult, run_check
@@ -193,9 +194,8 @@ class CaseFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Collector]:
         cases = load_case_file(_shown(self.path))
-        local = self.config.getoption("--mesh") == "local"
-        plane = self.config.getoption("--control-plane")
-        issues = [issue for case in cases for issue in _istio_issues(case, local=local, control_plane=plane)]
+        mesh = mesh_name(self.config.getoption("--mesh"), self.config.getoption("--control-plane"))
+        issues = [issue for case in cases for issue in _istio_issues(case, mesh)]
         if issues:
             raise ValidationError(issues)
         for case in cases:
@@ -241,13 +241,11 @@ class CaseNode(pytest.Collector):
         return _harness_error_text(excinfo) or super().repr_failure(excinfo)
 
 
-def _istio_issues(case: Case, *, local: bool, control_plane: str) -> list[Issue]:
-    """istiod's validation errors and, on the local mesh, what it cannot reproduce: found at collection, as the CLI does."""
+def _istio_issues(case: Case, mesh: MeshName) -> list[Issue]:
+    """istiod's validation errors and what ``mesh`` cannot serve: found at collection, as the CLI does."""
     from harness.istio.validate import validate_objects
-    from harness.mesh.local.refusals import local_refusals
 
-    refused = local_refusals(case.objects, case.topology, "istiod" if control_plane == "istiod" else "builtin")
-    return list(validate_objects(case.objects).errors) + (refused if local else [])
+    return list(validate_objects(case.objects).errors) + case_refusals(case, mesh)
 
 
 def _shown(path: Path) -> Path:

@@ -15,7 +15,7 @@ written before them when it built that push, and the sidecar accepted it. A reje
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,43 +34,46 @@ def sync_cluster(namespace: str, version: int) -> str:
     return f"outbound|{SYNC_PORT}|v{version}|{sync_host(namespace)}"
 
 
-def sentinel_service_entry(namespace: str, labels: dict[str, str], export_to: str = ".") -> dict[str, Any]:
+def sentinel_service_entry(namespace: str, labels: dict[str, str], export_to: Sequence[str] = (".",)) -> dict[str, Any]:
     """The host the sentinels route to; visible only in ``namespace`` (``exportTo: ["."]``) unless
-    ``export_to`` says ``*`` (one istiod per mesh: the local istiod plane)."""
+    ``export_to`` says more: ``*`` (one istiod per mesh: the local istiod plane), or the gateway's namespace
+    as well (a gateway proxy sees only what is exported to its own namespace)."""
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "ServiceEntry",
         "metadata": {"name": SYNC_NAME, "namespace": namespace, "labels": labels},
-        "spec": {"hosts": [sync_host(namespace)], "exportTo": [export_to], "location": "MESH_INTERNAL",
+        "spec": {"hosts": [sync_host(namespace)], "exportTo": list(export_to), "location": "MESH_INTERNAL",
                  "resolution": "STATIC", "ports": [{"number": SYNC_PORT, "name": "http", "protocol": "HTTP"}]},
     }
 
 
-def sentinel_gateway(namespace: str, selector: dict[str, str], bind: str) -> dict[str, Any]:
-    """A Gateway server for the sentinel host, so that a gateway's route table carries the sentinel route too."""
-    return {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": SYNC_NAME, "namespace": namespace},
-        "spec": {"selector": selector, "servers": [{"port": {"number": SYNC_PORT, "name": "http", "protocol": "HTTP"},
-                                                    "hosts": [sync_host(namespace)], "bind": bind}]},
-    }
+def sentinel_gateway(namespace: str, selector: dict[str, str], bind: str | None = None,
+                     labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Gateway server for the sentinel host, so that a gateway's route table carries the sentinel route too
+    (``bind``: the address the local mesh's gateway listens on; a pod's gateway listens on every address)."""
+    server: dict[str, Any] = {"port": {"number": SYNC_PORT, "name": "http", "protocol": "HTTP"},
+                              "hosts": [sync_host(namespace)]}
+    if bind is not None:
+        server["bind"] = bind
+    meta: dict[str, Any] = {"name": SYNC_NAME, "namespace": namespace, **({"labels": labels} if labels else {})}
+    return {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": meta,
+            "spec": {"selector": selector, "servers": [server]}}
 
 
-def sentinels(namespace: str, version: int, labels: dict[str, str], *, export_to: str = ".",
+def sentinels(namespace: str, version: int, labels: dict[str, str], *, export_to: Sequence[str] = (".",),
               gateways: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The VirtualService and DestinationRule stamped with ``version`` (applied after the case's objects).
     ``gateways``: Gateways (``namespace/name``) the VirtualService binds to besides the sidecars."""
     host, tag = sync_host(namespace), f"v{version}"
     meta = {"name": SYNC_NAME, "namespace": namespace, "labels": labels}
-    vs_spec: dict[str, Any] = {"hosts": [host], "exportTo": [export_to],
+    vs_spec: dict[str, Any] = {"hosts": [host], "exportTo": list(export_to),
                                "http": [{"name": tag, "route": [{"destination": {"host": host}}]}]}
     if gateways:
         vs_spec["gateways"] = ["mesh", *gateways]
     return [
         {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": meta, "spec": vs_spec},
         {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": meta,
-         "spec": {"host": host, "exportTo": [export_to], "subsets": [{"name": tag, "labels": {SYNC_LABEL: tag}}]}},
+         "spec": {"host": host, "exportTo": list(export_to), "subsets": [{"name": tag, "labels": {SYNC_LABEL: tag}}]}},
     ]
 
 

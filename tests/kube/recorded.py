@@ -75,13 +75,18 @@ class RecordedApiServer:
                 return _json(400, recording("webhook_denied.json"))
             self.applied[path] = body
             self.deleted.discard(path)
-            return _json(200, {**body, "metadata": {**body["metadata"], "resourceVersion": str(len(self.calls))}})
+            answer = {**body, "metadata": {**body["metadata"], "resourceVersion": str(len(self.calls))}}
+            if body["kind"] == "Service":  # the API server allocates the ClusterIP
+                answer["spec"] = {**body["spec"], "clusterIP": f"10.96.0.{10 + len(self.applied)}"}
+            return _json(200, answer)
         if method == "DELETE":
             self.deleted.add(path)
             self.applied.pop(path, None)
             return _json(200, recording("status_success.json"))
         if path.endswith("/log"):
             return _Answer(200, recording("istio_proxy_log.txt").encode(), "text/plain")
+        if path == "/api/v1/namespaces/istio-system/pods":
+            return _json(200, recording("pods_gateway.json"))
         lists = {"/pods": self.pods, "/deployments": "deployments_listed.json", "/services": "services_listed.json",
                  "/events": "events_warning.json"}
         for suffix, name in lists.items():
@@ -111,6 +116,7 @@ class RecordedProxy:
     def __init__(self, config_dump: Callable[[], str]) -> None:
         self.config_dump = config_dump
         self.paths: list[str] = []
+        self.posted: list[dict[str, Any]] = []
         self.dump_name = "config_dump.json"
 
     @contextmanager
@@ -150,7 +156,7 @@ class RecordedProxy:
                     self.send_error(404)
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", "0")))
+                proxy.posted.append(json.loads(self.rfile.read(int(self.headers.get("content-length", "0")))))
                 proxy.paths.append(self.path)
                 self._send(recording("forward_records.json"))
 

@@ -94,8 +94,13 @@ def test_kube_kind_create_failure_hints_inotify(tmp_path: Path, monkeypatch: pyt
 
 def test_kube_istioctl_install(tmp_path: Path) -> None:
     assert install_overlay() == {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": {
-        "profile": "minimal", "meshConfig": {"accessLogFile": "/dev/stdout", "accessLogEncoding": "JSON"}}}
-    assert install_overlay("canary")["spec"]["revision"] == "canary"
+        "profile": "minimal",
+        "meshConfig": {"accessLogFile": "/dev/stdout", "accessLogEncoding": "JSON",
+                       "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}},
+        "components": {"ingressGateways": [{"name": "istio-ingressgateway", "enabled": True}]},
+        "values": {"gateways": {"istio-ingressgateway": {"type": "ClusterIP"}}}}}
+    canary = install_overlay("canary")["spec"]
+    assert canary["revision"] == "canary" and "components" not in canary  # the first install's gateway stays
     run = FakeRunner()
     install_istio(run, "/c/istioctl", tmp_path, tmp_path / "kc", "kind-mesh-harness", "canary")
     overlay = tmp_path / "istio-overlay-canary.json"

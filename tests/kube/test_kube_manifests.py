@@ -5,6 +5,7 @@ harness's own typed Istio model."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import kubernetes_validate
@@ -16,8 +17,8 @@ from harness.istio.load import load_object
 from harness.istio.manifest import to_manifest
 from harness.mesh.kube.apply import plan
 from harness.mesh.kube.manifests import RenderOptions, namespaces, render_namespace, render_topology
-from harness.mesh.sentinels import sentinel_service_entry, sentinels
 from harness.mesh.kube.versions import KIND_NODE_IMAGES
+from harness.mesh.sentinels import sentinel_service_entry, sentinels
 from harness.topology import DEFAULT_TOPOLOGY, Client, Service, ServicePort, Topology
 from harness.yamlsource import Document
 
@@ -40,7 +41,10 @@ def manifests(topology: Topology, opts: RenderOptions) -> list[dict[str, Any]]:
 def test_kube_manifests_valid_for_pinned_kubernetes(kubernetes: str) -> None:
     """Every shape the renderer has (knobs, replicas, several namespaces and clients, prefix, revision) and
     the default topology, against each pinned version's schemas."""
-    rendered = manifests(RICH, OPTIONS[1]) + manifests(DEFAULT_TOPOLOGY, OPTIONS[0])
+    external = load_case_file(bundled_cases_dir() / "service-entry.yaml")[0].topology
+    with_gateway = replace(OPTIONS[0], gateway_ip="10.96.0.2")
+    rendered = (manifests(RICH, OPTIONS[1]) + manifests(DEFAULT_TOPOLOGY, OPTIONS[0])
+                + manifests(external, with_gateway))
     unique = {json.dumps(m, sort_keys=True): m for m in rendered}  # the schema is per kind: one of each shape
     for manifest in unique.values():
         kubernetes_validate.validate(manifest, f"{kubernetes}.0", strict=True)

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from harness.errors import ConfigRejected, SyncTimeout
+from harness.case import load_case_file
+from harness.cases_discovery import bundled_cases_dir
+from harness.errors import ConfigRejected, MeshError, SyncTimeout
 from harness.istio.load import load_objects
 from harness.istio.model import IstioObject
 from harness.mesh.base import Mesh, SendSpec
@@ -34,6 +36,10 @@ spec:
   hosts: [reviews]
   http: [{route: [{destination: {host: reviews, subset: v1}, weight: 90}, {destination: {host: reviews, subset: v2}, weight: 10}], timeout: 1.5s}]
 """
+
+
+GATEWAY_IP = "10.96.0.2"
+GATEWAY_POD = "istio-system/istio-ingressgateway-5f9c7d6b8-m3n8p"
 
 
 def objects(text: str) -> list[IstioObject]:
@@ -65,7 +71,7 @@ def recorded() -> Iterator[Harness]:
             return port, lambda: closed.append(f"{namespace}/{pod}:{remote}")
 
         mesh = KubeMesh(kind="kind", api=server.api(), render=RenderOptions(image="mesh-harness-echo:0123456789ab",
-                        run_id="rec00001"), forward=forward, istio_version="1.30.3",
+                        run_id="rec00001", gateway_ip=GATEWAY_IP), forward=forward, istio_version="1.30.3",
                         cleanups=[lambda: closed.append("cluster")], sync_timeout_s=0.5, rollout_timeout_s=0.5,
                         poll_s=0.05)
         try:
@@ -195,3 +201,42 @@ def test_kube_close_undoes_in_reverse_order_once(recorded: Harness) -> None:
 def test_kube_running_istio_reads_istiods_image(recorded: Harness) -> None:
     assert running_istio(recorded.server.api(), None) == "1.30.3"
     assert running_istio(recorded.server.api(), "canary") is None
+
+
+def test_kube_gateway_case_applies_gateways_awaits_the_gateway_and_sends_to_its_service(recorded: Harness) -> None:
+    """The ingress-gateway case on kube: its Gateway is written (the API layer manages the kind), the sentinels
+    gain a Gateway server that their VirtualService binds to, exported to the gateway's namespace too, the
+    gateway proxy's config_dump is awaited with the client's, and ``via: gateway`` goes from the client pod to
+    the gateway Service's ClusterIP with the case's Host, joined to the gateway's access log."""
+    mesh, server, proxy = recorded.mesh, recorded.server, recorded.proxy
+    case, = load_case_file(bundled_cases_dir() / "ingress-gateway.yaml")
+    mesh.deploy(case.topology)
+    assert f"{GATEWAY_POD}:15000" in recorded.forwards
+    start, dumps = len(server.calls), proxy.paths.count("/config_dump")
+    token = mesh.apply(case.objects)
+    patches = [c.removeprefix("PATCH ") for c in server.calls[start:] if c.startswith("PATCH")]
+    assert f"{ISTIO}/gateways/bookinfo-gateway" in patches
+    assert patches[-3:] == [f"{ISTIO}/gateways/mesh-harness-sync", f"{ISTIO}/virtualservices/mesh-harness-sync",
+                            f"{ISTIO}/destinationrules/mesh-harness-sync"]
+    sync_vs = server.applied[f"{ISTIO}/virtualservices/mesh-harness-sync"]["spec"]
+    assert sync_vs["gateways"] == ["mesh", "default/mesh-harness-sync"]
+    assert sync_vs["exportTo"] == [".", "istio-system"]
+    assert server.applied[f"{ISTIO}/serviceentries/mesh-harness-sync"]["spec"]["exportTo"] == [".", "istio-system"]
+    assert proxy.paths.count("/config_dump") - dumps >= 2  # the client sidecar and the gateway
+    got = mesh.send(SendSpec(url="http://bookinfo.example.com/", count=2, via="gateway"))
+    assert proxy.posted[-1]["connect_to"] == f"{GATEWAY_IP}:80" and proxy.posted[-1]["url"] == "http://bookinfo.example.com/"
+    assert [o.status for o in got] == [200, 503]
+    assert f"GET /api/v1/namespaces/istio-system/pods/{GATEWAY_POD.split('/')[1]}/log" in server.calls
+    client = server.applied["/apis/apps/v1/namespaces/default/deployments/client"]["spec"]["template"]["metadata"]
+    assert client["annotations"]["traffic.sidecar.istio.io/excludeOutboundIPRanges"] == f"{GATEWAY_IP}/32"
+    mesh.revert(token)
+    assert f"DELETE {ISTIO}/gateways/bookinfo-gateway" in server.calls
+
+
+def test_kube_gateway_case_without_a_gateway_service_is_a_clear_error(recorded: Harness) -> None:
+    mesh = KubeMesh(kind="cluster", api=recorded.server.api(), render=RenderOptions(image="i:1", run_id="r"),
+                    forward=lambda *a: (0, lambda: None), istio_version="1.30.3")
+    case, = load_case_file(bundled_cases_dir() / "ingress-gateway.yaml")
+    with pytest.raises(MeshError, match="no Service istio-system/istio-ingressgateway; install Istio's ingress gateway"):
+        mesh.deploy(case.topology)
+    mesh.close()

@@ -79,8 +79,10 @@ def test_kube_api_paths_and_errors() -> None:
     assert resource_path("apps/v1", "Deployment", "ns") == "/apis/apps/v1/namespaces/ns/deployments"
     assert resource_path("networking.istio.io/v1beta1", "ServiceEntry", "ns", "s") == (
         "/apis/networking.istio.io/v1beta1/namespaces/ns/serviceentries/s")
-    with pytest.raises(MeshError, match="does not manage Gateway"):
-        resource_path("networking.istio.io/v1", "Gateway", "ns", "g")
+    assert resource_path("networking.istio.io/v1", "Gateway", "ns", "g") == (
+        "/apis/networking.istio.io/v1/namespaces/ns/gateways/g")
+    with pytest.raises(MeshError, match="does not manage Sidecar"):
+        resource_path("networking.istio.io/v1", "Sidecar", "ns", "g")
     with pytest.raises(MeshError, match="Service/s: a namespace is required"):
         resource_path("v1", "Service", None, "s")
     assert _reason(json.dumps(recording("webhook_denied.json"))).startswith("admission webhook")

@@ -34,6 +34,7 @@ _RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("networking.istio.io", "VirtualService"): ("virtualservices", True),
     ("networking.istio.io", "DestinationRule"): ("destinationrules", True),
     ("networking.istio.io", "ServiceEntry"): ("serviceentries", True),
+    ("networking.istio.io", "Gateway"): ("gateways", True),
 }
 
 

@@ -11,7 +11,11 @@ istiod translates, real Istio sidecars route; the harness only writes objects an
   objects and raises ``ConfigRejected`` with istiod's or Envoy's message;
 * ``send``: ForwardEcho on the client pod (its control port through a pod port-forward), so the
   traffic leaves through the client's own sidecar; Envoy's response flags come from the sidecar's
-  JSON access log (``istio-proxy`` container log), joined by request id as on the local mesh;
+  JSON access log (``istio-proxy`` container log), joined by request id as on the local mesh.
+  ``via: gateway`` sends from the client pod to the ingress gateway Service's ClusterIP (which the
+  client's sidecar lets pass: ``manifests.py``) with the case's Host, and joins the gateway's access log;
+  the gateway proxy's config_dump is awaited with the client sidecars' whenever the topology has a gateway;
+* ServiceEntry endpoints on ``127.0.0.1`` are pointed at the external app's Service (``external.py``);
 * ``proxy_stats``/``drain``: the client sidecar's admin API through a pod port-forward;
 * ``app_log``: each instance's request log through its control port.
 
@@ -29,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -40,6 +45,8 @@ from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, 
 from harness.mesh.cleanup import run_all
 from harness.mesh.kube.api import ApiError, KubeApi, describe
 from harness.mesh.kube.apply import Key, plan
+from harness.mesh.kube.external import point_at_external_app
+from harness.mesh.kube.istio_install import GATEWAY_LABELS, GATEWAY_SERVICE, ISTIO_NAMESPACE
 from harness.mesh.kube.manifests import (
     CONTROL_PORT,
     INSTANCE_LABEL,
@@ -63,6 +70,10 @@ ACCESS_LOG_TIMEOUT_S = 30.0
 NAMESPACE_DELETE_TIMEOUT_S = 120.0
 POLL_S = 0.5
 _ADMIN_TIMEOUT_S = 10.0
+GATEWAY = GATEWAY_SERVICE
+"""The ingress gateway's name among the proxies the mesh reads (``proxy_stats``, sync, access log)."""
+ISTIO_KINDS = ("VirtualService", "DestinationRule", "ServiceEntry", "Gateway")
+"""The Istio kinds the harness writes, and deletes at close (its objects carry the run label)."""
 _IN_FLIGHT = r"^(cluster\.outbound\|.*\.upstream_rq_active|http\.outbound_.*\.downstream_rq_active)$"
 
 
@@ -74,11 +85,12 @@ class Forwarder(Protocol):
 
 @dataclass
 class _Client:
-    """What the mesh keeps per client workload: its pod, its control and admin connections, its log cursor."""
+    """What the mesh keeps per proxy it reads (a client workload, or the gateway): its pod, its control
+    (the echo app's; None for the gateway, which has no app) and admin connections, its log cursor."""
 
     pod: str
     namespace: str
-    control: ControlClient
+    control: ControlClient | None
     admin: httpx.Client
     cursor: LogCursor = field(default_factory=LogCursor)
     unclaimed: Unclaimed = field(default_factory=Unclaimed)
@@ -107,6 +119,8 @@ class KubeMesh:
         self._created_namespaces: list[str] = []
         self._touched_namespaces: set[str] = set()
         self._clients: dict[str, _Client] = {}
+        self._gateway: _Client | None = None
+        self._cluster_ips: dict[tuple[str, str], str] = {}  # (namespace, Service) -> its ClusterIP
         self._controls: dict[str, ControlClient] = {}  # app pod -> its control connection
         self._forwards: dict[tuple[str, str, int], Callable[[], None]] = {}
         self._envoy_version: str | None = None
@@ -149,9 +163,15 @@ class KubeMesh:
         if topology == self._topology:
             return
         self._ensure_namespaces(topology)
+        if topology.gateway and not self._render.gateway_ip:
+            raise MeshError(f"the case sends via the ingress gateway or applies a Gateway, and the cluster has no "
+                            f"Service {ISTIO_NAMESPACE}/{GATEWAY_SERVICE}; install Istio's ingress gateway (labels "
+                            f"istio: ingressgateway), as --mesh kind does")
         wanted = render_topology(topology, self._render)
         for obj in wanted:
-            self._api.apply(obj)
+            applied = self._api.apply(obj)
+            if obj["kind"] == "Service" and applied.get("spec", {}).get("clusterIP"):
+                self._cluster_ips[obj["metadata"]["namespace"], obj["metadata"]["name"]] = applied["spec"]["clusterIP"]
         self._delete_unwanted(wanted)
         self._wait_rollout(topology)
         self._connect(topology)
@@ -172,11 +192,20 @@ class KubeMesh:
 
     def send(self, spec: SendSpec) -> list[Observation]:
         client = self._client(spec.client)
+        assert client.control is not None  # every client workload runs the echo app
+        if spec.via == "gateway":
+            gateway = self._gateway
+            if gateway is None or not self._render.gateway_ip:
+                raise MeshError(f"{spec.url}: send via gateway, but the deployed topology has no ingress gateway; "
+                                "apply a Gateway (selector: {istio: ingressgateway}) in the case")
+            observations = client.control.forward(spec, connect_to=gateway_address(self._render.gateway_ip, spec.url),
+                                                  capture_headers=spec.capture_headers)
+            return self._join_access_log(GATEWAY, gateway, observations)
         observations = client.control.forward(spec, connect_to=None, capture_headers=spec.capture_headers)
         return self._join_access_log(spec.client, client, observations)
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
-        return self._stats(self._client(workload), None)
+        return self._stats(self._proxy(workload), None)
 
     def drain(self, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -204,7 +233,7 @@ class KubeMesh:
 
     def config_dump(self, workload: str) -> dict[str, Any]:
         """The workload's sidecar ``/config_dump`` (routes and clusters for failure evidence)."""
-        return self._admin_json(self._client(workload), "/config_dump")
+        return self._admin_json(self._proxy(workload), "/config_dump")
 
     # --- apply / revert ------------------------------------------------------------------------
 
@@ -226,7 +255,9 @@ class KubeMesh:
             self._api.delete(obj.api_version, obj.kind, self._render.namespace(obj.metadata.namespace), obj.metadata.name)
             self._objects.pop(obj.key, None)
         for obj in steps.apply:
-            manifest = to_manifest(obj, self._render.namespace(obj.metadata.namespace), labels)
+            namespace = self._render.namespace(obj.metadata.namespace)
+            manifest = point_at_external_app(to_manifest(obj, namespace, labels), self._deployed(), namespace,
+                                             {name: ip for (ns, name), ip in self._cluster_ips.items() if ns == namespace})
             self._touched_namespaces.add(manifest["metadata"]["namespace"])
             try:
                 self._api.apply(manifest)
@@ -238,18 +269,21 @@ class KubeMesh:
             self._objects[obj.key] = obj
 
     def _sync(self, version: int) -> None:
-        """Write the sentinels of ``version`` and wait until every client sidecar holds them."""
+        """Write the sentinels of ``version`` and wait until every client sidecar (and the gateway) holds them."""
         labels = {RUN_LABEL: self._render.run_id}
         spaces = sorted({c.namespace for c in self._clients.values()})
         for namespace in spaces:
-            for sentinel in sentinels.sentinels(namespace, version, labels):
+            for sentinel in sync_objects(namespace, version, labels, gateway=self._gateway is not None):
                 self._api.apply(sentinel)
         deadline = time.monotonic() + self._sync_timeout_s
         pending = dict(self._clients)
+        if self._gateway is not None:
+            pending[GATEWAY] = self._gateway
         last: dict[str, sentinels.SyncState] = {}
         for _ in range(int(self._sync_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
             for name, client in list(pending.items()):
-                state = sentinels.sync_state(self._admin_json(client, "/config_dump"), client.namespace, version)
+                state = sentinels.sync_state(self._admin_json(client, "/config_dump"),
+                                             client.namespace if name != GATEWAY else spaces[0], version)
                 last[name] = state
                 if state.rejected:
                     raise ConfigRejected(f"{client.pod} ({name})", "config", str(version), "; ".join(state.rejected))
@@ -283,7 +317,8 @@ class KubeMesh:
             self._created_namespaces.append(real)
         for client in topology.clients:
             namespace = self._render.namespace(client.namespace)
-            self._api.apply(sentinels.sentinel_service_entry(namespace, {RUN_LABEL: self._render.run_id}))
+            self._api.apply(sentinels.sentinel_service_entry(namespace, {RUN_LABEL: self._render.run_id},
+                                                             export_to=sync_export(topology.gateway)))
 
     def _delete_unwanted(self, wanted: list[dict[str, Any]]) -> None:
         keep = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in wanted}
@@ -363,8 +398,32 @@ class KubeMesh:
                 admin=httpx.Client(base_url=f"http://127.0.0.1:{admin_port}", trust_env=False, timeout=_ADMIN_TIMEOUT_S))
         for name in [n for n in self._clients if topology.client(n) is None]:
             gone = self._clients.pop(name)
-            gone.control.close()
+            if gone.control is not None:
+                gone.control.close()
             gone.admin.close()
+        self._connect_gateway(topology.gateway)
+
+    def _connect_gateway(self, wanted: bool) -> None:
+        """The gateway proxy's admin connection while the topology has a gateway (its pod can change)."""
+        if not wanted:
+            if self._gateway is not None:
+                self._gateway.admin.close()
+            self._gateway = None
+            return
+        selector = ",".join(f"{k}={v}" for k, v in GATEWAY_LABELS.items())
+        pods = sorted(str(p["metadata"]["name"]) for p in self._api.list("v1", "Pod", ISTIO_NAMESPACE, selector)
+                      if is_ready(p))
+        if not pods:
+            raise MeshError(f"no ready ingress gateway pod ({selector}) in {ISTIO_NAMESPACE}; check it with "
+                            f"kubectl -n {ISTIO_NAMESPACE} get pods -l {selector}")
+        if self._gateway is not None and self._gateway.pod in pods:
+            return
+        if self._gateway is not None:
+            self._gateway.admin.close()
+        # Several replicas: the harness reads one; a cluster of its own (kind) runs one.
+        admin_port = self._open_forward(ISTIO_NAMESPACE, pods[0], ADMIN_PORT)
+        self._gateway = _Client(pod=pods[0], namespace=ISTIO_NAMESPACE, control=None, admin=httpx.Client(
+            base_url=f"http://127.0.0.1:{admin_port}", trust_env=False, timeout=_ADMIN_TIMEOUT_S))
 
     def _ready_pod(self, namespace: str, instance: str) -> str:
         pods = [p for p in self._run_pods(namespace) if p["metadata"].get("labels", {}).get(INSTANCE_LABEL) == instance
@@ -445,6 +504,12 @@ class KubeMesh:
             lines.append(f"(could not read pods and events: {exc})")
         return "Pods and events: " + ("; ".join(lines) if lines else "none")
 
+    def _proxy(self, workload: str) -> _Client:
+        """A client's sidecar, or the gateway (``GATEWAY``)."""
+        if workload == GATEWAY and self._gateway is not None:
+            return self._gateway
+        return self._client(workload)
+
     def _client(self, workload: str) -> _Client:
         client = self._clients.get(workload)
         if client is None:
@@ -459,8 +524,9 @@ class KubeMesh:
     # --- cleanup -------------------------------------------------------------------------------
 
     def _close_connections(self) -> None:
-        for client in self._clients.values():
-            client.control.close()
+        for client in [*self._clients.values(), *([self._gateway] if self._gateway else [])]:
+            if client.control is not None:
+                client.control.close()
             client.admin.close()
         for control in self._controls.values():
             control.close()
@@ -471,8 +537,7 @@ class KubeMesh:
     def _delete_run_objects(self) -> None:
         """Namespaces the run made go whole (waited for, bounded); in others, the run's labelled objects go."""
         selector = f"{RUN_LABEL}={self._render.run_id}"
-        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), ("networking.istio.io/v1", "VirtualService"),
-                 ("networking.istio.io/v1", "DestinationRule"), ("networking.istio.io/v1", "ServiceEntry")]
+        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), *(("networking.istio.io/v1", k) for k in ISTIO_KINDS)]
         for namespace in sorted(self._touched_namespaces - set(self._created_namespaces)):
             for api_version, kind in kinds:
                 for obj in self._api.list(api_version, kind, namespace, selector):
@@ -492,6 +557,29 @@ class KubeMesh:
 
 
 # --- pure helpers ------------------------------------------------------------------------------
+
+
+def sync_export(gateway: bool) -> tuple[str, ...]:
+    """Where the sentinels are visible: their namespace, and the gateway's when one is read (a gateway proxy
+    sees only objects exported to its own namespace)."""
+    return (".", ISTIO_NAMESPACE) if gateway else (".",)
+
+
+def sync_objects(namespace: str, version: int, labels: dict[str, str], *, gateway: bool) -> list[dict[str, Any]]:
+    """The sentinels of ``version`` in ``namespace``; with a gateway, a sentinel Gateway server that their
+    VirtualService binds to as well, so that the gateway's route table carries the sentinel route too."""
+    if not gateway:
+        return sentinels.sentinels(namespace, version, labels)
+    bound = (f"{namespace}/{sentinels.SYNC_NAME}",)
+    return [sentinels.sentinel_gateway(namespace, dict(GATEWAY_LABELS), labels=labels),
+            *sentinels.sentinels(namespace, version, labels, export_to=sync_export(True), gateways=bound)]
+
+
+def gateway_address(gateway_ip: str, url: str) -> str:
+    """``ip:port`` of the gateway Service for the URL's port (80 by default): a Gateway server's port is
+    the Service's port, which istioctl maps to the pod's listener (80 -> 8080)."""
+    port = urlsplit(url).port or 80
+    return f"{gateway_ip}:{port}"
 
 
 def is_ready(pod: dict[str, Any]) -> bool:

@@ -24,7 +24,13 @@ from harness.errors import CaseError, MeshError
 from harness.mesh.kube.api import KubeApi
 from harness.mesh.kube.commands import Runner, run_command
 from harness.mesh.kube.image import ensure_image
-from harness.mesh.kube.istio_install import ISTIO_NAMESPACE, install_istio, istiod_image_version, istiod_name
+from harness.mesh.kube.istio_install import (
+    GATEWAY_SERVICE,
+    ISTIO_NAMESPACE,
+    install_istio,
+    istiod_image_version,
+    istiod_name,
+)
 from harness.mesh.kube.kindcluster import KindCluster, KindSpec
 from harness.mesh.kube.manifests import RenderOptions
 from harness.mesh.kube.mesh import Forwarder, KubeMesh
@@ -139,7 +145,7 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
             cluster.load_image(image)
         run_id = uuid.uuid4().hex[:8]
         render = RenderOptions(image=image, run_id=run_id, namespace_prefix=run_namespace_prefix(opts.mesh, run_id),
-                               revision=opts.istio_revision)
+                               revision=opts.istio_revision, gateway_ip=gateway_ip(api))
         return KubeMesh(kind=opts.mesh, api=api, render=render, istio_version=running,
                         forward=kubectl_forwarder(tools.kubectl, kubeconfig, context, workdir / "kubectl-cache"),
                         cleanups=undo[1:])
@@ -150,6 +156,13 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
             except Exception:  # noqa: BLE001 (the first error is the one to report)
                 continue
         raise
+
+
+def gateway_ip(api: KubeApi) -> str | None:
+    """The ClusterIP of the ingress gateway Service, or None when the cluster has none."""
+    service = api.get("v1", "Service", ISTIO_NAMESPACE, GATEWAY_SERVICE)
+    address = (service or {}).get("spec", {}).get("clusterIP")
+    return str(address) if address and address != "None" else None
 
 
 def running_istio(api: KubeApi, revision: str | None) -> str | None:

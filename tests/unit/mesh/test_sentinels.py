@@ -29,7 +29,7 @@ def test_kube_sentinels_stay_in_their_namespace() -> None:
 
 
 def test_local_istiod_sentinels_reach_every_namespace_and_the_gateway() -> None:
-    vs, dr = sentinels("istio-system", 7, {}, export_to="*", gateways=(f"istio-system/{SYNC_NAME}",))
+    vs, dr = sentinels("istio-system", 7, {}, export_to=("*",), gateways=(f"istio-system/{SYNC_NAME}",))
     assert vs["spec"]["exportTo"] == ["*"] and dr["spec"]["exportTo"] == ["*"]
     assert vs["spec"]["gateways"] == ["mesh", f"istio-system/{SYNC_NAME}"]  # sidecars keep it too
     gateway = sentinel_gateway("istio-system", {"istio": "ingressgateway"}, "127.9.8.2")

@@ -25,6 +25,7 @@ from typing import Any
 
 from harness.istio.manifest import to_manifest
 from harness.istio.model import Gateway, IstioObject, ServiceEntry
+from harness.mesh.capabilities import MESHES
 from harness.mesh.local.plane import Instance
 from harness.topology import CLUSTER_DOMAIN, INGRESS_GATEWAY, Client, Service, ServicePort, Topology
 
@@ -186,7 +187,7 @@ def case_objects(objects: Sequence[IstioObject], topology: Topology, apps: Mappi
 
 def _point_at_external_app(spec: dict[str, Any], topology: Topology, apps: Mapping[str, Instance]) -> None:
     hosts = spec.get("hosts", [])
-    service = next((s for s in topology.services if s.external and hosts and hosts[0].split(".")[0] == s.name), None)
+    service = topology.external_app(hosts[0]) if hosts else None
     if service is None or not spec.get("endpoints"):
         return
     real: list[dict[str, Any]] = []
@@ -214,7 +215,7 @@ def mesh_config() -> dict[str, Any]:
         "enableTracing": False,
         "accessLogFile": "/dev/stdout",
         "accessLogEncoding": "JSON",
-        "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
+        "outboundTrafficPolicy": {"mode": MESHES["local-istiod"].outbound_policy},
     }
 
 
