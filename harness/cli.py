@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--html", dest="html_path", metavar="FILE", help="write the HTML report (tables and plots) to FILE")
     run.add_argument("--mesh-attach", metavar="NAME",
                      help="run on the environment NAME started with `mesh-harness up` (left running, its config restored)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="--mesh kind|cluster: print every command and manifest the run would issue, in order, and "
+                          "which cases would be refused; runs nothing, needs no Docker")
     _mesh_options(run)
     _stat_options(run)
     run.set_defaults(func=_run)
@@ -407,6 +411,8 @@ def load_cases(paths: Sequence[str]) -> list[Case]:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     cases = load_cases(args.paths)
+    if args.dry_run:
+        return _dry_run(args, cases, console)
     _check_istio_rules(cases, console, mesh=args.mesh, control_plane=args.control_plane)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     needle = (args.select or "").lower()
@@ -433,6 +439,27 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
         write_html(args.html_path, run_html(document))
     return EXIT_OK if all(r.outcome == "pass" for r in results) else EXIT_FAILED
+
+
+def _dry_run(args: argparse.Namespace, cases: list[Case], console: Console) -> int:
+    """The plan of a kube run (``harness.mesh.kube.plan``): istiod's validation errors still stop it, refused
+    cases are listed in it."""
+    if args.mesh == "local" or getattr(args, "mesh_attach", None):
+        raise CaseError("--dry-run plans a run on real Istio: use it with --mesh kind or --mesh cluster")
+    from harness.mesh.kube.plan import kube_plan, render_plan
+    from harness.mesh.kube.session import check_options
+    from harness.mesh.kube.tools import default_cache_dir
+
+    _check_istio_rules(cases, console)  # istiod's validation only: refusals are part of the plan
+    needle = (args.select or "").lower()
+    chosen = [replace(case, checks=tuple(c for c in case.checks if _matching(case, needle)(c))) for case in cases]
+    chosen = [case for case in chosen if case.checks]
+    if not chosen:
+        raise CaseError(f"no checks matched -k {args.select!r}; nothing was planned")
+    opts = kube_options(args)
+    check_options(opts)
+    print(render_plan(kube_plan(opts, chosen, cache_dir=default_cache_dir())))
+    return EXIT_OK
 
 
 def _matching(case: Case, needle: str) -> Callable[[Check], bool]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -54,6 +55,13 @@ class Harness:
 
 @pytest.fixture
 def recorded() -> Iterator[Harness]:
+    with recorded_mesh() as harness:
+        yield harness
+
+
+@contextmanager
+def recorded_mesh() -> Iterator[Harness]:
+    """A KubeMesh over the recorded API server and proxy (also for the dry-run plan's cross-check)."""
     server = RecordedApiServer()
 
     def dump() -> str:

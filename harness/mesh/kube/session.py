@@ -62,9 +62,8 @@ class Tools:
     kind: str | None
 
 
-def check_prerequisites(opts: KubeOptions, *, run: Runner = run_command, path: str | None = None) -> Tools:
-    """Fail fast, before anything is created, when a tool, the Docker engine or an option the mesh needs is missing."""
-    what = f"--mesh {opts.mesh}"
+def check_options(opts: KubeOptions) -> None:
+    """The options each mesh needs, and none it does not take (pure: ``--dry-run`` checks them too)."""
     if opts.mesh == "cluster":
         if not opts.context:
             raise CaseError("--mesh cluster needs --context NAME (and --kubeconfig FILE unless it is in the default "
@@ -75,6 +74,12 @@ def check_prerequisites(opts: KubeOptions, *, run: Runner = run_command, path: s
     elif opts.kubeconfig or opts.context:
         raise CaseError("--kubeconfig and --context are for --mesh cluster; --mesh kind uses the kubeconfig of the "
                         "kind cluster it makes")
+
+
+def check_prerequisites(opts: KubeOptions, *, run: Runner = run_command, path: str | None = None) -> Tools:
+    """Fail fast, before anything is created, when a tool, the Docker engine or an option the mesh needs is missing."""
+    check_options(opts)
+    what = f"--mesh {opts.mesh}"
     docker = find_tool("docker", needed_for=what, path=path)
     kind = find_tool("kind", needed_for=what, path=path) if opts.mesh == "kind" else None
     kubectl = find_tool("kubectl", needed_for=what, path=path)
