@@ -101,6 +101,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """On real Istio, make the mesh and deploy the first case's topology before any test runs.
+
+    pytest-timeout times a test's setup as well as its call (unless ``timeout_func_only``), and the
+    first case's setup would otherwise make the mesh: create the kind cluster, install Istio, build
+    and load the image, pull the proxy image for the first pods (minutes on a cold machine). Done
+    here, no test's timeout counts them, and a failure is kept and reported by each case as before.
+    The local mesh starts in seconds and stays lazy (a session without cases starts none)."""
+    if session.config.getoption("--mesh") == "local" or session.config.option.collectonly:
+        return
+    first = next((item.parent for item in session.items if isinstance(item, CheckItem)), None)
+    if not isinstance(first, CaseNode):
+        return
+    try:
+        session.config.stash[_SESSION].mesh().deploy(first.case.topology)
+    except HarnessError:
+        return  # kept by MeshSession.mesh() or raised again by the case's own deploy, with the message
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix in CASE_SUFFIXES and "cases" in file_path.parts and looks_like_case(file_path):
         return CaseFile.from_parent(parent, path=file_path)

@@ -23,22 +23,27 @@ from typing import Literal
 from harness.errors import CaseError, MeshError
 from harness.mesh.kube.api import KubeApi
 from harness.mesh.kube.commands import Runner, run_command
-from harness.mesh.kube.image import ensure_image
+from harness.mesh.kube.image import BUILD_TIMEOUT_S, ensure_image
 from harness.mesh.kube.istio_install import (
     GATEWAY_SERVICE,
+    INSTALL_TIMEOUT_S,
     ISTIO_NAMESPACE,
     install_istio,
     istiod_image_version,
     istiod_name,
 )
-from harness.mesh.kube.kindcluster import KindCluster, KindSpec
+from harness.mesh.kube.kindcluster import CREATE_TIMEOUT_S, LOAD_TIMEOUT_S, KindCluster, KindSpec
 from harness.mesh.kube.manifests import RenderOptions
-from harness.mesh.kube.mesh import Forwarder, KubeMesh
+from harness.mesh.kube.mesh import ROLLOUT_TIMEOUT_S, Forwarder, KubeMesh
 from harness.mesh.kube.portforward import PortForward, port_forward_command
 from harness.mesh.kube.tools import ToolMissing, default_cache_dir, ensure_istioctl, find_tool, kubernetes_client
 from harness.mesh.kube.versions import DEFAULT_ISTIO_VERSION, DEFAULT_KUBERNETES
 
 DOCKER_CHECK_TIMEOUT_S = 20.0
+SETUP_BOUND_S = (DOCKER_CHECK_TIMEOUT_S + CREATE_TIMEOUT_S + INSTALL_TIMEOUT_S + BUILD_TIMEOUT_S + LOAD_TIMEOUT_S
+                 + ROLLOUT_TIMEOUT_S)
+"""The most opening a kube mesh and its first deploy can take, each step at its own bound: a test that makes
+the mesh in a fixture needs a pytest-timeout at least this long (the plugin makes it before any timer)."""
 
 
 @dataclass(frozen=True)
