@@ -128,6 +128,7 @@ class KindCluster:
         self._holder = f"{self._token} {os.getpid()} {id(self)}"
         self.created = False
         self._deleted = False
+        self._lock_depth = 0
 
     @property
     def kubeconfig(self) -> Path:
@@ -140,7 +141,7 @@ class KindCluster:
     def up(self) -> None:
         """Reuse the cluster when it exists with the same config, else create it (once per run, under the lock)."""
         self._dir.mkdir(parents=True, exist_ok=True)
-        with self._locked():
+        with self.exclusive():
             self._check_kind_version()
             self._hold()
             config = kind_config(self.spec)
@@ -178,7 +179,7 @@ class KindCluster:
         if self._deleted:
             return
         self._deleted = True
-        with self._locked():
+        with self.exclusive():
             holders = [h for h in self._holders() if h != self._holder]
             self._write_holders(holders)
             if not self.created or self._keep or holders:
@@ -198,13 +199,24 @@ class KindCluster:
         return self._dir / "created-by-run"
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """An exclusive lock on the cluster's state directory, across the processes of this machine."""
-        with (self._dir / "lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    def exclusive(self) -> Iterator[None]:
+        """Hold the cluster's lock (re-entrant in this object): the session sets up Istio and the image under
+        it, so that workers of one run never install or load at once."""
+        if self._lock_depth:
+            self._lock_depth += 1
             try:
                 yield
             finally:
+                self._lock_depth -= 1
+            return
+        self._dir.mkdir(parents=True, exist_ok=True)
+        with (self._dir / "lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _hold(self) -> None:

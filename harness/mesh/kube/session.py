@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -126,12 +127,14 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
     undo: list[Callable[[], None]] = [lambda: shutil.rmtree(workdir, ignore_errors=True)]
     kubeconfig: Path | None
     context: str | None
+    setup = ExitStack()  # on kind: the cluster's lock, held until Istio and the image are in place
     try:
         if opts.mesh == "kind":
             assert tools.kind is not None
             cluster = KindCluster(KindSpec(kubernetes=opts.kubernetes), kind=tools.kind, state_dir=cache / "kind",
                                   run=run, keep=opts.keep_cluster)
             undo.insert(0, cluster.close)
+            setup.enter_context(cluster.exclusive())
             cluster.up()
             kubeconfig, context = cluster.kubeconfig, cluster.context
         else:
@@ -153,6 +156,7 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
         image = ensure_image(run, tools.docker, opts.image_registry if opts.mesh == "cluster" else None)
         if opts.mesh == "kind":
             cluster.load_image(image)
+        setup.close()
         run_id = uuid.uuid4().hex[:8]
         render = RenderOptions(image=image, run_id=run_id, namespace_prefix=run_namespace_prefix(opts.mesh, run_id),
                                revision=opts.istio_revision, gateway_ip=gateway_ip(api))
@@ -160,6 +164,7 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
                         forward=kubectl_forwarder(tools.kubectl, kubeconfig, context, workdir / "kubectl-cache"),
                         cleanups=undo[1:])
     except BaseException:
+        setup.close()
         for step in undo:
             try:
                 step()
