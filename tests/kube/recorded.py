@@ -87,7 +87,7 @@ class RecordedApiServer:
             return _Answer(200, recording("istio_proxy_log.txt").encode(), "text/plain")
         if path == "/api/v1/namespaces/istio-system/pods":
             return _json(200, recording("pods_gateway.json"))
-        lists = {"/pods": self.pods, "/deployments": "deployments_listed.json", "/services": "services_listed.json",
+        lists = {"/nodes": "nodes.json", "/pods": self.pods, "/deployments": "deployments_listed.json", "/services": "services_listed.json",
                  "/events": "events_warning.json"}
         for suffix, name in lists.items():
             if path.endswith(suffix):

@@ -37,7 +37,8 @@ def test_kube_dry_run_plan_of_the_gateway_case_on_kind_is_pinned() -> None:
                        f"write {state}/kind-config.json",
                        f"run kind create cluster --name mesh-harness --config {state}/kind-config.json "
                        f"--kubeconfig {state}/kubeconfig --wait 300s",
-                       "wait GET Deployment istio-system/istiod: which Istio runs"]
+                       "wait GET Nodes and Deployment istio-system/istiod: a Ready node, istiod ready if it runs, "
+                       "which Istio it is, the nodes' platform"]
     assert got[7] == (f"run /cache/istioctl-1.30.3/istioctl install --skip-confirmation -f <work dir>/istio-overlay.json "
                       f"--kubeconfig {state}/kubeconfig --context kind-mesh-harness --readiness-timeout 600s")
     assert got[10].startswith("run kind load docker-image mesh-harness-echo:")
@@ -69,7 +70,9 @@ def test_kube_dry_run_on_cluster_refuses_up_front_and_installs_nothing() -> None
                       "harness does not install Istio on --mesh cluster, so it cannot promise a mode; run it with "
                       "--mesh local or --mesh local --control-plane istiod or --mesh kind")
     assert not any("kind" in line.split()[1:2] or "istioctl" in line for line in got)
-    assert any(line.startswith("run docker push ghcr.io/me/mesh-harness-echo:") for line in got)
+    assert any(line.startswith("run docker push ghcr.io/me/mesh-harness-echo:") and line.endswith("-<arch of the nodes>")
+               for line in got)
+    assert any("--platform linux/<arch of the nodes>" in line for line in got)
     assert "apply Namespace mh-dry-run-default" in got
     assert not any("virtual-service-host-without-service" in line for line in got[1:])
     assert not any(line.startswith("refuse") for line in lines(kube_plan(KIND, cases, cache_dir=CACHE)))

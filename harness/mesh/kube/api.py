@@ -27,6 +27,7 @@ REQUEST_TIMEOUT_S = 30.0
 # (apiVersion group, kind) -> (plural, namespaced). The version comes from the object.
 _RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("", "Namespace"): ("namespaces", False),
+    ("", "Node"): ("nodes", False),
     ("", "Service"): ("services", True),
     ("", "Pod"): ("pods", True),
     ("", "Event"): ("events", True),

@@ -105,14 +105,16 @@ def kube_plan(opts: KubeOptions, cases: list[Case], *, cache_dir: Path) -> Plan:
     context = opts.context or spec.context
     version = opts.istio_version or DEFAULT_ISTIO_VERSION
     registry = opts.image_registry if opts.mesh == "cluster" else None
-    echo = image.image_ref(image.source_hash(image.package_root()), registry)
+    platform = "linux/<arch of the nodes>" if opts.mesh == "cluster" else None
+    echo = image.image_ref(image.image_tag(image.package_root(), platform), registry)
     plan.run(["docker", "version", "--format", "{{.Server.Version}}"])
     if opts.mesh == "kind":
         plan.run(["kind", "get", "clusters"])
         config_path = state / spec.name / "kind-config.json"
         plan.add("write", str(config_path), kind_config(spec))
         plan.run(create_command("kind", spec, config_path, kind_kubeconfig))
-    plan.add("wait", f"GET Deployment {ISTIO_NAMESPACE}/{istiod_name(opts.istio_revision)}: which Istio runs")
+    plan.add("wait", f"GET Nodes and Deployment {ISTIO_NAMESPACE}/{istiod_name(opts.istio_revision)}: a Ready "
+                     "node, istiod ready if it runs, which Istio it is, the nodes' platform")
     if opts.mesh == "kind":
         istioctl = cache_dir / f"istioctl-{version}" / "istioctl"
         url = istioctl_url(version, "<os>-<arch>")
@@ -121,7 +123,7 @@ def kube_plan(opts: KubeOptions, cases: list[Case], *, cache_dir: Path) -> Plan:
         plan.add("write", str(overlay_path), install_overlay(opts.istio_revision))
         plan.run(install_command(str(istioctl), overlay_path, kind_kubeconfig, context))
     plan.run(image.inspect_command("docker", echo))
-    plan.add("run", " ".join(image.build_command("docker", echo, image.package_root()))
+    plan.add("run", " ".join(image.build_command("docker", echo, image.package_root(), platform))
              + "   (only when the inspect finds no such image)")
     plan.run(load_image_command("kind", spec, echo) if opts.mesh == "kind" else image.push_command("docker", echo))
     plan.add("wait", f"GET Service {ISTIO_NAMESPACE}/{GATEWAY_SERVICE}: the ingress gateway's ClusterIP")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from harness.errors import CaseError, MeshError
 from harness.mesh.kube.api import KubeApi
@@ -141,6 +141,12 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
             kubeconfig, context = (Path(opts.kubeconfig) if opts.kubeconfig else None), opts.context
         api = KubeApi.from_kubeconfig(str(kubeconfig) if kubeconfig else None, context)
         undo.insert(0, api.close)
+        nodes = api.list("v1", "Node", None)
+        istiod = api.get("apps/v1", "Deployment", ISTIO_NAMESPACE, istiod_name(opts.istio_revision))
+        problems = readiness_problems(nodes, istiod)
+        if problems:
+            raise MeshError(f"the cluster on context {context} is not ready: {'; '.join(problems)}; check it with "
+                            f"kubectl get nodes and kubectl -n {ISTIO_NAMESPACE} get pods")
         running = running_istio(api, opts.istio_revision)
         if running is None and opts.mesh == "cluster":
             raise MeshError(f"no {istiod_name(opts.istio_revision)} in {ISTIO_NAMESPACE} on context {context}: install "
@@ -153,7 +159,8 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
         elif opts.mesh == "kind" and running != version:
             raise MeshError(f"the kind cluster runs Istio {running} ({istiod_name(opts.istio_revision)}), not {version}: "
                             "pass --istio-revision NAME to install a canary beside it, or delete the cluster")
-        image = ensure_image(run, tools.docker, opts.image_registry if opts.mesh == "cluster" else None)
+        image = ensure_image(run, tools.docker, opts.image_registry if opts.mesh == "cluster" else None,
+                             platform=node_platform(nodes) if opts.mesh == "cluster" else None)
         if opts.mesh == "kind":
             cluster.load_image(image)
         setup.close()
@@ -171,6 +178,30 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command) -> KubeMesh:
             except Exception:  # noqa: BLE001 (the first error is the one to report)
                 continue
         raise
+
+
+def readiness_problems(nodes: list[dict[str, Any]], istiod: dict[str, Any] | None) -> list[str]:
+    """Why a cluster (made now, or reused) cannot take pods yet (pure; empty when it can): no node is Ready
+    (kind's ``--wait`` only warns when it runs out), or an istiod is there but none of its replicas is ready."""
+    problems = []
+    ready = [n for n in nodes if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                     for c in n.get("status", {}).get("conditions", []))]
+    if not ready:
+        shown = ", ".join(str(n.get("metadata", {}).get("name")) for n in nodes) or "none"
+        problems.append(f"no node is Ready (nodes: {shown})")
+    if istiod is not None and not istiod.get("status", {}).get("readyReplicas"):
+        problems.append(f"{ISTIO_NAMESPACE}/{istiod['metadata']['name']} has no ready replica")
+    return problems
+
+
+def node_platform(nodes: list[dict[str, Any]]) -> str:
+    """``linux/<arch>`` of the cluster's nodes, which the echo image is built for (pure); an error for a mix."""
+    platforms = sorted({f"{n['status']['nodeInfo'].get('operatingSystem', 'linux')}/{n['status']['nodeInfo']['architecture']}"
+                        for n in nodes if n.get("status", {}).get("nodeInfo", {}).get("architecture")})
+    if len(platforms) != 1:
+        raise MeshError(f"the echo image is built for one platform, and the cluster's nodes run "
+                        f"{', '.join(platforms) or 'no reported platform'}; run on a cluster of one architecture")
+    return platforms[0]
 
 
 def gateway_ip(api: KubeApi) -> str | None:
