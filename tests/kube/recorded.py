@@ -118,6 +118,7 @@ class RecordedProxy:
         self.paths: list[str] = []
         self.posted: list[dict[str, Any]] = []
         self.dump_name = "config_dump.json"
+        self.stats_name = "stats.json"
 
     @contextmanager
     def serving(self) -> Iterator[int]:
@@ -144,7 +145,7 @@ class RecordedProxy:
                 elif parts.path == "/clusters":
                     self._send(recording("clusters.json"))
                 elif parts.path == "/stats":
-                    self._send(recording("stats.json"))
+                    self._send(recording(proxy.stats_name))
                 elif parts.path == "/server_info":
                     self._send(recording("server_info.json"))
                 elif parts.path == "/log":

@@ -21,8 +21,9 @@ from harness.istio.load import load_objects
 from harness.istio.model import IstioObject
 from harness.mesh.base import Mesh, SendSpec
 from harness.mesh.kube.manifests import RenderOptions
-from harness.mesh.kube.mesh import KubeMesh
+from harness.mesh.kube.mesh import KubeMesh, rejected_growth
 from harness.mesh.kube.session import running_istio
+from harness.mesh.sentinels import sync_state
 from harness.topology import DEFAULT_TOPOLOGY
 from harness.yamlsource import load_documents
 from tests.kube.recorded import SUBSETS, RecordedApiServer, RecordedProxy, recording
@@ -152,6 +153,25 @@ def test_kube_apply_nacked_by_envoy_raises_with_envoys_message(recorded: Harness
         recorded.mesh.apply(objects(CANARY))
     assert "Routes 9080: Proto constraint validation failed" in info.value.detail
     assert "client-6d8f7c9b5-q4w7e" in info.value.node
+
+
+def test_kube_apply_rejected_by_envoys_rds_is_never_reported_as_synced(recorded: Harness) -> None:
+    """Real Envoy 1.38 after rejecting an RDS update (recordings/real_*: captured from the local mesh's Envoy):
+    its config_dump holds no error_state, so only the update_rejected counter shows the rejection; the sentinels
+    alone (present in the dump) would have called the stale config synced."""
+    real_dump = recording("real_config_dump_rds_rejected.json")
+    assert sync_state(real_dump, "default", 1).rejected == ()  # nothing to see in the dump
+    mesh, server = recorded.mesh, recorded.server
+    mesh.deploy(DEFAULT_TOPOLOGY)
+    recorded.proxy.stats_name = "real_stats_rds_rejected.json"
+    with pytest.raises(ConfigRejected) as info:
+        mesh.apply(objects(CANARY))
+    assert "http.outbound.rds.local_route.update_rejected +1" in info.value.detail
+    assert "client-6d8f7c9b5-q4w7e" in info.value.node
+    assert f"{ISTIO}/virtualservices/reviews" not in server.applied  # the previous (empty) set was restored
+    assert rejected_growth({"a.update_rejected": 1}, {"a.update_rejected": 1, "b.update_rejected": 2}) == [
+        "b.update_rejected +2"]
+    assert rejected_growth(None, {"a.update_rejected": 3}) == []  # a proxy seen the first time: its baseline
 
 
 def test_kube_sync_timeout_names_what_was_missing(recorded: Harness) -> None:

@@ -7,7 +7,8 @@ istiod translates, real Istio sidecars route; the harness only writes objects an
   client sidecars to hold exactly the new endpoints (``/clusters`` of each client's admin API);
 * ``apply``/``revert``: the case's Istio objects, server-side applied or deleted (``apply.py``),
   then the sentinels of the new version; returns when every client sidecar's config_dump holds
-  them (``harness/mesh/sentinels.py``). A webhook denial or an Envoy rejection (``error_state``) restores the previous
+  them (``harness/mesh/sentinels.py``). A webhook denial or an Envoy rejection (``error_state``, or a grown
+  ``update_rejected`` counter: CDS and RDS rejections leave no error in the config_dump) restores the previous
   objects and raises ``ConfigRejected`` with istiod's or Envoy's message;
 * ``send``: ForwardEcho on the client pod (its control port through a pod port-forward), so the
   traffic leaves through the client's own sidecar; Envoy's response flags come from the sidecar's
@@ -121,6 +122,7 @@ class KubeMesh:
         self._clients: dict[str, _Client] = {}
         self._gateway: _Client | None = None
         self._cluster_ips: dict[tuple[str, str], str] = {}  # (namespace, Service) -> its ClusterIP
+        self._rejected: dict[str, dict[str, int]] = {}  # proxy -> its update_rejected counters, as last accounted for
         self._controls: dict[str, ControlClient] = {}  # app pod -> its control connection
         self._forwards: dict[tuple[str, str, int], Callable[[], None]] = {}
         self._envoy_version: str | None = None
@@ -282,6 +284,7 @@ class KubeMesh:
         last: dict[str, sentinels.SyncState] = {}
         for _ in range(int(self._sync_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
             for name, client in list(pending.items()):
+                self._check_rejections(name, client, version)
                 state = sentinels.sync_state(self._admin_json(client, "/config_dump"),
                                              client.namespace if name != GATEWAY else spaces[0], version)
                 last[name] = state
@@ -299,6 +302,18 @@ class KubeMesh:
         raise SyncTimeout(f"config version {version}: client sidecars did not get istiod's push within "
                           f"{self._sync_timeout_s:g}s ({seen}); is istiod running? "
                           f"{self._describe_pods(spaces)}")
+
+    def _check_rejections(self, name: str, proxy: _Client, version: int) -> None:
+        """ConfigRejected when the proxy's ``update_rejected`` counters grew since they were last accounted for:
+        Envoy keeps no ``error_state`` in its config_dump for a rejected CDS or RDS update (recordings/
+        real_config_dump_rds_rejected.json), so the sentinels alone would report the stale config as synced."""
+        now = self._stats(proxy, REJECTED_STATS)
+        grown = rejected_growth(self._rejected.get(name), now)
+        self._rejected[name] = now
+        if grown:
+            raise ConfigRejected(f"{proxy.pod} ({name})", "config", str(version),
+                                 f"Envoy counted rejected updates ({', '.join(grown)}); its config_dump keeps no "
+                                 f"message for CDS and RDS: istiod's /debug/syncz on port 15014 has it")
 
     def _next_version(self) -> int:
         self._version += 1
@@ -557,6 +572,18 @@ class KubeMesh:
 
 
 # --- pure helpers ------------------------------------------------------------------------------
+
+
+REJECTED_STATS = r"update_rejected$"
+"""Envoy's per-xDS-subscription counters of rejected updates (``cluster_manager.cds``, ``listener_manager.lds``,
+``http.<prefix>.rds.<route config>``, per-cluster EDS)."""
+
+
+def rejected_growth(before: dict[str, int] | None, now: dict[str, int]) -> list[str]:
+    """``<counter> +<n>`` for every rejection counter that grew (pure); nothing for a proxy seen the first time."""
+    if before is None:
+        return []
+    return [f"{name} +{value - before.get(name, 0)}" for name, value in sorted(now.items()) if value > before.get(name, 0)]
 
 
 def sync_export(gateway: bool) -> tuple[str, ...]:
