@@ -75,9 +75,9 @@ def test_kube_kind_cluster_created_then_deleted(tmp_path: Path) -> None:
 
 
 def test_kube_kind_cluster_reused_kept_and_never_taken_over(tmp_path: Path) -> None:
-    KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=FakeRunner()).up()  # leaves the config stamp
+    KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=FakeRunner(), token="run-a").up()  # the stamp
     run = FakeRunner({"kind get clusters": "other\nmesh-harness\n"})
-    reused = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=run)
+    reused = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=run, token="run-b")
     reused.up()
     reused.close()  # not created by this run: never deleted
     assert [c[1] for c in run.commands] == ["version", "get", "export"]

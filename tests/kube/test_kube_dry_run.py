@@ -43,15 +43,15 @@ def test_kube_dry_run_plan_of_the_gateway_case_on_kind_is_pinned() -> None:
                       f"--kubeconfig {state}/kubeconfig --context kind-mesh-harness --readiness-timeout 600s")
     assert got[10].startswith("run kind load docker-image mesh-harness-echo:")
     applies = [line.removeprefix("apply ") for line in got if line.startswith("apply")]
+    sentinels = ["ServiceEntry default/mesh-harness-sync", "Gateway default/mesh-harness-sync",
+                 "VirtualService default/mesh-harness-sync", "DestinationRule default/mesh-harness-sync"]
     assert applies == [
-        "Namespace default", "ServiceEntry default/mesh-harness-sync", "Service default/reviews",
+        "Namespace default", "Service default/reviews",
         "Deployment default/reviews-v1-0", "Deployment default/reviews-v2-0", "Deployment default/client",
-        *["Gateway default/mesh-harness-sync", "VirtualService default/mesh-harness-sync",
-          "DestinationRule default/mesh-harness-sync"],
+        *sentinels,
         "DestinationRule default/reviews", "Gateway default/bookinfo-gateway", "VirtualService default/bookinfo",
         "VirtualService default/reviews",
-        *["Gateway default/mesh-harness-sync", "VirtualService default/mesh-harness-sync",
-          "DestinationRule default/mesh-harness-sync"] * 2]
+        *sentinels * 2]
     assert "forward kubectl --kubeconfig /cache/kind/mesh-harness/kubeconfig --context kind-mesh-harness --cache-dir " \
            "<work dir>/kubectl-cache --namespace istio-system port-forward --address 127.0.0.1 " \
            "pod/<pod of istio-ingressgateway> :15000" in got

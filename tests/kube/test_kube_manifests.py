@@ -86,8 +86,9 @@ def test_kube_sentinels_are_valid_istio() -> None:
     DestinationRule, so the ServiceEntry sentinel is pinned by shape only."""
     for manifest in sentinels("default", 7, {"a": "b"}):
         _istio_roundtrip(manifest)
-    entry = sentinel_service_entry("default", {"a": "b"})
-    assert entry["spec"]["hosts"] == ["default.sync.mesh-harness.internal"] and entry["spec"]["exportTo"] == ["."]
+    entry = sentinel_service_entry("default", 7, {"a": "b"})
+    assert entry["spec"]["hosts"] == ["default.sync.mesh-harness.internal", "v7.default.sync.mesh-harness.internal"]
+    assert entry["spec"]["exportTo"] == ["."]
 
 
 def test_kube_every_bundled_case_object_round_trips() -> None:

@@ -40,6 +40,9 @@ spec:
 """
 
 
+SENTINELS = [f"{ISTIO}/serviceentries/mesh-harness-sync", f"{ISTIO}/virtualservices/mesh-harness-sync",
+             f"{ISTIO}/destinationrules/mesh-harness-sync"]
+"""What every sync writes, in order, after the case's objects (no gateway)."""
 GATEWAY_IP = "10.96.0.2"
 GATEWAY_POD = "istio-system/istio-ingressgateway-5f9c7d6b8-m3n8p"
 
@@ -96,13 +99,13 @@ def test_kube_mesh_is_a_mesh(recorded: Harness) -> None:
 def test_kube_deploy_applies_namespace_then_workloads_and_deletes_stale_ones(recorded: Harness) -> None:
     recorded.mesh.deploy(DEFAULT_TOPOLOGY)
     patches = [c.removeprefix("PATCH ") for c in recorded.server.calls if c.startswith("PATCH")]
-    assert patches[:6] == [
+    assert patches == [
         "/api/v1/namespaces/default",
-        f"{ISTIO}/serviceentries/mesh-harness-sync",
         f"{NS}/services/reviews",
         "/apis/apps/v1/namespaces/default/deployments/reviews-v1-0",
         "/apis/apps/v1/namespaces/default/deployments/reviews-v2-0",
         "/apis/apps/v1/namespaces/default/deployments/client",
+        *SENTINELS,
     ]
     assert "DELETE /apis/apps/v1/namespaces/default/deployments/reviews-v3-0" in recorded.server.calls
     assert "DELETE /apis/apps/v1/namespaces/default/deployments/reviews-v1-0" not in recorded.server.calls
@@ -118,7 +121,7 @@ def test_kube_apply_writes_objects_before_sentinels_and_revert_deletes_them(reco
     token = mesh.apply(objects(CANARY))
     patches = [c for c in server.calls[start:] if c.startswith("PATCH")]
     assert patches == [f"PATCH {ISTIO}/destinationrules/reviews", f"PATCH {ISTIO}/virtualservices/reviews",
-                       f"PATCH {ISTIO}/virtualservices/mesh-harness-sync", f"PATCH {ISTIO}/destinationrules/mesh-harness-sync"]
+                       *(f"PATCH {p}" for p in SENTINELS)]
     vs = server.applied[f"{ISTIO}/virtualservices/reviews"]
     assert vs["spec"]["http"][0]["timeout"] == "1.5s"  # a Go duration again, as the CRD wants
     assert vs["metadata"]["labels"] == {"mesh-harness.io/run": "rec00001"}
@@ -127,7 +130,9 @@ def test_kube_apply_writes_objects_before_sentinels_and_revert_deletes_them(reco
     mesh.revert(token)
     assert [c for c in server.calls[start:] if c.startswith(("PATCH", "DELETE"))] == [
         f"DELETE {ISTIO}/destinationrules/reviews", f"DELETE {ISTIO}/virtualservices/reviews",
-        f"PATCH {ISTIO}/virtualservices/mesh-harness-sync", f"PATCH {ISTIO}/destinationrules/mesh-harness-sync"]
+        *(f"PATCH {p}" for p in SENTINELS)]
+    entry = server.applied[f"{ISTIO}/serviceentries/mesh-harness-sync"]["spec"]
+    assert entry["hosts"] == ["default.sync.mesh-harness.internal", "v3.default.sync.mesh-harness.internal"]
     assert server.sentinel_version("default") == 3
 
 
@@ -244,8 +249,8 @@ def test_kube_gateway_case_applies_gateways_awaits_the_gateway_and_sends_to_its_
     token = mesh.apply(case.objects)
     patches = [c.removeprefix("PATCH ") for c in server.calls[start:] if c.startswith("PATCH")]
     assert f"{ISTIO}/gateways/bookinfo-gateway" in patches
-    assert patches[-3:] == [f"{ISTIO}/gateways/mesh-harness-sync", f"{ISTIO}/virtualservices/mesh-harness-sync",
-                            f"{ISTIO}/destinationrules/mesh-harness-sync"]
+    assert patches[-4:] == [f"{ISTIO}/serviceentries/mesh-harness-sync", f"{ISTIO}/gateways/mesh-harness-sync",
+                            f"{ISTIO}/virtualservices/mesh-harness-sync", f"{ISTIO}/destinationrules/mesh-harness-sync"]
     sync_vs = server.applied[f"{ISTIO}/virtualservices/mesh-harness-sync"]["spec"]
     assert sync_vs["gateways"] == ["mesh", "default/mesh-harness-sync"]
     assert sync_vs["exportTo"] == [".", "istio-system"]

@@ -243,6 +243,7 @@ def assert_no_context_edits(commands: dict[str, list[list[str]]]) -> None:
 @pytest.mark.parametrize("reuse", [False, True], ids=["new cluster, deleted at close", "kept cluster, reused"])
 def test_kind_mesh_lifecycle_leaves_the_users_kubeconfig_alone(user_home: UserHome, monkeypatch: pytest.MonkeyPatch,
                                                                reuse: bool) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_TESTRUNUID", raising=False)  # two runs here, not two workers of one
     run = KindRunner()
     harness_kubeconfig = user_home.home / ".cache" / "mesh-harness" / "kind" / "mesh-harness" / "kubeconfig"
     opts = KubeOptions("kind", istio_revision="canary")  # no istiod-canary in the recordings: Istio gets installed

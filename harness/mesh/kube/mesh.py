@@ -330,10 +330,6 @@ class KubeMesh:
                 continue  # a namespace the run did not make keeps its labels: pods ask for injection themselves
             self._api.apply(manifest)
             self._created_namespaces.append(real)
-        for client in topology.clients:
-            namespace = self._render.namespace(client.namespace)
-            self._api.apply(sentinels.sentinel_service_entry(namespace, {RUN_LABEL: self._render.run_id},
-                                                             export_to=sync_export(topology.gateway)))
 
     def _delete_unwanted(self, wanted: list[dict[str, Any]]) -> None:
         keep = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in wanted}
@@ -593,12 +589,14 @@ def sync_export(gateway: bool) -> tuple[str, ...]:
 
 
 def sync_objects(namespace: str, version: int, labels: dict[str, str], *, gateway: bool) -> list[dict[str, Any]]:
-    """The sentinels of ``version`` in ``namespace``; with a gateway, a sentinel Gateway server that their
-    VirtualService binds to as well, so that the gateway's route table carries the sentinel route too."""
+    """The sentinels of ``version`` in ``namespace`` (ServiceEntry, VirtualService, DestinationRule); with a
+    gateway, a sentinel Gateway server that their VirtualService binds to as well, so that the gateway's route
+    table carries the sentinel route too."""
+    entry = sentinels.sentinel_service_entry(namespace, version, labels, export_to=sync_export(gateway))
     if not gateway:
-        return sentinels.sentinels(namespace, version, labels)
+        return [entry, *sentinels.sentinels(namespace, version, labels)]
     bound = (f"{namespace}/{sentinels.SYNC_NAME}",)
-    return [sentinels.sentinel_gateway(namespace, dict(GATEWAY_LABELS), labels=labels),
+    return [entry, sentinels.sentinel_gateway(namespace, version, dict(GATEWAY_LABELS), labels=labels),
             *sentinels.sentinels(namespace, version, labels, export_to=sync_export(True), gateways=bound)]
 
 

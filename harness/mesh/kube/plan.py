@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from harness.istio.manifest import to_manifest
 from harness.istio.model import IstioObject
-from harness.mesh import sentinels
 from harness.mesh.capabilities import case_refusals
 from harness.mesh.kube import image
 from harness.mesh.kube.external import point_at_external_app
@@ -43,7 +42,7 @@ from harness.mesh.kube.manifests import (
     render_namespace,
     render_topology,
 )
-from harness.mesh.kube.mesh import ADMIN_PORT, GATEWAY, sync_export, sync_objects
+from harness.mesh.kube.mesh import ADMIN_PORT, GATEWAY, sync_objects
 from harness.mesh.kube.portforward import port_forward_command
 from harness.mesh.kube.tools import istioctl_url
 from harness.mesh.kube.versions import DEFAULT_ISTIO_VERSION
@@ -172,10 +171,6 @@ class _Cases:
                 self.plan.add("wait", f"GET Namespace {manifest['metadata']['name']}: created only when missing")
                 self.plan.apply(manifest)
                 self.created.append(manifest["metadata"]["name"])
-        labels = {RUN_LABEL: self.render.run_id}
-        for client in topology.clients:
-            self.plan.apply(sentinels.sentinel_service_entry(self.render.namespace(client.namespace), labels,
-                                                             export_to=sync_export(topology.gateway)))
         for manifest in render_topology(topology, self.render):
             self.plan.apply(manifest)
         self.plan.add("delete", "the run's Deployments and Services this topology no longer has")
