@@ -46,7 +46,8 @@ def test_kube_dry_run_plan_of_the_gateway_case_on_kind_is_pinned() -> None:
     sentinels = ["ServiceEntry default/mesh-harness-sync", "Gateway default/mesh-harness-sync",
                  "VirtualService default/mesh-harness-sync", "DestinationRule default/mesh-harness-sync"]
     assert applies == [
-        "Namespace default", "Service default/reviews",
+        "Namespace default", "EnvoyFilter istio-system/mesh-harness-gateway-request-id-dry-run",
+        "Service default/reviews",
         "Deployment default/reviews-v1-0", "Deployment default/reviews-v2-0", "Deployment default/client",
         *sentinels,
         "DestinationRule default/reviews", "Gateway default/bookinfo-gateway", "VirtualService default/bookinfo",
@@ -96,7 +97,7 @@ def test_kube_dry_run_plan_follows_what_kube_mesh_issues() -> None:
 def test_kube_every_object_of_every_bundled_case_is_valid_for_istio_and_kubernetes(opts: KubeOptions) -> None:
     objects = kube_plan(opts, BUNDLED, cache_dir=CACHE).objects()
     istio = [o for o in objects if o["apiVersion"].startswith("networking.istio.io/")]
-    assert {o["kind"] for o in istio} == {"VirtualService", "DestinationRule", "ServiceEntry", "Gateway"}
+    assert {o["kind"] for o in istio} == {"VirtualService", "DestinationRule", "ServiceEntry", "Gateway", "EnvoyFilter"}
     problems = {f"{o['kind']}/{o['metadata']['name']}": istio_problems(o) for o in istio}
     assert {k: v for k, v in problems.items() if v} == {}
     unique = {json.dumps(o, sort_keys=True): o for o in objects if o not in istio}

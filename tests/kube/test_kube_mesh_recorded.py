@@ -52,9 +52,10 @@ def objects(text: str) -> list[IstioObject]:
 
 
 class Harness:
-    def __init__(self, server: RecordedApiServer, proxy: RecordedProxy, mesh: KubeMesh, forwards: list[str],
-                 closed: list[str]) -> None:
-        self.server, self.proxy, self.mesh, self.forwards, self.closed = server, proxy, mesh, forwards, closed
+    def __init__(self, server: RecordedApiServer, proxy: RecordedProxy, gateway: RecordedProxy, mesh: KubeMesh,
+                 forwards: list[str], closed: list[str]) -> None:
+        self.server, self.proxy, self.gateway, self.mesh = server, proxy, gateway, mesh
+        self.forwards, self.closed = forwards, closed
 
 
 @pytest.fixture
@@ -74,20 +75,28 @@ def recorded_mesh() -> Iterator[Harness]:
         return recording(name) if name.endswith(".txt") else json.dumps(recording(name)).replace(
             "__VERSION__", str(version)).replace("__NAMESPACE__", "default")
 
+    def gateway_dump() -> str:
+        """The gateway's: the sentinel's, plus a connection manager patched by the request-id EnvoyFilter."""
+        body = json.loads(dump())
+        body["configs"].append(recording("listeners_gateway.json"))
+        return json.dumps(body)
+
     proxy = RecordedProxy(dump)
+    gateway = RecordedProxy(gateway_dump)
     forwards: list[str] = []
     closed: list[str] = []
-    with proxy.serving() as port:
+    with proxy.serving() as port, gateway.serving() as gateway_port:
         def forward(namespace: str, pod: str, remote: int) -> tuple[int, Callable[[], None]]:
             forwards.append(f"{namespace}/{pod}:{remote}")
-            return port, lambda: closed.append(f"{namespace}/{pod}:{remote}")
+            return gateway_port if namespace == "istio-system" else port, lambda: closed.append(
+                f"{namespace}/{pod}:{remote}")
 
         mesh = KubeMesh(kind="kind", api=server.api(), render=RenderOptions(image="mesh-harness-echo:0123456789ab",
                         run_id="rec00001", gateway_ip=GATEWAY_IP), forward=forward, istio_version="1.30.3",
                         cleanups=[lambda: closed.append("cluster")], sync_timeout_s=0.5, rollout_timeout_s=0.5,
                         poll_s=0.05)
         try:
-            yield Harness(server, proxy, mesh, forwards, closed)
+            yield Harness(server, proxy, gateway, mesh, forwards, closed)
         finally:
             mesh.close()
 
@@ -255,7 +264,10 @@ def test_kube_gateway_case_applies_gateways_awaits_the_gateway_and_sends_to_its_
     assert sync_vs["gateways"] == ["mesh", "default/mesh-harness-sync"]
     assert sync_vs["exportTo"] == [".", "istio-system"]
     assert server.applied[f"{ISTIO}/serviceentries/mesh-harness-sync"]["spec"]["exportTo"] == [".", "istio-system"]
-    assert proxy.paths.count("/config_dump") - dumps >= 2  # the client sidecar and the gateway
+    assert proxy.paths.count("/config_dump") - dumps >= 1 and "/config_dump" in recorded.gateway.paths
+    filters = [c for c in patches if "envoyfilters" in c]
+    assert filters == [] and "PATCH /apis/networking.istio.io/v1alpha3/namespaces/istio-system/envoyfilters/" \
+        "mesh-harness-gateway-request-id-rec00001" in server.calls  # written at deploy, in the gateway's namespace
     got = mesh.send(SendSpec(url="http://bookinfo.example.com/", count=2, via="gateway"))
     assert proxy.posted[-1]["connect_to"] == f"{GATEWAY_IP}:80" and proxy.posted[-1]["url"] == "http://bookinfo.example.com/"
     assert [o.status for o in got] == [200, 503]
@@ -264,6 +276,17 @@ def test_kube_gateway_case_applies_gateways_awaits_the_gateway_and_sends_to_its_
     assert client["annotations"]["traffic.sidecar.istio.io/excludeOutboundIPRanges"] == f"{GATEWAY_IP}/32"
     mesh.revert(token)
     assert f"DELETE {ISTIO}/gateways/bookinfo-gateway" in server.calls
+    gateway_log = f"GET /api/v1/namespaces/istio-system/pods/{GATEWAY_POD.split('/')[1]}/log"
+    assert gateway_log in server.calls
+
+
+def test_kube_gateway_is_not_synced_before_it_keeps_request_ids(recorded: Harness) -> None:
+    """Without the EnvoyFilter in the gateway's config, the gateway would replace each caller's request id and the
+    access-log join would never find its lines: the sync waits for it, and says which proxy lags."""
+    case, = load_case_file(bundled_cases_dir() / "ingress-gateway.yaml")
+    recorded.gateway.config_dump = recorded.proxy.config_dump  # the sentinels, but no patched connection manager
+    with pytest.raises(SyncTimeout, match="istio-ingressgateway: route v1 missing"):
+        recorded.mesh.deploy(case.topology)
 
 
 def test_kube_gateway_case_without_a_gateway_service_is_a_clear_error(recorded: Harness) -> None:

@@ -36,6 +36,7 @@ _RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("networking.istio.io", "DestinationRule"): ("destinationrules", True),
     ("networking.istio.io", "ServiceEntry"): ("serviceentries", True),
     ("networking.istio.io", "Gateway"): ("gateways", True),
+    ("networking.istio.io", "EnvoyFilter"): ("envoyfilters", True),
 }
 
 

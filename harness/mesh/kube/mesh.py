@@ -32,7 +32,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -44,6 +44,7 @@ from harness.istio.model import IstioObject
 from harness.mesh import sentinels
 from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
 from harness.mesh.cleanup import run_all
+from harness.mesh.gateway_request_ids import gateway_keeps_request_ids, keeps_request_ids
 from harness.mesh.kube.api import ApiError, KubeApi, describe
 from harness.mesh.kube.apply import Key, plan
 from harness.mesh.kube.external import point_at_external_app
@@ -73,8 +74,12 @@ POLL_S = 0.5
 _ADMIN_TIMEOUT_S = 10.0
 GATEWAY = GATEWAY_SERVICE
 """The ingress gateway's name among the proxies the mesh reads (``proxy_stats``, sync, access log)."""
-ISTIO_KINDS = ("VirtualService", "DestinationRule", "ServiceEntry", "Gateway")
+ISTIO_KINDS = (("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "DestinationRule"),
+               ("networking.istio.io/v1", "ServiceEntry"), ("networking.istio.io/v1", "Gateway"),
+               ("networking.istio.io/v1alpha3", "EnvoyFilter"))
 """The Istio kinds the harness writes, and deletes at close (its objects carry the run label)."""
+REQUEST_ID_FILTER = "mesh-harness-gateway-request-id"
+"""The gateway's EnvoyFilter (``gateway_request_ids.py``), one per run: ``<this>-<run id>`` in istio-system."""
 _IN_FLIGHT = r"^(cluster\.outbound\|.*\.upstream_rq_active|http\.outbound_.*\.downstream_rq_active)$"
 
 
@@ -169,6 +174,10 @@ class KubeMesh:
             raise MeshError(f"the case sends via the ingress gateway or applies a Gateway, and the cluster has no "
                             f"Service {ISTIO_NAMESPACE}/{GATEWAY_SERVICE}; install Istio's ingress gateway (labels "
                             f"istio: ingressgateway), as --mesh kind does")
+        if topology.gateway:
+            self._touched_namespaces.add(ISTIO_NAMESPACE)
+            self._api.apply(gateway_keeps_request_ids(ISTIO_NAMESPACE, f"{REQUEST_ID_FILTER}-{self._render.run_id}",
+                                                      {RUN_LABEL: self._render.run_id}))
         wanted = render_topology(topology, self._render)
         for obj in wanted:
             applied = self._api.apply(obj)
@@ -285,8 +294,10 @@ class KubeMesh:
         for _ in range(int(self._sync_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
             for name, client in list(pending.items()):
                 self._check_rejections(name, client, version)
-                state = sentinels.sync_state(self._admin_json(client, "/config_dump"),
-                                             client.namespace if name != GATEWAY else spaces[0], version)
+                dump = self._admin_json(client, "/config_dump")
+                state = sentinels.sync_state(dump, client.namespace if name != GATEWAY else spaces[0], version)
+                if name == GATEWAY and not keeps_request_ids(dump):
+                    state = replace(state, has_route=False)  # the request-id filter is not in yet: not synced
                 last[name] = state
                 if state.rejected:
                     raise ConfigRejected(f"{client.pod} ({name})", "config", str(version), "; ".join(state.rejected))
@@ -548,7 +559,7 @@ class KubeMesh:
     def _delete_run_objects(self) -> None:
         """Namespaces the run made go whole (waited for, bounded); in others, the run's labelled objects go."""
         selector = f"{RUN_LABEL}={self._render.run_id}"
-        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), *(("networking.istio.io/v1", k) for k in ISTIO_KINDS)]
+        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), *ISTIO_KINDS]
         for namespace in sorted(self._touched_namespaces - set(self._created_namespaces)):
             for api_version, kind in kinds:
                 for obj in self._api.list(api_version, kind, namespace, selector):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from harness.istio.manifest import to_manifest
 from harness.istio.model import IstioObject
 from harness.mesh.capabilities import case_refusals
+from harness.mesh.gateway_request_ids import gateway_keeps_request_ids
 from harness.mesh.kube import image
 from harness.mesh.kube.external import point_at_external_app
 from harness.mesh.kube.istio_install import (
@@ -42,7 +43,7 @@ from harness.mesh.kube.manifests import (
     render_namespace,
     render_topology,
 )
-from harness.mesh.kube.mesh import ADMIN_PORT, GATEWAY, sync_objects
+from harness.mesh.kube.mesh import ADMIN_PORT, GATEWAY, REQUEST_ID_FILTER, sync_objects
 from harness.mesh.kube.portforward import port_forward_command
 from harness.mesh.kube.tools import istioctl_url
 from harness.mesh.kube.versions import DEFAULT_ISTIO_VERSION
@@ -171,6 +172,9 @@ class _Cases:
                 self.plan.add("wait", f"GET Namespace {manifest['metadata']['name']}: created only when missing")
                 self.plan.apply(manifest)
                 self.created.append(manifest["metadata"]["name"])
+        if topology.gateway:
+            self.plan.apply(gateway_keeps_request_ids(ISTIO_NAMESPACE, f"{REQUEST_ID_FILTER}-{self.render.run_id}",
+                                                      {RUN_LABEL: self.render.run_id}))
         for manifest in render_topology(topology, self.render):
             self.plan.apply(manifest)
         self.plan.add("delete", "the run's Deployments and Services this topology no longer has")

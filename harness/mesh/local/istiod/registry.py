@@ -26,6 +26,7 @@ from typing import Any
 from harness.istio.manifest import to_manifest
 from harness.istio.model import Gateway, IstioObject, ServiceEntry
 from harness.mesh.capabilities import MESHES
+from harness.mesh.gateway_request_ids import gateway_keeps_request_ids
 from harness.mesh.local.plane import Instance
 from harness.topology import CLUSTER_DOMAIN, INGRESS_GATEWAY, Client, Service, ServicePort, Topology
 
@@ -95,7 +96,7 @@ def registry_objects(topology: Topology, apps: Mapping[str, Instance], clients: 
             if name == service.name and instance in apps:
                 out.append(_workload_entry(service, version, instance, apps[instance]))
     out.extend(_sidecar(proxy) for proxy in clients)
-    out.append(_gateway_keeps_request_ids())
+    out.append(gateway_keeps_request_ids(ROOT_NAMESPACE, "mesh-harness-gateway-request-id"))
     return out
 
 
@@ -137,33 +138,6 @@ def _sidecar(proxy: Proxy) -> dict[str, Any]:
         "workloadSelector": {"labels": {PROXY_LABEL: proxy.name}},
         "egress": [{"bind": proxy.address, "hosts": ["*/*"]}],
     })
-
-
-def _gateway_keeps_request_ids() -> dict[str, Any]:
-    """The one change to what istiod generates: the gateway keeps its caller's ``x-request-id``.
-
-    A gateway's connection manager has ``use_remote_address``, so every caller is external and Envoy
-    would replace the id; the harness joins each request to the gateway's access log by the id its
-    caller sent (the builtin plane's gateway keeps it the same way). Nothing a policy does depends
-    on the id's value. An EnvoyFilter, as a cluster operator would write it.
-    """
-    return {
-        "apiVersion": "networking.istio.io/v1alpha3",
-        "kind": "EnvoyFilter",
-        "metadata": {"name": "mesh-harness-gateway-request-id", "namespace": ROOT_NAMESPACE},
-        "spec": {
-            "workloadSelector": {"labels": dict(INGRESS_GATEWAY.labels)},
-            "configPatches": [{
-                "applyTo": "NETWORK_FILTER",
-                "match": {"context": "GATEWAY", "listener": {"filterChain": {"filter": {
-                    "name": "envoy.filters.network.http_connection_manager"}}}},
-                "patch": {"operation": "MERGE", "value": {"typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
-                             ".HttpConnectionManager",
-                    "preserve_external_request_id": True}}},
-            }],
-        },
-    }
 
 
 def case_objects(objects: Sequence[IstioObject], topology: Topology, apps: Mapping[str, Instance],
