@@ -112,6 +112,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     The local mesh starts in seconds and stays lazy (a session without cases starts none)."""
     if session.config.getoption("--mesh") == "local" or session.config.option.collectonly:
         return
+    if getattr(session.config.option, "dist", "no") != "no" and not hasattr(session.config, "workerinput"):
+        return  # pytest-xdist's controller runs no test: each worker makes its own mesh
     first = next((item.parent for item in session.items if isinstance(item, CheckItem)), None)
     if not isinstance(first, CaseNode):
         return

@@ -177,3 +177,20 @@ def test_plugin_real_istio_session_setup_is_not_counted_by_pytest_timeout(pytest
     result = run(pytester, "--mesh", "kind", "-p", "timeout", "-o", "timeout=2")
     result.assert_outcomes(passed=2)
     assert "Timeout" not in result.stdout.str()
+
+
+def test_plugin_xdist_controller_makes_no_mesh() -> None:
+    """Under pytest-xdist the controller process runs no test; only the workers make (and share) the cluster."""
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import pytest_runtestloop
+
+    asked: list[str] = []
+    config = SimpleNamespace(getoption=lambda name: asked.append(name) or "kind",
+                             option=SimpleNamespace(collectonly=False, dist="load"))
+    class Untouchable(list[object]):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("the controller looked for cases to set up")
+
+    pytest_runtestloop(SimpleNamespace(config=config, items=Untouchable()))  # type: ignore[arg-type]
+    assert asked == ["--mesh"]  # returned before looking at the items or the mesh
