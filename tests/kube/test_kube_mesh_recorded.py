@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 
@@ -224,6 +225,17 @@ def test_kube_stats_drain_and_app_log_read_the_pods(recorded: Harness) -> None:
     log = mesh.app_log("reviews", "v1")
     assert [(r.request_id, r.instance) for r in log] == [("5d0b8a1f9c2e3d4f5a6b7c8d-0", "reviews-v1-0")]
     assert "default/reviews-v1-0-7c9d8f6b5-x2k4q:18081" in recorded.forwards
+
+
+def test_kube_replaced_client_pod_gets_new_connections_and_the_old_ones_are_closed(recorded: Harness) -> None:
+    mesh = recorded.mesh
+    mesh.deploy(DEFAULT_TOPOLOGY)
+    recorded.server.pods = "pods_client_replaced.json"
+    knobs = (replace(DEFAULT_TOPOLOGY.services[0], knobs=(("v1", (("delay", "1ms"),)),)),)
+    mesh.deploy(replace(DEFAULT_TOPOLOGY, services=knobs))  # a new topology: the client pod was recreated
+    old = ["default/client-6d8f7c9b5-q4w7e:18081", "default/client-6d8f7c9b5-q4w7e:15000"]
+    assert recorded.closed == old
+    assert recorded.forwards[-2:] == ["default/client-6d8f7c9b5-r8t2x:18081", "default/client-6d8f7c9b5-r8t2x:15000"]
 
 
 def test_kube_close_undoes_in_reverse_order_once(recorded: Harness) -> None:

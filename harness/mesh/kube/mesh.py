@@ -413,23 +413,30 @@ class KubeMesh:
             known = self._clients.get(client.name)
             if known is not None and known.pod == pod:
                 continue
+            if known is not None:  # a replaced pod: its connections and port-forwards go with it
+                self._release(known)
             control_port = self._open_forward(namespace, pod, CONTROL_PORT)
             admin_port = self._open_forward(namespace, pod, ADMIN_PORT)
             self._clients[client.name] = _Client(
                 pod=pod, namespace=namespace, control=ControlClient(control_port, f"{client.name} (pod {pod})"),
                 admin=httpx.Client(base_url=f"http://127.0.0.1:{admin_port}", trust_env=False, timeout=_ADMIN_TIMEOUT_S))
         for name in [n for n in self._clients if topology.client(n) is None]:
-            gone = self._clients.pop(name)
-            if gone.control is not None:
-                gone.control.close()
-            gone.admin.close()
+            self._release(self._clients.pop(name))
         self._connect_gateway(topology.gateway)
+
+    def _release(self, proxy: _Client) -> None:
+        """Close a proxy's connections and the port-forwards to its pod."""
+        if proxy.control is not None:
+            proxy.control.close()
+        proxy.admin.close()
+        for key in [k for k in self._forwards if k[:2] == (proxy.namespace, proxy.pod)]:
+            self._forwards.pop(key)()
 
     def _connect_gateway(self, wanted: bool) -> None:
         """The gateway proxy's admin connection while the topology has a gateway (its pod can change)."""
         if not wanted:
             if self._gateway is not None:
-                self._gateway.admin.close()
+                self._release(self._gateway)
             self._gateway = None
             return
         selector = ",".join(f"{k}={v}" for k, v in GATEWAY_LABELS.items())
@@ -441,7 +448,7 @@ class KubeMesh:
         if self._gateway is not None and self._gateway.pod in pods:
             return
         if self._gateway is not None:
-            self._gateway.admin.close()
+            self._release(self._gateway)
         # Several replicas: the harness reads one; a cluster of its own (kind) runs one.
         admin_port = self._open_forward(ISTIO_NAMESPACE, pods[0], ADMIN_PORT)
         self._gateway = _Client(pod=pods[0], namespace=ISTIO_NAMESPACE, control=None, admin=httpx.Client(
