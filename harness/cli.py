@@ -27,6 +27,7 @@ from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationE
 from harness.interrupts import Terminated, sigterm_as_interrupt
 from harness.istio.validate import undefined_subset_warnings, validate_objects
 from harness.mesh.base import CONTROL_PLANES, Mesh, describe_istio
+from harness.mesh.kube.versions import DEFAULT_KUBERNETES, KIND_NODE_IMAGES
 from harness.settings import StatSettings
 
 if TYPE_CHECKING:
@@ -89,7 +90,8 @@ def kube_options(args: argparse.Namespace) -> KubeOptions:
 
     return KubeOptions(mesh=args.mesh, kubeconfig=args.kubeconfig, context=args.context,
                        istio_version=args.istio_version, istio_revision=args.istio_revision,
-                       keep_cluster=args.keep_cluster, image_registry=args.image_registry)
+                       keep_cluster=args.keep_cluster, image_registry=args.image_registry,
+                       kubernetes=args.kubernetes_version or DEFAULT_KUBERNETES)
 
 
 def open_local_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
@@ -388,6 +390,9 @@ def _control_plane_options(p: argparse.ArgumentParser) -> None:
     kube.add_argument("--context", metavar="NAME", help="--mesh cluster: the kubeconfig context to use (required)")
     kube.add_argument("--istio-revision", metavar="NAME", help="an Istio revision (canary control plane) for the sample pods")
     kube.add_argument("--keep-cluster", action="store_true", help="--mesh kind: keep the cluster for the next run")
+    kube.add_argument("--kubernetes-version", metavar="MINOR", default=None,
+                      help=f"--mesh kind: the Kubernetes minor of the kind node image (pinned: "
+                           f"{', '.join(sorted(KIND_NODE_IMAGES))}; default {DEFAULT_KUBERNETES})")
     kube.add_argument("--image-registry", metavar="REGISTRY", help="--mesh cluster: where to push the echo image")
 
 

@@ -59,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--context", default=None, help="--mesh cluster: kubeconfig context (required)")
     group.addoption("--istio-revision", default=None, help="Istio revision (canary control plane) for the sample pods")
     group.addoption("--keep-cluster", action="store_true", default=False, help="--mesh kind: keep the kind cluster")
+    group.addoption("--kubernetes-version", default=None, metavar="MINOR",
+                    help="--mesh kind: the Kubernetes minor of the kind node image (default 1.35)")
     group.addoption("--image-registry", default=None, help="--mesh cluster: registry to push the echo image to")
     d = StatSettings()
     group.addoption("--alpha", type=float, default=d.alpha, help="chance a correct mesh fails a check")
@@ -177,12 +179,14 @@ class MeshSession:
 
     def _kube_mesh(self) -> Mesh:
         from harness.mesh.kube.session import KubeOptions, open_kube_mesh
+        from harness.mesh.kube.versions import DEFAULT_KUBERNETES
 
         get = self.config.getoption
         return open_kube_mesh(KubeOptions(
             mesh=get("--mesh"), kubeconfig=get("--kubeconfig"), context=get("--context"),
             istio_version=get("--istio-version"), istio_revision=get("--istio-revision"),
             keep_cluster=get("--keep-cluster"), image_registry=get("--image-registry"),
+            kubernetes=get("--kubernetes-version") or DEFAULT_KUBERNETES,
         ))
 
     def _attached_mesh(self) -> Mesh:

@@ -124,6 +124,10 @@ def test_kube_dry_run_cli_prints_the_plan_and_exits_0_without_docker(capsys: pyt
     out = capsys.readouterr().out
     assert "apply    ServiceEntry default/api" in out and "address: <ClusterIP of Service default/api>" in out
     assert "address: api.default.svc.cluster.local" in out  # resolution: DNS
+    assert main(["run", "--mesh", "kind", "--kubernetes-version", "1.34", "--dry-run", case]) == 0
+    assert "image: kindest/node:v1.34." in capsys.readouterr().out
+    assert main(["run", "--mesh", "kind", "--kubernetes-version", "1.20", "--dry-run", case]) == 2
+    assert "--kubernetes-version: no pinned kind node image for Kubernetes '1.20'" in capsys.readouterr().err
     assert main(["run", "--mesh", "cluster", "--dry-run", case]) == 2  # --context and --image-registry are needed
     assert main(["run", "--dry-run", case]) == 2
     assert "--dry-run plans a run on real Istio" in capsys.readouterr().err
