@@ -8,7 +8,7 @@ Installing mesh-harness gives any repository:
 * fixtures ``mesh`` (session scope, started on first use), ``mesh_settings``, ``apply_config``
   (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch);
 * options ``--mesh local|kind|cluster`` (with ``--kubeconfig``, ``--context``, ``--istio-revision``,
-  ``--keep-cluster``, ``--image-registry``), ``--control-plane builtin|istiod`` (``--istiod-binary``), ``--envoy-binary``,
+  ``--keep-cluster``, ``--kubernetes-version``, ``--image-registry``), ``--control-plane builtin|istiod`` (``--istiod-binary``), ``--envoy-binary``,
   ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
   ``--max-requests``, ``--mesh-json FILE`` (the result document of the collected cases),
   ``--mesh-attach NAME`` (run on an environment started with ``mesh-harness up``; it keeps running).

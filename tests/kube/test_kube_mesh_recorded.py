@@ -238,6 +238,22 @@ def test_kube_replaced_client_pod_gets_new_connections_and_the_old_ones_are_clos
     assert recorded.forwards[-2:] == ["default/client-6d8f7c9b5-r8t2x:18081", "default/client-6d8f7c9b5-r8t2x:15000"]
 
 
+def test_kube_deploy_sweeps_what_a_crashed_run_left_in_an_existing_namespace(recorded: Harness) -> None:
+    """A kept kind cluster after a crashed run: its VirtualService (another run label) would still route the
+    next run's traffic; the first deploy into the namespace deletes it, and never this run's own objects."""
+    server = recorded.server
+    server.applied["/api/v1/namespaces/default"] = {"apiVersion": "v1", "kind": "Namespace",
+                                                    "metadata": {"name": "default"}}
+    recorded.mesh.deploy(DEFAULT_TOPOLOGY)
+    assert f"DELETE {ISTIO}/virtualservices/reviews" in server.calls
+    assert "PATCH /api/v1/namespaces/default" not in server.calls  # not made by the run: left as it is
+    assert [c for c in server.calls if c.startswith("GET") and "virtualservices" in c] == [
+        f"GET {ISTIO}/virtualservices"]  # once per namespace, not per deploy
+    recorded.mesh.deploy(replace(DEFAULT_TOPOLOGY, services=(replace(DEFAULT_TOPOLOGY.services[0], knobs=(
+        ("v1", (("delay", "1ms"),)),)),)))
+    assert [c for c in server.calls if c.startswith("GET") and "virtualservices" in c] == [f"GET {ISTIO}/virtualservices"]
+
+
 def test_kube_close_undoes_in_reverse_order_once(recorded: Harness) -> None:
     mesh, server = recorded.mesh, recorded.server
     mesh.deploy(DEFAULT_TOPOLOGY)

@@ -124,6 +124,7 @@ class KubeMesh:
         self._version = 0
         self._created_namespaces: list[str] = []
         self._touched_namespaces: set[str] = set()
+        self._swept: set[str] = set()
         self._clients: dict[str, _Client] = {}
         self._gateway: _Client | None = None
         self._cluster_ips: dict[tuple[str, str], str] = {}  # (namespace, Service) -> its ClusterIP
@@ -337,10 +338,23 @@ class KubeMesh:
             manifest = render_namespace(name, self._render)
             real = manifest["metadata"]["name"]
             self._touched_namespaces.add(real)
-            if real in self._created_namespaces or self._api.get("v1", "Namespace", None, real) is not None:
-                continue  # a namespace the run did not make keeps its labels: pods ask for injection themselves
+            if real in self._created_namespaces or real in self._swept:
+                continue
+            if self._api.get("v1", "Namespace", None, real) is not None:
+                self._sweep(real)  # a namespace the run did not make keeps its labels: pods ask for injection themselves
+                continue
             self._api.apply(manifest)
             self._created_namespaces.append(real)
+
+    def _sweep(self, namespace: str) -> None:
+        """Delete what an earlier run that crashed left in ``namespace`` (objects with another run's label):
+        its VirtualServices would still route, its Deployments would still back the Services. A namespace
+        is one run's at a time (kind: the cases' own or ``mh-<worker>-``; a cluster: ``mh-<run id>-``)."""
+        self._swept.add(namespace)
+        others = f"{RUN_LABEL},{RUN_LABEL}!={self._render.run_id}"
+        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), *ISTIO_KINDS):
+            for obj in self._api.list(api_version, kind, namespace, others):
+                self._api.delete(api_version, kind, namespace, obj["metadata"]["name"])
 
     def _delete_unwanted(self, wanted: list[dict[str, Any]]) -> None:
         keep = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in wanted}
