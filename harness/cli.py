@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -463,7 +464,10 @@ def _dry_run(args: argparse.Namespace, cases: list[Case], console: Console) -> i
         raise CaseError(f"no checks matched -k {args.select!r}; nothing was planned")
     opts = kube_options(args)
     check_options(opts)
-    print(render_plan(kube_plan(opts, chosen, cache_dir=default_cache_dir())))
+    try:
+        print(render_plan(kube_plan(opts, chosen, cache_dir=default_cache_dir())), flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; no traceback, and none at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
 
 

@@ -5,6 +5,8 @@ Kubernetes version, Istio objects against Istio's own CRD schemas (``istio_crds.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -132,3 +134,11 @@ def test_kube_dry_run_cli_prints_the_plan_and_exits_0_without_docker(capsys: pyt
     assert main(["run", "--dry-run", case]) == 2
     assert "--dry-run plans a run on real Istio" in capsys.readouterr().err
     assert render_plan(Plan()) == ""
+
+
+def test_kube_dry_run_piped_into_head_ends_quietly() -> None:
+    case = str(bundled_cases_dir() / "canary.yaml")
+    done = subprocess.run(f"{sys.executable} -m harness.cli run --mesh kind --dry-run {case} | head -n 1",
+                          shell=True, capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout.startswith("  1. run      docker version")
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
