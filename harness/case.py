@@ -171,11 +171,24 @@ class ClientModel(_Model):
     namespace: str = Field(DEFAULT_NAMESPACE, description="Namespace of the workload.")
 
 
+class OutboundTrafficPolicyModel(_Model):
+    mode: Literal["REGISTRY_ONLY", "ALLOW_ANY"] = Field(
+        description="REGISTRY_ONLY: a host outside the registry gets 502 (block_all); ALLOW_ANY: it passes through.")
+
+
+class MeshConfigModel(_Model):
+    outbound_traffic_policy: OutboundTrafficPolicyModel = Field(
+        alias="outboundTrafficPolicy", description="The outbound traffic policy this case's checks depend on.")
+
+
 class CaseModel(_Model):
     name: str
     about: str | None = None
     services: dict[str, ServiceModel] | None = None
     clients: tuple[ClientModel, ...] | None = Field(None, description="Caller workloads, each with its own sidecar (default: one named client).")
+    mesh_config: MeshConfigModel | None = Field(
+        None, alias="meshConfig", description="Mesh-wide settings (Istio MeshConfig) this case depends on; a mesh that runs other "
+                          "settings refuses the case up front.")
     config: tuple[dict[str, Any], ...] = ()
     checks: tuple[CheckModel, ...]
     load: LoadModel | None = Field(None, description="How `mesh-harness load` runs this case under Locust, and its gates.")
@@ -210,6 +223,8 @@ class Case:
     objects: tuple[IstioObject, ...]
     checks: tuple[Check, ...] = field(default_factory=tuple)
     load: LoadSpec | None = None
+    outbound_policy: Literal["REGISTRY_ONLY", "ALLOW_ANY"] | None = None
+    """``meshConfig.outboundTrafficPolicy.mode`` the case depends on (None: it works under either)."""
 
 
 def load_case_file(path: str | Path) -> list[Case]:
@@ -287,7 +302,8 @@ def load_case(doc: Document) -> Case:
     load = None if model.load is None else load_spec(model.load, doc, ref, [c.name for c in model.checks], issues)
     if issues:  # istiod's rules too, which callers apply to a case that loaded (cli, pytest plugin)
         raise ValidationError([*issues, *validate_objects(objects).errors])
-    return Case(model.name, model.about, doc.file, doc.line, topology, tuple(objects), checks, load)
+    policy = model.mesh_config.outbound_traffic_policy.mode if model.mesh_config else None
+    return Case(model.name, model.about, doc.file, doc.line, topology, tuple(objects), checks, load, policy)
 
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,7 @@ from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationE
 from harness.interrupts import Terminated, sigterm_as_interrupt
 from harness.istio.validate import undefined_subset_warnings, validate_objects
 from harness.mesh.base import CONTROL_PLANES, Mesh, describe_istio
+from harness.mesh.kube.versions import DEFAULT_KUBERNETES, KIND_NODE_IMAGES
 from harness.progress import ignore, step
 from harness.settings import StatSettings
 
@@ -90,7 +93,8 @@ def kube_options(args: argparse.Namespace) -> KubeOptions:
 
     return KubeOptions(mesh=args.mesh, kubeconfig=args.kubeconfig, context=args.context,
                        istio_version=args.istio_version, istio_revision=args.istio_revision,
-                       keep_cluster=args.keep_cluster, image_registry=args.image_registry)
+                       keep_cluster=args.keep_cluster, image_registry=args.image_registry,
+                       kubernetes=args.kubernetes_version or DEFAULT_KUBERNETES)
 
 
 def open_local_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
@@ -125,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="run on the environment NAME started with `mesh-harness up` (left running, its config restored)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="no progress while running (steps, applies, each check): only the first line and the table")
+    run.add_argument("--dry-run", action="store_true",
+                     help="--mesh kind|cluster: print every command and manifest the run would issue, in order, and "
+                          "which cases would be refused; runs nothing, needs no Docker")
     _mesh_options(run)
     _stat_options(run)
     run.set_defaults(func=_run)
@@ -395,6 +402,9 @@ def _control_plane_options(p: argparse.ArgumentParser) -> None:
     kube.add_argument("--context", metavar="NAME", help="--mesh cluster: the kubeconfig context to use (required)")
     kube.add_argument("--istio-revision", metavar="NAME", help="an Istio revision (canary control plane) for the sample pods")
     kube.add_argument("--keep-cluster", action="store_true", help="--mesh kind: keep the cluster for the next run")
+    kube.add_argument("--kubernetes-version", metavar="MINOR", default=None,
+                      help=f"--mesh kind: the Kubernetes minor of the kind node image (pinned: "
+                           f"{', '.join(sorted(KIND_NODE_IMAGES))}; default {DEFAULT_KUBERNETES})")
     kube.add_argument("--image-registry", metavar="REGISTRY", help="--mesh cluster: where to push the echo image")
 
 
@@ -418,6 +428,8 @@ def load_cases(paths: Sequence[str]) -> list[Case]:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     cases = load_cases(args.paths)
+    if args.dry_run:
+        return _dry_run(args, cases, console)
     _check_istio_rules(cases, console, mesh=args.mesh, control_plane=args.control_plane)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
     needle = (args.select or "").lower()
@@ -459,6 +471,30 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if all(r.outcome == "pass" for r in results) else EXIT_FAILED
 
 
+def _dry_run(args: argparse.Namespace, cases: list[Case], console: Console) -> int:
+    """The plan of a kube run (``harness.mesh.kube.plan``): istiod's validation errors still stop it, refused
+    cases are listed in it."""
+    if args.mesh == "local" or getattr(args, "mesh_attach", None):
+        raise CaseError("--dry-run plans a run on real Istio: use it with --mesh kind or --mesh cluster")
+    from harness.mesh.kube.plan import kube_plan, render_plan
+    from harness.mesh.kube.session import check_options
+    from harness.mesh.kube.tools import default_cache_dir
+
+    _check_istio_rules(cases, console)  # istiod's validation only: refusals are part of the plan
+    needle = (args.select or "").lower()
+    chosen = [replace(case, checks=tuple(c for c in case.checks if _matching(case, needle)(c))) for case in cases]
+    chosen = [case for case in chosen if case.checks]
+    if not chosen:
+        raise CaseError(f"no checks matched -k {args.select!r}; nothing was planned")
+    opts = kube_options(args)
+    check_options(opts)
+    try:
+        print(render_plan(kube_plan(opts, chosen, cache_dir=default_cache_dir())), flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; no traceback, and none at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
 def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
     """``-k``: checks whose "case check" name contains ``needle`` (lower case)."""
     return lambda check: needle in f"{case.name} {check.name}".lower()
@@ -466,8 +502,8 @@ def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
 
 def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "local", control_plane: str = "builtin") -> None:
     """istiod's validation: errors stop the run before anything is applied; warnings are printed.
-    On the local mesh, what it cannot reproduce is refused too (real Istio runs it)."""
-    from harness.mesh.local.refusals import local_refusals
+    What the mesh cannot serve is refused too (``harness.mesh.capabilities``)."""
+    from harness.mesh.capabilities import case_refusals, mesh_name
 
     errors = []
     for case in cases:
@@ -475,8 +511,7 @@ def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "loc
         for w in [*findings.warnings, *undefined_subset_warnings(case.objects), *split_form_warnings(case)]:
             console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
         errors += list(findings.errors)
-        if mesh == "local":
-            errors += local_refusals(case.objects, case.topology, "istiod" if control_plane == "istiod" else "builtin")
+        errors += case_refusals(case, mesh_name(mesh, control_plane))
     if errors:
         raise ValidationError(errors)
 

@@ -8,7 +8,7 @@ Installing mesh-harness gives any repository:
 * fixtures ``mesh`` (session scope, started on first use), ``mesh_settings``, ``apply_config``
   (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch);
 * options ``--mesh local|kind|cluster`` (with ``--kubeconfig``, ``--context``, ``--istio-revision``,
-  ``--keep-cluster``, ``--image-registry``), ``--control-plane builtin|istiod`` (``--istiod-binary``), ``--envoy-binary``,
+  ``--keep-cluster``, ``--kubernetes-version``, ``--image-registry``), ``--control-plane builtin|istiod`` (``--istiod-binary``), ``--envoy-binary``,
   ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
   ``--max-requests``, ``--mesh-json FILE`` (the result document of the collected cases),
   ``--mesh-attach NAME`` (run on an environment started with ``mesh-harness up``; it keeps running).
@@ -34,6 +34,7 @@ from harness.errors import CaseError, HarnessError, Issue, ValidationError
 from harness.interrupts import sigterm_as_interrupt
 from harness.istio.model import IstioObject
 from harness.mesh.base import CONTROL_PLANES, Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
+from harness.mesh.capabilities import MeshName, case_refusals, mesh_name
 from harness.report.forensics import forensics_json, forensics_lines
 from harness.report.result import result_document, write_result
 from harness.report.table import interval_text, observed_vs_expected
@@ -59,6 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--context", default=None, help="--mesh cluster: kubeconfig context (required)")
     group.addoption("--istio-revision", default=None, help="Istio revision (canary control plane) for the sample pods")
     group.addoption("--keep-cluster", action="store_true", default=False, help="--mesh kind: keep the kind cluster")
+    group.addoption("--kubernetes-version", default=None, metavar="MINOR",
+                    help="--mesh kind: the Kubernetes minor of the kind node image (default 1.35)")
     group.addoption("--image-registry", default=None, help="--mesh cluster: registry to push the echo image to")
     d = StatSettings()
     group.addoption("--alpha", type=float, default=d.alpha, help="chance a correct mesh fails a check")
@@ -99,6 +102,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     previous = config.stash.get(_PREVIOUS_SIGTERM, None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """On real Istio, make the mesh and deploy the first case's topology before any test runs.
+
+    pytest-timeout times a test's setup as well as its call (unless ``timeout_func_only``), and the
+    first case's setup would otherwise make the mesh: create the kind cluster, install Istio, build
+    and load the image, pull the proxy image for the first pods (minutes on a cold machine). Done
+    here, no test's timeout counts them, and a failure is kept and reported by each case as before.
+    The local mesh starts in seconds and stays lazy (a session without cases starts none)."""
+    if session.config.getoption("--mesh") == "local" or session.config.option.collectonly:
+        return
+    if getattr(session.config.option, "dist", "no") != "no" and not hasattr(session.config, "workerinput"):
+        return  # pytest-xdist's controller runs no test: each worker makes its own mesh
+    first = next((item.parent for item in session.items if isinstance(item, CheckItem)), None)
+    if not isinstance(first, CaseNode):
+        return
+    try:
+        session.config.stash[_SESSION].mesh().deploy(first.case.topology)
+    except HarnessError:
+        return  # kept by MeshSession.mesh() or raised again by the case's own deploy, with the message
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -155,12 +180,14 @@ class MeshSession:
 
     def _kube_mesh(self) -> Mesh:
         from harness.mesh.kube.session import KubeOptions, open_kube_mesh
+        from harness.mesh.kube.versions import DEFAULT_KUBERNETES
 
         get = self.config.getoption
         return open_kube_mesh(KubeOptions(
             mesh=get("--mesh"), kubeconfig=get("--kubeconfig"), context=get("--context"),
             istio_version=get("--istio-version"), istio_revision=get("--istio-revision"),
             keep_cluster=get("--keep-cluster"), image_registry=get("--image-registry"),
+            kubernetes=get("--kubernetes-version") or DEFAULT_KUBERNETES,
         ))
 
     def _attached_mesh(self) -> Mesh:
@@ -194,9 +221,8 @@ class CaseFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Collector]:
         cases = load_case_file(_shown(self.path))
-        local = self.config.getoption("--mesh") == "local"
-        plane = self.config.getoption("--control-plane")
-        issues = [issue for case in cases for issue in _istio_issues(case, local=local, control_plane=plane)]
+        mesh = mesh_name(self.config.getoption("--mesh"), self.config.getoption("--control-plane"))
+        issues = [issue for case in cases for issue in _istio_issues(case, mesh)]
         if issues:
             raise ValidationError(issues)
         for case in cases:
@@ -242,13 +268,11 @@ class CaseNode(pytest.Collector):
         return _harness_error_text(excinfo) or super().repr_failure(excinfo)
 
 
-def _istio_issues(case: Case, *, local: bool, control_plane: str) -> list[Issue]:
-    """istiod's validation errors and, on the local mesh, what it cannot reproduce: found at collection, as the CLI does."""
+def _istio_issues(case: Case, mesh: MeshName) -> list[Issue]:
+    """istiod's validation errors and what ``mesh`` cannot serve: found at collection, as the CLI does."""
     from harness.istio.validate import validate_objects
-    from harness.mesh.local.refusals import local_refusals
 
-    refused = local_refusals(case.objects, case.topology, "istiod" if control_plane == "istiod" else "builtin")
-    return list(validate_objects(case.objects).errors) + (refused if local else [])
+    return list(validate_objects(case.objects).errors) + case_refusals(case, mesh)
 
 
 def _shown(path: Path) -> Path:

@@ -154,6 +154,11 @@ class Topology:
     def client(self, name: str) -> Client | None:
         return next((c for c in self.clients if c.name == name), None)
 
+    def external_app(self, host: str) -> Service | None:
+        """The external app that serves a ServiceEntry host: the one named by its first label
+        (``api.example.com`` -> ``api``), as every mesh reads a case's ServiceEntry."""
+        return next((s for s in self.services if s.external and s.name == host.split(".")[0]), None)
+
     def instances(self) -> dict[str, tuple[str, str]]:
         """Instance name (``reviews-v1-0``) -> (service, version), for every replica of every version."""
         return {

@@ -65,7 +65,7 @@ def test_error_unknown_fields_suggest_the_closest() -> None:
 
 def test_error_unknown_top_level_field_without_close_match_lists_known() -> None:
     assert issues("name: a\nzzz: 1\nchecks:\n" + CHECK) == [
-        "case.yaml:2: case a: zzz: unknown field; known fields here: about, checks, clients, config, load, name, services"
+        "case.yaml:2: case a: zzz: unknown field; known fields here: about, checks, clients, config, load, meshConfig, name, services"
     ]
 
 

@@ -4,7 +4,7 @@ For every corpus file the harness's own verdict is staged: ``schema`` (YAML, cas
 ``load_case_file`` refuses it, no object is ever built, so no control plane sees it; istiod's CRD schema
 in a cluster would refuse most of the Istio ones too, but the API server is not run here), ``semantic``
 (the objects load but ``validate_objects`` refuses them), ``local`` (only the local mesh's up-front
-refusals, ``local_refusals``, for the istiod plane) or ``none``. Every file whose objects load is then
+refusals for the istiod plane, ``case_refusals``) or ``none``. Every file whose objects load is then
 applied, as the objects ``load_case_file`` built (``mesh.apply`` does not run the harness's validator),
 to one shared ``LocalMesh(control_plane="istiod")`` with the case's topology, and what happens is recorded:
 
@@ -40,8 +40,8 @@ import yaml
 from harness.case import Case, load_case_file
 from harness.errors import CaseError, ConfigRejected, SyncTimeout, ValidationError
 from harness.istio.validate import validate_objects
+from harness.mesh.capabilities import case_refusals
 from harness.mesh.local.mesh import LocalMesh
-from harness.mesh.local.refusals import local_refusals
 from harness.topology import DEFAULT_TOPOLOGY
 from tests.errors.corpus_expected import CORPUS, corpus_files
 from tests.istiod import istiod_build
@@ -97,7 +97,7 @@ def harness_stage(cases: Sequence[Case] | None) -> str:
         return "schema"
     if any(validate_objects(case.objects).errors for case in cases):
         return "semantic"
-    if any(local_refusals(case.objects, case.topology, "istiod") for case in cases):
+    if any(case_refusals(case, "local-istiod") for case in cases):
         return "local"
     return "none"
 

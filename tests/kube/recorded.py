@@ -76,7 +76,10 @@ class RecordedApiServer:
                 return _json(400, recording("webhook_denied.json"))
             self.applied[path] = body
             self.deleted.discard(path)
-            return _json(200, {**body, "metadata": {**body["metadata"], "resourceVersion": str(len(self.calls))}})
+            answer = {**body, "metadata": {**body["metadata"], "resourceVersion": str(len(self.calls))}}
+            if body["kind"] == "Service":  # the API server allocates the ClusterIP
+                answer["spec"] = {**body["spec"], "clusterIP": f"10.96.0.{10 + len(self.applied)}"}
+            return _json(200, answer)
         if method == "DELETE":
             self.deleted.add(path)
             self.applied.pop(path, None)
@@ -84,7 +87,13 @@ class RecordedApiServer:
         if path.endswith("/log"):
             self.log_queries.append(query)
             return _Answer(200, recording("istio_proxy_log.txt").encode(), "text/plain")
-        lists = {"/pods": self.pods, "/deployments": "deployments_listed.json", "/services": "services_listed.json",
+        if path == "/api/v1/namespaces/istio-system/pods":
+            return _json(200, recording("pods_gateway.json"))
+        selector = query.get("labelSelector", [""])[0]
+        if "!=" in selector:  # another run's objects: a crashed run's VirtualService, nothing else
+            other = recording("virtualservice_other_run.json")
+            return _json(200, {"kind": "List", "apiVersion": "v1", "items": [other] if "virtualservices" in path else []})
+        lists = {"/nodes": "nodes.json", "/pods": self.pods, "/deployments": "deployments_listed.json", "/services": "services_listed.json",
                  "/events": "events_warning.json"}
         for suffix, name in lists.items():
             if path.endswith(suffix):
@@ -113,7 +122,9 @@ class RecordedProxy:
     def __init__(self, config_dump: Callable[[], str]) -> None:
         self.config_dump = config_dump
         self.paths: list[str] = []
+        self.posted: list[dict[str, Any]] = []
         self.dump_name = "config_dump.json"
+        self.stats_name = "stats.json"
 
     @contextmanager
     def serving(self) -> Iterator[int]:
@@ -140,7 +151,7 @@ class RecordedProxy:
                 elif parts.path == "/clusters":
                     self._send(recording("clusters.json"))
                 elif parts.path == "/stats":
-                    self._send(recording("stats.json"))
+                    self._send(recording(proxy.stats_name))
                 elif parts.path == "/server_info":
                     self._send(recording("server_info.json"))
                 elif parts.path == "/log":
@@ -152,7 +163,7 @@ class RecordedProxy:
                     self.send_error(404)
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", "0")))
+                proxy.posted.append(json.loads(self.rfile.read(int(self.headers.get("content-length", "0")))))
                 proxy.paths.append(self.path)
                 self._send(recording("forward_records.json"))
 

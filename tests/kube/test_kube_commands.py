@@ -13,12 +13,21 @@ import pytest
 from harness.errors import CaseError, MeshError, ProcessError
 from harness.mesh.kube import image
 from harness.mesh.kube.istio_install import install_command, install_istio, install_overlay, istiod_image_version
-from harness.mesh.kube.kindcluster import KindCluster, KindSpec, config_hash, inotify_hint, kind_config
+from harness.mesh.kube.kindcluster import (
+    KindCluster,
+    KindSpec,
+    config_hash,
+    inotify_hint,
+    kind_config,
+    parse_kind_version,
+)
 from harness.mesh.kube.portforward import parse_forwarding_line, port_forward_command
 from harness.mesh.kube.session import KubeOptions, check_prerequisites, run_namespace_prefix
 from harness.mesh.kube.tools import ToolMissing
 from harness.mesh.kube.versions import DEFAULT_KUBERNETES, KIND_NODE_IMAGES, node_image
 from harness.progress import Event, StepDone, StepStarted
+
+KIND_VERSION_OUTPUT = "kind v0.33.0 go1.25.1 linux/amd64\n"
 
 
 class FakeRunner:
@@ -35,7 +44,8 @@ class FakeRunner:
         line = " ".join(argv)
         if any(line.startswith(f) for f in self.fail):
             raise ProcessError(f"{what}: `{line}` exited with 1:\nERROR: failed")
-        return next((out for prefix, out in self.answers.items() if line.startswith(prefix)), "")
+        default = KIND_VERSION_OUTPUT if argv[1:] == ["version"] and argv[0].endswith("kind") else ""
+        return next((out for prefix, out in self.answers.items() if line.startswith(prefix)), default)
 
 
 def test_kube_kind_config_pins_the_node_image() -> None:
@@ -53,7 +63,7 @@ def test_kube_kind_cluster_created_then_deleted(tmp_path: Path) -> None:
     cluster = KindCluster(KindSpec(), kind="/bin/kind", state_dir=tmp_path, run=run)
     cluster.up()
     kubeconfig = str(tmp_path / "mesh-harness" / "kubeconfig")
-    assert run.commands == [["/bin/kind", "get", "clusters"],
+    assert run.commands == [["/bin/kind", "version"], ["/bin/kind", "get", "clusters"],
                             ["/bin/kind", "create", "cluster", "--name", "mesh-harness", "--config",
                              str(tmp_path / "mesh-harness" / "kind-config.json"), "--kubeconfig", kubeconfig, "--wait", "300s"]]
     assert json.loads((tmp_path / "mesh-harness" / "kind-config.json").read_text()) == kind_config(KindSpec())
@@ -61,17 +71,17 @@ def test_kube_kind_cluster_created_then_deleted(tmp_path: Path) -> None:
     cluster.load_image("mesh-harness-echo:abc")
     cluster.close()
     cluster.close()
-    assert run.commands[2:] == [["/bin/kind", "load", "docker-image", "mesh-harness-echo:abc", "--name", "mesh-harness"],
+    assert run.commands[3:] == [["/bin/kind", "load", "docker-image", "mesh-harness-echo:abc", "--name", "mesh-harness"],
                                 ["/bin/kind", "delete", "cluster", "--name", "mesh-harness", "--kubeconfig", kubeconfig]]
 
 
 def test_kube_kind_cluster_reused_kept_and_never_taken_over(tmp_path: Path) -> None:
-    KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=FakeRunner()).up()  # leaves the config stamp
+    KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=FakeRunner(), token="run-a").up()  # the stamp
     run = FakeRunner({"kind get clusters": "other\nmesh-harness\n"})
-    reused = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=run)
+    reused = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=run, token="run-b")
     reused.up()
     reused.close()  # not created by this run: never deleted
-    assert [c[1] for c in run.commands] == ["get", "export"]
+    assert [c[1] for c in run.commands] == ["version", "get", "export"]
     with pytest.raises(MeshError, match="exists but was made with another config; delete it with `kind delete cluster --name mesh-harness`"):
         KindCluster(KindSpec(kubernetes="1.34"), kind="kind", state_dir=tmp_path, run=run).up()
     with pytest.raises(MeshError, match="exists but was not made by mesh-harness"):
@@ -79,7 +89,7 @@ def test_kube_kind_cluster_reused_kept_and_never_taken_over(tmp_path: Path) -> N
     kept = KindCluster(KindSpec(name="k"), kind="kind", state_dir=tmp_path, run=(run := FakeRunner()), keep=True)
     kept.up()
     kept.close()
-    assert [c[1] for c in run.commands] == ["get", "create"]
+    assert [c[1] for c in run.commands] == ["version", "get", "create"]
 
 
 def test_kube_kind_create_failure_hints_inotify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,8 +105,13 @@ def test_kube_kind_create_failure_hints_inotify(tmp_path: Path, monkeypatch: pyt
 
 def test_kube_istioctl_install(tmp_path: Path) -> None:
     assert install_overlay() == {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": {
-        "profile": "minimal", "meshConfig": {"accessLogFile": "/dev/stdout", "accessLogEncoding": "JSON"}}}
-    assert install_overlay("canary")["spec"]["revision"] == "canary"
+        "profile": "minimal",
+        "meshConfig": {"accessLogFile": "/dev/stdout", "accessLogEncoding": "JSON",
+                       "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}},
+        "components": {"ingressGateways": [{"name": "istio-ingressgateway", "enabled": True}]},
+        "values": {"gateways": {"istio-ingressgateway": {"type": "ClusterIP"}}}}}
+    canary = install_overlay("canary")["spec"]
+    assert canary["revision"] == "canary" and "components" not in canary  # the first install's gateway stays
     run = FakeRunner()
     install_istio(run, "/c/istioctl", tmp_path, tmp_path / "kc", "kind-mesh-harness", "canary")
     overlay = tmp_path / "istio-overlay-canary.json"
@@ -205,3 +220,54 @@ def test_kube_namespaces_per_run_and_worker(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
     assert run_namespace_prefix("kind", "ab12") == "mh-gw1"
     assert run_namespace_prefix("cluster", "ab12") == "mh-gw1-ab12"
+
+
+def test_kube_kind_version_is_checked(tmp_path: Path) -> None:
+    old = FakeRunner({"kind version": "kind v0.20.0 go1.20.4 linux/amd64"})
+    with pytest.raises(MeshError, match=r"kind v0.33.0 or newer is needed .* says 'kind v0.20.0 go1.20.4 linux/amd64'"):
+        KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=old).up()
+    assert old.commands == [["kind", "version"]]  # nothing created
+    assert parse_kind_version("kind v0.33.1 go1.25 linux/arm64") == (0, 33, 1) and parse_kind_version("?") is None
+
+
+def test_kube_kind_create_cut_short_is_deleted_at_close(tmp_path: Path) -> None:
+    """Ctrl-C (or a failure) during ``kind create``: close deletes the half-made cluster, so that the next run
+    does not meet a cluster without the harness's stamp."""
+
+    class Interrupted(FakeRunner):
+        def __call__(self, argv: list[str], **kwargs: Any) -> str:
+            out = super().__call__(argv, **kwargs)
+            if argv[1:3] == ["create", "cluster"]:
+                raise KeyboardInterrupt
+            return out
+
+    run = Interrupted()
+    cluster = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=run)
+    with pytest.raises(KeyboardInterrupt):
+        cluster.up()
+    cluster.close()
+    assert [c[1] for c in run.commands] == ["version", "get", "create", "delete"]
+    assert not (tmp_path / "mesh-harness" / "config-hash").exists()
+
+
+def test_kube_kind_cluster_shared_by_xdist_workers_is_created_once_and_deleted_by_the_last(tmp_path: Path) -> None:
+    """Two workers of one run (one test-run id): the first creates, the second reuses; the creator finishing
+    first deletes nothing while the other still holds the cluster; the last one out deletes it."""
+    run = FakeRunner()
+    first = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=run, token="run-1")
+    first.up()
+    run.answers["kind get clusters"] = "mesh-harness\n"
+    second = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path, run=run, token="run-1")
+    second.up()
+    first.close()
+    assert [c[1] for c in run.commands] == ["version", "get", "create", "version", "get", "export"]
+    second.close()
+    assert run.commands[-1][:3] == ["kind", "delete", "cluster"]
+    other_run = FakeRunner({"kind get clusters": "mesh-harness\n"})
+    kept = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path / "kept", run=FakeRunner(), keep=True)
+    kept.up()
+    kept.close()
+    reused = KindCluster(KindSpec(), kind="kind", state_dir=tmp_path / "kept", run=other_run, token="run-2")
+    reused.up()
+    reused.close()
+    assert "delete" not in [c[1] for c in other_run.commands]  # another run made it: never deleted

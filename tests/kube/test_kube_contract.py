@@ -14,6 +14,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.istio.load import load_objects
 from harness.mesh.base import Mesh, SendSpec
+from harness.mesh.kube.session import SETUP_BOUND_S
 from harness.topology import DEFAULT_TOPOLOGY
 from harness.yamlsource import load_documents
 from tests.kube.recorded import SUBSETS
@@ -52,8 +53,12 @@ def _local_mesh() -> Mesh:
     return LocalMesh().start()
 
 
-@pytest.fixture(scope="module", params=[pytest.param("local", marks=pytest.mark.envoy),
-                                        pytest.param("kind", marks=pytest.mark.kind)])
+MESHES = [pytest.param("local", marks=pytest.mark.envoy),
+          # the module fixture makes the kind mesh inside the first test's timeout: give it the set-up's bound
+          pytest.param("kind", marks=[pytest.mark.kind, pytest.mark.timeout(SETUP_BOUND_S + 300)])]
+
+
+@pytest.fixture(scope="module", params=MESHES)
 def mesh(request: pytest.FixtureRequest) -> Iterator[Mesh]:
     made = _local_mesh() if request.param == "local" else _kind_mesh()
     try:
@@ -92,3 +97,9 @@ def test_contract_fault_abort_is_flagged_fi(mesh: Mesh) -> None:
         assert [(o.status, o.version, o.flags) for o in got] == [(418, None, ("FI",))] * 10
     finally:
         mesh.revert(token)
+
+
+def test_contract_kind_tests_outlast_the_cluster_set_up() -> None:
+    kind, = [p for p in MESHES if p.values == ("kind",)]
+    timeout, = [m.args[0] for m in kind.marks if m.name == "timeout"]
+    assert timeout >= SETUP_BOUND_S >= 3000  # create, install, build, load, first rollout: each at its bound

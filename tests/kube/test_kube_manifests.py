@@ -5,6 +5,7 @@ harness's own typed Istio model."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import kubernetes_validate
@@ -40,7 +41,10 @@ def manifests(topology: Topology, opts: RenderOptions) -> list[dict[str, Any]]:
 def test_kube_manifests_valid_for_pinned_kubernetes(kubernetes: str) -> None:
     """Every shape the renderer has (knobs, replicas, several namespaces and clients, prefix, revision) and
     the default topology, against each pinned version's schemas."""
-    rendered = manifests(RICH, OPTIONS[1]) + manifests(DEFAULT_TOPOLOGY, OPTIONS[0])
+    external = load_case_file(bundled_cases_dir() / "service-entry.yaml")[0].topology
+    with_gateway = replace(OPTIONS[0], gateway_ip="10.96.0.2")
+    rendered = (manifests(RICH, OPTIONS[1]) + manifests(DEFAULT_TOPOLOGY, OPTIONS[0])
+                + manifests(external, with_gateway))
     unique = {json.dumps(m, sort_keys=True): m for m in rendered}  # the schema is per kind: one of each shape
     for manifest in unique.values():
         kubernetes_validate.validate(manifest, f"{kubernetes}.0", strict=True)
@@ -82,8 +86,9 @@ def test_kube_sentinels_are_valid_istio() -> None:
     DestinationRule, so the ServiceEntry sentinel is pinned by shape only."""
     for manifest in sentinels("default", 7, {"a": "b"}):
         _istio_roundtrip(manifest)
-    entry = sentinel_service_entry("default", {"a": "b"})
-    assert entry["spec"]["hosts"] == ["default.sync.mesh-harness.internal"] and entry["spec"]["exportTo"] == ["."]
+    entry = sentinel_service_entry("default", 7, {"a": "b"})
+    assert entry["spec"]["hosts"] == ["default.sync.mesh-harness.internal", "v7.default.sync.mesh-harness.internal"]
+    assert entry["spec"]["exportTo"] == ["."]
 
 
 def test_kube_every_bundled_case_object_round_trips() -> None:
@@ -106,3 +111,26 @@ def test_kube_plan_applies_changed_and_deletes_missing() -> None:
     assert plan(current, current) == plan({}, {}) == type(plan({}, {}))((), ())
     assert plan(current, {dr.key: dr}).delete == (vs,)
     assert plan({}, current).apply == (dr, vs)
+
+
+def bundled_topologies() -> list[tuple[str, Topology]]:
+    """(case name, topology) of every bundled case, plus the default topology."""
+    return [("(default)", DEFAULT_TOPOLOGY)] + [(case.name, case.topology) for path in case_files([bundled_cases_dir()])
+                                                 for case in load_case_file(path)]
+
+
+def test_kube_deployment_selector_is_one_per_name_across_every_bundled_case() -> None:
+    """``spec.selector`` is immutable: a Deployment re-applied by the next case with another selector is a 422."""
+    selectors: dict[str, dict[str, str]] = {}
+    seen: dict[str, str] = {}
+    for case, topology in bundled_topologies():
+        for manifest in render_topology(topology, OPTIONS[0]):
+            if manifest["kind"] != "Deployment":
+                continue
+            name, selector = manifest["metadata"]["name"], manifest["spec"]["selector"]["matchLabels"]
+            assert selectors.setdefault(name, selector) == selector, (
+                f"Deployment {name}: {case} selects {selector}, {seen[name]} selected {selectors[name]}")
+            seen.setdefault(name, case)
+            labels = manifest["spec"]["template"]["metadata"]["labels"]
+            assert selector.items() <= labels.items()
+    assert selectors["client"] == {"mesh-harness.io/instance": "client"} and len(seen) > 5

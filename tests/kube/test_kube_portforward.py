@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,36 @@ def test_kube_port_forward_silent_times_out(tmp_path: Path) -> None:
     with pytest.raises(SyncTimeout, match="kubectl printed no 'Forwarding from' line within 0.5s"):
         forward.start(timeout_s=0.5)
     assert not forward.is_running()
+
+
+FLAKY = """import sys, time, pathlib
+runs = pathlib.Path(sys.argv[1])
+runs.write_text(runs.read_text() + " ".join(sys.argv[2:]) + "\\n" if runs.exists() else " ".join(sys.argv[2:]) + "\\n")
+print("Forwarding from 127.0.0.1:41234 -> 15000", flush=True)
+if sys.argv[-1] == ":15000":  # the first run: a stream error ends it, after a flood on stderr
+    sys.stderr.write("E1207 portforward.go:413] an error occurred forwarding 41234 -> 15000: lost\\n" * 3000)
+    sys.stderr.flush()
+    sys.exit(1)
+time.sleep(60)
+"""
+
+
+def test_kube_port_forward_that_exits_is_reopened_on_the_same_port(tmp_path: Path) -> None:
+    """kubectl ends a forward after a stream error (and may write a lot to stderr first): the forward notices,
+    starts kubectl again on the same local port, and keeps the error; the clients' port stays valid."""
+    runs = tmp_path / "runs"
+    forward = PortForward([*script(tmp_path, FLAKY), str(runs), ":15000"], "ns/client:15000").start(timeout_s=20)
+    try:
+        deadline = time.monotonic() + 30
+        while not (forward.reopened and forward.is_running() and len(_lines(runs)) == 2):
+            assert time.monotonic() < deadline, f"not reopened within 30s: {_lines(runs)}"
+            time.sleep(0.05)
+        assert _lines(runs) == [":15000", "41234:15000"] and forward.local_port == 41234
+        assert "an error occurred forwarding 41234 -> 15000" in forward.last_error
+    finally:
+        forward.close()
+    assert not forward.is_running() and forward.reopened == 1
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []

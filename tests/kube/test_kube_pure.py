@@ -8,9 +8,11 @@ import json
 import pytest
 
 from harness.errors import MeshError
+from harness.mesh.kube import image
 from harness.mesh.kube.api import _reason, resource_path
 from harness.mesh.kube.mesh import access_log_entries, envoy_version, healthy_hosts, is_ready, rollout_problems
 from harness.mesh.kube.podlog import LogCursor, new_lines, parse_timestamp
+from harness.mesh.kube.session import node_platform, readiness_problems
 from harness.mesh.sentinels import sync_cluster, sync_state
 from tests.kube.recorded import recording
 
@@ -79,9 +81,28 @@ def test_kube_api_paths_and_errors() -> None:
     assert resource_path("apps/v1", "Deployment", "ns") == "/apis/apps/v1/namespaces/ns/deployments"
     assert resource_path("networking.istio.io/v1beta1", "ServiceEntry", "ns", "s") == (
         "/apis/networking.istio.io/v1beta1/namespaces/ns/serviceentries/s")
-    with pytest.raises(MeshError, match="does not manage Gateway"):
-        resource_path("networking.istio.io/v1", "Gateway", "ns", "g")
+    assert resource_path("networking.istio.io/v1", "Gateway", "ns", "g") == (
+        "/apis/networking.istio.io/v1/namespaces/ns/gateways/g")
+    with pytest.raises(MeshError, match="does not manage Sidecar"):
+        resource_path("networking.istio.io/v1", "Sidecar", "ns", "g")
     with pytest.raises(MeshError, match="Service/s: a namespace is required"):
         resource_path("v1", "Service", None, "s")
     assert _reason(json.dumps(recording("webhook_denied.json"))).startswith("admission webhook")
     assert _reason(b"plain text") == "plain text" and _reason(None) == ""
+
+
+def test_kube_cluster_readiness_and_the_nodes_platform() -> None:
+    nodes = recording("nodes.json")["items"]
+    istiod = recording("istiod_deployment.json")
+    assert readiness_problems(nodes, istiod) == readiness_problems(nodes, None) == []
+    not_ready = [{**nodes[0], "status": {**nodes[0]["status"], "conditions": [{"type": "Ready", "status": "False"}]}}]
+    starting = {**istiod, "status": {"replicas": 1}}
+    assert readiness_problems(not_ready, starting) == [
+        "no node is Ready (nodes: mesh-harness-control-plane)", "istio-system/istiod has no ready replica"]
+    assert node_platform(nodes) == "linux/amd64"
+    arm = {**nodes[0], "status": {**nodes[0]["status"], "nodeInfo": {"architecture": "arm64"}}}
+    with pytest.raises(MeshError, match="nodes run linux/amd64, linux/arm64; run on a cluster of one architecture"):
+        node_platform([*nodes, arm])
+    root = image.package_root()
+    assert image.image_tag(root, "linux/arm64") == image.source_hash(root) + "-arm64"
+    assert image.build_command("docker", "i:1", root, "linux/arm64")[6:8] == ["--platform", "linux/arm64"]

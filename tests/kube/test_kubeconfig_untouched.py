@@ -92,7 +92,8 @@ exec sleep 120
 OLD_MTIME_NS = 1_600_000_000 * 10**9  # set on the user's file first, so that any write or touch would move it
 KUBECTL_CONFIG_EDITS = {"config", "use-context", "set-context", "set-cluster", "set-credentials", "delete-context"}
 KIND_WITHOUT_KUBECONFIG = {("get", "clusters"), ("load", "docker-image")}
-"""kind subcommands that read and write no kubeconfig (they list node containers / copy an image into them)."""
+"""kind subcommands that read and write no kubeconfig (they list node containers / copy an image into them /
+print kind's version)."""
 
 CANARY = SUBSETS + """---
 apiVersion: networking.istio.io/v1
@@ -242,6 +243,7 @@ def assert_no_context_edits(commands: dict[str, list[list[str]]]) -> None:
 @pytest.mark.parametrize("reuse", [False, True], ids=["new cluster, deleted at close", "kept cluster, reused"])
 def test_kind_mesh_lifecycle_leaves_the_users_kubeconfig_alone(user_home: UserHome, monkeypatch: pytest.MonkeyPatch,
                                                                reuse: bool) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_TESTRUNUID", raising=False)  # two runs here, not two workers of one
     run = KindRunner()
     harness_kubeconfig = user_home.home / ".cache" / "mesh-harness" / "kind" / "mesh-harness" / "kubeconfig"
     opts = KubeOptions("kind", istio_revision="canary")  # no istiod-canary in the recordings: Istio gets installed
@@ -262,7 +264,7 @@ def test_kind_mesh_lifecycle_leaves_the_users_kubeconfig_alone(user_home: UserHo
     assert commands["istioctl"] and commands["kubectl"]
     for tool in ("kind", "kubectl", "istioctl"):
         for argv in commands[tool]:
-            if tool == "kind" and tuple(argv[1:3]) in KIND_WITHOUT_KUBECONFIG:
+            if tool == "kind" and (tuple(argv[1:3]) in KIND_WITHOUT_KUBECONFIG or argv[1:] == ["version"]):
                 assert "--kubeconfig" not in argv
                 continue
             assert flag(argv, "--kubeconfig") == str(harness_kubeconfig), f"{tool} not on the harness's kubeconfig: {argv}"
@@ -289,6 +291,8 @@ def test_cluster_mesh_reads_the_named_context_and_never_writes(user_home: UserHo
         (None, "prod", False, "https://127.0.0.1:6443")]
     commands = tool_commands(run, user_home)
     assert set(commands) == {"docker", "kubectl"}, "--mesh cluster runs no kind and no istioctl"
+    push = next(argv for argv in commands["docker"] if argv[1] == "push")
+    assert push[-1].endswith("-amd64")  # built for the nodes' platform (recordings/nodes.json)
     assert len(commands["kubectl"]) >= 3
     for argv in commands["kubectl"]:
         assert flag(argv, "--context") == "prod", argv  # never the current context

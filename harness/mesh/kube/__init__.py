@@ -9,10 +9,12 @@
 | ``istio_install.py`` | istioctl install overlay and command lines |
 | ``image.py`` | the echo image: tag, docker build / push, loaded by ``kindcluster`` |
 | ``manifests.py`` | Namespaces, Services, Deployments of a topology (pure dicts) |
+| ``external.py`` | a case's ServiceEntry endpoints pointed at its external app's Service (pure) |
 | ``api.py`` | server-side apply, get, list, delete, pod logs through the kubernetes client |
 | ``apply.py`` | the apply/delete plan between two object sets (pure; objects render with ``harness.istio.manifest``) |
 | ``podlog.py`` | reading container logs in increments (pure) |
 | ``portforward.py`` | ``kubectl port-forward pod/...`` with bounded readiness |
 | ``mesh.py`` | ``KubeMesh``: the Mesh interface on Kubernetes |
 | ``session.py`` | opening a KubeMesh from the options: prerequisites, cluster, Istio, image |
+| ``plan.py`` | ``--dry-run``: every command and API write of a run, in order, without running any (pure) |
 """

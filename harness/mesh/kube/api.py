@@ -27,6 +27,7 @@ REQUEST_TIMEOUT_S = 30.0
 # (apiVersion group, kind) -> (plural, namespaced). The version comes from the object.
 _RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("", "Namespace"): ("namespaces", False),
+    ("", "Node"): ("nodes", False),
     ("", "Service"): ("services", True),
     ("", "Pod"): ("pods", True),
     ("", "Event"): ("events", True),
@@ -34,6 +35,8 @@ _RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("networking.istio.io", "VirtualService"): ("virtualservices", True),
     ("networking.istio.io", "DestinationRule"): ("destinationrules", True),
     ("networking.istio.io", "ServiceEntry"): ("serviceentries", True),
+    ("networking.istio.io", "Gateway"): ("gateways", True),
+    ("networking.istio.io", "EnvoyFilter"): ("envoyfilters", True),
 }
 
 

@@ -46,14 +46,20 @@ def source_hash(root: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def image_tag(root: Path, platform: str | None = None) -> str:
+    """The source hash, and the CPU when the image is built for a given platform (``0123456789ab-arm64``)."""
+    return source_hash(root) + (f"-{platform.rsplit('/', 1)[-1]}" if platform else "")
+
+
 def image_ref(tag: str, registry: str | None = None) -> str:
     name = f"{registry.rstrip('/')}/{IMAGE_NAME}" if registry else IMAGE_NAME
     return f"{name}:{tag}"
 
 
-def build_command(docker: str, image: str, root: Path) -> list[str]:
+def build_command(docker: str, image: str, root: Path, platform: str | None = None) -> list[str]:
+    """``platform`` (``linux/arm64``): the nodes' own, for a cluster whose nodes may not be this machine's CPU."""
     return [docker, "build", "--file", str(dockerfile_path()), "--tag", image,
-            "--build-arg", f"BASE={ECHO_BASE_IMAGE}", str(root)]
+            *(["--platform", platform] if platform else []), "--build-arg", f"BASE={ECHO_BASE_IMAGE}", str(root)]
 
 
 def inspect_command(docker: str, image: str) -> list[str]:
@@ -64,16 +70,18 @@ def push_command(docker: str, image: str) -> list[str]:
     return [docker, "push", image]
 
 
-def ensure_image(run: Runner, docker: str, registry: str | None = None, observer: Observer = ignore) -> str:
+def ensure_image(run: Runner, docker: str, registry: str | None = None, observer: Observer = ignore, *,
+                 platform: str | None = None) -> str:
     """Build the echo image unless this exact tag exists locally; push it when a registry is given
-    (``observer`` is told of the build and the push with their elapsed time)."""
+    (``observer`` is told of the build and the push with their elapsed time). The tag names the
+    platform when one is given, so that an image built for another CPU is never taken."""
     root = package_root()
-    image = image_ref(source_hash(root), registry)
+    image = image_ref(image_tag(root, platform), registry)
     try:
         run(inspect_command(docker, image), what=f"looking for image {image}", timeout_s=_QUERY_TIMEOUT_S)
     except ProcessError:
         with step(observer, "image build", f"docker build -t {image}"):
-            run(build_command(docker, image, root), what=f"building the echo image {image}", timeout_s=BUILD_TIMEOUT_S)
+            run(build_command(docker, image, root, platform), what=f"building the echo image {image}", timeout_s=BUILD_TIMEOUT_S)
     if registry:
         with step(observer, "image push", f"docker push {image}"):
             run(push_command(docker, image), what=f"pushing {image}", timeout_s=PUSH_TIMEOUT_S)

@@ -2,13 +2,22 @@
 
 * a Namespace per topology namespace, labelled for injection (``istio-injection: enabled``, or
   ``istio.io/rev`` for a revision) when the harness creates it;
-* one Deployment per app *instance* (``reviews-v1-0``, replicas 1) with ``app``/``version`` labels:
+* one Deployment per app *instance* (``reviews-v1-0``, replicas 1) with ``app``/``version`` labels,
+  selecting its pod by the instance label alone (a selector is immutable, the other labels vary by case):
   instance names then match the local mesh's (``Topology.instances()``), and per-instance knobs
   (one bad replica among good ones, for outlier cases) can be given to exactly one pod;
 * one Service per service with its named ports (``http``, ``grpc``: Istio picks the protocol by name);
 * one Deployment per client workload, with its labels (``sourceLabels`` match on them) and the
   ``proxy.istio.io/config`` annotation that makes its sidecar keep outbound cluster stats
-  (Istio's default stats matcher drops them: istio-semantics.md 4.4).
+  (Istio's default stats matcher drops them: istio-semantics.md 4.4) and capture DNS
+  (``ISTIO_META_DNS_CAPTURE``: the sidecar's agent answers a ServiceEntry host such as
+  ``api.example.com`` with the address istiod allocates for it, ``PILOT_ENABLE_IP_AUTOALLOCATE`` being
+  on by default; without it the name does not resolve in the pod). With a known ingress gateway
+  address, the client's sidecar lets traffic to it pass (``excludeOutboundIPRanges``): ``via: gateway``
+  arrives at the gateway as from outside the mesh, with the case's Host, which the client's own
+  sidecar would otherwise answer with its REGISTRY_ONLY 502;
+* an external app (``Service.external``) without a sidecar, outside the mesh; its Service gives
+  the case's ServiceEntry endpoints an address (``external.py``).
 
 Injection is asked for on the pod (``sidecar.istio.io/inject: "true"``, plus ``istio.io/rev``), not by
 toggling namespaces, so pods in a pre-existing namespace get their sidecar too. Every object carries
@@ -42,6 +51,8 @@ class RenderOptions:
     run_id: str
     namespace_prefix: str | None = None
     revision: str | None = None
+    gateway_ip: str | None = None
+    """The ingress gateway Service's ClusterIP, when the cluster has one (``via: gateway`` sends there)."""
 
     def namespace(self, name: str) -> str:
         """The real namespace of a topology namespace: ``<prefix>-<name>`` with a prefix, else ``name``."""
@@ -77,16 +88,21 @@ def render_instance(service: Service, version: str, instance: str, opts: RenderO
     flags = [arg for name, value in sorted(service.instance_knobs(version, instance).items())
              for arg in (f"--{name}", value)]
     return _deployment(instance, opts.namespace(service.namespace), labels, service.name, version, instance, flags,
-                       {"holdApplicationUntilProxyStarts": True}, opts)
+                       None if service.external else {"holdApplicationUntilProxyStarts": True}, opts)
 
 
 def render_client(client: Client, opts: RenderOptions) -> dict[str, Any]:
     """The Deployment of a client workload: the echo app whose ForwardEcho starts the traffic."""
     labels = {**dict(client.labels), INSTANCE_LABEL: client.name}
     version = labels.get("version", "v1")
-    proxy = {"holdApplicationUntilProxyStarts": True, "proxyStatsMatcher": {"inclusionPrefixes": list(STATS_PREFIXES)}}
-    return _deployment(client.name, opts.namespace(client.namespace), labels, client.name, version, client.name, [],
-                       proxy, opts)
+    proxy = {"holdApplicationUntilProxyStarts": True, "proxyStatsMatcher": {"inclusionPrefixes": list(STATS_PREFIXES)},
+             "proxyMetadata": {"ISTIO_META_DNS_CAPTURE": "true"}}
+    deployment = _deployment(client.name, opts.namespace(client.namespace), labels, client.name, version, client.name,
+                             [], proxy, opts)
+    if opts.gateway_ip:
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        annotations["traffic.sidecar.istio.io/excludeOutboundIPRanges"] = f"{opts.gateway_ip}/32"
+    return deployment
 
 
 def render_topology(topology: Topology, opts: RenderOptions) -> list[dict[str, Any]]:
@@ -101,9 +117,10 @@ def render_topology(topology: Topology, opts: RenderOptions) -> list[dict[str, A
 
 
 def _deployment(name: str, namespace: str, labels: dict[str, str], service: str, version: str, instance: str,
-                flags: list[str], proxy_config: dict[str, Any], opts: RenderOptions) -> dict[str, Any]:
-    pod_labels = {**labels, RUN_LABEL: opts.run_id, "sidecar.istio.io/inject": "true"}
-    if opts.revision:
+                flags: list[str], proxy_config: dict[str, Any] | None, opts: RenderOptions) -> dict[str, Any]:
+    """``proxy_config`` None: a pod outside the mesh (no sidecar injected)."""
+    pod_labels = {**labels, RUN_LABEL: opts.run_id, "sidecar.istio.io/inject": "false" if proxy_config is None else "true"}
+    if opts.revision and proxy_config is not None:
         pod_labels["istio.io/rev"] = opts.revision
     args = ["--service", service, "--version", version, "--instance", instance, "--bind", "0.0.0.0",
             "--http-port", str(HTTP_TARGET_PORT), "--grpc-port", str(GRPC_TARGET_PORT),
@@ -128,10 +145,12 @@ def _deployment(name: str, namespace: str, labels: dict[str, str], service: str,
         "metadata": {"name": name, "namespace": namespace, "labels": {**labels, RUN_LABEL: opts.run_id}},
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": labels},
+            # The instance label alone: it names the Deployment, so it never changes between cases, and
+            # ``spec.selector`` is immutable (a client declared with other labels would be a 422).
+            "selector": {"matchLabels": {INSTANCE_LABEL: instance}},
             "template": {
-                "metadata": {"labels": pod_labels,
-                             "annotations": {"proxy.istio.io/config": json.dumps(proxy_config, sort_keys=True)}},
+                "metadata": {"labels": pod_labels, "annotations": {} if proxy_config is None else
+                             {"proxy.istio.io/config": json.dumps(proxy_config, sort_keys=True)}},
                 "spec": {"containers": [container], "terminationGracePeriodSeconds": 5},
             },
         },

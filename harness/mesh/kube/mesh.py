@@ -7,11 +7,16 @@ istiod translates, real Istio sidecars route; the harness only writes objects an
   client sidecars to hold exactly the new endpoints (``/clusters`` of each client's admin API);
 * ``apply``/``revert``: the case's Istio objects, server-side applied or deleted (``apply.py``),
   then the sentinels of the new version; returns when every client sidecar's config_dump holds
-  them (``harness/mesh/sentinels.py``). A webhook denial or an Envoy rejection (``error_state``) restores the previous
+  them (``harness/mesh/sentinels.py``). A webhook denial or an Envoy rejection (``error_state``, or a grown
+  ``update_rejected`` counter: CDS and RDS rejections leave no error in the config_dump) restores the previous
   objects and raises ``ConfigRejected`` with istiod's or Envoy's message;
 * ``send``: ForwardEcho on the client pod (its control port through a pod port-forward), so the
   traffic leaves through the client's own sidecar; Envoy's response flags come from the sidecar's
-  JSON access log (``istio-proxy`` container log), joined by request id as on the local mesh;
+  JSON access log (``istio-proxy`` container log), joined by request id as on the local mesh.
+  ``via: gateway`` sends from the client pod to the ingress gateway Service's ClusterIP (which the
+  client's sidecar lets pass: ``manifests.py``) with the case's Host, and joins the gateway's access log;
+  the gateway proxy's config_dump is awaited with the client sidecars' whenever the topology has a gateway;
+* ServiceEntry endpoints on ``127.0.0.1`` are pointed at the external app's Service (``external.py``);
 * ``proxy_stats``/``drain``: the client sidecar's admin API through a pod port-forward;
 * ``app_log``: each instance's request log through its control port.
 
@@ -27,8 +32,9 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -38,8 +44,11 @@ from harness.istio.model import IstioObject
 from harness.mesh import sentinels
 from harness.mesh.base import COARSEST_KERNEL_TICK_S, MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
 from harness.mesh.cleanup import run_all
+from harness.mesh.gateway_request_ids import gateway_keeps_request_ids, keeps_request_ids
 from harness.mesh.kube.api import ApiError, KubeApi, describe
 from harness.mesh.kube.apply import Key, plan
+from harness.mesh.kube.external import point_at_external_app
+from harness.mesh.kube.istio_install import GATEWAY_LABELS, GATEWAY_SERVICE, ISTIO_NAMESPACE
 from harness.mesh.kube.manifests import (
     CONTROL_PORT,
     INSTANCE_LABEL,
@@ -64,6 +73,14 @@ ACCESS_LOG_TIMEOUT_S = 30.0
 NAMESPACE_DELETE_TIMEOUT_S = 120.0
 POLL_S = 0.5
 _ADMIN_TIMEOUT_S = 10.0
+GATEWAY = GATEWAY_SERVICE
+"""The ingress gateway's name among the proxies the mesh reads (``proxy_stats``, sync, access log)."""
+ISTIO_KINDS = (("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "DestinationRule"),
+               ("networking.istio.io/v1", "ServiceEntry"), ("networking.istio.io/v1", "Gateway"),
+               ("networking.istio.io/v1alpha3", "EnvoyFilter"))
+"""The Istio kinds the harness writes, and deletes at close (its objects carry the run label)."""
+REQUEST_ID_FILTER = "mesh-harness-gateway-request-id"
+"""The gateway's EnvoyFilter (``gateway_request_ids.py``), one per run: ``<this>-<run id>`` in istio-system."""
 _IN_FLIGHT = r"^(cluster\.outbound\|.*\.upstream_rq_active|http\.outbound_.*\.downstream_rq_active)$"
 
 
@@ -75,11 +92,12 @@ class Forwarder(Protocol):
 
 @dataclass
 class _Client:
-    """What the mesh keeps per client workload: its pod, its control and admin connections, its log cursor."""
+    """What the mesh keeps per proxy it reads (a client workload, or the gateway): its pod, its control
+    (the echo app's; None for the gateway, which has no app) and admin connections, its log cursor."""
 
     pod: str
     namespace: str
-    control: ControlClient
+    control: ControlClient | None
     admin: httpx.Client
     cursor: LogCursor = field(default_factory=LogCursor)
     unclaimed: Unclaimed = field(default_factory=Unclaimed)
@@ -109,7 +127,11 @@ class KubeMesh:
         self._version = 0
         self._created_namespaces: list[str] = []
         self._touched_namespaces: set[str] = set()
+        self._swept: set[str] = set()
         self._clients: dict[str, _Client] = {}
+        self._gateway: _Client | None = None
+        self._cluster_ips: dict[tuple[str, str], str] = {}  # (namespace, Service) -> its ClusterIP
+        self._rejected: dict[str, dict[str, int]] = {}  # proxy -> its update_rejected counters, as last accounted for
         self._controls: dict[str, ControlClient] = {}  # app pod -> its control connection
         self._forwards: dict[tuple[str, str, int], Callable[[], None]] = {}
         self._envoy_version: str | None = None
@@ -153,9 +175,19 @@ class KubeMesh:
         if topology == self._topology:
             return
         self._ensure_namespaces(topology)
+        if topology.gateway and not self._render.gateway_ip:
+            raise MeshError(f"the case sends via the ingress gateway or applies a Gateway, and the cluster has no "
+                            f"Service {ISTIO_NAMESPACE}/{GATEWAY_SERVICE}; install Istio's ingress gateway (labels "
+                            f"istio: ingressgateway), as --mesh kind does")
+        if topology.gateway:
+            self._touched_namespaces.add(ISTIO_NAMESPACE)
+            self._api.apply(gateway_keeps_request_ids(ISTIO_NAMESPACE, f"{REQUEST_ID_FILTER}-{self._render.run_id}",
+                                                      {RUN_LABEL: self._render.run_id}))
         wanted = render_topology(topology, self._render)
         for obj in wanted:
-            self._api.apply(obj)
+            applied = self._api.apply(obj)
+            if obj["kind"] == "Service" and applied.get("spec", {}).get("clusterIP"):
+                self._cluster_ips[obj["metadata"]["namespace"], obj["metadata"]["name"]] = applied["spec"]["clusterIP"]
         self._delete_unwanted(wanted)
         with step(self._observer, "rollout", f"{len(self._workloads(topology))} workloads, one ready pod each"):
             self._wait_rollout(topology)
@@ -177,11 +209,20 @@ class KubeMesh:
 
     def send(self, spec: SendSpec) -> list[Observation]:
         client = self._client(spec.client)
+        assert client.control is not None  # every client workload runs the echo app
+        if spec.via == "gateway":
+            gateway = self._gateway
+            if gateway is None or not self._render.gateway_ip:
+                raise MeshError(f"{spec.url}: send via gateway, but the deployed topology has no ingress gateway; "
+                                "apply a Gateway (selector: {istio: ingressgateway}) in the case")
+            observations = client.control.forward(spec, connect_to=gateway_address(self._render.gateway_ip, spec.url),
+                                                  capture_headers=spec.capture_headers)
+            return self._join_access_log(GATEWAY, gateway, observations)
         observations = client.control.forward(spec, connect_to=None, capture_headers=spec.capture_headers)
         return self._join_access_log(spec.client, client, observations)
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
-        return self._stats(self._client(workload), None)
+        return self._stats(self._proxy(workload), None)
 
     def drain(self, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -209,7 +250,7 @@ class KubeMesh:
 
     def config_dump(self, workload: str) -> dict[str, Any]:
         """The workload's sidecar ``/config_dump`` (routes and clusters for failure evidence)."""
-        return self._admin_json(self._client(workload), "/config_dump")
+        return self._admin_json(self._proxy(workload), "/config_dump")
 
     def access_log_tail(self, workload: str, lines: int) -> list[str]:
         """The last ``lines`` lines of the workload's ``istio-proxy`` container log (its access log), from the API."""
@@ -236,7 +277,9 @@ class KubeMesh:
             self._api.delete(obj.api_version, obj.kind, self._render.namespace(obj.metadata.namespace), obj.metadata.name)
             self._objects.pop(obj.key, None)
         for obj in steps.apply:
-            manifest = to_manifest(obj, self._render.namespace(obj.metadata.namespace), labels)
+            namespace = self._render.namespace(obj.metadata.namespace)
+            manifest = point_at_external_app(to_manifest(obj, namespace, labels), self._deployed(), namespace,
+                                             {name: ip for (ns, name), ip in self._cluster_ips.items() if ns == namespace})
             self._touched_namespaces.add(manifest["metadata"]["namespace"])
             try:
                 self._api.apply(manifest)
@@ -248,18 +291,24 @@ class KubeMesh:
             self._objects[obj.key] = obj
 
     def _sync(self, version: int) -> None:
-        """Write the sentinels of ``version`` and wait until every client sidecar holds them."""
+        """Write the sentinels of ``version`` and wait until every client sidecar (and the gateway) holds them."""
         labels = {RUN_LABEL: self._render.run_id}
         spaces = sorted({c.namespace for c in self._clients.values()})
         for namespace in spaces:
-            for sentinel in sentinels.sentinels(namespace, version, labels):
+            for sentinel in sync_objects(namespace, version, labels, gateway=self._gateway is not None):
                 self._api.apply(sentinel)
         deadline = time.monotonic() + self._sync_timeout_s
         pending = dict(self._clients)
+        if self._gateway is not None:
+            pending[GATEWAY] = self._gateway
         last: dict[str, sentinels.SyncState] = {}
         for _ in range(int(self._sync_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
             for name, client in list(pending.items()):
-                state = sentinels.sync_state(self._admin_json(client, "/config_dump"), client.namespace, version)
+                self._check_rejections(name, client, version)
+                dump = self._admin_json(client, "/config_dump")
+                state = sentinels.sync_state(dump, client.namespace if name != GATEWAY else spaces[0], version)
+                if name == GATEWAY and not keeps_request_ids(dump):
+                    state = replace(state, has_route=False)  # the request-id filter is not in yet: not synced
                 last[name] = state
                 if state.rejected:
                     raise ConfigRejected(f"{client.pod} ({name})", "config", str(version), "; ".join(state.rejected))
@@ -276,6 +325,18 @@ class KubeMesh:
                           f"{self._sync_timeout_s:g}s ({seen}); is istiod running? "
                           f"{self._describe_pods(spaces)}")
 
+    def _check_rejections(self, name: str, proxy: _Client, version: int) -> None:
+        """ConfigRejected when the proxy's ``update_rejected`` counters grew since they were last accounted for:
+        Envoy keeps no ``error_state`` in its config_dump for a rejected CDS or RDS update (recordings/
+        real_config_dump_rds_rejected.json), so the sentinels alone would report the stale config as synced."""
+        now = self._stats(proxy, REJECTED_STATS)
+        grown = rejected_growth(self._rejected.get(name), now)
+        self._rejected[name] = now
+        if grown:
+            raise ConfigRejected(f"{proxy.pod} ({name})", "config", str(version),
+                                 f"Envoy counted rejected updates ({', '.join(grown)}); its config_dump keeps no "
+                                 f"message for CDS and RDS: istiod's /debug/syncz on port 15014 has it")
+
     def _next_version(self) -> int:
         self._version += 1
         return self._version
@@ -287,13 +348,23 @@ class KubeMesh:
             manifest = render_namespace(name, self._render)
             real = manifest["metadata"]["name"]
             self._touched_namespaces.add(real)
-            if real in self._created_namespaces or self._api.get("v1", "Namespace", None, real) is not None:
-                continue  # a namespace the run did not make keeps its labels: pods ask for injection themselves
+            if real in self._created_namespaces or real in self._swept:
+                continue
+            if self._api.get("v1", "Namespace", None, real) is not None:
+                self._sweep(real)  # a namespace the run did not make keeps its labels: pods ask for injection themselves
+                continue
             self._api.apply(manifest)
             self._created_namespaces.append(real)
-        for client in topology.clients:
-            namespace = self._render.namespace(client.namespace)
-            self._api.apply(sentinels.sentinel_service_entry(namespace, {RUN_LABEL: self._render.run_id}))
+
+    def _sweep(self, namespace: str) -> None:
+        """Delete what an earlier run that crashed left in ``namespace`` (objects with another run's label):
+        its VirtualServices would still route, its Deployments would still back the Services. A namespace
+        is one run's at a time (kind: the cases' own or ``mh-<worker>-``; a cluster: ``mh-<run id>-``)."""
+        self._swept.add(namespace)
+        others = f"{RUN_LABEL},{RUN_LABEL}!={self._render.run_id}"
+        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), *ISTIO_KINDS):
+            for obj in self._api.list(api_version, kind, namespace, others):
+                self._api.delete(api_version, kind, namespace, obj["metadata"]["name"])
 
     def _delete_unwanted(self, wanted: list[dict[str, Any]]) -> None:
         keep = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in wanted}
@@ -366,15 +437,46 @@ class KubeMesh:
             known = self._clients.get(client.name)
             if known is not None and known.pod == pod:
                 continue
+            if known is not None:  # a replaced pod: its connections and port-forwards go with it
+                self._release(known)
             control_port = self._open_forward(namespace, pod, CONTROL_PORT)
             admin_port = self._open_forward(namespace, pod, ADMIN_PORT)
             self._clients[client.name] = _Client(
                 pod=pod, namespace=namespace, control=ControlClient(control_port, f"{client.name} (pod {pod})"),
                 admin=httpx.Client(base_url=f"http://127.0.0.1:{admin_port}", trust_env=False, timeout=_ADMIN_TIMEOUT_S))
         for name in [n for n in self._clients if topology.client(n) is None]:
-            gone = self._clients.pop(name)
-            gone.control.close()
-            gone.admin.close()
+            self._release(self._clients.pop(name))
+        self._connect_gateway(topology.gateway)
+
+    def _release(self, proxy: _Client) -> None:
+        """Close a proxy's connections and the port-forwards to its pod."""
+        if proxy.control is not None:
+            proxy.control.close()
+        proxy.admin.close()
+        for key in [k for k in self._forwards if k[:2] == (proxy.namespace, proxy.pod)]:
+            self._forwards.pop(key)()
+
+    def _connect_gateway(self, wanted: bool) -> None:
+        """The gateway proxy's admin connection while the topology has a gateway (its pod can change)."""
+        if not wanted:
+            if self._gateway is not None:
+                self._release(self._gateway)
+            self._gateway = None
+            return
+        selector = ",".join(f"{k}={v}" for k, v in GATEWAY_LABELS.items())
+        pods = sorted(str(p["metadata"]["name"]) for p in self._api.list("v1", "Pod", ISTIO_NAMESPACE, selector)
+                      if is_ready(p))
+        if not pods:
+            raise MeshError(f"no ready ingress gateway pod ({selector}) in {ISTIO_NAMESPACE}; check it with "
+                            f"kubectl -n {ISTIO_NAMESPACE} get pods -l {selector}")
+        if self._gateway is not None and self._gateway.pod in pods:
+            return
+        if self._gateway is not None:
+            self._release(self._gateway)
+        # Several replicas: the harness reads one; a cluster of its own (kind) runs one.
+        admin_port = self._open_forward(ISTIO_NAMESPACE, pods[0], ADMIN_PORT)
+        self._gateway = _Client(pod=pods[0], namespace=ISTIO_NAMESPACE, control=None, admin=httpx.Client(
+            base_url=f"http://127.0.0.1:{admin_port}", trust_env=False, timeout=_ADMIN_TIMEOUT_S))
 
     def _ready_pod(self, namespace: str, instance: str) -> str:
         pods = [p for p in self._run_pods(namespace) if p["metadata"].get("labels", {}).get(INSTANCE_LABEL) == instance
@@ -455,6 +557,12 @@ class KubeMesh:
             lines.append(f"(could not read pods and events: {exc})")
         return "Pods and events: " + ("; ".join(lines) if lines else "none")
 
+    def _proxy(self, workload: str) -> _Client:
+        """A client's sidecar, or the gateway (``GATEWAY``)."""
+        if workload == GATEWAY and self._gateway is not None:
+            return self._gateway
+        return self._client(workload)
+
     def _client(self, workload: str) -> _Client:
         client = self._clients.get(workload)
         if client is None:
@@ -469,8 +577,9 @@ class KubeMesh:
     # --- cleanup -------------------------------------------------------------------------------
 
     def _close_connections(self) -> None:
-        for client in self._clients.values():
-            client.control.close()
+        for client in [*self._clients.values(), *([self._gateway] if self._gateway else [])]:
+            if client.control is not None:
+                client.control.close()
             client.admin.close()
         for control in self._controls.values():
             control.close()
@@ -481,8 +590,7 @@ class KubeMesh:
     def _delete_run_objects(self) -> None:
         """Namespaces the run made go whole (waited for, bounded); in others, the run's labelled objects go."""
         selector = f"{RUN_LABEL}={self._render.run_id}"
-        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), ("networking.istio.io/v1", "VirtualService"),
-                 ("networking.istio.io/v1", "DestinationRule"), ("networking.istio.io/v1", "ServiceEntry")]
+        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), *ISTIO_KINDS]
         for namespace in sorted(self._touched_namespaces - set(self._created_namespaces)):
             for api_version, kind in kinds:
                 for obj in self._api.list(api_version, kind, namespace, selector):
@@ -502,6 +610,43 @@ class KubeMesh:
 
 
 # --- pure helpers ------------------------------------------------------------------------------
+
+
+REJECTED_STATS = r"update_rejected$"
+"""Envoy's per-xDS-subscription counters of rejected updates (``cluster_manager.cds``, ``listener_manager.lds``,
+``http.<prefix>.rds.<route config>``, per-cluster EDS)."""
+
+
+def rejected_growth(before: dict[str, int] | None, now: dict[str, int]) -> list[str]:
+    """``<counter> +<n>`` for every rejection counter that grew (pure); nothing for a proxy seen the first time."""
+    if before is None:
+        return []
+    return [f"{name} +{value - before.get(name, 0)}" for name, value in sorted(now.items()) if value > before.get(name, 0)]
+
+
+def sync_export(gateway: bool) -> tuple[str, ...]:
+    """Where the sentinels are visible: their namespace, and the gateway's when one is read (a gateway proxy
+    sees only objects exported to its own namespace)."""
+    return (".", ISTIO_NAMESPACE) if gateway else (".",)
+
+
+def sync_objects(namespace: str, version: int, labels: dict[str, str], *, gateway: bool) -> list[dict[str, Any]]:
+    """The sentinels of ``version`` in ``namespace`` (ServiceEntry, VirtualService, DestinationRule); with a
+    gateway, a sentinel Gateway server that their VirtualService binds to as well, so that the gateway's route
+    table carries the sentinel route too."""
+    entry = sentinels.sentinel_service_entry(namespace, version, labels, export_to=sync_export(gateway))
+    if not gateway:
+        return [entry, *sentinels.sentinels(namespace, version, labels)]
+    bound = (f"{namespace}/{sentinels.SYNC_NAME}",)
+    return [entry, sentinels.sentinel_gateway(namespace, version, dict(GATEWAY_LABELS), labels=labels),
+            *sentinels.sentinels(namespace, version, labels, export_to=sync_export(True), gateways=bound)]
+
+
+def gateway_address(gateway_ip: str, url: str) -> str:
+    """``ip:port`` of the gateway Service for the URL's port (80 by default): a Gateway server's port is
+    the Service's port, which istioctl maps to the pod's listener (80 -> 8080)."""
+    port = urlsplit(url).port or 80
+    return f"{gateway_ip}:{port}"
 
 
 def is_ready(pod: dict[str, Any]) -> bool:

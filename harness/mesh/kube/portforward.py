@@ -21,6 +21,10 @@ from harness.mesh.childproc import OutputClosed, OutputTimeout, read_until, stop
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
+MAX_REOPENS = 20
+"""A forward that keeps failing is left closed after this many reopens; the next call through it says so."""
+REOPEN_PAUSE_S = 1.0
+_ERROR_TAIL = 2000
 _FORWARDING = re.compile(r"^Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)")
 
 
@@ -46,52 +50,101 @@ def parse_forwarding_line(line: str) -> int | None:
 
 
 class PortForward:
-    """One running port-forward to ``pod``:``remote_port``; ``local_port`` once started."""
+    """One port-forward to ``pod``:``remote_port``, kept open: ``local_port`` once started.
+
+    kubectl ends a port-forward after a stream error (kubectl 1.23 and later), and the harness keeps
+    clients pointed at ``local_port``: a watcher notices the exit and starts kubectl again on the same
+    local port (``LOCAL:REMOTE``), bounded by ``MAX_REOPENS``; ``reopened`` counts it. Both pipes are
+    read all along (a full pipe would stall kubectl); stderr's tail is kept for the messages."""
 
     def __init__(self, command: list[str], what: str) -> None:
         self._command = command
         self.what = what
         self.local_port = 0
+        self.reopened = 0
+        self.last_error = ""
         self._proc: subprocess.Popen[bytes] | None = None
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
 
     def start(self, timeout_s: float = READY_TIMEOUT_S) -> PortForward:
-        self._proc = subprocess.Popen(self._command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            self.local_port = self._wait_ready(timeout_s)
-        except BaseException:
-            self.close()
-            raise
-        # kubectl prints a line per connection from now on; an unread pipe would fill and stall it.
-        threading.Thread(target=_drain, args=(self._proc.stdout,), name=f"port-forward {self.what}", daemon=True).start()
+        self.local_port = self._open(self._command, timeout_s)
+        threading.Thread(target=self._watch, name=f"port-forward watcher {self.what}", daemon=True).start()
         return self
 
     def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        proc = self._proc
+        return proc is not None and proc.poll() is None
 
     def close(self) -> None:
-        """SIGTERM, bounded wait, SIGKILL. Idempotent."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        stop(proc, STOP_TIMEOUT_S)
-        if proc.stderr is not None:
-            proc.stderr.close()  # stdout is closed by its drain thread at EOF, or here if it never started
-        if proc.stdout is not None and not self.local_port:
-            proc.stdout.close()
+        """SIGTERM, bounded wait, SIGKILL; no reopening after it. Idempotent."""
+        self._closing.set()
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            stop(proc, STOP_TIMEOUT_S)
 
-    def _wait_ready(self, timeout_s: float) -> int:
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None
+    def _open(self, command: list[str], timeout_s: float) -> int:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        with self._lock:
+            if self._closing.is_set():
+                stop(proc, STOP_TIMEOUT_S)
+                raise ProcessError(f"port-forward to {self.what} was closed")
+            self._proc = proc
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            port = self._wait_ready(proc, timeout_s)
+        except BaseException:
+            stop(proc, STOP_TIMEOUT_S)
+            _close(proc)
+            raise
+        # kubectl prints a line per connection from now on, and errors on stderr; unread pipes would stall it.
+        threading.Thread(target=_drain, args=(proc.stdout,), name=f"port-forward {self.what}", daemon=True).start()
+        threading.Thread(target=self._keep_errors, args=(proc.stderr,), name=f"port-forward errors {self.what}",
+                         daemon=True).start()
+        return port
+
+    def _watch(self) -> None:
+        """Reopen on the same local port whenever kubectl exits, until closed (or ``MAX_REOPENS``)."""
+        again = [*self._command[:-1], f"{self.local_port}{self._command[-1]}"]  # ":15000" -> "41234:15000"
+        while not self._closing.is_set():
+            proc = self._proc
+            if proc is None:
+                return
+            proc.wait()
+            if self._closing.is_set() or self.reopened >= MAX_REOPENS:
+                return
+            self.reopened += 1
+            try:
+                self._open(again, READY_TIMEOUT_S)
+            except (ProcessError, SyncTimeout) as exc:
+                self.last_error = str(exc)
+                if self._closing.wait(REOPEN_PAUSE_S):
+                    return
+
+    def _keep_errors(self, stream: IO[bytes]) -> None:
+        with stream:
+            while chunk := os.read(stream.fileno(), 65536):
+                self.last_error = (self.last_error + chunk.decode(errors="replace"))[-_ERROR_TAIL:]
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], timeout_s: float) -> int:
+        assert proc.stdout is not None
         try:
             return read_until(proc.stdout, timeout_s, _forwarded_port)
         except OutputClosed:
-            err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+            err = proc.stderr.read().decode(errors="replace")[-_ERROR_TAIL:] if proc.stderr else ""
             raise ProcessError(f"port-forward to {self.what} ended before it was ready "
                                f"(exit code {proc.wait(timeout=STOP_TIMEOUT_S)}): {err.strip()}") from None
         except OutputTimeout as exc:
             raise SyncTimeout(f"port-forward to {self.what}: kubectl printed no 'Forwarding from' line "
                               f"within {timeout_s:g}s (output so far: {exc.output[-500:]!r})") from None
+
+
+def _close(proc: subprocess.Popen[bytes]) -> None:
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def _forwarded_port(output: bytes) -> int | None:

@@ -149,3 +149,48 @@ def test_gets_terminated(mesh):
     result = pytester.runpytest_subprocess(*QUIET)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert marker.read_text() == "closed"
+
+
+SLOW_KUBE_CONFTEST = """
+import time
+from harness.mesh.fake import FakeMesh, draw
+
+class SlowDeploy(FakeMesh):
+    def deploy(self, topology):
+        if topology not in self.deployed:  # as KubeMesh: the same topology again is a no-op
+            time.sleep(2.5)  # the first pods pull the proxy image
+        super().deploy(topology)
+
+def pytest_mesh_harness_make_mesh(config):
+    time.sleep(2.5)  # kind create, istioctl install, image build and load
+    return SlowDeploy(draw({"v1": 0.9, "v2": 0.1}), seed=5)
+"""
+
+
+def test_plugin_real_istio_session_setup_is_not_counted_by_pytest_timeout(pytester: pytest.Pytester) -> None:
+    """On --mesh kind, making the mesh and the first deploy happen before the first test's timer starts:
+    with a 2 s timeout and 5 s of set-up, the checks (milliseconds each on the fake mesh) still pass;
+    before, the first one timed out in its setup."""
+    write_cases(pytester, make_case_text(make_check("one", "{status: 200}"), make_check("two", "{status: 200}"),
+                                         name="quick"))
+    pytester.makeconftest(SLOW_KUBE_CONFTEST)
+    result = run(pytester, "--mesh", "kind", "-p", "timeout", "-o", "timeout=2")
+    result.assert_outcomes(passed=2)
+    assert "Timeout" not in result.stdout.str()
+
+
+def test_plugin_xdist_controller_makes_no_mesh() -> None:
+    """Under pytest-xdist the controller process runs no test; only the workers make (and share) the cluster."""
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import pytest_runtestloop
+
+    asked: list[str] = []
+    config = SimpleNamespace(getoption=lambda name: asked.append(name) or "kind",
+                             option=SimpleNamespace(collectonly=False, dist="load"))
+    class Untouchable(list[object]):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("the controller looked for cases to set up")
+
+    pytest_runtestloop(SimpleNamespace(config=config, items=Untouchable()))  # type: ignore[arg-type]
+    assert asked == ["--mesh"]  # returned before looking at the items or the mesh

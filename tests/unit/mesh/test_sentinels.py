@@ -25,22 +25,30 @@ def test_kube_sentinels_stay_in_their_namespace() -> None:
     vs, dr = sentinels("ns", 7, {})
     assert vs["spec"]["exportTo"] == ["."] and dr["spec"]["exportTo"] == ["."] and "gateways" not in vs["spec"]
     assert vs["spec"]["http"][0]["name"] == "v7" and dr["spec"]["subsets"][0]["name"] == "v7"
-    assert sentinel_service_entry("ns", {})["spec"]["exportTo"] == ["."]
+    entry = sentinel_service_entry("ns", 7, {})
+    assert entry["spec"]["exportTo"] == ["."]
+    assert entry["spec"]["hosts"] == vs["spec"]["hosts"] == ["ns.sync.mesh-harness.internal",
+                                                            "v7.ns.sync.mesh-harness.internal"]
 
 
 def test_local_istiod_sentinels_reach_every_namespace_and_the_gateway() -> None:
-    vs, dr = sentinels("istio-system", 7, {}, export_to="*", gateways=(f"istio-system/{SYNC_NAME}",))
+    vs, dr = sentinels("istio-system", 7, {}, export_to=("*",), gateways=(f"istio-system/{SYNC_NAME}",))
     assert vs["spec"]["exportTo"] == ["*"] and dr["spec"]["exportTo"] == ["*"]
     assert vs["spec"]["gateways"] == ["mesh", f"istio-system/{SYNC_NAME}"]  # sidecars keep it too
-    gateway = sentinel_gateway("istio-system", {"istio": "ingressgateway"}, "127.9.8.2")
+    gateway = sentinel_gateway("istio-system", 7, {"istio": "ingressgateway"}, "127.9.8.2")
     server, = gateway["spec"]["servers"]
     assert server["port"]["number"] == SYNC_PORT and server["bind"] == "127.9.8.2"
-    assert server["hosts"] == vs["spec"]["hosts"]
+    assert server["hosts"] == vs["spec"]["hosts"][1:]  # the host of version 7 only: the Gateway of 7 is needed
+    assert "bind" not in sentinel_gateway("ns", 7, {"istio": "ingressgateway"})["spec"]["servers"][0]
 
 
 def test_sync_state_reads_a_sidecars_and_a_gateways_virtual_host() -> None:
-    host, cluster = "istio-system.sync.mesh-harness.internal", f"outbound|{SYNC_PORT}|v7|istio-system.sync.mesh-harness.internal"
+    host = "v7.istio-system.sync.mesh-harness.internal"
+    cluster = f"outbound|{SYNC_PORT}|v7|istio-system.sync.mesh-harness.internal"
     assert sync_state(dump([host, f"{host}."], "v7", cluster), "istio-system", 7).synced  # a sidecar's domains
     assert sync_state(dump([host, f"{host}:*"], "v7", cluster), "istio-system", 7).synced  # a gateway's
     assert not sync_state(dump([host], "v6", cluster), "istio-system", 7).has_route  # an older apply's route
     assert not sync_state(dump(["other.example"], "v7", cluster), "istio-system", 7).has_route
+    # the VirtualService of 7 seen through the plain host only: the ServiceEntry (or Gateway) of 7 is not in yet
+    plain = "istio-system.sync.mesh-harness.internal"
+    assert not sync_state(dump([plain, f"{plain}:*"], "v7", cluster), "istio-system", 7).has_route

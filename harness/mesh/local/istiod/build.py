@@ -134,9 +134,9 @@ def build_istiod(version: str | None = None, *, cache: Path | None = None, run: 
         out.mkdir(parents=True)
         go_version = _go(run, ["version"], cache, QUICK_TIMEOUT_S, "ask go its version").stdout.strip()
         step("resolve", f"go list -m {MODULE}@{version}")
-        module_version = _module_json(run, ["list", "-m", "-json", f"{MODULE}@{version}"], cache)["Version"]
+        module_version = _resolve(run, version, cache)
         step("download", f"go mod download {MODULE}@{module_version}, copied to a writable build directory")
-        module_dir = Path(_module_json(run, ["mod", "download", "-json", f"{MODULE}@{module_version}"], cache)["Dir"])
+        module_dir = _download(run, module_version, cache)
         src = work / "src"
         shutil.copytree(module_dir, src, symlinks=True)
         _make_writable(src)
@@ -156,6 +156,24 @@ def build_istiod(version: str | None = None, *, cache: Path | None = None, run: 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return IstiodBuild(entry / BINARY, version, module_version, label, applied)
+
+
+def module_source(version: str | None = None, *, cache: Path | None = None, run: Runner = subprocess.run) -> Path:
+    """The ``istio.io/istio`` module of ``version`` (default ``DEFAULT_ISTIOD_VERSION``) in Go's module cache,
+    downloaded as the build downloads it (read-only; ``mesh-harness istiod build`` leaves it there): its
+    files, such as the CRD schemas, are istiod's own at that version. ProcessError without Go or the module."""
+    version = check_version(version or DEFAULT_ISTIOD_VERSION)
+    cache = cache or istiod_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    return _download(run, _resolve(run, version, cache), cache)
+
+
+def _resolve(run: Runner, version: str, cwd: Path) -> str:
+    return str(_module_json(run, ["list", "-m", "-json", f"{MODULE}@{version}"], cwd)["Version"])
+
+
+def _download(run: Runner, module_version: str, cwd: Path) -> Path:
+    return Path(_module_json(run, ["mod", "download", "-json", f"{MODULE}@{module_version}"], cwd)["Dir"])
 
 
 def build_command(version: str | None, *, force: bool, console: Console, observer: Observer = ignore) -> None:

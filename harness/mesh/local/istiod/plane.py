@@ -211,12 +211,13 @@ class IstiodPlane:
             name = _file_name(obj)
             files[name] = yaml.safe_dump(manifest, sort_keys=False)
             owners[name] = obj
-        docs = [sentinels.sentinel_service_entry(ROOT_NAMESPACE, SYNC_LABELS, export_to="*")]
+        docs = [sentinels.sentinel_service_entry(ROOT_NAMESPACE, version, SYNC_LABELS, export_to=("*",))]
         gateways: tuple[str, ...] = ()
         if INGRESS_GATEWAY.name in wanted.proxies:
-            docs.append(sentinels.sentinel_gateway(ROOT_NAMESPACE, dict(INGRESS_GATEWAY.labels), gateway.address))
+            docs.append(sentinels.sentinel_gateway(ROOT_NAMESPACE, version, dict(INGRESS_GATEWAY.labels),
+                                                   gateway.address))
             gateways = (f"{ROOT_NAMESPACE}/{sentinels.SYNC_NAME}",)
-        docs += sentinels.sentinels(ROOT_NAMESPACE, version, SYNC_LABELS, export_to="*", gateways=gateways)
+        docs += sentinels.sentinels(ROOT_NAMESPACE, version, SYNC_LABELS, export_to=("*",), gateways=gateways)
         files[SYNC_FILE] = yaml.safe_dump_all(docs, sort_keys=False)
         return _Rendered(files, owners, version, _service_endpoints(wanted, apps))
 

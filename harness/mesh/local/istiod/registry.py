@@ -25,6 +25,8 @@ from typing import Any
 
 from harness.istio.manifest import to_manifest
 from harness.istio.model import Gateway, IstioObject, ServiceEntry
+from harness.mesh.capabilities import MESHES
+from harness.mesh.gateway_request_ids import gateway_keeps_request_ids
 from harness.mesh.local.plane import Instance
 from harness.topology import CLUSTER_DOMAIN, INGRESS_GATEWAY, Client, Service, ServicePort, Topology
 
@@ -94,7 +96,7 @@ def registry_objects(topology: Topology, apps: Mapping[str, Instance], clients: 
             if name == service.name and instance in apps:
                 out.append(_workload_entry(service, version, instance, apps[instance]))
     out.extend(_sidecar(proxy) for proxy in clients)
-    out.append(_gateway_keeps_request_ids())
+    out.append(gateway_keeps_request_ids(ROOT_NAMESPACE, "mesh-harness-gateway-request-id"))
     return out
 
 
@@ -138,33 +140,6 @@ def _sidecar(proxy: Proxy) -> dict[str, Any]:
     })
 
 
-def _gateway_keeps_request_ids() -> dict[str, Any]:
-    """The one change to what istiod generates: the gateway keeps its caller's ``x-request-id``.
-
-    A gateway's connection manager has ``use_remote_address``, so every caller is external and Envoy
-    would replace the id; the harness joins each request to the gateway's access log by the id its
-    caller sent (the builtin plane's gateway keeps it the same way). Nothing a policy does depends
-    on the id's value. An EnvoyFilter, as a cluster operator would write it.
-    """
-    return {
-        "apiVersion": "networking.istio.io/v1alpha3",
-        "kind": "EnvoyFilter",
-        "metadata": {"name": "mesh-harness-gateway-request-id", "namespace": ROOT_NAMESPACE},
-        "spec": {
-            "workloadSelector": {"labels": dict(INGRESS_GATEWAY.labels)},
-            "configPatches": [{
-                "applyTo": "NETWORK_FILTER",
-                "match": {"context": "GATEWAY", "listener": {"filterChain": {"filter": {
-                    "name": "envoy.filters.network.http_connection_manager"}}}},
-                "patch": {"operation": "MERGE", "value": {"typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
-                             ".HttpConnectionManager",
-                    "preserve_external_request_id": True}}},
-            }],
-        },
-    }
-
-
 def case_objects(objects: Sequence[IstioObject], topology: Topology, apps: Mapping[str, Instance],
                  gateway: Proxy) -> list[dict[str, Any]]:
     """The case's objects as written, with what a cluster would supply and loopback cannot: a
@@ -186,7 +161,7 @@ def case_objects(objects: Sequence[IstioObject], topology: Topology, apps: Mappi
 
 def _point_at_external_app(spec: dict[str, Any], topology: Topology, apps: Mapping[str, Instance]) -> None:
     hosts = spec.get("hosts", [])
-    service = next((s for s in topology.services if s.external and hosts and hosts[0].split(".")[0] == s.name), None)
+    service = topology.external_app(hosts[0]) if hosts else None
     if service is None or not spec.get("endpoints"):
         return
     real: list[dict[str, Any]] = []
@@ -214,7 +189,7 @@ def mesh_config() -> dict[str, Any]:
         "enableTracing": False,
         "accessLogFile": "/dev/stdout",
         "accessLogEncoding": "JSON",
-        "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
+        "outboundTrafficPolicy": {"mode": MESHES["local-istiod"].outbound_policy},
     }
 
 
