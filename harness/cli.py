@@ -175,6 +175,8 @@ def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--users", type=_positive, help="Locust users (default 10)")
     p.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
     p.add_argument("--duration", type=_duration, metavar="DURATION", help="how long the load runs, e.g. 60s, 2m (default 60s)")
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="a Locust master and N worker processes on this machine (default: one Locust process)")
     p.add_argument("--csv", dest="csv_prefix", metavar="PREFIX", help="write Locust's CSV stats (a row per check and version)")
     p.add_argument("--html", dest="html_path", metavar="FILE", help="write Locust's HTML report")
     p.add_argument("--max-fail-ratio", type=float, metavar="X", help="gate: at most this share of failed requests")
@@ -207,12 +209,12 @@ def _duration(text: str) -> float:
 
 def _load(args: argparse.Namespace, console: Console) -> int:
     from harness.load.command import LoadOptions, load
-    from harness.load.run import LocustOutputs
+    from harness.load.locust_cli import LocustOutputs
 
     options = LoadOptions(
         case_file=args.case, case_name=args.name, users=args.users, spawn_rate=args.spawn_rate, duration_s=args.duration,
         max_fail_ratio=args.max_fail_ratio, p95_s=args.p95, p99_s=args.p99, min_rps=args.min_rps,
-        outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
+        workers=args.workers or 0, outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
         settings=StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests),
     )
     return load(options, lambda: args.open_mesh(args), console)

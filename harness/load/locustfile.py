@@ -11,7 +11,8 @@ service port (Locust's ``--host``) and sends the service's Host header, as the c
 ForwardEcho does, so the client-side VirtualService routing happens in that sidecar.
 
 Run by ``mesh-harness load CASE`` (which writes ``--mesh-plan`` and reads ``--mesh-records``),
-or by hand against a mesh started with ``mesh-harness up`` (the listener port is in
+as one process or as a Locust master with workers (``--workers N``; the workers relay their
+records to the master, see ``relay.py``), or by hand against a mesh started with ``mesh-harness up`` (the listener port is in
 ``mesh-harness status``), with Locust's web UI::
 
     locust -f harness/load/locustfile.py --host http://127.0.0.1:<listener port> --mesh-url http://reviews:9080/
@@ -23,14 +24,21 @@ starts and closed when it stops, as Locust's own examples keep theirs at module 
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 
+from harness.load.relay import MasterRelay, WorkerRelay, stop_then_quit
 from harness.load.wire import LoadPlan, PlannedRequest, Record, encode_record, plan_for_url
 from harness.sample_apps.echo import fields
 
@@ -39,11 +47,12 @@ NO_VERSION, NO_RESPONSE = "none", "error"
 
 
 class _Session:
-    """The plan, a request counter per check, and the records file of one test run."""
+    """The plan, a request counter per check, and where the records of one test run go (a file, the master, nowhere)."""
 
-    def __init__(self, plan: LoadPlan, records: IO[str] | None) -> None:
+    def __init__(self, plan: LoadPlan, sink: Callable[[str], object] | None, close: Callable[[], None] | None) -> None:
         self.plan = plan
-        self.records = records
+        self._sink = sink
+        self._close = close
         self._turn = itertools.count()
         self._sent = [itertools.count() for _ in plan.requests]
 
@@ -53,16 +62,19 @@ class _Session:
         return check, self.plan.requests[check], next(self._sent[check])
 
     def write(self, record: Record) -> None:
-        if self.records is not None:
-            self.records.write(encode_record(record))
+        if self._sink is not None:
+            self._sink(encode_record(record))
 
     def close(self) -> None:
-        if self.records is not None:
-            self.records.close()
-            self.records = None
+        if self._close is not None:
+            self._close()
+        self._sink = self._close = None
 
 
 _SESSION: _Session | None = None
+#: Set at init, from this process's own options: a worker's options are overwritten by its master's at each spawn.
+_MASTER: MasterRelay | None = None
+_WORKER_NAME = ""
 
 
 @events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]  # Locust's hooks are untyped
@@ -70,27 +82,64 @@ def _options(parser: Any) -> None:
     parser.add_argument("--mesh-plan", default="", help="mesh-harness: load plan JSON (written by `mesh-harness load`)")
     parser.add_argument("--mesh-url", default="", help="mesh-harness: URL as a pod calls it, e.g. http://reviews:9080/")
     parser.add_argument("--mesh-records", default="", help="mesh-harness: write one JSON line per response here")
+    parser.add_argument("--mesh-workers", default="", help="mesh-harness master: write what each worker delivered here")
+    parser.add_argument("--mesh-run-time", type=float, default=0.0,
+                        help="mesh-harness master: stop after this many seconds, waiting for every worker's records (instead of -t)")
+    parser.add_argument("--mesh-worker-name", default="", help="mesh-harness worker: its name in reports (default host:pid)")
+    # the master hands the plan to its workers in this option (they may not share its files)
+    parser.add_argument("--mesh-plan-json", default="", help=argparse.SUPPRESS)
+
+
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def _init(environment: Environment, **_kwargs: Any) -> None:
+    global _MASTER, _WORKER_NAME
+    options, runner = environment.parsed_options, environment.runner
+    if isinstance(runner, MasterRunner) and options is not None:
+        records = open(options.mesh_records or os.devnull, "a", buffering=1 << 20)  # noqa: SIM115  # closed by the relay
+        _MASTER = MasterRelay(runner, records, options.mesh_workers)
+    elif isinstance(runner, WorkerRunner):
+        _WORKER_NAME = (options.mesh_worker_name if options is not None else "") or f"{socket.gethostname()}:{os.getpid()}"
 
 
 @events.test_start.add_listener  # type: ignore[untyped-decorator]
 def _start(environment: Environment, **_kwargs: Any) -> None:
     global _SESSION
-    options = environment.parsed_options
-    if options is not None and options.mesh_plan:
+    options, runner = environment.parsed_options, environment.runner
+    if options is not None and options.mesh_plan_json:  # a worker: the plan its master sent
+        plan = LoadPlan.from_json(options.mesh_plan_json)
+    elif options is not None and options.mesh_plan:
         plan = LoadPlan.from_json(Path(options.mesh_plan).read_text())
     elif options is not None and options.mesh_url:
         plan = plan_for_url(options.mesh_url)
     else:
         raise ValueError("mesh-harness: give --mesh-url http://SERVICE:PORT/PATH (or --mesh-plan FILE) and "
                          "--host http://127.0.0.1:<the client sidecar's listener port> (see `mesh-harness status`)")
-    records = open(options.mesh_records, "a", buffering=1 << 20) if options.mesh_records else None  # noqa: SIM115
-    _SESSION = _Session(plan, records)
+    if isinstance(runner, MasterRunner):
+        options.mesh_plan_json = plan.to_json()  # sent to the workers with the spawn messages that follow
+        if options.mesh_run_time > 0:
+            gevent.spawn_later(options.mesh_run_time, stop_then_quit, runner)
+        _SESSION = _Session(plan, None, _MASTER.close if _MASTER is not None else None)
+    elif isinstance(runner, WorkerRunner):
+        relay = WorkerRelay(runner, _WORKER_NAME)
+        _SESSION = _Session(plan, relay.write, relay.close)
+    elif options is not None and options.mesh_records:
+        records = open(options.mesh_records, "a", buffering=1 << 20)  # noqa: SIM115  # closed by the session
+        _SESSION = _Session(plan, records.write, records.close)
+    else:
+        _SESSION = _Session(plan, None, None)
 
 
 @events.test_stop.add_listener  # type: ignore[untyped-decorator]
 def _stop(environment: Environment, **_kwargs: Any) -> None:
     if _SESSION is not None:
         _SESSION.close()
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def _quitting(environment: Environment, **_kwargs: Any) -> None:
+    """A master that quits without a test stop (no worker came) still closes its files."""
+    if _MASTER is not None:
+        _MASTER.close()
 
 
 class MeshUser(FastHttpUser):

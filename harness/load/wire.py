@@ -3,7 +3,8 @@
 Locust patches the standard library with gevent when it is imported, so it runs in a process of
 its own (``run.py`` starts it). The harness writes a ``LoadPlan`` as JSON for the shipped
 locustfile; the locustfile writes one ``Record`` per response as a line of JSON, which the harness
-reads back to judge. Standard library only, so that the Locust process imports nothing else of the
+reads back to judge. In a distributed run the workers send their records to the master in
+``RecordBatch`` messages, and the master writes a ``WorkerLedger`` of what each delivered. Standard library only, so that the Locust process imports nothing else of the
 harness. Pure: encoding and decoding, no I/O.
 """
 
@@ -179,3 +180,74 @@ def _request_from(raw: dict[str, Any]) -> PlannedRequest:
         body=str(raw.get("body", "")), timeout_s=float(raw.get("timeout_s", 30.0)), headers_cycle=cycle,
         capture_headers=tuple(str(h).lower() for h in raw.get("capture_headers", ())),
     )
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Records a Locust worker relays to its master (Locust's ``runner.send_message``).
+
+    ``lines`` are encoded records (``encode_record``); ``final`` marks the worker's last batch,
+    sent when its test stops, so the master can tell a worker that finished from one that died.
+    """
+
+    worker: str
+    lines: str
+    final: bool = False
+
+    def to_message(self) -> dict[str, Any]:
+        return {"worker": self.worker, "lines": self.lines, "final": self.final}
+
+    @classmethod
+    def from_message(cls, data: Any) -> RecordBatch:
+        """The batch in a message's data; ValueError when it is not one (a worker of another harness version)."""
+        if not isinstance(data, dict) or not isinstance(data.get("worker"), str) or not isinstance(data.get("lines"), str):
+            raise ValueError(f"not a record batch (want worker, lines, final; got {str(data)[:200]})")
+        return cls(data["worker"], data["lines"], bool(data.get("final")))
+
+
+class WorkerLedger:
+    """What a Locust master heard from each worker: connected, how many records, whether its last batch came.
+
+    Locust names workers by client id (``host_uuid``); a worker also says its own name in each batch
+    (``mesh-harness`` gives its local workers ``worker-1``...), which is what the harness reports.
+    A worker that connected but whose final batch never came died (or lost its connection) mid-run.
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+        self._records: dict[str, int] = {}
+        self._finished: set[str] = set()
+
+    def connected(self, client_id: str) -> None:
+        self._names.setdefault(client_id, client_id)
+        self._records.setdefault(client_id, 0)
+
+    def received(self, client_id: str, batch: RecordBatch) -> None:
+        self.connected(client_id)
+        self._names[client_id] = batch.worker
+        self._records[client_id] += batch.lines.count("\n")
+        if batch.final:
+            self._finished.add(client_id)
+
+    def to_json(self) -> str:
+        return json.dumps({"workers": [
+            {"id": c, "name": self._names[c], "records": self._records[c], "finished": c in self._finished}
+            for c in sorted(self._names)]})
+
+
+@dataclass(frozen=True)
+class WorkerShare:
+    """What one worker delivered to the master: its name, its records, whether its final batch came."""
+
+    name: str
+    records: int
+    finished: bool
+
+
+def read_ledger(ledger_json: str, source: str) -> tuple[WorkerShare, ...]:
+    """Each worker of a master's ledger (``WorkerLedger.to_json``); ValueError naming ``source`` when unreadable."""
+    try:
+        return tuple(WorkerShare(str(w["name"]), int(w["records"]), bool(w["finished"]))
+                     for w in json.loads(ledger_json)["workers"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: not a worker ledger ({type(exc).__name__}: {exc})") from exc

@@ -6,7 +6,18 @@ import json
 
 import pytest
 
-from harness.load.wire import LoadPlan, PlannedRequest, Record, decode_records, encode_record, plan_for_url
+from harness.load.wire import (
+    LoadPlan,
+    PlannedRequest,
+    Record,
+    RecordBatch,
+    WorkerLedger,
+    WorkerShare,
+    decode_records,
+    encode_record,
+    plan_for_url,
+    read_ledger,
+)
 
 
 def test_load_wire_record_round_trip_keeps_every_field() -> None:
@@ -84,3 +95,35 @@ def test_load_wire_plan_for_url_keeps_authority_and_query() -> None:
 def test_load_wire_plan_for_url_refuses_other_urls() -> None:
     with pytest.raises(ValueError, match='expected a URL like "http://reviews:9080/path"'):
         plan_for_url("reviews:9080")
+
+
+def test_load_wire_batch_round_trips_through_a_message() -> None:
+    batch = RecordBatch("worker-1", encode_record(Record(check=0, started=1.0, latency_s=0.1, status=200)), final=True)
+    assert RecordBatch.from_message(batch.to_message()) == batch
+
+
+@pytest.mark.parametrize("data", [None, "x", {"lines": ""}, {"worker": "w", "lines": 3}])
+def test_load_wire_batch_refuses_what_is_not_one(data: object) -> None:
+    with pytest.raises(ValueError, match=r"^not a record batch \(want worker, lines, final; got "):
+        RecordBatch.from_message(data)
+
+
+def test_load_wire_ledger_tells_finished_workers_from_lost_ones() -> None:
+    two = encode_record(Record(check=0, started=1.0, latency_s=0.1, status=200)) * 2
+    ledger = WorkerLedger()
+    ledger.connected("host_aaa")
+    ledger.connected("host_bbb")
+    ledger.connected("host_ccc")
+    ledger.received("host_aaa", RecordBatch("worker-1", "", final=False))  # the hello batch names it
+    ledger.received("host_aaa", RecordBatch("worker-1", two, final=False))
+    ledger.received("host_aaa", RecordBatch("worker-1", two, final=True))
+    ledger.received("host_bbb", RecordBatch("worker-2", two, final=False))  # died before its final batch
+    shares = read_ledger(ledger.to_json(), "workers.json")
+    assert shares == (WorkerShare("worker-1", 4, True), WorkerShare("worker-2", 2, False),
+                      WorkerShare("host_ccc", 0, False))  # never said its name: Locust's client id
+
+
+@pytest.mark.parametrize("text", ["", "{}", '{"workers": [{"name": "w"}]}', "[1]"])
+def test_load_wire_ledger_unreadable_names_the_file(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^workers.json: not a worker ledger \("):
+        read_ledger(text, "workers.json")

@@ -1,0 +1,175 @@
+"""``mesh-harness load --workers N``: a Locust master and N workers through the real client sidecar.
+
+End to end on the local mesh (real Envoy, echo apps, Locust's distributed mode): the merged run
+passes as one process does on the same case, every record a worker sent reaches the master, a
+worker killed mid-run fails the run by name, and no process survives the run, Ctrl-C or a
+SIGKILL of the harness.
+
+Statistics: each run judges the 90/10 split with the pytest statistics (false failure or
+inconclusive at most alpha = 1e-6 per run, so the two runs that must pass both do with
+probability at least 1 - 2e-6). Time: a run of 5 s takes about 20 s here; the bounds below are
+lower bounds on progress (records flowing) and generous upper bounds on exits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, main
+
+pytestmark = pytest.mark.envoy
+
+CASE = str(Path(__file__).parents[2] / "cases" / "load-canary.yaml")
+FLOW_TIMEOUT_S = 120.0  # from the command's start until records reach the master (mesh, Locust imports, 3 processes)
+GONE_TIMEOUT_S = 30.0  # from the harness's exit (or death) until every process it started is gone
+RUN_TIMEOUT_S = 240.0
+
+
+def _children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def _identities(root: psutil.Process) -> dict[int, float]:
+    """Every descendant of ``root`` as pid -> start time (a pid reused later is not a survivor)."""
+    out = {}
+    for p in root.children(recursive=True):
+        try:
+            out[p.pid] = p.create_time()
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _alive(identities: dict[int, float]) -> dict[int, str]:
+    alive = {}
+    for pid, started in identities.items():
+        try:
+            p = psutil.Process(pid)
+            if p.create_time() == started and p.status() != psutil.STATUS_ZOMBIE:
+                alive[pid] = " ".join(p.cmdline())[:160]
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _wait_gone(identities: dict[int, float], what: str) -> None:
+    deadline = time.monotonic() + GONE_TIMEOUT_S
+    while (alive := _alive(identities)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"{what}: still alive after {GONE_TIMEOUT_S:g}s: {alive}"
+
+
+def _locust(root: psutil.Process, role: str) -> psutil.Process | None:
+    """The Locust process under ``root`` whose command line has ``role`` (``--master``, ``worker-2``)."""
+    for p in root.children(recursive=True):
+        try:
+            cmdline = p.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if "locust" in cmdline and role in cmdline:
+            return p
+    return None
+
+
+def _wait_records_flow(root: psutil.Process) -> None:
+    """Until the master's records file has records (the workers run and relay), bounded."""
+    deadline = time.monotonic() + FLOW_TIMEOUT_S
+    while time.monotonic() < deadline:
+        master = _locust(root, "--master")
+        if master is not None:
+            try:
+                cmdline = master.cmdline()
+                records = Path(cmdline[cmdline.index("--mesh-records") + 1])
+                if records.exists() and records.stat().st_size > 0:
+                    return
+            except (psutil.NoSuchProcess, OSError, ValueError):
+                pass
+        time.sleep(0.1)
+    pytest.fail(f"no records reached the Locust master within {FLOW_TIMEOUT_S:g}s")
+
+
+def _outcome(out: str, check: str) -> str:
+    match = re.search(rf"│ {re.escape(check)}\s*│\s*│ (\w+)", out)
+    assert match, out
+    return match.group(1)
+
+
+def test_load_two_workers_merge_every_record_and_judge_as_one_process(capsys: pytest.CaptureFixture[str]) -> None:
+    before = _children()
+    code = main(["load", CASE, "--duration", "5s"])
+    single = capsys.readouterr().out
+    assert code == EXIT_OK, single
+    code = main(["load", CASE, "--duration", "5s", "--workers", "2"])
+    merged = capsys.readouterr().out
+    assert code == EXIT_OK, merged
+    assert "a Locust master and 2 workers" in merged and "lost worker" not in merged
+    # every worker sent through the sidecar, and every record it sent reached the master
+    shares = {m.group(1): int(m.group(2)) for m in re.finditer(r"(worker-\d) (\d+) records", merged)}
+    assert shares.keys() == {"worker-1", "worker-2"} and min(shares.values()) > 0, merged
+    total = re.search(r"load-canary-90-10: (\d+) requests", merged)
+    assert total and int(total.group(1)) == sum(shares.values()), merged
+    # the same verdict as one process: the check passes, with a row per version
+    for out in (single, merged):
+        assert _outcome(out, "split follows the weights") == "pass", out
+        assert re.search(r"│ split follows the weights │ v1 ", out) and re.search(r"│ split follows the weights │ v2 ", out)
+    assert _children() <= before  # master, workers and the mesh are gone
+
+
+def test_load_killed_worker_fails_the_run_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    before = _children()
+    me = psutil.Process()
+    killed: list[int] = []
+
+    def kill_worker_2() -> None:
+        _wait_records_flow(me)
+        worker = _locust(me, "worker-2")
+        if worker is not None:
+            killed.append(worker.pid)
+            worker.kill()
+
+    killer = threading.Thread(target=kill_worker_2, daemon=True)
+    killer.start()
+    code = main(["load", CASE, "--duration", "8s", "--workers", "2"])
+    out = capsys.readouterr().out
+    killer.join(timeout=FLOW_TIMEOUT_S)
+    assert killed, "worker-2 was not found to kill"
+    assert code == EXIT_FAILED, out
+    assert re.search(r"lost worker worker-2 \(\d+ records delivered\)", out), out
+    assert "load run failed" in out
+    # what worker-1 and the dead worker delivered is judged, never as a pass (fail has chance <= 1e-6)
+    assert _outcome(out, "split follows the weights") == "inconclusive", out
+    assert "worker-1" in out and "lost worker worker-1" not in out
+    assert _children() <= before
+
+
+@pytest.mark.parametrize("signal_to_send", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
+def test_load_workers_leave_nothing_after_ctrl_c_or_a_crash(signal_to_send: signal.Signals, tmp_path: Path) -> None:
+    """The harness itself is signalled while its master and workers send: all of them go (SIGKILL: by pdeathsig)."""
+    command = [sys.executable, "-m", "harness.cli", "load", CASE, "--duration", "60s", "--workers", "2"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(tmp_path / "out.log", "wb") as log:
+        harness = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        root = psutil.Process(harness.pid)
+        _wait_records_flow(root)
+        processes = _identities(root)
+        assert _locust(root, "worker-1") and _locust(root, "worker-2") and _locust(root, "--master")
+        harness.send_signal(signal_to_send)
+        code = harness.wait(timeout=RUN_TIMEOUT_S)
+        if signal_to_send == signal.SIGINT:
+            assert code == EXIT_INTERRUPTED, (tmp_path / "out.log").read_text()
+        _wait_gone(processes, f"after {signal_to_send.name} to the harness")
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
