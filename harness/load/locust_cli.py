@@ -27,6 +27,37 @@ class LocustOutputs:
 NO_OUTPUTS = LocustOutputs()
 
 
+#: Locust's own default master port, for workers on other machines to find.
+DEFAULT_MASTER_PORT = 5557
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How a run spreads over Locust processes (all zero: one process, as before).
+
+    ``local_workers`` run on this machine; ``remote_workers`` are expected from other machines
+    (``mesh-harness load --worker``), connecting to the master at ``bind_host:port``; ``port`` 0
+    takes a free one (local workers only: remote ones must be told it).
+    """
+
+    local_workers: int = 0
+    remote_workers: int = 0
+    bind_host: str = "127.0.0.1"
+    port: int = 0
+
+    @property
+    def workers(self) -> int:
+        return self.local_workers + self.remote_workers
+
+    @property
+    def local_master_host(self) -> str:
+        """Where this machine's workers reach the master (any-address binds are reached on loopback)."""
+        return "127.0.0.1" if self.bind_host in ("*", "0.0.0.0", "") else self.bind_host
+
+
+ONE_PROCESS = Distribution()
+
+
 @dataclass(frozen=True)
 class RunFiles:
     """The files one run shares with its Locust processes (in its temp dir)."""
@@ -65,7 +96,18 @@ def master_command(files: RunFiles, host: str, spec: LoadSpec, outputs: LocustOu
             "--mesh-workers", str(files.ledger)]
 
 
-def worker_command(master_host: str, port: int, name: str) -> list[str]:
-    """A worker of the master at ``master_host:port``, named ``name`` in reports; it sends to the host the master gives."""
-    return [*_locust(), "--worker", "--master-host", master_host, "--master-port", str(port),
-            "--mesh-worker-name", name]
+def worker_command(master_host: str, port: int, name: str = "", *, own_host: str = "",
+                   config_version: int | None = None) -> list[str]:
+    """A worker of the master at ``master_host:port``, named ``name`` in reports (default host:pid).
+
+    It sends to the host the master gives, or with ``own_host`` to its own mesh's sidecar listener
+    (a worker on another machine), whose applied version of the case is ``config_version``.
+    """
+    command = [*_locust(), "--worker", "--master-host", master_host, "--master-port", str(port)]
+    if name:
+        command += ["--mesh-worker-name", name]
+    if own_host:
+        command += ["--mesh-own-host", own_host]
+    if config_version is not None:
+        command += ["--mesh-config-version", str(config_version)]
+    return command

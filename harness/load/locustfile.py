@@ -39,7 +39,7 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.load.relay import MasterRelay, WorkerRelay, stop_then_quit
-from harness.load.wire import LoadPlan, PlannedRequest, Record, encode_record, plan_for_url
+from harness.load.wire import LoadPlan, PlannedRequest, Record, encode_record, plan_for_url, restamped
 from harness.sample_apps.echo import fields
 
 #: Row name part for a response no app answered (Envoy's local reply), and for no response at all.
@@ -49,8 +49,10 @@ NO_VERSION, NO_RESPONSE = "none", "error"
 class _Session:
     """The plan, a request counter per check, and where the records of one test run go (a file, the master, nowhere)."""
 
-    def __init__(self, plan: LoadPlan, sink: Callable[[str], object] | None, close: Callable[[], None] | None) -> None:
+    def __init__(self, plan: LoadPlan, sink: Callable[[str], object] | None, close: Callable[[], None] | None,
+                 own_config_version: str | None = None) -> None:
         self.plan = plan
+        self._own_config_version = own_config_version
         self._sink = sink
         self._close = close
         self._turn = itertools.count()
@@ -63,7 +65,7 @@ class _Session:
 
     def write(self, record: Record) -> None:
         if self._sink is not None:
-            self._sink(encode_record(record))
+            self._sink(encode_record(restamped(record, self._own_config_version, self.plan.config_version)))
 
     def close(self) -> None:
         if self._close is not None:
@@ -75,6 +77,8 @@ _SESSION: _Session | None = None
 #: Set at init, from this process's own options: a worker's options are overwritten by its master's at each spawn.
 _MASTER: MasterRelay | None = None
 _WORKER_NAME = ""
+_OWN_HOST = ""  # a worker on another machine: its own sidecar listener, not the master's
+_OWN_CONFIG_VERSION: str | None = None
 
 
 @events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]  # Locust's hooks are untyped
@@ -86,19 +90,25 @@ def _options(parser: Any) -> None:
     parser.add_argument("--mesh-run-time", type=float, default=0.0,
                         help="mesh-harness master: stop after this many seconds, waiting for every worker's records (instead of -t)")
     parser.add_argument("--mesh-worker-name", default="", help="mesh-harness worker: its name in reports (default host:pid)")
+    parser.add_argument("--mesh-own-host", default="",
+                        help="mesh-harness worker: send to this sidecar listener of its own mesh, not the master's --host")
+    parser.add_argument("--mesh-config-version", default="",
+                        help="mesh-harness worker: the version under which its own mesh applied the case")
     # the master hands the plan to its workers in this option (they may not share its files)
     parser.add_argument("--mesh-plan-json", default="", help=argparse.SUPPRESS)
 
 
 @events.init.add_listener  # type: ignore[untyped-decorator]
 def _init(environment: Environment, **_kwargs: Any) -> None:
-    global _MASTER, _WORKER_NAME
+    global _MASTER, _WORKER_NAME, _OWN_HOST, _OWN_CONFIG_VERSION
     options, runner = environment.parsed_options, environment.runner
     if isinstance(runner, MasterRunner) and options is not None:
         records = open(options.mesh_records or os.devnull, "a", buffering=1 << 20)  # noqa: SIM115  # closed by the relay
         _MASTER = MasterRelay(runner, records, options.mesh_workers)
     elif isinstance(runner, WorkerRunner):
         _WORKER_NAME = (options.mesh_worker_name if options is not None else "") or f"{socket.gethostname()}:{os.getpid()}"
+        _OWN_HOST = options.mesh_own_host if options is not None else ""
+        _OWN_CONFIG_VERSION = (options.mesh_config_version or None) if options is not None else None
 
 
 @events.test_start.add_listener  # type: ignore[untyped-decorator]
@@ -121,7 +131,7 @@ def _start(environment: Environment, **_kwargs: Any) -> None:
         _SESSION = _Session(plan, None, _MASTER.close if _MASTER is not None else None)
     elif isinstance(runner, WorkerRunner):
         relay = WorkerRelay(runner, _WORKER_NAME)
-        _SESSION = _Session(plan, relay.write, relay.close)
+        _SESSION = _Session(plan, relay.write, relay.close, _OWN_CONFIG_VERSION)
     elif options is not None and options.mesh_records:
         records = open(options.mesh_records, "a", buffering=1 << 20)  # noqa: SIM115  # closed by the session
         _SESSION = _Session(plan, records.write, records.close)
@@ -151,6 +161,11 @@ class MeshUser(FastHttpUser):
     wait_time = constant(0)
     network_timeout = 30.0
     connection_timeout = 10.0
+
+    def __init__(self, environment: Environment) -> None:
+        if _OWN_HOST:  # set before the client is made: it connects to self.host
+            self.host = _OWN_HOST
+        super().__init__(environment)
 
     @task
     def send(self) -> None:

@@ -26,16 +26,26 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness.case import Case
 from harness.errors import MeshError, ProcessError, SyncTimeout
 from harness.load.gates import LoadReport, judge_load
-from harness.load.locust_cli import NO_OUTPUTS, LocustOutputs, RunFiles, master_command, single_command, worker_command
-from harness.load.plan import LOAD_CLIENT, plan_case
+from harness.load.locust_cli import (
+    NO_OUTPUTS,
+    ONE_PROCESS,
+    Distribution,
+    LocustOutputs,
+    RunFiles,
+    master_command,
+    single_command,
+    worker_command,
+)
+from harness.load.plan import LOAD_CLIENT, CasePlan, plan_case
 from harness.load.schema import LoadSpec
 from harness.load.wire import LoadPlan, Record, WorkerShare, decode_records, read_ledger
 from harness.mesh.base import Mesh
@@ -46,6 +56,8 @@ from harness.settings import StatSettings
 STARTUP_MARGIN_S = 60.0
 #: How long a master waits for its workers to connect before it gives up (within the margin above).
 WAIT_FOR_WORKERS_S = 30.0
+#: The same for workers on other machines, which someone starts by hand (``mesh-harness load --worker``).
+REMOTE_WAIT_FOR_WORKERS_S = 300.0
 #: How often the run is polled (progress, exit); also the granularity of the timeout.
 POLL_S = 0.25
 #: How long a killed Locust process group may take to go away, and workers to follow their master out.
@@ -71,16 +83,36 @@ class LocustRun:
 
 def run_case_under_load(
     mesh: Mesh, case: Case, spec: LoadSpec, settings: StatSettings, outputs: LocustOutputs = NO_OUTPUTS,
-    progress: Progress | None = None, *, workers: int = 0,
+    progress: Progress | None = None, *, distribution: Distribution = ONE_PROCESS,
 ) -> tuple[LoadReport, LocustRun]:
     """Deploy and apply ``case``, run Locust against the client sidecar, revert, judge.
 
-    ``workers`` > 0 runs a Locust master with that many worker processes on this machine.
+    ``distribution`` runs a Locust master with workers on this machine and (``remote_workers``) others.
     Needs a local mesh, own or attached (``--mesh-attach``: the environment's), for its sidecar
     listener ports; on kind the load would come from an in-mesh client or the ingress gateway,
     which is not built.
     """
-    listener_address = _listener_lookup(mesh)
+    with case_applied(mesh, case, spec) as applied:
+        plan = replace(applied.plan.plan, config_version=str(applied.config_version))
+        run = run_locust(plan, applied.host, spec, outputs, progress, distribution=distribution)
+    report = judge_load(case.name, applied.plan, run.records, spec, settings, applied.config_version,
+                        timer_tick_s=mesh.info().timer_tick_s, lost_workers=run.lost_workers)
+    return report, run
+
+
+@dataclass(frozen=True)
+class AppliedCase:
+    """A case applied for a load run: its plan, the client sidecar's listener (``http://ip:port``), its config version."""
+
+    plan: CasePlan
+    host: str
+    config_version: int
+
+
+@contextmanager
+def case_applied(mesh: Mesh, case: Case, spec: LoadSpec) -> Iterator[AppliedCase]:
+    """``case`` deployed and applied on ``mesh`` while the block runs, then reverted."""
+    listener_address = listener_lookup(mesh)
     case_plan = plan_case(case, spec)
     mesh.deploy(case.topology)
     token = mesh.apply(case.objects)
@@ -88,15 +120,12 @@ def run_case_under_load(
         address = listener_address(LOAD_CLIENT, case_plan.port)
         if address is None:
             raise MeshError(f"case {case.name}: no service listens on port {case_plan.port} in this mesh")
-        run = run_locust(case_plan.plan, f"http://{address}", spec, outputs, progress, workers=workers)
+        yield AppliedCase(case_plan, f"http://{address}", token.version)
     finally:
         mesh.revert(token)
-    report = judge_load(case.name, case_plan, run.records, spec, settings, token.version,
-                        timer_tick_s=mesh.info().timer_tick_s, lost_workers=run.lost_workers)
-    return report, run
 
 
-def _listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
+def listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
     """How to find a client sidecar's listener for a service port on this mesh: (client, port) -> ``ip:port`` or None.
 
     Only the local mesh has one on loopback: a ``LocalMesh`` or an environment
@@ -112,15 +141,16 @@ def _listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
     raise MeshError(f"load runs send through the local mesh's client sidecar; got a {type(mesh).__name__}")
 
 def run_locust(plan: LoadPlan, host: str, spec: LoadSpec, outputs: LocustOutputs = NO_OUTPUTS,
-               progress: Progress | None = None, *, workers: int = 0) -> LocustRun:
+               progress: Progress | None = None, *, distribution: Distribution = ONE_PROCESS) -> LocustRun:
     """Run Locust headless against ``host`` (a loopback address: 127.0.0.0/8) and return its records.
 
-    ``workers`` > 0: a master on 127.0.0.1 and that many worker processes, which relay their
-    records to it (``relay.py``); the master's ledger says which worker delivered what.
+    A ``distribution`` with workers: a master and the local worker processes (remote ones connect
+    by themselves), which relay their records to it (``relay.py``); the master's ledger says which
+    worker delivered what.
     SyncTimeout when the run outlives its run time plus ``STARTUP_MARGIN_S`` (every process is
     killed); ProcessError when Locust is missing or its master (or only process) exits non-zero.
     """
-    if not _is_loopback_url(host):
+    if not is_loopback_url(host):
         raise MeshError(f"load runs send to loopback addresses only (127.0.0.0/8; got {host})")
     if importlib.util.find_spec("locust") is None:
         raise ProcessError("Locust is not installed; install it with `pip install 'mesh-harness[load]'`")
@@ -129,40 +159,43 @@ def run_locust(plan: LoadPlan, host: str, spec: LoadSpec, outputs: LocustOutputs
         files = RunFiles(workdir / "plan.json", workdir / "records.jsonl", workdir / "workers.json")
         files.plan.write_text(plan.to_json())
         files.records.touch()
-        commands = _commands(files, host, spec, outputs, workers)
+        commands = _commands(files, host, spec, outputs, distribution)
         processes: list[subprocess.Popen[bytes]] = []
         try:
             for i, command in enumerate(commands):
-                processes.append(_start(command, workdir, workdir / f"locust-{i}.log"))
-            _wait(processes[0], spec.duration_s + STARTUP_MARGIN_S, files.records, workdir / "locust-0.log", progress)
+                processes.append(start_locust(command, workdir, workdir / f"locust-{i}.log"))
+            limit_s = spec.duration_s + STARTUP_MARGIN_S + (REMOTE_WAIT_FOR_WORKERS_S if distribution.remote_workers else 0)
+            _wait(processes[0], limit_s, files.records, workdir / "locust-0.log", progress)
             _wait_for_exit(processes[1:], KILL_WAIT_S)  # workers leave on the master's "quit"
         finally:
             for process in processes:
-                _kill(process)
+                stop_locust(process)
         if processes[0].returncode != 0:
-            raise ProcessError(f"Locust{' master' if workers else ''} exited with code {processes[0].returncode}; "
-                               f"its log ends:\n{_tail(workdir / 'locust-0.log')}")
+            raise ProcessError(f"Locust{' master' if distribution.workers else ''} exited with code {processes[0].returncode}; "
+                               f"its log ends:\n{locust_log_tail(workdir / 'locust-0.log')}")
         with open(files.records, encoding="utf-8") as lines:
             records = decode_records(lines, str(files.records))
-        shares = read_ledger(files.ledger.read_text(), str(files.ledger)) if workers else ()
+        shares = read_ledger(files.ledger.read_text(), str(files.ledger)) if distribution.workers else ()
         return LocustRun(records, shares)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _commands(files: RunFiles, host: str, spec: LoadSpec, outputs: LocustOutputs, workers: int) -> list[list[str]]:
-    """The Locust processes of the run, the one that ends it first."""
-    if not workers:
+def _commands(files: RunFiles, host: str, spec: LoadSpec, outputs: LocustOutputs, d: Distribution) -> list[list[str]]:
+    """The Locust processes of the run on this machine, the one that ends it first."""
+    if not d.workers:
         return [single_command(files, host, spec, outputs)]
-    port = _free_port()
+    port = d.port or _free_port()
+    # remote workers are started by people, on other machines: give them longer to connect
+    wait_s = WAIT_FOR_WORKERS_S if not d.remote_workers else REMOTE_WAIT_FOR_WORKERS_S
     return [
-        master_command(files, host, spec, outputs, bind_host="127.0.0.1", port=port, workers=workers,
-                       wait_for_workers_s=WAIT_FOR_WORKERS_S),
-        *(worker_command("127.0.0.1", port, f"worker-{i}") for i in range(1, workers + 1)),
+        master_command(files, host, spec, outputs, bind_host=d.bind_host, port=port, workers=d.workers,
+                       wait_for_workers_s=wait_s),
+        *(worker_command(d.local_master_host, port, f"worker-{i}") for i in range(1, d.local_workers + 1)),
     ]
 
 
-def _start(command: list[str], workdir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def start_locust(command: list[str], workdir: Path, log_path: Path) -> subprocess.Popen[bytes]:
     """A Locust process in its own session that dies with this one (SIGKILL of the harness included)."""
     prefix, preexec = die_with_parent()
     with open(log_path, "wb") as log:
@@ -202,7 +235,7 @@ def _wait(process: subprocess.Popen[bytes], limit_s: float, records: Path, log: 
             progress(elapsed, counter.count())
         time.sleep(POLL_S)
     raise SyncTimeout(f"Locust did not finish within {limit_s:g}s (run time plus {STARTUP_MARGIN_S:g}s to start and stop); "
-                      f"it was stopped. Its log ends:\n{_tail(log)}")
+                      f"it was stopped. Its log ends:\n{locust_log_tail(log)}")
 
 
 class _LineCounter:
@@ -221,7 +254,7 @@ class _LineCounter:
         self._lines += chunk.count(b"\n")
         return self._lines
 
-def _kill(process: subprocess.Popen[bytes]) -> None:
+def stop_locust(process: subprocess.Popen[bytes]) -> None:
     """Stop Locust's process group if it still runs (timeout, Ctrl-C), and reap it."""
     if process.poll() is None:
         try:
@@ -237,13 +270,13 @@ def _environment() -> dict[str, str]:
     """This process's environment without ``LOCUST_*`` settings, which would change the run behind our back."""
     return {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
 
-def _tail(log: Path) -> str:
+def locust_log_tail(log: Path) -> str:
     try:
         return log.read_bytes()[-_LOG_TAIL:].decode(errors="replace")
     except OSError:
         return "(no log)"
 
-def _is_loopback_url(url: str) -> bool:
+def is_loopback_url(url: str) -> bool:
     """``http://<loopback address>:port``: the builtin plane's sidecars listen on 127.0.0.1, istiod's on their own 127.A.B.x."""
     host = urlsplit(url).hostname
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,12 +51,20 @@ class PlannedRequest:
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """Every check a load run sends, in the order their records number them (``Record.check``)."""
+    """Every check a load run sends, in the order their records number them (``Record.check``).
+
+    ``config_version`` is the version of the case's config on the master's mesh (None when not
+    known): a worker on another machine, whose own mesh applied the same case under a version of
+    its own, stamps its responses of that version with this one (``restamped``), so the master
+    counts them as routed by the applied config.
+    """
 
     requests: tuple[PlannedRequest, ...]
+    config_version: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"version": PLAN_VERSION, "requests": [_request_json(r) for r in self.requests]})
+        return json.dumps({"version": PLAN_VERSION, "requests": [_request_json(r) for r in self.requests],
+                           "config_version": self.config_version})
 
     @classmethod
     def from_json(cls, text: str) -> LoadPlan:
@@ -71,7 +79,8 @@ class LoadPlan:
             raise ValueError(f"not a load plan ({type(exc).__name__}: {exc}); write it with LoadPlan.to_json") from exc
         if not requests:
             raise ValueError("a load plan needs at least one request")
-        return cls(requests)
+        version = raw.get("config_version")
+        return cls(requests, None if version is None else str(version))
 
 
 def plan_for_url(url: str, *, method: str = "GET", headers: Iterable[tuple[str, str]] = ()) -> LoadPlan:
@@ -118,6 +127,17 @@ _KEYS = (("check", "c"), ("started", "t"), ("latency_s", "l"), ("status", "s"), 
          ("service", "svc"), ("version", "v"), ("instance", "i"), ("config_version", "cv"), ("error", "e"),
          ("headers", "h"))
 _REQUIRED = ("c", "t", "l", "s")
+
+
+def restamped(record: Record, own_version: str | None, plan_version: str | None) -> Record:
+    """``record`` as routed by the plan's config version when its own mesh's applied version routed it.
+
+    A remote worker's mesh applied the case itself (``own_version``); the master judges against
+    its own (``plan_version``). Responses of any other version stay as they are (stale either way).
+    """
+    if own_version is None or plan_version is None or record.config_version != own_version:
+        return record
+    return replace(record, config_version=plan_version)
 
 
 def encode_record(record: Record) -> str:

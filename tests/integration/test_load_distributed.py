@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -173,3 +174,55 @@ def test_load_workers_leave_nothing_after_ctrl_c_or_a_crash(signal_to_send: sign
         if harness.poll() is None:
             harness.kill()
             harness.wait()
+
+
+def _listening_ports(root: psutil.Process) -> set[int]:
+    ports = set()
+    for p in root.children(recursive=True):
+        try:
+            ports |= {c.laddr.port for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return ports
+
+
+def test_load_master_judges_a_worker_harness_that_sends_through_its_own_mesh(tmp_path: Path) -> None:
+    """Two harnesses on this machine (loopback only), as on two machines: ``--master`` and ``--worker``.
+
+    The worker harness runs a mesh of its own and its Locust worker sends to that mesh's sidecar
+    listener (not the master's); the master's report has the worker's records, judged."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    base = [sys.executable, "-m", "harness.cli", "load", CASE, "--duration", "5s", "--master-port", port]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    logs = {name: tmp_path / f"{name}.log" for name in ("master", "worker")}
+    with open(logs["master"], "wb") as m, open(logs["worker"], "wb") as w:
+        master = subprocess.Popen([*base, "--master", "--expect-workers", "1", "--master-bind-host", "127.0.0.1"],
+                                  stdout=m, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        worker = subprocess.Popen([*base, "--worker", "--master-host", "127.0.0.1"],
+                                  stdout=w, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        worker_root = psutil.Process(worker.pid)
+        _wait_records_flow(psutil.Process(master.pid))
+        processes = {**_identities(worker_root), **_identities(psutil.Process(master.pid))}
+        locust_worker = _locust(worker_root, "--worker")
+        assert locust_worker is not None
+        cmdline = locust_worker.cmdline()
+        own = int(cmdline[cmdline.index("--mesh-own-host") + 1].rsplit(":", 1)[1])
+        assert own in _listening_ports(worker_root)  # its own mesh's sidecar listener
+        assert own not in _listening_ports(psutil.Process(master.pid))
+        assert master.wait(timeout=RUN_TIMEOUT_S) == EXIT_OK, logs["master"].read_text()
+        assert worker.wait(timeout=RUN_TIMEOUT_S) == EXIT_OK, logs["worker"].read_text()
+        out = logs["master"].read_text()
+        shares = re.findall(r"workers: \S+ (\d+) records", out)
+        total = re.search(r"load-canary-90-10: (\d+) requests", out)
+        assert shares and total and int(shares[0]) == int(total.group(1)) > 0, out
+        assert _outcome(out, "split follows the weights") == "pass", out
+        assert "worker done: the master ended the run" in logs["worker"].read_text()
+        _wait_gone(processes, "after the master and worker runs")
+    finally:
+        for p in (master, worker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()

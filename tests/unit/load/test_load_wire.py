@@ -17,6 +17,7 @@ from harness.load.wire import (
     encode_record,
     plan_for_url,
     read_ledger,
+    restamped,
 )
 
 
@@ -127,3 +128,23 @@ def test_load_wire_ledger_tells_finished_workers_from_lost_ones() -> None:
 def test_load_wire_ledger_unreadable_names_the_file(text: str) -> None:
     with pytest.raises(ValueError, match=r"^workers.json: not a worker ledger \("):
         read_ledger(text, "workers.json")
+
+
+def test_load_wire_plan_carries_the_masters_config_version() -> None:
+    plan = plan_for_url("http://reviews:9080/")
+    assert LoadPlan.from_json(plan.to_json()).config_version is None
+    stamped = LoadPlan(plan.requests, "7")
+    assert LoadPlan.from_json(stamped.to_json()) == stamped
+
+
+@pytest.mark.parametrize(("own", "plan", "seen", "want"), [
+    ("3", "7", "3", "7"),     # the worker's mesh applied the case as 3; the master's as 7
+    ("3", "7", "2", "2"),     # an older config on the worker's mesh stays stale
+    ("3", "7", None, None),   # Envoy answered itself: nothing to restamp
+    (None, "7", "3", "3"),    # a local worker shares the master's mesh
+    ("3", None, "3", "3"),    # a hand-written plan names no version
+])
+def test_load_wire_restamped_maps_only_the_workers_applied_version(own: str | None, plan: str | None, seen: str | None,
+                                                                   want: str | None) -> None:
+    record = Record(check=0, started=1.0, latency_s=0.1, status=200, config_version=seen)
+    assert restamped(record, own, plan).config_version == want
