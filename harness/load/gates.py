@@ -240,5 +240,6 @@ def to_observation(index: int, record: Record) -> Observation:
     return Observation(
         index=index, request_id=record.request_id, status=record.status, latency_s=record.latency_s,
         service=record.service, version=record.version, instance=record.instance,
-        config_version=record.config_version, error=record.error, headers=dict(record.headers),
+        config_version=record.config_version, grpc_status=record.grpc_status, error=record.error,
+        headers=dict(record.headers),
     )

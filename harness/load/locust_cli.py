@@ -14,6 +14,12 @@ from pathlib import Path
 from harness.load.schema import LoadSpec
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+GRPC_LOCUSTFILE = Path(__file__).with_name("grpc_locustfile.py")
+
+
+def locustfile_for(protocol: str) -> Path:
+    """The shipped locustfile whose user speaks ``protocol`` (``MeshUser``: HTTP/1.1, ``MeshGrpcUser``: gRPC)."""
+    return GRPC_LOCUSTFILE if protocol == "grpc" else LOCUSTFILE
 
 
 @dataclass(frozen=True)
@@ -60,19 +66,20 @@ ONE_PROCESS = Distribution()
 
 @dataclass(frozen=True)
 class RunFiles:
-    """The files one run shares with its Locust processes (in its temp dir)."""
+    """The files one run shares with its Locust processes (in its temp dir), and the locustfile they run."""
 
     plan: Path
     records: Path
     ledger: Path
+    locustfile: Path = LOCUSTFILE
 
 
-def _locust() -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--exit-code-on-error", "0"]
+def _locust(locustfile: Path) -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(locustfile), "--exit-code-on-error", "0"]
 
 
 def _headless(files: RunFiles, host: str, spec: LoadSpec, outputs: LocustOutputs) -> list[str]:
-    command = [*_locust(), "--headless", "--only-summary", "-u", str(spec.users), "-r", f"{spec.rate:g}",
+    command = [*_locust(files.locustfile), "--headless", "--only-summary", "-u", str(spec.users), "-r", f"{spec.rate:g}",
                "--stop-timeout", "0", "--host", host, "--mesh-plan", str(files.plan), "--mesh-records", str(files.records)]
     if outputs.csv_prefix:
         command += ["--csv", str(Path(outputs.csv_prefix).absolute())]
@@ -96,14 +103,14 @@ def master_command(files: RunFiles, host: str, spec: LoadSpec, outputs: LocustOu
             "--mesh-workers", str(files.ledger)]
 
 
-def worker_command(master_host: str, port: int, name: str = "", *, own_host: str = "",
+def worker_command(master_host: str, port: int, name: str = "", *, locustfile: Path = LOCUSTFILE, own_host: str = "",
                    config_version: int | None = None) -> list[str]:
     """A worker of the master at ``master_host:port``, named ``name`` in reports (default host:pid).
 
     It sends to the host the master gives, or with ``own_host`` to its own mesh's sidecar listener
     (a worker on another machine), whose applied version of the case is ``config_version``.
     """
-    command = [*_locust(), "--worker", "--master-host", master_host, "--master-port", str(port)]
+    command = [*_locust(locustfile), "--worker", "--master-host", master_host, "--master-port", str(port)]
     if name:
         command += ["--mesh-worker-name", name]
     if own_host:

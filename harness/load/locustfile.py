@@ -163,42 +163,60 @@ class MeshUser(FastHttpUser):
     connection_timeout = 10.0
 
     def __init__(self, environment: Environment) -> None:
-        if _OWN_HOST:  # set before the client is made: it connects to self.host
-            self.host = _OWN_HOST
+        self.host = sending_host(self.host)  # set before the client is made: it connects to self.host
         super().__init__(environment)
 
     @task
     def send(self) -> None:
-        session = _SESSION
-        if session is None:  # the test did not start (its error is logged) or has stopped
-            raise StopUser()
+        session = current_session()
         check, planned, i = session.next_request()
         with self.client.request(planned.method, planned.path, name=planned.check, data=planned.body or None,
                                  headers=planned.headers_for(i), catch_response=True,
                                  allow_redirects=False) as response:
             record = _record(check, planned, response)
-            response.request_meta["name"] = f"{planned.check}: {_row(record)}"
+            response.request_meta["name"] = f"{planned.check}: {row_name(record)}"
             session.write(record)
 
 
-def _row(record: Record) -> str:
+def current_session() -> _Session:
+    """This process's test session; StopUser when there is none (the test did not start, its error
+    is logged, or has stopped)."""
+    if _SESSION is None:
+        raise StopUser()
+    return _SESSION
+
+
+def sending_host(user_host: str | None) -> str | None:
+    """Where this process's users connect: a remote worker's own sidecar listener, else Locust's host."""
+    return _OWN_HOST or user_host
+
+
+def row_name(record: Record) -> str:
+    """The version part of a Locust stats row: who answered, ``none`` (Envoy itself) or ``error`` (no response)."""
     if record.status == 0:
         return NO_RESPONSE
     return record.version or NO_VERSION
+
+
+def make_record(check: int, planned: PlannedRequest, *, started: float, latency_s: float, status: int,
+                header: Callable[[str], str | None], error: str | None, grpc_status: int | None = None) -> Record:
+    """One record from what came back: ``header(name)`` reads a response header (gRPC: metadata)."""
+    captured = {name: value for name in planned.capture_headers if (value := header(name)) is not None}
+    return Record(
+        check=check, started=started, latency_s=latency_s, status=status,
+        request_id=header(fields.REQUEST_ID_HEADER) or "", service=header(fields.SERVICE_HEADER),
+        version=header(fields.VERSION_HEADER), instance=header(fields.INSTANCE_HEADER),
+        config_version=header(fields.CONFIG_VERSION_HEADER), error=error, headers=captured, grpc_status=grpc_status,
+    )
 
 
 def _record(check: int, planned: PlannedRequest, response: Any) -> Record:
     meta = response.request_meta
     status = int(response.status_code or 0)
     headers = response.headers if status else None
-    get = (lambda name: headers.get(name)) if headers is not None else (lambda name: None)
     error = None
     if not status:
         error = str(getattr(response, "error", None) or meta.get("exception") or "no response")
-    captured = {name: value for name in planned.capture_headers if (value := get(name)) is not None}
-    return Record(
-        check=check, started=float(meta["start_time"]), latency_s=float(meta["response_time"]) / 1000.0,
-        status=status, request_id=get(fields.REQUEST_ID_HEADER) or "", service=get(fields.SERVICE_HEADER),
-        version=get(fields.VERSION_HEADER), instance=get(fields.INSTANCE_HEADER),
-        config_version=get(fields.CONFIG_VERSION_HEADER), error=error, headers=captured,
-    )
+    return make_record(check, planned, started=float(meta["start_time"]), latency_s=float(meta["response_time"]) / 1000.0,
+                       status=status, header=(lambda name: headers.get(name)) if headers is not None else (lambda name: None),
+                       error=error)

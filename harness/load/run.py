@@ -41,6 +41,7 @@ from harness.load.locust_cli import (
     Distribution,
     LocustOutputs,
     RunFiles,
+    locustfile_for,
     master_command,
     single_command,
     worker_command,
@@ -156,7 +157,8 @@ def run_locust(plan: LoadPlan, host: str, spec: LoadSpec, outputs: LocustOutputs
         raise ProcessError("Locust is not installed; install it with `pip install 'mesh-harness[load]'`")
     workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-load-"))
     try:
-        files = RunFiles(workdir / "plan.json", workdir / "records.jsonl", workdir / "workers.json")
+        files = RunFiles(workdir / "plan.json", workdir / "records.jsonl", workdir / "workers.json",
+                         locustfile_for(plan.protocol))
         files.plan.write_text(plan.to_json())
         files.records.touch()
         commands = _commands(files, host, spec, outputs, distribution)
@@ -191,7 +193,8 @@ def _commands(files: RunFiles, host: str, spec: LoadSpec, outputs: LocustOutputs
     return [
         master_command(files, host, spec, outputs, bind_host=d.bind_host, port=port, workers=d.workers,
                        wait_for_workers_s=wait_s),
-        *(worker_command(d.local_master_host, port, f"worker-{i}") for i in range(1, d.local_workers + 1)),
+        *(worker_command(d.local_master_host, port, f"worker-{i}", locustfile=files.locustfile)
+          for i in range(1, d.local_workers + 1)),
     ]
 
 

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 #: Bumped when the plan's JSON shape changes; a locustfile refuses a plan of another version.
 PLAN_VERSION = 1
+#: What a plan's requests can speak; one plan speaks one (one Locust user class sends it).
+PROTOCOLS = ("http", "grpc")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class PlannedRequest:
     what the client app's ForwardEcho does, and what iptables and the outbound listener do in a pod.
     ``headers_cycle`` gives the check's ``i``-th request the ``i mod n``-th value of each header.
     ``capture_headers`` names response headers to keep in each record (what ``expect.headers`` reads).
+    ``protocol`` ``grpc``: a unary call to the method ``path`` with ``body`` as its raw message,
+    the authority as the channel's ``:authority`` and the headers as metadata.
     """
 
     check: str
@@ -40,6 +44,7 @@ class PlannedRequest:
     timeout_s: float = 30.0
     headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
     capture_headers: tuple[str, ...] = ()
+    protocol: str = "http"
 
     def headers_for(self, i: int) -> dict[str, str]:
         """The request headers of the check's ``i``-th request, Host first."""
@@ -61,6 +66,11 @@ class LoadPlan:
 
     requests: tuple[PlannedRequest, ...]
     config_version: str | None = None
+
+    @property
+    def protocol(self) -> str:
+        """What the plan's requests speak (``plan_case`` never mixes them)."""
+        return self.requests[0].protocol
 
     def to_json(self) -> str:
         return json.dumps({"version": PLAN_VERSION, "requests": [_request_json(r) for r in self.requests],
@@ -102,6 +112,8 @@ class Record:
     since the epoch), ``latency_s`` how long it took. ``status`` is the HTTP status, 0 when no
     response came (``error`` says why). ``version``, ``instance``, ``service`` name the app that
     answered (None when Envoy answered itself); ``config_version`` is the config that routed it.
+    ``grpc_status`` is the call's gRPC status code for a gRPC request (None for HTTP); ``status``
+    is then 200 when a peer answered, as in ForwardEcho's gRPC records.
     """
 
     check: int
@@ -115,17 +127,18 @@ class Record:
     config_version: str | None = None
     error: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    grpc_status: int | None = None
 
     @property
     def failed(self) -> bool:
-        """Failed as Locust counts it: no response, or an HTTP status of 400 or more."""
-        return self.status == 0 or self.status >= 400
+        """Failed as Locust counts it: no response, an HTTP status of 400 or more, or a gRPC status other than OK."""
+        return self.status == 0 or self.status >= 400 or bool(self.grpc_status)
 
 
 # Short keys keep a record near 100 bytes: a 60 s run at 7k requests/s writes about 40 MB.
 _KEYS = (("check", "c"), ("started", "t"), ("latency_s", "l"), ("status", "s"), ("request_id", "id"),
          ("service", "svc"), ("version", "v"), ("instance", "i"), ("config_version", "cv"), ("error", "e"),
-         ("headers", "h"))
+         ("headers", "h"), ("grpc_status", "g"))
 _REQUIRED = ("c", "t", "l", "s")
 
 
@@ -179,15 +192,27 @@ def _record_from(raw: dict[str, Any]) -> Record:
     return Record(
         check=check, started=float(raw["t"]), latency_s=float(raw["l"]), status=status,
         request_id=text("id") or "", service=text("svc"), version=text("v"), instance=text("i"),
-        config_version=text("cv"), error=text("e"), headers=headers,
+        config_version=text("cv"), error=text("e"), headers=headers, grpc_status=_grpc_status(raw.get("g")),
     )
+
+
+def _grpc_status(value: Any) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"g must be an integer gRPC status (got {value!r})")
+    return value
+
+
+def _protocol(value: Any) -> str:
+    if value not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)} (got {value!r})")
+    return str(value)
 
 
 def _request_json(r: PlannedRequest) -> dict[str, Any]:
     return {"check": r.check, "method": r.method, "path": r.path, "authority": r.authority,
             "headers": [list(h) for h in r.headers], "body": r.body, "timeout_s": r.timeout_s,
             "headers_cycle": [[name, list(values)] for name, values in r.headers_cycle],
-            "capture_headers": list(r.capture_headers)}
+            "capture_headers": list(r.capture_headers), "protocol": r.protocol}
 
 
 def _request_from(raw: dict[str, Any]) -> PlannedRequest:
@@ -199,6 +224,7 @@ def _request_from(raw: dict[str, Any]) -> PlannedRequest:
         authority=str(raw["authority"]), headers=tuple((str(k), str(v)) for k, v in raw.get("headers", ())),
         body=str(raw.get("body", "")), timeout_s=float(raw.get("timeout_s", 30.0)), headers_cycle=cycle,
         capture_headers=tuple(str(h).lower() for h in raw.get("capture_headers", ())),
+        protocol=_protocol(raw.get("protocol", "http")),
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness.case import Case
 from harness.errors import MeshError, ProcessError, SyncTimeout
-from harness.load.locust_cli import worker_command
+from harness.load.locust_cli import locustfile_for, worker_command
 from harness.load.run import (
     REMOTE_WAIT_FOR_WORKERS_S,
     STARTUP_MARGIN_S,
@@ -40,7 +40,8 @@ def serve_as_worker(mesh: Mesh, case: Case, spec: LoadSpec, master_host: str, po
     with case_applied(mesh, case, spec) as applied:
         if not is_loopback_url(applied.host):
             raise MeshError(f"case {case.name}: load runs send to loopback addresses only (got {applied.host})")
-        _run_worker(worker_command(master_host, port, own_host=applied.host, config_version=applied.config_version),
+        _run_worker(worker_command(master_host, port, locustfile=locustfile_for(applied.plan.plan.protocol),
+                                   own_host=applied.host, config_version=applied.config_version),
                     spec.duration_s + STARTUP_MARGIN_S + REMOTE_WAIT_FOR_WORKERS_S, f"{master_host}:{port}")
 
 

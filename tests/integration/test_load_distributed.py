@@ -27,6 +27,7 @@ import psutil
 import pytest
 
 from harness.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, main
+from tests.integration.load_runs import children, outcome
 
 pytestmark = pytest.mark.envoy
 
@@ -34,10 +35,6 @@ CASE = str(Path(__file__).parents[2] / "cases" / "load-canary.yaml")
 FLOW_TIMEOUT_S = 120.0  # from the command's start until records reach the master (mesh, Locust imports, 3 processes)
 GONE_TIMEOUT_S = 30.0  # from the harness's exit (or death) until every process it started is gone
 RUN_TIMEOUT_S = 240.0
-
-
-def _children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 def _identities(root: psutil.Process) -> dict[int, float]:
@@ -99,14 +96,8 @@ def _wait_records_flow(root: psutil.Process) -> None:
     pytest.fail(f"no records reached the Locust master within {FLOW_TIMEOUT_S:g}s")
 
 
-def _outcome(out: str, check: str) -> str:
-    match = re.search(rf"│ {re.escape(check)}\s*│\s*│ (\w+)", out)
-    assert match, out
-    return match.group(1)
-
-
 def test_load_two_workers_merge_every_record_and_judge_as_one_process(capsys: pytest.CaptureFixture[str]) -> None:
-    before = _children()
+    before = children()
     code = main(["load", CASE, "--duration", "5s"])
     single = capsys.readouterr().out
     assert code == EXIT_OK, single
@@ -121,13 +112,13 @@ def test_load_two_workers_merge_every_record_and_judge_as_one_process(capsys: py
     assert total and int(total.group(1)) == sum(shares.values()), merged
     # the same verdict as one process: the check passes, with a row per version
     for out in (single, merged):
-        assert _outcome(out, "split follows the weights") == "pass", out
+        assert outcome(out, "split follows the weights") == "pass", out
         assert re.search(r"│ split follows the weights │ v1 ", out) and re.search(r"│ split follows the weights │ v2 ", out)
-    assert _children() <= before  # master, workers and the mesh are gone
+    assert children() <= before  # master, workers and the mesh are gone
 
 
 def test_load_killed_worker_fails_the_run_by_name(capsys: pytest.CaptureFixture[str]) -> None:
-    before = _children()
+    before = children()
     me = psutil.Process()
     killed: list[int] = []
 
@@ -148,9 +139,9 @@ def test_load_killed_worker_fails_the_run_by_name(capsys: pytest.CaptureFixture[
     assert re.search(r"lost worker worker-2 \(\d+ records delivered\)", out), out
     assert "load run failed" in out
     # what worker-1 and the dead worker delivered is judged, never as a pass (fail has chance <= 1e-6)
-    assert _outcome(out, "split follows the weights") == "inconclusive", out
+    assert outcome(out, "split follows the weights") == "inconclusive", out
     assert "worker-1" in out and "lost worker worker-1" not in out
-    assert _children() <= before
+    assert children() <= before
 
 
 @pytest.mark.parametrize("signal_to_send", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
@@ -218,7 +209,7 @@ def test_load_master_judges_a_worker_harness_that_sends_through_its_own_mesh(tmp
         shares = re.findall(r"workers: \S+ (\d+) records", out)
         total = re.search(r"load-canary-90-10: (\d+) requests", out)
         assert shares and total and int(shares[0]) == int(total.group(1)) > 0, out
-        assert _outcome(out, "split follows the weights") == "pass", out
+        assert outcome(out, "split follows the weights") == "pass", out
         assert "worker done: the master ended the run" in logs["worker"].read_text()
         _wait_gone(processes, "after the master and worker runs")
     finally:

@@ -148,3 +148,20 @@ def test_load_wire_restamped_maps_only_the_workers_applied_version(own: str | No
                                                                    want: str | None) -> None:
     record = Record(check=0, started=1.0, latency_s=0.1, status=200, config_version=seen)
     assert restamped(record, own, plan).config_version == want
+
+
+def test_load_wire_grpc_record_keeps_its_status_and_fails_as_locust_counts_it() -> None:
+    unavailable = Record(check=0, started=1.0, latency_s=0.1, status=200, grpc_status=14, error="UNAVAILABLE: x")
+    ok = Record(check=0, started=1.0, latency_s=0.1, status=200, grpc_status=0)
+    assert decode_records([encode_record(unavailable), encode_record(ok)], "r.jsonl") == [unavailable, ok]
+    assert unavailable.failed and not ok.failed
+    with pytest.raises(ValueError, match=r"g must be an integer gRPC status \(got 'OK'\)"):
+        decode_records(['{"c":0,"t":1,"l":0.1,"s":200,"g":"OK"}'], "r.jsonl")
+
+
+def test_load_wire_plan_keeps_the_protocol_and_refuses_an_unknown_one() -> None:
+    plan = LoadPlan((PlannedRequest("grpc", "POST", "/echo.Echo/Call", "reviews:7070", protocol="grpc"),))
+    assert LoadPlan.from_json(plan.to_json()) == plan and plan.protocol == "grpc"
+    text = plan.to_json().replace('"grpc"}', '"h3"}')
+    with pytest.raises(ValueError, match=r"protocol must be one of http, grpc \(got 'h3'\)"):
+        LoadPlan.from_json(text)
