@@ -38,7 +38,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.load.relay import MasterRelay, WorkerRelay, stop_then_quit
+from harness.load.relay import MasterRelay, WorkerRelay
 from harness.load.wire import LoadPlan, PlannedRequest, Record, encode_record, plan_for_url, restamped
 from harness.sample_apps.echo import fields
 
@@ -126,9 +126,9 @@ def _start(environment: Environment, **_kwargs: Any) -> None:
                          "--host http://127.0.0.1:<the client sidecar's listener port> (see `mesh-harness status`)")
     if isinstance(runner, MasterRunner):
         options.mesh_plan_json = plan.to_json()  # sent to the workers with the spawn messages that follow
-        if options.mesh_run_time > 0:
-            gevent.spawn_later(options.mesh_run_time, stop_then_quit, runner)
-        _SESSION = _Session(plan, None, _MASTER.close if _MASTER is not None else None)
+        if options.mesh_run_time > 0 and _MASTER is not None:
+            gevent.spawn_later(options.mesh_run_time, _MASTER.finish, runner)
+        _SESSION = _Session(plan, None, None)  # the relay writes, and closes in finish (or on quitting)
     elif isinstance(runner, WorkerRunner):
         relay = WorkerRelay(runner, _WORKER_NAME)
         _SESSION = _Session(plan, relay.write, relay.close, _OWN_CONFIG_VERSION)

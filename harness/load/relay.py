@@ -10,10 +10,12 @@ Why messages and why the master stops the run itself (read from Locust 2.47's ``
 (``stop(send_stop_to_client=False)``), sends "quit" and gives the workers a fixed 0.5 s for their
 last report before it exits, so a worker's last batch may arrive after the master is gone. Instead
 the master stops the run after ``--mesh-run-time`` with ``runner.stop()``: it sends "stop" and
-waits (at most 60 s) until every worker answered ``client_stopped``. A worker fires ``test_stop``
-(which sends its final batch) *before* it sends ``client_stopped``, over the same ZeroMQ
-connection, which keeps the order, and the master handles messages one at a time in that order;
-so every batch of every live worker is written before the master quits. Files per worker would do
+waits (at most 60 s) until its workers' user counts are 0, which ``client_stopped`` makes so; a
+worker fires ``test_stop`` (which sends its final batch) *before* it sends ``client_stopped``, over
+the same ZeroMQ connection, which keeps the order. But a worker's periodic stats report can also
+say 0 users a moment before its final batch, and ``stop()`` polls once a second, so the master
+then waits for the final batch of every worker that connected (``FINAL_WAIT_S``: a worker that
+died never sends one, and is reported lost) before it closes the records and quits. Files per worker would do
 for workers on this machine only; messages work for workers on other machines the same way.
 """
 
@@ -30,6 +32,8 @@ from harness.load.wire import RecordBatch, WorkerLedger
 RECORDS_MESSAGE = "mesh-harness-records"
 #: How often a worker sends what it has (bounds the master's memory and the progress shown).
 FLUSH_S = 1.0
+#: How long a stopped master waits for final batches still on their way (the whole wait when a worker died).
+FINAL_WAIT_S = 10.0
 
 
 class WorkerRelay:
@@ -77,8 +81,19 @@ class MasterRelay:
         if self._records is not None:
             self._records.write(batch.lines)
 
+    def finish(self, runner: MasterRunner) -> None:
+        """End the run so that every worker's last batch is in: stop (waits for the workers), wait
+        for final batches still on their way, close, quit."""
+        runner.stop()
+        for _ in range(int(FINAL_WAIT_S / 0.1)):
+            if self._ledger.all_finished():
+                break
+            gevent.sleep(0.1)
+        self.close()
+        runner.quit()
+
     def close(self) -> None:
-        """Close the records file and write the ledger (once; ``test_stop`` and ``quitting`` both call it)."""
+        """Close the records file and write the ledger (once; ``finish`` and ``quitting`` both call it)."""
         if self._records is None:
             return
         self._records.close()
@@ -86,8 +101,3 @@ class MasterRelay:
         if self._ledger_path:
             Path(self._ledger_path).write_text(self._ledger.to_json())
 
-
-def stop_then_quit(runner: MasterRunner) -> None:
-    """End a distributed run so that every worker's last batch is in: stop (waits for the workers), then quit."""
-    runner.stop()
-    runner.quit()

@@ -275,6 +275,9 @@ class WorkerLedger:
         if batch.final:
             self._finished.add(client_id)
 
+    def all_finished(self) -> bool:
+        return self._finished >= self._names.keys()
+
     def to_json(self) -> str:
         return json.dumps({"workers": [
             {"id": c, "name": self._names[c], "records": self._records[c], "finished": c in self._finished}

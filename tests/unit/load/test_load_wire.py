@@ -119,9 +119,20 @@ def test_load_wire_ledger_tells_finished_workers_from_lost_ones() -> None:
     ledger.received("host_aaa", RecordBatch("worker-1", two, final=False))
     ledger.received("host_aaa", RecordBatch("worker-1", two, final=True))
     ledger.received("host_bbb", RecordBatch("worker-2", two, final=False))  # died before its final batch
+    assert not ledger.all_finished()
     shares = read_ledger(ledger.to_json(), "workers.json")
     assert shares == (WorkerShare("worker-1", 4, True), WorkerShare("worker-2", 2, False),
                       WorkerShare("host_ccc", 0, False))  # never said its name: Locust's client id
+
+
+def test_load_wire_ledger_all_finished_once_every_connected_worker_sent_its_final_batch() -> None:
+    ledger = WorkerLedger()
+    assert ledger.all_finished()  # nobody connected: nothing to wait for
+    ledger.connected("a")
+    ledger.received("b", RecordBatch("worker-2", "", final=True))
+    assert not ledger.all_finished()
+    ledger.received("a", RecordBatch("worker-1", "", final=True))
+    assert ledger.all_finished()
 
 
 @pytest.mark.parametrize("text", ["", "{}", '{"workers": [{"name": "w"}]}', "[1]"])
