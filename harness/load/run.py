@@ -161,10 +161,10 @@ def run_locust(plan: LoadPlan, host: str, spec: LoadSpec, outputs: LocustOutputs
                          locustfile_for(plan.protocol))
         files.plan.write_text(plan.to_json())
         files.records.touch()
-        commands = _commands(files, host, spec, outputs, distribution)
+        argvs = _commands(files, host, spec, outputs, distribution)
         processes: list[subprocess.Popen[bytes]] = []
         try:
-            for i, command in enumerate(commands):
+            for i, command in enumerate(argvs):
                 processes.append(start_locust(command, workdir, workdir / f"locust-{i}.log"))
             limit_s = spec.duration_s + STARTUP_MARGIN_S + (REMOTE_WAIT_FOR_WORKERS_S if distribution.remote_workers else 0)
             _wait(processes[0], limit_s, files.records, workdir / "locust-0.log", progress)
