@@ -158,7 +158,11 @@ def test_load_workers_leave_nothing_after_ctrl_c_or_a_crash(signal_to_send: sign
         root = psutil.Process(harness.pid)
         _wait_records_flow(root)
         processes = _identities(root)
-        assert _locust(root, "worker-1") and _locust(root, "worker-2") and _locust(root, "--master")
+        master = _locust(root, "--master")
+        assert _locust(root, "worker-1") and _locust(root, "worker-2") and master
+        # the master of local workers listens on loopback only
+        listening = [c.laddr for c in master.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        assert listening and all(address.ip == "127.0.0.1" for address in listening), listening
         harness.send_signal(signal_to_send)
         code = harness.wait(timeout=RUN_TIMEOUT_S)
         if signal_to_send == signal.SIGINT:
