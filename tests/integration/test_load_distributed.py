@@ -224,3 +224,29 @@ def test_load_master_judges_a_worker_harness_that_sends_through_its_own_mesh(tmp
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_load_worker_waiting_for_its_master_leaves_nothing_after_ctrl_c(tmp_path: Path) -> None:
+    """A ``--worker`` harness whose master never comes is stopped by Ctrl-C: its Locust worker and its mesh go."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])  # nothing listens there
+    command = [sys.executable, "-m", "harness.cli", "load", CASE, "--worker", "--master-host", "127.0.0.1",
+               "--master-port", port]
+    with open(tmp_path / "out.log", "wb") as log:
+        harness = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    try:
+        root = psutil.Process(harness.pid)
+        deadline = time.monotonic() + FLOW_TIMEOUT_S
+        while _locust(root, "--worker") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _locust(root, "--worker") is not None, (tmp_path / "out.log").read_text()
+        processes = _identities(root)
+        harness.send_signal(signal.SIGINT)
+        assert harness.wait(timeout=RUN_TIMEOUT_S) == EXIT_INTERRUPTED, (tmp_path / "out.log").read_text()
+        _wait_gone(processes, "after Ctrl-C to a waiting worker")
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
