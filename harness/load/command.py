@@ -24,6 +24,7 @@ from harness.mesh.base import Mesh
 from harness.settings import StatSettings
 
 EXIT_OK, EXIT_FAILED = 0, 1
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class ProcessFlags:
 def processes_from(flags: ProcessFlags) -> tuple[Distribution, tuple[str, int] | None]:
     """The run's Locust processes (and for ``--worker``, its master); CaseError naming the flags that do not go together."""
     port = flags.master_port or DEFAULT_MASTER_PORT
+    if port > MAX_PORT:
+        raise CaseError(f"--master-port must be a TCP port, at most {MAX_PORT} (got {port})")
     if flags.worker:
         if flags.master_host is None:
             raise CaseError("--worker needs --master-host HOST (the machine running `mesh-harness load CASE --master`)")

@@ -37,6 +37,7 @@ def test_load_processes_master_workers_reach_an_any_address_master_on_loopback()
      "--worker only sends and its master judges: leave out --workers, --csv/--html (give them to the master)"),
     (["--master-host", "m"], "--master-host is for --worker: the master this machine's worker connects to"),
     (["--master"], "--master needs --expect-workers N: how many `mesh-harness load CASE --worker` to wait for"),
+    (["--worker", "--master-host", "m", "--master-port", "70000"], "--master-port must be a TCP port, at most 65535 (got 70000)"),
     (["--expect-workers", "2", "--master-port", "6000"],
      "--expect-workers, --master-port only go with --master (workers on other machines)"),
 ])
