@@ -55,7 +55,7 @@ def main() -> None:
         for _ in range(args.reps):
             for users in args.users:
                 spec = LoadSpec(users=users, duration_s=args.seconds)
-                records = run_locust(plan.plan, host, spec)
+                records = run_locust(plan.plan, host, spec).records
                 results.setdefault(f"Locust MeshUser, {users} users", []).append(summarize(records, ["split"]).rps)
                 count = int(results[f"Locust MeshUser, {users} users"][-1] * args.seconds) or 1000
                 results.setdefault(f"ForwardEcho, {users} in flight", []).append(_forward_echo(mesh, send, count, users))

@@ -193,6 +193,16 @@ def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--users", type=_positive, help="Locust users (default 10)")
     p.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
     p.add_argument("--duration", type=_duration, metavar="DURATION", help="how long the load runs, e.g. 60s, 2m (default 60s)")
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="a Locust master and N worker processes on this machine (default: one Locust process)")
+    p.add_argument("--master", action="store_true",
+                   help="also take Locust workers from other machines (`load CASE --worker --master-host THIS`); needs --expect-workers")
+    p.add_argument("--expect-workers", type=_positive, metavar="N", help="with --master: how many workers from other machines to wait for")
+    p.add_argument("--master-bind-host", metavar="ADDR", help="with --master: the address to listen on (default *, every interface)")
+    p.add_argument("--master-port", type=_positive, metavar="PORT", help="the master's port (default 5557, Locust's)")
+    p.add_argument("--worker", action="store_true",
+                   help="only send, through this machine's own mesh, for the master at --master-host; the master judges")
+    p.add_argument("--master-host", metavar="HOST", help="with --worker: the machine running `load CASE --master`")
     p.add_argument("--csv", dest="csv_prefix", metavar="PREFIX", help="write Locust's CSV stats (a row per check and version)")
     p.add_argument("--html", dest="html_path", metavar="FILE", help="write Locust's HTML report")
     p.add_argument("--max-fail-ratio", type=float, metavar="X", help="gate: at most this share of failed requests")
@@ -224,13 +234,18 @@ def _duration(text: str) -> float:
 
 
 def _load(args: argparse.Namespace, console: Console) -> int:
-    from harness.load.command import LoadOptions, load
-    from harness.load.run import LocustOutputs
+    from harness.load.command import LoadOptions, ProcessFlags, load, processes_from
+    from harness.load.locust_cli import LocustOutputs
 
+    distribution, worker_of = processes_from(ProcessFlags(
+        workers=args.workers, master=args.master, expect_workers=args.expect_workers,
+        master_bind_host=args.master_bind_host, master_port=args.master_port, worker=args.worker,
+        master_host=args.master_host, has_reports=bool(args.csv_prefix or args.html_path),
+    ))
     options = LoadOptions(
         case_file=args.case, case_name=args.name, users=args.users, spawn_rate=args.spawn_rate, duration_s=args.duration,
         max_fail_ratio=args.max_fail_ratio, p95_s=args.p95, p99_s=args.p99, min_rps=args.min_rps,
-        outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
+        distribution=distribution, worker_of=worker_of, outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
         settings=StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests),
     )
     return load(options, lambda: args.open_mesh(args), console)

@@ -14,14 +14,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.case import Case, load_case_file
-from harness.errors import Issue, ValidationError
+from harness.errors import CaseError, Issue, ValidationError
+from harness.load.locust_cli import DEFAULT_MASTER_PORT, ONE_PROCESS, Distribution, LocustOutputs
 from harness.load.render import checks_table, gates_table, versions_table
-from harness.load.run import LocustOutputs, run_case_under_load
+from harness.load.run import LocustRun, run_case_under_load
 from harness.load.schema import LoadSpec
+from harness.load.worker import serve_as_worker
 from harness.mesh.base import Mesh
 from harness.settings import StatSettings
 
 EXIT_OK, EXIT_FAILED = 0, 1
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,54 @@ class LoadOptions:
     p95_s: float | None = None
     p99_s: float | None = None
     min_rps: float | None = None
+    distribution: Distribution = ONE_PROCESS
+    worker_of: tuple[str, int] | None = None
+    """``--worker --master-host HOST``: this machine only sends, for the master at (HOST, port)."""
     outputs: LocustOutputs = LocustOutputs()
     settings: StatSettings = StatSettings()
+
+
+@dataclass(frozen=True)
+class ProcessFlags:
+    """The command line's say on Locust processes, as typed (None: not given)."""
+
+    workers: int | None = None
+    master: bool = False
+    expect_workers: int | None = None
+    master_bind_host: str | None = None
+    master_port: int | None = None
+    worker: bool = False
+    master_host: str | None = None
+    has_reports: bool = False
+
+
+def processes_from(flags: ProcessFlags) -> tuple[Distribution, tuple[str, int] | None]:
+    """The run's Locust processes (and for ``--worker``, its master); CaseError naming the flags that do not go together."""
+    port = flags.master_port or DEFAULT_MASTER_PORT
+    if port > MAX_PORT:
+        raise CaseError(f"--master-port must be a TCP port, at most {MAX_PORT} (got {port})")
+    if flags.worker:
+        if flags.master_host is None:
+            raise CaseError("--worker needs --master-host HOST (the machine running `mesh-harness load CASE --master`)")
+        given = [name for name, on in (("--master", flags.master), ("--workers", flags.workers),
+                                       ("--expect-workers", flags.expect_workers), ("--csv/--html", flags.has_reports),
+                                       ("--master-bind-host", flags.master_bind_host)) if on]
+        if given:
+            raise CaseError(f"--worker only sends and its master judges: leave out {', '.join(given)} "
+                            "(give them to the master)")
+        return ONE_PROCESS, (flags.master_host, port)
+    if flags.master_host is not None:
+        raise CaseError("--master-host is for --worker: the master this machine's worker connects to")
+    if flags.master:
+        if not flags.expect_workers:
+            raise CaseError("--master needs --expect-workers N: how many `mesh-harness load CASE --worker` to wait for")
+        return Distribution(local_workers=flags.workers or 0, remote_workers=flags.expect_workers,
+                            bind_host=flags.master_bind_host or "*", port=port), None
+    stray = [name for name, on in (("--expect-workers", flags.expect_workers), ("--master-bind-host", flags.master_bind_host),
+                                   ("--master-port", flags.master_port)) if on]
+    if stray:
+        raise CaseError(f"{', '.join(stray)} only go with --master (workers on other machines)")
+    return Distribution(local_workers=flags.workers or 0), None
 
 
 def load(options: LoadOptions, open_mesh: Callable[[], AbstractContextManager[Mesh]], console: Console) -> int:
@@ -47,8 +96,11 @@ def load(options: LoadOptions, open_mesh: Callable[[], AbstractContextManager[Me
         users=options.users, spawn_rate=options.spawn_rate, duration_s=options.duration_s,
         max_fail_ratio=options.max_fail_ratio, p95_s=options.p95_s, p99_s=options.p99_s, min_rps=options.min_rps,
     )
-    console.print(f"load: case {case.name}, {spec.users} users (spawn {spec.rate:g}/s) for {spec.duration_s:g}s; "
-                  "Locust sends as the in-mesh client through the client sidecar", highlight=False)
+    if options.worker_of is not None:
+        return _serve_as_worker(case, spec, options.worker_of, open_mesh, console)
+    processes = describe(options.distribution)
+    console.print(f"load: case {case.name}, {spec.users} users (spawn {spec.rate:g}/s) for {spec.duration_s:g}s, "
+                  f"{processes}; Locust sends as the in-mesh client through the client sidecar", highlight=False)
     with open_mesh() as mesh, Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                                        TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("starting Locust", total=spec.duration_s)
@@ -56,7 +108,9 @@ def load(options: LoadOptions, open_mesh: Callable[[], AbstractContextManager[Me
         def progress(elapsed: float, records: int) -> None:
             bar.update(task, completed=min(elapsed, spec.duration_s), description=f"{records} responses")
 
-        report = run_case_under_load(mesh, case, spec, options.settings, options.outputs, progress)
+        report, run = run_case_under_load(mesh, case, spec, options.settings, options.outputs, progress,
+                                          distribution=options.distribution)
+    show_workers(run, console)
     for table in (versions_table(report), gates_table(report), checks_table(report)):
         console.print(table)
     for path in (options.outputs.csv_prefix and f"{options.outputs.csv_prefix}_stats.csv", options.outputs.html):
@@ -64,6 +118,33 @@ def load(options: LoadOptions, open_mesh: Callable[[], AbstractContextManager[Me
             console.print(f"Locust report: {path}", highlight=False)
     console.print("[green]load run passed[/]" if report.passed else "[red]load run failed[/]")
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def describe(d: Distribution) -> str:
+    if not d.workers:
+        return "one Locust process"
+    here = f"a Locust master and {d.local_workers} workers here" if d.local_workers else "a Locust master here"
+    remote = f", waiting for {d.remote_workers} from other machines at {d.bind_host}:{d.port}" if d.remote_workers else ""
+    return here + remote
+
+
+def _serve_as_worker(case: Case, spec: LoadSpec, master: tuple[str, int],
+                     open_mesh: Callable[[], AbstractContextManager[Mesh]], console: Console) -> int:
+    host, port = master
+    console.print(f"load worker: case {case.name} on this machine's mesh, for the Locust master at {host}:{port}; "
+                  "it sends through this machine's client sidecar and the master judges", highlight=False)
+    with open_mesh() as mesh:
+        serve_as_worker(mesh, case, spec, host, port)
+    console.print("worker done: the master ended the run (its report has the verdict)", highlight=False)
+    return EXIT_OK
+
+
+def show_workers(run: LocustRun, console: Console) -> None:
+    """Per worker, the records it delivered; a lost worker in red, by name."""
+    if run.workers:
+        console.print("workers: " + ", ".join(f"{w.name} {w.records} records" for w in run.workers), highlight=False)
+    for lost in run.lost_workers:
+        console.print(f"[red]lost worker {lost}: it died or lost its master mid-run; the run fails[/]", highlight=False)
 
 
 def pick_case(file: str, name: str | None) -> Case:

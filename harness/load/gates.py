@@ -98,24 +98,40 @@ class LoadReport:
     summary: LoadSummary
     gates: tuple[GateResult, ...]
     checks: tuple[CheckUnderLoad, ...]
+    lost_workers: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
-        """Every gate held and no judged check failed or stayed inconclusive."""
-        return all(g.passed for g in self.gates) and all(c.outcome in ("pass", "not judged") for c in self.checks)
+        """Every gate held, no judged check failed or stayed inconclusive, and no Locust worker was lost."""
+        return (not self.lost_workers and all(g.passed for g in self.gates)
+                and all(c.outcome in ("pass", "not judged") for c in self.checks))
 
 
 def judge_load(
     case: str, plan: CasePlan, records: Sequence[Record], spec: LoadSpec, settings: StatSettings, config_version: int,
-    *, timer_tick_s: float,
+    *, timer_tick_s: float, lost_workers: Sequence[str] = (),
 ) -> LoadReport:
-    """The run's gates and its checks' verdicts; ``timer_tick_s`` is the mesh's (``MeshInfo``)."""
+    """The run's gates and its checks' verdicts; ``timer_tick_s`` is the mesh's (``MeshInfo``).
+
+    ``lost_workers`` names Locust workers that died mid-run: what they did deliver is judged, but
+    a check that would pass is inconclusive (its traffic is not what the run was asked to send).
+    """
     summary = summarize(records, [c.check.name for c in plan.checks])
     checks = tuple(
         judge_check(c, [r for r in records if r.check == i], settings, config_version, timer_tick_s=timer_tick_s)
         for i, c in enumerate(plan.checks)
     )
-    return LoadReport(case, spec, summary, tuple(check_gates(spec.gates, summary)), checks)
+    if lost_workers:
+        checks = tuple(never_pass_without(c, lost_workers) for c in checks)
+    return LoadReport(case, spec, summary, tuple(check_gates(spec.gates, summary)), checks, tuple(lost_workers))
+
+
+def never_pass_without(check: CheckUnderLoad, lost_workers: Sequence[str]) -> CheckUnderLoad:
+    """``check`` judged on a run that lost workers: a pass becomes inconclusive, saying which workers."""
+    if check.outcome != "pass":
+        return check
+    return replace(check, outcome="inconclusive",
+                   note=f"lost Locust worker(s) {', '.join(lost_workers)} mid-run; the rest is judged, never passed")
 
 
 def summarize(records: Sequence[Record], checks: Sequence[str]) -> LoadSummary:
@@ -224,5 +240,6 @@ def to_observation(index: int, record: Record) -> Observation:
     return Observation(
         index=index, request_id=record.request_id, status=record.status, latency_s=record.latency_s,
         service=record.service, version=record.version, instance=record.instance,
-        config_version=record.config_version, error=record.error, headers=dict(record.headers),
+        config_version=record.config_version, grpc_status=record.grpc_status, error=record.error,
+        headers=dict(record.headers),
     )

@@ -3,9 +3,10 @@
 Pure. A check's traffic under load is its ``send`` (method, path, headers, cycled headers, body)
 with Locust's users and spawn rate instead of its concurrency and rate, and without its ``count``
 (the load decides how many). What a load run cannot send or observe is refused here, naming the
-check and what to do, never dropped: gRPC checks (Locust's HTTP user), checks sent from a client
-other than ``client``... and expectations that need app logs, echoes, response bodies, access-log flags or
-proxy stats are listed as not judged under load (``unjudged``), with the reason.
+check and what to do, never dropped: checks sent from a client other than ``client``, checks of
+several ports or protocols in one run (gRPC checks go to ``MeshGrpcUser``, HTTP ones to ``MeshUser``)... and
+expectations that need app logs, echoes, response bodies, access-log flags or proxy stats are listed as not
+judged under load (``unjudged``), with the reason.
 """
 
 from __future__ import annotations
@@ -50,9 +51,13 @@ def plan_case(case: Case, spec: LoadSpec) -> CasePlan:
     chosen = [c for c in case.checks if not spec.checks or c.name in spec.checks]
     issues = [issue for c in chosen for issue in _refusals(case, c)]
     ports = {_port(c.send.url) for c in chosen}
+    protocols = {c.send.protocol for c in chosen}
     if not issues and len(ports) > 1:
         issues.append(_issue(case, chosen[0], f"the checks send to service ports {sorted(ports)}; a load run sends "
                              "through one sidecar listener: choose checks of one port with load.checks"))
+    elif not issues and len(protocols) > 1:
+        issues.append(_issue(case, chosen[0], f"the checks speak {' and '.join(sorted(protocols))}; one Locust user "
+                             "class sends a load run: choose checks of one protocol with load.checks"))
     if issues:
         raise UnsupportedError(issues)
     return CasePlan(
@@ -90,10 +95,12 @@ def _load_check(check: Check) -> LoadCheck:
 
 def _planned(check: Check) -> PlannedRequest:
     parts = urlsplit(check.send.url)
+    is_grpc = check.send.protocol == "grpc"
     return PlannedRequest(
         check=check.name,
-        method=check.send.method,
-        path=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+        protocol=check.send.protocol,
+        method="POST" if is_grpc else check.send.method,
+        path=check.send.grpc_method if is_grpc else (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
         authority=parts.netloc,
         headers=check.send.headers,
         body=check.send.body.decode(),
@@ -104,9 +111,6 @@ def _planned(check: Check) -> PlannedRequest:
 
 
 def _refusals(case: Case, check: Check) -> Sequence[Issue]:
-    if check.send.protocol != "http":
-        return [_issue(case, check, f"sends {check.send.protocol}; Locust's MeshUser sends HTTP/1.1 only: "
-                       "leave this check out with load.checks")]
     if check.send.client != LOAD_CLIENT:
         return [_issue(case, check, f"sends from {check.send.client!r}; a load run sends as {LOAD_CLIENT!r} only: "
                        "leave this check out with load.checks")]

@@ -3,7 +3,8 @@
 Locust patches the standard library with gevent when it is imported, so it runs in a process of
 its own (``run.py`` starts it). The harness writes a ``LoadPlan`` as JSON for the shipped
 locustfile; the locustfile writes one ``Record`` per response as a line of JSON, which the harness
-reads back to judge. Standard library only, so that the Locust process imports nothing else of the
+reads back to judge. In a distributed run the workers send their records to the master in
+``RecordBatch`` messages, and the master writes a ``WorkerLedger`` of what each delivered. Standard library only, so that the Locust process imports nothing else of the
 harness. Pure: encoding and decoding, no I/O.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 #: Bumped when the plan's JSON shape changes; a locustfile refuses a plan of another version.
 PLAN_VERSION = 1
+#: What a plan's requests can speak; one plan speaks one (one Locust user class sends it).
+PROTOCOLS = ("http", "grpc")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class PlannedRequest:
     what the client app's ForwardEcho does, and what iptables and the outbound listener do in a pod.
     ``headers_cycle`` gives the check's ``i``-th request the ``i mod n``-th value of each header.
     ``capture_headers`` names response headers to keep in each record (what ``expect.headers`` reads).
+    ``protocol`` ``grpc``: a unary call to the method ``path`` with ``body`` as its raw message,
+    the authority as the channel's ``:authority`` and the headers as metadata.
     """
 
     check: str
@@ -39,6 +44,7 @@ class PlannedRequest:
     timeout_s: float = 30.0
     headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
     capture_headers: tuple[str, ...] = ()
+    protocol: str = "http"
 
     def headers_for(self, i: int) -> dict[str, str]:
         """The request headers of the check's ``i``-th request, Host first."""
@@ -50,12 +56,25 @@ class PlannedRequest:
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """Every check a load run sends, in the order their records number them (``Record.check``)."""
+    """Every check a load run sends, in the order their records number them (``Record.check``).
+
+    ``config_version`` is the version of the case's config on the master's mesh (None when not
+    known): a worker on another machine, whose own mesh applied the same case under a version of
+    its own, stamps its responses of that version with this one (``restamped``), so the master
+    counts them as routed by the applied config.
+    """
 
     requests: tuple[PlannedRequest, ...]
+    config_version: str | None = None
+
+    @property
+    def protocol(self) -> str:
+        """What the plan's requests speak (``plan_case`` never mixes them)."""
+        return self.requests[0].protocol
 
     def to_json(self) -> str:
-        return json.dumps({"version": PLAN_VERSION, "requests": [_request_json(r) for r in self.requests]})
+        return json.dumps({"version": PLAN_VERSION, "requests": [_request_json(r) for r in self.requests],
+                           "config_version": self.config_version})
 
     @classmethod
     def from_json(cls, text: str) -> LoadPlan:
@@ -70,7 +89,8 @@ class LoadPlan:
             raise ValueError(f"not a load plan ({type(exc).__name__}: {exc}); write it with LoadPlan.to_json") from exc
         if not requests:
             raise ValueError("a load plan needs at least one request")
-        return cls(requests)
+        version = raw.get("config_version")
+        return cls(requests, None if version is None else str(version))
 
 
 def plan_for_url(url: str, *, method: str = "GET", headers: Iterable[tuple[str, str]] = ()) -> LoadPlan:
@@ -92,6 +112,8 @@ class Record:
     since the epoch), ``latency_s`` how long it took. ``status`` is the HTTP status, 0 when no
     response came (``error`` says why). ``version``, ``instance``, ``service`` name the app that
     answered (None when Envoy answered itself); ``config_version`` is the config that routed it.
+    ``grpc_status`` is the call's gRPC status code for a gRPC request (None for HTTP); ``status``
+    is then 200 when a peer answered, as in ForwardEcho's gRPC records.
     """
 
     check: int
@@ -105,18 +127,30 @@ class Record:
     config_version: str | None = None
     error: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    grpc_status: int | None = None
 
     @property
     def failed(self) -> bool:
-        """Failed as Locust counts it: no response, or an HTTP status of 400 or more."""
-        return self.status == 0 or self.status >= 400
+        """Failed as Locust counts it: no response, an HTTP status of 400 or more, or a gRPC status other than OK."""
+        return self.status == 0 or self.status >= 400 or bool(self.grpc_status)
 
 
 # Short keys keep a record near 100 bytes: a 60 s run at 7k requests/s writes about 40 MB.
 _KEYS = (("check", "c"), ("started", "t"), ("latency_s", "l"), ("status", "s"), ("request_id", "id"),
          ("service", "svc"), ("version", "v"), ("instance", "i"), ("config_version", "cv"), ("error", "e"),
-         ("headers", "h"))
+         ("headers", "h"), ("grpc_status", "g"))
 _REQUIRED = ("c", "t", "l", "s")
+
+
+def restamped(record: Record, own_version: str | None, plan_version: str | None) -> Record:
+    """``record`` as routed by the plan's config version when its own mesh's applied version routed it.
+
+    A remote worker's mesh applied the case itself (``own_version``); the master judges against
+    its own (``plan_version``). Responses of any other version stay as they are (stale either way).
+    """
+    if own_version is None or plan_version is None or record.config_version != own_version:
+        return record
+    return replace(record, config_version=plan_version)
 
 
 def encode_record(record: Record) -> str:
@@ -158,15 +192,27 @@ def _record_from(raw: dict[str, Any]) -> Record:
     return Record(
         check=check, started=float(raw["t"]), latency_s=float(raw["l"]), status=status,
         request_id=text("id") or "", service=text("svc"), version=text("v"), instance=text("i"),
-        config_version=text("cv"), error=text("e"), headers=headers,
+        config_version=text("cv"), error=text("e"), headers=headers, grpc_status=_grpc_status(raw.get("g")),
     )
+
+
+def _grpc_status(value: Any) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"g must be an integer gRPC status (got {value!r})")
+    return value
+
+
+def _protocol(value: Any) -> str:
+    if value not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)} (got {value!r})")
+    return str(value)
 
 
 def _request_json(r: PlannedRequest) -> dict[str, Any]:
     return {"check": r.check, "method": r.method, "path": r.path, "authority": r.authority,
             "headers": [list(h) for h in r.headers], "body": r.body, "timeout_s": r.timeout_s,
             "headers_cycle": [[name, list(values)] for name, values in r.headers_cycle],
-            "capture_headers": list(r.capture_headers)}
+            "capture_headers": list(r.capture_headers), "protocol": r.protocol}
 
 
 def _request_from(raw: dict[str, Any]) -> PlannedRequest:
@@ -178,4 +224,79 @@ def _request_from(raw: dict[str, Any]) -> PlannedRequest:
         authority=str(raw["authority"]), headers=tuple((str(k), str(v)) for k, v in raw.get("headers", ())),
         body=str(raw.get("body", "")), timeout_s=float(raw.get("timeout_s", 30.0)), headers_cycle=cycle,
         capture_headers=tuple(str(h).lower() for h in raw.get("capture_headers", ())),
+        protocol=_protocol(raw.get("protocol", "http")),
     )
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Records a Locust worker relays to its master (Locust's ``runner.send_message``).
+
+    ``lines`` are encoded records (``encode_record``); ``final`` marks the worker's last batch,
+    sent when its test stops, so the master can tell a worker that finished from one that died.
+    """
+
+    worker: str
+    lines: str
+    final: bool = False
+
+    def to_message(self) -> dict[str, Any]:
+        return {"worker": self.worker, "lines": self.lines, "final": self.final}
+
+    @classmethod
+    def from_message(cls, data: Any) -> RecordBatch:
+        """The batch in a message's data; ValueError when it is not one (a worker of another harness version)."""
+        if not isinstance(data, dict) or not isinstance(data.get("worker"), str) or not isinstance(data.get("lines"), str):
+            raise ValueError(f"not a record batch (want worker, lines, final; got {str(data)[:200]})")
+        return cls(data["worker"], data["lines"], bool(data.get("final")))
+
+
+class WorkerLedger:
+    """What a Locust master heard from each worker: connected, how many records, whether its last batch came.
+
+    Locust names workers by client id (``host_uuid``); a worker also says its own name in each batch
+    (``mesh-harness`` gives its local workers ``worker-1``...), which is what the harness reports.
+    A worker that connected but whose final batch never came died (or lost its connection) mid-run.
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+        self._records: dict[str, int] = {}
+        self._finished: set[str] = set()
+
+    def connected(self, client_id: str) -> None:
+        self._names.setdefault(client_id, client_id)
+        self._records.setdefault(client_id, 0)
+
+    def received(self, client_id: str, batch: RecordBatch) -> None:
+        self.connected(client_id)
+        self._names[client_id] = batch.worker
+        self._records[client_id] += batch.lines.count("\n")
+        if batch.final:
+            self._finished.add(client_id)
+
+    def all_finished(self) -> bool:
+        return self._finished >= self._names.keys()
+
+    def to_json(self) -> str:
+        return json.dumps({"workers": [
+            {"id": c, "name": self._names[c], "records": self._records[c], "finished": c in self._finished}
+            for c in sorted(self._names)]})
+
+
+@dataclass(frozen=True)
+class WorkerShare:
+    """What one worker delivered to the master: its name, its records, whether its final batch came."""
+
+    name: str
+    records: int
+    finished: bool
+
+
+def read_ledger(ledger_json: str, source: str) -> tuple[WorkerShare, ...]:
+    """Each worker of a master's ledger (``WorkerLedger.to_json``); ValueError naming ``source`` when unreadable."""
+    try:
+        return tuple(WorkerShare(str(w["name"]), int(w["records"]), bool(w["finished"]))
+                     for w in json.loads(ledger_json)["workers"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: not a worker ledger ({type(exc).__name__}: {exc})") from exc

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from harness.cli import EXIT_FAILED, EXIT_OK, main
-from harness.load.run import LOCUSTFILE
+from harness.load.locust_cli import LOCUSTFILE
 from harness.mesh.local.mesh import LocalMesh
 from tests.istiod import istiod_build
 

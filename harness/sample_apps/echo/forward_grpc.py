@@ -35,6 +35,14 @@ _IDENTITY = (("service", fields.SERVICE_HEADER), ("version", fields.VERSION_HEAD
 Metadata = tuple[tuple[str, str | bytes], ...]
 
 
+def answered_status(code: grpc.StatusCode, details: str, has_metadata: bool) -> int:
+    """A gRPC call's ``status`` in a record (see the module docstring); also what Locust's gRPC user records."""
+    http_status = _HTTP_STATUS_IN_DETAILS.search(details)
+    if http_status:
+        return int(http_status.group(1))
+    return 200 if code is grpc.StatusCode.OK or has_metadata else 0
+
+
 class GrpcSender(Sender):
     def __init__(self, request: ForwardRequest) -> None:
         self._request = request
@@ -96,15 +104,10 @@ class GrpcSender(Sender):
                 metadata: Metadata, payload: bytes | None) -> Record:
         req = self._request
         headers = {str(k).lower(): v for k, v in metadata if isinstance(v, str)}
-        http_status = _HTTP_STATUS_IN_DETAILS.search(details)
-        if http_status:
-            status = int(http_status.group(1))
-        else:
-            status = 200 if code is grpc.StatusCode.OK or headers else 0
         record: Record = {
             "index": index,
             "request_id": headers.get(fields.REQUEST_ID_HEADER, request_id),
-            "status": status,
+            "status": answered_status(code, details, bool(headers)),
             "latency_s": latency,
             "grpc_status": code.value[0],
         }

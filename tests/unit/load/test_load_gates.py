@@ -148,3 +148,23 @@ def test_load_gates_report_passes_only_when_gates_and_checks_pass() -> None:
     assert not slow.passed and slow.checks[0].outcome == "pass"
     short = judge_load("canary", plan, records[:200], LoadSpec(), SETTINGS, 7, timer_tick_s=0.0)
     assert not short.passed and short.checks[0].outcome == "inconclusive"
+
+
+def test_load_gates_a_lost_worker_makes_a_pass_inconclusive_and_fails_the_run() -> None:
+    plan = plan_case(make_case(), LoadSpec())
+    lost = ("worker-2 (812 records delivered)",)
+    report = judge_load("canary", plan, make_records(canary_pattern(5000)), LoadSpec(), SETTINGS, 7, timer_tick_s=0.0,
+                        lost_workers=lost)
+    assert not report.passed and report.lost_workers == lost
+    check = report.checks[0]
+    assert check.outcome == "inconclusive" and check.verdict is not None and check.verdict.outcome == "pass"
+    assert check.note == ("lost Locust worker(s) worker-2 (812 records delivered) mid-run; "
+                          "the rest is judged, never passed")
+
+
+def test_load_gates_a_lost_worker_leaves_a_failure_a_failure() -> None:
+    plan = plan_case(make_case(), LoadSpec())
+    versions = ["v2" if i % 10 >= 7 else "v1" for i in range(5000)]  # 70/30
+    report = judge_load("canary", plan, make_records(versions), LoadSpec(), SETTINGS, 7, timer_tick_s=0.0,
+                        lost_workers=("worker-1 (0 records delivered)",))
+    assert report.checks[0].outcome == "fail" and report.checks[0].note is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import MeshError
-from harness.load.run import _is_loopback_url, run_locust
+from harness.load.run import is_loopback_url, run_locust
 
 
 @pytest.mark.parametrize(("url", "loopback"), [
@@ -14,7 +14,7 @@ from harness.load.run import _is_loopback_url, run_locust
     ("http://[::1]:9080", True), ("http://0.0.0.0:9080", False),
 ])
 def test_loopback_urls(url: str, loopback: bool) -> None:
-    assert _is_loopback_url(url) is loopback
+    assert is_loopback_url(url) is loopback
 
 
 def test_run_locust_refuses_another_address_before_starting_anything() -> None:

@@ -29,12 +29,24 @@ def test_load_plan_request_keeps_the_checks_traffic() -> None:
     ),)
 
 
-def test_load_plan_refuses_grpc_naming_the_check_and_the_fix() -> None:
+def test_load_plan_grpc_check_is_a_unary_call_to_its_method() -> None:
+    plan = plan_case(make_case(TWO_CHECKS), LoadSpec(checks=("grpc",)))
+    assert plan.port == 7070 and plan.plan.protocol == "grpc"
+    assert plan.plan.requests == (PlannedRequest(
+        check="grpc", method="POST", path="/echo.Echo/Call", authority="reviews:7070", protocol="grpc",
+    ),)
+
+
+def test_load_plan_refuses_http_and_grpc_in_one_run_naming_the_fix() -> None:
+    text = CANARY.replace("http://reviews:9080/a?x=1", "http://reviews:7070/") + """  - name: grpc
+    send: {url: "grpc://reviews:7070", protocol: grpc}
+    expect: {grpc_status: OK}
+"""
     with pytest.raises(UnsupportedError) as info:
-        plan_case(make_case(TWO_CHECKS), LoadSpec())
+        plan_case(make_case(text), LoadSpec())
     (issue,) = info.value.issues
-    assert str(issue) == ("load.yaml:16: case canary: load.checks: check 'grpc' sends grpc; Locust's MeshUser sends "
-                          "HTTP/1.1 only: leave this check out with load.checks")
+    assert str(issue).endswith("load.checks: check 'split' the checks speak grpc and http; one Locust user class "
+                               "sends a load run: choose checks of one protocol with load.checks")
 
 
 def test_load_plan_selected_checks_and_what_is_not_judged_under_load() -> None:
