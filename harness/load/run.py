@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +50,7 @@ from harness.load.schema import LoadSpec
 from harness.load.wire import LoadPlan, Record, WorkerShare, decode_records, read_ledger
 from harness.mesh.base import Mesh
 from harness.mesh.childproc import die_with_parent
+from harness.mesh.local.workdir import make_workdir
 from harness.settings import StatSettings
 
 #: Wall time on top of the run time for Locust to import, spawn users, stop and write its reports.
@@ -155,7 +155,7 @@ def run_locust(plan: LoadPlan, host: str, spec: LoadSpec, outputs: LocustOutputs
         raise MeshError(f"load runs send to loopback addresses only (127.0.0.0/8; got {host})")
     if importlib.util.find_spec("locust") is None:
         raise ProcessError("Locust is not installed; install it with `pip install 'mesh-harness[load]'`")
-    workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-load-"))
+    workdir = make_workdir("load")  # swept by the next run if this process is killed
     try:
         files = RunFiles(workdir / "plan.json", workdir / "records.jsonl", workdir / "workers.json",
                          locustfile_for(plan.protocol))

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 from harness.case import Case
 from harness.errors import MeshError, ProcessError, SyncTimeout
@@ -32,6 +30,7 @@ from harness.load.run import (
 )
 from harness.load.schema import LoadSpec
 from harness.mesh.base import Mesh
+from harness.mesh.local.workdir import make_workdir
 
 
 def serve_as_worker(mesh: Mesh, case: Case, spec: LoadSpec, master_host: str, port: int) -> None:
@@ -46,7 +45,7 @@ def serve_as_worker(mesh: Mesh, case: Case, spec: LoadSpec, master_host: str, po
 
 
 def _run_worker(command: list[str], limit_s: float, master: str) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="mesh-harness-load-worker-"))
+    workdir = make_workdir("load-worker")  # swept by the next run if this process is killed
     log = workdir / "locust.log"
     try:
         process = start_locust(command, workdir, log)

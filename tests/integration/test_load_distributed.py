@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ import psutil
 import pytest
 
 from harness.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, main
+from harness.mesh.local.workdir import OWNER_FILE, PREFIX, sweep_orphans
 from tests.integration.load_runs import children, outcome
 
 pytestmark = pytest.mark.envoy
@@ -168,10 +170,21 @@ def test_load_workers_leave_nothing_after_ctrl_c_or_a_crash(signal_to_send: sign
         if signal_to_send == signal.SIGINT:
             assert code == EXIT_INTERRUPTED, (tmp_path / "out.log").read_text()
         _wait_gone(processes, f"after {signal_to_send.name} to the harness")
+        # Its work dirs (the mesh's, the load run's): removed on Ctrl-C; after a SIGKILL, by the next run's sweep.
+        if signal_to_send == signal.SIGKILL:
+            assert _workdirs_of(harness.pid), "a killed harness leaves its work dirs for the next run to sweep"
+            sweep_orphans(Path(tempfile.gettempdir()))
+        assert not _workdirs_of(harness.pid)
     finally:
         if harness.poll() is None:
             harness.kill()
             harness.wait()
+
+
+def _workdirs_of(pid: int) -> list[Path]:
+    """The harness work dirs (``mesh-harness-*``) owned by process ``pid``."""
+    return [d for d in Path(tempfile.gettempdir()).glob(f"{PREFIX}*")
+            if (d / OWNER_FILE).is_file() and (d / OWNER_FILE).read_text().strip() == str(pid)]
 
 
 def _listening_ports(root: psutil.Process) -> set[int]:

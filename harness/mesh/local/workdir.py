@@ -1,6 +1,6 @@
-"""The local mesh's work directory: one per mesh, owned by a process, swept when its owner is gone.
+"""The harness's work directories (a local mesh's, a load run's): each owned by a process, swept when its owner is gone.
 
-A mesh removes its directory on close, also on Ctrl-C and SIGTERM. Only a SIGKILL (or a power cut)
+A mesh or load run removes its directory when it ends, also on Ctrl-C and SIGTERM. Only a SIGKILL (or a power cut)
 can leave one behind; the next mesh to start removes every directory whose owner process is dead,
 so leftovers never pile up. Directories without an owner file are not ours to judge and are kept.
 """
@@ -16,10 +16,11 @@ PREFIX = "mesh-harness-"
 OWNER_FILE = "owner.pid"
 
 
-def make_workdir() -> Path:
-    """A fresh private directory, marked as owned by this process; orphans of dead owners are swept first."""
+def make_workdir(purpose: str = "") -> Path:
+    """A fresh private directory (``mesh-harness-<purpose>-...``), marked as owned by this process; orphans
+    of dead owners are swept first."""
     sweep_orphans(Path(tempfile.gettempdir()))
-    path = Path(tempfile.mkdtemp(prefix=PREFIX))
+    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{purpose}-" if purpose else PREFIX))
     (path / OWNER_FILE).write_text(str(os.getpid()))
     return path
 
