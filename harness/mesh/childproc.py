@@ -98,3 +98,14 @@ def log_tail(path: Path, lines: int, max_bytes: int = 64 * 1024) -> str:
     except FileNotFoundError:
         return f"(no log at {path})"
     return f"last {len(tail)} lines of {path}:\n" + "\n".join(tail)
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one we may not signal counts: it exists, and is not ours to judge)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import MeshError, ProcessError
+from harness.mesh.childproc import process_exists
 from harness.mesh.kube.commands import Runner
 from harness.mesh.kube.versions import DEFAULT_KUBERNETES, KIND_VERSION, node_image
 from harness.progress import Observer, ignore, step
@@ -231,7 +232,7 @@ class KindCluster:
         """``<run token> <pid> <object>`` of every live holder (a crashed process's line is dropped)."""
         path = self._dir / "holders"
         lines = path.read_text().splitlines() if path.is_file() else []
-        return [line for line in lines if len(line.split()) == 3 and _alive(int(line.split()[1]))]
+        return [line for line in lines if len(line.split()) == 3 and process_exists(int(line.split()[1]))]
 
     def _write_holders(self, holders: list[str]) -> None:
         (self._dir / "holders").write_text("".join(f"{h}\n" for h in holders))
@@ -242,13 +243,3 @@ class KindCluster:
         if found is None or found < parse_kind_version(KIND_VERSION):  # type: ignore[operator]
             raise MeshError(f"kind {KIND_VERSION} or newer is needed (its node images are pinned; older kind may "
                             f"not start them), and `{self._kind} version` says {output.strip()!r}; install a newer kind")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from harness.mesh.childproc import process_exists
+
 PREFIX = "mesh-harness-"
 OWNER_FILE = "owner.pid"
 
@@ -33,17 +35,7 @@ def sweep_orphans(parent: Path) -> list[Path]:
             owner = int((candidate / OWNER_FILE).read_text().strip())
         except (OSError, ValueError):
             continue
-        if not _alive(owner):
+        if not process_exists(owner):
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
