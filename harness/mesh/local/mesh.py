@@ -64,7 +64,10 @@ from harness.mesh.local.workdir import make_workdir
 from harness.mesh.local.xds import TypeStatus
 from harness.topology import INGRESS_GATEWAY, Client, Topology
 
-SYNC_TIMEOUT_S = 10.0
+SYNC_TIMEOUT_S = 60.0
+"""How long an apply or revert may take until every proxy runs it before it fails as not synced. It bounds
+a hang (a lost update, a proxy that never answers), not a normal sync (milliseconds): on a 2-core machine
+at load average 10, istiod once took over 10 s to get a revert to the sidecars (soak of 2026-12-07)."""
 READY_TIMEOUT_S = 60.0
 """How long an app, an Envoy or a listener may take to come up before the start is reported as failed. It
 bounds a hang, not a normal start (a second or two): ten meshes started side by side on a loaded 2-core
