@@ -92,10 +92,7 @@ def processes_from(flags: ProcessFlags) -> tuple[Distribution, tuple[str, int] |
 
 def load(options: LoadOptions, open_mesh: Callable[[], AbstractContextManager[Mesh]], console: Console) -> int:
     case = pick_case(options.case_file, options.case_name)
-    spec = (case.load or LoadSpec()).overridden(
-        users=options.users, spawn_rate=options.spawn_rate, duration_s=options.duration_s,
-        max_fail_ratio=options.max_fail_ratio, p95_s=options.p95_s, p99_s=options.p99_s, min_rps=options.min_rps,
-    )
+    spec = load_spec(options, case)
     if options.worker_of is not None:
         return _serve_as_worker(case, spec, options.worker_of, open_mesh, console)
     processes = describe(options.distribution)
@@ -118,6 +115,14 @@ def load(options: LoadOptions, open_mesh: Callable[[], AbstractContextManager[Me
             console.print(f"Locust report: {path}", highlight=False)
     console.print("[green]load run passed[/]" if report.passed else "[red]load run failed[/]")
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def load_spec(options: LoadOptions, case: Case) -> LoadSpec:
+    """The case's ``load:`` block (or the defaults) with the command line's values laid over it."""
+    return (case.load or LoadSpec()).overridden(
+        users=options.users, spawn_rate=options.spawn_rate, duration_s=options.duration_s,
+        max_fail_ratio=options.max_fail_ratio, p95_s=options.p95_s, p99_s=options.p99_s, min_rps=options.min_rps,
+    )
 
 
 def describe(d: Distribution) -> str:
