@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import CaseError
@@ -61,8 +61,8 @@ def load_on_kube(options: LoadOptions, opts: KubeOptions, flags: KubeFlags, *, c
     if not flags.dry_run:
         raise CaseError(NOT_BUILT.format(mesh=opts.mesh))
     case = pick_case(options.case_file, options.case_name)
-    plan = load_kube_plan(opts, case, load_spec(options, case), KubeLoad(load.workers, load.master_port, load.master_host_for_pods,
-                                                     locust_version()), cache_dir=cache_dir)
+    plan = load_kube_plan(opts, case, load_spec(options, case), replace(load, locust_version=locust_version()),
+                          cache_dir=cache_dir)
     try:
         print(render_plan(plan), flush=True)
     except BrokenPipeError:  # `| head`: as `run --dry-run`
