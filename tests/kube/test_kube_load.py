@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from harness.case import Case, load_case_file
 from harness.cases_discovery import bundled_cases_dir
 from harness.cli import main
-from harness.errors import CaseError, MeshError
+from harness.errors import CaseError, MeshError, SyncTimeout
 from harness.load.kube import (
     WORKERS_NAME,
     Workers,
@@ -269,3 +270,63 @@ def test_kube_load_cli_prints_the_plan_without_docker_and_refuses_the_live_run(
     assert NOT_BUILT.format(mesh="kind") in capsys.readouterr().err.replace("\n", " ")
     assert main(["load", case, "--mesh", "cluster", "--dry-run", "--master-host-for-pods", "10.0.0.5"]) == 2
     assert "--mesh cluster needs --context NAME" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_kube_load_workers_deployed_awaited_and_deleted_through_kube_mesh() -> None:
+    """On the recorded API server: the worker Deployment is applied, its two pods awaited (the app pods of the
+    topology are not taken for them), and deleted when the block ends; the pods' names are the worker names."""
+    from tests.kube.test_kube_mesh_recorded import recorded_mesh
+
+    with recorded_mesh() as harness:
+        harness.mesh.deploy(canary().topology)
+        harness.server.pods = "pods_load_workers.json"
+        deployment = render_workers(CLIENT, replace(WORKERS, replicas=2), harness.mesh.render_options)
+        path = "/apis/apps/v1/namespaces/default/deployments/mesh-harness-load-workers"
+        before = len(harness.server.calls)
+        with harness.mesh.workload(deployment) as pods:
+            assert pods == ["mesh-harness-load-workers-5d4f7b9c8-4jx2m", "mesh-harness-load-workers-5d4f7b9c8-q8w6t"]
+            assert harness.server.applied[path]["spec"]["replicas"] == 2
+            assert f"DELETE {path}" not in harness.server.calls
+        calls = harness.server.calls[before:]
+        assert calls[0] == f"PATCH {path}" and calls[-1] == f"DELETE {path}"
+        assert "GET /api/v1/namespaces/default/pods" in calls
+        assert deployment["spec"]["template"]["metadata"]["labels"]["mesh-harness.io/run"] == "rec00001"
+
+
+def test_kube_load_workers_deleted_on_ctrl_c_and_when_their_pods_never_start() -> None:
+    from tests.kube.test_kube_mesh_recorded import recorded_mesh
+
+    path = "DELETE /apis/apps/v1/namespaces/default/deployments/mesh-harness-load-workers"
+    with recorded_mesh() as harness:
+        harness.mesh.deploy(canary().topology)
+        harness.server.pods = "pods_load_workers.json"
+        deployment = render_workers(CLIENT, replace(WORKERS, replicas=2), harness.mesh.render_options)
+        with pytest.raises(KeyboardInterrupt), harness.mesh.workload(deployment):
+            raise KeyboardInterrupt
+        assert harness.server.calls[-1] == path
+        harness.server.pods = "pods_load_worker_image_missing.json"
+        with pytest.raises(SyncTimeout) as caught, harness.mesh.workload(deployment):
+            pytest.fail("the block must not run when the pods are not ready")
+        assert str(caught.value) == (
+            "Deployment default/mesh-harness-load-workers: pods not ready after 0.5s: mesh-harness-load-workers-"
+            "5d4f7b9c8-q8w6t Running locust-worker: ImagePullBackOff (Back-off pulling image "
+            "\"mesh-harness-load:0123456789ab\"); it was deleted")
+        assert harness.server.calls[-1] == path
+        harness.server.pods = "pods_running.json"  # no worker pod created at all
+        with pytest.raises(SyncTimeout, match="2 of 2 pods not created yet"), harness.mesh.workload(deployment):
+            pytest.fail("unreachable")
+
+
+def test_kube_load_plan_writes_the_worker_deployment_where_kube_mesh_does() -> None:
+    """The plan's worker Deployment is the object ``KubeMesh.workload`` PATCHes for the same run options."""
+    from tests.kube.test_kube_mesh_recorded import recorded_mesh
+
+    planned, = [o for o in load_kube_plan(KIND, canary(), LoadSpec(), LOAD, cache_dir=CACHE).objects()
+                if o["metadata"]["name"] == WORKERS_NAME]
+    with recorded_mesh() as harness:
+        harness.mesh.deploy(canary().topology)
+        harness.server.pods = "pods_load_workers.json"
+        deployment = render_workers(CLIENT, replace(WORKERS, replicas=2), harness.mesh.render_options)
+        with harness.mesh.workload(deployment):
+            patched = [c for c in harness.server.calls if c.startswith("PATCH") and WORKERS_NAME in c]
+    assert patched == [f"PATCH /apis/apps/v1/namespaces/{planned['metadata']['namespace']}/deployments/{WORKERS_NAME}"]
