@@ -1,8 +1,10 @@
 """``mesh-harness load CASE --mesh kind|cluster``: the flags checked, and the ``--dry-run`` plan printed.
 
-Only the plan exists: the live run (deploy the worker Deployment through KubeMesh, wait for its pods,
-run the master here, delete the Deployment, also on Ctrl-C) is not built, so without ``--dry-run``
-the command is refused, naming ``--dry-run`` and what is missing. None of it has run on a cluster.
+Only the plan exists as a command. Of the live run, the Kubernetes part is built (``KubeMesh.workload``:
+the worker Deployment applied, its pods awaited, deleted at the end and on Ctrl-C; tested on recorded API
+answers); building the worker image in the session, discovering the kind gateway and running the master
+against the pods are not wired, so without ``--dry-run`` the command is refused, naming ``--dry-run`` and
+what is missing. None of it has run on a cluster.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from harness.mesh.kube.plan import render_plan
 from harness.mesh.kube.session import KubeOptions, check_options
 
 NOT_BUILT = ("load --mesh {mesh} runs only as a plan so far: add --dry-run to see it (the worker image, the worker "
-             "Deployment, the master command, the case's apply and revert); not built yet: deploying the worker "
-             "Deployment through KubeMesh, waiting for its pods and deleting it at the end")
+             "Deployment, the master command, the case's apply and revert); not built yet: the live run, which "
+             "builds the worker image, starts the master here and runs the worker pods against it")
 
 
 @dataclass(frozen=True)
