@@ -90,8 +90,8 @@ def run_case_under_load(
 
     ``distribution`` runs a Locust master with workers on this machine and (``remote_workers``) others.
     Needs a local mesh, own or attached (``--mesh-attach``: the environment's), for its sidecar
-    listener ports; on kind the load would come from an in-mesh client or the ingress gateway,
-    which is not built.
+    listener ports; on kind the Locust workers are pods with sidecars (``kube.py``), planned by
+    ``load --dry-run`` and not run from here.
     """
     with case_applied(mesh, case, spec) as applied:
         plan = replace(applied.plan.plan, config_version=str(applied.config_version))
