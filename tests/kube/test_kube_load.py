@@ -291,6 +291,8 @@ def test_kube_load_workers_deployed_awaited_and_deleted_through_kube_mesh() -> N
         assert calls[0] == f"PATCH {path}" and calls[-1] == f"DELETE {path}"
         assert "GET /api/v1/namespaces/default/pods" in calls
         assert deployment["spec"]["template"]["metadata"]["labels"]["mesh-harness.io/run"] == "rec00001"
+        with pytest.raises(MeshError, match=re.escape("no image 'mesh-harness-load' was built for this run (built: none)")):
+            harness.mesh.image("mesh-harness-load")
 
 
 def test_kube_load_workers_deleted_on_ctrl_c_and_when_their_pods_never_start() -> None:

@@ -31,7 +31,7 @@ import atexit
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
@@ -112,9 +112,11 @@ class KubeMesh:
     def __init__(self, *, kind: Literal["kind", "cluster"], api: KubeApi, render: RenderOptions, forward: Forwarder,
                  istio_version: str, cleanups: Sequence[Callable[[], None]] = (),
                  sync_timeout_s: float = SYNC_TIMEOUT_S, rollout_timeout_s: float = ROLLOUT_TIMEOUT_S,
-                 poll_s: float = POLL_S, observer: Observer = ignore) -> None:
+                 poll_s: float = POLL_S, observer: Observer = ignore, images: Mapping[str, str] | None = None) -> None:
         """``cleanups`` run last in ``close()``, in order (delete the kind cluster, remove the work dir);
-        ``observer`` is told of each rollout wait with its elapsed time."""
+        ``observer`` is told of each rollout wait with its elapsed time; ``images``: image name -> the
+        reference the session built and loaded besides the echo image."""
+        self._images = dict(images or {})
         self._observer = observer
         self._kind = kind
         self._api = api
@@ -175,6 +177,12 @@ class KubeMesh:
     def render_options(self) -> RenderOptions:
         """How this run renders its objects (image, run id, namespaces), for workloads rendered beside the topology."""
         return self._render
+
+    def image(self, name: str) -> str:
+        """The reference of an image the session built besides the echo image (``open_kube_mesh(images=)``)."""
+        if name not in self._images:
+            raise MeshError(f"no image {name!r} was built for this run (built: {', '.join(sorted(self._images)) or 'none'})")
+        return self._images[name]
 
     def workload(self, deployment: dict[str, Any]) -> AbstractContextManager[list[str]]:
         """``deployment`` (rendered with ``render_options``) running while the block runs: its pods ready
