@@ -54,9 +54,12 @@ def locust_version() -> str:
         raise ProcessError("Locust is not installed; install it with `pip install 'mesh-harness[load]'`") from exc
 
 
+LOAD_IMAGE_NAME = "mesh-harness-load"
+
+
 def load_image(version: str) -> ImageSpec:
     """The worker pods' image for Locust ``version`` (the tag changes with it)."""
-    return ImageSpec("mesh-harness-load", "harness/load/Dockerfile",
+    return ImageSpec(LOAD_IMAGE_NAME, "harness/load/Dockerfile",
                      ("harness/__init__.py", "harness/sample_apps/**/*.py", "harness/load/__init__.py",
                       "harness/load/locustfile.py", "harness/load/grpc_locustfile.py", "harness/load/relay.py",
                       "harness/load/wire.py"),

@@ -1,30 +1,37 @@
-"""``mesh-harness load CASE --mesh kind|cluster``: the flags checked, and the ``--dry-run`` plan printed.
+"""``mesh-harness load CASE --mesh kind|cluster``: the flags checked; the ``--dry-run`` plan printed, or the run.
 
-Only the plan exists as a command. Of the live run, the Kubernetes part is built (``KubeMesh.workload``:
-the worker Deployment applied, its pods awaited, deleted at the end and on Ctrl-C; tested on recorded API
-answers); building the worker image in the session, discovering the kind gateway and running the master
-against the pods are not wired, so without ``--dry-run`` the command is refused, naming ``--dry-run`` and
-what is missing. None of it has run on a cluster.
+The live run (``kube_run.py``) opens the KubeMesh with the worker image built beside the echo image,
+finds the master's address for the pods (kind: the kind network's gateway, from Docker), and runs.
+It is tested on recorded API answers with Locust stood in for; none of it has run on a cluster.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness.errors import CaseError
-from harness.load.command import MAX_PORT, LoadOptions, load_spec, pick_case
-from harness.load.kube import locust_version, master_host_for_pods
-from harness.load.kube_plan import KubeLoad, load_kube_plan
-from harness.load.locust_cli import DEFAULT_MASTER_PORT
-from harness.mesh.kube.plan import render_plan
-from harness.mesh.kube.session import KubeOptions, check_options
+from rich.console import Console
 
-NOT_BUILT = ("load --mesh {mesh} runs only as a plan so far: add --dry-run to see it (the worker image, the worker "
-             "Deployment, the master command, the case's apply and revert); not built yet: the live run, which "
-             "builds the worker image, starts the master here and runs the worker pods against it")
+from harness.errors import CaseError
+from harness.load.command import EXIT_OK, MAX_PORT, LoadOptions, load_spec, pick_case, show_report, with_progress
+from harness.load.gates import LoadReport
+from harness.load.kube import kind_gateway, kind_gateway_command, load_image, locust_version, master_host_for_pods
+from harness.load.kube_plan import KubeLoad, load_kube_plan
+from harness.load.kube_run import run_case_under_load_on_kube
+from harness.load.locust_cli import DEFAULT_MASTER_PORT
+from harness.load.run import LocustRun, Progress
+from harness.mesh.kube.commands import run_command
+from harness.mesh.kube.image import ImageSpec
+from harness.mesh.kube.mesh import KubeMesh
+from harness.mesh.kube.plan import render_plan
+from harness.mesh.kube.session import KubeOptions, check_options, open_kube_mesh
+from harness.mesh.kube.tools import find_tool
+
+GATEWAY_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -56,17 +63,41 @@ def kube_load_from(flags: KubeFlags) -> KubeLoad:
                     master_host_for_pods=master_host_for_pods(flags.mesh, flags.master_host_for_pods))
 
 
-def load_on_kube(options: LoadOptions, opts: KubeOptions, flags: KubeFlags, *, cache_dir: Path) -> int:
-    """Print the plan of the load run (``--dry-run``), or refuse the live run with ``NOT_BUILT``."""
+def load_on_kube(options: LoadOptions, opts: KubeOptions, flags: KubeFlags, console: Console, *, cache_dir: Path,
+                 open_mesh: Callable[[KubeOptions, ImageSpec], AbstractContextManager[KubeMesh]] | None = None,
+                 master_address: Callable[[], str] | None = None) -> int:
+    """Print the plan of the load run (``--dry-run``), or run it; the exit code. ``open_mesh`` and
+    ``master_address`` (kind: the kind network's gateway) are seams for tests."""
     load = kube_load_from(flags)
     check_options(opts)
-    if not flags.dry_run:
-        raise CaseError(NOT_BUILT.format(mesh=opts.mesh))
     case = pick_case(options.case_file, options.case_name)
-    plan = load_kube_plan(opts, case, load_spec(options, case), replace(load, locust_version=locust_version()),
-                          cache_dir=cache_dir)
-    try:
-        print(render_plan(plan), flush=True)
-    except BrokenPipeError:  # `| head`: as `run --dry-run`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    spec = load_spec(options, case)
+    load = replace(load, locust_version=locust_version())
+    if flags.dry_run:
+        try:
+            print(render_plan(load_kube_plan(opts, case, spec, load, cache_dir=cache_dir)), flush=True)
+        except BrokenPipeError:  # `| head`: as `run --dry-run`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    console.print(f"load: case {case.name}, {spec.users} users (spawn {spec.rate:g}/s) for {spec.duration_s:g}s, "
+                  f"a Locust master here and {load.workers} worker pods on --mesh {opts.mesh}, each sending through "
+                  "its own sidecar (unverified on a cluster: see README)", highlight=False)
+    opener = open_mesh or _open_mesh
+    image = load_image(load.locust_version)
+
+    def body(mesh: KubeMesh, progress: Progress) -> tuple[LoadReport, LocustRun]:
+        host = load.master_host_for_pods or (master_address or _kind_gateway)()
+        return run_case_under_load_on_kube(mesh, case, spec, options.settings, load, host, options.outputs, progress)
+
+    report, run = with_progress(lambda: opener(opts, image), spec, console, body)
+    return show_report(report, run, options.outputs, console)
+
+
+def _open_mesh(opts: KubeOptions, image: ImageSpec) -> AbstractContextManager[KubeMesh]:
+    return open_kube_mesh(opts, images=(image,))
+
+
+def _kind_gateway() -> str:
+    docker = find_tool("docker", needed_for="load --mesh kind")
+    return kind_gateway(run_command(kind_gateway_command(docker), what="finding the kind network's gateway, where "
+                                    "the worker pods reach the Locust master", timeout_s=GATEWAY_TIMEOUT_S))

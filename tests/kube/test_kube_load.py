@@ -5,6 +5,7 @@ pinned, and the live run is refused naming ``--dry-run``. None of this has run o
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import re
 from dataclasses import replace
@@ -18,6 +19,7 @@ from harness.case import Case, load_case_file
 from harness.cases_discovery import bundled_cases_dir
 from harness.cli import main
 from harness.errors import CaseError, MeshError, SyncTimeout
+from harness.load.command import LoadOptions
 from harness.load.kube import (
     WORKERS_NAME,
     Workers,
@@ -26,7 +28,7 @@ from harness.load.kube import (
     load_image,
     render_workers,
 )
-from harness.load.kube_command import NOT_BUILT, KubeFlags, kube_load_from
+from harness.load.kube_command import KubeFlags, kube_load_from, load_on_kube
 from harness.load.kube_plan import KIND_GATEWAY, KubeLoad, load_kube_plan
 from harness.load.schema import LoadSpec
 from harness.mesh.kube import image
@@ -266,8 +268,8 @@ def test_kube_load_cli_prints_the_plan_without_docker_and_refuses_the_live_run(
     assert main(["load", case, "--mesh", "kind", "--dry-run", "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert f"apply    Deployment default/{WORKERS_NAME}" in out and "replicas: 2" in out
-    assert main(["load", case, "--mesh", "kind"]) == 2
-    assert NOT_BUILT.format(mesh="kind") in capsys.readouterr().err.replace("\n", " ")
+    assert main(["load", case, "--mesh", "kind"]) == 3  # the live run: fails fast, before anything is created
+    assert "--mesh kind needs `docker`, which is not on PATH" in capsys.readouterr().err.replace("\n", " ")
     assert main(["load", case, "--mesh", "cluster", "--dry-run", "--master-host-for-pods", "10.0.0.5"]) == 2
     assert "--mesh cluster needs --context NAME" in capsys.readouterr().err.replace("\n", " ")
 
@@ -332,3 +334,72 @@ def test_kube_load_plan_writes_the_worker_deployment_where_kube_mesh_does() -> N
         with harness.mesh.workload(deployment):
             patched = [c for c in harness.server.calls if c.startswith("PATCH") and WORKERS_NAME in c]
     assert patched == [f"PATCH /apis/apps/v1/namespaces/{planned['metadata']['namespace']}/deployments/{WORKERS_NAME}"]
+
+
+IMAGES = {"mesh-harness-load": "mesh-harness-load:0123456789ab"}
+
+
+class FakeLocust:
+    """Stands in for ``run_locust`` (no pods can connect here): runs ``alongside`` (the worker pods) as the
+    real one does, and answers with the records and ledger that two pods' relays would have given."""
+
+    def __init__(self, server: Any, finished: tuple[bool, bool] = (True, True)) -> None:
+        self.server = server
+        self.finished = finished
+        self.seen: dict[str, Any] = {}
+
+    def __call__(self, plan: Any, host: str, spec: LoadSpec, outputs: Any, progress: Any, *, distribution: Any,
+                 alongside: Any) -> Any:
+        from harness.load.run import LocustRun
+        from harness.load.wire import WorkerShare
+        from tests.unit.load.load_builders import canary_pattern, make_records
+
+        self.seen.update(plan=plan, host=host, distribution=distribution, calls_before=len(self.server.calls))
+        self.server.pods = "pods_load_workers.json"  # the worker pods exist only while the block runs
+        try:
+            with alongside() as pods:
+                self.seen.update(pods=pods, calls_inside=list(self.server.calls))
+        finally:
+            self.server.pods = "pods_running.json"
+        records = make_records(canary_pattern(3000), config_version=None)  # istiod adds no version header
+        return LocustRun(records, tuple(WorkerShare(pod, 1500, done) for pod, done in zip(pods, self.finished, strict=True)))
+
+
+@pytest.mark.parametrize("finished", [(True, True), (True, False)], ids=["both pods delivered", "a pod lost"])
+def test_kube_load_live_run_on_the_recorded_mesh(monkeypatch: pytest.MonkeyPatch, finished: tuple[bool, bool]) -> None:
+    """``load --mesh kind`` without --dry-run, through KubeMesh on the recorded API server, Locust stood in for:
+    the case applied, the master bound to the kind gateway and told to expect the pods, the worker Deployment
+    applied and deleted while the master runs, then the revert; judged as a distributed run; a lost pod fails it."""
+    import io
+
+    from rich.console import Console
+
+    from tests.kube.test_kube_mesh_recorded import recorded_mesh
+
+    with recorded_mesh(IMAGES) as harness:
+        fake = FakeLocust(harness.server, finished)
+        monkeypatch.setattr("harness.load.kube_run.run_locust", fake)
+        out = io.StringIO()
+        code = load_on_kube(LoadOptions(str(bundled_cases_dir() / "load-canary.yaml")), KIND,
+                            KubeFlags("kind", workers=2), Console(file=out, width=200), cache_dir=CACHE,
+                            open_mesh=lambda opts, spec: contextlib.nullcontext(harness.mesh),
+                            master_address=lambda: "172.18.0.1")
+        calls = harness.server.calls
+    from harness.load.locust_cli import Distribution
+
+    assert fake.seen["host"] == "http://reviews:9080" and fake.seen["plan"].config_version == "2"
+    assert fake.seen["distribution"] == Distribution(remote_workers=2, bind_host="172.18.0.1", port=5557)
+    assert fake.seen["pods"] == ["mesh-harness-load-workers-5d4f7b9c8-4jx2m", "mesh-harness-load-workers-5d4f7b9c8-q8w6t"]
+    workers = f"/apis/apps/v1/namespaces/default/deployments/{WORKERS_NAME}"
+    vs = "/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews"
+    # the case is applied before the pods start, the pods deleted before the case is reverted
+    assert calls.index(f"PATCH {vs}") < calls.index(f"PATCH {workers}") < calls.index(f"DELETE {workers}") \
+        < calls.index(f"DELETE {vs}")
+    assert f"DELETE {workers}" not in fake.seen["calls_inside"]
+    applied = harness.server.applied.get(workers) or {}
+    assert applied == {}  # deleted: nothing of the workers is left
+    text = out.getvalue()
+    if all(finished):
+        assert code == 0 and "load run passed" in text
+    else:
+        assert code == 1 and "lost worker mesh-harness-load-workers-5d4f7b9c8-q8w6t (1500 records delivered)" in text
