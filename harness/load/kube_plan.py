@@ -2,10 +2,11 @@
 
 The same plan format and the same parts as ``run --dry-run`` (``harness.mesh.kube.plan``: cluster,
 Istio, echo image, the case's topology and config with their sync waits, revert, cleanup), with the
-load run's own steps in between, in the order a live run would issue them: the worker image
-(``kube.load_image``), the master's address for the pods, the master started here in the background,
-the worker Deployment applied, the wait for its pods and the master's end, the Deployment deleted
-(also on Ctrl-C), then the revert. Nothing runs and nothing is contacted.
+load run's own steps in between, in the order a live run (``kube_run.py``) issues them: the worker
+image (``kube.load_image``, beside the echo image), the master's address for the pods, the case, the
+master started here in the background, the worker Deployment applied, the wait for its pods and the
+master's end, the Deployment deleted (also on Ctrl-C), then the revert. Nothing runs and nothing is
+contacted.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from harness.load.plan import LOAD_CLIENT, plan_case
 from harness.load.run import REMOTE_WAIT_FOR_WORKERS_S, STARTUP_MARGIN_S
 from harness.load.schema import LoadSpec
 from harness.mesh.capabilities import case_refusals
-from harness.mesh.kube.plan import Plan, plan_image, plan_setup, plan_teardown
+from harness.mesh.kube.plan import Plan, plan_setup, plan_teardown
 from harness.mesh.kube.session import KubeOptions
 
 KIND_GATEWAY = "<IPv4 gateway of the kind network>"
@@ -60,15 +61,15 @@ def load_kube_plan(opts: KubeOptions, case: Case, spec: LoadSpec, load: KubeLoad
     client = case.topology.client(LOAD_CLIENT)
     if client is None:  # plan_case sends every check from LOAD_CLIENT, which every topology has
         raise MeshError(f"case {case.name}: no {LOAD_CLIENT!r} workload to send as")
-    steps = plan_setup(plan, opts, cache_dir=cache_dir)
-    image = plan_image(plan, opts, load_image(load.locust_version))
-    steps.deploy(case.topology)
-    written = steps.write(case.objects, case.topology)
+    worker_image = load_image(load.locust_version)
+    steps = plan_setup(plan, opts, cache_dir=cache_dir, images=(worker_image,))
     if load.master_host_for_pods is None:
         plan.run(kind_gateway_command("docker"))
         master_host, bind_host = KIND_GATEWAY, KIND_GATEWAY
     else:
         master_host, bind_host = load.master_host_for_pods, "*"
+    steps.deploy(case.topology)
+    written = steps.write(case.objects, case.topology)
     url = service_url(case_plan.plan.requests[0].authority)
     files = RunFiles(WORK_DIR / "plan.json", WORK_DIR / "records.jsonl", WORK_DIR / "workers.json",
                      locustfile_for(case_plan.plan.protocol))
@@ -77,7 +78,7 @@ def load_kube_plan(opts: KubeOptions, case: Case, spec: LoadSpec, load: KubeLoad
                             workers=load.workers, wait_for_workers_s=REMOTE_WAIT_FOR_WORKERS_S)
     plan.add("run", " ".join(master) + "   (here, in the background: it ends the run)")
     deployment = render_workers(client, Workers(load.workers, master_host, load.master_port, url,
-                                                case_plan.plan.protocol, image), steps.render)
+                                                case_plan.plan.protocol, steps.images[worker_image.name]), steps.render)
     plan.apply(deployment)
     where = f"{deployment['metadata']['namespace']}/{WORKERS_NAME}"
     plan.add("wait", f"{load.workers} pods of Deployment {where} running with their sidecars, and {load.workers} "

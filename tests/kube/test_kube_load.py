@@ -32,6 +32,7 @@ from harness.load.kube_command import KubeFlags, kube_load_from, load_on_kube
 from harness.load.kube_plan import KIND_GATEWAY, KubeLoad, load_kube_plan
 from harness.load.schema import LoadSpec
 from harness.mesh.kube import image
+from harness.mesh.kube.api import resource_path
 from harness.mesh.kube.manifests import INSTANCE_LABEL, RenderOptions, render_client
 from harness.mesh.kube.plan import Plan
 from harness.mesh.kube.session import KubeOptions
@@ -168,20 +169,26 @@ def test_kube_load_master_address_on_kind_is_the_networks_ipv4_gateway() -> None
 
 def test_kube_load_dry_run_plan_on_kind_is_pinned() -> None:
     got = lines(load_kube_plan(KIND, canary(), canary().load or LoadSpec(), LOAD, cache_dir=CACHE))
-    load_ref = image.image_ref(image.image_tag(image.package_root(), spec=load_image("2.47.0")), spec=load_image("2.47.0"))
-    at = got.index(f"run docker image inspect --format {{{{.Id}}}} {load_ref}")
-    assert got[at - 1] == "wait GET Service istio-system/istio-ingressgateway: the ingress gateway's ClusterIP"
-    assert got[at + 1].startswith(f"run docker build --file {image.package_root()}/harness/load/Dockerfile --tag {load_ref}")
-    assert got[at + 2] == f"run kind load docker-image {load_ref} --name mesh-harness"
+    spec = load_image("2.47.0")
+    load_ref = image.image_ref(image.image_tag(image.package_root(), spec=spec), spec=spec)
+    echo_ref = image.image_ref(image.image_tag(image.package_root()))
+    at = got.index(f"run docker image inspect --format {{{{.Id}}}} {echo_ref}")
+    assert got[at + 2] == f"run docker image inspect --format {{{{.Id}}}} {load_ref}"  # as open_kube_mesh(images=)
+    assert got[at + 3].startswith(f"run docker build --file {image.package_root()}/harness/load/Dockerfile --tag {load_ref}")
+    assert got[at + 4:at + 8] == [
+        f"run kind load docker-image {echo_ref} --name mesh-harness",
+        f"run kind load docker-image {load_ref} --name mesh-harness",
+        "wait GET Service istio-system/istio-ingressgateway: the ingress gateway's ClusterIP",
+        # found before anything is deployed, as the live run does: a missing kind network fails first
+        "run docker network inspect kind --format {{range .IPAM.Config}}{{.Gateway}} {{end}}"]
     tail = got[got.index("wait config version 2: the sentinels in the config_dump of client (bounded)") + 1:]
-    assert tail[0] == "run docker network inspect kind --format {{range .IPAM.Config}}{{.Gateway}} {{end}}"
-    assert tail[1] == "write <work dir>/plan.json"
-    assert tail[2].startswith("run ") and tail[2].endswith("   (here, in the background: it ends the run)")
+    assert tail[0] == "write <work dir>/plan.json"
+    assert tail[1].startswith("run ") and tail[1].endswith("   (here, in the background: it ends the run)")
     for part in ("--master --master-bind-host <IPv4 gateway of the kind network> --master-bind-port 5557 "
                  "--expect-workers 3 --expect-workers-max-wait 300 --mesh-run-time 10",
                  "--host http://reviews:9080", "-u 8 -r 8", "harness/load/locustfile.py"):
-        assert part in tail[2]
-    assert tail[3:] == [
+        assert part in tail[1]
+    assert tail[2:] == [
         f"apply Deployment default/{WORKERS_NAME}",
         f"wait 3 pods of Deployment default/{WORKERS_NAME} running with their sidecars, and 3 workers connected to "
         "the master (at most 300s)",
@@ -321,21 +328,6 @@ def test_kube_load_workers_deleted_on_ctrl_c_and_when_their_pods_never_start() -
             pytest.fail("unreachable")
 
 
-def test_kube_load_plan_writes_the_worker_deployment_where_kube_mesh_does() -> None:
-    """The plan's worker Deployment is the object ``KubeMesh.workload`` PATCHes for the same run options."""
-    from tests.kube.test_kube_mesh_recorded import recorded_mesh
-
-    planned, = [o for o in load_kube_plan(KIND, canary(), LoadSpec(), LOAD, cache_dir=CACHE).objects()
-                if o["metadata"]["name"] == WORKERS_NAME]
-    with recorded_mesh() as harness:
-        harness.mesh.deploy(canary().topology)
-        harness.server.pods = "pods_load_workers.json"
-        deployment = render_workers(CLIENT, replace(WORKERS, replicas=2), harness.mesh.render_options)
-        with harness.mesh.workload(deployment):
-            patched = [c for c in harness.server.calls if c.startswith("PATCH") and WORKERS_NAME in c]
-    assert patched == [f"PATCH /apis/apps/v1/namespaces/{planned['metadata']['namespace']}/deployments/{WORKERS_NAME}"]
-
-
 IMAGES = {"mesh-harness-load": "mesh-harness-load:0123456789ab"}
 
 
@@ -398,6 +390,11 @@ def test_kube_load_live_run_on_the_recorded_mesh(monkeypatch: pytest.MonkeyPatch
     assert f"DELETE {workers}" not in fake.seen["calls_inside"]
     applied = harness.server.applied.get(workers) or {}
     assert applied == {}  # deleted: nothing of the workers is left
+    # the --dry-run plan's API writes are the ones this run made, in the same order
+    planned = load_kube_plan(KIND, canary(), canary().load or LoadSpec(), KubeLoad(2, 5557, None, "2.47.0"),
+                             cache_dir=CACHE).objects()
+    assert [resource_path(o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+            for o in planned] == [c.removeprefix("PATCH ") for c in calls if c.startswith("PATCH")]
     text = out.getvalue()
     if all(finished):
         assert code == 0 and "load run passed" in text

@@ -11,6 +11,7 @@ refused with their reasons (``harness.mesh.capabilities``) and planned no furthe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -104,8 +105,9 @@ def kube_plan(opts: KubeOptions, cases: list[Case], *, cache_dir: Path) -> Plan:
     return plan
 
 
-def plan_setup(plan: Plan, opts: KubeOptions, *, cache_dir: Path) -> CaseSteps:
-    """The cluster, Istio and the echo image, as ``open_kube_mesh`` readies them; then what deploys the cases."""
+def plan_setup(plan: Plan, opts: KubeOptions, *, cache_dir: Path, images: Sequence[image.ImageSpec] = ()) -> CaseSteps:
+    """The cluster, Istio, the echo image and ``images`` (``open_kube_mesh(images=)``), as ``open_kube_mesh``
+    readies them; then what deploys the cases. ``CaseSteps.images`` names each image as the pods do."""
     state = cache_dir / "kind"
     spec = KindSpec(kubernetes=opts.kubernetes)
     kind_kubeconfig = state / spec.name / "kubeconfig"
@@ -127,25 +129,34 @@ def plan_setup(plan: Plan, opts: KubeOptions, *, cache_dir: Path) -> CaseSteps:
         overlay_path = Path("<work dir>") / f"istio-overlay{'-' + opts.istio_revision if opts.istio_revision else ''}.json"
         plan.add("write", str(overlay_path), install_overlay(opts.istio_revision))
         plan.run(install_command(str(istioctl), overlay_path, kind_kubeconfig, context))
-    echo = plan_image(plan, opts, image.ECHO)
+    refs = plan_images(plan, opts, (image.ECHO, *images))
+    echo = refs.pop(image.ECHO.name)
     plan.add("wait", f"GET Service {ISTIO_NAMESPACE}/{GATEWAY_SERVICE}: the ingress gateway's ClusterIP")
     prefix = f"mh-{DRY_RUN_ID}" if opts.mesh == "cluster" else None
     render = RenderOptions(image=echo, run_id=DRY_RUN_ID, namespace_prefix=prefix, revision=opts.istio_revision,
                            gateway_ip=f"<ClusterIP of {ISTIO_NAMESPACE}/{GATEWAY_SERVICE}>")
-    return CaseSteps(plan, render, kubeconfig, context)
+    return CaseSteps(plan, render, kubeconfig, context, images=refs)
 
 
-def plan_image(plan: Plan, opts: KubeOptions, spec: image.ImageSpec) -> str:
-    """Inspect, build unless found, then ``kind load`` or push: the image's reference as the pods name it."""
+def plan_images(plan: Plan, opts: KubeOptions, specs: Sequence[image.ImageSpec]) -> dict[str, str]:
+    """Each image inspected, built unless found (and pushed to a cluster's registry), then all ``kind load``ed,
+    as ``open_kube_mesh`` does; image name -> its reference as the pods name it."""
     registry = opts.image_registry if opts.mesh == "cluster" else None
     platform = "linux/<arch of the nodes>" if opts.mesh == "cluster" else None
-    ref = image.image_ref(image.image_tag(image.package_root(), platform, spec), registry, spec)
-    plan.run(image.inspect_command("docker", ref))
-    plan.add("run", " ".join(image.build_command("docker", ref, image.package_root(), platform, spec))
-             + "   (only when the inspect finds no such image)")
-    kind = KindSpec(kubernetes=opts.kubernetes)
-    plan.run(load_image_command("kind", kind, ref) if opts.mesh == "kind" else image.push_command("docker", ref))
-    return ref
+    refs = {spec.name: image.image_ref(image.image_tag(image.package_root(), platform, spec), registry, spec)
+            for spec in specs}
+    for spec in specs:
+        ref = refs[spec.name]
+        plan.run(image.inspect_command("docker", ref))
+        plan.add("run", " ".join(image.build_command("docker", ref, image.package_root(), platform, spec))
+                 + "   (only when the inspect finds no such image)")
+        if opts.mesh == "cluster":
+            plan.run(image.push_command("docker", ref))
+    if opts.mesh == "kind":
+        kind = KindSpec(kubernetes=opts.kubernetes)
+        for ref in refs.values():
+            plan.run(load_image_command("kind", kind, ref))
+    return refs
 
 
 def plan_teardown(plan: Plan, opts: KubeOptions, *, cache_dir: Path) -> None:
@@ -163,6 +174,8 @@ class CaseSteps:
     render: RenderOptions
     kubeconfig: Path | None
     context: str
+    images: dict[str, str] = field(default_factory=dict)
+    """Images besides the echo image: name -> reference (``plan_setup(images=)``)."""
     topology: Topology | None = None
     version: int = 0
     created: list[str] = field(default_factory=list)
