@@ -80,8 +80,8 @@ def load_on_kube(options: LoadOptions, opts: KubeOptions, flags: KubeFlags, cons
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     console.print(f"load: case {case.name}, {spec.users} users (spawn {spec.rate:g}/s) for {spec.duration_s:g}s, "
-                  f"a Locust master here and {load.workers} worker pods on --mesh {opts.mesh}, each sending through "
-                  "its own sidecar (unverified on a cluster: see README)", highlight=False)
+                  f"a Locust master here and {load.workers} worker pod{'s' if load.workers != 1 else ''} on --mesh {opts.mesh}, "
+                  "each sending through its own sidecar (unverified on a cluster: see README)", highlight=False)
     opener = open_mesh or _open_mesh
     image = load_image(load.locust_version)
 
