@@ -2,7 +2,7 @@
 
 What runs where:
 
-* the **worker pods**: one Deployment (``WORKERS_NAME``) of the load image (``LOAD_IMAGE``: Python,
+* the **worker pods**: one Deployment (``WORKERS_NAME``) of the load image (``load_image``: Python,
   the same Locust release as this machine's, the locustfiles and what they import), with the
   load client's labels (``app: client``, so ``sourceLabels`` match it as they match the client)
   and its sidecar settings, but an instance label of its own (the client Deployment's selector must
@@ -44,6 +44,7 @@ WORKERS_NAME = "mesh-harness-load-workers"
 APP_DIR = PurePosixPath("/app")
 """Where the load image holds the ``harness`` package (its Dockerfile copies it there)."""
 KIND_NETWORK = "kind"
+LOAD_IMAGE_NAME = "mesh-harness-load"
 
 
 def locust_version() -> str:
@@ -52,9 +53,6 @@ def locust_version() -> str:
         return metadata.version("locust")
     except metadata.PackageNotFoundError as exc:
         raise ProcessError("Locust is not installed; install it with `pip install 'mesh-harness[load]'`") from exc
-
-
-LOAD_IMAGE_NAME = "mesh-harness-load"
 
 
 def load_image(version: str) -> ImageSpec:
@@ -90,7 +88,8 @@ def render_workers(client: Client, workers: Workers, opts: RenderOptions) -> dic
     template = deployment["spec"]["template"]
     annotations = template["metadata"]["annotations"]
     excluded = [r for r in annotations.get("traffic.sidecar.istio.io/excludeOutboundIPRanges", "").split(",") if r]
-    annotations["traffic.sidecar.istio.io/excludeOutboundIPRanges"] = ",".join([*excluded, f"{workers.master_host}/32"])
+    prefix = 128 if ":" in workers.master_host else 32  # exactly the master's address, IPv6 or IPv4
+    annotations["traffic.sidecar.istio.io/excludeOutboundIPRanges"] = ",".join([*excluded, f"{workers.master_host}/{prefix}"])
     template["spec"]["containers"] = [{
         "name": "locust-worker",
         "image": workers.image,

@@ -86,6 +86,9 @@ def test_kube_load_worker_deployment_sends_as_the_client_through_its_own_sidecar
     without_gateway = render_workers(CLIENT, WORKERS, RenderOptions(image="i:1", run_id="r1"))
     assert without_gateway["spec"]["template"]["metadata"]["annotations"][
         "traffic.sidecar.istio.io/excludeOutboundIPRanges"] == "172.18.0.1/32"
+    ipv6 = render_workers(CLIENT, replace(WORKERS, master_host="fd00::5"), RenderOptions(image="i:1", run_id="r1"))
+    assert ipv6["spec"]["template"]["metadata"]["annotations"]["traffic.sidecar.istio.io/excludeOutboundIPRanges"] \
+        == "fd00::5/128"
 
 
 @pytest.mark.parametrize("kubernetes", sorted(KIND_NODE_IMAGES))
