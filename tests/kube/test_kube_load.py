@@ -403,3 +403,46 @@ def test_kube_load_live_run_on_the_recorded_mesh(monkeypatch: pytest.MonkeyPatch
         assert code == 0 and "load run passed" in text
     else:
         assert code == 1 and "lost worker mesh-harness-load-workers-5d4f7b9c8-q8w6t (1500 records delivered)" in text
+
+
+def test_kube_load_live_run_on_cluster_binds_every_interface_and_sends_pods_to_the_given_address(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from harness.load.locust_cli import Distribution
+    from tests.kube.test_kube_mesh_recorded import recorded_mesh
+
+    with recorded_mesh(IMAGES) as harness:
+        fake = FakeLocust(harness.server)
+        monkeypatch.setattr("harness.load.kube_run.run_locust", fake)
+        code = load_on_kube(LoadOptions(str(bundled_cases_dir() / "load-canary.yaml")), CLUSTER,
+                            KubeFlags("cluster", workers=2, master_host_for_pods="10.0.0.5"),
+                            Console(file=io.StringIO()), cache_dir=CACHE,
+                            open_mesh=lambda opts, spec: contextlib.nullcontext(harness.mesh),
+                            master_address=lambda: pytest.fail("the given address is used, nothing is discovered"))
+        left = [path for path in harness.server.applied if path.endswith(WORKERS_NAME)]
+    assert code == 0 and left == []  # deleted at the end
+    assert fake.seen["distribution"] == Distribution(remote_workers=2, bind_host="*", port=5557)
+    patched = [c for c in fake.seen["calls_inside"] if c.startswith("PATCH") and c.endswith(WORKERS_NAME)]
+    assert len(patched) == 1
+
+
+def test_kube_load_kind_gateway_is_read_from_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.load import kube_command
+
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\nexit 0\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    seen: list[list[str]] = []
+
+    def run(argv: list[str], *, what: str, timeout_s: float) -> str:
+        seen.append(argv)
+        assert "where the worker pods reach the Locust master" in what and timeout_s > 0
+        return "fc00:f853:ccd:e793::1 172.18.0.1 \n"
+
+    monkeypatch.setattr(kube_command, "run_command", run)
+    assert kube_command._kind_gateway() == "172.18.0.1"
+    assert seen == [kind_gateway_command(str(docker))]
