@@ -271,7 +271,7 @@ def test_kube_load_flags_refused_in_one_line_with_what_to_do() -> None:
     assert kube_load_from(KubeFlags("kind")) == KubeLoad(workers=1, master_port=5557, master_host_for_pods=None)
 
 
-def test_kube_load_cli_prints_the_plan_without_docker_and_refuses_the_live_run(
+def test_kube_load_cli_prints_the_plan_without_docker_and_the_live_run_fails_fast(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")  # no docker, kind, kubectl or istioctl
     case = str(bundled_cases_dir() / "load-canary.yaml")
