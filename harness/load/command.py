@@ -9,21 +9,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.case import Case, load_case_file
 from harness.errors import CaseError, Issue, ValidationError
+from harness.load.gates import LoadReport
 from harness.load.locust_cli import DEFAULT_MASTER_PORT, ONE_PROCESS, Distribution, LocustOutputs
 from harness.load.render import checks_table, gates_table, versions_table
 from harness.load.run import LocustRun, run_case_under_load
+from harness.load.run import Progress as RunProgress
 from harness.load.schema import LoadSpec
 from harness.load.worker import serve_as_worker
 from harness.mesh.base import Mesh
 from harness.settings import StatSettings
 
 EXIT_OK, EXIT_FAILED = 0, 1
+M = TypeVar("M", bound=Mesh)
+T = TypeVar("T")
 MAX_PORT = 65535
 
 
@@ -92,15 +97,20 @@ def processes_from(flags: ProcessFlags) -> tuple[Distribution, tuple[str, int] |
 
 def load(options: LoadOptions, open_mesh: Callable[[], AbstractContextManager[Mesh]], console: Console) -> int:
     case = pick_case(options.case_file, options.case_name)
-    spec = (case.load or LoadSpec()).overridden(
-        users=options.users, spawn_rate=options.spawn_rate, duration_s=options.duration_s,
-        max_fail_ratio=options.max_fail_ratio, p95_s=options.p95_s, p99_s=options.p99_s, min_rps=options.min_rps,
-    )
+    spec = load_spec(options, case)
     if options.worker_of is not None:
         return _serve_as_worker(case, spec, options.worker_of, open_mesh, console)
     processes = describe(options.distribution)
     console.print(f"load: case {case.name}, {spec.users} users (spawn {spec.rate:g}/s) for {spec.duration_s:g}s, "
                   f"{processes}; Locust sends as the in-mesh client through the client sidecar", highlight=False)
+    report, run = with_progress(open_mesh, spec, console, lambda mesh, progress: run_case_under_load(
+        mesh, case, spec, options.settings, options.outputs, progress, distribution=options.distribution))
+    return show_report(report, run, options.outputs, console)
+
+
+def with_progress(open_mesh: Callable[[], AbstractContextManager[M]], spec: LoadSpec, console: Console,
+                  body: Callable[[M, RunProgress], T]) -> T:
+    """``body`` on the opened mesh, with a progress bar over the run time fed by its progress calls."""
     with open_mesh() as mesh, Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                                        TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("starting Locust", total=spec.duration_s)
@@ -108,16 +118,27 @@ def load(options: LoadOptions, open_mesh: Callable[[], AbstractContextManager[Me
         def progress(elapsed: float, records: int) -> None:
             bar.update(task, completed=min(elapsed, spec.duration_s), description=f"{records} responses")
 
-        report, run = run_case_under_load(mesh, case, spec, options.settings, options.outputs, progress,
-                                          distribution=options.distribution)
+        return body(mesh, progress)
+
+
+def show_report(report: LoadReport, run: LocustRun, outputs: LocustOutputs, console: Console) -> int:
+    """The workers, the tables, where Locust's reports went, the verdict; the exit code."""
     show_workers(run, console)
     for table in (versions_table(report), gates_table(report), checks_table(report)):
         console.print(table)
-    for path in (options.outputs.csv_prefix and f"{options.outputs.csv_prefix}_stats.csv", options.outputs.html):
+    for path in (outputs.csv_prefix and f"{outputs.csv_prefix}_stats.csv", outputs.html):
         if path:
             console.print(f"Locust report: {path}", highlight=False)
     console.print("[green]load run passed[/]" if report.passed else "[red]load run failed[/]")
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def load_spec(options: LoadOptions, case: Case) -> LoadSpec:
+    """The case's ``load:`` block (or the defaults) with the command line's values laid over it."""
+    return (case.load or LoadSpec()).overridden(
+        users=options.users, spawn_rate=options.spawn_rate, duration_s=options.duration_s,
+        max_fail_ratio=options.max_fail_ratio, p95_s=options.p95_s, p99_s=options.p99_s, min_rps=options.min_rps,
+    )
 
 
 def describe(d: Distribution) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from harness.load.schema import LoadSpec
 
@@ -74,7 +74,7 @@ class RunFiles:
     locustfile: Path = LOCUSTFILE
 
 
-def _locust(locustfile: Path) -> list[str]:
+def _locust(locustfile: PurePath) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", str(locustfile), "--exit-code-on-error", "0"]
 
 
@@ -103,12 +103,13 @@ def master_command(files: RunFiles, host: str, spec: LoadSpec, outputs: LocustOu
             "--mesh-workers", str(files.ledger)]
 
 
-def worker_command(master_host: str, port: int, name: str = "", *, locustfile: Path = LOCUSTFILE, own_host: str = "",
+def worker_command(master_host: str, port: int, name: str = "", *, locustfile: PurePath = LOCUSTFILE, own_host: str = "",
                    config_version: int | None = None) -> list[str]:
     """A worker of the master at ``master_host:port``, named ``name`` in reports (default host:pid).
 
     It sends to the host the master gives, or with ``own_host`` to its own mesh's sidecar listener
     (a worker on another machine), whose applied version of the case is ``config_version``.
+    ``locustfile`` may be a path in another machine's file system (a worker pod's image).
     """
     command = [*_locust(locustfile), "--worker", "--master-host", master_host, "--master-port", str(port)]
     if name:

@@ -26,7 +26,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -90,8 +90,7 @@ def run_case_under_load(
 
     ``distribution`` runs a Locust master with workers on this machine and (``remote_workers``) others.
     Needs a local mesh, own or attached (``--mesh-attach``: the environment's), for its sidecar
-    listener ports; on kind the load would come from an in-mesh client or the ingress gateway,
-    which is not built.
+    listener ports; on kind the Locust workers are pods with sidecars instead (``kube_run.py``).
     """
     with case_applied(mesh, case, spec) as applied:
         plan = replace(applied.plan.plan, config_version=str(applied.config_version))
@@ -111,19 +110,31 @@ class AppliedCase:
 
 
 @contextmanager
-def case_applied(mesh: Mesh, case: Case, spec: LoadSpec) -> Iterator[AppliedCase]:
-    """``case`` deployed and applied on ``mesh`` while the block runs, then reverted."""
-    listener_address = listener_lookup(mesh)
+def case_applied(mesh: Mesh, case: Case, spec: LoadSpec,
+                 host_of: Callable[[CasePlan], str] | None = None) -> Iterator[AppliedCase]:
+    """``case`` deployed and applied on ``mesh`` while the block runs, then reverted. ``host_of``: where
+    Locust sends for the case's plan (default: the client sidecar's listener of a local mesh)."""
+    host = host_of or sidecar_listener(mesh, case)
     case_plan = plan_case(case, spec)
     mesh.deploy(case.topology)
     token = mesh.apply(case.objects)
     try:
+        yield AppliedCase(case_plan, host(case_plan), token.version)
+    finally:
+        mesh.revert(token)
+
+
+def sidecar_listener(mesh: Mesh, case: Case) -> Callable[[CasePlan], str]:
+    """The client sidecar's listener (``http://ip:port``) for the plan's service port, on a local mesh."""
+    listener_address = listener_lookup(mesh)
+
+    def host(case_plan: CasePlan) -> str:
         address = listener_address(LOAD_CLIENT, case_plan.port)
         if address is None:
             raise MeshError(f"case {case.name}: no service listens on port {case_plan.port} in this mesh")
-        yield AppliedCase(case_plan, f"http://{address}", token.version)
-    finally:
-        mesh.revert(token)
+        return f"http://{address}"
+
+    return host
 
 
 def listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
@@ -142,16 +153,21 @@ def listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
     raise MeshError(f"load runs send through the local mesh's client sidecar; got a {type(mesh).__name__}")
 
 def run_locust(plan: LoadPlan, host: str, spec: LoadSpec, outputs: LocustOutputs = NO_OUTPUTS,
-               progress: Progress | None = None, *, distribution: Distribution = ONE_PROCESS) -> LocustRun:
+               progress: Progress | None = None, *, distribution: Distribution = ONE_PROCESS,
+               alongside: Callable[[], AbstractContextManager[object]] | None = None) -> LocustRun:
     """Run Locust headless against ``host`` (a loopback address: 127.0.0.0/8) and return its records.
 
     A ``distribution`` with workers: a master and the local worker processes (remote ones connect
     by themselves), which relay their records to it (``relay.py``); the master's ledger says which
-    worker delivered what.
+    worker delivered what. When every worker is remote, no process here sends, and ``host`` may be
+    any URL (the workers' own, as the master hands it on). ``alongside`` is entered once the
+    processes here have started and left when they are done, also on error or Ctrl-C (the worker
+    pods of ``load --mesh kind``: ``kube_run.py``).
     SyncTimeout when the run outlives its run time plus ``STARTUP_MARGIN_S`` (every process is
     killed); ProcessError when Locust is missing or its master (or only process) exits non-zero.
     """
-    if not is_loopback_url(host):
+    sends_here = not distribution.workers or distribution.local_workers > 0
+    if sends_here and not is_loopback_url(host):
         raise MeshError(f"load runs send to loopback addresses only (127.0.0.0/8; got {host})")
     if importlib.util.find_spec("locust") is None:
         raise ProcessError("Locust is not installed; install it with `pip install 'mesh-harness[load]'`")
@@ -167,8 +183,9 @@ def run_locust(plan: LoadPlan, host: str, spec: LoadSpec, outputs: LocustOutputs
             for i, command in enumerate(argvs):
                 processes.append(start_locust(command, workdir, workdir / f"locust-{i}.log"))
             limit_s = spec.duration_s + STARTUP_MARGIN_S + (REMOTE_WAIT_FOR_WORKERS_S if distribution.remote_workers else 0)
-            _wait(processes[0], limit_s, files.records, workdir / "locust-0.log", progress)
-            _wait_for_exit(processes[1:], KILL_WAIT_S)  # workers leave on the master's "quit"
+            with alongside() if alongside is not None else nullcontext():
+                _wait(processes[0], limit_s, files.records, workdir / "locust-0.log", progress)
+                _wait_for_exit(processes[1:], KILL_WAIT_S)  # workers leave on the master's "quit"
         finally:
             for process in processes:
                 stop_locust(process)

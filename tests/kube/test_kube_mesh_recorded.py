@@ -68,8 +68,9 @@ def recorded() -> Iterator[Harness]:
 
 
 @contextmanager
-def recorded_mesh() -> Iterator[Harness]:
-    """A KubeMesh over the recorded API server and proxy (also for the dry-run plan's cross-check)."""
+def recorded_mesh(images: dict[str, str] | None = None) -> Iterator[Harness]:
+    """A KubeMesh over the recorded API server and proxy (also for the dry-run plan's cross-check);
+    ``images``: what the session would have built besides the echo image."""
     server = RecordedApiServer()
 
     def dump() -> str:
@@ -98,7 +99,7 @@ def recorded_mesh() -> Iterator[Harness]:
         mesh = KubeMesh(kind="kind", api=server.api(), render=RenderOptions(image="mesh-harness-echo:0123456789ab",
                         run_id="rec00001", gateway_ip=GATEWAY_IP), forward=forward, istio_version="1.30.3",
                         cleanups=[lambda: closed.append("cluster")], sync_timeout_s=0.5, rollout_timeout_s=0.5,
-                        poll_s=0.05, observer=events.append)
+                        poll_s=0.05, observer=events.append, images=images)
         try:
             yield Harness(server, proxy, gateway, mesh, forwards, closed, events)
         finally:

@@ -10,8 +10,9 @@ import pytest
 from harness.errors import MeshError
 from harness.mesh.kube import image
 from harness.mesh.kube.api import _reason, resource_path
-from harness.mesh.kube.mesh import access_log_entries, envoy_version, healthy_hosts, is_ready, rollout_problems
+from harness.mesh.kube.mesh import access_log_entries, envoy_version, healthy_hosts, rollout_problems
 from harness.mesh.kube.podlog import LogCursor, new_lines, parse_timestamp
+from harness.mesh.kube.pods import is_ready
 from harness.mesh.kube.session import node_platform, readiness_problems
 from harness.mesh.sentinels import sync_cluster, sync_state
 from tests.kube.recorded import recording

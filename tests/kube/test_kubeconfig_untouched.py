@@ -28,7 +28,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ import kubernetes
 import pytest
 
 from harness.istio.load import load_objects
-from harness.mesh.kube import session
+from harness.mesh.kube import image, session
+from harness.mesh.kube.image import ImageSpec
 from harness.mesh.kube.mesh import KubeMesh
 from harness.mesh.kube.session import KubeOptions, open_kube_mesh
 from harness.mesh.kube.versions import DEFAULT_ISTIO_VERSION
@@ -189,9 +190,10 @@ class Loaded:
     host: str
 
 
-def lifecycle(opts: KubeOptions, run: FakeRunner, user: UserHome,
-              monkeypatch: pytest.MonkeyPatch) -> tuple[list[Loaded], Path]:
-    """open -> deploy -> apply -> app_log -> revert -> close, against recordings; the kubeconfigs loaded and the work dir."""
+def lifecycle(opts: KubeOptions, run: FakeRunner, user: UserHome, monkeypatch: pytest.MonkeyPatch,
+              images: Sequence[ImageSpec] = (), refs: list[str] | None = None) -> tuple[list[Loaded], Path]:
+    """open -> deploy -> apply -> app_log -> revert -> close, against recordings; the kubeconfigs loaded and the work dir.
+    ``images`` are built beside the echo image; their references as the mesh names them go to ``refs``."""
     server = RecordedApiServer()
     forwards_before = len(user.kubectl_commands())
     loaded: list[Loaded] = []
@@ -212,7 +214,9 @@ def lifecycle(opts: KubeOptions, run: FakeRunner, user: UserHome,
 
     with RecordedProxy(dump).serving() as port:
         monkeypatch.setenv("MH_TEST_FORWARD_PORT", str(port))
-        mesh = open_kube_mesh(opts, run=run)
+        mesh = open_kube_mesh(opts, run=run, images=images)
+        if refs is not None:
+            refs += [mesh.image(spec.name) for spec in images]
         try:
             mesh.deploy(DEFAULT_TOPOLOGY)
             token = mesh.apply(load_objects(load_documents(CANARY, "canary.yaml")))
@@ -301,3 +305,22 @@ def test_cluster_mesh_reads_the_named_context_and_never_writes(user_home: UserHo
         assert argv[-5:-2] == ["port-forward", "--address", "127.0.0.1"] and re.fullmatch(r"pod/[a-z0-9-]+", argv[-2]), argv
     assert_no_context_edits(commands)
     assert not workdir.exists()
+
+
+def test_kind_mesh_builds_and_loads_a_callers_image_beside_the_echo_image(user_home: UserHome,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Locust worker image of ``load --mesh kind``: built from its own Dockerfile, loaded into the cluster
+    after the echo image, and named by the mesh; an image nobody built is refused by name."""
+    from harness.load.kube import load_image
+
+    monkeypatch.delenv("PYTEST_XDIST_TESTRUNUID", raising=False)
+    run = KindRunner()
+    spec = load_image("2.47.0")
+    refs: list[str] = []
+    lifecycle(KubeOptions("kind", istio_revision="canary"), run, user_home, monkeypatch, images=(spec,), refs=refs)
+    want = image.image_ref(image.image_tag(image.package_root(), spec=spec), spec=spec)
+    assert refs == [want]
+    inspected = [argv[-1] for argv in run.commands if argv[1:3] == ["image", "inspect"]]  # found: not rebuilt
+    assert inspected[-1] == want and inspected[-2].startswith("mesh-harness-echo:")
+    loads = [argv[3] for argv in run.commands if argv[1:3] == ["load", "docker-image"]]
+    assert loads[-2:] == [loads[-2], want] and loads[-2].startswith("mesh-harness-echo:")

@@ -31,7 +31,8 @@ import atexit
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -59,6 +60,8 @@ from harness.mesh.kube.manifests import (
     render_topology,
 )
 from harness.mesh.kube.podlog import LogCursor, new_lines
+from harness.mesh.kube.pods import is_ready, pod_summary
+from harness.mesh.kube.workload import running_workload
 from harness.mesh.local.accesslog import BatchJoin, Unclaimed, parse_entry
 from harness.mesh.local.apps import ControlClient
 from harness.progress import Observer, ignore, step
@@ -109,9 +112,11 @@ class KubeMesh:
     def __init__(self, *, kind: Literal["kind", "cluster"], api: KubeApi, render: RenderOptions, forward: Forwarder,
                  istio_version: str, cleanups: Sequence[Callable[[], None]] = (),
                  sync_timeout_s: float = SYNC_TIMEOUT_S, rollout_timeout_s: float = ROLLOUT_TIMEOUT_S,
-                 poll_s: float = POLL_S, observer: Observer = ignore) -> None:
+                 poll_s: float = POLL_S, observer: Observer = ignore, images: Mapping[str, str] | None = None) -> None:
         """``cleanups`` run last in ``close()``, in order (delete the kind cluster, remove the work dir);
-        ``observer`` is told of each rollout wait with its elapsed time."""
+        ``observer`` is told of each rollout wait with its elapsed time; ``images``: image name -> the
+        reference the session built and loaded besides the echo image."""
+        self._images = dict(images or {})
         self._observer = observer
         self._kind = kind
         self._api = api
@@ -167,6 +172,24 @@ class KubeMesh:
     @property
     def config_version(self) -> int:
         return self._version
+
+    @property
+    def render_options(self) -> RenderOptions:
+        """How this run renders its objects (image, run id, namespaces), for workloads rendered beside the topology."""
+        return self._render
+
+    def image(self, name: str) -> str:
+        """The reference of an image the session built besides the echo image (``open_kube_mesh(images=)``)."""
+        if name not in self._images:
+            raise MeshError(f"no image {name!r} was built for this run (built: {', '.join(sorted(self._images)) or 'none'})")
+        return self._images[name]
+
+    def workload(self, deployment: dict[str, Any]) -> AbstractContextManager[list[str]]:
+        """``deployment`` (rendered with ``render_options``) running while the block runs: its pods ready
+        (their names are yielded), deleted when the block ends, also on Ctrl-C (``workload.py``)."""
+        self._touched_namespaces.add(deployment["metadata"]["namespace"])
+        return running_workload(self._api, deployment, timeout_s=self._rollout_timeout_s, poll_s=self._poll_s,
+                                observer=self._observer)
 
     # --- Mesh interface ------------------------------------------------------------------------
 
@@ -649,13 +672,6 @@ def gateway_address(gateway_ip: str, url: str) -> str:
     return f"{gateway_ip}:{port}"
 
 
-def is_ready(pod: dict[str, Any]) -> bool:
-    """Running, not being deleted, and condition Ready=True (the sidecar and the app both ready)."""
-    if pod["metadata"].get("deletionTimestamp") or pod.get("status", {}).get("phase") != "Running":
-        return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod["status"].get("conditions", []))
-
-
 def rollout_problems(wanted: dict[str, tuple[str, str]], pods_by_ns: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Why the pods do not match ``wanted`` (instance -> (namespace, name)) yet; empty when they do (pure)."""
     problems: list[str] = []
@@ -672,17 +688,6 @@ def rollout_problems(wanted: dict[str, tuple[str, str]], pods_by_ns: dict[str, l
             problems.append(f"{instance}: {shown}")
     problems += [f"{ns}/{inst}: removed, {len(pods)} pod(s) still terminating" for (ns, inst), pods in sorted(by_instance.items())]
     return problems
-
-
-def pod_summary(pod: dict[str, Any]) -> str:
-    """``name phase [container: waiting reason (message)]``."""
-    status = pod.get("status", {})
-    parts = [pod["metadata"]["name"], "deleting" if pod["metadata"].get("deletionTimestamp") else status.get("phase", "?")]
-    for container in status.get("containerStatuses", []) + status.get("initContainerStatuses", []):
-        waiting = container.get("state", {}).get("waiting")
-        if waiting:
-            parts.append(f"{container['name']}: {waiting.get('reason')} ({waiting.get('message', '')[:200]})")
-    return " ".join(parts)
 
 
 def healthy_hosts(clusters: dict[str, Any]) -> dict[str, int]:

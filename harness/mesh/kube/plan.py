@@ -11,6 +11,7 @@ refused with their reasons (``harness.mesh.capabilities``) and planned no furthe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -98,15 +99,21 @@ def kube_plan(opts: KubeOptions, cases: list[Case], *, cache_dir: Path) -> Plan:
             plan.add("refuse", f"case {case.name} ({case.file}): " + "; ".join(i.message for i in refused))
         else:
             served.append(case)
+    steps = plan_setup(plan, opts, cache_dir=cache_dir)
+    steps.add(served)
+    plan_teardown(plan, opts, cache_dir=cache_dir)
+    return plan
+
+
+def plan_setup(plan: Plan, opts: KubeOptions, *, cache_dir: Path, images: Sequence[image.ImageSpec] = ()) -> CaseSteps:
+    """The cluster, Istio, the echo image and ``images`` (``open_kube_mesh(images=)``), as ``open_kube_mesh``
+    readies them; then what deploys the cases. ``CaseSteps.images`` names each image as the pods do."""
     state = cache_dir / "kind"
     spec = KindSpec(kubernetes=opts.kubernetes)
     kind_kubeconfig = state / spec.name / "kubeconfig"
     kubeconfig = Path(opts.kubeconfig) if opts.kubeconfig else (kind_kubeconfig if opts.mesh == "kind" else None)
     context = opts.context or spec.context
     version = opts.istio_version or DEFAULT_ISTIO_VERSION
-    registry = opts.image_registry if opts.mesh == "cluster" else None
-    platform = "linux/<arch of the nodes>" if opts.mesh == "cluster" else None
-    echo = image.image_ref(image.image_tag(image.package_root(), platform), registry)
     plan.run(["docker", "version", "--format", "{{.Server.Version}}"])
     if opts.mesh == "kind":
         plan.run(["kind", "get", "clusters"])
@@ -122,28 +129,53 @@ def kube_plan(opts: KubeOptions, cases: list[Case], *, cache_dir: Path) -> Plan:
         overlay_path = Path("<work dir>") / f"istio-overlay{'-' + opts.istio_revision if opts.istio_revision else ''}.json"
         plan.add("write", str(overlay_path), install_overlay(opts.istio_revision))
         plan.run(install_command(str(istioctl), overlay_path, kind_kubeconfig, context))
-    plan.run(image.inspect_command("docker", echo))
-    plan.add("run", " ".join(image.build_command("docker", echo, image.package_root(), platform))
-             + "   (only when the inspect finds no such image)")
-    plan.run(load_image_command("kind", spec, echo) if opts.mesh == "kind" else image.push_command("docker", echo))
+    refs = plan_images(plan, opts, (image.ECHO, *images))
+    echo = refs.pop(image.ECHO.name)
     plan.add("wait", f"GET Service {ISTIO_NAMESPACE}/{GATEWAY_SERVICE}: the ingress gateway's ClusterIP")
     prefix = f"mh-{DRY_RUN_ID}" if opts.mesh == "cluster" else None
     render = RenderOptions(image=echo, run_id=DRY_RUN_ID, namespace_prefix=prefix, revision=opts.istio_revision,
                            gateway_ip=f"<ClusterIP of {ISTIO_NAMESPACE}/{GATEWAY_SERVICE}>")
-    _Cases(plan, render, kubeconfig, context).add(served)
+    return CaseSteps(plan, render, kubeconfig, context, images=refs)
+
+
+def plan_images(plan: Plan, opts: KubeOptions, specs: Sequence[image.ImageSpec]) -> dict[str, str]:
+    """Each image inspected, built unless found (and pushed to a cluster's registry), then all ``kind load``ed,
+    as ``open_kube_mesh`` does; image name -> its reference as the pods name it."""
+    registry = opts.image_registry if opts.mesh == "cluster" else None
+    platform = "linux/<arch of the nodes>" if opts.mesh == "cluster" else None
+    refs = {spec.name: image.image_ref(image.image_tag(image.package_root(), platform, spec), registry, spec)
+            for spec in specs}
+    for spec in specs:
+        ref = refs[spec.name]
+        plan.run(image.inspect_command("docker", ref))
+        plan.add("run", " ".join(image.build_command("docker", ref, image.package_root(), platform, spec))
+                 + "   (only when the inspect finds no such image)")
+        if opts.mesh == "cluster":
+            plan.run(image.push_command("docker", ref))
+    if opts.mesh == "kind":
+        kind = KindSpec(kubernetes=opts.kubernetes)
+        for ref in refs.values():
+            plan.run(load_image_command("kind", kind, ref))
+    return refs
+
+
+def plan_teardown(plan: Plan, opts: KubeOptions, *, cache_dir: Path) -> None:
+    """The kind cluster deleted, unless kept (a ``--mesh cluster`` is never the harness's to delete)."""
+    spec = KindSpec(kubernetes=opts.kubernetes)
     if opts.mesh == "kind" and not opts.keep_cluster:
-        plan.run(delete_command("kind", spec, kind_kubeconfig))
-    return plan
+        plan.run(delete_command("kind", spec, cache_dir / "kind" / spec.name / "kubeconfig"))
 
 
 @dataclass
-class _Cases:
+class CaseSteps:
     """The KubeMesh part of the plan: deploy, apply, send, revert per served case, then cleanup."""
 
     plan: Plan
     render: RenderOptions
     kubeconfig: Path | None
     context: str
+    images: dict[str, str] = field(default_factory=dict)
+    """Images besides the echo image: name -> reference (``plan_setup(images=)``)."""
     topology: Topology | None = None
     version: int = 0
     created: list[str] = field(default_factory=list)
@@ -156,10 +188,18 @@ class _Cases:
                 via = " via the ingress gateway" if check.send.via == "gateway" else ""
                 self.plan.add("send", f"case {case.name}, check {check.name!r}: ForwardEcho on {check.send.client} "
                                       f"{check.send.method} {check.send.url}{via}")
-            for obj in written:
-                meta = obj["metadata"]
-                self.plan.add("delete", f"{obj['kind']} {meta['namespace']}/{meta['name']} (revert)")
-            self.sync()
+            self.revert(written)
+        self.cleanup()
+
+    def revert(self, written: list[dict[str, Any]]) -> None:
+        """The case's objects deleted, and the sidecars synced again."""
+        for obj in written:
+            meta = obj["metadata"]
+            self.plan.add("delete", f"{obj['kind']} {meta['namespace']}/{meta['name']} (revert)")
+        self.sync()
+
+    def cleanup(self) -> None:
+        """What ``KubeMesh.close`` deletes."""
         self.plan.add("delete", f"the run's objects (label {RUN_LABEL}={self.render.run_id}) and the namespaces "
                                 f"it made (of {', '.join(self.created) or 'none'}, those that were missing); then the port-forwards")
 

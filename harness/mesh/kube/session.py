@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any, Literal
 from harness.errors import CaseError, MeshError
 from harness.mesh.kube.api import KubeApi
 from harness.mesh.kube.commands import Runner, run_command
-from harness.mesh.kube.image import BUILD_TIMEOUT_S, ensure_image
+from harness.mesh.kube.image import BUILD_TIMEOUT_S, ECHO, ImageSpec, ensure_image
 from harness.mesh.kube.istio_install import (
     GATEWAY_SERVICE,
     INSTALL_TIMEOUT_S,
@@ -119,9 +119,12 @@ def kubectl_forwarder(kubectl: str, kubeconfig: Path | None, context: str | None
     return forward
 
 
-def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command, observer: Observer = ignore) -> KubeMesh:
+def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command, observer: Observer = ignore,
+                   images: Sequence[ImageSpec] = ()) -> KubeMesh:
     """A started KubeMesh for ``opts`` (nothing deployed yet); the caller closes it. ``observer`` is told of
-    each long step (cluster create, Istio install, image build and load, rollout) with its elapsed time."""
+    each long step (cluster create, Istio install, image build and load, rollout) with its elapsed time.
+    ``images``: built and loaded (or pushed) beside the echo image, for workloads of the caller's own
+    (``KubeMesh.image(name)``: the Locust worker image of ``load``)."""
     tools = check_prerequisites(opts, run=run)
     version = opts.istio_version or DEFAULT_ISTIO_VERSION
     cache = default_cache_dir()
@@ -161,17 +164,21 @@ def open_kube_mesh(opts: KubeOptions, *, run: Runner = run_command, observer: Ob
         elif opts.mesh == "kind" and running != version:
             raise MeshError(f"the kind cluster runs Istio {running} ({istiod_name(opts.istio_revision)}), not {version}: "
                             "pass --istio-revision NAME to install a canary beside it, or delete the cluster")
-        image = ensure_image(run, tools.docker, opts.image_registry if opts.mesh == "cluster" else None, observer,
-                             platform=node_platform(nodes) if opts.mesh == "cluster" else None)
+        registry = opts.image_registry if opts.mesh == "cluster" else None
+        platform = node_platform(nodes) if opts.mesh == "cluster" else None
+        built = {spec.name: ensure_image(run, tools.docker, registry, observer, platform=platform, spec=spec)
+                 for spec in (ECHO, *images)}
         if opts.mesh == "kind":
-            cluster.load_image(image)
+            for ref in built.values():
+                cluster.load_image(ref)
+        image = built.pop(ECHO.name)
         setup.close()
         run_id = uuid.uuid4().hex[:8]
         render = RenderOptions(image=image, run_id=run_id, namespace_prefix=run_namespace_prefix(opts.mesh, run_id),
                                revision=opts.istio_revision, gateway_ip=gateway_ip(api))
         return KubeMesh(kind=opts.mesh, api=api, render=render, istio_version=running,
                         forward=kubectl_forwarder(tools.kubectl, kubeconfig, context, workdir / "kubectl-cache"),
-                        cleanups=undo[1:], observer=observer)
+                        cleanups=undo[1:], observer=observer, images=built)
     except BaseException:
         setup.close()
         for step in undo:
