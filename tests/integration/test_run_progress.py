@@ -45,35 +45,22 @@ FIRST_LINE_DEADLINE_S = 240.0
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def read_until(fd: int, needle: str, deadline_s: float) -> str:
-    """Everything read from ``fd`` until ``needle`` appears (AssertionError with what came, at the deadline)."""
-    seen = ""
+def read_until(fd: int, needle: str | None, deadline_s: float) -> str:
+    """Everything read from ``fd`` until ``needle`` appears, or with ``needle=None`` until its writer
+    closes it (a pty: EIO); AssertionError with what came at the deadline.
+
+    The terminal test reads to the end rather than twice: a loaded machine can hand the table and the
+    line after it over in the chunk that also holds the first needle, and a second read then waits for
+    text that was already read (seen in the soak of 2026-12-07)."""
+    raw = b""  # decoded as a whole: a chunk may end inside a multi-byte character (the ✓)
+
+    def text() -> str:
+        return ANSI.sub("", raw.decode(errors="replace"))
+
     end = time.monotonic() + deadline_s
-    while needle not in ANSI.sub("", seen):
+    while needle is None or needle not in text():
         left = end - time.monotonic()
-        assert left > 0, f"no {needle!r} within {deadline_s:g}s; got:\n{seen}"
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # a pty reports EIO once the other side is closed
-                chunk = b""
-            assert chunk, f"the run ended before {needle!r}; got:\n{seen}"
-            seen += chunk.decode(errors="replace")
-    return ANSI.sub("", seen)
-
-
-def read_to_end(fd: int, deadline_s: float) -> str:
-    """Everything ``fd`` gives until its writer closes it (a pty: EIO), within ``deadline_s``.
-
-    Why not ``read_until`` twice: a loaded machine can hand the table and the line after it over in
-    the chunk that also holds the first needle, and a second ``read_until`` then waits for text that
-    was already read (seen in the soak of 2026-12-07)."""
-    seen = b""
-    end = time.monotonic() + deadline_s
-    while True:
-        left = end - time.monotonic()
-        assert left > 0, f"the run did not end within {deadline_s:g}s; got:\n{seen.decode(errors='replace')}"
+        assert left > 0, f"no {needle or 'end of output'!r} within {deadline_s:g}s; got:\n{text()}"
         ready, _, _ = select.select([fd], [], [], left)
         if ready:
             try:
@@ -81,17 +68,19 @@ def read_to_end(fd: int, deadline_s: float) -> str:
             except OSError:  # a pty reports EIO once the other side is closed
                 chunk = b""
             if not chunk:
-                return ANSI.sub("", seen.decode(errors="replace"))
-            seen += chunk
+                assert needle is None, f"the run ended before {needle!r}; got:\n{text()}"
+                break
+            raw += chunk
+    return text()
 
 
-def test_read_to_end_keeps_what_came_in_one_chunk() -> None:
+def test_read_until_the_end_keeps_what_came_in_one_chunk() -> None:
     """The soak's failure, without a run: the whole output arrives at once, then the writer closes."""
     reader, writer = os.pipe()
     try:
         os.write(writer, b"[1/1] x  PASS\n1 check in 0.1s: 1 pass\nmesh-harness results\n...\n1 pass\n")
         os.close(writer)
-        assert read_to_end(reader, 5.0).endswith("mesh-harness results\n...\n1 pass\n")
+        assert read_until(reader, None, 5.0).endswith("mesh-harness results\n...\n1 pass\n")
     finally:
         os.close(reader)
 
@@ -125,7 +114,7 @@ def test_run_on_a_terminal_shows_live_progress_then_the_table(tmp_path: Path) ->
                                 env={**os.environ, "COLUMNS": "160", "TERM": "xterm"})
     os.close(terminal)
     try:
-        seen = read_to_end(controller, FIRST_LINE_DEADLINE_S + 60.0)
+        seen = read_until(controller, None, FIRST_LINE_DEADLINE_S + 60.0)
         assert proc.wait(timeout=60) == 0, errors.read_text()
     finally:
         if proc.poll() is None:
