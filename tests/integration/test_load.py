@@ -23,6 +23,7 @@ import pytest
 from harness.cli import EXIT_FAILED, EXIT_OK, main
 from harness.load.locust_cli import LOCUSTFILE
 from harness.mesh.local.mesh import LocalMesh
+from tests.integration.load_runs import JUDGED
 from tests.istiod import istiod_build
 
 pytestmark = pytest.mark.envoy
@@ -54,7 +55,7 @@ def test_load_on_the_istiod_plane_passes_the_same_gates(capsys: pytest.CaptureFi
     """Locust sends to the client sidecar's own address (istiod binds each proxy to a 127.A.B.x of its own)."""
     istiod_build()
     before = _children()
-    code = main(["load", CASE, "--control-plane", "istiod", "--duration", "5s"])
+    code = main(["load", CASE, "--control-plane", "istiod", *JUDGED])
     out = capsys.readouterr().out
     assert code == EXIT_OK, out
     assert "load run passed" in out and "istiod" not in out.split("load run passed")[1]

@@ -31,7 +31,7 @@ import pytest
 
 from harness.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, main
 from harness.mesh.local.workdir import OWNER_FILE, PREFIX, sweep_orphans
-from tests.integration.load_runs import children, outcome
+from tests.integration.load_runs import JUDGED, children, outcome
 
 pytestmark = pytest.mark.envoy
 
@@ -39,7 +39,6 @@ CASE = str(Path(__file__).parents[2] / "cases" / "load-canary.yaml")
 FLOW_TIMEOUT_S = 120.0  # from the command's start until records reach the master (mesh, Locust imports, 3 processes)
 GONE_TIMEOUT_S = 30.0  # from the harness's exit (or death) until every process it started is gone
 RUN_TIMEOUT_S = 240.0
-JUDGED = ("--duration", "8s", "--delta", "0.1")  # see the module docstring
 
 
 def _identities(root: psutil.Process) -> dict[int, float]:
