@@ -43,7 +43,7 @@ from harness.expect.schema import DurationText, Located
 from harness.istio.load import load_manifest, load_object
 from harness.istio.model import Gateway, IstioObject
 from harness.istio.validate import validate_objects
-from harness.load.schema import LoadModel, LoadSpec, load_spec
+from harness.loadspec import LoadModel, LoadSpec, load_spec
 from harness.mesh.base import SendSpec
 from harness.sample_apps.echo import fields, knobs
 from harness.schema_issues import as_tuples, pydantic_issues, show

@@ -46,8 +46,8 @@ from harness.load.locust_cli import (
     worker_command,
 )
 from harness.load.plan import LOAD_CLIENT, CasePlan, plan_case
-from harness.load.schema import LoadSpec
 from harness.load.wire import LoadPlan, Record, WorkerShare, decode_records, read_ledger
+from harness.loadspec import LoadSpec
 from harness.mesh.base import Mesh
 from harness.mesh.childproc import die_with_parent
 from harness.mesh.local.workdir import make_workdir
