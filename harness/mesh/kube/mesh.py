@@ -43,8 +43,10 @@ from harness.errors import ConfigRejected, MeshError, SyncTimeout
 from harness.istio.manifest import to_manifest
 from harness.istio.model import IstioObject
 from harness.mesh import sentinels
+from harness.mesh.accesslog import BatchJoin, Unclaimed, parse_entry
 from harness.mesh.base import COARSEST_KERNEL_TICK_S, MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
 from harness.mesh.cleanup import run_all
+from harness.mesh.echo_client import ControlClient
 from harness.mesh.gateway_request_ids import gateway_keeps_request_ids, keeps_request_ids
 from harness.mesh.kube.api import ApiError, KubeApi, describe
 from harness.mesh.kube.apply import Key, plan
@@ -62,8 +64,6 @@ from harness.mesh.kube.manifests import (
 from harness.mesh.kube.podlog import LogCursor, new_lines
 from harness.mesh.kube.pods import is_ready, pod_summary
 from harness.mesh.kube.workload import running_workload
-from harness.mesh.local.accesslog import BatchJoin, Unclaimed, parse_entry
-from harness.mesh.local.apps import ControlClient
 from harness.progress import Observer, ignore, step
 from harness.topology import Topology
 

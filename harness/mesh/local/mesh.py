@@ -44,6 +44,7 @@ from urllib.parse import quote, urlsplit
 
 from harness.errors import ConfigRejected, MeshError, ProcessError, SyncTimeout, ValidationError
 from harness.istio.model import Gateway, IstioObject
+from harness.mesh.accesslog import AccessLogReader, BatchJoin, read_all
 from harness.mesh.base import (
     MeshInfo,
     Observation,
@@ -53,7 +54,6 @@ from harness.mesh.base import (
     coarse_clock_tick_s,
 )
 from harness.mesh.cleanup import run_all
-from harness.mesh.local.accesslog import AccessLogReader, BatchJoin, read_all
 from harness.mesh.local.apps import AppProcess
 from harness.mesh.local.builtin_plane import BuiltinPlane
 from harness.mesh.local.envoy import ACCESS_LOG_FLUSH_MS, XDS_CLUSTER, EnvoyProcess
