@@ -48,7 +48,7 @@ from harness.load.locust_cli import (
 from harness.load.plan import LOAD_CLIENT, CasePlan, plan_case
 from harness.load.wire import LoadPlan, Record, WorkerShare, decode_records, read_ledger
 from harness.loadspec import LoadSpec
-from harness.mesh.base import Mesh
+from harness.mesh.base import Mesh, SidecarListeners
 from harness.mesh.childproc import die_with_parent
 from harness.mesh.local.workdir import make_workdir
 from harness.settings import StatSettings
@@ -140,15 +140,10 @@ def sidecar_listener(mesh: Mesh, case: Case) -> Callable[[CasePlan], str]:
 def listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
     """How to find a client sidecar's listener for a service port on this mesh: (client, port) -> ``ip:port`` or None.
 
-    Only the local mesh has one on loopback: a ``LocalMesh`` or an environment
-    attached with ``--mesh-attach`` (its daemon's status); any other mesh is a MeshError.
+    Only a mesh whose sidecars listen on loopback has one (``SidecarListeners``: a ``LocalMesh`` or an
+    environment attached with ``--mesh-attach``); any other mesh is a MeshError.
     """
-    from harness.env.remote import AttachedMesh
-    from harness.mesh.local.mesh import LocalMesh
-
-    if isinstance(mesh, AttachedMesh):
-        return mesh.listener_address
-    if isinstance(mesh, LocalMesh):
+    if isinstance(mesh, SidecarListeners):
         return mesh.listener_address
     raise MeshError(f"load runs send through the local mesh's client sidecar; got a {type(mesh).__name__}")
 

@@ -410,10 +410,6 @@ class LocalMesh:
         """The xDS node id of the workload's sidecar (or of the gateway), as its control plane knows it."""
         return self._plane.node_id(workload)
 
-    def gateway_ports(self) -> dict[int, int]:
-        """The ingress gateway's listeners: server port -> the port bound (empty when none runs)."""
-        return {port: bound for port, (_ip, bound) in self._listeners.get(GATEWAY, {}).items()}
-
     def listener_address(self, workload: str, port: int) -> str | None:
         """``ip:port`` of ``workload``'s listener for service port ``port`` (the gateway: server port), if it has one.
         Builtin: 127.0.0.1 and a port of the kernel's choosing; istiod: the proxy's own address and ``port``."""
