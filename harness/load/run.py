@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness.case import Case
-from harness.errors import MeshError, ProcessError, SyncTimeout
+from harness.errors import MeshError, ProcessError
 from harness.load.gates import LoadReport, judge_load
 from harness.load.locust_cli import (
     NO_OUTPUTS,
@@ -52,6 +52,7 @@ from harness.mesh.base import Mesh, SidecarListeners
 from harness.mesh.childproc import die_with_parent
 from harness.mesh.local.workdir import make_workdir
 from harness.settings import StatSettings
+from harness.waits import wait_until
 
 #: Wall time on top of the run time for Locust to import, spawn users, stop and write its reports.
 STARTUP_MARGIN_S = 60.0
@@ -240,17 +241,17 @@ def _wait_for_exit(processes: Sequence[subprocess.Popen[bytes]], limit_s: float)
 def _wait(process: subprocess.Popen[bytes], limit_s: float, records: Path, log: Path, progress: Progress | None) -> None:
     started = time.monotonic()
     counter = _LineCounter(records)
-    for _ in range(int(limit_s / POLL_S) + 2):  # bounded by the deadline below, too
+
+    def finished() -> bool:
         if process.poll() is not None:
-            return
-        elapsed = time.monotonic() - started
-        if elapsed > limit_s:
-            break
+            return True
         if progress is not None:
-            progress(elapsed, counter.count())
-        time.sleep(POLL_S)
-    raise SyncTimeout(f"Locust did not finish within {limit_s:g}s (run time plus {STARTUP_MARGIN_S:g}s to start and stop); "
-                      f"it was stopped. Its log ends:\n{locust_log_tail(log)}")
+            progress(time.monotonic() - started, counter.count())
+        return False
+
+    wait_until(finished, limit_s, POLL_S, message=lambda: (
+        f"Locust did not finish within {limit_s:g}s (run time plus {STARTUP_MARGIN_S:g}s to start and stop); "
+        f"it was stopped. Its log ends:\n{locust_log_tail(log)}"))
 
 
 class _LineCounter:
