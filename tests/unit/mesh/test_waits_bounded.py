@@ -1,4 +1,5 @@
-"""Every wait of the local mesh, the environment daemon and the runner is bounded, and says what it waited for.
+"""Every wait of the local mesh (and of what both meshes share), the environment daemon and the runner is
+bounded, and says what it waited for.
 
 ``test_every_blocking_call_has_a_timeout`` reads the source (AST, no import, no I/O beyond reading the
 files) and lists each call that can block without end when given no timeout: ``x.wait()``,
@@ -38,8 +39,8 @@ from harness.errors import SyncTimeout
 
 ROOT = Path(__file__).resolve().parents[3]
 SCANNED = sorted(
-    [*ROOT.glob("harness/mesh/local/*.py"), ROOT / "harness/mesh/childproc.py", *ROOT.glob("harness/env/*.py"),
-     ROOT / "harness/runner.py"]
+    [*ROOT.glob("harness/mesh/local/*.py"), *ROOT.glob("harness/mesh/*.py"), *ROOT.glob("harness/env/*.py"),
+     ROOT / "harness/runner.py", ROOT / "harness/waits.py"]
 )
 
 NEED_ONE_ARG = {"wait", "join", "result"}  # Event/Popen/Condition.wait(t), Thread.join(t), Future.result(t)
