@@ -12,7 +12,7 @@ recognisable). A version is used up once it was pushed, even when the push timed
 server sends a (version, names) pair only once, so reusing a number would leave a node on stale content.
 
 What only Envoy knows about a request (response flags, the endpoint it chose) comes from the
-client sidecar's access log, joined to the batch by ``x-request-id`` (``accesslog.py``). Whether
+client sidecar's access log, joined to the batch by ``x-request-id`` (``harness/mesh/accesslog.py``). Whether
 anything is still in flight comes from the sidecars' ``*_rq_active`` gauges (``drain``).
 
 The ingress gateway (``INGRESS_GATEWAY``) is one more Envoy and xDS node, with no app, started when
