@@ -6,9 +6,10 @@ the control port (never routed through the mesh): ForwardEcho batches, the reque
 httpx is fine here: these are a few control calls; the traffic itself is generated inside the app.
 
 The codec is pure: ``spec_to_json`` builds a /forward body, ``observation_from_json`` reads one
-record back. ``bounded_request`` is the one place where httpx's errors become harness errors
-(httpx's own ``map_httpcore_exceptions`` idea); the environment daemon's client uses it too, with
-its own words. Every failure is a ``MeshError`` naming the instance: ``ProcessError`` when the
+record back (and the environment daemon's Observations, which have the same shape).
+``bounded_request`` maps httpx's timeout and transport errors to harness errors at the boundary
+(httpx's own ``map_httpcore_exceptions`` idea), for this client and the environment daemon's, each
+with its own words. Every failure is a ``MeshError`` naming the instance: ``ProcessError`` when the
 control port is unreachable, ``SyncTimeout`` when a call ran out of time.
 """
 
