@@ -48,7 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.local_mesh import route_all_to
 from harness.mesh.base import Observation, SendSpec
-from harness.mesh.local.apps import AppProcess, ControlClient, _read_ready_line
+from harness.mesh.echo_client import ControlClient
+from harness.mesh.local.apps import AppProcess, _read_ready_line
 from harness.mesh.local.mesh import LocalMesh
 from harness.topology import DEFAULT_TOPOLOGY
 

@@ -30,7 +30,7 @@ from harness.case import load_case_file
 from harness.load.gates import summarize
 from harness.load.plan import plan_case
 from harness.load.run import run_locust
-from harness.load.schema import LoadSpec
+from harness.loadspec import LoadSpec
 from harness.mesh.base import SendSpec
 from harness.mesh.local.mesh import LocalMesh
 

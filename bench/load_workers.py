@@ -40,8 +40,8 @@ from harness.load.gates import summarize
 from harness.load.locust_cli import Distribution
 from harness.load.plan import plan_case
 from harness.load.run import run_locust
-from harness.load.schema import LoadSpec
 from harness.load.wire import LoadPlan
+from harness.loadspec import LoadSpec
 from harness.mesh.local.mesh import LocalMesh
 
 CASE = Path(__file__).parents[1] / "cases" / "load-canary.yaml"

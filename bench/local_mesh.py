@@ -37,7 +37,7 @@ from harness.istio.load import load_objects
 from harness.istio.model import IstioObject
 from harness.mesh.base import Observation, SendSpec
 from harness.mesh.childproc import read_until, stop
-from harness.mesh.local.apps import ControlClient
+from harness.mesh.echo_client import ControlClient
 from harness.mesh.local.mesh import LocalMesh
 from harness.topology import DEFAULT_TOPOLOGY
 from harness.yamlsource import load_documents

@@ -43,19 +43,13 @@ from harness.expect.schema import DurationText, Located
 from harness.istio.load import load_manifest, load_object
 from harness.istio.model import Gateway, IstioObject
 from harness.istio.validate import validate_objects
-from harness.load.schema import LoadModel, LoadSpec, load_spec
+from harness.loadspec import LoadModel, LoadSpec, load_spec
 from harness.mesh.base import SendSpec
-from harness.sample_apps.echo import fields, knobs
+from harness.sample_apps.echo import fields
 from harness.schema_issues import as_tuples, pydantic_issues, show
 from harness.settings import StatOverrides
-from harness.topology import (
-    DEFAULT_NAMESPACE,
-    DEFAULT_TOPOLOGY,
-    Client,
-    Service,
-    ServicePort,
-    Topology,
-)
+from harness.topology import Topology
+from harness.topologyspec import ClientModel, ServiceModel, load_topology, validate_topology
 from harness.yamlsource import Document, format_path, load_file
 
 # --- the YAML schema -------------------------------------------------------------------------
@@ -142,33 +136,6 @@ class CheckModel(_Model):
     leak: Annotated[float, Field(gt=0, lt=1)] | None = Field(
         None, description='For "every response" expectations: smallest share of exceptions to catch (default 0.05).'
     )
-
-
-class PortModel(_Model):
-    name: str = Field(description='Port name; it carries the protocol as in Kubernetes: "http", "http2", "grpc", "grpc-web".')
-    number: Annotated[int, Field(ge=1, le=65535)] = Field(description="Service port number, e.g. 80.")
-
-
-class ServiceModel(_Model):
-    versions: tuple[str, ...] = Field(("v1", "v2"), description="Versions, each labelled version: <name>.")
-    external: bool = Field(
-        False,
-        description="An app outside the mesh, reached through a ServiceEntry whose host's first label is its name "
-        "(api.example.com for a service api); it has no cluster or virtual host of its own.",
-    )
-    replicas: dict[str, Annotated[int, Field(ge=1, le=8)]] = Field(default_factory=dict, description="Instances per version (default 1).")
-    ports: tuple[PortModel, ...] | None = Field(None, description="Service ports (default: http 9080 and grpc 7070).")
-    knobs: dict[str, dict[str, str]] = Field(
-        default_factory=dict,
-        description='Echo-app defaults keyed by a version or an instance name: {v2: {status: "500"}, reviews-v1-1: {delay: 500ms}}. '
-        "Knobs: status, delay, fail-first, grpc-status (see the echo app's README).",
-    )
-
-
-class ClientModel(_Model):
-    name: str = Field(description="Workload name; send.from names it.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Pod labels (sourceLabels matching); default app: <name>.")
-    namespace: str = Field(DEFAULT_NAMESPACE, description="Namespace of the workload.")
 
 
 class OutboundTrafficPolicyModel(_Model):
@@ -293,10 +260,10 @@ def load_case(doc: Document) -> Case:
     if not model.checks:
         issues.append(Issue("a case needs at least one check (send + expect)", doc.file, doc.line_of(("checks",)), ref, "checks"))
     objects = _load_config(model.config, doc, ref, issues)
-    topology = _topology(model.services, model.clients)
+    topology = load_topology(model.services, model.clients)
     if any(c.send.via == "gateway" for c in model.checks) or any(isinstance(o, Gateway) for o in objects):
         topology = replace(topology, gateway=True)
-    issues.extend(_topology_issues(topology, doc, ref))
+    issues.extend(validate_topology(topology, doc, ref))
     checks = tuple(_load_check(i, c, doc, ref, topology, issues) for i, c in enumerate(model.checks))
     issues.extend(_duplicate_check_names(doc, ref))
     load = None if model.load is None else load_spec(model.load, doc, ref, [c.name for c in model.checks], issues)
@@ -359,7 +326,7 @@ def _well_formed_topology(doc: Document) -> Topology | None:
         clients = _CLIENTS.validate_python(as_tuples(doc.value.get("clients")), strict=True)
     except pydantic.ValidationError:
         return None  # already reported by the case's own validation
-    return _topology(services, clients)
+    return load_topology(services, clients)
 
 
 def _duplicate_check_names(doc: Document, ref: str | None) -> list[Issue]:
@@ -535,66 +502,6 @@ def _target_service(url: str, topology: Topology | None, problem: Callable[..., 
 
 _SERVICES = pydantic.TypeAdapter(dict[str, ServiceModel] | None)
 _CLIENTS = pydantic.TypeAdapter(tuple[ClientModel, ...] | None)
-#: Echo-app knobs a case may set per version or instance, and how each is parsed (the app's own parsers).
-_KNOBS = {k.name: k.parse for k in (knobs.STATUS, knobs.DELAY, knobs.FAIL_FIRST, knobs.GRPC_STATUS)}
-
-
-def _topology(services: dict[str, ServiceModel] | None, clients: tuple[ClientModel, ...] | None) -> Topology:
-    base = DEFAULT_TOPOLOGY
-    return Topology(
-        services=base.services if services is None else tuple(
-            Service(
-                name,
-                versions=s.versions,
-                replicas=tuple(sorted(s.replicas.items())),
-                ports=base.services[0].ports if s.ports is None else tuple(ServicePort(p.name, p.number) for p in s.ports),
-                knobs=tuple((key, tuple(sorted(values.items()))) for key, values in sorted(s.knobs.items())),
-                external=s.external,
-            )
-            for name, s in sorted(services.items())
-        ),
-        clients=base.clients if clients is None else tuple(
-            Client(c.name, labels=tuple(sorted((c.labels or {"app": c.name}).items())), namespace=c.namespace) for c in clients
-        ),
-    )
-
-
-def _topology_issues(topology: Topology, doc: Document, ref: str | None) -> list[Issue]:
-    """Replicas and knobs name this service's versions or instances; knob values parse; names are unique."""
-    issues: list[Issue] = []
-
-    def problem(message: str, *at: str | int) -> None:
-        issues.append(Issue(message, doc.file, doc.line_of(at), ref, format_path(at)))
-
-    instances = topology.instances()
-    for service in topology.services:
-        own = sorted(i for i, (svc, _) in instances.items() if svc == service.name)
-        for version, _ in service.replicas:
-            if version not in service.versions:
-                problem(f"not one of this service's versions ({', '.join(service.versions)}), got {show(version)}",
-                        "services", service.name, "replicas", version)
-        numbers = [p.number for p in service.ports]
-        for i, number in enumerate(numbers):
-            if number in numbers[:i]:
-                problem(f"port number used twice (got {number}); give each port its own number", "services", service.name, "ports", i, "number")
-        for key, values in service.knobs:
-            at = ("services", service.name, "knobs", key)
-            if key not in service.versions and key not in own:
-                problem(f"expected a version ({', '.join(service.versions)}) or an instance name ({', '.join(own)}), got {show(key)}", *at)
-            for knob, value in values:
-                parse = _KNOBS.get(knob)
-                if parse is None:
-                    problem(f"unknown knob (got {show(knob)}); known knobs: {', '.join(_KNOBS)}", *at, knob)
-                    continue
-                try:
-                    parse(value)
-                except knobs.KnobError as exc:
-                    problem(str(exc), *at, knob)
-    names = [c.name for c in topology.clients]
-    for i, name in enumerate(names):
-        if name in names[:i] or topology.service(name) is not None:
-            problem(f"workload name used twice (got {name!r}); give each client and service its own name", "clients", i, "name")
-    return issues
 
 
 def _with(issue: Issue, message: str) -> Issue:

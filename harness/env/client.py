@@ -15,9 +15,10 @@ import httpx
 from harness.env import wire
 from harness.env.manifests import Manifest
 from harness.env.state import EnvState
-from harness.errors import MeshError, SyncTimeout
+from harness.errors import HarnessError, MeshError
 from harness.istio.model import IstioObject
 from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
+from harness.mesh.echo_client import bounded_request, observation_from_json
 from harness.topology import Topology
 
 CALL_TIMEOUT_S = 60.0  # an apply waits for ACKs (10 s) and may roll back (10 s more)
@@ -38,13 +39,13 @@ class EnvClient:
 
     def _call(self, method: str, path: str, *, timeout: float = CALL_TIMEOUT_S, **kwargs: Any) -> dict[str, Any]:
         what = f"environment {self.state.name!r} (daemon pid {self.state.pid}, API port {self.state.api_port})"
-        try:
-            response = self._http.request(method, path, timeout=timeout, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise SyncTimeout(f"{what}: no answer to {method} {path} within {timeout:g}s") from exc
-        except httpx.TransportError as exc:
-            raise MeshError(f"{what}: API unreachable ({exc}); if it died, `mesh-harness down --name "
-                            f"{self.state.name}` cleans up") from exc
+
+        def unreachable(exc: httpx.TransportError) -> HarnessError:
+            return MeshError(f"{what}: API unreachable ({exc}); if it died, `mesh-harness down --name "
+                             f"{self.state.name}` cleans up")
+
+        response = bounded_request(self._http, method, path, timeout=timeout, unreachable=unreachable,
+                                   no_answer=f"{what}: no answer to {method} {path} within {timeout:g}s", **kwargs)
         try:
             body = response.json()
         except ValueError as exc:
@@ -68,7 +69,7 @@ class EnvClient:
     def send(self, request: dict[str, Any]) -> list[Observation]:
         timeout = float(request.get("deadline_s", 120.0)) + SEND_MARGIN_S
         body = self._call("POST", "/send", json=request, timeout=timeout)
-        return [wire.decode_observation(o) for o in body["observations"]]
+        return [observation_from_json(o) for o in body["observations"]]
 
     def route_configs(self, client: str = "client") -> list[dict[str, Any]]:
         return list(self._call("GET", "/routes", params={"client": client})["route_configs"])

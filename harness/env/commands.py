@@ -27,6 +27,7 @@ from harness.env.client import EnvClient
 from harness.env.manifests import load_manifests, read_manifests
 from harness.errors import CaseError, MeshError, ProcessError, SyncTimeout
 from harness.mesh.base import describe_istio
+from harness.waits import wait_until
 
 UP_TIMEOUT_S = 60.0  # interpreter, control plane, apps and Envoy start, first config ACKed: ~2 s when idle
 DOWN_TIMEOUT_S = 30.0  # the daemon closes every app and Envoy (5 s stop bound each, in sequence at worst)
@@ -128,20 +129,24 @@ def _spawn_daemon(options: UpOptions, path: Path) -> int:
 
 
 def _wait_ready(pid: int, path: Path, name: str, timeout: float) -> state.EnvState:
-    """Poll until the daemon wrote its state file; its own error if it exits first; bounded by ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Poll until the daemon wrote its state file; its own error if it exits first; bounded by ``timeout``
+    (then the daemon is stopped and its directory removed)."""
+    def written() -> state.EnvState | None:
         current = state.read_state(path)
         if current is not None and current.pid == pid:
             return current
         if state.process_gone(pid):
             raise _startup_failure(path, name)
-        time.sleep(_POLL_S)
-    _stop_pid(pid)
-    tail = _log_tail(path)
-    state.remove_env(path)
-    raise SyncTimeout(f"environment {name!r}: the daemon (pid {pid}) did not report ready within {timeout:g}s; "
-                      f"it was stopped. Its log:\n{tail}")
+        return None
+
+    try:
+        return wait_until(written, timeout, _POLL_S, message="the daemon's state file")
+    except SyncTimeout:
+        _stop_pid(pid)
+        tail = _log_tail(path)
+        state.remove_env(path)
+        raise SyncTimeout(f"environment {name!r}: the daemon (pid {pid}) did not report ready within {timeout:g}s; "
+                          f"it was stopped. Its log:\n{tail}") from None
 
 
 def _startup_failure(path: Path, name: str) -> Exception:
@@ -188,12 +193,10 @@ def down(name: str, console: Console) -> int:
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not state.process_gone(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(_POLL_S)
-    return True
+    try:
+        return wait_until(lambda: state.process_gone(pid), timeout, _POLL_S, message=f"pid {pid} gone")
+    except SyncTimeout:
+        return False
 
 
 def _stop_pid(pid: int) -> None:

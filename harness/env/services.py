@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pydantic
 
-from harness.case import ClientModel, ServiceModel, _topology, _topology_issues
 from harness.errors import Issue, ValidationError
 from harness.schema_issues import as_tuples, pydantic_issues
 from harness.topology import Topology
+from harness.topologyspec import ClientModel, ServiceModel, load_topology, validate_topology
 from harness.yamlsource import Document, load_file
 
 
@@ -48,8 +48,8 @@ def topology_from_document(doc: Document) -> Topology:
     if not model.services:
         raise ValidationError([Issue("no services; add one, e.g. reviews: {versions: [v1, v2]}", doc.file,
                                      doc.line_of(("services",)), path="services")])
-    topology = _topology(model.services, model.clients)
-    issues = _topology_issues(topology, doc, None)
+    topology = load_topology(model.services, model.clients)
+    issues = validate_topology(topology, doc, None)
     if issues:
         raise ValidationError(issues)
     return topology

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CaseError, MeshError
+from harness.paths import home
 
-HOME_VARIABLE = "MESH_HARNESS_HOME"
 DEFAULT_NAME = "default"
 STATE_FILE = "state.json"
 LOG_FILE = "daemon.log"
@@ -70,12 +70,6 @@ def check_name(name: str) -> str:
         raise CaseError(f"--name: expected letters, digits, '_', '.' or '-' (at most 63, not starting with "
                         f"a symbol), got {name!r}")
     return name
-
-
-def home(environ: dict[str, str] | os._Environ[str] = os.environ) -> Path:
-    """The root of every environment's directory."""
-    root = environ.get(HOME_VARIABLE)
-    return Path(root) if root else Path.home() / ".cache" / "mesh-harness"
 
 
 def env_dir(name: str, environ: dict[str, str] | os._Environ[str] = os.environ) -> Path:

@@ -1,5 +1,6 @@
 """The JSON that crosses the daemon's API: typed records, Istio objects, topologies, batches and
-harness errors, both ways.
+harness errors, both ways. Observations travel in the echo app's record format, read and written
+by ``harness.mesh.echo_client`` (``observation_from_json``), not by a second codec here.
 
 An error raised inside the daemon reaches the command as the same exception class with the same
 message (a ``ValidationError`` keeps its issues, a ``ConfigRejected`` its NACK fields), so the
@@ -27,7 +28,7 @@ from harness.errors import (
     ValidationError,
 )
 from harness.istio.model import KINDS, IstioObject, Source
-from harness.mesh.base import Echo, Observation, ReceivedRequest, SendSpec
+from harness.mesh.base import ReceivedRequest, SendSpec
 from harness.topology import Client, Service, ServicePort, Topology
 
 _PLAIN: dict[str, type[HarnessError]] = {
@@ -56,15 +57,6 @@ def decode_error(body: dict[str, Any]) -> HarnessError:
     if cls is None or cls is HarnessError:
         return MeshError(message)
     return cls(message)
-
-
-def encode_observation(o: Observation) -> dict[str, Any]:
-    return asdict(o)
-
-
-def decode_observation(d: dict[str, Any]) -> Observation:
-    echo = d.get("echo")
-    return Observation(**{**d, "echo": None if echo is None else Echo(**echo), "flags": tuple(d.get("flags", ()))})
 
 
 def encode_received(r: ReceivedRequest) -> dict[str, Any]:
@@ -119,7 +111,14 @@ def decode_topology(d: dict[str, Any]) -> Topology:
 
 
 def encode_send_spec(spec: SendSpec) -> dict[str, Any]:
-    """A batch as JSON; the body travels as base64."""
+    """A batch as JSON, every field kept; the body travels as base64.
+
+    Not the echo app's /forward body (``harness.mesh.echo_client.spec_to_json``), on purpose: the
+    daemon's mesh still has to pick the sending client (``client``, ``via``), the address to connect
+    to and the protocol it can carry, so the whole ``SendSpec`` crosses, and ``decode_send_spec``
+    accepts a partial one. Observations, by contrast, come back in the echo app's record format
+    (``echo_client.observation_to_json``, all fields present), so one reader serves both.
+    """
     return {**asdict(spec), "body": base64.b64encode(spec.body).decode()}
 
 

@@ -21,8 +21,8 @@ from harness.load.locust_cli import DEFAULT_MASTER_PORT, ONE_PROCESS, Distributi
 from harness.load.render import checks_table, gates_table, versions_table
 from harness.load.run import LocustRun, run_case_under_load
 from harness.load.run import Progress as RunProgress
-from harness.load.schema import LoadSpec
 from harness.load.worker import serve_as_worker
+from harness.loadspec import LoadSpec
 from harness.mesh.base import Mesh
 from harness.settings import StatSettings
 

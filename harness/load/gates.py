@@ -29,8 +29,8 @@ from harness.env.render import nearest_rank
 from harness.expect import Sample, is_statistical, with_timer_tick
 from harness.expect.base import show_seconds
 from harness.load.plan import CasePlan, LoadCheck
-from harness.load.schema import Gates, LoadSpec
 from harness.load.wire import Record
+from harness.loadspec import Gates, LoadSpec
 from harness.mesh.base import Observation
 from harness.settings import StatSettings
 from harness.stats import AllDesign

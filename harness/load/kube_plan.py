@@ -28,7 +28,7 @@ from harness.load.kube import (
 from harness.load.locust_cli import NO_OUTPUTS, RunFiles, locustfile_for, master_command
 from harness.load.plan import LOAD_CLIENT, plan_case
 from harness.load.run import REMOTE_WAIT_FOR_WORKERS_S, STARTUP_MARGIN_S
-from harness.load.schema import LoadSpec
+from harness.loadspec import LoadSpec
 from harness.mesh.capabilities import case_refusals
 from harness.mesh.kube.plan import Plan, plan_setup, plan_teardown
 from harness.mesh.kube.session import KubeOptions

@@ -21,7 +21,7 @@ from harness.load.kube_plan import KubeLoad
 from harness.load.locust_cli import NO_OUTPUTS, Distribution, LocustOutputs
 from harness.load.plan import LOAD_CLIENT, CasePlan
 from harness.load.run import LocustRun, Progress, case_applied, run_locust
-from harness.load.schema import LoadSpec
+from harness.loadspec import LoadSpec
 from harness.mesh.kube.mesh import KubeMesh
 from harness.settings import StatSettings
 

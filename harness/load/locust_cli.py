@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from harness.load.schema import LoadSpec
+from harness.loadspec import LoadSpec
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 GRPC_LOCUSTFILE = Path(__file__).with_name("grpc_locustfile.py")

@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness.case import Case
-from harness.errors import MeshError, ProcessError, SyncTimeout
+from harness.errors import MeshError, ProcessError
 from harness.load.gates import LoadReport, judge_load
 from harness.load.locust_cli import (
     NO_OUTPUTS,
@@ -46,12 +46,13 @@ from harness.load.locust_cli import (
     worker_command,
 )
 from harness.load.plan import LOAD_CLIENT, CasePlan, plan_case
-from harness.load.schema import LoadSpec
 from harness.load.wire import LoadPlan, Record, WorkerShare, decode_records, read_ledger
-from harness.mesh.base import Mesh
+from harness.loadspec import LoadSpec
+from harness.mesh.base import Mesh, SidecarListeners
 from harness.mesh.childproc import die_with_parent
 from harness.mesh.local.workdir import make_workdir
 from harness.settings import StatSettings
+from harness.waits import wait_until
 
 #: Wall time on top of the run time for Locust to import, spawn users, stop and write its reports.
 STARTUP_MARGIN_S = 60.0
@@ -140,15 +141,10 @@ def sidecar_listener(mesh: Mesh, case: Case) -> Callable[[CasePlan], str]:
 def listener_lookup(mesh: Mesh) -> Callable[[str, int], str | None]:
     """How to find a client sidecar's listener for a service port on this mesh: (client, port) -> ``ip:port`` or None.
 
-    Only the local mesh has one on loopback: a ``LocalMesh`` or an environment
-    attached with ``--mesh-attach`` (its daemon's status); any other mesh is a MeshError.
+    Only a mesh whose sidecars listen on loopback has one (``SidecarListeners``: a ``LocalMesh`` or an
+    environment attached with ``--mesh-attach``); any other mesh is a MeshError.
     """
-    from harness.env.remote import AttachedMesh
-    from harness.mesh.local.mesh import LocalMesh
-
-    if isinstance(mesh, AttachedMesh):
-        return mesh.listener_address
-    if isinstance(mesh, LocalMesh):
+    if isinstance(mesh, SidecarListeners):
         return mesh.listener_address
     raise MeshError(f"load runs send through the local mesh's client sidecar; got a {type(mesh).__name__}")
 
@@ -245,17 +241,17 @@ def _wait_for_exit(processes: Sequence[subprocess.Popen[bytes]], limit_s: float)
 def _wait(process: subprocess.Popen[bytes], limit_s: float, records: Path, log: Path, progress: Progress | None) -> None:
     started = time.monotonic()
     counter = _LineCounter(records)
-    for _ in range(int(limit_s / POLL_S) + 2):  # bounded by the deadline below, too
+
+    def finished() -> bool:
         if process.poll() is not None:
-            return
-        elapsed = time.monotonic() - started
-        if elapsed > limit_s:
-            break
+            return True
         if progress is not None:
-            progress(elapsed, counter.count())
-        time.sleep(POLL_S)
-    raise SyncTimeout(f"Locust did not finish within {limit_s:g}s (run time plus {STARTUP_MARGIN_S:g}s to start and stop); "
-                      f"it was stopped. Its log ends:\n{locust_log_tail(log)}")
+            progress(time.monotonic() - started, counter.count())
+        return False
+
+    wait_until(finished, limit_s, POLL_S, message=lambda: (
+        f"Locust did not finish within {limit_s:g}s (run time plus {STARTUP_MARGIN_S:g}s to start and stop); "
+        f"it was stopped. Its log ends:\n{locust_log_tail(log)}"))
 
 
 class _LineCounter:

@@ -28,7 +28,7 @@ from harness.load.run import (
     start_locust,
     stop_locust,
 )
-from harness.load.schema import LoadSpec
+from harness.loadspec import LoadSpec
 from harness.mesh.base import Mesh
 from harness.mesh.local.workdir import make_workdir
 

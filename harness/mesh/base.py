@@ -200,3 +200,15 @@ class Mesh(Protocol):
 
     def close(self) -> None:
         """Stop everything this mesh started: processes, ports, temp dirs. Idempotent."""
+
+
+@runtime_checkable
+class SidecarListeners(Protocol):
+    """A mesh whose sidecars listen on this machine, so that traffic can go straight to one.
+
+    The local mesh, and an environment attached with ``--mesh-attach`` (from its daemon's status);
+    not a cluster, whose sidecars listen inside pods. ``mesh-harness load`` points Locust there.
+    """
+
+    def listener_address(self, client: str, port: int) -> str | None:
+        """``ip:port`` where ``client``'s sidecar listens for service port ``port``; None when none does."""

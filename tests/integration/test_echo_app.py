@@ -18,7 +18,8 @@ import pytest
 
 from harness.errors import ProcessError
 from harness.mesh.base import SendSpec
-from harness.mesh.local.apps import AppProcess, ControlClient
+from harness.mesh.echo_client import ControlClient
+from harness.mesh.local.apps import AppProcess
 from harness.sample_apps.echo import fields
 
 STARTED: list[AppProcess] = []

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness import paths
 from harness.cli import EXIT_FAILED, EXIT_OK, main
 from harness.env import state
 from harness.env.client import EnvClient
@@ -44,7 +45,7 @@ def _children() -> set[int]:
 
 def test_env_attach_run_load_and_pytest_leave_environment_running_with_its_config(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv(state.HOME_VARIABLE, str(tmp_path / "home"))
+    monkeypatch.setenv(paths.HOME_VARIABLE, str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.chdir(ROOT)
     user_config = tmp_path / "all-to-v2.yaml"

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness import paths
 from harness.cli import EXIT_INVALID, EXIT_MESH, EXIT_OK, main
 from harness.env import state
 from harness.env.client import EnvClient
@@ -68,7 +69,7 @@ class Cli:
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    monkeypatch.setenv(state.HOME_VARIABLE, str(tmp_path / "home"))
+    monkeypatch.setenv(paths.HOME_VARIABLE, str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "200")
     return Cli(capsys)
 

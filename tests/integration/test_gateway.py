@@ -64,7 +64,7 @@ def test_gateway_starts_with_a_gateway_object_and_routes_its_hosts(clean_mesh: L
 
     inventory = mesh.inventory()
     assert GATEWAY in inventory.pids and f"{GATEWAY}/80" in inventory.ports
-    assert mesh.gateway_ports() == {80: inventory.ports[f"{GATEWAY}/80"]}
+    assert mesh.listener_address(GATEWAY, 80) == f"127.0.0.1:{inventory.ports[f'{GATEWAY}/80']}"
     via = SendSpec(url="http://front.example.com/", count=20, via="gateway")
     assert answered(mesh.send(via)) == {("v2", 200, ())}
     assert answered(mesh.send(SendSpec(url="http://nobody.example.com/", count=5, via="gateway"))) == {(None, 404, ("NR",))}
@@ -78,7 +78,7 @@ def test_gateway_loses_its_listener_when_the_gateway_is_reverted(clean_mesh: Loc
     token = mesh.apply(make_objects(GATEWAY_AND_VS))
     mesh.revert(token)
 
-    assert mesh.gateway_ports() == {}
+    assert mesh.listener_address(GATEWAY, 80) is None
     with pytest.raises(MeshError, match="the ingress gateway has no listener on port 80"):
         mesh.send(SendSpec(url="http://front.example.com/", via="gateway"))
 

@@ -24,6 +24,7 @@ import httpx
 import psutil
 import pytest
 
+from harness import paths
 from harness.cli import EXIT_OK, main
 from harness.env import state
 from harness.env.client import EnvClient
@@ -125,7 +126,7 @@ def env_ports(current: state.EnvState) -> dict[str, int]:
 def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[state.EnvState]:
     """A running ``mesh-harness up`` environment for this module, brought down at the end whatever happened."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(state.HOME_VARIABLE, str(tmp_path_factory.mktemp("env-home")))
+        patch.setenv(paths.HOME_VARIABLE, str(tmp_path_factory.mktemp("env-home")))
         try:
             assert main(["up", "--name", ENV_NAME]) == EXIT_OK
             yield state.live_state(ENV_NAME, on_stale=pytest.fail)

@@ -30,7 +30,7 @@ from harness.load.kube import (
 )
 from harness.load.kube_command import KubeFlags, kube_load_from, load_on_kube
 from harness.load.kube_plan import KIND_GATEWAY, KubeLoad, load_kube_plan
-from harness.load.schema import LoadSpec
+from harness.loadspec import LoadSpec
 from harness.mesh.kube import image
 from harness.mesh.kube.api import resource_path
 from harness.mesh.kube.manifests import INSTANCE_LABEL, RenderOptions, render_client

@@ -19,4 +19,7 @@
 | ``mesh.py`` | ``KubeMesh``: the Mesh interface on Kubernetes |
 | ``session.py`` | opening a KubeMesh from the options: prerequisites, cluster, Istio, image |
 | ``plan.py`` | ``--dry-run``: every command and API write of a run, in order, without running any (pure) |
+
+What it shares with the local mesh lives in ``harness/mesh/`` and nothing here imports ``mesh/local``:
+the access-log join (``accesslog.py``) and the echo app's control client (``echo_client.py``).
 """

@@ -61,10 +61,6 @@ def install_command(istioctl: str, overlay_path: Path, kubeconfig: Path, context
             "--context", context, "--readiness-timeout", READINESS_TIMEOUT]
 
 
-def version_command(istioctl: str) -> list[str]:
-    return [istioctl, "version", "--remote=false", "--short"]
-
-
 def install_istio(run: Runner, istioctl: str, workdir: Path, kubeconfig: Path, context: str,
                   revision: str | None = None, observer: Observer = ignore) -> None:
     """Write the overlay to ``workdir`` and run ``istioctl install``; it waits for istiod to be ready

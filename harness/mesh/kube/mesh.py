@@ -30,7 +30,6 @@ from __future__ import annotations
 import atexit
 import json
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -39,12 +38,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.errors import ConfigRejected, MeshError, SyncTimeout
+from harness.errors import ConfigRejected, MeshError
 from harness.istio.manifest import to_manifest
 from harness.istio.model import IstioObject
 from harness.mesh import sentinels
+from harness.mesh.accesslog import BatchJoin, Unclaimed, parse_entry
 from harness.mesh.base import COARSEST_KERNEL_TICK_S, MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
 from harness.mesh.cleanup import run_all
+from harness.mesh.echo_client import ControlClient
 from harness.mesh.gateway_request_ids import gateway_keeps_request_ids, keeps_request_ids
 from harness.mesh.kube.api import ApiError, KubeApi, describe
 from harness.mesh.kube.apply import Key, plan
@@ -62,10 +63,9 @@ from harness.mesh.kube.manifests import (
 from harness.mesh.kube.podlog import LogCursor, new_lines
 from harness.mesh.kube.pods import is_ready, pod_summary
 from harness.mesh.kube.workload import running_workload
-from harness.mesh.local.accesslog import BatchJoin, Unclaimed, parse_entry
-from harness.mesh.local.apps import ControlClient
 from harness.progress import Observer, ignore, step
 from harness.topology import Topology
+from harness.waits import wait_until
 
 ADMIN_PORT = 15000
 PROXY_CONTAINER = "istio-proxy"
@@ -248,17 +248,17 @@ class KubeMesh:
         return self._stats(self._proxy(workload), None)
 
     def drain(self, timeout_s: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        for _ in range(int(timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
-            active = {f"{name}: {stat}": value for name, client in self._clients.items()
-                      for stat, value in self._stats(client, _IN_FLIGHT).items() if value}
-            if not active:
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(self._poll_s)
-        still = ", ".join(f"{k} = {v}" for k, v in sorted(active.items()))
-        raise SyncTimeout(f"drain: requests still in flight after {timeout_s:g}s: {still}")
+        active: dict[str, int] = {}
+
+        def idle() -> bool:
+            active.clear()
+            active.update({f"{name}: {stat}": value for name, client in self._clients.items()
+                           for stat, value in self._stats(client, _IN_FLIGHT).items() if value})
+            return not active
+
+        wait_until(idle, timeout_s, self._poll_s, message=lambda: (
+            f"drain: requests still in flight after {timeout_s:g}s: "
+            + ", ".join(f"{k} = {v}" for k, v in sorted(active.items()))))
 
     def app_log(self, service: str, version: str | None = None, *, since: float = 0.0) -> list[ReceivedRequest]:
         """Whole logs: ``since`` is this machine's clock and the pods' may differ (a remote cluster)."""
@@ -320,12 +320,12 @@ class KubeMesh:
         for namespace in spaces:
             for sentinel in sync_objects(namespace, version, labels, gateway=self._gateway is not None):
                 self._api.apply(sentinel)
-        deadline = time.monotonic() + self._sync_timeout_s
         pending = dict(self._clients)
         if self._gateway is not None:
             pending[GATEWAY] = self._gateway
         last: dict[str, sentinels.SyncState] = {}
-        for _ in range(int(self._sync_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
+
+        def synced() -> bool:
             for name, client in list(pending.items()):
                 self._check_rejections(name, client, version)
                 dump = self._admin_json(client, "/config_dump")
@@ -337,16 +337,15 @@ class KubeMesh:
                     raise ConfigRejected(f"{client.pod} ({name})", "config", str(version), "; ".join(state.rejected))
                 if state.synced:
                     del pending[name]
-            if not pending:
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(self._poll_s)
-        seen = ", ".join(f"{n}: route v{version} {'seen' if s.has_route else 'missing'}, cluster "
-                         f"{'seen' if s.has_cluster else 'missing'}" for n, s in sorted(last.items()) if n in pending)
-        raise SyncTimeout(f"config version {version}: client sidecars did not get istiod's push within "
-                          f"{self._sync_timeout_s:g}s ({seen}); is istiod running? "
-                          f"{self._describe_pods(spaces)}")
+            return not pending
+
+        def timed_out() -> str:
+            seen = ", ".join(f"{n}: route v{version} {'seen' if s.has_route else 'missing'}, cluster "
+                             f"{'seen' if s.has_cluster else 'missing'}" for n, s in sorted(last.items()) if n in pending)
+            return (f"config version {version}: client sidecars did not get istiod's push within "
+                    f"{self._sync_timeout_s:g}s ({seen}); is istiod running? {self._describe_pods(spaces)}")
+
+        wait_until(synced, self._sync_timeout_s, self._poll_s, message=timed_out)
 
     def _check_rejections(self, name: str, proxy: _Client, version: int) -> None:
         """ConfigRejected when the proxy's ``update_rejected`` counters grew since they were last accounted for:
@@ -403,17 +402,15 @@ class KubeMesh:
         """Every instance and client has exactly one ready pod, and pods of removed ones are gone."""
         wanted = self._workloads(topology)
         spaces = sorted({ns for ns, _ in wanted.values()})
-        deadline = time.monotonic() + self._rollout_timeout_s
         problems: list[str] = []
-        for _ in range(int(self._rollout_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
-            problems = rollout_problems(wanted, {ns: self._run_pods(ns) for ns in spaces})
-            if not problems:
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(self._poll_s)
-        raise SyncTimeout(f"deploy: pods not ready after {self._rollout_timeout_s:g}s: {'; '.join(problems[:10])}. "
-                          f"{self._describe_pods(spaces)}")
+
+        def ready() -> bool:
+            problems[:] = rollout_problems(wanted, {ns: self._run_pods(ns) for ns in spaces})
+            return not problems
+
+        wait_until(ready, self._rollout_timeout_s, self._poll_s, message=lambda: (
+            f"deploy: pods not ready after {self._rollout_timeout_s:g}s: {'; '.join(problems[:10])}. "
+            f"{self._describe_pods(spaces)}"))
 
     def _wait_endpoints(self, topology: Topology) -> None:
         """Each client sidecar's cluster ``outbound|<port>||<fqdn>`` has one healthy host per instance."""
@@ -422,22 +419,19 @@ class KubeMesh:
             count = sum(service.replica_count(v) for v in service.versions)
             fqdn = f"{service.name}.{self._render.namespace(service.namespace)}.svc.cluster.local"
             expected.update({f"outbound|{p.number}||{fqdn}": count for p in service.ports})
-        deadline = time.monotonic() + self._rollout_timeout_s
         wrong: dict[str, str] = {}
-        for _ in range(int(self._rollout_timeout_s / self._poll_s) + 2):  # bounded by the deadline below, too
-            wrong = {}
+
+        def seen() -> bool:
+            wrong.clear()
             for name, client in self._clients.items():
                 hosts = healthy_hosts(self._admin_json(client, "/clusters?format=json"))
                 wrong.update({f"{name}: {c}": f"{hosts.get(c, 0)} of {n}" for c, n in expected.items()
                               if hosts.get(c, 0) != n})
-            if not wrong:
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(self._poll_s)
-        shown = ", ".join(f"{k} has {v} healthy hosts" for k, v in sorted(wrong.items())[:10])
-        raise SyncTimeout(f"deploy: client sidecars did not see the new endpoints within {self._rollout_timeout_s:g}s: "
-                          f"{shown}")
+            return not wrong
+
+        wait_until(seen, self._rollout_timeout_s, self._poll_s, message=lambda: (
+            f"deploy: client sidecars did not see the new endpoints within {self._rollout_timeout_s:g}s: "
+            + ", ".join(f"{k} has {v} healthy hosts" for k, v in sorted(wrong.items())[:10])))
 
     def _workloads(self, topology: Topology) -> dict[str, tuple[str, str]]:
         """Instance or client name -> (namespace, name): one ready pod each."""
@@ -533,20 +527,19 @@ class KubeMesh:
 
     def _join_access_log(self, name: str, client: _Client, observations: list[Observation]) -> list[Observation]:
         join = BatchJoin(observations)
-        deadline = time.monotonic() + ACCESS_LOG_TIMEOUT_S
-        for _ in range(int(ACCESS_LOG_TIMEOUT_S / self._poll_s) + 2):  # bounded by the deadline below, too
+
+        def joined() -> bool:
             text = self._api.pod_log(client.namespace, client.pod, PROXY_CONTAINER, since_time=client.cursor.since_time())
             lines, client.cursor = new_lines(text, client.cursor)
             client.unclaimed.add(parse_entry(entry) for entry in access_log_entries(lines))
             join.add(client.unclaimed.take(join.wants()))
-            if join.missing == 0:
-                return join.joined()
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(self._poll_s)
-        raise SyncTimeout(f"sidecar of {name} (pod {client.pod}): {join.missing} of {len(observations)} answered "
-                          f"requests have no access log line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids "
-                          f"{join.missing_ids()}); is the mesh's accessLogEncoding JSON (istio_install.py)?")
+            return join.missing == 0
+
+        wait_until(joined, ACCESS_LOG_TIMEOUT_S, self._poll_s, message=lambda: (
+            f"sidecar of {name} (pod {client.pod}): {join.missing} of {len(observations)} answered "
+            f"requests have no access log line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids "
+            f"{join.missing_ids()}); is the mesh's accessLogEncoding JSON (istio_install.py)?"))
+        return join.joined()
 
     def _stats(self, client: _Client, regex: str | None) -> dict[str, int]:
         params = {"format": "json", **({"filter": regex} if regex else {})}
@@ -620,16 +613,15 @@ class KubeMesh:
                     self._api.delete(api_version, kind, namespace, obj["metadata"]["name"])
         for namespace in self._created_namespaces:
             self._api.delete("v1", "Namespace", None, namespace)
-        deadline = time.monotonic() + NAMESPACE_DELETE_TIMEOUT_S
         left = list(self._created_namespaces)
-        for _ in range(int(NAMESPACE_DELETE_TIMEOUT_S / self._poll_s) + 2):  # bounded by the deadline below, too
-            left = [n for n in left if self._api.get("v1", "Namespace", None, n) is not None]
-            if not left or time.monotonic() >= deadline:
-                break
-            time.sleep(self._poll_s)
-        if left:
-            raise SyncTimeout(f"close: namespaces {', '.join(left)} still terminating after "
-                              f"{NAMESPACE_DELETE_TIMEOUT_S:g}s; check them with kubectl get namespace")
+
+        def gone() -> bool:
+            left[:] = [n for n in left if self._api.get("v1", "Namespace", None, n) is not None]
+            return not left
+
+        wait_until(gone, NAMESPACE_DELETE_TIMEOUT_S, self._poll_s, message=lambda: (
+            f"close: namespaces {', '.join(left)} still terminating after "
+            f"{NAMESPACE_DELETE_TIMEOUT_S:g}s; check them with kubectl get namespace"))
 
 
 # --- pure helpers ------------------------------------------------------------------------------

@@ -9,16 +9,15 @@ keep sending. ``KubeMesh.close`` deletes it too (it carries the run label), shou
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from harness.errors import SyncTimeout
 from harness.mesh.kube.api import KubeApi
 from harness.mesh.kube.manifests import INSTANCE_LABEL, RUN_LABEL
 from harness.mesh.kube.pods import is_ready, pod_summary
 from harness.progress import Observer, ignore, step
+from harness.waits import wait_until
 
 
 def own_pods(deployment: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,15 +59,15 @@ def running_workload(api: KubeApi, deployment: dict[str, Any], *, timeout_s: flo
 def _wait_ready(api: KubeApi, deployment: dict[str, Any], selector: str, timeout_s: float,
                 poll_s: float) -> list[dict[str, Any]]:
     namespace = deployment["metadata"]["namespace"]
-    deadline = time.monotonic() + timeout_s
+    pods: list[dict[str, Any]] = []
     problems: list[str] = []
-    for _ in range(int(timeout_s / poll_s) + 2):  # bounded by the deadline below, too
-        pods = api.list("v1", "Pod", namespace, selector)
-        problems = workload_problems(deployment, pods)
-        if not problems:
-            return pods
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(poll_s)
-    raise SyncTimeout(f"Deployment {namespace}/{deployment['metadata']['name']}: pods not ready after {timeout_s:g}s: "
-                      f"{'; '.join(problems[:10])}; it was deleted")
+
+    def ready() -> bool:
+        pods[:] = api.list("v1", "Pod", namespace, selector)
+        problems[:] = workload_problems(deployment, pods)
+        return not problems
+
+    wait_until(ready, timeout_s, poll_s, message=lambda: (
+        f"Deployment {namespace}/{deployment['metadata']['name']}: pods not ready after {timeout_s:g}s: "
+        f"{'; '.join(problems[:10])}; it was deleted"))
+    return pods

@@ -13,17 +13,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self
 
 import httpx
 
-from harness.errors import MeshError, ProcessError
+from harness.errors import MeshError, ProcessError, SyncTimeout
 from harness.mesh.childproc import die_with_parent, log_tail
 from harness.mesh.local import typeurls
 from harness.mesh.local.envoy_binary import find_envoy
+from harness.waits import wait_until
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
 ACCESS_LOG_FLUSH_MS = 10
@@ -173,23 +173,26 @@ class EnvoyProcess:
         return self
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        """Poll admin ``/ready`` until it answers 200 (Envoy got its initial CDS and LDS)."""
-        deadline = time.monotonic() + timeout
+        """Poll admin ``/ready`` until it answers 200 (Envoy got its initial CDS and LDS); fail at once
+        if Envoy exits. Not ready in time is a ``ProcessError``: this Envoy could not start."""
         last = "no admin address yet"
-        while True:
+
+        def ready() -> bool:
+            nonlocal last
             code = self._running().poll()
             if code is not None:
                 raise ProcessError(f"Envoy {self.node_id} exited with code {code} before it was ready\n{self.log_tail()}")
             if self._find_admin():
                 last = self._probe_ready()
-                if last == "200 LIVE":
-                    return
-            if time.monotonic() >= deadline:
-                raise ProcessError(
-                    f"Envoy {self.node_id} not ready after {timeout:.1f}s (last /ready: {last}); "
-                    f"is the control plane on port {self.xds_port} serving node {self.node_id}?\n{self.log_tail()}"
-                )
-            time.sleep(_POLL_S)
+            return last == "200 LIVE"
+
+        try:
+            wait_until(ready, timeout, _POLL_S, message="Envoy /ready")
+        except SyncTimeout:
+            raise ProcessError(
+                f"Envoy {self.node_id} not ready after {timeout:.1f}s (last /ready: {last}); "
+                f"is the control plane on port {self.xds_port} serving node {self.node_id}?\n{self.log_tail()}"
+            ) from None
 
     def _probe_ready(self) -> str:
         assert self._admin is not None and self._admin_url is not None

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from harness.errors import CaseError, ProcessError
+from harness.paths import home
 
 SUPPORTED = "1.36.0 to 1.40.x"
 _WHEEL_VERSION = re.compile(r"^1\.(3[6-9]|40)\.\d+$")
@@ -30,9 +31,7 @@ Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 def envoy_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """``$MESH_HARNESS_HOME/envoy`` (default ``~/.cache/mesh-harness/envoy``)."""
-    from harness.env.state import home
-
-    return home(dict(environ)) / CACHE_SUBDIR
+    return home(environ) / CACHE_SUBDIR
 
 
 def wheel_binary(target: Path) -> Path:

@@ -12,7 +12,7 @@ recognisable). A version is used up once it was pushed, even when the push timed
 server sends a (version, names) pair only once, so reusing a number would leave a node on stale content.
 
 What only Envoy knows about a request (response flags, the endpoint it chose) comes from the
-client sidecar's access log, joined to the batch by ``x-request-id`` (``accesslog.py``). Whether
+client sidecar's access log, joined to the batch by ``x-request-id`` (``harness/mesh/accesslog.py``). Whether
 anything is still in flight comes from the sidecars' ``*_rq_active`` gauges (``drain``).
 
 The ingress gateway (``INGRESS_GATEWAY``) is one more Envoy and xDS node, with no app, started when
@@ -34,7 +34,6 @@ from __future__ import annotations
 import atexit
 import shutil
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from urllib.parse import quote, urlsplit
 
 from harness.errors import ConfigRejected, MeshError, ProcessError, SyncTimeout, ValidationError
 from harness.istio.model import Gateway, IstioObject
+from harness.mesh.accesslog import AccessLogReader, BatchJoin, read_all
 from harness.mesh.base import (
     MeshInfo,
     Observation,
@@ -53,7 +53,6 @@ from harness.mesh.base import (
     coarse_clock_tick_s,
 )
 from harness.mesh.cleanup import run_all
-from harness.mesh.local.accesslog import AccessLogReader, BatchJoin, read_all
 from harness.mesh.local.apps import AppProcess
 from harness.mesh.local.builtin_plane import BuiltinPlane
 from harness.mesh.local.envoy import ACCESS_LOG_FLUSH_MS, XDS_CLUSTER, EnvoyProcess
@@ -63,6 +62,7 @@ from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
 from harness.mesh.local.workdir import make_workdir
 from harness.mesh.local.xds import TypeStatus
 from harness.topology import INGRESS_GATEWAY, Client, Topology
+from harness.waits import wait_until
 
 SYNC_TIMEOUT_S = 60.0
 """How long an apply or revert may take until every proxy runs it before it fails as not synced. It bounds
@@ -355,20 +355,20 @@ class LocalMesh:
         """Poll every sidecar's ``cluster.*.upstream_rq_active`` (mirror copies included) and
         ``http.*.downstream_rq_active`` gauges until all are 0; SyncTimeout names those that are not."""
         self._raise_if_dead("drain: a process of the mesh has exited")
-        deadline = time.monotonic() + timeout_s
-        for _ in range(int(timeout_s / _DRAIN_POLL_S) + 2):  # bounded by the deadline below, too
-            active = {
+        active: dict[str, int] = {}
+
+        def idle() -> bool:
+            active.clear()
+            active.update({
                 f"{workload}: {name}": value
                 for workload, sidecar in list(self._sidecars.items())
                 for name, value in in_flight(_admin_stats(sidecar, _IN_FLIGHT_FILTER)).items()
-            }
-            if not active:
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_DRAIN_POLL_S)
-        still = ", ".join(f"{name} = {value}" for name, value in sorted(active.items()))
-        raise SyncTimeout(f"drain: requests still in flight after {timeout_s:g}s: {still}")
+            })
+            return not active
+
+        wait_until(idle, timeout_s, _DRAIN_POLL_S, message=lambda: (
+            f"drain: requests still in flight after {timeout_s:g}s: "
+            + ", ".join(f"{name} = {value}" for name, value in sorted(active.items()))))
 
     def access_log(self, workload: str) -> list[dict[str, Any]]:
         """Every line the workload's sidecar logged so far, decoded (field names: translate/listeners.py)."""
@@ -409,10 +409,6 @@ class LocalMesh:
     def node_id(self, workload: str) -> str:
         """The xDS node id of the workload's sidecar (or of the gateway), as its control plane knows it."""
         return self._plane.node_id(workload)
-
-    def gateway_ports(self) -> dict[int, int]:
-        """The ingress gateway's listeners: server port -> the port bound (empty when none runs)."""
-        return {port: bound for port, (_ip, bound) in self._listeners.get(GATEWAY, {}).items()}
 
     def listener_address(self, workload: str, port: int) -> str | None:
         """``ip:port`` of ``workload``'s listener for service port ``port`` (the gateway: server port), if it has one.
@@ -463,19 +459,16 @@ class LocalMesh:
         reader = self._access_logs[client]
         lines_before, counted_before = mark
         counted = lines_before + self._requests_counted(client) - counted_before if join.has_unanswered else 0
-        deadline = time.monotonic() + ACCESS_LOG_TIMEOUT_S
-        for _ in range(int(ACCESS_LOG_TIMEOUT_S / _LOG_POLL_S) + 2):  # bounded by the deadline below, too
+
+        def joined() -> bool:
             join.add(reader.take(join.wants()))
-            if join.missing == 0 and reader.lines >= counted:
-                return join.joined()
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_LOG_POLL_S)
-        raise SyncTimeout(
+            return join.missing == 0 and reader.lines >= counted
+
+        wait_until(joined, ACCESS_LOG_TIMEOUT_S, _LOG_POLL_S, message=lambda: (
             f"proxy of {client}: {join.missing} of {len(observations)} answered requests have no access log "
             f"line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids {join.missing_ids()}); by Envoy's request "
-            f"counter the log should have {counted or 'n/a'} lines, it has {reader.lines} ({reader.path})"
-        )
+            f"counter the log should have {counted or 'n/a'} lines, it has {reader.lines} ({reader.path})"))
+        return join.joined()
 
     def _requests_counted(self, client: str) -> int:
         """Envoy's count of downstream requests on the client's listeners (one log line each): every
@@ -579,17 +572,20 @@ class LocalMesh:
         """Bound addresses of ``listeners`` (by service port), once Envoy shows every one of them bound
         and none warming; ``None``: every listener the proxy has then."""
         proxy = self._sidecars[name]
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        for _ in range(int(READY_TIMEOUT_S / _LISTENER_POLL_S) + 2):  # bounded by the deadline below, too
-            bound = proxy.listener_addresses()
-            warming = _admin_stats(proxy, r"^listener_manager\.total_listeners_warming$")
-            if (listeners is None or listeners <= set(bound)) and not any(warming.values()):
-                return _by_service_port({n: a for n, a in bound.items() if listeners is None or n in listeners})
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_LISTENER_POLL_S)
-        raise SyncTimeout(f"{name}: listeners {', '.join(sorted(listeners or ['(any)']))} not all bound and warm after "
-                          f"{READY_TIMEOUT_S:g}s (bound: {', '.join(sorted(bound)) or 'none'}; warming: {warming})")
+        bound: dict[str, tuple[str, int]] = {}
+        warming: dict[str, int] = {}
+
+        def bound_and_warm() -> bool:
+            bound.clear()
+            bound.update(proxy.listener_addresses())
+            warming.clear()
+            warming.update(_admin_stats(proxy, r"^listener_manager\.total_listeners_warming$"))
+            return (listeners is None or listeners <= set(bound)) and not any(warming.values())
+
+        wait_until(bound_and_warm, READY_TIMEOUT_S, _LISTENER_POLL_S, message=lambda: (
+            f"{name}: listeners {', '.join(sorted(listeners or ['(any)']))} not all bound and warm after "
+            f"{READY_TIMEOUT_S:g}s (bound: {', '.join(sorted(bound)) or 'none'}; warming: {warming})"))
+        return _by_service_port({n: a for n, a in bound.items() if listeners is None or n in listeners})
 
     def _client(self, name: str) -> Client:
         assert self._topology is not None

@@ -1,4 +1,4 @@
-"""SendSpec <-> /forward JSON and records -> Observation (pure parts of harness.mesh.local.apps)."""
+"""SendSpec <-> /forward JSON and records -> Observation (harness.mesh.echo_client), and knob defaults (harness.mesh.local.apps)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 
 from harness.errors import CaseError, UnsupportedError
 from harness.mesh.base import Echo, Observation, SendSpec
-from harness.mesh.local.apps import AppProcess, observation_from_record, spec_to_json
+from harness.mesh.echo_client import observation_from_json, spec_to_json
+from harness.mesh.local.apps import AppProcess
 from harness.sample_apps.echo.forward_spec import ForwardRequest
 
 
@@ -34,13 +35,13 @@ def test_echo_apps_record_to_observation() -> None:
               "version": "v2", "instance": "reviews-v2-0", "config_version": "7", "headers": {"server": "envoy"},
               "echo": {"method": "GET", "path": "/", "host": "reviews:9080", "protocol": "HTTP/1.1",
                        "headers": {"a": "b"}, "service": "reviews", "version": "v2", "instance": "reviews-v2-0"}}
-    assert observation_from_record(record) == Observation(
+    assert observation_from_json(record) == Observation(
         index=3, request_id="r", status=200, latency_s=0.01, service="reviews", version="v2",
         instance="reviews-v2-0", config_version="7", headers={"server": "envoy"},
         echo=Echo("GET", "/", "reviews:9080", "HTTP/1.1", {"a": "b"}))
-    local = observation_from_record({"index": 0, "request_id": "r", "status": 0, "latency_s": 0.0, "error": "boom"})
+    local = observation_from_json({"index": 0, "request_id": "r", "status": 0, "latency_s": 0.0, "error": "boom"})
     assert (local.service, local.error, local.echo, local.body) == (None, "boom", None, None)
-    reply = observation_from_record({"index": 0, "request_id": "r", "status": 503, "latency_s": 0.0, "body": "no healthy upstream"})
+    reply = observation_from_json({"index": 0, "request_id": "r", "status": 503, "latency_s": 0.0, "body": "no healthy upstream"})
     assert reply.body == "no healthy upstream"
 
 

@@ -14,6 +14,7 @@ from harness.errors import (
     ValidationError,
 )
 from harness.mesh.base import Echo, Observation, ReceivedRequest
+from harness.mesh.echo_client import observation_from_json, observation_to_json
 
 
 def text_of(table: Table) -> str:
@@ -90,7 +91,7 @@ def test_env_log_lines() -> None:
 
 def test_env_wire_round_trips_records_and_errors() -> None:
     o = obs(0, flags=("UF",), echo=Echo("GET", "/", "reviews", "HTTP/1.1", {"a": "b"}), headers={"x": "y"})
-    assert wire.decode_observation(wire.encode_observation(o)) == o
+    assert observation_from_json(observation_to_json(o)) == o
     r = ReceivedRequest("r", "reviews", "v1", "reviews-v1-0", "GET", "/", "reviews", {"h": "v"}, 1.0)
     assert wire.decode_received(wire.encode_received(r)) == r
     issues = [Issue("bad", "f.yaml", 3, "VirtualService/r", "spec.http")]

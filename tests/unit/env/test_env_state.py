@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from harness import paths
 from harness.env import state
 from harness.errors import CaseError, MeshError
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(state.HOME_VARIABLE, str(tmp_path))
+    monkeypatch.setenv(paths.HOME_VARIABLE, str(tmp_path))
     return tmp_path
 
 

@@ -15,8 +15,8 @@ import pytest
 from harness.errors import MeshError, ProcessError
 from harness.load import run
 from harness.load.locust_cli import Distribution
-from harness.load.schema import LoadSpec
 from harness.load.wire import LoadPlan, plan_for_url
+from harness.loadspec import LoadSpec
 
 PLAN: LoadPlan = plan_for_url("http://reviews:9080/")
 SPEC = LoadSpec(duration_s=1.0)

@@ -19,7 +19,7 @@ from harness.load.gates import (
     summarize,
 )
 from harness.load.plan import plan_case
-from harness.load.schema import Gates, LoadSpec
+from harness.loadspec import Gates, LoadSpec
 from harness.settings import StatSettings
 from tests.unit.load.load_builders import CANARY, canary_pattern, make_case, make_records
 

@@ -6,8 +6,8 @@ import pytest
 
 from harness.errors import UnsupportedError
 from harness.load.plan import plan_case
-from harness.load.schema import LoadSpec
 from harness.load.wire import PlannedRequest
+from harness.loadspec import LoadSpec
 from tests.unit.load.load_builders import CANARY, make_case
 
 TWO_CHECKS = CANARY + """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import ValidationError
-from harness.load.schema import Gates, LoadSpec
+from harness.loadspec import Gates, LoadSpec
 from tests.unit.load.load_builders import CANARY, make_case
 
 

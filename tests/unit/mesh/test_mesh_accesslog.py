@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import MeshError
-from harness.mesh.base import Observation
-from harness.mesh.local import accesslog
-from harness.mesh.local.accesslog import (
+from harness.mesh import accesslog
+from harness.mesh.accesslog import (
     AccessLogReader,
     BatchJoin,
     LogEntry,
@@ -19,6 +18,7 @@ from harness.mesh.local.accesslog import (
     parse_entry,
     split_lines,
 )
+from harness.mesh.base import Observation
 from harness.mesh.local.translate.listeners import ACCESS_LOG_FORMAT
 
 

@@ -1,4 +1,5 @@
-"""Every wait of the local mesh, the environment daemon and the runner is bounded, and says what it waited for.
+"""Every wait of the local mesh (and of what both meshes share), the environment daemon and the runner is
+bounded, and says what it waited for.
 
 ``test_every_blocking_call_has_a_timeout`` reads the source (AST, no import, no I/O beyond reading the
 files) and lists each call that can block without end when given no timeout: ``x.wait()``,
@@ -7,9 +8,13 @@ files) and lists each call that can block without end when given no timeout: ``x
 check_call/check_output``, ``urlopen``, ``socket.create_connection``, ``serve_forever``. A call passed
 to ``asyncio.wait_for(call, timeout)`` is bounded by it. The few waits that are unbounded on purpose
 are listed in ``DELIBERATE`` with the reason; an entry that no longer matches any call fails too, so
-the list cannot rot. Sleeps are bounded by their argument; the loops around them are bounded by a
-deadline or a count, which review (not this test) checks. Coroutines on the control plane's loop are
-bounded by the timeout of ``ControlPlane._call``, which hands them over (and is scanned here).
+the list cannot rot. Coroutines on the control plane's loop are bounded by the timeout of
+``ControlPlane._call``, which hands them over (and is scanned here).
+
+``test_polls_go_through_wait_until`` refuses a hand-rolled poll (a loop that sleeps) anywhere in
+``harness/``: a poll goes through ``harness.waits.wait_until``, which bounds it by a deadline and a
+count and raises a ``SyncTimeout`` with the caller's message. The few loops that sleep for another
+reason are listed in ``SLEEPING_LOOPS`` with the reason and the bound; that list cannot rot either.
 
 The main waits give up with a message naming what they waited for and the bound. Those pinned
 elsewhere are listed in ``PINNED`` (this test checks the pin is still there, so none is duplicated);
@@ -34,8 +39,8 @@ from harness.errors import SyncTimeout
 
 ROOT = Path(__file__).resolve().parents[3]
 SCANNED = sorted(
-    [*ROOT.glob("harness/mesh/local/*.py"), ROOT / "harness/mesh/childproc.py", *ROOT.glob("harness/env/*.py"),
-     ROOT / "harness/runner.py"]
+    [*ROOT.glob("harness/mesh/local/*.py"), *ROOT.glob("harness/mesh/*.py"), *ROOT.glob("harness/env/*.py"),
+     ROOT / "harness/runner.py", ROOT / "harness/waits.py"]
 )
 
 NEED_ONE_ARG = {"wait", "join", "result"}  # Event/Popen/Condition.wait(t), Thread.join(t), Future.result(t)
@@ -153,6 +158,89 @@ def f(proc, thread, future, lock, queue, sel, event, d):
     assert calls == ["proc.wait()", "thread.join()", "future.result()", "lock.acquire()", "queue.get()",
                      "proc.communicate()", "select.select(r, w, x)", "sel.select()", "os.waitpid(pid, 0)",
                      "subprocess.run(['x'])", "server.serve_forever()"]
+
+
+# --- polls: one helper, no hand-rolled sleep loops -----------------------------------------------
+
+
+POLL_SCANNED = sorted(p for p in ROOT.glob("harness/**/*.py") if "sample_apps" not in p.parts)
+"""Every module of the harness but the echo app, a program of its own (its sleeps pace a batch or play a delay knob)."""
+SLEEPS = {"sleep"}  # time.sleep, gevent.sleep, asyncio.sleep, or an injected ``sleep``
+SLEEPING_LOOPS = {
+    ("harness/waits.py", "wait_until"): "the one bounded poll: at most int(timeout_s / poll_s) + 2 looks, and a deadline",
+    ("harness/env/commands.py", "logs"):
+        "`mesh-harness logs -f` streams, it awaits nothing: it ends at follow_for_s (a deadline in the loop) or Ctrl-C",
+    ("harness/load/relay.py", "WorkerRelay._flush_every"):
+        "a Locust worker's flusher greenlet, for as long as the worker runs: close() kills it",
+    ("harness/load/relay.py", "MasterRelay.finish"):
+        "gevent (the Locust master): gevent.sleep lets the greenlets deliver the last batches; int(FINAL_WAIT_S / 0.1) "
+        "looks, and what did not come is reported by the worker ledger, not raised",
+}
+
+
+@dataclass(frozen=True)
+class SleepingLoop:
+    path: str
+    function: str
+    line: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.path, self.function)
+
+
+def sleeping_loops(tree: ast.AST, path: str) -> Iterator[SleepingLoop]:
+    """``for``/``while`` loops whose own body (not a function defined in it) calls a ``sleep``."""
+
+    def sleeps(loop: ast.For | ast.AsyncFor | ast.While) -> bool:
+        todo: list[ast.AST] = [*loop.body, *loop.orelse]
+        while todo:
+            node = todo.pop()
+            if isinstance(node, ast.Call) and _name(node.func) in SLEEPS:
+                return True
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                todo.extend(ast.iter_child_nodes(node))
+        return False
+
+    def visit(node: ast.AST, scope: list[str]) -> Iterator[SleepingLoop]:
+        for child in ast.iter_child_nodes(node):
+            inner = [*scope, child.name] if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else scope
+            if isinstance(child, (ast.For, ast.AsyncFor, ast.While)) and sleeps(child):
+                yield SleepingLoop(path, ".".join(scope) or "<module>", child.lineno)
+            yield from visit(child, inner)
+
+    yield from visit(tree, [])
+
+
+def test_polls_go_through_wait_until() -> None:
+    found = [loop for path in POLL_SCANNED
+             for loop in sleeping_loops(ast.parse(path.read_text(), str(path)), str(path.relative_to(ROOT)))]
+    hand_rolled = [f"{loop.path}:{loop.line}: a loop that sleeps (in {loop.function})" for loop in found
+                   if loop.key not in SLEEPING_LOOPS]
+    assert not hand_rolled, (
+        "hand-rolled polls; wait with harness.waits.wait_until(condition, timeout_s, poll_s, message=...) instead, "
+        "or, for a loop that sleeps without waiting on a condition, add it to SLEEPING_LOOPS with its bound:\n"
+        + "\n".join(hand_rolled))
+    stale = set(SLEEPING_LOOPS) - {loop.key for loop in found}
+    assert not stale, f"SLEEPING_LOOPS entries that match no loop any more (remove them): {sorted(stale)}"
+
+
+def test_the_poll_scan_finds_sleeping_loops() -> None:
+    source = '''
+def f(deadline):
+    while True:
+        time.sleep(0.1)
+    for _ in range(3):
+        if done():
+            break
+        gevent.sleep(0.1)
+    for x in items:
+        def later():
+            time.sleep(1)
+    time.sleep(2)
+    wait_until(lambda: done(), 1.0, 0.1, message="done")
+'''
+    assert [loop.line for loop in sleeping_loops(ast.parse(source), "<test>")] == [3, 5]
 
 
 # --- what the main waits say when they give up ---------------------------------------------------------

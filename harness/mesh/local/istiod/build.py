@@ -30,6 +30,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.errors import CaseError, MeshError, ProcessError
+from harness.paths import home
 from harness.progress import Observer, Steps, ignore
 
 MODULE = "istio.io/istio"
@@ -81,9 +82,7 @@ class IstiodBuild:
 
 def istiod_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """``$MESH_HARNESS_HOME/istiod`` (default ``~/.cache/mesh-harness/istiod``)."""
-    from harness.env.state import home
-
-    return home(dict(environ)) / CACHE_SUBDIR
+    return home(environ) / CACHE_SUBDIR
 
 
 def check_version(version: str) -> str:

@@ -46,10 +46,12 @@ from harness.mesh.local.istiod.registry import (
 from harness.mesh.local.plane import Instance, PlaneName, ProxyNode, Wanted
 from harness.mesh.local.xds import TypeStatus
 from harness.topology import INGRESS_GATEWAY, Client
+from harness.waits import wait_until
 
 SYNC_LABELS = {"mesh-harness.io/sync": "true"}
 _POLL_S = 0.005
 _PROBE_S = 0.2
+_NACK_DETAIL_TIMEOUT_S = 2.0  # istiod records a NACK a moment after Envoy counts it
 REGISTRY_FILE = "registry.yaml"
 SYNC_FILE = "sync.yaml"
 _TYPE_NAMES = {"Cluster": "CDS", "Listener": "LDS", "RouteConfiguration": "RDS", "ClusterLoadAssignment": "EDS"}
@@ -125,19 +127,19 @@ class IstiodPlane:
         touched until istiod logs a reload."""
         assert self._config_dir is not None
         probe = self._config_dir / ".watch-probe"
-        deadline = time.monotonic() + self._sync_timeout_s
-        for attempt in range(int(self._sync_timeout_s / _PROBE_S) + 2):  # bounded by the deadline below, too
-            mark = self.istiod.log_size()
-            probe.write_text(str(attempt))
-            until = min(deadline, time.monotonic() + _PROBE_S)
-            while time.monotonic() < until:
-                if RELOAD_TRIGGERED in self.istiod.log_since(mark):
-                    return
-                time.sleep(_POLL_S)
-            if time.monotonic() >= deadline:
-                break
-        raise SyncTimeout(f"istiod did not react to a change in {self._config_dir} within {self._sync_timeout_s:g}s\n"
-                          f"{self.istiod.log_tail(10)}")
+        attempts = itertools.count()
+        mark, next_touch = 0, time.monotonic()
+
+        def reacted() -> bool:
+            nonlocal mark, next_touch
+            if time.monotonic() >= next_touch:  # touched again every _PROBE_S until istiod logs a reload
+                mark, next_touch = self.istiod.log_size(), time.monotonic() + _PROBE_S
+                probe.write_text(str(next(attempts)))
+            return RELOAD_TRIGGERED in self.istiod.log_since(mark)
+
+        wait_until(reacted, self._sync_timeout_s, _POLL_S, message=lambda: (
+            f"istiod did not react to a change in {self._config_dir} within {self._sync_timeout_s:g}s\n"
+            f"{self.istiod.log_tail(10)}"))
 
     def node(self, proxy: str, client: Client) -> ProxyNode:
         known = self._proxies.get(proxy)
@@ -239,8 +241,8 @@ class IstiodPlane:
         """Until every live proxy runs ``rendered`` (module docstring); raise on a refusal or at the bound."""
         pending = list(wanted.live)
         seen: dict[str, str] = {}
-        deadline = time.monotonic() + self._sync_timeout_s
-        for _ in range(int(self._sync_timeout_s / _POLL_S) + 2):  # bounded by the deadline below, too
+
+        def in_force() -> bool:
             self._raise_if_refused(wanted, rendered, mark, rejected)
             for name in list(pending):
                 state = _proxy_state(wanted.proxies[name], rendered)
@@ -248,15 +250,15 @@ class IstiodPlane:
                     pending.remove(name)
                 else:
                     seen[name] = state
-            if not pending:
-                self._raise_if_refused(wanted, rendered, mark, rejected)  # a NACK of the same push
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_POLL_S)
-        waiting = "; ".join(f"{name}: {seen.get(name, 'no answer')}" for name in pending)
-        raise SyncTimeout(f"istiod: config version {rendered.version} not in force after {self._sync_timeout_s:g}s "
-                          f"({waiting})\n{self.istiod.log_tail(10)}")
+            return not pending
+
+        def timed_out() -> str:
+            waiting = "; ".join(f"{name}: {seen.get(name, 'no answer')}" for name in pending)
+            return (f"istiod: config version {rendered.version} not in force after {self._sync_timeout_s:g}s "
+                    f"({waiting})\n{self.istiod.log_tail(10)}")
+
+        wait_until(in_force, self._sync_timeout_s, _POLL_S, message=timed_out)
+        self._raise_if_refused(wanted, rendered, mark, rejected)  # a NACK of the same push
 
     def _raise_if_refused(self, wanted: Wanted, rendered: _Rendered, mark: int, rejected: Mapping[str, int]) -> None:
         code = self.istiod.exit_code
@@ -273,15 +275,16 @@ class IstiodPlane:
     def _nack_detail(self, proxy: str) -> tuple[str, str]:
         """Envoy's message for its last NACK, as istiod recorded it (``/debug/syncz``), polled briefly:
         istiod may read the NACK a moment after Envoy counted it."""
-        deadline = time.monotonic() + 2.0
-        for _ in range(int(2.0 / _POLL_S) + 2):
+        def recorded() -> tuple[str, str] | None:
             for url, status in self.status(proxy).items():
                 if status.nack_detail:
                     return _TYPE_NAMES.get(url.rsplit(".", 1)[-1], url), status.nack_detail
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_POLL_S)
-        return "config", "Envoy counted a rejected update (update_rejected), istiod recorded no message"
+            return None
+
+        try:
+            return wait_until(recorded, _NACK_DETAIL_TIMEOUT_S, _POLL_S, message="istiod's record of the NACK")
+        except SyncTimeout:
+            return "config", "Envoy counted a rejected update (update_rejected), istiod recorded no message"
 
 
 def _push_version(nonce: str | None) -> str | None:

@@ -22,14 +22,14 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
 
-from harness.errors import ProcessError
+from harness.errors import ProcessError, SyncTimeout
 from harness.mesh.childproc import die_with_parent, log_tail, stop
+from harness.waits import wait_until
 
 ISTIOD_ENV = {
     "POD_NAMESPACE": "istio-system",
@@ -112,21 +112,24 @@ class IstiodProcess:
         self._http = httpx.Client(base_url=f"http://{self.http_address}", trust_env=False, timeout=_HTTP_TIMEOUT_S)
 
     def _wait_serving(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        for _ in range(int(timeout_s / _POLL_S) + 2):  # bounded by the deadline below, too
+        """Until istiod logs both of its listening addresses; fails at once if it exits first. A
+        timeout is a ``ProcessError`` (istiod could not start), after istiod is stopped."""
+        def serving() -> bool:
             text = self.log_path.read_bytes()
             grpc, http = _GRPC_LINE.search(text), _HTTP_LINE.search(text)
             if grpc and http:
                 self.grpc_address, self.http_address = grpc.group(1).decode(), http.group(1).decode()
-                return
+                return True
             code = self.exit_code
             if code is not None:
                 raise ProcessError(f"istiod exited with code {code} before it served xDS\n{self.log_tail()}")
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_POLL_S)
-        self.stop()
-        raise ProcessError(f"istiod did not open its xDS port within {timeout_s:g}s\n{self.log_tail()}")
+            return False
+
+        try:
+            wait_until(serving, timeout_s, _POLL_S, message="istiod's xDS port")
+        except SyncTimeout:
+            self.stop()
+            raise ProcessError(f"istiod did not open its xDS port within {timeout_s:g}s\n{self.log_tail()}") from None
 
     def debug(self, path: str) -> Any:
         """GET istiod's debug endpoint ``path`` (``/debug/syncz``, ``/debug/configz``) as JSON."""

@@ -12,7 +12,8 @@
       p99: 500ms
       min_rps: 100              #   requests per second over the run
 
-Pure: a pydantic model (checked with the rest of the case, same messages) and frozen settings.
+Pure: a pydantic model (checked with the rest of the case, same messages) and frozen settings. It
+lives beside the case, not in ``harness.load``, so that loading a case never imports the Locust runner.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 Why: Envoy's response flags (``NR`` no route, ``UO`` overflow, ``DI,FI`` fault delay and abort)
 and the endpoint it picked are known only to Envoy, and they are what tells a fault abort from an
-app's own 503. The translator's listeners write one JSON line per downstream request
-(``translate/listeners.py: ACCESS_LOG_FORMAT``), keyed by ``x-request-id`` like the app logs, and
-Envoy flushes the file every few milliseconds (``envoy.py: ACCESS_LOG_FLUSH_MS``).
+app's own 503. Both backends read it, so it lives beside them: the local translator's listeners
+write one JSON line per downstream request (``local/translate/listeners.py: ACCESS_LOG_FORMAT``),
+keyed by ``x-request-id`` like the app logs, and Envoy flushes the file every few milliseconds
+(``local/envoy.py: ACCESS_LOG_FLUSH_MS``); Istio's JSON access log on a pod's stdout has the same
+keys (``kube/istio_install.py``).
 
 Pure: ``parse_entry``, ``split_lines``, ``Unclaimed`` (lines waiting for their batch) and
 ``BatchJoin`` (which lines a batch still needs, and the joined Observations). I/O:
@@ -26,7 +28,7 @@ from typing import Any
 from harness.errors import MeshError
 from harness.mesh.base import Observation
 
-# Keys of translate/listeners.py ACCESS_LOG_FORMAT that the join reads (a unit test pins them).
+# Keys of local/translate/listeners.py ACCESS_LOG_FORMAT that the join reads (a unit test pins them).
 REQUEST_ID = "request_id"
 RESPONSE_CODE = "response_code"
 RESPONSE_FLAGS = "response_flags"
