@@ -31,7 +31,7 @@ from harness.expect.response import BODY_BYTES
 from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
 from harness.mesh.forensics import LOG_LINES, Forensics, Inspectable, gather
 from harness.progress import CaseApplied, CheckJudged, CheckStarted, Observer, ignore
-from harness.report.traffic import Traffic, TrafficTally
+from harness.result import Traffic, TrafficTally
 from harness.settings import StatSettings
 from harness.topology import Topology
 from harness.verdict import (

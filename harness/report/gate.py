@@ -269,7 +269,7 @@ def _distribution_counts(baseline: Mapping[str, Any] | None, candidate: Mapping[
 
 
 def distributions_of(check: Mapping[str, Any]) -> dict[str, dict[str, int]]:
-    """The per-request distributions a check entry records (``harness.report.traffic``)."""
+    """The per-request distributions a check entry records (``harness.result``)."""
     traffic = check.get("traffic") or {}
     return {name: dict(counts) for name, counts in (traffic.get("distributions") or {}).items()}
 

@@ -13,14 +13,14 @@ from typing import Any
 
 from harness.mesh.base import MeshInfo
 from harness.report.forensics import forensics_json
-from harness.report.traffic import traffic_json
+from harness.result import traffic_json
 from harness.runner import CheckResult
 from harness.settings import StatSettings
 
 SCHEMA_VERSION = 2
 """2: expectation kinds ``quantile`` and ``aggregate``, and ``summary`` (their observed-vs-expected text).
 Added since without a bump (readers treat them as optional): per check ``traffic`` (versions, statuses,
-flags and latency quantiles of the judged responses, ``harness.report.traffic``), per expectation ``bounds_s``,
+flags and latency quantiles of the judged responses, ``harness.result``), per expectation ``bounds_s``,
 per check ``case_apply_s`` and ``case_revert_s`` (its case's deploy + apply and revert seconds, repeated on each
 check of the case, null when the apply failed); per check ``forensics`` (null unless it failed or was inconclusive:
 the client proxy's routes and clusters for the host and log tails, ``harness.mesh.forensics``)."""

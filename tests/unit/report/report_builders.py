@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report.result import SCHEMA_VERSION
-from harness.report.traffic import latency_json
+from harness.result import latency_json
 
 
 def make_entry(

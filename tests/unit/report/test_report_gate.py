@@ -17,7 +17,7 @@ from harness.report.gate import (
     diff_results,
     quantile_interval,
 )
-from harness.report.traffic import latency_json
+from harness.result import latency_json
 from tests.unit.report.report_builders import make_doc, make_entry
 
 
