@@ -1,5 +1,8 @@
 """Expectations x observations -> verdicts with evidence. Pure: no mesh, no I/O.
 
+The judges live here; what they conclude (``Evidence``, ``Verdict``) are result records, in
+``harness.result`` beside the check results that carry them to the reports.
+
 A check holds one judge per expectation. The runner feeds every judge the same samples, batch by
 batch, and asks how many more requests the undecided judges need (the next planned look of a
 sequential test, or the fixed count of an every-response check). A judge that has decided keeps
