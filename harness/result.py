@@ -304,38 +304,39 @@ def decode(document: Json, source: str) -> RunResult:
 
 def _check_json(r: CheckResult) -> dict[str, Any]:
     entry = _fields_json(r, skip=("verdict", "traffic"))
-    entry["traffic"] = None if r.traffic is None else {
-        "requests": r.traffic.requests,
-        "distributions": _plain(r.traffic.distributions),
-        "latency": None if r.traffic.latency is None else {
-            **r.traffic.latency.quantiles_s, "max": r.traffic.latency.max_s,
-            "histogram": _plain(r.traffic.latency.histogram),
-        },
-    }
+    entry["traffic"] = None if r.traffic is None else _traffic_json(r.traffic)
     entry["expectations"] = [_fields_json(e) for e in r.verdict.evidence] if r.verdict is not None else []
     return entry
 
 
 def _check_from(entry: Json) -> CheckResult:
-    outcome = entry["outcome"]
     evidence = tuple(_record_from(Evidence, e, intervals={k: (lo, hi) for k, (lo, hi) in e.get("interval", {}).items()},
                                   counterexample=Counterexample(**e["counterexample"]) if e.get("counterexample") else None)
                      for e in entry.get("expectations", []))
-    traffic = entry.get("traffic")
-    forensics = entry.get("forensics")
-    return _record_from(
-        CheckResult, entry, verdict=None if outcome == "error" else Verdict(outcome, evidence),
-        traffic=None if traffic is None else Traffic(traffic["requests"], traffic["distributions"], _latency_from(traffic.get("latency"))),
-        forensics=None if forensics is None else _record_from(Forensics, forensics, **{
-            f.name: tuple(forensics[f.name]) for f in fields(Forensics) if f.name in forensics and f.name not in ("proxy", "host")}),
-    )
+    outcome = entry["outcome"]
+    traffic, forensics = entry.get("traffic"), entry.get("forensics")
+    return _record_from(CheckResult, entry, verdict=None if outcome == "error" else Verdict(outcome, evidence),
+                        traffic=None if traffic is None else _traffic_from(traffic),
+                        forensics=None if forensics is None else _forensics_from(forensics))
 
 
-def _latency_from(raw: Json | None) -> Latency | None:
-    if raw is None:
-        return None
-    return Latency({k: raw[k] for k in LATENCY_QUANTILES if k in raw}, raw["max"],
-                   tuple((lo, hi, n) for lo, hi, n in raw.get("histogram", [])))
+def _traffic_json(t: Traffic) -> dict[str, Any]:
+    """``latency`` is flat: ``{p50, p90, p99, max, histogram: [[low_s, high_s, count], ...]}``, as the first documents had it."""
+    latency = None if t.latency is None else {**t.latency.quantiles_s, "max": t.latency.max_s,
+                                              "histogram": _plain(t.latency.histogram)}
+    return {"requests": t.requests, "distributions": _plain(t.distributions), "latency": latency}
+
+
+def _traffic_from(raw: Json) -> Traffic:
+    latency = raw.get("latency")
+    return Traffic(raw["requests"], raw["distributions"], None if latency is None else Latency(
+        {k: latency[k] for k in LATENCY_QUANTILES if k in latency}, latency["max"],
+        tuple((low, high, count) for low, high, count in latency.get("histogram", []))))
+
+
+def _forensics_from(raw: Json) -> Forensics:
+    return Forensics(raw["proxy"], raw["host"], tuple(raw["route_configs"]), tuple(raw["clusters"]),
+                     tuple(raw["access_log"]), tuple(raw["app_log"]), tuple(raw.get("truncated", ())))
 
 
 def _mesh_from(raw: Json) -> MeshInfo:
