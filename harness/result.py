@@ -4,7 +4,8 @@ The judges and the runner write these records (``Evidence`` per expectation, ``V
 ``CheckResult``, ``RunResult``); the terminal table, the HTML and Markdown reports and the upgrade gate
 read them, whether the run was just made or decoded from a stored document. This module sits below
 ``runner`` and ``report`` and imports neither, so the writer and the readers share it without reaching
-into each other. Pure, and free of scipy (every CLI command imports it).
+into each other. Pure, and free of scipy: ``mesh-harness send`` and the gate's option parsing import it, and
+scipy takes seconds to import on a busy machine.
 
 ``encode(run)`` makes the JSON document and ``decode(document, source)`` reads it back:
 ``decode(encode(run), ...) == run``. A key is its field's name except where ``RENAMED`` says otherwise.

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,9 @@ def test_result_layering(module: str, below: str) -> None:
     into the interactive environment)."""
     reached = sorted(m for m in imported_modules(HARNESS / module) if m == below or m.startswith(below + "."))
     assert reached == [], f"harness/{module} imports {reached}"
+
+
+def test_result_imports_no_scipy() -> None:
+    """``mesh-harness send`` and the gate's option parsing import the result records; scipy would cost them seconds."""
+    probe = "import sys, harness.result; print('scipy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
