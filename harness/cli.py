@@ -480,11 +480,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if not selected:
         raise CaseError(f"no checks matched -k {args.select!r}; nothing was run")
     # imported only now: they load scipy (seconds on a busy machine), which invalid input need not wait for
-    from harness.report.forensics import forensics_json, render_forensics
+    from harness.report.forensics import render_forensics
     from harness.report.progress import ConsoleProgress
-    from harness.report.result import result_document, write_result
     from harness.report.table import render_table
-    from harness.runner import CheckResult, run_case
+    from harness.result import CheckResult, RunResult, write_result
+    from harness.runner import run_case
 
     started = time.monotonic()
     results: list[CheckResult] = []
@@ -502,15 +502,14 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if progress is not None:
             progress.finish(time.monotonic() - started)
     render_table(results, console)
-    render_forensics([(f"{r.case} :: {r.check}", forensics_json(r.forensics)) for r in results if r.forensics],
-                     console)
-    document = result_document(results, info, settings, time.monotonic() - started)
+    render_forensics([(f"{r.case} :: {r.check}", r.forensics) for r in results if r.forensics], console)
+    run = RunResult(info, settings, time.monotonic() - started, tuple(results))
     if args.json_path:
-        write_result(args.json_path, document)
+        write_result(args.json_path, run)
     if args.html_path:
         from harness.report.html import run_html, write_html
 
-        write_html(args.html_path, run_html(document))
+        write_html(args.html_path, run_html(run))
     return EXIT_OK if all(r.outcome == "pass" for r in results) else EXIT_FAILED
 
 

@@ -21,9 +21,8 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -34,8 +33,8 @@ from harness.mesh.base import CONTROL_PLANES, Mesh
 from harness.progress import Observer, ignore
 from harness.report.gate import GateDiff, GateSettings, diff_results, headline, mesh_text, plural
 from harness.report.progress import ConsoleProgress
-from harness.report.result import result_document, write_result
-from harness.runner import CheckResult, run_case
+from harness.result import CheckResult, RunResult, decode, write_result
+from harness.runner import run_case
 from harness.settings import StatSettings
 
 EXIT_SAME, EXIT_DIFFERENT = 0, 1
@@ -83,13 +82,13 @@ def envoy_binary_for(side: Side, default: str | None, install: Callable[[str], P
 
 
 def run_cases(mesh: Mesh, cases: Sequence[Case], settings: StatSettings, needle: str,
-              observer: Observer = ignore) -> dict[str, Any]:
-    """Every selected check of ``cases`` on ``mesh``: the result document."""
+              observer: Observer = ignore) -> RunResult:
+    """Every selected check of ``cases`` on ``mesh``."""
     started = time.monotonic()
     results: list[CheckResult] = []
     for case in cases:
         results.extend(run_case(mesh, case, settings, select=_matching(case, needle), observer=observer))
-    return result_document(results, mesh.info(), settings, time.monotonic() - started)
+    return RunResult(mesh.info(), settings, time.monotonic() - started, tuple(results))
 
 
 def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
@@ -113,7 +112,7 @@ def one_shot(args: argparse.Namespace, sides: tuple[Side, Side], cases: Sequence
         if (side.plane or args.control_plane) == "istiod" and not args.istiod_binary:
             build_istiod(side.istio or args.istio_version)
     settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
-    documents = []
+    runs = []
     for role, side, binary in zip(("baseline", "candidate"), sides, binaries, strict=True):
         options = argparse.Namespace(**{**vars(args), "envoy_binary": binary,
                                         "istio_version": side.istio or args.istio_version,
@@ -122,13 +121,13 @@ def one_shot(args: argparse.Namespace, sides: tuple[Side, Side], cases: Sequence
         progress = ConsoleProgress(console, total_checks=sum(
             1 for case in cases for check in case.checks if _matching(case, needle)(check)))
         with progress, args.open_mesh(options) as mesh:
-            console.print(f"{role} ({side.text}): {mesh_text(asdict(mesh.info()))}", highlight=False)
-            document = run_cases(mesh, cases, settings, needle, observer=ignore if args.quiet else progress)
-        documents.append(document)
+            console.print(f"{role} ({side.text}): {mesh_text(mesh.info())}", highlight=False)
+            run = run_cases(mesh, cases, settings, needle, observer=ignore if args.quiet else progress)
+        runs.append(run)
         if args.json_dir:
             Path(args.json_dir).mkdir(parents=True, exist_ok=True)
-            write_result(Path(args.json_dir) / f"{role}.json", document)
-    return diff_results(documents[0], documents[1], gate_settings(args), sources=(sides[0].text, sides[1].text))
+            write_result(Path(args.json_dir) / f"{role}.json", run)
+    return diff_results(runs[0], runs[1], gate_settings(args), sources=(sides[0].text, sides[1].text))
 
 
 def from_files(paths: Sequence[str], args: argparse.Namespace) -> GateDiff:
@@ -138,7 +137,8 @@ def from_files(paths: Sequence[str], args: argparse.Namespace) -> GateDiff:
     return diff_results(baseline, candidate, gate_settings(args), sources=(paths[0], paths[1]))
 
 
-def read_document(path: str) -> dict[str, Any]:
+def read_document(path: str) -> RunResult:
+    """The run a stored result document holds (``harness.result.decode``)."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -147,7 +147,7 @@ def read_document(path: str) -> dict[str, Any]:
         raise CaseSyntaxError(f"{path}:{exc.lineno}: not JSON ({exc.msg}); write it with mesh-harness run --json") from exc
     if not isinstance(document, dict):
         raise CaseSyntaxError(f"{path}: expected a JSON object (a mesh-harness result document)")
-    return document
+    return decode(document, path)
 
 
 def gate_settings(args: argparse.Namespace) -> GateSettings:
@@ -184,7 +184,7 @@ def render_gate_table(diff: GateDiff, console: Console) -> None:
     table.add_column("what changed", ratio=5, overflow="fold")
     for c in diff.differences:
         label = f"[{_STYLE[c.label]}]{c.label}[/]"
-        outcomes = f"{c.baseline['outcome'] if c.baseline else '-'} -> {c.candidate['outcome'] if c.candidate else '-'}"
+        outcomes = f"{c.baseline.outcome if c.baseline else '-'} -> {c.candidate.outcome if c.candidate else '-'}"
         table.add_row(label, f"{c.case} / {c.check}", outcomes, "\n".join(c.findings()))
     console.print(table)
     console.print(f"{headline(diff)} (distributions at family-wise alpha {diff.settings.alpha:g} "

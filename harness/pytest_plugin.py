@@ -35,10 +35,10 @@ from harness.interrupts import sigterm_as_interrupt
 from harness.istio.model import IstioObject
 from harness.mesh.base import CONTROL_PLANES, Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
 from harness.mesh.capabilities import MeshName, case_refusals, mesh_name
-from harness.report.forensics import forensics_json, forensics_lines
-from harness.report.result import result_document, write_result
+from harness.report.forensics import forensics_lines
 from harness.report.table import interval_text, observed_vs_expected
-from harness.runner import CheckResult, run_check
+from harness.result import CheckResult, RunResult, write_result
+from harness.runner import run_check
 from harness.settings import StatSettings
 
 _SESSION = pytest.StashKey["MeshSession"]()
@@ -142,8 +142,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
                                     f"{sum(r.requests for r in session.results)} requests")
     if config.getoption("--mesh-json"):
         info = session.mesh_info()
-        doc = result_document(session.results, info, session.settings, time.monotonic() - session.started)
-        write_result(config.getoption("--mesh-json"), doc)
+        run = RunResult(info, session.settings, time.monotonic() - session.started, tuple(session.results))
+        write_result(config.getoption("--mesh-json"), run)
 
 
 class MeshSession:
@@ -338,7 +338,7 @@ def describe_result(r: CheckResult) -> str:
     if r.stale:
         lines.append(f"  {r.stale} responses from an older config version were not counted")
     if r.forensics is not None:
-        lines += [f"  {line}" for line in forensics_lines(forensics_json(r.forensics))]
+        lines += [f"  {line}" for line in forensics_lines(r.forensics)]
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from harness.case import Case, Check
@@ -31,12 +31,11 @@ from harness.expect.response import BODY_BYTES
 from harness.mesh.base import Mesh, Observation, ReceivedRequest, SendSpec
 from harness.mesh.forensics import LOG_LINES, Forensics, Inspectable, gather
 from harness.progress import CaseApplied, CheckJudged, CheckStarted, Observer, ignore
-from harness.report.traffic import Traffic, TrafficTally
+from harness.result import CheckResult, TrafficTally
 from harness.settings import StatSettings
 from harness.topology import Topology
 from harness.verdict import (
     Judge,
-    Verdict,
     make_judges,
     requests_needed,
     settle,
@@ -51,29 +50,6 @@ MAX_BATCHES = 200
 DRAIN_TIMEOUT_S = 60.0
 #: App logs are read from just before a batch was sent, less this much, should the wall clock step back.
 CLOCK_SLACK_S = 1.0
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    case: str
-    check: str
-    file: str
-    line: int
-    outcome: str  # pass | fail | inconclusive | error
-    verdict: Verdict | None
-    requests: int
-    stale: int
-    seconds: float
-    error: str | None = None
-    traffic: Traffic | None = None
-    """Versions, statuses, flags and latencies of the responses judged (the gate's fingerprint)."""
-    case_apply_s: float | None = None
-    """Seconds the case's deploy + apply took (ACK waits included); once per case, the same on each of its
-    checks; None when the apply failed. With ``case_revert_s`` it is what a case costs besides its checks."""
-    case_revert_s: float | None = None
-    """Seconds the case's revert took (once per case, the same on each of its checks)."""
-    forensics: Forensics | None = None
-    """For a check that failed or was inconclusive: what the client's proxy held for the host then, and log tails."""
 
 
 def run_case(

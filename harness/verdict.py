@@ -1,5 +1,8 @@
 """Expectations x observations -> verdicts with evidence. Pure: no mesh, no I/O.
 
+The judges live here; what they conclude (``Evidence``, ``Verdict``) are result records, in
+``harness.result`` beside the check results that carry them to the reports.
+
 A check holds one judge per expectation. The runner feeds every judge the same samples, batch by
 batch, and asks how many more requests the undecided judges need (the next planned look of a
 sequential test, or the fixed count of an every-response check). A judge that has decided keeps
@@ -22,12 +25,9 @@ Only fractions and quantiles can fail a correct mesh by chance, so the check's a
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from harness.expect import (
     AnyExpectation,
@@ -44,67 +44,12 @@ from harness.expect import (
 from harness.expect.aggregate import bounds_text
 from harness.expect.base import show_seconds
 from harness.expect.latency import LatencyRange
+from harness.result import Counterexample, Evidence, Verdict, VerdictOutcome, nearest_rank
 from harness.settings import StatSettings
 from harness.stats.deterministic import AllDesign
 from harness.stats.fractions import CategoryEstimate, FractionDecision, FractionDesign
 from harness.stats.quantile import QuantileDecision, QuantileDesign
 from harness.stats.rule import Outcome
-
-VerdictOutcome = Literal["pass", "fail", "inconclusive"]
-EvidenceKind = Literal["fraction", "every", "quantile", "aggregate"]
-
-
-@dataclass(frozen=True)
-class Counterexample:
-    """The first request that broke an every-request expectation. ``index`` is its position
-    (from 1) among the check's counted responses, across batches; ``request_id`` joins it to app
-    logs; ``got`` is what it had (its category, or more: ``below 200ms (153ms)``)."""
-
-    index: int
-    request_id: str
-    got: str
-    status: int
-    error: str | None
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What one expectation saw and concluded; everything a report prints about it.
-
-    ``summary`` is the observed-vs-expected text for kinds whose numbers are not fractions
-    (quantiles, aggregates); ``counts`` then holds their raw numbers (stat deltas per counter,
-    responses per instance).
-    """
-
-    expectation: str
-    field: str
-    kind: EvidenceKind
-    outcome: VerdictOutcome
-    n: int
-    counts: Mapping[str, int]
-    expected: Mapping[str, float]
-    observed: Mapping[str, float]
-    intervals: Mapping[str, tuple[float, float]]
-    level: float | None
-    rule: str
-    alpha: float
-    power: float
-    delta: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    leak: float | None = None
-    counterexample: Counterexample | None = None
-    summary: str | None = None
-    bounds_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    """Latency expectations: their bounds in seconds (``at_least``, ``below``), for plots."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    outcome: VerdictOutcome
-    evidence: tuple[Evidence, ...]
-
-    @property
-    def requests(self) -> int:
-        return max((e.n for e in self.evidence), default=0)
 
 
 class FractionJudge:
@@ -404,7 +349,7 @@ class QuantileJudge:
             rule, level = d.rule, d.level
             intervals = {name: (d.low, d.high)}
             wrong = d.wrong
-        observed = _quantile(self.values, self.expectation.q)
+        observed = nearest_rank(sorted(self.values), self.expectation.q) if self.values else 0.0  # for the report only
         return Evidence(
             expectation=self.expectation.describe(),
             field=self.expectation.field,
@@ -431,12 +376,6 @@ def _latency_bounds(expectation: Expectation) -> dict[str, float]:
     if not isinstance(c, LatencyRange):
         return {}
     return {k: v for k, v in (("at_least", c.at_least), ("below", c.below)) if v is not None}
-
-
-def _quantile(values: Sequence[float], q: float) -> float:
-    """The empirical q-quantile (the value at rank ceil(q n)); for the report only, not the judgement."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else 0.0
 
 
 class _AggregateJudge:

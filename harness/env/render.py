@@ -6,7 +6,6 @@ like a tiny Fortio; the other functions lay out ``status``, ``routes`` and log r
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -16,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from harness.mesh.base import Observation, ReceivedRequest
+from harness.result import LATENCY_QUANTILES, nearest_rank
 from harness.sample_apps.echo import fields
 
 if TYPE_CHECKING:  # routes imports the translator; only `mesh-harness routes` needs it
     from harness.report.routes import RouteRow
 
-QUANTILES = (0.5, 0.9, 0.99, 1.0)
+SEND_QUANTILES = {**LATENCY_QUANTILES, "max": 1.0}
+"""What ``send`` shows of a batch's latencies: the quantiles every report shows, and the slowest request."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class SendSummary:
     rows: tuple[tuple[str, str, int], ...]
     """(version, status, count), most frequent first."""
     n: int
-    latency_s: Mapping[float, float]
+    latency_s: Mapping[str, float]
+    """``SEND_QUANTILES`` by name, in seconds; empty without requests."""
     trace: tuple[tuple[str, str], ...]
     """Trace ids of the first request: the request id, then any trace header it came back with."""
 
@@ -55,13 +57,8 @@ def summarize(observations: Sequence[Observation]) -> SendSummary:
         extra = [(h, first.headers[h]) for h in fields.TRACE_HEADERS
                  if h in first.headers and h != fields.REQUEST_ID_HEADER]
         trace = ((fields.REQUEST_ID_HEADER, first.request_id), *extra)
-    return SendSummary(rows, len(observations), {q: nearest_rank(latencies, q) for q in QUANTILES} if latencies else {},
+    return SendSummary(rows, len(observations), {name: nearest_rank(latencies, q) for name, q in SEND_QUANTILES.items()} if latencies else {},
                        trace)
-
-
-def nearest_rank(ordered: Sequence[float], q: float) -> float:
-    """The ``q`` quantile of sorted values by the nearest-rank rule (q=1 is the maximum)."""
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def send_table(summary: SendSummary, url: str) -> Table:
@@ -74,8 +71,7 @@ def send_table(summary: SendSummary, url: str) -> Table:
 
 
 def latency_line(summary: SendSummary) -> str:
-    labels = {0.5: "p50", 0.9: "p90", 0.99: "p99", 1.0: "max"}
-    return "latency " + ", ".join(f"{labels[q]} {1000 * v:.1f} ms" for q, v in summary.latency_s.items())
+    return "latency " + ", ".join(f"{name} {1000 * v:.1f} ms" for name, v in summary.latency_s.items())
 
 
 def addresses_table(status: Mapping[str, Any]) -> Table:

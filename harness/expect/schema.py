@@ -161,7 +161,9 @@ class LatencyModel(_Model):
     )
 
 
-QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
+BOUNDABLE_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
+"""The latency quantiles a check may bound (the ``latency:`` keys of ``LatencyModel``); wider than what reports show
+of every check's traffic (``harness.result.LATENCY_QUANTILES``), since a case states what its policy is about."""
 
 
 class MirrorModel(_Model):
@@ -438,7 +440,7 @@ def _body(value: BodyModel, sink: _Sink) -> None:
 
 
 def _latency(value: LatencyModel, sink: _Sink) -> None:
-    quantiles = {name: getattr(value, "p999" if name == "p99.9" else name) for name in QUANTILES}
+    quantiles = {name: getattr(value, "p999" if name == "p99.9" else name) for name in BOUNDABLE_QUANTILES}
     if value.at_least is None and value.below is None and value.fraction_at_least is None and not any(quantiles.values()):
         sink.problem("nothing to check; add at_least, below, fraction_at_least or a quantile such as p99")
         return
@@ -471,7 +473,7 @@ def _latency(value: LatencyModel, sink: _Sink) -> None:
         if (bound.below is None) == (bound.at_least is None):
             sink.problem(f"give exactly one of below and at_least, e.g. {name}: {{below: 1s}}", name)
         else:
-            sink.add(latency.latency_quantile(name, QUANTILES[name], below=bound.below, at_least=bound.at_least, timers=timers), name)
+            sink.add(latency.latency_quantile(name, BOUNDABLE_QUANTILES[name], below=bound.below, at_least=bound.at_least, timers=timers), name)
 
 
 def _attempts(value: Any, sink: _Sink) -> None:

@@ -25,16 +25,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from harness.env.render import nearest_rank
 from harness.expect import Sample, is_statistical, with_timer_tick
 from harness.expect.base import show_seconds
 from harness.load.plan import CasePlan, LoadCheck
 from harness.load.wire import Record
 from harness.loadspec import Gates, LoadSpec
 from harness.mesh.base import Observation
+from harness.result import Verdict, nearest_rank
 from harness.settings import StatSettings
 from harness.stats import AllDesign
-from harness.verdict import Judge, Verdict, make_judges, requests_needed, verdict
+from harness.verdict import Judge, make_judges, requests_needed, verdict
 
 CheckOutcome = Literal["pass", "fail", "inconclusive", "not judged"]
 

@@ -1,7 +1,7 @@
 """Failure forensics in words, for the terminal and the HTML report: where to look after a failed check.
 
-Works on the result document's ``forensics`` entry (``harness.mesh.forensics.Forensics`` as JSON), so
-the terminal, the HTML report and a report rebuilt from a saved result say the same. Routes read as
+Works on a check's ``harness.mesh.forensics.Forensics``, as the run made it or as a stored result decodes
+(``harness.result``), so the terminal, the pytest failure and the HTML report say the same. Routes read as
 ``mesh-harness routes`` shows them (``harness.report.routes``); clusters by the policy fields a
 DestinationRule sets. Pure.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
@@ -25,23 +24,18 @@ _CLUSTER_POLICIES = ("circuit_breakers", "outlier_detection", "common_lb_config"
                      "ring_hash_lb_config", "upstream_connection_options")
 
 
-def forensics_json(f: Forensics) -> dict[str, Any]:
-    """The result document's ``forensics`` entry."""
-    return asdict(f)
-
-
-def forensics_lines(f: Json) -> list[str]:
+def forensics_lines(f: Forensics) -> list[str]:
     """The whole forensics of one check as plain lines: routes, clusters, access log tail, app log tail."""
-    lines = [f"what {f['proxy']}'s proxy held for {f['host']} when the check failed (from its config_dump):"]
-    rows = list(route_lines(f["route_configs"]))
-    lines += ["  routes:", *(f"    {r}" for r in rows)] if rows else [f"  no route for {f['host']}"]
-    clusters = [cluster_line(c) for c in f["clusters"]]
+    lines = [f"what {f.proxy}'s proxy held for {f.host} when the check failed (from its config_dump):"]
+    rows = list(route_lines(f.route_configs))
+    lines += ["  routes:", *(f"    {r}" for r in rows)] if rows else [f"  no route for {f.host}"]
+    clusters = [cluster_line(c) for c in f.clusters]
     lines += ["  clusters:", *(f"    {c}" for c in clusters)] if clusters else ["  no cluster the routes name"]
-    lines += _tail(f"  last {len(f['access_log'])} lines of its access log:", f["access_log"], "  its access log is empty")
-    lines += _tail(f"  last {len(f['app_log'])} requests the apps received during the check:", f["app_log"],
+    lines += _tail(f"  last {len(f.access_log)} lines of its access log:", f.access_log, "  its access log is empty")
+    lines += _tail(f"  last {len(f.app_log)} requests the apps received during the check:", f.app_log,
                    "  no app received a request of the check")
-    if f.get("truncated"):
-        lines.append(f"  (left out to stay short: {', '.join(f['truncated'])})")
+    if f.truncated:
+        lines.append(f"  (left out to stay short: {', '.join(f.truncated)})")
     return lines
 
 
@@ -69,7 +63,7 @@ def cluster_line(cluster: Json) -> str:
     return f"{name}{f' ({short})' if short != name else ''}: {', '.join(parts)}"
 
 
-def render_forensics(forensics: Sequence[tuple[str, Json]], console: Console) -> None:
+def render_forensics(forensics: Sequence[tuple[str, Forensics]], console: Console) -> None:
     """After the table: for each failed check (``"case :: check"``, its forensics), where to look."""
     for title, f in forensics:
         console.print(f"\n[bold]where to look[/] for {escape(title)}", highlight=False)

@@ -1,4 +1,4 @@
-"""The upgrade gate's diff: two result documents (baseline, candidate) -> what behaves differently. Pure.
+"""The upgrade gate's diff: two runs' results (baseline, candidate) -> what behaves differently. Pure.
 
 Per check (matched by case and check name) it reports:
 
@@ -29,16 +29,18 @@ and are compared through their outcome only.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from harness.errors import Issue, ValidationError
+from harness.mesh.base import MeshInfo
+from harness.result import LATENCY_QUANTILES, CheckOutcome, CheckResult, Latency, RunResult
 
-# scipy (behind harness.report.result and fisher_exact) takes seconds to import on a busy machine; it is
-# imported where used, so the CLI can build its parser from GateSettings without it.
+# scipy (behind fisher_exact and binom) takes seconds to import on a busy machine; it is imported where
+# used, so the CLI can build its parser from GateSettings without it.
 
-OUTCOME_ORDER = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}
+OUTCOME_ORDER: dict[CheckOutcome, int] = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}
 """Worse outcomes rank higher; a candidate ranking higher than its baseline is a regression."""
 
 Presence = Literal["both", "baseline only", "candidate only"]
@@ -107,14 +109,14 @@ class LatencyShift:
 
 @dataclass(frozen=True)
 class CheckDiff:
-    """One check in both runs; ``baseline``/``candidate`` are its entries in the result documents."""
+    """One check in both runs; ``baseline``/``candidate`` are its results in each run (None: not in that run)."""
 
     case: str
     check: str
     file: str
     line: int
-    baseline: Mapping[str, Any] | None
-    candidate: Mapping[str, Any] | None
+    baseline: CheckResult | None
+    candidate: CheckResult | None
     distributions: tuple[Distribution, ...]
     latency: tuple[LatencyShift, ...]
 
@@ -128,7 +130,7 @@ class CheckDiff:
     def outcome_change(self) -> OutcomeChange | None:
         if self.baseline is None or self.candidate is None:
             return None
-        before, after = OUTCOME_ORDER[self.baseline["outcome"]], OUTCOME_ORDER[self.candidate["outcome"]]
+        before, after = OUTCOME_ORDER[self.baseline.outcome], OUTCOME_ORDER[self.candidate.outcome]
         return None if before == after else "regression" if after > before else "improvement"
 
     @property
@@ -165,7 +167,7 @@ class CheckDiff:
         assert self.baseline is not None and self.candidate is not None
         lines = []
         if self.outcome_change is not None:
-            lines.append(f"outcome {self.baseline['outcome']} -> {self.candidate['outcome']}")
+            lines.append(f"outcome {self.baseline.outcome} -> {self.candidate.outcome}")
         lines += [distribution_text(d) for d in self.changed_distributions]
         lines += [f"latency {s.quantile} {show_ms(s.baseline_s)} -> {show_ms(s.candidate_s)}" for s in self.latency]
         return lines
@@ -173,8 +175,8 @@ class CheckDiff:
 
 @dataclass(frozen=True)
 class GateDiff:
-    baseline_mesh: Mapping[str, Any] | None
-    candidate_mesh: Mapping[str, Any] | None
+    baseline_mesh: MeshInfo | None
+    candidate_mesh: MeshInfo | None
     settings: GateSettings
     comparisons: int
     """Fisher tests in the diff (the Bonferroni ``m``)."""
@@ -197,9 +199,9 @@ class GateDiff:
         return tuple(c for c in self.checks if c.blocks)
 
 
-def diff_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], settings: GateSettings = GateSettings(),
+def diff_results(baseline: RunResult, candidate: RunResult, settings: GateSettings = GateSettings(),
                  *, sources: tuple[str, str] = ("baseline", "candidate")) -> GateDiff:
-    """Compare two result documents (``harness.report.result``); ``sources`` name them in errors."""
+    """Compare two runs (as ``harness.result.decode`` reads them from documents); ``sources`` name them in errors."""
     before = checks_by_key(baseline, sources[0])
     after = checks_by_key(candidate, sources[1])
     keys = list(before) + [k for k in after if k not in before]
@@ -212,41 +214,23 @@ def diff_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], sett
         entry = b or c
         assert entry is not None
         checks.append(CheckDiff(
-            case=key[0], check=key[1], file=entry["file"], line=entry["line"], baseline=b, candidate=c,
+            case=key[0], check=key[1], file=entry.file, line=entry.line, baseline=b, candidate=c,
             distributions=tuple(compare_counts(name, nb, nc, cats, threshold) for name, nb, nc, cats in tallies[key]),
             latency=latency_shifts(b, c, settings) if b and c else (),
         ))
-    return GateDiff(baseline.get("mesh"), candidate.get("mesh"), settings, comparisons, tuple(checks))
+    return GateDiff(baseline.mesh, candidate.mesh, settings, comparisons, tuple(checks))
 
 
-def checks_by_key(document: Mapping[str, Any], source: str) -> dict[tuple[str, str], Mapping[str, Any]]:
-    """The document's checks by (case, check); every problem with the document raised at once."""
-    from harness.report.result import SCHEMA_VERSION
-
+def checks_by_key(run: RunResult, source: str) -> dict[tuple[str, str], CheckResult]:
+    """The run's checks by (case, check); a (case, check) found twice is an error (every one raised at once)."""
     issues: list[Issue] = []
-    version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
-        issues.append(Issue(f"this mesh-harness reads result schema {SCHEMA_VERSION} (got {version!r}); "
-                            "run the suite again with this version to get a comparable result", file=source,
-                            path="schema_version"))
-    checks = document.get("checks")
-    if not isinstance(checks, list):
-        issues.append(Issue("expected a list of checks (is this a mesh-harness result document?)", file=source, path="checks"))
-        raise ValidationError(issues)
-    found: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for i, entry in enumerate(checks):
-        missing = [k for k in ("case", "check", "file", "line", "outcome") if not isinstance(entry, dict) or k not in entry]
-        if missing:
-            issues.append(Issue(f"missing {', '.join(missing)}", file=source, path=f"checks[{i}]"))
-            continue
-        if entry["outcome"] not in OUTCOME_ORDER:
-            issues.append(Issue(f"expected one of {', '.join(OUTCOME_ORDER)} (got {entry['outcome']!r})",
-                                file=source, path=f"checks[{i}].outcome"))
-        key = (entry["case"], entry["check"])
+    found: dict[tuple[str, str], CheckResult] = {}
+    for i, check in enumerate(run.checks):
+        key = (check.case, check.check)
         if key in found:
             issues.append(Issue(f"check {key[1]!r} of case {key[0]!r} appears twice; case names must be unique in a run",
                                 file=source, path=f"checks[{i}]"))
-        found[key] = entry
+        found[key] = check
     if issues:
         raise ValidationError(issues)
     return found
@@ -255,7 +239,7 @@ def checks_by_key(document: Mapping[str, Any], source: str) -> dict[tuple[str, s
 _Counts = tuple[str, int, int, tuple[CategoryCounts, ...]]
 
 
-def _distribution_counts(baseline: Mapping[str, Any] | None, candidate: Mapping[str, Any] | None) -> list[_Counts]:
+def _distribution_counts(baseline: CheckResult | None, candidate: CheckResult | None) -> list[_Counts]:
     """Each distribution both runs recorded for a check: (name, baseline n, candidate n, categories)."""
     if baseline is None or candidate is None:
         return []
@@ -268,10 +252,10 @@ def _distribution_counts(baseline: Mapping[str, Any] | None, candidate: Mapping[
     return out
 
 
-def distributions_of(check: Mapping[str, Any]) -> dict[str, dict[str, int]]:
-    """The per-request distributions a check entry records (``harness.report.traffic``)."""
-    traffic = check.get("traffic") or {}
-    return {name: dict(counts) for name, counts in (traffic.get("distributions") or {}).items()}
+def distributions_of(check: CheckResult) -> dict[str, dict[str, int]]:
+    """The per-request distributions a check records (``harness.result.Traffic``); none when it sent no traffic."""
+    traffic = check.traffic
+    return {name: dict(counts) for name, counts in traffic.distributions.items()} if traffic else {}
 
 
 def tables_for(categories: int) -> int:
@@ -295,28 +279,26 @@ def category_p_value(c: CategoryCounts, baseline_n: int, candidate_n: int) -> fl
     return float(fisher_exact(table, alternative="two-sided").pvalue)
 
 
-def latency_shifts(baseline: Mapping[str, Any], candidate: Mapping[str, Any], settings: GateSettings) -> tuple[LatencyShift, ...]:
-    """Quantiles that moved by more than the ratio and the floor, either way."""
-    b = ((baseline.get("traffic") or {}).get("latency")) or {}
-    c = ((candidate.get("traffic") or {}).get("latency")) or {}
+def latency_shifts(baseline: CheckResult, candidate: CheckResult, settings: GateSettings) -> tuple[LatencyShift, ...]:
+    """Quantiles (of ``LATENCY_QUANTILES``) that moved by more than the ratio and the floor, either way."""
+    b, c = (run.traffic.latency if run.traffic else None for run in (baseline, candidate))
+    if b is None or c is None:
+        return ()
     shifts = []
     for q in settings.latency_quantiles:
-        if q not in b or q not in c:
+        if q not in b.quantiles_s or q not in c.quantiles_s:
             continue
-        low, high = sorted((b[q], c[q]))
+        low, high = sorted((b.quantiles_s[q], c.quantiles_s[q]))
         if high - low > settings.latency_floor_s and high > settings.latency_ratio * low \
-                and _disjoint(b, c, _QUANTILE_LEVELS[q], settings.latency_alpha):
-            shifts.append(LatencyShift(q, b[q], c[q]))
+                and _disjoint(b, c, LATENCY_QUANTILES[q], settings.latency_alpha):
+            shifts.append(LatencyShift(q, b.quantiles_s[q], c.quantiles_s[q]))
     return tuple(shifts)
 
 
-_QUANTILE_LEVELS = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
-
-
-def _disjoint(baseline: Mapping[str, Any], candidate: Mapping[str, Any], q: float, alpha: float) -> bool:
+def _disjoint(baseline: Latency, candidate: Latency, q: float, alpha: float) -> bool:
     """Whether the two runs' intervals for the q-quantile do not overlap (True without histograms: the
     documents of older harnesses are judged by the ratio and floor alone)."""
-    b, c = (quantile_interval(run.get("histogram"), q, alpha) for run in (baseline, candidate))
+    b, c = (quantile_interval(run.histogram, q, alpha) for run in (baseline, candidate))
     if b is None or c is None:
         return True
     return b[1] < c[0] or c[1] < b[0]
@@ -367,11 +349,11 @@ def show_ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
-def mesh_text(mesh: Mapping[str, Any] | None) -> str:
+def mesh_text(mesh: MeshInfo | None) -> str:
     """``local mesh, Istio 1.30, Envoy 1.38.3`` (or ``unknown mesh``)."""
-    if not mesh:
+    if mesh is None:
         return "unknown mesh"
-    return f"{mesh.get('kind', '?')} mesh, Istio {mesh.get('istio_version', '?')}, Envoy {mesh.get('envoy_version', '?')}"
+    return f"{mesh.kind} mesh, Istio {mesh.istio_version}, Envoy {mesh.envoy_version}"
 
 
 def summary_counts(diff: GateDiff) -> list[tuple[str, int]]:

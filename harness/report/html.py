@@ -1,24 +1,25 @@
 """The HTML report: one self-contained file per run, or per gate (baseline next to candidate).
 
-Built from result documents (``harness.report.result``), so a report can be made from a stored
-JSON as well as at the end of ``run``. This module decides what goes on the page (sections, rows,
+Built from typed results (``harness.result``), so a report can be made from a decoded stored
+document as well as at the end of ``run``. This module decides what goes on the page (sections, rows,
 which plot for which expectation); ``plots.py`` draws, ``templates/report.html.j2`` lays out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from harness.mesh.base import MeshInfo
 from harness.report import plots
 from harness.report.forensics import forensics_lines
-from harness.report.gate import CheckDiff, GateDiff, mesh_text, plural, summary_counts
+from harness.report.gate import CheckDiff, GateDiff, distributions_of, mesh_text, plural, summary_counts
 from harness.report.table import interval_text, observed_vs_expected
-from harness.verdict import Counterexample, Evidence
+from harness.result import CheckResult, Counterexample, Evidence, RunResult
 
 STATISTICAL_KINDS = ("fraction", "quantile")
 
@@ -32,7 +33,7 @@ class EvidenceView:
     observed: str
     interval: str
     rule: str
-    counterexample: Mapping[str, Any] | None
+    counterexample: Counterexample | None
 
 
 @dataclass(frozen=True)
@@ -64,17 +65,15 @@ class CheckView:
     """Where to look after a failure: the proxy's routes and clusters for the host, log tails (report/forensics.py)."""
 
 
-def run_html(document: Mapping[str, Any]) -> str:
+def run_html(run: RunResult) -> str:
     """The report of one run."""
-    checks = [_check_view(i, c) for i, c in enumerate(document.get("checks", []))]
-    summary = document.get("summary", {})
     return _render(
         mode="run",
         title="mesh-harness run",
-        subtitle=mesh_text(document.get("mesh")),
-        counts=[(k, summary.get(k, 0)) for k in ("pass", "fail", "inconclusive", "error")],
-        notes=_settings_note(document),
-        checks=checks,
+        subtitle=mesh_text(run.mesh),
+        counts=list(run.summary.items()),
+        notes=_settings_note(run),
+        checks=[_check_view(i, c) for i, c in enumerate(run.checks)],
     )
 
 
@@ -101,25 +100,25 @@ def write_html(path: str | Path, text: str) -> None:
     Path(path).write_text(text, encoding="utf-8")
 
 
-def _check_view(index: int, entry: Mapping[str, Any]) -> CheckView:
-    expectations = [ExpectationView(e["expectation"], [_evidence_view("", e)],
-                                    plots.fraction_plot(e) if e["kind"] in STATISTICAL_KINDS else None)
-                    for e in entry.get("expectations", [])]
-    latency = _latency_plot([("responses", entry)])
+def _check_view(index: int, r: CheckResult) -> CheckView:
+    expectations = [ExpectationView(e.expectation, [_evidence_view("", e)],
+                                    plots.fraction_plot(e) if e.kind in STATISTICAL_KINDS else None)
+                    for e in _evidence(r)]
+    latency = _latency_plot([("responses", r)])
     return CheckView(
-        anchor=f"check-{index}", case=entry["case"], check=entry["check"], where=f"{entry['file']}:{entry['line']}",
-        outcome=entry["outcome"], requests=requests_of(entry), errors=_errors([("", entry)]),
+        anchor=f"check-{index}", case=r.case, check=r.check, where=f"{r.file}:{r.line}",
+        outcome=r.outcome, requests=requests_of(r), errors=_errors([("", r)]),
         expectations=expectations, plots=[("latency", latency)] if latency else [],
-        open=entry["outcome"] != "pass" or bool(latency) or any(e.plot for e in expectations),
-        forensics=forensics_lines(entry["forensics"]) if entry.get("forensics") else (),
+        open=r.outcome != "pass" or bool(latency) or any(e.plot for e in expectations),
+        forensics=forensics_lines(r.forensics) if r.forensics else (),
     )
 
 
 def _gate_view(index: int, c: CheckDiff, titles: tuple[str, str]) -> CheckView:
-    runs = [(role, entry) for role, entry in (("baseline", c.baseline), ("candidate", c.candidate)) if entry is not None]
+    runs = [(role, r) for role, r in (("baseline", c.baseline), ("candidate", c.candidate)) if r is not None]
     figures: list[tuple[str, str]] = []
     if c.baseline is not None and c.candidate is not None:
-        traffic = [(entry.get("traffic") or {}).get("distributions", {}) for _, entry in runs]
+        traffic = [distributions_of(r) for _, r in runs]
         figures += [(f"{d.name}: baseline and candidate", plots.distribution_pair_plot(d.name, traffic[0][d.name], traffic[1][d.name]))
                     for d in c.changed_distributions if d.name in traffic[0] and d.name in traffic[1]]
         latency = _latency_plot(runs, force=bool(c.latency))
@@ -127,80 +126,67 @@ def _gate_view(index: int, c: CheckDiff, titles: tuple[str, str]) -> CheckView:
             figures.append(("latency: baseline and candidate", latency))
     return CheckView(
         anchor=f"check-{index}", case=c.case, check=c.check, where=f"{c.file}:{c.line}",
-        outcome=runs[-1][1]["outcome"], requests=requests_of(runs[-1][1]), errors=_errors(runs),
+        outcome=runs[-1][1].outcome, requests=requests_of(runs[-1][1]), errors=_errors(runs),
         expectations=_paired_expectations(runs, titles), plots=figures, findings=c.findings(), label=c.label,
-        open=c.differs, baseline_outcome=c.baseline["outcome"] if c.baseline else "—",
-        candidate_outcome=c.candidate["outcome"] if c.candidate else "—",
+        open=c.differs, baseline_outcome=c.baseline.outcome if c.baseline else "—",
+        candidate_outcome=c.candidate.outcome if c.candidate else "—",
     )
 
 
-def _paired_expectations(runs: Sequence[tuple[str, Mapping[str, Any]]], titles: tuple[str, str]) -> list[ExpectationView]:
+def _paired_expectations(runs: Sequence[tuple[str, CheckResult]], titles: tuple[str, str]) -> list[ExpectationView]:
     """Each expectation with what every run saw; statistical ones in both runs get side-by-side plots."""
-    by_text: dict[str, dict[str, Mapping[str, Any]]] = {}
-    for role, entry in runs:
-        for e in entry.get("expectations", []):
-            by_text.setdefault(e["expectation"], {})[role] = e
+    by_text: dict[str, dict[str, Evidence]] = {}
+    for role, r in runs:
+        for e in _evidence(r):
+            by_text.setdefault(e.expectation, {})[role] = e
     views = []
     for text, seen in by_text.items():
         b, c = seen.get("baseline"), seen.get("candidate")
         plot = (plots.fraction_pair_plot(b, c, titles)
-                if b is not None and c is not None and b["kind"] in STATISTICAL_KINDS and c["kind"] in STATISTICAL_KINDS else None)
+                if b is not None and c is not None and b.kind in STATISTICAL_KINDS and c.kind in STATISTICAL_KINDS else None)
         views.append(ExpectationView(text, [_evidence_view(role, e) for role, e in seen.items()], plot))
     return views
 
 
-def _evidence_view(role: str, e: Mapping[str, Any]) -> EvidenceView:
-    ev = evidence_from_json(e)
-    return EvidenceView(role=role, outcome=ev.outcome, observed=observed_vs_expected(ev),
-                        interval=interval_text(ev) if ev.intervals else "", rule=ev.rule,
-                        counterexample=e.get("counterexample"))
+def _evidence(r: CheckResult) -> tuple[Evidence, ...]:
+    return r.verdict.evidence if r.verdict is not None else ()
 
 
-def requests_of(entry: Mapping[str, Any]) -> int:
+def _evidence_view(role: str, e: Evidence) -> EvidenceView:
+    return EvidenceView(role=role, outcome=e.outcome, observed=observed_vs_expected(e),
+                        interval=interval_text(e) if e.intervals else "", rule=e.rule, counterexample=e.counterexample)
+
+
+def requests_of(r: CheckResult) -> int:
     """Requests sent and judged (the traffic's count: an every-request judge stops counting at a counterexample)."""
-    return int((entry.get("traffic") or {}).get("requests", entry.get("requests", 0)))
+    return r.traffic.requests if r.traffic is not None else r.requests
 
 
-def _errors(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str]]:
-    return [(role, entry["error"]) for role, entry in runs if entry.get("error")]
+def _errors(runs: Sequence[tuple[str, CheckResult]]) -> list[tuple[str, str]]:
+    return [(role, r.error) for role, r in runs if r.error]
 
 
-def _latency_plot(runs: Sequence[tuple[str, Mapping[str, Any]]], *, force: bool = False) -> str | None:
+def _latency_plot(runs: Sequence[tuple[str, CheckResult]], *, force: bool = False) -> str | None:
     """A histogram where a latency expectation sets a bound (or, for a gate, where latency shifted)."""
     bounds: dict[str, float] = {}
-    for _, entry in runs:
-        for e in entry.get("expectations", []):
-            bounds.update(e.get("bounds_s") or {})
-    histograms = [(label, ((entry.get("traffic") or {}).get("latency") or {}).get("histogram") or []) for label, entry in runs]
+    for _, r in runs:
+        for e in _evidence(r):
+            bounds.update(e.bounds_s)
+    histograms = [(label, r.traffic.latency.histogram if r.traffic and r.traffic.latency else ()) for label, r in runs]
     if not (bounds or force) or not any(h for _, h in histograms):
         return None
     return plots.latency_plot(histograms, bounds)
 
 
-def evidence_from_json(e: Mapping[str, Any]) -> Evidence:
-    """The ``Evidence`` a result-document expectation was written from (to share the table's wording)."""
-    cx = e.get("counterexample")
-    return Evidence(
-        expectation=e["expectation"], field=e["field"], kind=e["kind"], outcome=e["outcome"], n=e["requests"],
-        counts=e.get("counts", {}), expected=e.get("expected", {}), observed=e.get("observed", {}),
-        intervals={k: (v[0], v[1]) for k, v in e.get("interval", {}).items()}, level=e.get("level"),
-        rule=e.get("rule", ""), alpha=e.get("alpha", 0.0), power=e.get("power", 0.0), delta=e.get("delta", {}),
-        leak=e.get("leak"), counterexample=Counterexample(**cx) if cx else None, summary=e.get("summary"),
-        bounds_s=e.get("bounds_s") or {},
-    )
+def _settings_note(run: RunResult) -> str:
+    s = run.settings
+    return f"Settings: alpha {s.alpha:g}, delta {s.delta:g}, power {s.power:g}. Run took {round(run.seconds, 3):g} s."
 
 
-def _settings_note(document: Mapping[str, Any]) -> str:
-    s = document.get("settings") or {}
-    parts = [f"{k} {s[k]:g}" for k in ("alpha", "delta", "power") if isinstance(s.get(k), int | float)]
-    seconds = document.get("seconds")
-    return ("Settings: " + ", ".join(parts) + "." if parts else "") + (f" Run took {seconds:g} s." if seconds is not None else "")
-
-
-def _mesh_short(mesh: Mapping[str, Any] | None) -> str:
-    if not mesh:
+def _mesh_short(mesh: MeshInfo | None) -> str:
+    if mesh is None:
         return "unknown mesh"
-    return f"Istio {mesh.get('istio_version', '?')}, Envoy {mesh.get('envoy_version', '?')}"
+    return f"Istio {mesh.istio_version}, Envoy {mesh.envoy_version}"
 
 
 def _render(**context: Any) -> str:

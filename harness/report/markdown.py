@@ -36,8 +36,8 @@ def gate_markdown(diff: GateDiff) -> str:
 
 def _row(c: CheckDiff) -> str:
     label = f"**{c.label}**" if c.blocks else c.label
-    before = c.baseline["outcome"] if c.baseline else "-"
-    after = c.candidate["outcome"] if c.candidate else "-"
+    before = c.baseline.outcome if c.baseline else "-"
+    after = c.candidate.outcome if c.candidate else "-"
     what = "<br>".join(_cell(f.replace(" -> ", " → ")) for f in c.findings())
     return f"| {label} | {_cell(c.case)} / {_cell(c.check)} <sub>{_cell(c.file)}:{c.line}</sub> | {before} | {after} | {what} |"
 

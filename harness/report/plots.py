@@ -1,8 +1,7 @@
 """The HTML report's plots, each an inline PNG (``data:`` URI) so the report is one self-contained file.
 
 Pure apart from rendering to memory: figures are built on ``matplotlib.figure.Figure``, never pyplot,
-so no global figure state and no display is involved. Inputs are the result
-document's JSON entries (``harness.report.result``).
+so no global figure state and no display is involved. Inputs are the typed results (``harness.result``).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import base64
 import io
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -19,6 +17,7 @@ from matplotlib.ticker import NullLocator
 
 from harness.expect.base import show_seconds
 from harness.report.table import level_percent
+from harness.result import Evidence
 
 PASS, FAIL, BAND, EXPECTED = "#2b7bba", "#c23b22", "#cfe8cf", "#222222"
 BASELINE, CANDIDATE = "#8c8c8c", "#2b7bba"
@@ -26,7 +25,7 @@ _DPI = 96
 _WIDTH_IN = 5.6
 
 
-def fraction_plot(expectation: Mapping[str, Any]) -> str:
+def fraction_plot(expectation: Evidence) -> str:
     """Observed share per category with its interval, against the expected value and its tolerance band."""
     cats = categories_of(expectation)
     fig = _figure(len(cats))
@@ -34,7 +33,7 @@ def fraction_plot(expectation: Mapping[str, Any]) -> str:
     return _data_uri(fig)
 
 
-def fraction_pair_plot(baseline: Mapping[str, Any], candidate: Mapping[str, Any], titles: tuple[str, str]) -> str:
+def fraction_pair_plot(baseline: Evidence, candidate: Evidence, titles: tuple[str, str]) -> str:
     """The same expectation in two runs, side by side on shared axes."""
     cats = list(dict.fromkeys(categories_of(baseline) + categories_of(candidate)))
     fig = _figure(len(cats), width=_WIDTH_IN * 1.7)
@@ -108,33 +107,29 @@ def _nice_ticks(low: float, high: float) -> list[float]:
     return inside
 
 
-def categories_of(expectation: Mapping[str, Any]) -> list[str]:
+def categories_of(expectation: Evidence) -> list[str]:
     """Expected categories first, then any other observed one."""
-    expected = expectation.get("expected", {})
-    return list(expected) + [k for k in expectation.get("observed", {}) if k not in expected]
+    return list(expectation.expected) + [k for k in expectation.observed if k not in expectation.expected]
 
 
-def _fraction_axes(ax: Axes, e: Mapping[str, Any], cats: Sequence[str]) -> None:
-    expected, observed = e.get("expected", {}), e.get("observed", {})
-    intervals, delta = e.get("interval", {}), e.get("delta", {})
+def _fraction_axes(ax: Axes, e: Evidence, cats: Sequence[str]) -> None:
     for i, cat in enumerate(cats):
-        want = expected.get(cat, 0.0)
-        if e.get("kind") == "quantile":  # the share on the wrong side of the bound may be anything up to the limit
+        want = e.expected.get(cat, 0.0)
+        if e.kind == "quantile":  # the share on the wrong side of the bound may be anything up to the limit
             low, high = 0.0, want
         else:
-            d = delta.get(cat, 0.0)
+            d = e.delta.get(cat, 0.0)
             low, high = max(0.0, want - d), min(1.0, want + d)
         ax.barh(i, high - low, left=low, height=0.7, color=BAND, zorder=1)
         ax.plot([want, want], [i - 0.35, i + 0.35], color=EXPECTED, linewidth=1.5, zorder=2)
-        got = observed.get(cat, 0.0)
-        lo, hi = intervals.get(cat, (got, got))
+        got = e.observed.get(cat, 0.0)
+        lo, hi = e.intervals.get(cat, (got, got))
         inside = low - 1e-12 <= lo and hi <= high + 1e-12
         color = PASS if inside else FAIL
         ax.errorbar(got, i, xerr=[[got - lo], [hi - got]], fmt="o", color=color, capsize=4, markersize=5, zorder=3)
     _categories_axis(ax, cats)
     ax.set_xlim(-0.02, 1.02)
-    level = e.get("level")
-    ax.set_xlabel("share of requests" + (f" ({level_percent(level)} interval)" if level else ""), fontsize=8)
+    ax.set_xlabel("share of requests" + (f" ({level_percent(e.level)} interval)" if e.level else ""), fontsize=8)
     _tidy(ax)
 
 

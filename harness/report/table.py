@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from harness.runner import CheckResult
-from harness.verdict import Evidence
+from harness.result import CheckResult, Evidence
 
 _STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "error": "bold magenta"}
 

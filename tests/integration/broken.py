@@ -10,7 +10,8 @@ from pathlib import Path
 from harness.case import Case, Check, load_case_file
 from harness.istio.model import IstioObject
 from harness.mesh.local.mesh import LocalMesh
-from harness.runner import CheckResult, run_check
+from harness.result import CheckResult
+from harness.runner import run_check
 from harness.settings import StatSettings
 from harness.topology import Topology
 

@@ -18,7 +18,8 @@ import pytest
 from harness.case import Case
 from harness.istio.model import IstioObject
 from harness.mesh.local.mesh import LocalMesh
-from harness.runner import CheckResult, run_check
+from harness.result import CheckResult
+from harness.runner import run_check
 from harness.stats import operating_characteristics
 from harness.verdict import FractionJudge, make_judges
 from tests.integration.broken import SETTINGS, SUBSETS, load_case

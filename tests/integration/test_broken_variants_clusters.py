@@ -22,7 +22,7 @@ import pytest
 from harness.istio.model import IstioObject
 from harness.mesh.base import SyncToken
 from harness.mesh.local.mesh import LocalMesh
-from harness.runner import CheckResult
+from harness.result import CheckResult
 from harness.topology import DEFAULT_TOPOLOGY, Client, Topology
 from tests.integration.broken import SUBSETS, destination_rule, failed_fields, load_case, run_broken_case
 

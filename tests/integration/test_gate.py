@@ -20,6 +20,7 @@ from harness.cli import EXIT_FAILED, EXIT_OK, main
 from harness.errors import ProcessError
 from harness.mesh.local.envoy_wheels import installed_envoy
 from harness.report.gate import GateDiff, GateSettings, diff_results
+from harness.result import decode
 
 pytestmark = pytest.mark.envoy
 
@@ -33,14 +34,15 @@ def _gate(tmp_path: Path, baseline: str, candidate: str, *extra: str) -> tuple[i
     code = main(["gate", "--from", baseline, "--to", candidate, CASES, "--json-dir", str(out),
                  "--latency-floor", "0.5", "--markdown", str(tmp_path / "gate.md"), "--html", str(tmp_path / "gate.html"),
                  *extra])
-    docs = [json.loads((out / f"{role}.json").read_text()) for role in ("baseline", "candidate")]
-    return code, diff_results(docs[0], docs[1], GateSettings(latency_floor_s=0.5))
+    runs = [decode(json.loads((out / f"{role}.json").read_text()), role) for role in ("baseline", "candidate")]
+    return code, diff_results(runs[0], runs[1], GateSettings(latency_floor_s=0.5))
 
 
 def test_gate_istio_1_23_to_1_30_reports_exactly_the_known_behaviour_changes(tmp_path: Path) -> None:
     code, diff = _gate(tmp_path, "istio=1.23", "istio=1.30")
     assert code == EXIT_FAILED
-    assert (diff.baseline_mesh or {})["istio_version"] == "1.23" and (diff.candidate_mesh or {})["istio_version"] == "1.30"
+    assert diff.baseline_mesh is not None and diff.candidate_mesh is not None
+    assert (diff.baseline_mesh.istio_version, diff.candidate_mesh.istio_version) == ("1.23", "1.30")
     changed = {(c.case, c.check): ([d.name for d in c.changed_distributions], c.outcome_change, c.label)
                for c in diff.differences}
     assert changed == {
@@ -71,7 +73,7 @@ def other_envoy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_gate_envoy_1_36_to_1_38_shows_no_differences_on_the_same_translator(tmp_path: Path, other_envoy: Path) -> None:
     cache = other_envoy.parents[2].parent  # <cache>/envoy-1.36.4/envoy/_bin/envoy
     code, diff = _gate(tmp_path, f"envoy={OTHER_ENVOY}", "istio=1.30", "--envoy-cache", str(cache))
-    assert (diff.baseline_mesh or {})["envoy_version"] == OTHER_ENVOY
-    assert (diff.candidate_mesh or {})["envoy_version"] == "1.38.3"
+    assert diff.baseline_mesh is not None and diff.candidate_mesh is not None
+    assert (diff.baseline_mesh.envoy_version, diff.candidate_mesh.envoy_version) == (OTHER_ENVOY, "1.38.3")
     assert [(c.case, c.check, c.findings()) for c in diff.differences] == []
     assert code == EXIT_OK

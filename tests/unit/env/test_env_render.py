@@ -41,10 +41,7 @@ def test_env_summary_counts_per_version_and_status_most_frequent_first() -> None
     assert "│ v1                  │ 200            │     2 │ 40.0% │" in text
 
 
-def test_env_nearest_rank_quantiles() -> None:
-    ordered = [float(i) for i in range(1, 101)]
-    assert [render.nearest_rank(ordered, q) for q in (0.5, 0.9, 0.99, 1.0)] == [50.0, 90.0, 99.0, 100.0]
-    assert render.nearest_rank([3.0], 0.5) == 3.0
+def test_env_send_shows_the_reported_latency_quantiles_and_the_maximum() -> None:
     summary = render.summarize([obs(i, latency=i / 1000) for i in range(1, 101)])
     assert render.latency_line(summary) == "latency p50 50.0 ms, p90 90.0 ms, p99 99.0 ms, max 100.0 ms"
 

@@ -18,7 +18,7 @@ from harness.case import case_json_schema
 from harness.cli import EXIT_FAILED, EXIT_INVALID, EXIT_MESH, EXIT_OK, main
 from harness.errors import ProcessError
 from harness.mesh.fake import FakeMesh, Handler, draw
-from harness.report.result import SCHEMA_VERSION
+from harness.result import SCHEMA_VERSION
 from tests.unit.front.front_builders import make_case_text, make_check, write_cases
 
 SHIPPED = Path(__file__).resolve().parents[3] / "cases"

@@ -16,9 +16,9 @@ import pytest
 
 from harness.mesh.base import Echo, SendSpec
 from harness.mesh.fake import FAKE_INFO, Copy, FakeMesh, Reply
-from harness.runner import CheckResult, run_case
+from harness.result import CheckResult, Evidence
+from harness.runner import run_case
 from harness.settings import StatSettings
-from harness.verdict import Evidence
 from tests.unit.front.front_builders import make_case
 
 SETTINGS = StatSettings()

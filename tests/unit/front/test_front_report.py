@@ -11,12 +11,12 @@ from rich.console import Console
 from harness.errors import SyncTimeout
 from harness.expect import version
 from harness.mesh.fake import FAKE_INFO, FakeMesh, draw
-from harness.report.result import SCHEMA_VERSION, result_document, write_result
 from harness.report.table import level_percent, render_table
-from harness.runner import CheckResult, run_case
+from harness.result import SCHEMA_VERSION, CheckResult, RunResult, Verdict, encode, write_result
+from harness.runner import run_case
 from harness.settings import StatSettings
 from harness.stats.fractions import FractionDesign
-from harness.verdict import FractionJudge, Verdict
+from harness.verdict import FractionJudge
 from tests.unit.front.front_builders import exact_split, make_case, make_case_text, make_check, make_samples
 
 SETTINGS = StatSettings()
@@ -38,11 +38,11 @@ def results_of_every_kind() -> list[CheckResult]:
 
 def test_report_result_document_has_every_field() -> None:
     results = results_of_every_kind()
-    doc = result_document(results, FAKE_INFO, SETTINGS, 1.23456)
+    doc = encode(RunResult(FAKE_INFO, SETTINGS, 1.23456, tuple(results)))
     assert json.loads(json.dumps(doc)) == doc
     assert doc["schema_version"] == SCHEMA_VERSION == 2
     assert doc["mesh"] == {"kind": "local", "istio_version": "fake", "envoy_version": "fake", "timer_tick_s": 0.0}
-    assert doc["settings"]["alpha"] == 1e-6 and doc["seconds"] == 1.235
+    assert doc["settings"]["alpha"] == 1e-6 and doc["seconds"] == 1.23456
     assert doc["summary"] == {"pass": 1, "fail": 2, "inconclusive": 1, "error": 1}
     split = doc["checks"][0]
     assert (split["case"], split["check"], split["file"], split["line"], split["outcome"]) == ("demo", "split", "case.yaml", 10, "pass")
@@ -60,8 +60,9 @@ def test_report_result_document_has_every_field() -> None:
 
 
 def test_report_write_result_round_trips(tmp_path: Path) -> None:
-    doc = result_document(results_of_every_kind(), None, SETTINGS, 0.0)
-    write_result(tmp_path / "r.json", doc)
+    run = RunResult(None, SETTINGS, 0.0, tuple(results_of_every_kind()))
+    write_result(tmp_path / "r.json", run)
+    doc = encode(run)
     assert json.loads((tmp_path / "r.json").read_text()) == doc and doc["mesh"] is None
 
 
@@ -96,7 +97,7 @@ def test_report_shows_quantile_and_aggregate_numbers() -> None:
     table = out.getvalue()
     for words in ("p99 10ms; 0 of", "delta ", "(want >= 1): cluster.x.upstream_rq_retry +", "reviews-v1-0 x"):
         assert words in table, words
-    doc = result_document(results, FAKE_INFO, SETTINGS, 0.0)
+    doc = encode(RunResult(FAKE_INFO, SETTINGS, 0.0, tuple(results)))
     kinds = [(e["kind"], e["outcome"], e["summary"] is not None) for e in doc["checks"][0]["expectations"]]
     assert kinds == [("quantile", "pass", True), ("aggregate", "pass", True), ("aggregate", "pass", True)]
 

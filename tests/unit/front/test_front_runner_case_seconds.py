@@ -12,7 +12,7 @@ from harness.errors import SyncTimeout
 from harness.istio.model import IstioObject
 from harness.mesh.base import SyncToken
 from harness.mesh.fake import FAKE_INFO, FakeMesh, draw
-from harness.report.result import result_document
+from harness.result import RunResult, encode
 from harness.runner import run_case
 from harness.settings import StatSettings
 from tests.unit.front.front_builders import make_case, make_case_text, make_check
@@ -44,7 +44,7 @@ def test_runner_records_the_case_apply_and_revert_seconds_on_each_check() -> Non
     case = make_case(make_case_text(make_check("one", "{version: v2}"), make_check("two", "{version: v2}")))
     results = run_case(mesh, case, SETTINGS, clock=mesh.clock)
     assert [(r.outcome, r.case_apply_s, r.case_revert_s) for r in results] == [("pass", 0.25, 0.125)] * 2
-    doc = result_document(results, FAKE_INFO, SETTINGS, 1.0)
+    doc = encode(RunResult(FAKE_INFO, SETTINGS, 1.0, tuple(results)))
     assert [(c["case_apply_s"], c["case_revert_s"]) for c in doc["checks"]] == [(0.25, 0.125)] * 2
 
 
@@ -52,5 +52,5 @@ def test_runner_case_seconds_are_null_when_the_apply_fails() -> None:
     mesh = FakeMesh(fail_apply=SyncTimeout("node client.default: RDS still at 0, want 1 after 5s"))
     (result,) = run_case(mesh, make_case(make_case_text(make_check("one", "{version: v2}"))), SETTINGS)
     assert (result.outcome, result.case_apply_s, result.case_revert_s) == ("error", None, None)
-    (entry,) = result_document([result], FAKE_INFO, SETTINGS, 1.0)["checks"]
+    (entry,) = encode(RunResult(FAKE_INFO, SETTINGS, 1.0, (result,)))["checks"]
     assert (entry["case_apply_s"], entry["case_revert_s"]) == (None, None)

@@ -1,57 +1,34 @@
-"""Hand-made result documents (``harness.report.result``) for the gate, markdown and HTML tests."""
+"""Hand-made results (``harness.result``) for the gate, markdown and HTML tests."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from harness.report.result import SCHEMA_VERSION
-from harness.report.traffic import latency_json
+from harness.mesh.base import MeshInfo
+from harness.result import CheckOutcome, CheckResult, Latency, RunResult, Traffic, Verdict
+from harness.settings import StatSettings
 
 
 def make_entry(
     check: str,
     *,
     case: str = "demo",
-    outcome: str = "pass",
+    outcome: CheckOutcome = "pass",
     version: dict[str, int] | None = None,
     status: dict[str, int] | None = None,
     latency_s: float = 0.005,
-    expectations: list[dict[str, Any]] | None = None,
+    latencies_s: Sequence[float] | None = None,
     distributions: dict[str, dict[str, int]] | None = None,
-) -> dict[str, Any]:
-    """A check entry whose traffic has these version and status counts (and ``distributions`` of its
-    expectations), every latency ``latency_s``."""
+) -> CheckResult:
+    """A check whose traffic has these version and status counts (and ``distributions`` of its
+    expectations), every latency ``latency_s`` unless ``latencies_s`` lists them."""
     version = version or {"v1": 135}
     n = sum(version.values())
-    return {
-        "case": case, "check": check, "file": "cases/demo.yaml", "line": 7, "outcome": outcome,
-        "requests": n, "stale_responses": 0, "seconds": 0.5, "error": None,
-        "traffic": {
-            "requests": n,
-            "distributions": {"version": version, "status": status or {"200": n}, "flags": {"-": n},
-                              **(distributions or {})},
-            "latency": latency_json([latency_s] * n),
-        },
-        "expectations": expectations or [],
-    }
+    traffic = Traffic(n, {"version": version, "status": status or {"200": n}, "flags": {"-": n}, **(distributions or {})},
+                      Latency.of(latencies_s if latencies_s is not None else [latency_s] * n))
+    return CheckResult(case, check, "cases/demo.yaml", 7, outcome, None if outcome == "error" else Verdict(outcome, ()),
+                       n, 0, 0.5, traffic=traffic)
 
 
-def make_expectation(expectation: str, field: str, counts: dict[str, int], *, kind: str = "every",
-                     outcome: str = "pass") -> dict[str, Any]:
-    n = sum(counts.values())
-    return {
-        "expectation": expectation, "field": field, "kind": kind, "outcome": outcome, "requests": n,
-        "counts": counts, "expected": {}, "observed": {k: v / n for k, v in counts.items()} if n else {}, "interval": {},
-        "level": None, "alpha": 0.0, "power": 0.999, "delta": {}, "leak": 0.05, "rule": "", "counterexample": None,
-        "summary": None, "bounds_s": {},
-    }
-
-
-def make_doc(*checks: dict[str, Any], istio: str = "1.30", envoy: str = "1.38.3") -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "mesh": {"kind": "local", "istio_version": istio, "envoy_version": envoy},
-        "settings": {}, "seconds": 1.0,
-        "summary": {k: sum(1 for c in checks if c["outcome"] == k) for k in ("pass", "fail", "inconclusive", "error")},
-        "checks": list(checks),
-    }
+def make_doc(*checks: CheckResult, istio: str = "1.30", envoy: str = "1.38.3") -> RunResult:
+    return RunResult(MeshInfo("local", istio, envoy, 0.0), StatSettings(), 1.0, checks)

@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from harness.mesh.forensics import gather
-from harness.report.forensics import forensics_json, forensics_lines, render_forensics
+from harness.report.forensics import forensics_lines, render_forensics
 from tests.unit.mesh.test_mesh_forensics import SPLIT, V1, V2, V3, config_dump
 
 
@@ -15,7 +15,7 @@ def test_forensics_lines_say_routes_clusters_and_log_tails() -> None:
     dump = config_dump(SPLIT, [V1, V2, V3])
     dump["configs"][0]["dynamic_active_clusters"][0]["cluster"]["outlier_detection"] = {"consecutive_5xx": 1}
     found = gather("client", "reviews", 9080, dump, ['{"response_code": 503, "response_flags": "UH"}'], [])
-    lines = forensics_lines(forensics_json(found))
+    lines = forensics_lines(found)
     assert lines == [
         "what client's proxy held for reviews when the check failed (from its config_dump):",
         "  routes:",
@@ -32,13 +32,13 @@ def test_forensics_lines_say_routes_clusters_and_log_tails() -> None:
 
 
 def test_forensics_lines_for_a_host_the_proxy_has_no_route_for() -> None:
-    lines = forensics_lines(forensics_json(gather("client", "nowhere", 9080, config_dump(SPLIT, []), [], [])))
+    lines = forensics_lines(gather("client", "nowhere", 9080, config_dump(SPLIT, []), [], []))
     assert lines[1:4] == ["  no route for nowhere", "  no cluster the routes name", "  its access log is empty"]
 
 
 def test_render_forensics_titles_each_failed_check() -> None:
     out = io.StringIO()
-    found = forensics_json(gather("client", "reviews", 9080, config_dump(SPLIT, [V1]), [], []))
+    found = gather("client", "reviews", 9080, config_dump(SPLIT, [V1]), [], [])
     render_forensics([("canary :: split", found)], Console(file=out, width=300, color_system=None))
     text = out.getvalue()
     assert "where to look for canary :: split" in text and "-> reviews v1 90%, reviews v2 10%" in text
@@ -46,9 +46,10 @@ def test_render_forensics_titles_each_failed_check() -> None:
 
 def test_pytest_failure_text_ends_with_where_to_look() -> None:
     from harness.pytest_plugin import describe_result
-    from harness.runner import CheckResult
+    from harness.result import CheckResult, Verdict
 
     found = gather("client", "reviews", 9080, config_dump(SPLIT, [V1]), [], [])
-    text = describe_result(CheckResult("canary", "split", "case.yaml", 9, "fail", None, 0, 0, 1.0, forensics=found))
+    text = describe_result(CheckResult("canary", "split", "case.yaml", 9, "fail", Verdict("fail", ()), 0, 0, 1.0,
+                                       forensics=found))
     assert text.splitlines()[1] == "  what client's proxy held for reviews when the check failed (from its config_dump):"
     assert "-> reviews v1 90%, reviews v2 10%" in text

@@ -1,10 +1,9 @@
-"""The gate's diff on hand-made result documents, and the exact false-alarm rate of its two-sample test."""
+"""The gate's diff on hand-made results, and the exact false-alarm rate of its two-sample test."""
 
 from __future__ import annotations
 
 import math
 import random
-from typing import Any
 
 import pytest
 from scipy.stats import binom
@@ -17,7 +16,7 @@ from harness.report.gate import (
     diff_results,
     quantile_interval,
 )
-from harness.report.traffic import latency_json
+from harness.result import CheckResult, Latency
 from tests.unit.report.report_builders import make_doc, make_entry
 
 
@@ -84,13 +83,13 @@ def test_gate_latency_shift_needs_the_ratio_and_the_floor() -> None:
 def test_gate_latency_shift_of_a_small_batch_needs_disjoint_intervals() -> None:
     """10 requests, 8 refused at once by a circuit breaker and 2 held 300 ms (or 1 when the queue drained
     first): the p90 is 300 ms or 2 ms by chance, its interval reaches from 2 ms to the slowest request."""
-    def batch(slow: int) -> dict[str, Any]:
-        entry = make_entry("breaker", version={"v1": 10})
-        entry["traffic"]["latency"] = latency_json([0.002] * (10 - slow) + [0.3] * slow)
-        return entry
+    def batch(slow: int) -> CheckResult:
+        return make_entry("breaker", version={"v1": 10}, latencies_s=[0.002] * (10 - slow) + [0.3] * slow)
 
     assert diff_results(make_doc(batch(1)), make_doc(batch(2))).differences == ()
-    low, high = quantile_interval(latency_json([0.002] * 9 + [0.3])["histogram"], 0.9, 1e-3) or (0, 0)
+    latency = Latency.of([0.002] * 9 + [0.3])
+    assert latency is not None
+    low, high = quantile_interval(latency.histogram, 0.9, 1e-3) or (0, 0)
     assert low < 0.002 and high == math.inf
 
 
@@ -115,16 +114,12 @@ def test_gate_checks_present_in_one_run_only() -> None:
     assert diff.differences[0].findings() == ["only in the baseline run"]
 
 
-def test_gate_refuses_a_document_that_is_not_a_result_with_every_problem() -> None:
-    bad = {"schema_version": 1, "checks": [{"case": "a", "check": "b"}, {**make_entry("c"), "outcome": "passed"}]}
+def test_gate_refuses_a_run_with_a_check_twice() -> None:
+    twice = make_doc(make_entry("a"), make_entry("a"))
     with pytest.raises(ValidationError) as caught:
-        diff_results(bad, make_doc(), sources=("old.json", "new.json"))
+        diff_results(twice, make_doc(), sources=("old.json", "new.json"))
     assert [str(i) for i in caught.value.issues] == [
-        "old.json: schema_version: this mesh-harness reads result schema 2 (got 1); "
-        "run the suite again with this version to get a comparable result",
-        "old.json: checks[0]: missing file, line, outcome",
-        "old.json: checks[1].outcome: expected one of pass, inconclusive, fail, error (got 'passed')",
-    ]
+        "old.json: checks[1]: check 'a' of case 'demo' appears twice; case names must be unique in a run"]
 
 
 def test_gate_settings_refuse_nonsense() -> None:

@@ -10,7 +10,7 @@ from harness.mesh.fake import FAKE_INFO, FakeMesh, draw
 from harness.report.gate import diff_results
 from harness.report.html import gate_html, run_html
 from harness.report.markdown import gate_markdown
-from harness.report.result import result_document
+from harness.result import RunResult
 from harness.runner import run_case
 from harness.settings import StatSettings
 from tests.unit.front.front_builders import make_case, make_case_text, make_check, write_cases
@@ -24,9 +24,9 @@ CASE = make_case(make_case_text(
 ))
 
 
-def _run(versions: dict[str | None, float]) -> dict[str, object]:
-    # seeded: the same documents every time
-    return result_document(run_case(FakeMesh(draw(versions), seed=5), CASE, SETTINGS), FAKE_INFO, SETTINGS, 1.0)
+def _run(versions: dict[str | None, float]) -> RunResult:
+    # seeded: the same results every time
+    return RunResult(FAKE_INFO, SETTINGS, 1.0, tuple(run_case(FakeMesh(draw(versions), seed=5), CASE, SETTINGS)))
 
 
 def test_html_run_report_is_self_contained_with_a_plot_per_statistical_check_and_the_counterexample() -> None:
@@ -35,8 +35,9 @@ def test_html_run_report_is_self_contained_with_a_plot_per_statistical_check_and
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", page), "the report must not load anything from elsewhere"
     # split (fraction) + fast (quantile) + the latency histogram of the check with a latency bound
     assert page.count('src="data:image/png;base64,') == 3
-    counterexample = doc["checks"][1]["expectations"][0]["counterexample"]  # type: ignore[index]
-    assert counterexample is not None and counterexample["request_id"] in page
+    verdict = doc.checks[1].verdict
+    counterexample = verdict.evidence[0].counterexample if verdict else None
+    assert counterexample is not None and counterexample.request_id in page
     assert "fail: the" in page and "demo / split" in page
 
 
