@@ -115,11 +115,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     session = config.stash[_SESSION]
-    if session.warnings:
-        # a section, not Python warnings: pyproject's filterwarnings=error would turn those into failures
-        terminalreporter.write_sep("=", "mesh-harness warnings")
-        for warning in session.warnings:
-            terminalreporter.write_line(f"warning: {warning}")
     if session.results:
         passed = sum(r.outcome == "pass" for r in session.results)
         info = session.mesh_info()
@@ -130,6 +125,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         info = session.mesh_info()
         doc = result_document(session.results, info, session.settings, time.monotonic() - session.started)
         write_result(config.getoption("--mesh-json"), doc)
+    if session.warnings:
+        # a section, not Python warnings: pyproject's filterwarnings=error would turn those into failures
+        terminalreporter.write_sep("=", "mesh-harness warnings")
+        for warning in session.warnings:
+            terminalreporter.write_line(f"warning: {warning}")
 
 
 class MeshSession:
