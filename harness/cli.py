@@ -1,4 +1,9 @@
-"""``mesh-harness``: argument parsing and exit codes only; the work is done by the library.
+"""``mesh-harness``: the command line: its arguments, the few lines that wire each command to the library, exit codes.
+
+The mesh options, pre-flight and the choice of cases are ``harness.session``'s (shared with the pytest
+plugin); ``gate``, ``load``, ``explain`` and the environment commands have modules of their own
+(``gatecmd``, ``load.command``, ``explain``, ``env.commands``). What a command keeps here is the order of
+its calls: load and pre-flight the cases, open the mesh, run, report.
 
 Exit codes: 0 every check passed; 1 a check failed, was inconclusive or could not run;
 2 invalid input (nothing was applied); 3 the mesh itself could not start; 130 interrupted by Ctrl-C
@@ -26,7 +31,7 @@ from harness.case import Case
 from harness.errors import CaseError, HarnessError
 from harness.interrupts import Terminated, sigterm_as_interrupt
 from harness.mesh.base import describe_istio
-from harness.mesh.capabilities import MeshName, mesh_name
+from harness.mesh.capabilities import MeshName
 from harness.progress import Observer, ignore, step
 from harness.session import (
     ALL_FAMILIES,
@@ -217,7 +222,7 @@ def _load(args: argparse.Namespace, console: Console) -> int:
         case_file=args.case, case_name=args.name, users=args.users, spawn_rate=args.spawn_rate, duration_s=args.duration,
         max_fail_ratio=args.max_fail_ratio, p95_s=args.p95, p99_s=args.p99, min_rps=args.min_rps,
         distribution=distribution, worker_of=worker_of, outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
-        settings=stat_settings(mesh), mesh=_capabilities(mesh),
+        settings=stat_settings(mesh), mesh=mesh.capabilities,
     )
     return load(options, lambda: _opener(args)(mesh), console)
 
@@ -386,7 +391,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     cases = load_cases(args.paths)
     if args.dry_run:
         return _dry_run(args, options, cases, console)
-    _preflight(cases, _capabilities(options), console)
+    _preflight(cases, options.capabilities, console)
     settings = stat_settings(options)
     selected = count_selected(cases, args.select)
     if not selected:
@@ -447,11 +452,6 @@ def _dry_run(args: argparse.Namespace, options: MeshOptions, cases: list[Case], 
     except BrokenPipeError:  # `| head`: the reader has what it wanted; no traceback, and none at exit either
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
-
-
-def _capabilities(options: MeshOptions) -> MeshName:
-    """The row of the capability table (``harness.mesh.capabilities``) whose refusals pre-flight applies."""
-    return mesh_name(options.mesh, options.control_plane)
 
 
 def _preflight(cases: Sequence[Case], mesh: MeshName | None, console: Console) -> None:

@@ -36,7 +36,6 @@ from harness.errors import CaseError, HarnessError, Issue
 from harness.interrupts import sigterm_as_interrupt
 from harness.istio.model import IstioObject
 from harness.mesh.base import Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
-from harness.mesh.capabilities import mesh_name
 from harness.report.forensics import forensics_json, forensics_lines
 from harness.report.result import result_document, write_result
 from harness.report.table import interval_text, observed_vs_expected
@@ -179,8 +178,7 @@ class CaseFile(pytest.File):
     def collect(self) -> Iterator[pytest.Collector]:
         cases = load_case_file(_shown(self.path))
         session = self.config.stash[_SESSION]
-        options = session.options
-        enforce(preflight(cases, mesh_name(options.mesh, options.control_plane)), session.warnings.append)
+        enforce(preflight(cases, session.options.capabilities), session.warnings.append)
         for case in cases:
             yield CaseNode.from_parent(self, name=case.name, case=case)
 

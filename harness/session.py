@@ -31,7 +31,7 @@ from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseSyntaxError, Issue, ValidationError, load_all
 from harness.istio.validate import Findings, undefined_subset_warnings, validate_objects
 from harness.mesh.base import CONTROL_PLANES, Mesh
-from harness.mesh.capabilities import MeshName
+from harness.mesh.capabilities import MeshName, mesh_name
 from harness.mesh.kube.versions import DEFAULT_KUBERNETES, KIND_NODE_IMAGES
 from harness.progress import Observer, ignore
 from harness.settings import StatSettings
@@ -121,6 +121,11 @@ class MeshOptions:
     mesh_attach: str | None = _option(
         None, "attach", metavar="NAME",
         help="run on the environment NAME started with `mesh-harness up` (left running, its config restored)")
+
+    @property
+    def capabilities(self) -> MeshName:
+        """This mesh's row of the capability table (``harness.mesh.capabilities``), whose refusals pre-flight applies."""
+        return mesh_name(self.mesh, self.control_plane)
 
 
 @dataclass(frozen=True)
