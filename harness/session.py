@@ -5,10 +5,12 @@ the pytest plugin) shares to turn a command line into cases and an open mesh.
   type, choices and the environment variable the mesh falls back to (``OPTIONS``). ``add_flags``
   turns them into argparse flags for a subcommand, ``add_pytest_options`` into pytest options, and
   ``from_args`` / ``from_pytest`` read either back into the same record, so the two command lines
-  cannot drift apart.
+  cannot drift apart (``as_flags`` writes them back: ``up`` hands them to its daemon so).
 * ``open_mesh(options)`` opens the mesh they name; ``stat_settings(options)`` the statistics.
 * ``preflight(cases, mesh)``: every finding about cases before anything is applied: istiod's rules,
   the warnings about valid but doubtful input, and what the mesh cannot serve (``mesh.capabilities``).
+  ``enforce`` shows the warnings (the commands print them, the plugin lists them in its summary) and
+  raises the errors.
 * ``load_cases``, ``matching`` (``-k``) and ``pick_case`` (``--name``) choose what runs.
 
 Pure apart from ``open_mesh`` and reading case files; imported by the commands, never by the core.
