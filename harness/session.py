@@ -68,9 +68,10 @@ class Flag:
     ``--envoy-binary``, and a set variable is no reason to refuse)."""
 
 
-def _option(default: _T, family: Family, help: str, **spelling: Any) -> _T:
+def _option(default: _T, family: Family, help: str, *, type: Callable[[str], Any] | None = None,
+            choices: tuple[str, ...] | None = None, metavar: str | None = None, env: str | None = None) -> _T:
     """A ``MeshOptions`` field with its flag; typed as its default so that the record reads as plain fields."""
-    result: _T = field(default=default, metadata={"flag": Flag(family, help, **spelling)})
+    result: _T = field(default=default, metadata={"flag": Flag(family, help, type, choices, metavar, env)})
     return result
 
 
@@ -150,7 +151,7 @@ class Option:
             return kwargs
         for key in ("type", "choices", "metavar"):
             if (value := getattr(self.flag, key)) is not None:
-                kwargs[key] = list(value) if key == "choices" else value
+                kwargs[key] = value
         return kwargs
 
 
