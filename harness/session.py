@@ -33,7 +33,7 @@ from harness.cases_discovery import bundled_cases_dir, case_files
 from harness.errors import CaseSyntaxError, Issue, ValidationError, load_all
 from harness.istio.validate import Findings, undefined_subset_warnings, validate_objects
 from harness.mesh.base import CONTROL_PLANES, Mesh
-from harness.mesh.capabilities import MeshName, mesh_name
+from harness.mesh.capabilities import MeshName, case_refusals, mesh_name
 from harness.mesh.kube.versions import DEFAULT_KUBERNETES, KIND_NODE_IMAGES
 from harness.progress import Observer, ignore
 from harness.settings import StatSettings
@@ -259,8 +259,6 @@ def preflight(cases: Sequence[Case], mesh: MeshName | None) -> Findings:
     warnings), subsets no DestinationRule defines, splits that read like "every response"
     (``case_warnings``), and what ``mesh`` cannot serve (``mesh.capabilities``; None: no refusals, for a
     plan that lists them itself)."""
-    from harness.mesh.capabilities import case_refusals
-
     found = Findings()
     for case in cases:
         findings = validate_objects(case.objects)
