@@ -174,3 +174,18 @@ def test_session_pick_case_by_name_first_or_default_and_unknown_names_the_cases(
     with pytest.raises(ValidationError) as info:
         pick_case(path, "three")
     assert str(info.value) == f"{path}: no case named 'three' (cases in this file: one, two); pass one with --name"
+
+
+@pytest.mark.parametrize("command", [
+    ["run"], ["validate"], ["load"], ["explain"], ["gate", "--from", "istio=1.29", "--to", "istio=1.30"],
+])
+def test_preflight_every_command_prints_the_warnings_and_refuses_before_any_mesh(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import EXIT_INVALID, main
+
+    path = write_cases(tmp_path, "bad.yaml", make_case_text(make_check("c", "{version: {v2: 1.0}}"), config=NEGATIVE_WEIGHT))
+    assert main([*command, str(path)], mesh_factory=lambda options: pytest.fail("a mesh was opened")) == EXIT_INVALID
+    printed = capsys.readouterr()
+    assert "warning: " in printed.out and "is a split, judged with a tolerance" in printed.out
+    assert "spec.http[0].route[0].weight: must not be negative (got -5)" in printed.err
