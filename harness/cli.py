@@ -210,9 +210,9 @@ def _load(args: argparse.Namespace, console: Console) -> int:
     from harness.load.command import LoadOptions, ProcessFlags, load, processes_from
     from harness.load.locust_cli import LocustOutputs
 
-    mesh = from_args(args)
-    if mesh.mesh != "local" or args.dry_run or args.master_host_for_pods is not None:
-        return _load_on_kube(args, mesh, console)
+    mesh_options = from_args(args)
+    if mesh_options.mesh != "local" or args.dry_run or args.master_host_for_pods is not None:
+        return _load_on_kube(args, mesh_options, console)
     distribution, worker_of = processes_from(ProcessFlags(
         workers=args.workers, master=args.master, expect_workers=args.expect_workers,
         master_bind_host=args.master_bind_host, master_port=args.master_port, worker=args.worker,
@@ -222,12 +222,12 @@ def _load(args: argparse.Namespace, console: Console) -> int:
         case_file=args.case, case_name=args.name, users=args.users, spawn_rate=args.spawn_rate, duration_s=args.duration,
         max_fail_ratio=args.max_fail_ratio, p95_s=args.p95, p99_s=args.p99, min_rps=args.min_rps,
         distribution=distribution, worker_of=worker_of, outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
-        settings=stat_settings(mesh), mesh=mesh.capabilities,
+        settings=stat_settings(mesh_options), mesh=mesh_options.capabilities,
     )
-    return load(options, lambda: _opener(args)(mesh), console)
+    return load(options, lambda: _opener(args)(mesh_options), console)
 
 
-def _load_on_kube(args: argparse.Namespace, mesh: MeshOptions, console: Console) -> int:
+def _load_on_kube(args: argparse.Namespace, mesh_options: MeshOptions, console: Console) -> int:
     from harness.load.command import LoadOptions
     from harness.load.kube_command import KubeFlags, load_on_kube
     from harness.load.locust_cli import LocustOutputs
@@ -241,8 +241,8 @@ def _load_on_kube(args: argparse.Namespace, mesh: MeshOptions, console: Console)
     options = LoadOptions(case_file=args.case, case_name=args.name, users=args.users, spawn_rate=args.spawn_rate,
                           duration_s=args.duration, max_fail_ratio=args.max_fail_ratio, p95_s=args.p95, p99_s=args.p99,
                           min_rps=args.min_rps, outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
-                          settings=stat_settings(mesh))
-    return load_on_kube(options, kube_options(mesh), flags, console, cache_dir=default_cache_dir())
+                          settings=stat_settings(mesh_options))
+    return load_on_kube(options, kube_options(mesh_options), flags, console, cache_dir=default_cache_dir())
 
 
 def _gate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
