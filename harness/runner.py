@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from urllib.parse import urlsplit
 
+from harness.applied import applied
 from harness.case import Case, Check
 from harness.errors import HarnessError, MeshError, SyncTimeout
 from harness.expect import Sample, captured_headers, needs_of, with_timer_tick
@@ -72,9 +74,9 @@ def run_case(
     if not checks:
         return []
     started = clock()
+    config = ExitStack()  # entered here and left after the checks: an apply error is not a check's error
     try:
-        mesh.deploy(case.topology)
-        token = mesh.apply(case.objects)
+        token = config.enter_context(applied(mesh, case))
     except HarnessError as exc:
         observer(CaseApplied(case.name, clock() - started, str(exc)))
         failed = [_error(case, c, exc, clock() - started) for c in checks]
@@ -92,7 +94,7 @@ def run_case(
             _tell(observer, results[-1])
     finally:
         reverting = clock()
-        mesh.revert(token)
+        config.close()
     reverted_s = clock() - reverting
     return [replace(r, case_apply_s=applied_s, case_revert_s=reverted_s) for r in results]
 

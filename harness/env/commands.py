@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -27,6 +27,7 @@ from harness.env.client import EnvClient
 from harness.env.manifests import load_manifests, read_manifests
 from harness.errors import CaseError, MeshError, ProcessError, SyncTimeout
 from harness.mesh.base import describe_istio
+from harness.session import MeshOptions, as_flags
 from harness.waits import wait_until
 
 UP_TIMEOUT_S = 60.0  # interpreter, control plane, apps and Envoy start, first config ACKed: ~2 s when idle
@@ -55,10 +56,8 @@ def _client(name: str) -> EnvClient:
 class UpOptions:
     name: str = state.DEFAULT_NAME
     services: str | None = None
-    envoy_binary: str | None = None
-    istio_version: str | None = None
-    control_plane: str = "builtin"
-    istiod_binary: str | None = None
+    mesh: MeshOptions = field(default_factory=MeshOptions)
+    """The local mesh the daemon runs (``--envoy-binary``, ``--istio-version``, ``--control-plane``, ...)."""
     timeout_s: float = UP_TIMEOUT_S
 
 
@@ -107,13 +106,10 @@ def _spawn_daemon(options: UpOptions, path: Path) -> int:
     argv = [sys.executable, "-m", state.DAEMON_MODULE, "--name", options.name, "--dir", str(path.resolve())]
     if options.services is not None:
         argv += ["--services", str(Path(options.services).resolve())]
-    if options.envoy_binary is not None:
-        argv += ["--envoy-binary", str(Path(options.envoy_binary).resolve())]
-    if options.istio_version is not None:
-        argv += ["--istio-version", options.istio_version]
-    argv += ["--control-plane", options.control_plane]
-    if options.istiod_binary is not None:
-        argv += ["--istiod-binary", str(Path(options.istiod_binary).resolve())]
+    mesh = options.mesh
+    resolved = replace(mesh, envoy_binary=mesh.envoy_binary and str(Path(mesh.envoy_binary).resolve()),
+                       istiod_binary=mesh.istiod_binary and str(Path(mesh.istiod_binary).resolve()))
+    argv += as_flags(resolved, "mesh")
     root = str(Path(harness.__file__).resolve().parent.parent)  # works from a checkout that is not installed
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)

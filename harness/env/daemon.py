@@ -57,7 +57,8 @@ from harness.env.manifests import Manifest
 from harness.env.service import EnvService
 from harness.errors import CaseError, ConfigRejected, HarnessError, MeshError
 from harness.istio.model import IstioObject
-from harness.mesh.base import CONTROL_PLANES, SyncToken
+from harness.mesh.base import SyncToken
+from harness.session import add_flags, from_args, local_mesh_options
 from harness.topology import DEFAULT_TOPOLOGY
 
 _SERVER_STOP_S = 10.0
@@ -154,10 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--dir", required=True, type=Path)
     p.add_argument("--services", default=None)
-    p.add_argument("--envoy-binary", default=None)
-    p.add_argument("--istio-version", default=None)
-    p.add_argument("--control-plane", choices=CONTROL_PLANES, default="builtin")
-    p.add_argument("--istiod-binary", default=None)
+    add_flags(p, "mesh")  # as `up` took them (env/commands.py: as_flags)
     return p
 
 
@@ -183,12 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace, stop: threading.Event) -> None:
     """Start the mesh, serve the API until ``stop`` is set, close everything."""
-    from harness.cli import local_mesh_options
     from harness.env.services import load_services_file
     from harness.mesh.local.mesh import LocalMesh
 
     topology = load_services_file(args.services) if args.services else DEFAULT_TOPOLOGY
-    with LocalMesh(**local_mesh_options(args)) as mesh:
+    with LocalMesh(**local_mesh_options(from_args(args))) as mesh:
         mesh.deploy(topology)
         token = secrets.token_urlsafe(32)
         server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(EnvService(mesh), token, stop))

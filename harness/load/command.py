@@ -1,4 +1,4 @@
-"""``mesh-harness load CASE``: pick the case, lay the flags over its ``load:`` block, run, show, exit code.
+"""``mesh-harness load CASE``: pick the case, pre-flight it, lay the flags over its ``load:`` block, run, show, exit code.
 
 Exit code 0 when every gate held and every judged check passed, 1 otherwise, whatever Locust's
 own exit code would have been (it only tells whether Locust ran; see ``run.py``).
@@ -6,7 +6,7 @@ own exit code would have been (it only tells whether Locust ran; see ``run.py``)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -14,8 +14,8 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.case import Case, load_case_file
-from harness.errors import CaseError, Issue, ValidationError
+from harness.case import Case
+from harness.errors import CaseError
 from harness.load.gates import LoadReport
 from harness.load.locust_cli import DEFAULT_MASTER_PORT, ONE_PROCESS, Distribution, LocustOutputs
 from harness.load.render import checks_table, gates_table, versions_table
@@ -24,6 +24,8 @@ from harness.load.run import Progress as RunProgress
 from harness.load.worker import serve_as_worker
 from harness.loadspec import LoadSpec
 from harness.mesh.base import Mesh
+from harness.mesh.capabilities import MeshName
+from harness.session import console_warning, enforce, pick_case, preflight
 from harness.settings import StatSettings
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -50,6 +52,8 @@ class LoadOptions:
     """``--worker --master-host HOST``: this machine only sends, for the master at (HOST, port)."""
     outputs: LocustOutputs = LocustOutputs()
     settings: StatSettings = StatSettings()
+    mesh: MeshName = "local-builtin"
+    """The mesh the case runs on, whose refusals pre-flight applies (``harness.mesh.capabilities``)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ def processes_from(flags: ProcessFlags) -> tuple[Distribution, tuple[str, int] |
 
 
 def load(options: LoadOptions, open_mesh: Callable[[], AbstractContextManager[Mesh]], console: Console) -> int:
-    case = pick_case(options.case_file, options.case_name)
+    case = pick_case(options.case_file, options.case_name, default=first_with_load)
+    enforce(preflight([case], options.mesh), console_warning(console))
     spec = load_spec(options, case)
     if options.worker_of is not None:
         return _serve_as_worker(case, spec, options.worker_of, open_mesh, console)
@@ -168,13 +173,6 @@ def show_workers(run: LocustRun, console: Console) -> None:
         console.print(f"[red]lost worker {lost}: it died or lost its master mid-run; the run fails[/]", highlight=False)
 
 
-def pick_case(file: str, name: str | None) -> Case:
-    """The named case of the file; without a name, the first case with a ``load:`` block, else the first."""
-    cases = load_case_file(file)
-    if name is not None:
-        chosen = next((c for c in cases if c.name == name), None)
-        if chosen is None:
-            names = ", ".join(c.name for c in cases)
-            raise ValidationError([Issue(f"no case named {name!r} (cases in this file: {names}); pass one with --name", file)])
-        return chosen
+def first_with_load(cases: Sequence[Case]) -> Case:
+    """Without ``--name``: the first case with a ``load:`` block, else the first."""
     return next((c for c in cases if c.load is not None), cases[0])

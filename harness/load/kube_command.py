@@ -17,7 +17,15 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.errors import CaseError
-from harness.load.command import EXIT_OK, MAX_PORT, LoadOptions, load_spec, pick_case, show_report, with_progress
+from harness.load.command import (
+    EXIT_OK,
+    MAX_PORT,
+    LoadOptions,
+    first_with_load,
+    load_spec,
+    show_report,
+    with_progress,
+)
 from harness.load.gates import LoadReport
 from harness.load.kube import kind_gateway, kind_gateway_command, load_image, locust_version, master_host_for_pods
 from harness.load.kube_plan import KubeLoad, load_kube_plan
@@ -30,6 +38,7 @@ from harness.mesh.kube.mesh import KubeMesh
 from harness.mesh.kube.plan import render_plan
 from harness.mesh.kube.session import KubeOptions, check_options, open_kube_mesh
 from harness.mesh.kube.tools import find_tool
+from harness.session import console_warning, enforce, pick_case, preflight
 
 GATEWAY_TIMEOUT_S = 60.0
 
@@ -70,7 +79,9 @@ def load_on_kube(options: LoadOptions, opts: KubeOptions, flags: KubeFlags, cons
     ``master_address`` (kind: the kind network's gateway) are seams for tests."""
     load = kube_load_from(flags)
     check_options(opts)
-    case = pick_case(options.case_file, options.case_name)
+    case = pick_case(options.case_file, options.case_name, default=first_with_load)
+    # a dry run lists what the mesh refuses in its plan; a live run refuses before anything starts
+    enforce(preflight([case], None if flags.dry_run else opts.mesh), console_warning(console))
     spec = load_spec(options, case)
     load = replace(load, locust_version=locust_version())
     if flags.dry_run:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from harness.applied import applied
 from harness.case import Case
 from harness.errors import MeshError, ProcessError
 from harness.load.gates import LoadReport, judge_load
@@ -117,12 +118,8 @@ def case_applied(mesh: Mesh, case: Case, spec: LoadSpec,
     Locust sends for the case's plan (default: the client sidecar's listener of a local mesh)."""
     host = host_of or sidecar_listener(mesh, case)
     case_plan = plan_case(case, spec)
-    mesh.deploy(case.topology)
-    token = mesh.apply(case.objects)
-    try:
+    with applied(mesh, case) as token:
         yield AppliedCase(case_plan, host(case_plan), token.version)
-    finally:
-        mesh.revert(token)
 
 
 def sidecar_listener(mesh: Mesh, case: Case) -> Callable[[CasePlan], str]:

@@ -7,7 +7,6 @@ honest proof that no traceback reaches a user's terminal.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from harness.cli import EXIT_INVALID, EXIT_OK, main
 from harness.mesh.fake import FakeMesh, draw
+from harness.session import MeshOptions
 from tests.errors.corpus_expected import (
     CORPUS,
     EXPECTED,
@@ -45,10 +45,10 @@ def made() -> list[FakeMesh]:
 
 
 @pytest.fixture
-def factory(made: list[FakeMesh]) -> Callable[[argparse.Namespace], FakeMesh]:
+def factory(made: list[FakeMesh]) -> Callable[[MeshOptions], FakeMesh]:
     """A mesh factory that records every mesh it makes: an invalid input must make none."""
 
-    def make(args: argparse.Namespace) -> FakeMesh:
+    def make(options: MeshOptions) -> FakeMesh:
         mesh = FakeMesh(draw(), seed=3)
         made.append(mesh)
         return mesh
@@ -72,7 +72,7 @@ def issue_lines(err: str) -> list[str]:
 @pytest.mark.usefixtures("in_corpus")
 @pytest.mark.parametrize("name", INPUTS)
 def test_corpus_run_exits_2_with_the_message_and_makes_no_mesh(
-    name: str, factory: Callable[[argparse.Namespace], FakeMesh], made: list[FakeMesh], capsys: pytest.CaptureFixture[str]
+    name: str, factory: Callable[[MeshOptions], FakeMesh], made: list[FakeMesh], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["run", name], mesh_factory=factory) == EXIT_INVALID
     printed = capsys.readouterr()
@@ -97,7 +97,7 @@ def test_corpus_real_process_exits_2_without_a_traceback(name: str, command: str
 
 
 def test_corpus_a_manifest_named_as_a_case_is_one_clear_issue(
-    in_corpus: Path, factory: Callable[[argparse.Namespace], FakeMesh], made: list[FakeMesh],
+    in_corpus: Path, factory: Callable[[MeshOptions], FakeMesh], made: list[FakeMesh],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """pytest skips manifests (they are not cases), so this input is the CLI's alone."""
@@ -110,7 +110,7 @@ def test_corpus_a_manifest_named_as_a_case_is_one_clear_issue(
 
 
 def test_corpus_a_directory_without_cases_is_refused_before_any_mesh(
-    tmp_path: Path, factory: Callable[[argparse.Namespace], FakeMesh], made: list[FakeMesh],
+    tmp_path: Path, factory: Callable[[MeshOptions], FakeMesh], made: list[FakeMesh],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["run", str(tmp_path)], mesh_factory=factory) == EXIT_INVALID
@@ -120,7 +120,7 @@ def test_corpus_a_directory_without_cases_is_refused_before_any_mesh(
     ]
 
 
-def test_corpus_a_missing_path_is_refused(factory: Callable[[argparse.Namespace], FakeMesh], made: list[FakeMesh],
+def test_corpus_a_missing_path_is_refused(factory: Callable[[MeshOptions], FakeMesh], made: list[FakeMesh],
                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "no/such/case.yaml"], mesh_factory=factory) == EXIT_INVALID
     assert made == []
@@ -151,7 +151,7 @@ def test_corpus_warning_validate_exits_0_and_prints_it(
 
 @pytest.mark.parametrize("name", WARNING_INPUTS)
 def test_corpus_warning_run_goes_ahead(
-    name: str, monkeypatch: pytest.MonkeyPatch, factory: Callable[[argparse.Namespace], FakeMesh],
+    name: str, monkeypatch: pytest.MonkeyPatch, factory: Callable[[MeshOptions], FakeMesh],
     made: list[FakeMesh], capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Every check here expects status 200 from every response, and the fake mesh answers 200: no statistics.

@@ -5,7 +5,8 @@ One real pytest process collects the whole corpus (a subprocess: the honest "no 
 and one process instead of a hundred); each file's error section is then checked on its own. The
 plugin's mesh is lazy (``MeshSession.mesh()`` runs on a case's first setup or the ``mesh`` fixture);
 the inner conftest records every mesh the plugin asks for, and a valid case shows that the record
-works, so "no mesh made" is not vacuous.
+works, so "no mesh made" is not vacuous. The warnings corpus collects without errors, and each file's
+warnings are listed in the terminal summary as ``run`` prints them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from tests.errors.corpus_expected import (
     CORPUS,
     EXPECTED,
+    EXPECTED_WARNINGS,
     WARNINGS,
     assert_issues,
     corpus_files,
@@ -110,10 +112,13 @@ def test_corpus_the_mesh_record_sees_a_valid_case(cases_dir: pytest.Pytester) ->
     assert (cases_dir.path / "mesh-made").exists()
 
 
-def test_corpus_warnings_are_collected_without_errors(cases_dir: pytest.Pytester) -> None:
+def test_corpus_warnings_are_collected_without_errors_and_listed_as_run_prints_them(cases_dir: pytest.Pytester) -> None:
     names = corpus_files(WARNINGS)
     for name in names:
         shutil.copy(WARNINGS / name, cases_dir.path / "cases" / name)
     result = cases_dir.runpytest(*QUIET, "--collect-only", "-q")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert sorted(line.split("::")[0] for line in result.outlines if "::" in line) == [f"cases/{n}" for n in names]
+    warnings = [line.removeprefix("warning: cases/") for line in result.outlines if line.startswith("warning: ")]
+    for name in names:
+        assert_issues([w for w in warnings if w.startswith(f"{name}:")], name, EXPECTED_WARNINGS[name], result.stdout.str())

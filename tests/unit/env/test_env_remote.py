@@ -10,7 +10,6 @@ from typing import Any, cast
 
 import pytest
 
-from harness.cli import load_cases
 from harness.env import wire
 from harness.env.client import EnvClient
 from harness.env.remote import AttachedMesh, check_attach_options, topology_differences
@@ -18,6 +17,7 @@ from harness.env.state import EnvState
 from harness.errors import CaseError, MeshError
 from harness.istio.model import IstioObject
 from harness.mesh.base import Mesh, MeshInfo, SendSpec, SyncToken
+from harness.session import load_cases
 from harness.topology import DEFAULT_TOPOLOGY, Client, Service, ServicePort, Topology
 
 KNOBBY = Topology(

@@ -5,7 +5,6 @@ Traffic comes from the fake mesh through ``main(..., mesh_factory=...)``; every 
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 from collections.abc import Callable
@@ -19,13 +18,14 @@ from harness.cli import EXIT_FAILED, EXIT_INVALID, EXIT_MESH, EXIT_OK, main
 from harness.errors import ProcessError
 from harness.mesh.fake import FakeMesh, Handler, draw
 from harness.result import SCHEMA_VERSION
+from harness.session import MeshOptions
 from tests.unit.front.front_builders import make_case_text, make_check, write_cases
 
 SHIPPED = Path(__file__).resolve().parents[3] / "cases"
 
 
-def fake(handler: Handler, made: list[FakeMesh] | None = None) -> Callable[[argparse.Namespace], FakeMesh]:
-    def factory(args: argparse.Namespace) -> FakeMesh:
+def fake(handler: Handler, made: list[FakeMesh] | None = None) -> Callable[[MeshOptions], FakeMesh]:
+    def factory(options: MeshOptions) -> FakeMesh:
         mesh = FakeMesh(handler, seed=11)
         if made is not None:
             made.append(mesh)
@@ -76,7 +76,7 @@ def test_cli_run_k_selects_checks_and_no_match_is_invalid(split_case: Path, caps
 
 
 def test_cli_run_mesh_that_cannot_start_exits_3(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    def broken(args: argparse.Namespace) -> FakeMesh:
+    def broken(options: MeshOptions) -> FakeMesh:
         raise ProcessError("envoy exited with code 1: bind: address in use")
 
     assert main(["run", str(split_case)], mesh_factory=broken) == EXIT_MESH

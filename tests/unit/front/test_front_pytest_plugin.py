@@ -111,6 +111,20 @@ def test_plugin_invalid_istio_config_is_a_collection_error(pytester: pytest.Pyte
     assert "Traceback" not in result.stdout.str()
 
 
+def test_plugin_lists_preflight_warnings_in_the_terminal_summary(pytester: pytest.Pytester) -> None:
+    """Valid but doubtful input is reported as ``mesh-harness run`` prints it (before, the plugin dropped it);
+    a summary section, not Python warnings, which ``filterwarnings = error`` would turn into failures."""
+    write_cases(pytester, make_case_text(make_check("only v2", "{version: {v2: 1.0}}"), name="canary"))
+    pytester.makeconftest(FAKE_CONFTEST.format(versions='{"v2": 1.0}'))
+    result = run(pytester, "-W", "error")
+    result.assert_outcomes(passed=1)
+    lines = result.outlines
+    assert "mesh-harness warnings" in lines[lines.index(next(line for line in lines if line.startswith("warning:"))) - 1]
+    assert ("warning: cases/canary.yaml:10: checks[0].expect.version: {v2: 1} is a split, judged with a tolerance "
+            "(delta), so a small share of responses with another version still passes; write `version: v2` to claim "
+            "every response") in lines
+
+
 def test_plugin_mesh_error_in_setup_fails_each_check_with_the_message(pytester: pytest.Pytester) -> None:
     write_cases(pytester)
     pytester.makeconftest(

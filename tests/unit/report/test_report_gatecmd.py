@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ from harness.errors import CaseError, ProcessError
 from harness.gatecmd import Side, parse_side
 from harness.mesh.fake import FakeMesh, Handler, draw
 from harness.mesh.local.envoy_wheels import installed_envoy, wheel_binary
+from harness.session import MeshOptions
 from tests.unit.front.front_builders import make_case_text, make_check, write_cases
 
 
@@ -38,9 +38,9 @@ def case_file(tmp_path: Path) -> Path:
         make_check("split", "{version: {v1: 0.9, v2: 0.1}}"), make_check("ok", "{status: 200}"), name="canary"))
 
 
-def by_istio(opened: list[argparse.Namespace], handlers: dict[str | None, Handler]) -> Callable[[argparse.Namespace], FakeMesh]:
+def by_istio(opened: list[MeshOptions], handlers: dict[str | None, Handler]) -> Callable[[MeshOptions], FakeMesh]:
     """A mesh factory whose traffic depends on the side's Istio version; records the options of each side."""
-    def factory(args: argparse.Namespace) -> FakeMesh:
+    def factory(args: MeshOptions) -> FakeMesh:
         opened.append(args)
         return FakeMesh(handlers[args.istio_version], seed=7)
     return factory
@@ -49,7 +49,7 @@ def by_istio(opened: list[argparse.Namespace], handlers: dict[str | None, Handle
 def test_gatecmd_one_shot_reports_a_changed_split_and_writes_every_report(
     case_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    opened: list[argparse.Namespace] = []
+    opened: list[MeshOptions] = []
     handlers: dict[str | None, Handler] = {"1.23": draw({"v1": 0.5, "v2": 0.5}), "1.30": draw({"v1": 0.9, "v2": 0.1})}
     code = main(["gate", "--from", "istio=1.23", "--to", "istio=1.30", str(case_file), "--json-dir", str(tmp_path / "j"),
                  "--html", str(tmp_path / "g.html"), "--markdown", str(tmp_path / "g.md")],
@@ -65,14 +65,14 @@ def test_gatecmd_one_shot_reports_a_changed_split_and_writes_every_report(
 
 def test_gatecmd_same_mesh_both_sides_exits_zero(case_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # seeded (7); for any seed the chance of a reported difference is at most the gate's alpha, 1e-6
-    opened: list[argparse.Namespace] = []
+    opened: list[MeshOptions] = []
     handlers: dict[str | None, Handler] = {"1.30": draw({"v1": 0.9, "v2": 0.1})}
     code = main(["gate", "--from", "istio=1.30", "--to", "istio=1.30", str(case_file)], mesh_factory=by_istio(opened, handlers))
     assert code == EXIT_OK and "no differences in 2 checks" in capsys.readouterr().out
 
 
 def test_gatecmd_envoy_path_side_is_passed_through(case_file: Path) -> None:
-    opened: list[argparse.Namespace] = []
+    opened: list[MeshOptions] = []
     handlers: dict[str | None, Handler] = {None: draw({"v1": 0.9, "v2": 0.1})}
     main(["gate", "--from", "envoy=/opt/envoy-a", "--to", "envoy=./envoy-b", str(case_file)], mesh_factory=by_istio(opened, handlers))
     assert [a.envoy_binary for a in opened] == ["/opt/envoy-a", "./envoy-b"]
@@ -86,10 +86,10 @@ def test_gatecmd_plane_sides_open_each_plane_and_build_istiod_first(
     events: list[str] = []
     monkeypatch.setattr("harness.cli.build_istiod_shown",
                         lambda version, force, console: events.append(f"build {version}"))
-    opened: list[argparse.Namespace] = []
+    opened: list[MeshOptions] = []
     handlers: dict[str | None, Handler] = {None: draw({"v1": 0.9, "v2": 0.1}), "v0.0.0-x": draw({"v1": 0.9, "v2": 0.1})}
 
-    def factory(args: argparse.Namespace) -> Any:
+    def factory(args: MeshOptions) -> Any:
         events.append(f"open {args.control_plane}")
         return by_istio(opened, handlers)(args)
 
