@@ -29,8 +29,9 @@ def test_the_default_delta_needed_more_than_the_loaded_run_sent() -> None:
     assert fixed_n(StatSettings().delta) > SENT_BY_THE_FAILED_RUN
 
 
-def test_a_judged_run_needs_a_fifth_of_what_a_loaded_machine_sends() -> None:
-    duration_s = float(_option("--duration").removesuffix("s"))
+def test_a_judged_run_needs_a_third_of_what_a_loaded_machine_sends() -> None:
+    """Even if Locust's start ate 2 of its 8 seconds, as it ate 1.1 to 1.4 of 5 in the loaded runs."""
+    counted_s = float(_option("--duration").removesuffix("s")) - 2.0
     needed = fixed_n(float(_option("--delta")))
-    assert needed * 5 <= LOADED_REQUESTS_PER_S * duration_s
-    assert needed * 3 <= SENT_BY_THE_FAILED_RUN  # even the 3.6 s that run counted would do
+    assert needed * 3 <= LOADED_REQUESTS_PER_S * counted_s
+    assert needed * 3 <= SENT_BY_THE_FAILED_RUN
