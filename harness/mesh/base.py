@@ -14,7 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 from harness.istio.model import IstioObject
 from harness.topology import Topology
 
-Protocol_ = Literal["http", "http2", "grpc"]
+WireProtocol = Literal["http", "http2", "grpc"]
 ControlPlaneName = Literal["builtin", "istiod"]
 CONTROL_PLANES: tuple[ControlPlaneName, ...] = ("builtin", "istiod")
 """What can configure the local mesh's Envoys: the harness's translator, or real istiod."""
@@ -44,7 +44,7 @@ class SendSpec:
     count: int = 1
     concurrency: int = 16
     rate: float | None = None
-    protocol: Protocol_ = "http"
+    protocol: WireProtocol = "http"
     new_connection: bool = False
     timeout_s: float = 30.0
     deadline_s: float = 120.0
