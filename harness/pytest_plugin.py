@@ -6,7 +6,8 @@ Installing mesh-harness gives any repository:
   ``cases/canary.yaml::canary-90-10::split follows the weights``; a case's config is applied once
   before its first check and reverted after its last (the ``CaseNode`` collector's setup/teardown);
 * fixtures ``mesh`` (session scope, started on first use), ``mesh_settings``, ``apply_config``
-  (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch);
+  (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch), from
+  ``harness.fixtures`` (entry point ``mesh_harness_fixtures``), on the session mesh kept here;
 * options ``--mesh local|kind|cluster`` (with ``--kubeconfig``, ``--context``, ``--istio-revision``,
   ``--keep-cluster``, ``--kubernetes-version``, ``--image-registry``), ``--control-plane builtin|istiod`` (``--istiod-binary``), ``--envoy-binary``,
   ``--istio-version``, ``--alpha``, ``--delta``, ``--power``,
@@ -21,8 +22,7 @@ from __future__ import annotations
 import argparse
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,7 @@ from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import CASE_SUFFIXES, looks_like_case
 from harness.errors import CaseError, HarnessError, Issue, ValidationError
 from harness.interrupts import sigterm_as_interrupt
-from harness.istio.model import IstioObject
-from harness.mesh.base import CONTROL_PLANES, Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
+from harness.mesh.base import CONTROL_PLANES, Mesh, MeshInfo, SyncToken, describe_istio
 from harness.mesh.capabilities import MeshName, case_refusals, mesh_name
 from harness.report.forensics import forensics_json, forensics_lines
 from harness.report.result import result_document, write_result
@@ -91,8 +90,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the mesh's processes and work dir are cleaned up.
         config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
-    config.addinivalue_line("markers", "envoy: starts real Envoy and sample-app processes")
-    config.addinivalue_line("markers", "kind: needs Docker and kind (real Istio); skipped where they are missing")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -350,42 +347,6 @@ def _harness_error_text(excinfo: pytest.ExceptionInfo[BaseException]) -> str | N
     return None
 
 
-# --- fixtures for hand-written tests ---------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def mesh(pytestconfig: pytest.Config) -> Mesh:
-    """The session's mesh (``--mesh``), started on first use, closed at the end of the session."""
-    return pytestconfig.stash[_SESSION].mesh()
-
-
-@pytest.fixture(scope="session")
-def mesh_settings(pytestconfig: pytest.Config) -> StatSettings:
-    """The statistical settings from the command line (alpha, delta, power, max requests)."""
-    return pytestconfig.stash[_SESSION].settings
-
-
-@pytest.fixture
-def apply_config(mesh: Mesh) -> Iterator[Callable[[Sequence[IstioObject]], SyncToken]]:
-    """``apply_config(objects)`` applies Istio objects for this test; everything is reverted after it."""
-    tokens: list[SyncToken] = []
-
-    def apply(objects: Sequence[IstioObject]) -> SyncToken:
-        token = mesh.apply(objects)
-        tokens.append(token)
-        return token
-
-    yield apply
-    if tokens:
-        mesh.revert(tokens[0])
-
-
-@pytest.fixture
-def send(mesh: Mesh) -> Callable[..., list[Observation]]:
-    """``send(url, count=100, headers={...}, ...)``: one ForwardEcho batch from the client workload."""
-
-    def _send(url: str, *, headers: dict[str, str] | None = None, **fields: Any) -> list[Observation]:
-        spec = replace(SendSpec(url=url), headers=tuple((headers or {}).items()), **fields)
-        return mesh.send(spec)
-
-    return _send
+def mesh_session(config: pytest.Config) -> MeshSession:
+    """The session's ``MeshSession``: for the fixtures of ``harness.fixtures``, a plugin of its own."""
+    return config.stash[_SESSION]
