@@ -6,7 +6,8 @@ Installing mesh-harness gives any repository:
   ``cases/canary.yaml::canary-90-10::split follows the weights``; a case's config is applied once
   before its first check and reverted after its last (the ``CaseNode`` collector's setup/teardown);
 * fixtures ``mesh`` (session scope, started on first use), ``mesh_settings``, ``apply_config``
-  (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch);
+  (apply Istio objects for one test, reverted after it) and ``send`` (one ForwardEcho batch), from
+  ``harness.fixtures`` (entry point ``mesh_harness_fixtures``), on the session mesh kept here;
 * the options of ``mesh-harness run`` (``harness.session.OPTIONS``: ``--mesh local|kind|cluster`` with the
   kube options, ``--control-plane builtin|istiod``, ``--envoy-binary``, ``--istio-version``, ``--alpha``,
   ``--delta``, ``--power``, ``--max-requests``, ``--mesh-attach NAME``), plus ``--mesh-json FILE`` (the
@@ -21,9 +22,8 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,12 @@ from harness.case import Case, Check, load_case_file
 from harness.cases_discovery import CASE_SUFFIXES, looks_like_case
 from harness.errors import CaseError, HarnessError, Issue
 from harness.interrupts import sigterm_as_interrupt
-from harness.istio.model import IstioObject
-from harness.mesh.base import Mesh, MeshInfo, Observation, SendSpec, SyncToken, describe_istio
+from harness.mesh.base import Mesh, MeshInfo, SyncToken, describe_istio
 from harness.report.forensics import forensics_lines
 from harness.report.table import interval_text, observed_vs_expected
 from harness.result import CheckResult, RunResult, write_result
 from harness.runner import run_check
 from harness.session import add_pytest_options, enforce, from_pytest, open_mesh, preflight, stat_settings
-from harness.settings import StatSettings
 
 _SESSION = pytest.StashKey["MeshSession"]()
 _PREVIOUS_SIGTERM = pytest.StashKey[Any]()
@@ -71,8 +69,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the mesh's processes and work dir are cleaned up.
         config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
-    config.addinivalue_line("markers", "envoy: starts real Envoy and sample-app processes")
-    config.addinivalue_line("markers", "kind: needs Docker and kind (real Istio); skipped where they are missing")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -296,42 +292,6 @@ def _harness_error_text(excinfo: pytest.ExceptionInfo[BaseException]) -> str | N
     return None
 
 
-# --- fixtures for hand-written tests ---------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def mesh(pytestconfig: pytest.Config) -> Mesh:
-    """The session's mesh (``--mesh``), started on first use, closed at the end of the session."""
-    return pytestconfig.stash[_SESSION].mesh()
-
-
-@pytest.fixture(scope="session")
-def mesh_settings(pytestconfig: pytest.Config) -> StatSettings:
-    """The statistical settings from the command line (alpha, delta, power, max requests)."""
-    return pytestconfig.stash[_SESSION].settings
-
-
-@pytest.fixture
-def apply_config(mesh: Mesh) -> Iterator[Callable[[Sequence[IstioObject]], SyncToken]]:
-    """``apply_config(objects)`` applies Istio objects for this test; everything is reverted after it."""
-    tokens: list[SyncToken] = []
-
-    def apply(objects: Sequence[IstioObject]) -> SyncToken:
-        token = mesh.apply(objects)
-        tokens.append(token)
-        return token
-
-    yield apply
-    if tokens:
-        mesh.revert(tokens[0])
-
-
-@pytest.fixture
-def send(mesh: Mesh) -> Callable[..., list[Observation]]:
-    """``send(url, count=100, headers={...}, ...)``: one ForwardEcho batch from the client workload."""
-
-    def _send(url: str, *, headers: dict[str, str] | None = None, **fields: Any) -> list[Observation]:
-        spec = replace(SendSpec(url=url), headers=tuple((headers or {}).items()), **fields)
-        return mesh.send(spec)
-
-    return _send
+def mesh_session(config: pytest.Config) -> MeshSession:
+    """The session's ``MeshSession``: for the fixtures of ``harness.fixtures``, a plugin of its own."""
+    return config.stash[_SESSION]

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-import harness
 from harness.env import render, state, wire
 from harness.env.client import EnvClient
 from harness.env.manifests import load_manifests, read_manifests
@@ -110,9 +109,6 @@ def _spawn_daemon(options: UpOptions, path: Path) -> int:
     resolved = replace(mesh, envoy_binary=mesh.envoy_binary and str(Path(mesh.envoy_binary).resolve()),
                        istiod_binary=mesh.istiod_binary and str(Path(mesh.istiod_binary).resolve()))
     argv += as_flags(resolved, "mesh")
-    root = str(Path(harness.__file__).resolve().parent.parent)  # works from a checkout that is not installed
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     log = str(path / state.LOG_FILE)
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -121,7 +117,7 @@ def _spawn_daemon(options: UpOptions, path: Path) -> int:
     ]
     # posix_spawn instead of Popen: the daemon outlives this command on purpose, and a Popen object
     # would warn about it. We reap it ourselves if it exits while we wait (state.process_gone).
-    return os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+    return os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions, setsid=True)
 
 
 def _wait_ready(pid: int, path: Path, name: str, timeout: float) -> state.EnvState:

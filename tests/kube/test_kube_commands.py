@@ -124,14 +124,32 @@ def test_kube_istioctl_install(tmp_path: Path) -> None:
     assert istiod_image_version("pilot") == ""
 
 
+class ContextRecorder(FakeRunner):
+    """A FakeRunner that lists the build context's files while ``docker build`` runs."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.context_files: set[str] = set()
+
+    def __call__(self, argv: list[str], *, what: str, timeout_s: float, **kwargs: Any) -> str:
+        if argv[1] == "build":
+            context = Path(argv[-1])
+            self.context_files = {str(p.relative_to(context)) for p in context.rglob("*") if p.is_file()}
+        return super().__call__(argv, what=what, timeout_s=timeout_s, **kwargs)
+
+
 def test_kube_echo_image_built_once_and_pushed_for_a_registry() -> None:
-    root = image.package_root()
-    tag = image.source_hash(root)
-    built = FakeRunner(fail=("docker image inspect",))
+    tag = image.source_hash()
+    built = ContextRecorder(fail=("docker image inspect",))
     ref = image.ensure_image(built, "docker")
     assert ref == f"mesh-harness-echo:{tag}" and len(tag) == 12
-    assert built.commands[1] == ["docker", "build", "--file", str(image.dockerfile_path()), "--tag", ref,
-                                "--build-arg", "BASE=python:3.11-slim", str(root)]
+    context = Path(built.commands[1][-1])
+    assert built.commands[1] == ["docker", "build", "--file", f"{context}/harness/sample_apps/echo/Dockerfile",
+                                "--tag", ref, "--build-arg", "BASE=python:3.11-slim", str(context)]
+    # a temporary context, in the layout the Dockerfile's COPY lines name, whatever the install; removed after
+    assert built.context_files == {str(p) for p in image.source_files()} | {"harness/sample_apps/echo/Dockerfile"}
+    assert {"harness/__init__.py", "harness/sample_apps/echo/__main__.py"} <= built.context_files
+    assert not context.exists()
     cached = FakeRunner()
     assert image.ensure_image(cached, "docker", "registry.example/team/") == f"registry.example/team/mesh-harness-echo:{tag}"
     assert [c[1] for c in cached.commands] == ["image", "push"]
@@ -170,7 +188,8 @@ def test_kube_dockerfile_copies_what_the_echo_app_imports() -> None:
     """The image holds harness/sample_apps only: the echo app must not import other harness modules."""
     text = image.dockerfile_path().read_text()
     assert "COPY harness/sample_apps/ /app/harness/sample_apps/" in text and "python:3.11-slim" in text
-    sources = (image.package_root() / "harness" / "sample_apps").rglob("*.py")
+    sources = [path for name, path in image.source_files().items() if name.parts[:2] == ("harness", "sample_apps")]
+    assert len(sources) > 10
     for path in sources:
         for line in path.read_text().splitlines():
             if line.startswith(("from harness", "import harness")):

@@ -43,6 +43,8 @@ def test_kube_dry_run_plan_of_the_gateway_case_on_kind_is_pinned() -> None:
                        "which Istio it is, the nodes' platform"]
     assert got[7] == (f"run /cache/istioctl-1.30.3/istioctl install --skip-confirmation -f <work dir>/istio-overlay.json "
                       f"--kubeconfig {state}/kubeconfig --context kind-mesh-harness --readiness-timeout 600s")
+    assert got[9].startswith("run docker build --file <build context>/harness/sample_apps/echo/Dockerfile "
+                             "--tag mesh-harness-echo:")  # a live build stages that context from the installed harness
     assert got[10].startswith("run kind load docker-image mesh-harness-echo:")
     applies = [line.removeprefix("apply ") for line in got if line.startswith("apply")]
     sentinels = ["ServiceEntry default/mesh-harness-sync", "Gateway default/mesh-harness-sync",

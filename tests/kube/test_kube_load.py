@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib.util
 import json
 import re
 from dataclasses import replace
@@ -100,21 +101,38 @@ def test_kube_load_worker_deployment_valid_for_pinned_kubernetes(kubernetes: str
 
 def test_kube_load_image_entrypoint_runs_the_locust_the_args_expect() -> None:
     """The Deployment's args follow ``python -m locust`` (``render_workers`` drops exactly that from the command)."""
-    text = (image.package_root() / "harness" / "load" / "Dockerfile").read_text()
+    text = image.dockerfile_path(load_image("2.47.0")).read_text()
     assert 'ENTRYPOINT ["python", "-m", "locust"]' in text and "WORKDIR /app" in text
     assert '"locust==${LOCUST_VERSION}"' in text and "USER 1000:1000" in text
 
 
-def _copied(dockerfile: str) -> set[str]:
+def _copied(dockerfile: str, context: Path) -> set[str]:
     """Module paths (relative to the build context) the Dockerfile's COPY lines bring into the image."""
-    root = image.package_root()
     out: set[str] = set()
     for line in dockerfile.splitlines():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
-                path = root / source
-                out |= {str(p.relative_to(root)) for p in path.rglob("*.py")} if path.is_dir() else {source}
+                path = context / source
+                out |= {str(p.relative_to(context)) for p in path.rglob("*.py")} if path.is_dir() else {source}
     return out
+
+
+def _modules(name: str) -> list[tuple[str, Path]]:
+    """What importing ``name`` runs: each package's __init__, then the module (a name may go on to an attribute,
+    ``harness.sample_apps.echo.fields.CONFIG_VERSION_HEADER``); as (path in a build context, installed file).
+    Only packages are imported to find them: a locustfile patches the standard library with gevent."""
+    parts = name.split(".")
+    found: list[tuple[str, Path]] = []
+    for i in range(1, len(parts) + 1):
+        spec = importlib.util.find_spec(".".join(parts[:i]))
+        if spec is None or spec.origin is None:
+            break
+        path = "/".join(parts[:i])
+        is_package = spec.submodule_search_locations is not None
+        found.append((f"{path}/__init__.py" if is_package else f"{path}.py", Path(spec.origin)))
+        if not is_package:
+            break
+    return found
 
 
 def _harness_imports(path: Path) -> set[str]:
@@ -127,37 +145,30 @@ def _harness_imports(path: Path) -> set[str]:
 
 
 def test_kube_load_image_copies_what_the_locustfiles_import() -> None:
-    """Every harness module the locustfiles reach (transitively, packages' __init__ included) is in the image,
-    and the image's tag covers exactly the files it copies."""
-    root = image.package_root()
-    copied = _copied((root / "harness" / "load" / "Dockerfile").read_text())
-    seen: set[str] = set()
-    todo = ["harness/load/locustfile.py", "harness/load/grpc_locustfile.py"]
-    while todo:
-        module = todo.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        assert module in copied, f"{module} is imported by the locustfiles but not copied into the load image"
-        for name in _harness_imports(root / module):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # each package's __init__, then the module itself
-                as_package = "/".join(parts[:i]) + "/__init__.py"
-                as_module = "/".join(parts[:i]) + ".py"
-                todo += [p for p in (as_package, as_module) if (root / p).is_file()]
-    assert "harness/load/run.py" not in copied  # the harness side of load (scipy, the mesh) stays out
+    """Every harness module the locustfiles reach (transitively, packages' __init__ included) is in the image's
+    build context, and the image's tag covers exactly the files it copies."""
     spec = load_image("2.47.0")
-    hashed = {str(p.relative_to(root)) for pattern in spec.sources for p in root.glob(pattern)}
-    assert hashed == copied
+    with image.staged_context(spec) as context:
+        copied = _copied(image.dockerfile_path(spec).read_text(), context)
+    seen: set[str] = set()
+    todo = ["harness.load.locustfile", "harness.load.grpc_locustfile"]
+    while todo:
+        for module, installed in _modules(todo.pop()):
+            if module not in seen:
+                seen.add(module)
+                assert module in copied, f"{module} is imported by the locustfiles but not copied into the load image"
+                todo += _harness_imports(installed)
+    assert {"harness/load/wire.py", "harness/sample_apps/echo/fields.py"} <= seen  # the walk follows imports
+    assert "harness/load/run.py" not in copied  # the harness side of load (scipy, the mesh) stays out
+    assert {str(p) for p in image.source_files(spec)} == copied
 
 
 def test_kube_load_image_tag_follows_the_locust_release_and_the_echo_tag_does_not_move() -> None:
-    root = image.package_root()
-    assert image.image_tag(root, spec=load_image("2.47.0")) != image.image_tag(root, spec=load_image("2.48.0"))
+    assert image.image_tag(spec=load_image("2.47.0")) != image.image_tag(spec=load_image("2.48.0"))
     assert image.image_ref("t", "ghcr.io/me/", load_image("2.47.0")) == "ghcr.io/me/mesh-harness-load:t"
-    assert image.build_command("docker", "i:1", root, spec=load_image("2.47.0"))[-3:] == [
-        "--build-arg", "LOCUST_VERSION=2.47.0", str(root)]
-    assert image.source_hash(root) == image.source_hash(root, image.ECHO)  # the echo image's tag: as before
+    assert image.build_command("docker", "i:1", Path("/ctx"), spec=load_image("2.47.0"))[-3:] == [
+        "--build-arg", "LOCUST_VERSION=2.47.0", "/ctx"]
+    assert image.source_hash() == image.source_hash(image.ECHO)  # the echo image's tag: as before
 
 
 def test_kube_load_master_address_on_kind_is_the_networks_ipv4_gateway() -> None:
@@ -173,11 +184,11 @@ def test_kube_load_master_address_on_kind_is_the_networks_ipv4_gateway() -> None
 def test_kube_load_dry_run_plan_on_kind_is_pinned() -> None:
     got = lines(load_kube_plan(KIND, canary(), canary().load or LoadSpec(), LOAD, cache_dir=CACHE))
     spec = load_image("2.47.0")
-    load_ref = image.image_ref(image.image_tag(image.package_root(), spec=spec), spec=spec)
-    echo_ref = image.image_ref(image.image_tag(image.package_root()))
+    load_ref = image.image_ref(image.image_tag(spec=spec), spec=spec)
+    echo_ref = image.image_ref(image.image_tag())
     at = got.index(f"run docker image inspect --format {{{{.Id}}}} {echo_ref}")
     assert got[at + 2] == f"run docker image inspect --format {{{{.Id}}}} {load_ref}"  # as open_kube_mesh(images=)
-    assert got[at + 3].startswith(f"run docker build --file {image.package_root()}/harness/load/Dockerfile --tag {load_ref}")
+    assert got[at + 3].startswith(f"run docker build --file <build context>/harness/load/Dockerfile --tag {load_ref}")
     assert got[at + 4:at + 8] == [
         f"run kind load docker-image {echo_ref} --name mesh-harness",
         f"run kind load docker-image {load_ref} --name mesh-harness",

@@ -4,6 +4,7 @@ access-log lines, API paths and error bodies."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,6 +105,5 @@ def test_kube_cluster_readiness_and_the_nodes_platform() -> None:
     arm = {**nodes[0], "status": {**nodes[0]["status"], "nodeInfo": {"architecture": "arm64"}}}
     with pytest.raises(MeshError, match="nodes run linux/amd64, linux/arm64; run on a cluster of one architecture"):
         node_platform([*nodes, arm])
-    root = image.package_root()
-    assert image.image_tag(root, "linux/arm64") == image.source_hash(root) + "-arm64"
-    assert image.build_command("docker", "i:1", root, "linux/arm64")[6:8] == ["--platform", "linux/arm64"]
+    assert image.image_tag("linux/arm64") == image.source_hash() + "-arm64"
+    assert image.build_command("docker", "i:1", Path("/ctx"), "linux/arm64")[6:8] == ["--platform", "linux/arm64"]

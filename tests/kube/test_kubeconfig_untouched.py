@@ -318,7 +318,7 @@ def test_kind_mesh_builds_and_loads_a_callers_image_beside_the_echo_image(user_h
     spec = load_image("2.47.0")
     refs: list[str] = []
     lifecycle(KubeOptions("kind", istio_revision="canary"), run, user_home, monkeypatch, images=(spec,), refs=refs)
-    want = image.image_ref(image.image_tag(image.package_root(), spec=spec), spec=spec)
+    want = image.image_ref(image.image_tag(spec=spec), spec=spec)
     assert refs == [want]
     inspected = [argv[-1] for argv in run.commands if argv[1:3] == ["image", "inspect"]]  # found: not rebuilt
     assert inspected[-1] == want and inspected[-2].startswith("mesh-harness-echo:")

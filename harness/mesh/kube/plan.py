@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 
 DRY_RUN_ID = "dry-run"
 """The run id the plan shows (a live run draws a random one)."""
+BUILD_CONTEXT = Path("<build context>")
+"""The docker build context the plan shows (a live build copies the image's files from the installed
+harness into a temporary directory: ``image.staged_context``)."""
 
 Action = Literal["run", "download", "write", "apply", "delete", "forward", "wait", "send", "refuse"]
 
@@ -143,12 +146,11 @@ def plan_images(plan: Plan, opts: KubeOptions, specs: Sequence[image.ImageSpec])
     as ``open_kube_mesh`` does; image name -> its reference as the pods name it."""
     registry = opts.image_registry if opts.mesh == "cluster" else None
     platform = "linux/<arch of the nodes>" if opts.mesh == "cluster" else None
-    refs = {spec.name: image.image_ref(image.image_tag(image.package_root(), platform, spec), registry, spec)
-            for spec in specs}
+    refs = {spec.name: image.image_ref(image.image_tag(platform, spec), registry, spec) for spec in specs}
     for spec in specs:
         ref = refs[spec.name]
         plan.run(image.inspect_command("docker", ref))
-        plan.add("run", " ".join(image.build_command("docker", ref, image.package_root(), platform, spec))
+        plan.add("run", " ".join(image.build_command("docker", ref, BUILD_CONTEXT, platform, spec))
                  + "   (only when the inspect finds no such image)")
         if opts.mesh == "cluster":
             plan.run(image.push_command("docker", ref))

@@ -12,7 +12,6 @@ died or did not come up.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -20,7 +19,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import harness
 from harness.errors import CaseError, ProcessError
 from harness.mesh.childproc import OutputClosed, OutputTimeout, read_until, stop
 from harness.mesh.echo_client import ControlClient
@@ -40,14 +38,6 @@ def _stderr_tail(path: Path) -> str:
             return f.read().decode(errors="replace").strip()
     except OSError as exc:
         return f"(could not read {path}: {exc})"
-
-
-def _child_env() -> dict[str, str]:
-    """Our environment, with the directory holding ``harness`` first on PYTHONPATH (works uninstalled too)."""
-    root = str(Path(harness.__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
 
 
 def _check_defaults(instance: str, defaults: Mapping[str, str]) -> list[str]:
@@ -87,8 +77,7 @@ class AppProcess:
         cmd = [sys.executable, "-m", "harness.sample_apps.echo", "--service", service, "--version", version,
                "--instance", instance, "--http-port", "0", "--grpc-port", "0", "--control-port", "0", *flags]
         with stderr_path.open("wb") as stderr:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0,
-                                    env=_child_env())
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
         try:
             ready = _read_ready_line(proc, instance, stderr_path, ready_timeout)
         except BaseException:
