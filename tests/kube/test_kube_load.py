@@ -135,8 +135,15 @@ def _modules(name: str) -> list[tuple[str, Path]]:
     return found
 
 
+class _RunTimeOnly(ast.NodeTransformer):
+    """Drops ``if TYPE_CHECKING:`` blocks: a type checker reads them, an image never runs them."""
+
+    def visit_If(self, node: ast.If) -> ast.AST | None:
+        return None if ast.unparse(node.test) == "TYPE_CHECKING" else self.generic_visit(node)
+
+
 def _harness_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+    tree = _RunTimeOnly().visit(ast.parse(path.read_text()))
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
     names |= {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
