@@ -27,10 +27,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.case import load_case_file
-from harness.load.gates import summarize
-from harness.load.plan import plan_case
-from harness.load.run import run_locust
 from harness.loadspec import LoadSpec
+from harness.locust.plan import plan_case
+from harness.locust.run import run_locust
+from harness.locust.thresholds import summarize
 from harness.mesh.base import SendSpec
 from harness.mesh.local.mesh import LocalMesh
 

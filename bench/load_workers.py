@@ -36,12 +36,12 @@ from pathlib import Path
 import psutil
 
 from harness.case import load_case_file
-from harness.load.gates import summarize
-from harness.load.locust_cli import Distribution
-from harness.load.plan import plan_case
-from harness.load.run import run_locust
-from harness.load.wire import LoadPlan
 from harness.loadspec import LoadSpec
+from harness.locust.locust_cli import Distribution
+from harness.locust.plan import plan_case
+from harness.locust.run import run_locust
+from harness.locust.thresholds import summarize
+from harness.locust.wire import LoadPlan
 from harness.mesh.local.mesh import LocalMesh
 
 CASE = Path(__file__).parents[1] / "cases" / "load-canary.yaml"

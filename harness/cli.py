@@ -156,7 +156,7 @@ def build_istiod_shown(version: str | None, *, force: bool, console: Console) ->
 
 
 def _load_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``load``: a case under Locust load, judged with the same statistics plus load gates (harness.load)."""
+    """``load``: a case under Locust load, judged with the same statistics plus load gates (harness.locust)."""
     p = sub.add_parser("load", help="run a case under Locust load: per-version statistics, expectations and load gates")
     p.add_argument("case", help="a case file (its load: block sets users, duration and gates; flags override it)")
     p.add_argument("--name", help="which case in the file (default: the first with a load: block, else the first)")
@@ -207,8 +207,8 @@ def _duration(text: str) -> float:
 
 
 def _load(args: argparse.Namespace, console: Console) -> int:
-    from harness.load.command import LoadOptions, ProcessFlags, load, processes_from
-    from harness.load.locust_cli import LocustOutputs
+    from harness.locust.command import LoadOptions, ProcessFlags, load, processes_from
+    from harness.locust.locust_cli import LocustOutputs
 
     mesh_options = from_args(args)
     if mesh_options.mesh != "local" or args.dry_run or args.master_host_for_pods is not None:
@@ -228,9 +228,9 @@ def _load(args: argparse.Namespace, console: Console) -> int:
 
 
 def _load_on_kube(args: argparse.Namespace, mesh_options: MeshOptions, console: Console) -> int:
-    from harness.load.command import LoadOptions
-    from harness.load.kube_command import KubeFlags, load_on_kube
-    from harness.load.locust_cli import LocustOutputs
+    from harness.locust.command import LoadOptions
+    from harness.locust.kube_command import KubeFlags, load_on_kube
+    from harness.locust.locust_cli import LocustOutputs
     from harness.mesh.kube.tools import default_cache_dir
 
     stray = tuple(name for name, on in (

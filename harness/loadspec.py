@@ -13,7 +13,7 @@
       min_rps: 100              #   requests per second over the run
 
 Pure: a pydantic model (checked with the rest of the case, same messages) and frozen settings. It
-lives beside the case, not in ``harness.load``, so that loading a case never imports the Locust runner.
+lives beside the case, not in ``harness.locust``, so that loading a case never imports the Locust runner.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class LoadModel(BaseModel):
 
 
 @dataclass(frozen=True)
-class Gates:
+class Thresholds:
     """Load gates, each off when None: thresholds on what the whole run measured (as locust-plugins'
     ``--check-*`` options), not statistical tests. ``p95_s``/``p99_s`` are upper bounds in seconds."""
 
@@ -68,7 +68,7 @@ class LoadSpec:
     spawn_rate: float | None = None
     duration_s: float = 60.0
     checks: tuple[str, ...] = ()
-    gates: Gates = field(default_factory=Gates)
+    gates: Thresholds = field(default_factory=Thresholds)
 
     @property
     def rate(self) -> float:
@@ -82,7 +82,7 @@ class LoadSpec:
     ) -> LoadSpec:
         """This spec with every value that is given (not None) replaced: command-line flags over the case."""
         g = self.gates
-        gates = Gates(
+        gates = Thresholds(
             max_fail_ratio=g.max_fail_ratio if max_fail_ratio is None else max_fail_ratio,
             p95_s=g.p95_s if p95_s is None else p95_s,
             p99_s=g.p99_s if p99_s is None else p99_s,
@@ -114,5 +114,5 @@ def load_spec(model: LoadModel, doc: Document, ref: str | None, check_names: Seq
             problem(f"no check named {name!r} in this case (checks: {', '.join(map(repr, check_names))})", "checks", i)
     return LoadSpec(
         users=model.users or base.users, spawn_rate=model.spawn_rate, duration_s=duration, checks=model.checks or (),
-        gates=Gates(max_fail_ratio=model.max_fail_ratio, p95_s=model.p95, p99_s=model.p99, min_rps=model.min_rps),
+        gates=Thresholds(max_fail_ratio=model.max_fail_ratio, p95_s=model.p95, p99_s=model.p99, min_rps=model.min_rps),
     )

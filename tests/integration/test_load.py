@@ -2,7 +2,7 @@
 
 The shipped load case runs through the CLI with its gates passing; a variant with an impossible
 p99 bound (1us: a request through Envoy and a Python app takes more than a millisecond) must make
-the command exit non-zero. The plain ``locust -f harness/load/locustfile.py`` entry point is run
+the command exit non-zero. The plain ``locust -f harness/locust/locustfile.py`` entry point is run
 the way the README shows it. Gate margins: the shipped gates are about 10x what this 2-core
 machine measures (p99 about 40 ms against 2 s, 500+ requests/s against 50), and the split is
 judged with the pytest statistics (false failure at most 1e-6).
@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from harness.cli import EXIT_FAILED, EXIT_OK, main
-from harness.load.locust_cli import LOCUSTFILE
+from harness.locust.locust_cli import LOCUSTFILE
 from harness.mesh.local.mesh import LocalMesh
 from tests.integration.load_runs import JUDGED
 from tests.istiod import istiod_build
@@ -71,7 +71,7 @@ def test_load_impossible_gate_makes_the_command_fail(capsys: pytest.CaptureFixtu
 
 
 def test_load_plain_locust_entry_point(local_mesh: LocalMesh, tmp_path: Path) -> None:
-    """``locust -f harness/load/locustfile.py --host <sidecar listener> --mesh-url ...``, as the README shows.
+    """``locust -f harness/locust/locustfile.py --host <sidecar listener> --mesh-url ...``, as the README shows.
 
     Its summary table is read, not its CSV: Locust rewrites the CSV once a second, so on a 2 s run
     the file may miss the last second, while the summary is printed from the final stats."""

@@ -20,8 +20,9 @@ from harness.case import Case, load_case_file
 from harness.cases_discovery import bundled_cases_dir
 from harness.cli import main
 from harness.errors import CaseError, MeshError, SyncTimeout
-from harness.load.command import LoadOptions
-from harness.load.kube import (
+from harness.loadspec import LoadSpec
+from harness.locust.command import LoadOptions
+from harness.locust.kube import (
     WORKERS_NAME,
     Workers,
     kind_gateway,
@@ -29,9 +30,8 @@ from harness.load.kube import (
     load_image,
     render_workers,
 )
-from harness.load.kube_command import KubeFlags, kube_load_from, load_on_kube
-from harness.load.kube_plan import KIND_GATEWAY, KubeLoad, load_kube_plan
-from harness.loadspec import LoadSpec
+from harness.locust.kube_command import KubeFlags, kube_load_from, load_on_kube
+from harness.locust.kube_plan import KIND_GATEWAY, KubeLoad, load_kube_plan
 from harness.mesh.kube import image
 from harness.mesh.kube.api import resource_path
 from harness.mesh.kube.manifests import INSTANCE_LABEL, RenderOptions, render_client
@@ -80,7 +80,7 @@ def test_kube_load_worker_deployment_sends_as_the_client_through_its_own_sidecar
            "10.96.0.9/32,172.18.0.1/32"
     container, = pod["spec"]["containers"]
     assert container["image"] == "mesh-harness-load:0123456789ab"
-    assert container["args"] == ["-f", "/app/harness/load/locustfile.py", "--exit-code-on-error", "0", "--worker",
+    assert container["args"] == ["-f", "/app/harness/locust/locustfile.py", "--exit-code-on-error", "0", "--worker",
                                  "--master-host", "172.18.0.1", "--master-port", "5557",
                                  "--mesh-worker-name", "$(POD_NAME)", "--mesh-own-host", "http://reviews:9080"]
     assert container["env"] == [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
@@ -147,7 +147,7 @@ def _harness_imports(path: Path) -> set[str]:
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
     names |= {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
-              for a in n.names}  # `from harness.load import locustfile`
+              for a in n.names}  # `from harness.locust import locustfile`
     return {n for n in names if n.split(".")[0] == "harness"}
 
 
@@ -158,15 +158,15 @@ def test_kube_load_image_copies_what_the_locustfiles_import() -> None:
     with image.staged_context(spec) as context:
         copied = _copied(image.dockerfile_path(spec).read_text(), context)
     seen: set[str] = set()
-    todo = ["harness.load.locustfile", "harness.load.grpc_locustfile"]
+    todo = ["harness.locust.locustfile", "harness.locust.grpc_locustfile"]
     while todo:
         for module, installed in _modules(todo.pop()):
             if module not in seen:
                 seen.add(module)
                 assert module in copied, f"{module} is imported by the locustfiles but not copied into the load image"
                 todo += _harness_imports(installed)
-    assert {"harness/load/wire.py", "harness/sample_apps/echo/fields.py"} <= seen  # the walk follows imports
-    assert "harness/load/run.py" not in copied  # the harness side of load (scipy, the mesh) stays out
+    assert {"harness/locust/wire.py", "harness/sample_apps/echo/fields.py"} <= seen  # the walk follows imports
+    assert "harness/locust/run.py" not in copied  # the harness side of load (scipy, the mesh) stays out
     assert {str(p) for p in image.source_files(spec)} == copied
 
 
@@ -195,7 +195,7 @@ def test_kube_load_dry_run_plan_on_kind_is_pinned() -> None:
     echo_ref = image.image_ref(image.image_tag())
     at = got.index(f"run docker image inspect --format {{{{.Id}}}} {echo_ref}")
     assert got[at + 2] == f"run docker image inspect --format {{{{.Id}}}} {load_ref}"  # as open_kube_mesh(images=)
-    assert got[at + 3].startswith(f"run docker build --file <build context>/harness/load/Dockerfile --tag {load_ref}")
+    assert got[at + 3].startswith(f"run docker build --file <build context>/harness/locust/Dockerfile --tag {load_ref}")
     assert got[at + 4:at + 8] == [
         f"run kind load docker-image {echo_ref} --name mesh-harness",
         f"run kind load docker-image {load_ref} --name mesh-harness",
@@ -207,7 +207,7 @@ def test_kube_load_dry_run_plan_on_kind_is_pinned() -> None:
     assert tail[1].startswith("run ") and tail[1].endswith("   (here, in the background: it ends the run)")
     for part in ("--master --master-bind-host <IPv4 gateway of the kind network> --master-bind-port 5557 "
                  "--expect-workers 3 --expect-workers-max-wait 300 --mesh-run-time 10",
-                 "--host http://reviews:9080", "-u 8 -r 8", "harness/load/locustfile.py"):
+                 "--host http://reviews:9080", "-u 8 -r 8", "harness/locust/locustfile.py"):
         assert part in tail[1]
     assert tail[2:] == [
         f"apply Deployment default/{WORKERS_NAME}",
@@ -244,11 +244,11 @@ def test_kube_load_dry_run_on_cluster_with_grpc_and_the_given_master_address() -
                for line in got)
     master, = [line for line in got if "--master-bind-host" in line]
     assert "--master-bind-host * --master-bind-port 6000 --expect-workers 2" in master
-    assert "harness/load/grpc_locustfile.py" in master and "--host http://reviews:7070" in master
+    assert "harness/locust/grpc_locustfile.py" in master and "--host http://reviews:7070" in master
     workers, = [o for o in plan.objects() if o["metadata"]["name"] == WORKERS_NAME]
     assert workers["metadata"]["namespace"] == "mh-dry-run-default"
     args = workers["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[:2] == ["-f", "/app/harness/load/grpc_locustfile.py"] and args[-2:] == ["--mesh-own-host", "http://reviews:7070"]
+    assert args[:2] == ["-f", "/app/harness/locust/grpc_locustfile.py"] and args[-2:] == ["--mesh-own-host", "http://reviews:7070"]
 
 
 @pytest.mark.parametrize("opts", [KIND, CLUSTER], ids=["kind", "cluster"])
@@ -363,8 +363,8 @@ class FakeLocust:
 
     def __call__(self, plan: Any, host: str, spec: LoadSpec, outputs: Any, progress: Any, *, distribution: Any,
                  alongside: Any) -> Any:
-        from harness.load.run import LocustRun
-        from harness.load.wire import WorkerShare
+        from harness.locust.run import LocustRun
+        from harness.locust.wire import WorkerShare
         from tests.unit.load.load_builders import canary_pattern, make_records
 
         self.seen.update(plan=plan, host=host, distribution=distribution, calls_before=len(self.server.calls))
@@ -391,14 +391,14 @@ def test_kube_load_live_run_on_the_recorded_mesh(monkeypatch: pytest.MonkeyPatch
 
     with recorded_mesh(IMAGES) as harness:
         fake = FakeLocust(harness.server, finished)
-        monkeypatch.setattr("harness.load.kube_run.run_locust", fake)
+        monkeypatch.setattr("harness.locust.kube_run.run_locust", fake)
         out = io.StringIO()
         code = load_on_kube(LoadOptions(str(bundled_cases_dir() / "load-canary.yaml")), KIND,
                             KubeFlags("kind", workers=2), Console(file=out, width=200), cache_dir=CACHE,
                             open_mesh=lambda opts, spec: contextlib.nullcontext(harness.mesh),
                             master_address=lambda: "172.18.0.1")
         calls = harness.server.calls
-    from harness.load.locust_cli import Distribution
+    from harness.locust.locust_cli import Distribution
 
     assert fake.seen["host"] == "http://reviews:9080" and fake.seen["plan"].config_version == "2"
     assert fake.seen["distribution"] == Distribution(remote_workers=2, bind_host="172.18.0.1", port=5557)
@@ -429,12 +429,12 @@ def test_kube_load_live_run_on_cluster_binds_every_interface_and_sends_pods_to_t
 
     from rich.console import Console
 
-    from harness.load.locust_cli import Distribution
+    from harness.locust.locust_cli import Distribution
     from tests.kube.test_kube_mesh_recorded import recorded_mesh
 
     with recorded_mesh(IMAGES) as harness:
         fake = FakeLocust(harness.server)
-        monkeypatch.setattr("harness.load.kube_run.run_locust", fake)
+        monkeypatch.setattr("harness.locust.kube_run.run_locust", fake)
         code = load_on_kube(LoadOptions(str(bundled_cases_dir() / "load-canary.yaml")), CLUSTER,
                             KubeFlags("cluster", workers=2, master_host_for_pods="10.0.0.5"),
                             Console(file=io.StringIO()), cache_dir=CACHE,
@@ -448,7 +448,7 @@ def test_kube_load_live_run_on_cluster_binds_every_interface_and_sends_pods_to_t
 
 
 def test_kube_load_kind_gateway_is_read_from_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.load import kube_command
+    from harness.locust import kube_command
 
     docker = tmp_path / "docker"
     docker.write_text("#!/bin/sh\nexit 0\n")

@@ -311,7 +311,7 @@ def test_kind_mesh_builds_and_loads_a_callers_image_beside_the_echo_image(user_h
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The Locust worker image of ``load --mesh kind``: built from its own Dockerfile, loaded into the cluster
     after the echo image, and named by the mesh; an image nobody built is refused by name."""
-    from harness.load.kube import load_image
+    from harness.locust.kube import load_image
 
     monkeypatch.delenv("PYTEST_XDIST_TESTRUNUID", raising=False)
     run = KindRunner()

@@ -88,7 +88,7 @@ def test_wheel_ships_harness_alone_and_installs_the_mapped_packages_under_it(tmp
     wheel, = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"harness", wheel.name.split("-py3")[0] + ".dist-info"}
-    assert {"harness/sample_apps/echo/Dockerfile", "harness/sample_apps/echo/README.md", "harness/load/Dockerfile",
+    assert {"harness/sample_apps/echo/Dockerfile", "harness/sample_apps/echo/README.md", "harness/locust/Dockerfile",
             "harness/fixtures/__init__.py", "harness/bundled_cases/canary.yaml"} <= set(names)
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],

@@ -40,7 +40,7 @@ class ImageSpec:
     which with ``build_args`` make its tag. Both are paths in the build context (``sources`` may be
     globs) whose directories, up to the first glob, name an installed package: ``harness/sample_apps/**/*.py``
     is ``**/*.py`` in ``harness.sample_apps``. ``ECHO`` is the apps' image; the Locust worker pods of
-    ``load --mesh kind`` have one of their own (``harness.load.kube``)."""
+    ``load --mesh kind`` have one of their own (``harness.locust.kube``)."""
 
     name: str
     dockerfile: str

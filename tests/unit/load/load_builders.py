@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.case import Case, load_case
-from harness.load.wire import Record
+from harness.locust.wire import Record
 from harness.yamlsource import load_documents
 
 CANARY = """\

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import MeshError, ProcessError
-from harness.load import run
-from harness.load.locust_cli import Distribution
-from harness.load.wire import LoadPlan, plan_for_url
 from harness.loadspec import LoadSpec
+from harness.locust import run
+from harness.locust.locust_cli import Distribution
+from harness.locust.wire import LoadPlan, plan_for_url
 
 PLAN: LoadPlan = plan_for_url("http://reviews:9080/")
 SPEC = LoadSpec(duration_s=1.0)

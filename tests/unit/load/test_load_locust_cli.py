@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.load.locust_cli import NO_OUTPUTS, LocustOutputs, RunFiles, master_command, single_command, worker_command
 from harness.loadspec import LoadSpec
+from harness.locust.locust_cli import (
+    NO_OUTPUTS,
+    LocustOutputs,
+    RunFiles,
+    master_command,
+    single_command,
+    worker_command,
+)
 
 FILES = RunFiles(Path("/t/plan.json"), Path("/t/records.jsonl"), Path("/t/workers.json"))
 SPEC = LoadSpec(users=8, duration_s=10.0)

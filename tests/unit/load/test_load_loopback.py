@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import MeshError
-from harness.load.run import is_loopback_url, run_locust
+from harness.locust.run import is_loopback_url, run_locust
 
 
 @pytest.mark.parametrize(("url", "loopback"), [

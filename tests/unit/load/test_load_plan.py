@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import UnsupportedError
-from harness.load.plan import plan_case
-from harness.load.wire import PlannedRequest
 from harness.loadspec import LoadSpec
+from harness.locust.plan import plan_case
+from harness.locust.wire import PlannedRequest
 from tests.unit.load.load_builders import CANARY, make_case
 
 TWO_CHECKS = CANARY + """\

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import EXIT_INVALID, main
-from harness.load.command import ProcessFlags, processes_from
-from harness.load.locust_cli import DEFAULT_MASTER_PORT, ONE_PROCESS, Distribution
+from harness.locust.command import ProcessFlags, processes_from
+from harness.locust.locust_cli import DEFAULT_MASTER_PORT, ONE_PROCESS, Distribution
 
 CASE = str(Path(__file__).parents[3] / "cases" / "load-canary.yaml")
 

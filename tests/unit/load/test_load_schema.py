@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import ValidationError
-from harness.loadspec import Gates, LoadSpec
+from harness.loadspec import LoadSpec, Thresholds
 from tests.unit.load.load_builders import CANARY, make_case
 
 
@@ -13,7 +13,7 @@ def test_load_schema_block_parsed_into_settings() -> None:
     case = make_case(CANARY + "load: {users: 4, spawn_rate: 2, duration: 1m, checks: [split], max_fail_ratio: 0.01, "
                               "p95: 250ms, p99: 1s, min_rps: 50}\n")
     assert case.load == LoadSpec(users=4, spawn_rate=2.0, duration_s=60.0, checks=("split",),
-                                 gates=Gates(max_fail_ratio=0.01, p95_s=0.25, p99_s=1.0, min_rps=50.0))
+                                 gates=Thresholds(max_fail_ratio=0.01, p95_s=0.25, p99_s=1.0, min_rps=50.0))
 
 
 def test_load_schema_no_block_no_spec() -> None:
@@ -33,7 +33,7 @@ def test_load_schema_bad_block_names_the_field(block: str, message: str) -> None
 
 
 def test_load_schema_flags_override_only_what_is_given() -> None:
-    spec = LoadSpec(users=4, duration_s=10.0, gates=Gates(p95_s=1.0, min_rps=50.0))
+    spec = LoadSpec(users=4, duration_s=10.0, gates=Thresholds(p95_s=1.0, min_rps=50.0))
     over = spec.overridden(users=8, p99_s=0.5, min_rps=None)
-    assert over == LoadSpec(users=8, duration_s=10.0, gates=Gates(p95_s=1.0, p99_s=0.5, min_rps=50.0))
+    assert over == LoadSpec(users=8, duration_s=10.0, gates=Thresholds(p95_s=1.0, p99_s=0.5, min_rps=50.0))
     assert over.rate == 8.0 and spec.overridden(spawn_rate=2.0).rate == 2.0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.load.wire import (
+from harness.locust.wire import (
     LoadPlan,
     PlannedRequest,
     Record,

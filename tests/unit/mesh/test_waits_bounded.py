@@ -170,9 +170,9 @@ SLEEPING_LOOPS = {
     ("harness/waits.py", "wait_until"): "the one bounded poll: at most int(timeout_s / poll_s) + 2 looks, and a deadline",
     ("harness/env/commands.py", "logs"):
         "`mesh-harness logs -f` streams, it awaits nothing: it ends at follow_for_s (a deadline in the loop) or Ctrl-C",
-    ("harness/load/relay.py", "WorkerRelay._flush_every"):
+    ("harness/locust/relay.py", "WorkerRelay._flush_every"):
         "a Locust worker's flusher greenlet, for as long as the worker runs: close() kills it",
-    ("harness/load/relay.py", "MasterRelay.finish"):
+    ("harness/locust/relay.py", "MasterRelay.finish"):
         "gevent (the Locust master): gevent.sleep lets the greenlets deliver the last batches; int(FINAL_WAIT_S / 0.1) "
         "looks, and what did not come is reported by the worker ledger, not raised",
 }

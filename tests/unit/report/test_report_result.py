@@ -13,12 +13,10 @@ the changelog once kept in a docstring), and what such a document decodes to:
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,8 +33,6 @@ from harness.verdict import FractionJudge
 from tests.unit.front.front_builders import exact_split, make_case, make_case_text, make_check, make_samples
 from tests.unit.front.test_front_report import results_of_every_kind
 from tests.unit.mesh.test_mesh_forensics import SPLIT, V1, V2, config_dump
-
-HARNESS = Path(__file__).resolve().parents[3] / "harness"
 
 
 def representative_run() -> RunResult:
@@ -134,26 +130,6 @@ def test_result_nearest_rank_quantiles() -> None:
     ordered = [float(i) for i in range(1, 101)]
     assert [nearest_rank(ordered, q) for q in (0.5, 0.9, 0.99, 1.0)] == [50.0, 90.0, 99.0, 100.0]
     assert nearest_rank([3.0], 0.5) == 3.0 and nearest_rank([1.0, 2.0], 0.0) == 1.0
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module a file imports, at the top or inside a function."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-    return found
-
-
-@pytest.mark.parametrize(("module", "below"), [("runner.py", "harness.report"), ("result.py", "harness.report"),
-                                                ("result.py", "harness.runner"), ("load/gates.py", "harness.env")])
-def test_result_layering(module: str, below: str) -> None:
-    """The runner writes results and the reports read them: neither reaches into the other (nor load's judging
-    into the interactive environment)."""
-    reached = sorted(m for m in imported_modules(HARNESS / module) if m == below or m.startswith(below + "."))
-    assert reached == [], f"harness/{module} imports {reached}"
 
 
 def test_result_imports_no_scipy() -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from harness.case import Case
 from harness.errors import MeshError
-from harness.load.kube import (
+from harness.loadspec import LoadSpec
+from harness.locust.kube import (
     WORKERS_NAME,
     Workers,
     kind_gateway_command,
@@ -25,10 +26,9 @@ from harness.load.kube import (
     render_workers,
     service_url,
 )
-from harness.load.locust_cli import NO_OUTPUTS, RunFiles, locustfile_for, master_command
-from harness.load.plan import LOAD_CLIENT, plan_case
-from harness.load.run import REMOTE_WAIT_FOR_WORKERS_S, STARTUP_MARGIN_S
-from harness.loadspec import LoadSpec
+from harness.locust.locust_cli import NO_OUTPUTS, RunFiles, locustfile_for, master_command
+from harness.locust.plan import LOAD_CLIENT, plan_case
+from harness.locust.run import REMOTE_WAIT_FOR_WORKERS_S, STARTUP_MARGIN_S
 from harness.mesh.capabilities import case_refusals
 from harness.mesh.kube.plan import Plan, plan_setup, plan_teardown
 from harness.mesh.kube.session import KubeOptions

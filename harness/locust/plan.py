@@ -19,8 +19,8 @@ from harness.case import Case, Check
 from harness.errors import Issue, UnsupportedError
 from harness.expect import AnyExpectation, Expectation, Where, captured_headers
 from harness.expect.response import Flags
-from harness.load.wire import LoadPlan, PlannedRequest
 from harness.loadspec import LoadSpec
+from harness.locust.wire import LoadPlan, PlannedRequest
 from harness.topology import DEFAULT_TOPOLOGY
 
 #: The workload whose sidecar a load run sends through (the Locust process takes its place).

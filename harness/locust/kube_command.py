@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.errors import CaseError
-from harness.load.command import (
+from harness.locust.command import (
     EXIT_OK,
     MAX_PORT,
     LoadOptions,
@@ -26,12 +26,12 @@ from harness.load.command import (
     show_report,
     with_progress,
 )
-from harness.load.gates import LoadReport
-from harness.load.kube import kind_gateway, kind_gateway_command, load_image, locust_version, master_host_for_pods
-from harness.load.kube_plan import KubeLoad, load_kube_plan
-from harness.load.kube_run import run_case_under_load_on_kube
-from harness.load.locust_cli import DEFAULT_MASTER_PORT
-from harness.load.run import LocustRun, Progress
+from harness.locust.kube import kind_gateway, kind_gateway_command, load_image, locust_version, master_host_for_pods
+from harness.locust.kube_plan import KubeLoad, load_kube_plan
+from harness.locust.kube_run import run_case_under_load_on_kube
+from harness.locust.locust_cli import DEFAULT_MASTER_PORT
+from harness.locust.run import LocustRun, Progress
+from harness.locust.thresholds import LoadReport
 from harness.mesh.kube.commands import run_command
 from harness.mesh.kube.image import ImageSpec
 from harness.mesh.kube.mesh import KubeMesh

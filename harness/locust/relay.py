@@ -27,7 +27,7 @@ from typing import IO, Any
 import gevent
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.load.wire import RecordBatch, WorkerLedger
+from harness.locust.wire import RecordBatch, WorkerLedger
 
 RECORDS_MESSAGE = "mesh-harness-records"
 #: How often a worker sends what it has (bounds the master's memory and the progress shown).

@@ -20,7 +20,7 @@ What runs where:
 
 No restamping (``wire.restamped``): the workers send through the same mesh, under the same applied
 config version, as the master expects; istiod adds no config version header, so every record counts
-as of the case's version (``gates.judge_check``). Pod names are worker names (downward API), so a
+as of the case's version (``thresholds.judge_check``). Pod names are worker names (downward API), so a
 lost pod is named in the report and fails the run, as a lost local worker does.
 """
 
@@ -34,7 +34,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from harness.errors import CaseError, MeshError, ProcessError
-from harness.load.locust_cli import GRPC_LOCUSTFILE, LOCUSTFILE, worker_command
+from harness.locust.locust_cli import GRPC_LOCUSTFILE, LOCUSTFILE, worker_command
 from harness.mesh.kube.image import ImageSpec
 from harness.mesh.kube.manifests import INSTANCE_LABEL, RenderOptions, render_client
 from harness.topology import Client
@@ -57,10 +57,10 @@ def locust_version() -> str:
 
 def load_image(version: str) -> ImageSpec:
     """The worker pods' image for Locust ``version`` (the tag changes with it)."""
-    return ImageSpec(LOAD_IMAGE_NAME, "harness/load/Dockerfile",
-                     ("harness/__init__.py", "harness/sample_apps/**/*.py", "harness/load/__init__.py",
-                      "harness/load/locustfile.py", "harness/load/grpc_locustfile.py", "harness/load/relay.py",
-                      "harness/load/wire.py"),
+    return ImageSpec(LOAD_IMAGE_NAME, "harness/locust/Dockerfile",
+                     ("harness/__init__.py", "harness/sample_apps/**/*.py", "harness/locust/__init__.py",
+                      "harness/locust/locustfile.py", "harness/locust/grpc_locustfile.py", "harness/locust/relay.py",
+                      "harness/locust/wire.py"),
                      (("LOCUST_VERSION", version),))
 
 
@@ -83,7 +83,7 @@ def render_workers(client: Client, workers: Workers, opts: RenderOptions) -> dic
     deployment = render_client(replace(client, name=WORKERS_NAME), opts)
     locustfile = GRPC_LOCUSTFILE if workers.protocol == "grpc" else LOCUSTFILE
     command = worker_command(workers.master_host, workers.master_port, "$(POD_NAME)",
-                             locustfile=APP_DIR / "harness" / "load" / locustfile.name, own_host=workers.url)
+                             locustfile=APP_DIR / "harness" / "locust" / locustfile.name, own_host=workers.url)
     assert command[:3] == [sys.executable, "-m", "locust"], command  # the image's ENTRYPOINT is `python -m locust`
     template = deployment["spec"]["template"]
     annotations = template["metadata"]["annotations"]

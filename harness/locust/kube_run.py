@@ -15,13 +15,13 @@ from dataclasses import replace
 
 from harness.case import Case
 from harness.errors import MeshError
-from harness.load.gates import LoadReport, judge_load
-from harness.load.kube import LOAD_IMAGE_NAME, Workers, render_workers, service_url
-from harness.load.kube_plan import KubeLoad
-from harness.load.locust_cli import NO_OUTPUTS, Distribution, LocustOutputs
-from harness.load.plan import LOAD_CLIENT, CasePlan
-from harness.load.run import LocustRun, Progress, case_applied, run_locust
 from harness.loadspec import LoadSpec
+from harness.locust.kube import LOAD_IMAGE_NAME, Workers, render_workers, service_url
+from harness.locust.kube_plan import KubeLoad
+from harness.locust.locust_cli import NO_OUTPUTS, Distribution, LocustOutputs
+from harness.locust.plan import LOAD_CLIENT, CasePlan
+from harness.locust.run import LocustRun, Progress, case_applied, run_locust
+from harness.locust.thresholds import LoadReport, judge_load
 from harness.mesh.kube.mesh import KubeMesh
 from harness.settings import StatSettings
 

@@ -2,7 +2,7 @@
 
 Pure: records in, a ``LoadReport`` out.
 
-* **Gates** (``check_gates``) are thresholds on what the whole run measured, as Locust users set
+* **Thresholds** (``check_thresholds``) are thresholds on what the whole run measured, as Locust users set
   them (locust-plugins' ``--check-fail-ratio``, ``--check-rps``): the fail ratio (no response, or
   status >= 400, as Locust counts failures), the 95th and 99th latency percentiles (nearest rank,
   over every request) and requests per second (requests over the span from the first request sent
@@ -27,9 +27,9 @@ from typing import Literal
 
 from harness.expect import Sample, is_statistical, with_timer_tick
 from harness.expect.base import show_seconds
-from harness.load.plan import CasePlan, LoadCheck
-from harness.load.wire import Record
-from harness.loadspec import Gates, LoadSpec
+from harness.loadspec import LoadSpec, Thresholds
+from harness.locust.plan import CasePlan, LoadCheck
+from harness.locust.wire import Record
 from harness.mesh.base import Observation
 from harness.result import Verdict, nearest_rank
 from harness.settings import StatSettings
@@ -69,7 +69,7 @@ class LoadSummary:
 
 
 @dataclass(frozen=True)
-class GateResult:
+class ThresholdResult:
     gate: str
     want: str
     got: str
@@ -96,7 +96,7 @@ class LoadReport:
     case: str
     spec: LoadSpec
     summary: LoadSummary
-    gates: tuple[GateResult, ...]
+    gates: tuple[ThresholdResult, ...]
     checks: tuple[CheckUnderLoad, ...]
     lost_workers: tuple[str, ...] = ()
 
@@ -123,7 +123,7 @@ def judge_load(
     )
     if lost_workers:
         checks = tuple(never_pass_without(c, lost_workers) for c in checks)
-    return LoadReport(case, spec, summary, tuple(check_gates(spec.gates, summary)), checks, tuple(lost_workers))
+    return LoadReport(case, spec, summary, tuple(check_thresholds(spec.gates, summary)), checks, tuple(lost_workers))
 
 
 def never_pass_without(check: CheckUnderLoad, lost_workers: Sequence[str]) -> CheckUnderLoad:
@@ -166,23 +166,23 @@ def version_of(record: Record) -> str:
     return record.version or "none"
 
 
-def check_gates(gates: Gates, summary: LoadSummary) -> list[GateResult]:
+def check_thresholds(gates: Thresholds, summary: LoadSummary) -> list[ThresholdResult]:
     """One result per gate that is set; a run without requests fails every gate."""
     results = []
     n = summary.requests
     if gates.max_fail_ratio is not None:
-        results.append(GateResult(
+        results.append(ThresholdResult(
             "fail ratio", f"<= {gates.max_fail_ratio:g}", f"{summary.fail_ratio:.4g} ({summary.failures} of {n})",
             n > 0 and summary.fail_ratio <= gates.max_fail_ratio,
         ))
     for name, bound, got in (("p95", gates.p95_s, summary.p95_s), ("p99", gates.p99_s, summary.p99_s)):
         if bound is not None:
-            results.append(GateResult(
+            results.append(ThresholdResult(
                 f"latency {name}", f"<= {show_seconds(bound)}", "no requests" if got is None else show_seconds(got),
                 got is not None and got <= bound,
             ))
     if gates.min_rps is not None:
-        results.append(GateResult(
+        results.append(ThresholdResult(
             "requests/s", f">= {gates.min_rps:g}", f"{summary.rps:.1f} ({n} in {summary.duration_s:.1f}s)",
             n > 0 and summary.rps >= gates.min_rps,
         ))

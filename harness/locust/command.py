@@ -16,13 +16,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.case import Case
 from harness.errors import CaseError
-from harness.load.gates import LoadReport
-from harness.load.locust_cli import DEFAULT_MASTER_PORT, ONE_PROCESS, Distribution, LocustOutputs
-from harness.load.render import checks_table, gates_table, versions_table
-from harness.load.run import LocustRun, run_case_under_load
-from harness.load.run import Progress as RunProgress
-from harness.load.worker import serve_as_worker
 from harness.loadspec import LoadSpec
+from harness.locust.locust_cli import DEFAULT_MASTER_PORT, ONE_PROCESS, Distribution, LocustOutputs
+from harness.locust.render import checks_table, thresholds_table, versions_table
+from harness.locust.run import LocustRun, run_case_under_load
+from harness.locust.run import Progress as RunProgress
+from harness.locust.thresholds import LoadReport
+from harness.locust.worker import serve_as_worker
 from harness.mesh.base import Mesh
 from harness.mesh.capabilities import MeshName
 from harness.session import console_warning, enforce, pick_case, preflight
@@ -129,7 +129,7 @@ def with_progress(open_mesh: Callable[[], AbstractContextManager[M]], spec: Load
 def show_report(report: LoadReport, run: LocustRun, outputs: LocustOutputs, console: Console) -> int:
     """The workers, the tables, where Locust's reports went, the verdict; the exit code."""
     show_workers(run, console)
-    for table in (versions_table(report), gates_table(report), checks_table(report)):
+    for table in (versions_table(report), thresholds_table(report), checks_table(report)):
         console.print(table)
     for path in (outputs.csv_prefix and f"{outputs.csv_prefix}_stats.csv", outputs.html):
         if path:

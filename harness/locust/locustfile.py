@@ -15,7 +15,7 @@ as one process or as a Locust master with workers (``--workers N``; the workers 
 records to the master, see ``relay.py``), or by hand against a mesh started with ``mesh-harness up`` (the listener port is in
 ``mesh-harness status``), with Locust's web UI::
 
-    locust -f harness/load/locustfile.py --host http://127.0.0.1:<listener port> --mesh-url http://reviews:9080/
+    locust -f harness/locust/locustfile.py --host http://127.0.0.1:<listener port> --mesh-url http://reviews:9080/
 
 This file imports Locust (and so gevent's monkey-patching): never import it into the harness or
 pytest process. State shared by the users of this process lives in ``_SESSION``, set when a test
@@ -38,8 +38,8 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.load.relay import MasterRelay, WorkerRelay
-from harness.load.wire import LoadPlan, PlannedRequest, Record, encode_record, plan_for_url, restamped
+from harness.locust.relay import MasterRelay, WorkerRelay
+from harness.locust.wire import LoadPlan, PlannedRequest, Record, encode_record, plan_for_url, restamped
 from harness.sample_apps.echo import fields
 
 #: Row name part for a response no app answered (Envoy's local reply), and for no response at all.

@@ -24,7 +24,7 @@ import grpc.experimental.gevent as grpc_gevent
 from locust import User, constant, task
 from locust.env import Environment
 
-from harness.load import locustfile as mesh
+from harness.locust import locustfile as mesh
 from harness.sample_apps.echo.forward_grpc import answered_status
 
 grpc_gevent.init_gevent()

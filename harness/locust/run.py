@@ -8,7 +8,7 @@ Locust master and that many workers on 127.0.0.1 instead (Locust's distributed m
 relay their records to the master (``relay.py``) and every process dies with the harness, even
 on SIGKILL (``die_with_parent``). Locust's own exit code is not
 the verdict (it says 1 for any failed request, even when failures are what the case expects): it
-only tells whether Locust itself ran. The verdict comes from ``gates.judge_load``.
+only tells whether Locust itself ran. The verdict comes from ``thresholds.judge_load``.
 
 The Locust process is the in-mesh client: it connects to the client sidecar's listener for the
 service port with the service's Host header, as ``LocalMesh.send``'s ForwardEcho does, so the
@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 from harness.applied import applied
 from harness.case import Case
 from harness.errors import MeshError, ProcessError
-from harness.load.gates import LoadReport, judge_load
-from harness.load.locust_cli import (
+from harness.loadspec import LoadSpec
+from harness.locust.locust_cli import (
     NO_OUTPUTS,
     ONE_PROCESS,
     Distribution,
@@ -46,9 +46,9 @@ from harness.load.locust_cli import (
     single_command,
     worker_command,
 )
-from harness.load.plan import LOAD_CLIENT, CasePlan, plan_case
-from harness.load.wire import LoadPlan, Record, WorkerShare, decode_records, read_ledger
-from harness.loadspec import LoadSpec
+from harness.locust.plan import LOAD_CLIENT, CasePlan, plan_case
+from harness.locust.thresholds import LoadReport, judge_load
+from harness.locust.wire import LoadPlan, Record, WorkerShare, decode_records, read_ledger
 from harness.mesh.base import Mesh, SidecarListeners
 from harness.mesh.childproc import die_with_parent
 from harness.mesh.local.workdir import make_workdir

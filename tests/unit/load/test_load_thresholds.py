@@ -10,16 +10,16 @@ from dataclasses import replace
 
 import pytest
 
-from harness.load.gates import (
+from harness.loadspec import LoadSpec, Thresholds
+from harness.locust.plan import plan_case
+from harness.locust.thresholds import (
     LoadSummary,
     VersionRow,
-    check_gates,
+    check_thresholds,
     judge_check,
     judge_load,
     summarize,
 )
-from harness.load.plan import plan_case
-from harness.loadspec import Gates, LoadSpec
 from harness.settings import StatSettings
 from tests.unit.load.load_builders import CANARY, canary_pattern, make_case, make_records
 
@@ -114,27 +114,27 @@ def _summary(**changes: object) -> LoadSummary:
 
 
 @pytest.mark.parametrize(("gates", "passed"), [
-    (Gates(max_fail_ratio=0.005), [True]),
-    (Gates(max_fail_ratio=0.004), [False]),
-    (Gates(p95_s=0.05, p99_s=0.1), [True, False]),
-    (Gates(min_rps=100), [True]),
-    (Gates(min_rps=100.5), [False]),
-    (Gates(), []),
+    (Thresholds(max_fail_ratio=0.005), [True]),
+    (Thresholds(max_fail_ratio=0.004), [False]),
+    (Thresholds(p95_s=0.05, p99_s=0.1), [True, False]),
+    (Thresholds(min_rps=100), [True]),
+    (Thresholds(min_rps=100.5), [False]),
+    (Thresholds(), []),
 ])
-def test_load_gates_each_gate_holds_or_not(gates: Gates, passed: list[bool]) -> None:
-    assert [g.passed for g in check_gates(gates, _summary())] == passed
+def test_load_gates_each_gate_holds_or_not(gates: Thresholds, passed: list[bool]) -> None:
+    assert [g.passed for g in check_thresholds(gates, _summary())] == passed
 
 
 def test_load_gates_text_says_want_and_got() -> None:
-    (p99,) = check_gates(Gates(p99_s=0.1), _summary())
+    (p99,) = check_thresholds(Thresholds(p99_s=0.1), _summary())
     assert (p99.gate, p99.want, p99.got) == ("latency p99", "<= 100ms", "200ms")
-    (rps,) = check_gates(Gates(min_rps=150), _summary())
+    (rps,) = check_thresholds(Thresholds(min_rps=150), _summary())
     assert (rps.want, rps.got) == (">= 150", "100.0 (1000 in 10.0s)")
 
 
 def test_load_gates_a_run_without_requests_fails_every_gate() -> None:
     empty = _summary(requests=0, failures=0, rps=0.0, p50_s=None, p95_s=None, p99_s=None)
-    results = check_gates(Gates(max_fail_ratio=1.0, p95_s=10.0, p99_s=10.0, min_rps=0.001), empty)
+    results = check_thresholds(Thresholds(max_fail_ratio=1.0, p95_s=10.0, p99_s=10.0, min_rps=0.001), empty)
     assert [g.passed for g in results] == [False] * 4
     assert results[1].got == "no requests"
 
@@ -142,9 +142,9 @@ def test_load_gates_a_run_without_requests_fails_every_gate() -> None:
 def test_load_gates_report_passes_only_when_gates_and_checks_pass() -> None:
     plan = plan_case(make_case(), LoadSpec())
     records = make_records(canary_pattern(5000))
-    good = judge_load("canary", plan, records, LoadSpec(gates=Gates(max_fail_ratio=0.0)), SETTINGS, 7, timer_tick_s=0.0)
+    good = judge_load("canary", plan, records, LoadSpec(gates=Thresholds(max_fail_ratio=0.0)), SETTINGS, 7, timer_tick_s=0.0)
     assert good.passed
-    slow = judge_load("canary", plan, records, LoadSpec(gates=Gates(p99_s=0.001)), SETTINGS, 7, timer_tick_s=0.0)
+    slow = judge_load("canary", plan, records, LoadSpec(gates=Thresholds(p99_s=0.001)), SETTINGS, 7, timer_tick_s=0.0)
     assert not slow.passed and slow.checks[0].outcome == "pass"
     short = judge_load("canary", plan, records[:200], LoadSpec(), SETTINGS, 7, timer_tick_s=0.0)
     assert not short.passed and short.checks[0].outcome == "inconclusive"

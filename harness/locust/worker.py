@@ -18,8 +18,9 @@ import subprocess
 
 from harness.case import Case
 from harness.errors import MeshError, ProcessError, SyncTimeout
-from harness.load.locust_cli import locustfile_for, worker_command
-from harness.load.run import (
+from harness.loadspec import LoadSpec
+from harness.locust.locust_cli import locustfile_for, worker_command
+from harness.locust.run import (
     REMOTE_WAIT_FOR_WORKERS_S,
     STARTUP_MARGIN_S,
     case_applied,
@@ -28,7 +29,6 @@ from harness.load.run import (
     start_locust,
     stop_locust,
 )
-from harness.loadspec import LoadSpec
 from harness.mesh.base import Mesh
 from harness.mesh.local.workdir import make_workdir
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from harness.expect.base import show_seconds
-from harness.load.gates import LoadReport
+from harness.locust.thresholds import LoadReport
 
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "not judged": "dim"}
 
@@ -23,7 +23,7 @@ def versions_table(report: LoadReport) -> Table:
     return table
 
 
-def gates_table(report: LoadReport) -> Table:
+def thresholds_table(report: LoadReport) -> Table:
     table = Table(title="gates")
     for column in ("gate", "want", "got", "outcome"):
         table.add_column(column)
