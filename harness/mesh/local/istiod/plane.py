@@ -4,9 +4,10 @@ Each sync writes istiod's config directory: the topology as ServiceEntries, Work
 Sidecars (``registry.py``) in one file, each case object in a file of its own (so that istiod's
 refusal names the object), and last the sentinels of this config version
 (``harness/mesh/sentinels.py``: a VirtualService route and a DestinationRule subset named ``v<N>``,
-which the kube mesh uses the same way). Each file is written under a temp name and renamed, files
-of objects that went are removed before the sentinels are written, so istiod never reads a half
-file and any reload that has the sentinels has every object of their version. The sync is done when
+which the kube mesh uses the same way). Each file is written under a temp name outside the folder
+and renamed into it, files of objects that went are emptied (never removed: istiod's re-read of the
+folder fails on an entry that vanishes under it) before the sentinels are written, so istiod never
+reads a half file and any reload that has the sentinels has every object of their version. The sync is done when
 every live proxy's own config_dump holds both sentinels, no cluster or listener is warming, each
 service's cluster holds exactly the running instances, and no proxy rejected anything on the way.
 
@@ -224,16 +225,24 @@ class IstiodPlane:
         return _Rendered(files, owners, version, _service_endpoints(wanted, apps))
 
     def _write(self, rendered: _Rendered) -> None:
-        """Changed files first, then removals, the sentinels last (module docstring)."""
+        """Changed files first, the sentinels last; each replaced whole by a rename from outside the watched
+        folder, and none ever removed: a file of an object that went is emptied (istiod skips empty files).
+
+        Why: istiod re-reads the folder with ``filepath.Walk`` (``pkg/kube/krt/files/files.go``, ``readOnce``),
+        which gives up the whole reload, keeping the old config until the next change, when an entry it listed
+        is gone by the time it looks at it. A temp file renamed or a file removed mid-walk did that in the soak
+        of 2026-12-07 (``lstat .../.sync.yaml.tmp: no such file or directory``), and the harness took the failed
+        reload for istiod refusing the case."""
         directory = self._config_dir
         assert directory is not None
-        for stale in sorted(set(p.name for p in directory.glob("*.yaml")) - set(rendered.files)):
-            (directory / stale).unlink()
-        for name, text in sorted(rendered.files.items(), key=lambda item: item[0] == SYNC_FILE):
+        staging = directory.parent  # the same file system (the rename is atomic), outside istiod's watch
+        files = dict(rendered.files)
+        files.update({p.name: "" for p in directory.glob("*.yaml") if p.name not in files and p.stat().st_size})
+        for name, text in sorted(files.items(), key=lambda item: item[0] == SYNC_FILE):
             target = directory / name
             if name != SYNC_FILE and target.is_file() and target.read_text() == text:
                 continue
-            temp = directory / f".{name}.tmp"  # not *.yaml: istiod must not read it half-written
+            temp = staging / f".{name}.tmp"
             temp.write_text(text)
             os.replace(temp, target)
 
