@@ -59,6 +59,7 @@ _POLL_S = 0.01
 _LOG_READ_BYTES = 64 * 1024
 _GRPC_LINE = re.compile(rb"starting gRPC discovery service at (127\.0\.0\.1:\d+)")
 _HTTP_LINE = re.compile(rb"starting HTTP service at (127\.0\.0\.1:\d+)")
+_PUSH_LINE = re.compile(r"XDS: Pushing .*Version:(\S+)")
 RELOAD_TRIGGERED = "Triggering reload of file configuration"
 """istiod's log line when its folder watcher saw a change (after its debounce delay)."""
 RELOAD_FAILED = "unable to reload file configuration"
@@ -173,6 +174,17 @@ class IstiodProcess:
 
     def log_tail(self, n: int = 30) -> str:
         return log_tail(self.log_path, n)
+
+    def last_push_version(self) -> str | None:
+        """The version of the last push istiod logged (``XDS: Pushing ... Version:<version>``), from the
+        last 64 KiB of its log; None if there is none there."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_READ_BYTES))
+                pushes = _PUSH_LINE.findall(log.read().decode(errors="replace"))
+        except FileNotFoundError:
+            return None
+        return pushes[-1] if pushes else None
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a bound; idempotent."""
