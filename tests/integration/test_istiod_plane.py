@@ -10,6 +10,7 @@ every other assertion here is about every response (deterministic routes), so no
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -126,6 +127,34 @@ def test_status_reads_istiods_sync_state_per_xds_type(clean_istiod: LocalMesh, m
         "~client-0.default~default.svc.cluster.local")
 
 
+def test_istiod_makes_one_push_at_a_time(clean_istiod: LocalMesh, make_objects: MakeObjects) -> None:
+    """Reproduces what made a sync never complete (a soak at load 9 to 13: "config version 60 not in force
+    after 60s ... route no, cluster yes"; the 12 s SIGSTOP stall test at load 13): with
+    ``PILOT_ENABLE_EDS_DEBOUNCE=false`` each sync's endpoints-only updates were pushed at once, beside the
+    debounced push, and each push installs a push context built from the one current when it started,
+    so when the older one ended last istiod's context went back and the other's config was never pushed
+    (``process.py``). Which of two overlapping pushes ends last is the Go scheduler's choice, so that loss
+    cannot be forced from outside; the overlap can be seen every time: each ``XDS: Pushing`` line must
+    follow its debounce's ``Push debounce stable`` line, and push versions must rise. With the setting
+    off, every sync here logged pushes that bypassed the debounce."""
+    mesh = clean_istiod
+    log = mesh.workdir / "istiod" / "istiod.log"
+    mark = log.stat().st_size
+    for version in ("v1", "v2", "v1"):
+        mesh.apply(make_objects(route_to(version)))
+    with log.open("rb") as text:
+        text.seek(mark)
+        lines = text.read().decode(errors="replace")
+    found = PUSH_LINE.findall(lines)
+    debounced = [index for index, (stable, _) in enumerate(found) if stable]
+    assert debounced, "istiod logged no debounced push for three syncs"
+    pushes = found[debounced[0]:]  # (a push whose debounce line came before the mark is not looked at)
+    bypassed = [version for (_, version), (before, _) in zip(pushes[1:], pushes[:-1], strict=True) if version and not before]
+    assert not bypassed, f"pushes that did not wait for istiod's debounce (so could overlap another): {bypassed}"
+    numbers = [int(version) for _, version in pushes if version]
+    assert numbers == sorted(numbers), f"istiod's pushes ended out of order: {numbers}"
+
+
 def test_istiod_is_a_child_of_the_mesh_and_goes_with_it(make_objects: MakeObjects, tmp_path: Path) -> None:
     istiod_build()
     with LocalMesh(control_plane="istiod") as mesh:
@@ -145,6 +174,8 @@ def route_to(version: str, **extra: str) -> str:
     return reviews_vs(f"[{{route: [{{destination: {{host: reviews, subset: {version}}}}}]{fields}}}]")
 
 
+PUSH_LINE = re.compile(r"(Push debounce stable)|XDS: Pushing .*Version:\S+/(\d+)")
+"""istiod's log line when its debounce starts a push, and the one of every push (its version's number)."""
 SOURCE_SCOPED = reviews_vs("[{match: [{sourceLabels: {app: tester}}], route: [{destination: {host: reviews, subset: v2}}]},"
                            " {route: [{destination: {host: reviews, subset: v1}}]}]")
 

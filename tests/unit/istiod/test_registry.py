@@ -4,15 +4,18 @@ the case's objects with loopback's stand-ins, node identities, the mesh config, 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.istio.load import load_objects
 from harness.mesh.local.istiod import plane
+from harness.mesh.local.istiod.process import ISTIOD_ENV, IstiodProcess
 from harness.mesh.local.istiod.registry import (
     APP_ADDRESS,
     PROXY_LABEL,
+    Proxy,
     case_objects,
     mesh_config,
     proxies,
@@ -131,6 +134,46 @@ def test_istiods_refusal_is_placed_at_the_object_whose_file_it_names() -> None:
 def test_push_versions_are_istiods_nonces_without_their_uuid() -> None:
     assert plane._push_version("2026-12-06T21:04:09Z/6e2807dc8-1e81-4d90-a405-44ebbe69eb45") == "2026-12-06T21:04:09Z/6"
     assert plane._push_version(None) is None and plane._push_version("") is None
+
+
+def test_istiod_keeps_its_endpoint_pushes_debounced() -> None:
+    """Off, an endpoints-only push ran beside the debounced one and could install an older push context,
+    so that a sync never completed (process.py; tests/integration/test_istiod_plane.py
+    ::test_istiod_makes_one_push_at_a_time shows it on real istiod)."""
+    assert ISTIOD_ENV.get("PILOT_ENABLE_EDS_DEBOUNCE", "true") == "true"
+
+
+def test_the_last_push_istiod_logged(tmp_path: Path) -> None:
+    log = tmp_path / "istiod.log"
+    process = IstiodProcess(tmp_path / "pilot-discovery", tmp_path, tmp_path / "mesh.yaml", log)
+    assert process.last_push_version() is None
+    log.write_text("2026-12-07T03:45:14.841531Z\tinfo\tads\tXDS: Pushing Services:3 ConnectedEndpoints:2 "
+                   "Version:2026-12-07T03:45:14Z/50\n"
+                   "2026-12-07T03:45:14.841626Z\tinfo\tads\tXDS: Pushing Services:3 ConnectedEndpoints:2 "
+                   "Version:2026-12-07T03:45:14Z/52\n"
+                   "2026-12-07T03:45:14.842716Z\tinfo\tads\tCDS: PUSH for node:client-0.default resources:8\n")
+    assert process.last_push_version() == "2026-12-07T03:45:14Z/52"
+
+
+def test_a_timeout_says_which_push_each_proxy_acked(tmp_path: Path) -> None:
+    """What tells a stale push context (every proxy ACKed istiod's last push, which lacks the sentinels)
+    from a push that never arrived."""
+    class Istiod:
+        def syncz(self) -> list[dict[str, Any]]:
+            nonce = "2026-12-07T03:45:14Z/52e2807dc8-1e81-4d90-a405-44ebbe69eb45"
+            return [{"proxy": "client-0.default", "resources": {
+                "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": {"sent": nonce, "acked": nonce},
+                "type.googleapis.com/envoy.config.cluster.v3.Cluster": {"sent": nonce}}}]
+
+        def last_push_version(self) -> str:
+            return "2026-12-07T03:45:14Z/52"
+
+    istiod_plane = plane.IstiodPlane(None, 60.0)  # type: ignore[arg-type]
+    istiod_plane._istiod = Istiod()  # type: ignore[assignment]
+    client = DEFAULT_TOPOLOGY.clients[0]
+    istiod_plane._proxies["client"] = Proxy("client", "127.9.8.10", client.namespace, client.labels, router=False)
+    assert istiod_plane._pushes_acked(["client"]) == (
+        "istiod's last push: 2026-12-07T03:45:14Z/52; client ACKed CDS none, RDS 2026-12-07T03:45:14Z/52")
 
 
 def test_a_loopback_block_in_use_is_not_chosen(monkeypatch: pytest.MonkeyPatch) -> None:

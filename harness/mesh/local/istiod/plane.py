@@ -264,10 +264,24 @@ class IstiodPlane:
         def timed_out() -> str:
             waiting = "; ".join(f"{name}: {seen.get(name, 'no answer')}" for name in pending)
             return (f"istiod: config version {rendered.version} not in force after {self._sync_timeout_s:g}s "
-                    f"({waiting})\n{self.istiod.log_tail(10)}")
+                    f"({waiting}); {self._pushes_acked(pending)}\n{self.istiod.log_tail(10)}")
 
         wait_until(in_force, self._sync_timeout_s, _POLL_S, message=timed_out)
         self._raise_if_refused(wanted, rendered, mark, rejected)  # a NACK of the same push
+
+    def _pushes_acked(self, proxies: Iterable[str]) -> str:
+        """istiod's last push and the push each of ``proxies`` last ACKed, per xDS type (``/debug/syncz``):
+        when every proxy ACKed istiod's last push and still lacks a sentinel that ``/debug/configz`` holds,
+        istiod pushed from an old push context (as it did with ``PILOT_ENABLE_EDS_DEBOUNCE=false``:
+        ``process.py``); when they did not, the push has not reached them."""
+        try:
+            acked = {name: sorted({f"{_TYPE_NAMES.get(url.rsplit('.', 1)[-1], url)} {s.acked_version or 'none'}"
+                                   for url, s in self.status(name).items()}) for name in proxies}
+        except ProcessError as exc:
+            acked_text = f"istiod's /debug/syncz did not answer ({str(exc).splitlines()[0]})"
+        else:
+            acked_text = "; ".join(f"{name} ACKed {', '.join(types) or 'nothing'}" for name, types in acked.items())
+        return f"istiod's last push: {self.istiod.last_push_version() or 'none logged'}; {acked_text}"
 
     def _raise_if_refused(self, wanted: Wanted, rendered: _Rendered, mark: int, rejected: Mapping[str, int]) -> None:
         code = self.istiod.exit_code

@@ -8,8 +8,20 @@ keep it to what upstream Envoy and a loopback machine can take:
   ``istio.alpn`` and ``istio.metadata_exchange`` filters, which only istio-proxy's Envoy build has;
   upstream Envoy rejects them. They serve mTLS ALPN and telemetry, no traffic policy.
 - ``ENABLE_CA_SERVER=false``, no ``--secureGRPCAddr``: no certificates, no TLS xDS port.
-- ``PILOT_DEBOUNCE_AFTER=10ms`` (default 100 ms), ``PILOT_ENABLE_EDS_DEBOUNCE=false``: a case's
-  config reaches the sidecars in tens of milliseconds instead of hundreds; what is pushed is the same.
+- ``PILOT_DEBOUNCE_AFTER=10ms`` (default 100 ms): a case's config reaches the sidecars in tens of
+  milliseconds instead of hundreds; what is pushed is the same.
+- ``PILOT_ENABLE_EDS_DEBOUNCE=true`` (istiod's default, stated so that nobody turns it off for speed):
+  with ``false`` an endpoints-only update skips the debounce and is pushed at once, beside the
+  debounced push (``pilot/pkg/xds/discovery.go`` L412-418), and in the default build every push builds a
+  push context from the one current when it started and installs it (``Push`` -> ``initPushContext`` ->
+  ``Env.SetPushContext``, L300, L542). Two at once: the one that ends last wins even if it started from
+  the older context, so the config changes of the other are lost until those kinds change again (an
+  unchanged kind's index is copied from the old context: ``push_context.go`` ``updateContext``), and a
+  proxy's queued push merged with it takes its context (``PushRequest.Merge``: "the other push context is
+  presumed to be later"). Under load, or after istiod was stopped a while (file reload, ServiceEntry
+  endpoints and config push at once), a sync then never completed: the sidecars ACKed push ``N+2``,
+  built from ``N-1``, without the sentinels that ``/debug/configz`` held, and ``/debug/adsz?push=true``
+  re-sent that same context. Debounced, istiod runs one push at a time.
 
 Ports are chosen by the kernel (``127.0.0.1:0``) and read back from istiod's own log lines, so
 several meshes can run side by side. The gRPC port opens only once istiod's caches synced: its line
@@ -38,7 +50,7 @@ ISTIOD_ENV = {
     "PILOT_ENABLE_METADATA_EXCHANGE": "false",
     "PILOT_DEBOUNCE_AFTER": "10ms",
     "PILOT_DEBOUNCE_MAX": "500ms",
-    "PILOT_ENABLE_EDS_DEBOUNCE": "false",
+    "PILOT_ENABLE_EDS_DEBOUNCE": "true",  # never false: see the module docstring
 }
 START_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 5.0
@@ -47,6 +59,7 @@ _POLL_S = 0.01
 _LOG_READ_BYTES = 64 * 1024
 _GRPC_LINE = re.compile(rb"starting gRPC discovery service at (127\.0\.0\.1:\d+)")
 _HTTP_LINE = re.compile(rb"starting HTTP service at (127\.0\.0\.1:\d+)")
+_PUSH_LINE = re.compile(r"XDS: Pushing .*Version:(\S+)")
 RELOAD_TRIGGERED = "Triggering reload of file configuration"
 """istiod's log line when its folder watcher saw a change (after its debounce delay)."""
 RELOAD_FAILED = "unable to reload file configuration"
@@ -161,6 +174,17 @@ class IstiodProcess:
 
     def log_tail(self, n: int = 30) -> str:
         return log_tail(self.log_path, n)
+
+    def last_push_version(self) -> str | None:
+        """The version of the last push istiod logged (``XDS: Pushing ... Version:<version>``), from the
+        last 64 KiB of its log; None if there is none there."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_READ_BYTES))
+                pushes = _PUSH_LINE.findall(log.read().decode(errors="replace"))
+        except FileNotFoundError:
+            return None
+        return pushes[-1] if pushes else None
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a bound; idempotent."""
