@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Protocol, TypeVar
 
 _T = TypeVar("_T")
 PR_SET_PDEATHSIG = 1
@@ -54,7 +54,19 @@ def read_until(stream: IO[bytes], timeout_s: float, found: Callable[[bytes], _T 
     return value
 
 
-def stop(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+class Stoppable(Protocol):
+    """What ``stop`` needs of a child: ``subprocess.Popen`` or the local mesh's forked echo instances."""
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+def stop(proc: Stoppable, timeout_s: float) -> None:
     """SIGTERM, wait up to ``timeout_s``, then SIGKILL; the process is reaped. No-op once it exited."""
     if proc.poll() is not None:
         return

@@ -238,16 +238,16 @@ def test_two_meshes_side_by_side_and_close_leaves_nothing(clean_mesh: LocalMesh,
 def test_a_mesh_whose_apps_start_slower_than_a_loaded_machine_once_made_them_still_starts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Seen in the soak (ten meshes starting side by side, load average 6): an echo app printed its ready
-    line after more than the 15 s the local mesh then allowed, and the start failed. Here every app's
-    interpreter starts 17 s late (a wrapper sleeps, then runs the real Python): the start must wait for
-    them, since a slow start is not a hung one."""
+    line after more than the 15 s the local mesh then allowed, and the start failed. Here the interpreter
+    that starts the apps (the echo zygote, which forks each of them) starts 17 s late (a wrapper sleeps,
+    then runs the real Python): the start must wait for it, since a slow start is not a hung one."""
     slow_python = tmp_path / "slow-python"
     slow_python.write_text(f'#!/bin/sh\nsleep 17\nexec "{sys.executable}" "$@"\n')
     slow_python.chmod(0o755)
-    monkeypatch.setattr(sys, "executable", str(slow_python))  # AppProcess spawns sys.executable
+    monkeypatch.setattr(sys, "executable", str(slow_python))  # the launcher spawns sys.executable
     topology = Topology(services=(Service("reviews", ("v1",)),))
+    started = time.monotonic()
     with LocalMesh() as mesh:
-        started = time.monotonic()
         mesh.deploy(topology)
         assert time.monotonic() - started >= 17.0
         assert {(version, status) for version, _, status in answered(send(mesh, 5))} == {("v1", 200)}

@@ -1,8 +1,8 @@
 """Echo app processes of the local mesh.
 
-``AppProcess.start`` spawns ``python -m harness.sample_apps.echo`` with its stdin kept open (the
-app exits when stdin reaches EOF, so it never outlives us), waits a bounded time for its one
-ready line, and exposes the ports it bound, with a ``ControlClient`` (``harness.mesh.echo_client``)
+``AppProcess.start`` spawns ``python -m harness.sample_apps.echo`` (or has the mesh's zygote fork
+it, ``launcher.AppLauncher``) with its stdin kept open (the app exits when stdin reaches EOF, so
+it never outlives us), waits a bounded time for its one ready line, and exposes the ports it bound, with a ``ControlClient`` (``harness.mesh.echo_client``)
 on its control port.
 
 Every failure becomes a ``MeshError`` naming the instance: ``ProcessError`` when the process
@@ -22,6 +22,7 @@ from typing import Any
 from harness.errors import CaseError, ProcessError
 from harness.mesh.childproc import OutputClosed, OutputTimeout, read_until, stop
 from harness.mesh.echo_client import ControlClient
+from harness.mesh.local.launcher import AppLauncher, ForkedApp
 from harness.sample_apps.echo import knobs
 
 KNOB_FLAGS = (knobs.STATUS.name, knobs.DELAY.name, knobs.FAIL_FIRST.name, knobs.GRPC_STATUS.name)
@@ -56,7 +57,7 @@ def _check_defaults(instance: str, defaults: Mapping[str, str]) -> list[str]:
 class AppProcess:
     """One running echo instance. Create with ``start``; ``stop`` (idempotent) ends it."""
 
-    def __init__(self, instance: str, proc: subprocess.Popen[bytes], ports: Mapping[str, int], stderr_path: Path):
+    def __init__(self, instance: str, proc: subprocess.Popen[bytes] | ForkedApp, ports: Mapping[str, int], stderr_path: Path):
         self.instance = instance
         self._proc = proc
         self._ports = dict(ports)
@@ -65,8 +66,8 @@ class AppProcess:
 
     @classmethod
     def start(cls, service: str, version: str, instance: str, *, defaults: Mapping[str, str] | None = None,
-              workdir: Path, ready_timeout: float = 10.0) -> AppProcess:
-        """Spawn the app and wait up to ``ready_timeout`` seconds for its ready line.
+              workdir: Path, ready_timeout: float = 10.0, launcher: AppLauncher | None = None) -> AppProcess:
+        """Spawn the app (forked by ``launcher`` if given) and wait up to ``ready_timeout`` seconds for its ready line.
 
         ``defaults`` maps knob names (``KNOB_FLAGS``) to instance-default values, e.g.
         ``{"status": "503", "delay": "100ms"}``. The app's stderr goes to ``workdir/<instance>.stderr.log``.
@@ -74,10 +75,15 @@ class AppProcess:
         flags = _check_defaults(instance, defaults or {})
         Path(workdir).mkdir(parents=True, exist_ok=True)
         stderr_path = Path(workdir) / f"{instance}.stderr.log"
-        cmd = [sys.executable, "-m", "harness.sample_apps.echo", "--service", service, "--version", version,
-               "--instance", instance, "--http-port", "0", "--grpc-port", "0", "--control-port", "0", *flags]
-        with stderr_path.open("wb") as stderr:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
+        argv = ["--service", service, "--version", version, "--instance", instance, "--http-port", "0",
+                "--grpc-port", "0", "--control-port", "0", *flags]
+        proc: subprocess.Popen[bytes] | ForkedApp
+        if launcher is not None:
+            proc = launcher.spawn(argv, stderr_path, ready_timeout)
+        else:
+            with stderr_path.open("wb") as stderr:
+                proc = subprocess.Popen([sys.executable, "-m", "harness.sample_apps.echo", *argv], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
         try:
             ready = _read_ready_line(proc, instance, stderr_path, ready_timeout)
         except BaseException:
@@ -130,7 +136,7 @@ class AppProcess:
         return f"AppProcess({self.instance!r}, pid={self.pid}, ports={self._ports})"
 
 
-def _read_ready_line(proc: subprocess.Popen[bytes], instance: str, stderr_path: Path, timeout: float) -> dict[str, Any]:
+def _read_ready_line(proc: subprocess.Popen[bytes] | ForkedApp, instance: str, stderr_path: Path, timeout: float) -> dict[str, Any]:
     assert proc.stdout is not None
     try:
         line = read_until(proc.stdout, timeout, lambda buf: buf.split(b"\n", 1)[0] if b"\n" in buf else None)
@@ -154,7 +160,7 @@ def _read_ready_line(proc: subprocess.Popen[bytes], instance: str, stderr_path: 
         raise ProcessError(f"echo app {instance} printed an unexpected ready line {line[:200]!r}: {exc}") from exc
 
 
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
+def _terminate(proc: subprocess.Popen[bytes] | ForkedApp) -> None:
     if proc.stdin is not None and not proc.stdin.closed:
         try:
             proc.stdin.close()

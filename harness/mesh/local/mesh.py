@@ -57,6 +57,7 @@ from harness.mesh.local.apps import AppProcess
 from harness.mesh.local.builtin_plane import BuiltinPlane
 from harness.mesh.local.envoy import ACCESS_LOG_FLUSH_MS, XDS_CLUSTER, EnvoyProcess
 from harness.mesh.local.envoy_binary import envoy_version, find_envoy
+from harness.mesh.local.launcher import AppLauncher
 from harness.mesh.local.plane import Instance, Plane, PlaneName, Wanted
 from harness.mesh.local.translate import DEFAULT_ISTIO_VERSION
 from harness.mesh.local.workdir import make_workdir
@@ -81,6 +82,8 @@ _IN_FLIGHT_FILTER = r"(upstream|downstream)_rq_active$"
 _LISTENER_POLL_S = 0.01
 GATEWAY = INGRESS_GATEWAY.name
 """The gateway's workload name, for ``proxy_stats``, ``access_log``, ``sidecar`` and the inventory."""
+ZYGOTE = "echo-zygote"
+"""The inventory's name for the process that forks every echo app (``launcher.AppLauncher``)."""
 _ENVOY_TAIL_LINES = 20
 #: How much of the end of an access log ``access_log_tail`` reads (a JSON line is under 1 KiB).
 _TAIL_BYTES = 256 * 1024
@@ -109,7 +112,8 @@ class ProcessExit:
 class LocalInventory:
     """What a running LocalMesh holds on this machine, so that leaks can be checked from outside.
 
-    ``pids``: process name (app instance, ``<client>`` app, ``sidecar-<client>``, ``gateway``) -> PID.
+    ``pids``: process name (app instance, ``<client>`` app, ``sidecar-<client>``, ``gateway``,
+    ``echo-zygote`` that forks the apps, the control plane's processes) -> PID.
     ``ports``: ``<process>/<port name>`` -> a port bound on 127.0.0.1 (apps, sidecar and gateway
     listeners, the xDS server). ``workdir``: the temp dir removed by ``close()``.
     """
@@ -146,6 +150,7 @@ class LocalMesh:
         self._lock = threading.Lock()
         self._workdir: Path | None = None
         self._plane_started = False
+        self._launcher: AppLauncher | None = None
         self._topology: Topology | None = None
         self._apps: dict[str, AppProcess] = {}  # instance name -> process
         self._labels: dict[str, tuple[str, str]] = {}  # instance name -> (service, version)
@@ -167,6 +172,7 @@ class LocalMesh:
         atexit.register(self.close)  # before anything exists, so that an interrupt from here on cleans up
         try:
             self._workdir = make_workdir()
+            self._launcher = AppLauncher(self._workdir / "echo-zygote.stderr.log")  # imports while the plane starts
             self._plane_started = True
             self._plane.start(self._workdir)
         except BaseException:
@@ -193,6 +199,8 @@ class LocalMesh:
             stops.append(self._plane.close)
         try:
             run_all(stops)  # one stuck process must not keep the others (or the work dir) alive
+            if self._launcher is not None:
+                self._launcher.close()  # after the apps, so that it reports their exits until then
         finally:
             if self._workdir is not None:
                 shutil.rmtree(self._workdir, ignore_errors=True)
@@ -224,6 +232,8 @@ class LocalMesh:
             process = GATEWAY if client == GATEWAY else f"sidecar-{client}"
             pids[process] = sidecar.pid
             ports.update({f"{process}/{port}": bound for port, (_ip, bound) in self._listeners.get(client, {}).items()})
+        if self._launcher is not None:
+            pids[ZYGOTE] = self._launcher.pid
         if self._plane_started:
             ports["xds"] = self._plane.xds_port
             pids.update(self._plane.pids())
@@ -340,6 +350,9 @@ class LocalMesh:
             if code is not None:
                 what = "ingress gateway" if name == GATEWAY else f"sidecar of {name}"
                 dead.append(ProcessExit(what, proxy.pid, code, proxy.log_tail(_ENVOY_TAIL_LINES), envoy=True))
+        if self._launcher is not None and (code := self._launcher.exit_code()) is not None:
+            dead.append(ProcessExit("echo-app zygote (starts the apps)", self._launcher.pid, code,
+                                    self._launcher.log_tail()))
         return dead
 
     def source_ip(self, client: str) -> str:
@@ -500,7 +513,7 @@ class LocalMesh:
             with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
                 for name, (svc, ver) in jobs.items():
                     futures[name] = pool.submit(AppProcess.start, svc, ver, name, defaults=knobs.get(name),
-                                                workdir=workdir, ready_timeout=READY_TIMEOUT_S)
+                                                workdir=workdir, ready_timeout=READY_TIMEOUT_S, launcher=self._launcher)
         except BaseException as exc:  # noqa: BLE001 (Ctrl-C or SIGTERM: raised below, once what started is recorded)
             failure = exc
         # Leaving the pool waited for every start, also on an interrupt, so each app that came up is
