@@ -1,4 +1,5 @@
-"""Security rules of issue 8, checked on the source (AST) of every module under harness/ and bench/.
+"""Security rules of issue 8, checked on the source (AST) of every module we ship or run: harness/,
+sample_apps/, fixtures/ and bench/.
 
 Why static: a shell string, an unsafe YAML loader or an ``eval`` is a property of the code, not of
 one run, so the whole tree is read rather than the paths a test happens to reach. Each rule is a
@@ -32,7 +33,7 @@ from harness.errors import CaseSyntaxError
 from harness.istio.load import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("harness", "bench")
+SCANNED = ("harness", "sample_apps", "fixtures", "bench")  # the last three install as harness.* or stay local
 
 Finding = tuple[int, str]
 Rule = Callable[["Source"], list[Finding]]
@@ -233,7 +234,7 @@ RULES: dict[str, Rule] = {
 
 @functools.cache
 def parsed_modules() -> tuple[tuple[str, Source], ...]:
-    """Every module under harness/ and bench/, parsed and analysed once per test session."""
+    """Every module under ``SCANNED``, parsed and analysed once per test session."""
     files = sorted(p for top in SCANNED for p in (ROOT / top).rglob("*.py"))
     return tuple((str(p.relative_to(ROOT)), analyse(ast.parse(p.read_text(encoding="utf-8"), str(p)))) for p in files)
 
@@ -245,7 +246,8 @@ def violations(rule: Rule) -> list[str]:
 def test_scan_covers_harness_and_bench() -> None:
     """The rules see the tree's real spawns and YAML reads (import resolution works), so a pass means something."""
     names = [name for name, _ in parsed_modules()]
-    assert "harness/mesh/kube/commands.py" in names and "bench/run_all.py" in names and len(names) > 100
+    assert {"harness/mesh/kube/commands.py", "bench/run_all.py", "sample_apps/echo/zygote.py",
+            "fixtures/__init__.py"} <= set(names) and len(names) > 100
     callees = {callee for _, src in parsed_modules() for _, callee in src.calls}
     assert {"subprocess.run", "subprocess.Popen", "os.posix_spawn", "yaml.compose_all", "yaml.safe_load_all"} <= callees
 
