@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,26 @@ def test_the_zygote_reports_each_exit_code(launcher: AppLauncher, tmp_path: Path
     assert (stopped.exit_code, killed.exit_code) == (0, -signal.SIGKILL)
     assert gone(stopped.pid) and gone(killed.pid)  # reaped by the zygote, no zombie left
     killed.stop()  # closes its stdin; a no-op for the process
+
+
+def test_an_exit_code_is_waited_for_while_the_zygote_is_slow_to_report_it(launcher: AppLauncher,
+                                                                          tmp_path: Path) -> None:
+    """A loaded machine may not run the zygote for seconds after an app died: the exit code must still be
+    the real one (the crash tests match "exited with code -9"), not EXIT_UNKNOWN. The zygote is stopped
+    for 3 s here: the app's pidfd turns readable (a zombie, all its threads gone) within milliseconds of
+    the SIGKILL, and the first launcher waited 1 s for the report, then gave up with EXIT_UNKNOWN."""
+    app = start(launcher, tmp_path, "reviews-v1-0")
+    os.kill(launcher.pid, signal.SIGSTOP)
+    resume = threading.Timer(3.0, os.kill, (launcher.pid, signal.SIGCONT))
+    resume.start()
+    try:
+        os.kill(app.pid, signal.SIGKILL)
+        wait_until(lambda: app.exit_code is not None, EXIT_TIMEOUT_S, 0.05, message="no exit seen for the killed app")
+        assert app.exit_code == -signal.SIGKILL
+    finally:
+        resume.join()
+        os.kill(launcher.pid, signal.SIGCONT)
+        app.stop()
 
 
 def test_an_app_that_refuses_its_arguments_exits_as_the_interpreter_would(launcher: AppLauncher,

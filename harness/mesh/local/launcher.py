@@ -32,7 +32,10 @@ EXIT_UNKNOWN = 255
 _STOP_TIMEOUT_S = 5.0
 _EXIT_ON_EOF_S = 1.0
 _MAX_MESSAGE = 64 * 1024
-_REPORT_WAIT_S = 1.0  # once an instance's pidfd says it exited, how long the zygote's report may take
+REPORT_WAIT_S = 60.0
+"""Once an instance's pidfd says it exited, how long the zygote's report of its exit code may take.
+The zygote reaps at once, but on a loaded machine it may not run for seconds (the soak saw apps and
+istiod stalled for more than 10 s); a zygote that died ends the wait at once (EOF on its socket)."""
 
 
 class AppLauncher:
@@ -200,7 +203,7 @@ class ForkedApp:
                 return None
             os.close(self._pidfd)
             self._pidfd = None
-        code = self._launcher.reported_exit(self.pid, _REPORT_WAIT_S)
+        code = self._launcher.reported_exit(self.pid, REPORT_WAIT_S)
         self.returncode = EXIT_UNKNOWN if code is None else code
         return self.returncode
 
