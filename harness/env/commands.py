@@ -26,6 +26,7 @@ from harness.env.client import EnvClient
 from harness.env.manifests import load_manifests, read_manifests
 from harness.errors import CaseError, MeshError, ProcessError, SyncTimeout
 from harness.mesh.base import describe_istio
+from harness.mesh.childproc import python_module
 from harness.session import MeshOptions, as_flags
 from harness.waits import wait_until
 
@@ -102,7 +103,7 @@ def _name_flag(name: str) -> str:
 
 def _spawn_daemon(options: UpOptions, path: Path) -> int:
     """Start the daemon in a new session (no controlling terminal), output to ``daemon.log``; its pid."""
-    argv = [sys.executable, "-m", state.DAEMON_MODULE, "--name", options.name, "--dir", str(path.resolve())]
+    argv = [*python_module(state.DAEMON_MODULE), "--name", options.name, "--dir", str(path.resolve())]
     if options.services is not None:
         argv += ["--services", str(Path(options.services).resolve())]
     mesh = options.mesh

@@ -54,6 +54,16 @@ def read_until(stream: IO[bytes], timeout_s: float, found: Callable[[bytes], _T 
     return value
 
 
+def python_module(module: str) -> list[str]:
+    """The argv prefix that runs ``module`` of the installed package in a child Python: ``python -P -m``.
+
+    Without ``-P``, ``python -m`` puts the working directory first on ``sys.path``, and run from a
+    checkout after ``pip install .`` the checkout's own ``harness/`` (which has no ``sample_apps``:
+    setuptools maps that folder in) hides the installed package; so would any folder named ``harness``
+    wherever a user runs the tool."""
+    return [sys.executable, "-P", "-m", module]
+
+
 class Stoppable(Protocol):
     """What ``stop`` needs of a child: ``subprocess.Popen`` or the local mesh's forked echo instances."""
 

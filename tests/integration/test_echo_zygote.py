@@ -158,3 +158,25 @@ def test_a_killed_harness_takes_the_zygote_and_its_apps_with_it(tmp_path: Path) 
             harness.kill()
     wait_until(lambda: all(gone(pid) for pid in pids), EXIT_TIMEOUT_S, 0.05,
                message=lambda: f"still running after the harness was killed: {[p for p in pids if not gone(p)]}")
+
+
+def test_apps_start_where_a_folder_named_harness_would_hide_the_installed_package(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's first command installs the checkout (``pip install .``) and runs from its root, where the
+    checkout's own ``harness/`` has no ``sample_apps`` (setuptools maps that folder in). ``python -m``
+    put the working directory first on sys.path, so every app failed with "No module named
+    'harness.sample_apps'"; the children now run with ``-P``. Here the working directory holds a
+    ``harness`` package with nothing in it."""
+    shadow = tmp_path / "project"
+    (shadow / "harness").mkdir(parents=True)
+    (shadow / "harness" / "__init__.py").write_text('raise ImportError("the shadowing harness was imported")\n')
+    monkeypatch.chdir(shadow)
+    launcher = AppLauncher(tmp_path / "zygote.stderr.log")
+    try:
+        forked = start(launcher, tmp_path, "reviews-v1-0")
+        fresh = AppProcess.start("reviews", "v1", "reviews-v1-1", workdir=tmp_path, ready_timeout=READY_TIMEOUT_S)
+        forked.stop()
+        fresh.stop()
+    finally:
+        launcher.close()
+

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from harness.errors import CaseError, ProcessError
-from harness.mesh.childproc import OutputClosed, OutputTimeout, read_until, stop
+from harness.mesh.childproc import OutputClosed, OutputTimeout, python_module, read_until, stop
 from harness.mesh.echo_client import ControlClient
 from harness.mesh.local.launcher import AppLauncher, ForkedApp
 from harness.sample_apps.echo import knobs
@@ -82,7 +81,7 @@ class AppProcess:
             proc = launcher.spawn(argv, stderr_path, ready_timeout)
         else:
             with stderr_path.open("wb") as stderr:
-                proc = subprocess.Popen([sys.executable, "-m", "harness.sample_apps.echo", *argv], stdin=subprocess.PIPE,
+                proc = subprocess.Popen([*python_module("harness.sample_apps.echo"), *argv], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
         try:
             ready = _read_ready_line(proc, instance, stderr_path, ready_timeout)

@@ -18,14 +18,13 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import ProcessError
-from harness.mesh.childproc import stop
+from harness.mesh.childproc import python_module, stop
 
 #: The exit code of an instance whose zygote died before it could report the real one.
 EXIT_UNKNOWN = 255
@@ -48,7 +47,7 @@ class AppLauncher:
         try:
             with stderr_path.open("wb") as stderr:
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "harness.sample_apps.echo.zygote", "--socket", str(theirs.fileno())],
+                    [*python_module("harness.sample_apps.echo.zygote"), "--socket", str(theirs.fileno())],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=[theirs.fileno()])
         except BaseException:
             self._sock.close()

@@ -13,6 +13,7 @@ import pytest
 from harness import paths
 from harness.env import state
 from harness.errors import CaseError, MeshError
+from harness.mesh.childproc import python_module
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_env_state_missing_is_none_and_garbage_is_an_error(home: Path) -> None:
 
 
 def test_env_is_daemon_checks_the_command_line() -> None:
-    argv = [sys.executable, "-m", state.DAEMON_MODULE, "--name", "a", "--dir", "/d"]
+    argv = [*python_module(state.DAEMON_MODULE), "--name", "a", "--dir", "/d"]
     assert state.is_daemon(7, "a", cmdline=lambda pid: argv)
     assert not state.is_daemon(7, "b", cmdline=lambda pid: argv)
     assert not state.is_daemon(7, "a", cmdline=lambda pid: ["/usr/bin/vim", "--name", "a"])  # a reused pid
