@@ -2,8 +2,8 @@
 
 ``AppProcess.start`` spawns ``python -m harness.sample_apps.echo`` (or has the mesh's zygote fork
 it, ``launcher.AppLauncher``) with its stdin kept open (the app exits when stdin reaches EOF, so
-it never outlives us), waits a bounded time for its one ready line, and exposes the ports it bound, with a ``ControlClient`` (``harness.mesh.echo_client``)
-on its control port.
+it never outlives us), waits a bounded time for its one ready line, and exposes the ports it
+bound, with a ``ControlClient`` (``harness.mesh.echo_client``) on its control port.
 
 Every failure becomes a ``MeshError`` naming the instance: ``ProcessError`` when the process
 died or did not come up.

@@ -20,16 +20,18 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import ProcessError
-from harness.mesh.childproc import python_module, stop
+from harness.mesh.childproc import log_tail, python_module, stop
 
 #: The exit code of an instance whose zygote died before it could report the real one.
 EXIT_UNKNOWN = 255
 _STOP_TIMEOUT_S = 5.0
 _EXIT_ON_EOF_S = 1.0
+_LOG_TAIL_LINES = 20
 _MAX_MESSAGE = 64 * 1024
 REPORT_WAIT_S = 60.0
 """Once an instance's pidfd says it exited, how long the zygote's report of its exit code may take.
@@ -68,7 +70,7 @@ class AppLauncher:
         return self._proc.poll()
 
     def log_tail(self) -> str:
-        return self._stderr_path.read_text(errors="replace")[-4000:].strip() or f"{self._stderr_path} is empty"
+        return log_tail(self._stderr_path, _LOG_TAIL_LINES)
 
     def spawn(self, argv: list[str], stderr_path: Path, ready_timeout_s: float) -> ForkedApp:
         """Fork an instance running the echo app with ``argv``; its stderr goes to ``stderr_path``.
@@ -99,8 +101,8 @@ class AppLauncher:
         return ForkedApp(self, int(reply["pid"]), os.fdopen(stdin_w, "wb", buffering=0),
                          os.fdopen(stdout_r, "rb", buffering=0))
 
-    def reported_exit(self, pid: int, wait_s: float) -> int | None:
-        """The exit code the zygote reported for ``pid``, waiting up to ``wait_s`` for it."""
+    def reported_exit(self, pid: int, wait_s: float) -> int:
+        """The exit code the zygote reported for ``pid``, waiting up to ``wait_s`` for it; else EXIT_UNKNOWN."""
         deadline = time.monotonic() + wait_s
         with self._lock:
             while True:
@@ -109,7 +111,7 @@ class AppLauncher:
                     return self._exits.get(pid, EXIT_UNKNOWN)
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return None
+                    return EXIT_UNKNOWN
                 self._drain(left)
 
     def close(self) -> None:
@@ -120,7 +122,7 @@ class AppLauncher:
         except subprocess.TimeoutExpired:
             stop(self._proc, _STOP_TIMEOUT_S)
 
-    def _read_until(self, wanted: Any, timeout_s: float, what: str) -> dict[str, Any]:
+    def _read_until(self, wanted: Callable[[dict[str, Any]], bool], timeout_s: float, what: str) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()
@@ -202,8 +204,7 @@ class ForkedApp:
                 return None
             os.close(self._pidfd)
             self._pidfd = None
-        code = self._launcher.reported_exit(self.pid, REPORT_WAIT_S)
-        self.returncode = EXIT_UNKNOWN if code is None else code
+        self.returncode = self._launcher.reported_exit(self.pid, REPORT_WAIT_S)
         return self.returncode
 
 
