@@ -17,6 +17,7 @@ from harness.env.manifests import Manifest
 from harness.env.state import EnvState
 from harness.errors import HarnessError, MeshError
 from harness.istio.model import IstioObject
+from harness.loopback import loopback_client
 from harness.mesh.base import MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
 from harness.mesh.echo_client import bounded_request, observation_from_json
 from harness.topology import Topology
@@ -28,8 +29,8 @@ SEND_MARGIN_S = 60.0  # on top of a batch's own deadline
 class EnvClient:
     def __init__(self, state: EnvState) -> None:
         self.state = state
-        self._http = httpx.Client(base_url=f"http://127.0.0.1:{state.api_port}", trust_env=False,
-                                  headers={"Authorization": f"Bearer {state.token}"}, timeout=CALL_TIMEOUT_S)
+        self._http = loopback_client(f"http://127.0.0.1:{state.api_port}",
+                                       headers={"Authorization": f"Bearer {state.token}"}, timeout=CALL_TIMEOUT_S)
 
     def __enter__(self) -> Self:
         return self

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from harness.errors import HarnessError, Issue, MeshError, ProcessError, SyncTimeout, UnsupportedError
+from harness.loopback import loopback_client
 from harness.mesh.base import Echo, Observation, ReceivedRequest, SendSpec
 
 _CONTROL_TIMEOUT_S = 10.0
@@ -117,7 +118,7 @@ class ControlClient:
     def __init__(self, port: int, instance: str | None = None) -> None:
         self.port = port
         self.instance = instance or f"on control port {port}"
-        self._http = httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=_CONTROL_TIMEOUT_S)
+        self._http = loopback_client(f"http://127.0.0.1:{port}", timeout=_CONTROL_TIMEOUT_S)
 
     def close(self) -> None:
         self._http.close()

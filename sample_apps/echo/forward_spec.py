@@ -30,7 +30,7 @@ MAX_CAPTURE_BODY = 1 << 20
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2: methods and header names
 _BAD_IN_VALUE = re.compile(r"[\x00\r\n]")
-_BAD_IN_PATH = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
+_BAD_IN_PATH = re.compile(r"[^\x21-\x7e]")  # outside printable ASCII (a range up to U+10FFFF compiles 80x slower)
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
 """Request headers ForwardEcho sets itself (from ``body``); a caller's own would contradict the body."""
 

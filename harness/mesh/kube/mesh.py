@@ -41,6 +41,7 @@ import httpx
 from harness.errors import ConfigRejected, MeshError
 from harness.istio.manifest import to_manifest
 from harness.istio.model import IstioObject
+from harness.loopback import loopback_client
 from harness.mesh import sentinels
 from harness.mesh.accesslog import BatchJoin, Unclaimed, parse_entry
 from harness.mesh.base import COARSEST_KERNEL_TICK_S, MeshInfo, Observation, ReceivedRequest, SendSpec, SyncToken
@@ -460,7 +461,7 @@ class KubeMesh:
             admin_port = self._open_forward(namespace, pod, ADMIN_PORT)
             self._clients[client.name] = _Client(
                 pod=pod, namespace=namespace, control=ControlClient(control_port, f"{client.name} (pod {pod})"),
-                admin=httpx.Client(base_url=f"http://127.0.0.1:{admin_port}", trust_env=False, timeout=_ADMIN_TIMEOUT_S))
+                admin=loopback_client(f"http://127.0.0.1:{admin_port}", timeout=_ADMIN_TIMEOUT_S))
         for name in [n for n in self._clients if topology.client(n) is None]:
             self._release(self._clients.pop(name))
         self._connect_gateway(topology.gateway)
@@ -492,8 +493,8 @@ class KubeMesh:
             self._release(self._gateway)
         # Several replicas: the harness reads one; a cluster of its own (kind) runs one.
         admin_port = self._open_forward(ISTIO_NAMESPACE, pods[0], ADMIN_PORT)
-        self._gateway = _Client(pod=pods[0], namespace=ISTIO_NAMESPACE, control=None, admin=httpx.Client(
-            base_url=f"http://127.0.0.1:{admin_port}", trust_env=False, timeout=_ADMIN_TIMEOUT_S))
+        self._gateway = _Client(pod=pods[0], namespace=ISTIO_NAMESPACE, control=None, admin=loopback_client(
+            f"http://127.0.0.1:{admin_port}", timeout=_ADMIN_TIMEOUT_S))
 
     def _ready_pod(self, namespace: str, instance: str) -> str:
         pods = [p for p in self._run_pods(namespace) if p["metadata"].get("labels", {}).get(INSTANCE_LABEL) == instance

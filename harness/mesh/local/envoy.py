@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, Self
 import httpx
 
 from harness.errors import MeshError, ProcessError, SyncTimeout
+from harness.loopback import loopback_client
 from harness.mesh.childproc import die_with_parent, log_tail
 from harness.mesh.local import typeurls
 from harness.mesh.local.envoy_binary import find_envoy
@@ -169,7 +170,7 @@ class EnvoyProcess:
         except OSError as exc:
             self._close_output()
             raise ProcessError(f"could not start Envoy {self.node_id} ({self.binary}): {exc}") from exc
-        self._admin = httpx.Client(trust_env=False, timeout=_ADMIN_TIMEOUT_S)
+        self._admin = loopback_client(timeout=_ADMIN_TIMEOUT_S)
         return self
 
     def wait_ready(self, timeout: float = 10.0) -> None:

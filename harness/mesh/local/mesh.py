@@ -501,9 +501,18 @@ class LocalMesh:
 
     def _start_processes(self, topology: Topology, apps: dict[str, tuple[str, str]], clients: Sequence[Client],
                          sidecars: Sequence[Client]) -> None:
-        """Start app instances and the apps of ``clients`` in parallel (each costs an interpreter start),
-        then the sidecars of ``sidecars``."""
+        """Start the sidecars of ``sidecars``, then app instances and the apps of ``clients`` in parallel.
+
+        A sidecar goes first: Envoy's own start and its xDS connection (most of a bare Envoy's
+        start) then overlap the zygote's imports, and its first config follows in ``_push``."""
         workdir = self.workdir
+        for client in sidecars:
+            sidecar_dir = workdir / f"sidecar-{client.name}"
+            sidecar_dir.mkdir(exist_ok=True)  # a client that left and came back reuses it
+            sidecar = self._new_envoy(client.name, client, sidecar_dir)
+            self._sidecars[client.name] = sidecar
+            self._access_logs[client.name] = AccessLogReader(sidecar.access_log_path)
+            sidecar.start()  # it turns ready once its first config is ACKed (see _push)
         jobs = {name: (svc, ver) for name, (svc, ver) in apps.items()}
         jobs.update({f"{c.name}-0": (c.name, dict(c.labels).get("version", "v1")) for c in clients})
         knobs = {name: _knobs_of(topology, name) for name in apps}
@@ -534,13 +543,6 @@ class LocalMesh:
                 self._clients[service] = proc
         if failure is not None:
             raise failure
-        for client in sidecars:
-            sidecar_dir = workdir / f"sidecar-{client.name}"
-            sidecar_dir.mkdir(exist_ok=True)  # a client that left and came back reuses it
-            sidecar = self._new_envoy(client.name, client, sidecar_dir)
-            self._sidecars[client.name] = sidecar
-            self._access_logs[client.name] = AccessLogReader(sidecar.access_log_path)
-            sidecar.start()  # it turns ready once its first config is ACKed (see _push)
 
     def _push(self, objects: dict[tuple[str, str, str], IstioObject], *, topology_changed: bool = False) -> None:
         """Have the control plane configure every proxy as the next version; wait until they run it.

@@ -40,6 +40,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from harness.errors import ProcessError, SyncTimeout
+from harness.loopback import loopback_client
 from harness.mesh.childproc import die_with_parent, log_tail, stop
 from harness.waits import wait_until
 
@@ -122,7 +123,7 @@ class IstiodProcess:
             self._log.close()
             raise ProcessError(f"could not start istiod ({self.binary}): {exc}") from exc
         self._wait_serving(timeout_s)
-        self._http = httpx.Client(base_url=f"http://{self.http_address}", trust_env=False, timeout=_HTTP_TIMEOUT_S)
+        self._http = loopback_client(f"http://{self.http_address}", timeout=_HTTP_TIMEOUT_S)
 
     def _wait_serving(self, timeout_s: float) -> None:
         """Until istiod logs both of its listening addresses; fails at once if it exits first. A
