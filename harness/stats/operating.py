@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal, stats
+from scipy import special
 
 from harness.stats.rule import Band, Regions, Stage, regions
 
@@ -178,13 +178,17 @@ def outside(lo: int, hi: int, n: int, p: float) -> float:
     """P(X < lo or X > hi) for X ~ Binomial(n, p), summed from both tails (accurate when tiny)."""
     if lo > hi:
         return 1.0
-    below = float(stats.binom.cdf(lo - 1, n, p)) if lo > 0 else 0.0
-    above = float(stats.binom.sf(hi, n, p)) if hi < n else 0.0
+    below = float(special.bdtr(lo - 1, n, p)) if lo > 0 else 0.0
+    above = float(special.bdtrc(hi, n, p)) if hi < n else 0.0
     return min(1.0, below + above)
 
 
 def _advance(alive: FloatArray, requests: int, p: float) -> FloatArray:
     """Distribution of the count after ``requests`` more independent draws (exact up to rounding)."""
+    # Imported here: a run plans its checks with ``outside`` alone; scipy.stats and scipy.signal take
+    # half a second to import, which every ``mesh-harness`` command paid for this one function.
+    from scipy import signal, stats
+
     if requests == 0:
         return alive
     step = stats.binom.pmf(np.arange(requests + 1), requests, p)
