@@ -213,7 +213,8 @@ def local_mesh_figures(bare: dict[str, float]) -> list[Figure]:
     return figures
 
 
-def forward_echo_figures() -> list[Figure]:
+def forward_echo_figures(bare: dict[str, float]) -> list[Figure]:
+    """ForwardEcho against the old client and wrk; wrk's rate goes into ``bare`` (the suite's traffic floor)."""
     out = run_script("forward_echo.py", FORWARD_ECHO_ARGS)
 
     def row(name: str) -> tuple[float, float]:
@@ -237,6 +238,7 @@ def forward_echo_figures() -> list[Figure]:
     ]
     if re.search(r"^wrk, through Envoy", out, re.MULTILINE):
         wrk = row("wrk, through Envoy")
+        bare["wrk req/s"] = wrk[0]
         figures.append(Figure("ForwardEcho through Envoy vs a C generator (target: ratio >= 0.7)", new[0],
                               "req/s", "wrk -t1 -c32, same listener", wrk[0], f"wrk runs {FORWARD_ECHO_ARGS[5]}s"))
         figures.append(Figure("mesh.send (ForwardEcho + access-log join) vs a C generator (target: ratio >= 0.6)", send[0], "req/s",
@@ -445,9 +447,12 @@ def outcomes(document: Mapping[str, Any]) -> str:
     return counts + (f" ({'; '.join(others)})" if others else "")
 
 
-def suite_figures(wall: float, document: Mapping[str, Any], times: list[CaseTime], mesh_start_s: float) -> list[Figure]:
+def suite_figures(wall: float, document: Mapping[str, Any], times: list[CaseTime], mesh_start_s: float,
+                  wrk_rps: float | None) -> list[Figure]:
     """The cold suite against the time its policies demand (alone, and with one mesh start as issue 21's
-    target reads it), its breakdown, and the non-routing cases' rest."""
+    target reads it), and, with wrk, also plus the time its requests take at wrk's rate on the same
+    listener (the traffic the statistics ask for cannot go faster than Envoy and the echo app serve
+    it); its breakdown, and the non-routing cases' rest."""
     known = [t for t in times if t.policy_s is not None]
     policy = sum(t.policy_s or 0.0 for t in known) + sum(t.wait_s for t in times if t.policy_s is None)
     checks_s, waits = sum(t.seconds for t in times), sum(t.wait_s for t in times)
@@ -463,6 +468,15 @@ def suite_figures(wall: float, document: Mapping[str, Any], times: list[CaseTime
         Figure("suite wall time, cold (target: ratio <= 2)", wall, "s",
                "time the policies demand + one mesh start (same run)", policy + mesh_start_s,
                f"policy {policy:.1f} s + mesh start + deploy {mesh_start_s:.2f} s"),
+    ]
+    if wrk_rps:
+        requests = sum(c["requests"] or 0 for c in document["checks"])
+        traffic = requests / wrk_rps
+        figures.append(Figure(
+            "suite wall time, cold", wall, "s", "policy time + one mesh start + its requests at wrk's rate",
+            policy + mesh_start_s + traffic, f"{requests:,} requests / {wrk_rps:,.0f} req/s (wrk -t1 -c32 through "
+            f"the sidecar, same run) = {traffic:.1f} s; a floor, since no check sends faster than the mesh serves"))
+    figures += [
         Figure("cold suite, part: inside checks (send + judge)", checks_s, "s", "suite wall time", wall, part),
         Figure("cold suite, part: policy waits before checks", waits, "s", "suite wall time", wall, part),
         Figure("cold suite, part: apply + revert (deploys, the first one starts the mesh; ACK waits)", setup, "s", "suite wall time", wall,
@@ -581,7 +595,7 @@ def main() -> None:
 
     figures += timed("xds_push_ack", xds, spent)
     figures += timed("local_mesh", lambda: local_mesh_figures(bare), spent)
-    figures += timed("forward_echo", forward_echo_figures, spent)
+    figures += timed("forward_echo", lambda: forward_echo_figures(bare), spent)
     figures += timed("load_locust", load_figures, spent)
     rows: list[stats_bench.SplitRow] = []
 
@@ -595,7 +609,7 @@ def main() -> None:
     def suite() -> list[Figure]:
         wall, document = suite_run(["cases/"], "the shipped suite")
         times.extend(case_times(document))
-        return suite_figures(wall, document, times, bare["mesh start median"] / 1e3)
+        return suite_figures(wall, document, times, bare["mesh start median"] / 1e3, bare.get("wrk req/s"))
 
     def routing() -> list[Figure]:
         return routing_figures(*suite_run(list(ROUTING_SPLIT), "the routing and split cases"))

@@ -21,7 +21,7 @@ import pytest
 from harness.case import Case, load_case_file
 from harness.errors import ProcessError
 from harness.mesh.base import SendSpec
-from harness.mesh.local.mesh import GATEWAY, LocalMesh, ProcessExit
+from harness.mesh.local.mesh import GATEWAY, ZYGOTE, LocalMesh, ProcessExit
 from harness.runner import run_check
 from harness.settings import StatSettings
 from harness.topology import DEFAULT_TOPOLOGY
@@ -92,6 +92,45 @@ def test_killed_process_errors_the_check_and_deploy_restarts_it(
     finally:
         clean_mesh.revert(token)
     assert again.outcome == "pass", again.error
+
+
+def test_a_killed_zygote_errors_the_check_and_deploy_starts_another_that_forks_the_next_apps(
+    clean_mesh: LocalMesh,
+) -> None:
+    """The apps the dead zygote forked run on until the deploy, which restarts them from the new one: their
+    exit codes could no longer be known (one killed meanwhile is reported with code 255)."""
+    case = shipped("header-route.yaml")
+    clean_mesh.deploy(case.topology)
+    token = clean_mesh.apply(case.objects)
+    zygote = kill(clean_mesh, ZYGOTE)
+    result = run_check(clean_mesh, case, case.checks[0], SETTINGS, token.version, deadline_s=CHECK_DEADLINE_S)
+    clean_mesh.revert(token)
+    assert result.outcome == "error"
+    assert result.error is not None and f"echo-app zygote (starts the apps) (pid {zygote}) exited with code -9" in result.error
+    assert "the next deploy restarts" in result.error
+
+    app = clean_mesh.inventory().pids["reviews-v2-0"]
+    os.kill(app, signal.SIGKILL)  # so that the deploy must fork one; its code is lost with the zygote (255)
+    deadline = time.monotonic() + DEATH_TIMEOUT_S
+    while "app reviews-v2-0" not in {d.name for d in clean_mesh.health()}:
+        assert time.monotonic() < deadline, f"reviews-v2-0 not reported dead {DEATH_TIMEOUT_S:g}s after SIGKILL"
+        time.sleep(0.01)
+    clean_mesh.deploy(case.topology)
+    assert clean_mesh.health() == []
+    pids = clean_mesh.inventory().pids
+    assert pids[ZYGOTE] != zygote and pids["reviews-v2-0"] != app
+    assert {parent_of(pids[p]) for p in ("reviews-v1-0", "reviews-v2-0", "client")} == {pids[ZYGOTE]}
+    token = clean_mesh.apply(case.objects)
+    try:
+        again = run_check(clean_mesh, case, case.checks[0], SETTINGS, token.version, deadline_s=CHECK_DEADLINE_S)
+    finally:
+        clean_mesh.revert(token)
+    assert again.outcome == "pass", again.error
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def test_instance_killed_during_a_batch_fails_the_send(clean_mesh: LocalMesh) -> None:

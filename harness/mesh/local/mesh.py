@@ -151,6 +151,7 @@ class LocalMesh:
         self._workdir: Path | None = None
         self._plane_started = False
         self._launcher: AppLauncher | None = None
+        self._dead_launchers: list[AppLauncher] = []  # zygotes that died; closed with the mesh
         self._topology: Topology | None = None
         self._apps: dict[str, AppProcess] = {}  # instance name -> process
         self._labels: dict[str, tuple[str, str]] = {}  # instance name -> (service, version)
@@ -199,8 +200,8 @@ class LocalMesh:
             stops.append(self._plane.close)
         try:
             run_all(stops)  # one stuck process must not keep the others (or the work dir) alive
-            if self._launcher is not None:
-                self._launcher.close()  # after the apps, so that it reports their exits until then
+            # After the apps, so that the zygote reports their exits until then.
+            run_all(launcher.close for launcher in [*self._dead_launchers, *([self._launcher] if self._launcher else [])])
         finally:
             if self._workdir is not None:
                 shutil.rmtree(self._workdir, ignore_errors=True)
@@ -253,7 +254,8 @@ class LocalMesh:
         An instance whose echo defaults (``Service.knobs``) changed is restarted: the new process
         starts first, and the old one stops once the sidecars ACKed endpoints without it. A process
         that died counts as not running: it is started again (a sidecar gets the current config and
-        ACKs it), even when ``topology`` is the one deployed.
+        ACKs it), even when ``topology`` is the one deployed. So is a dead echo zygote, and with it
+        every app it forked.
         """
         with self._lock:
             if topology == self._topology and not self.health():
@@ -262,8 +264,11 @@ class LocalMesh:
             # Instances that go are taken out of the endpoints first and stopped only after the
             # sidecars ACKed config without them, so no request is routed to a stopped app.
             leaving: list[AppProcess | EnvoyProcess] = []
-            for name in [n for n in self._apps
-                         if n not in wanted or self._knobs[n] != _knobs_of(topology, n) or not self._apps[n].is_running()]:
+            # The apps of a zygote that died run on, but nothing could report how they end: they are
+            # restarted with the next one (``_replace_dead_launcher``).
+            orphaned = self._launcher is not None and self._launcher.exit_code() is not None
+            for name in [n for n in self._apps if n not in wanted or self._knobs[n] != _knobs_of(topology, n)
+                         or orphaned or not self._apps[n].is_running()]:
                 leaving.append(self._apps.pop(name))
                 self._labels.pop(name)
                 self._knobs.pop(name)
@@ -273,12 +278,13 @@ class LocalMesh:
             current = self._topology
             for name in list(self._clients):
                 changed = current is None or topology.client(name) != current.client(name)
-                if changed or not self._clients[name].is_running():
+                if changed or orphaned or not self._clients[name].is_running():
                     leaving.append(self._clients.pop(name))
                 if changed or self._sidecars[name].exit_code is not None:
                     leaving.append(self._drop_proxy(name))
             if GATEWAY in self._sidecars and self._sidecars[GATEWAY].exit_code is not None:
                 leaving.append(self._drop_proxy(GATEWAY))  # _push starts another when one is wanted
+            self._replace_dead_launcher()
             try:
                 to_start = {n: sv for n, sv in wanted.items() if n not in self._apps}
                 self._start_processes(topology, to_start, [c for c in topology.clients if c.name not in self._clients],
@@ -498,6 +504,16 @@ class LocalMesh:
         return EnvoyProcess(node_id=node.node_id, cluster=name, xds_port=self._plane.xds_port, workdir=workdir,
                             binary=self._binary, log_level=self._log_level, metadata=node.metadata,
                             access_log_on_stdout=self._plane.access_log_on_stdout)
+
+    def _replace_dead_launcher(self) -> None:
+        """Start another zygote if the current one died (a kill, the OOM killer); ``deploy`` restarts
+        the apps it forked. The dead one's log stays in the work dir."""
+        if self._launcher is not None:
+            if self._launcher.exit_code() is None:
+                return
+            self._dead_launchers.append(self._launcher)
+            self._launcher = None  # if the start below fails, the next deploy tries again
+        self._launcher = AppLauncher(self.workdir / f"echo-zygote-{len(self._dead_launchers) + 1}.stderr.log")
 
     def _start_processes(self, topology: Topology, apps: dict[str, tuple[str, str]], clients: Sequence[Client],
                          sidecars: Sequence[Client]) -> None:
