@@ -535,7 +535,10 @@ def machine() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": model, "loadavg_start": list(os.getloadavg()),
             "python": sys.version.split()[0], "commit": commit.strip(),
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "shared": "the machine runs other work at the same time; absolute figures move with its load, ratios less"}
+            "shared": "the machine runs other work at the same time; absolute figures move with its load, ratios less",
+            # set here: an editable checkout then compiles its modules at every import (the zygote's and the
+            # CLI's), which an installed wheel, compiled by pip, does not
+            "bytecode": "not written (PYTHONDONTWRITEBYTECODE)" if sys.dont_write_bytecode else "written"}
 
 
 def show(x: float | None) -> str:
@@ -550,7 +553,7 @@ def markdown(figures: list[Figure], times: list[CaseTime], host: Mapping[str, An
     load = " / ".join(f"{x:.2f}" for x in host["loadavg_start"]) + " -> " + " / ".join(
         f"{x:.2f}" for x in host["loadavg_end"])
     lines = [f"Measured {host['date']} at {host['commit']} on {host['nproc']} x {host['cpu']}, Python "
-             f"{host['python']}; load average (1/5/15 min) {load}; {host['shared']}.", "",
+             f"{host['python']}, bytecode {host['bytecode']}; load average (1/5/15 min) {load}; {host['shared']}.", "",
              "| figure | value | baseline | ratio | notes |", "|---|---|---|---|---|"]
     for f in figures:
         value = f"{show(f.value)} {f.unit}".strip()
