@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
 
 from harness.errors import MeshError
@@ -114,3 +115,19 @@ def test_snapshot_consistent_lists_missing_references_like_go_control_plane() ->
 def test_snapshot_rejects_unknown_resource_types() -> None:
     with pytest.raises(MeshError, match="unknown resource types"):
         Snapshot("1", {typeurls.ROUTER: {}})
+
+
+def test_a_resource_parsed_before_is_reused_and_any_change_to_it_is_parsed_again() -> None:
+    """Parsing is memoised by each resource's canonical JSON: the same dict (in any key order) gives the
+    same packed proto, and a changed field, however deep, gives the new content."""
+    cluster = make_cluster("v1")
+    first = Snapshot.from_dicts("1", clusters=[cluster]).resources[typeurls.CLUSTER]["v1"]
+    reordered = dict(reversed(list(cluster.items())))
+    assert Snapshot.from_dicts("2", clusters=[reordered]).resources[typeurls.CLUSTER]["v1"] is first
+
+    changed = make_cluster("v1")
+    changed["eds_cluster_config"]["service_name"] = "outbound|9080|v1|reviews"
+    again = Snapshot.from_dicts("3", clusters=[changed]).resources[typeurls.CLUSTER]["v1"]
+    assert again != first
+    parsed = cluster_pb2.Cluster()
+    assert again.Unpack(parsed) and parsed.eds_cluster_config.service_name == "outbound|9080|v1|reviews"
