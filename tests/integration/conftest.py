@@ -8,6 +8,7 @@ would be loaded (same loader, same source lines).
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -20,6 +21,13 @@ from harness.topology import DEFAULT_TOPOLOGY
 from harness.yamlsource import load_documents
 
 MakeObjects = Callable[[str], list[IstioObject]]
+
+# A suite started as a background job of a non-interactive shell (``pytest &`` in a script) inherits
+# SIGINT ignored, and so would every harness it starts: the tests that press Ctrl-C would find it deaf
+# (a fresh-clone CI run started that way failed 7 of them). exec resets a caught signal to the default,
+# so catching SIGINT here gives the processes these tests start what a terminal gives them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
