@@ -265,8 +265,8 @@ class LocalMesh:
             # sidecars ACKed config without them, so no request is routed to a stopped app.
             leaving: list[AppProcess | EnvoyProcess] = []
             # The apps of a zygote that died run on, but nothing could report how they end: they are
-            # restarted with the next one (``_replace_dead_launcher``).
-            orphaned = self._launcher is not None and self._launcher.exit_code() is not None
+            # restarted from the one that replaces it.
+            orphaned = self._replace_dead_launcher()
             for name in [n for n in self._apps if n not in wanted or self._knobs[n] != _knobs_of(topology, n)
                          or orphaned or not self._apps[n].is_running()]:
                 leaving.append(self._apps.pop(name))
@@ -284,7 +284,6 @@ class LocalMesh:
                     leaving.append(self._drop_proxy(name))
             if GATEWAY in self._sidecars and self._sidecars[GATEWAY].exit_code is not None:
                 leaving.append(self._drop_proxy(GATEWAY))  # _push starts another when one is wanted
-            self._replace_dead_launcher()
             try:
                 to_start = {n: sv for n, sv in wanted.items() if n not in self._apps}
                 self._start_processes(topology, to_start, [c for c in topology.clients if c.name not in self._clients],
@@ -505,15 +504,16 @@ class LocalMesh:
                             binary=self._binary, log_level=self._log_level, metadata=node.metadata,
                             access_log_on_stdout=self._plane.access_log_on_stdout)
 
-    def _replace_dead_launcher(self) -> None:
-        """Start another zygote if the current one died (a kill, the OOM killer); ``deploy`` restarts
-        the apps it forked. The dead one's log stays in the work dir."""
+    def _replace_dead_launcher(self) -> bool:
+        """Start another zygote if the current one died (a kill, the OOM killer); True if it did, and
+        ``deploy`` then restarts the apps the dead one forked. The dead one's log stays in the work dir."""
         if self._launcher is not None:
             if self._launcher.exit_code() is None:
-                return
+                return False
             self._dead_launchers.append(self._launcher)
             self._launcher = None  # if the start below fails, the next deploy tries again
         self._launcher = AppLauncher(self.workdir / f"echo-zygote-{len(self._dead_launchers) + 1}.stderr.log")
+        return True
 
     def _start_processes(self, topology: Topology, apps: dict[str, tuple[str, str]], clients: Sequence[Client],
                          sidecars: Sequence[Client]) -> None:
