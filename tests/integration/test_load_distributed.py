@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -152,7 +151,10 @@ def test_load_killed_worker_fails_the_run_by_name(capsys: pytest.CaptureFixture[
 def test_load_workers_leave_nothing_after_ctrl_c_or_a_crash(signal_to_send: signal.Signals, tmp_path: Path) -> None:
     """The harness itself is signalled while its master and workers send: all of them go (SIGKILL: by pdeathsig)."""
     command = [sys.executable, "-m", "harness.cli", "load", CASE, "--duration", "60s", "--workers", "2"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # A temp dir of its own: any mesh starting on this machine sweeps dead owners' work dirs in its temp dir.
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(private_tmp)}
     with open(tmp_path / "out.log", "wb") as log:
         harness = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -171,18 +173,18 @@ def test_load_workers_leave_nothing_after_ctrl_c_or_a_crash(signal_to_send: sign
         _wait_gone(processes, f"after {signal_to_send.name} to the harness")
         # Its work dirs (the mesh's, the load run's): removed on Ctrl-C; after a SIGKILL, by the next run's sweep.
         if signal_to_send == signal.SIGKILL:
-            assert _workdirs_of(harness.pid), "a killed harness leaves its work dirs for the next run to sweep"
-            sweep_orphans(Path(tempfile.gettempdir()))
-        assert not _workdirs_of(harness.pid)
+            assert _workdirs_of(harness.pid, private_tmp), "a killed harness leaves its work dirs for the next run to sweep"
+            sweep_orphans(private_tmp)
+        assert not _workdirs_of(harness.pid, private_tmp)
     finally:
         if harness.poll() is None:
             harness.kill()
             harness.wait()
 
 
-def _workdirs_of(pid: int) -> list[Path]:
-    """The harness work dirs (``mesh-harness-*``) owned by process ``pid``."""
-    return [d for d in Path(tempfile.gettempdir()).glob(f"{PREFIX}*")
+def _workdirs_of(pid: int, parent: Path) -> list[Path]:
+    """The harness work dirs (``mesh-harness-*``) in ``parent`` owned by process ``pid``."""
+    return [d for d in parent.glob(f"{PREFIX}*")
             if (d / OWNER_FILE).is_file() and (d / OWNER_FILE).read_text().strip() == str(pid)]
 
 

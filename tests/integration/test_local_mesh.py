@@ -297,12 +297,17 @@ def harness_process(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
     """A Python process that started a LocalMesh (each control plane: istiod is one more child) and
     deployed, with what it reported holding.
 
-    Teardown kills it if the test did not, and removes a work dir it left behind.
+    Teardown kills it if the test did not, and removes a work dir it left behind. Its temp dir is the
+    test's own: every mesh that starts on this machine sweeps the work dirs of dead owners in its temp
+    dir, so in the shared one another test's mesh (or another run's) could sweep this one first.
     """
     if request.param == "istiod":
         istiod_build()
     stderr = (tmp_path / "harness.stderr").open("wb")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(private_tmp),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-c", HARNESS_SCRIPT, request.param], stdout=subprocess.PIPE,
                             stderr=stderr, env=env)
     inventory: LocalInventory | None = None
