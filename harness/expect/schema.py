@@ -157,7 +157,7 @@ class LatencyModel(_Model):
     p999: QuantileBoundModel | None = Field(None, alias="p99.9", description=_QUANTILE)
     timers: int | None = Field(
         None, description="How many Envoy timers a lower bound adds up (3 for three per-try timeouts; default 1): each may "
-                          "end one tick of the proxy's clock early, so the bound allows that many ticks.",
+                          "end one tick of the proxy's clock and 1ms of its event loop early, so the bound allows that many.",
     )
 
 
