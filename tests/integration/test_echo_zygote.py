@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from harness.errors import ProcessError
@@ -42,10 +43,6 @@ def start(launcher: AppLauncher, tmp_path: Path, instance: str, **defaults: str)
                             ready_timeout=READY_TIMEOUT_S, launcher=launcher)
 
 
-def parent_of(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
 
 def gone(pid: int) -> bool:
     """Not running: no such process, or a zombie waiting for its parent."""
@@ -60,7 +57,7 @@ def test_forked_instances_serve_with_their_own_identity_and_knobs(launcher: AppL
     first = start(launcher, tmp_path, "reviews-v1-0")
     second = start(launcher, tmp_path, "reviews-v1-1", status="503")
     try:
-        assert {parent_of(first.pid), parent_of(second.pid)} == {launcher.pid}
+        assert {psutil.Process(first.pid).ppid(), psutil.Process(second.pid).ppid()} == {launcher.pid}
         assert first.pid != second.pid
         with httpx.Client(trust_env=False, timeout=10) as http:
             one = http.get(f"http://127.0.0.1:{first.http_port}/")

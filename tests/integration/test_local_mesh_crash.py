@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.case import Case, load_case_file
@@ -119,7 +120,7 @@ def test_a_killed_zygote_errors_the_check_and_deploy_starts_another_that_forks_t
     assert clean_mesh.health() == []
     pids = clean_mesh.inventory().pids
     assert pids[ZYGOTE] != zygote and pids["reviews-v2-0"] != app
-    assert {parent_of(pids[p]) for p in ("reviews-v1-0", "reviews-v2-0", "client")} == {pids[ZYGOTE]}
+    assert {psutil.Process(pids[p]).ppid() for p in ("reviews-v1-0", "reviews-v2-0", "client")} == {pids[ZYGOTE]}
     token = clean_mesh.apply(case.objects)
     try:
         again = run_check(clean_mesh, case, case.checks[0], SETTINGS, token.version, deadline_s=CHECK_DEADLINE_S)
@@ -127,10 +128,6 @@ def test_a_killed_zygote_errors_the_check_and_deploy_starts_another_that_forks_t
         clean_mesh.revert(token)
     assert again.outcome == "pass", again.error
 
-
-def parent_of(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def test_instance_killed_during_a_batch_fails_the_send(clean_mesh: LocalMesh) -> None:
