@@ -29,7 +29,7 @@ def first_line(buf: bytes) -> bytes | None:
 
 
 def test_read_until_returns_what_found_accepts() -> None:
-    with child("import sys, time; sys.stdout.write('hel'); sys.stdout.flush(); time.sleep(0.1); print('lo'); time.sleep(30)") as proc:
+    with child("import sys, time; sys.stdout.write('hel'); sys.stdout.flush(); time.sleep(0.1); print('lo', flush=True); time.sleep(30)") as proc:
         assert proc.stdout is not None and read_until(proc.stdout, 10.0, first_line) == b"hello"
     assert proc.returncode is not None
 
