@@ -18,7 +18,7 @@ is imported. Figures:
   peers' rules (bench/stats_requests_per_verdict.py);
 * the suite: ``mesh-harness run cases/`` cold, next to the time its policies demand, alone and
   plus one mesh start (the speed issue's target: at most twice that), broken down into time inside checks, policy waits,
-  apply + revert and the rest; per case, its seconds (checks, apply, revert, waits) minus the time
+  apply + revert and the rest; the same suite with ``--jobs SUITE_JOBS`` (meshes at once) next to it and to the target; per case, its seconds (checks, apply, revert, waits) minus the time
   its policy demands (read from the case where that is easy, else "n/a"); the routing and split
   cases (``ROUTING_SPLIT``) run cold on their own against the issue's 30 s target; and the same
   default-topology files cold and warm (``mesh-harness up``, ``run --mesh-attach``, ``down``; an up
@@ -87,6 +87,8 @@ ROUTING_SPLIT: Mapping[str, tuple[str, ...]] = {
 }
 #: The environment name for the warm run, under a temporary MESH_HARNESS_HOME (never the user's).
 WARM_ENV = "bench"
+SUITE_JOBS = 2
+"""``run --jobs`` of the parallel suite figure: one mesh per core of the machine this is measured on."""
 
 
 @dataclass(frozen=True)
@@ -359,11 +361,12 @@ def mesh_harness(args: Sequence[str], what: str, env: Mapping[str, str]) -> tupl
 
 
 def suite_run(paths: Sequence[str], what: str, *, attach: str | None = None,
-              env: Mapping[str, str] | None = None) -> tuple[float, dict[str, Any]]:
-    """Wall seconds of one ``mesh-harness run <paths> --json`` (cold, or on environment ``attach``) and its document."""
+              env: Mapping[str, str] | None = None, jobs: int = 1) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of one ``mesh-harness run <paths> --json`` (cold, or on environment ``attach``; on ``jobs``
+    meshes at once) and its document."""
     with tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp:
         path = Path(tmp) / "suite.json"
-        extra = ["--mesh-attach", attach] if attach else []
+        extra = (["--mesh-attach", attach] if attach else []) + (["--jobs", str(jobs)] if jobs > 1 else [])
         wall, done = mesh_harness(["run", *paths, "--json", str(path), *extra], what, env or {})
         if not path.exists():
             raise SystemExit(f"{what}: mesh-harness run wrote no JSON (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -494,6 +497,22 @@ def suite_figures(wall: float, document: Mapping[str, Any], times: list[CaseTime
     return figures
 
 
+def parallel_figures(wall: float, document: Mapping[str, Any], jobs: int, one_job_wall: float,
+                     times: list[CaseTime], mesh_start_s: float) -> list[Figure]:
+    """The cold suite on ``jobs`` meshes at once, against the one-job run of the same session and against
+    issue 21's target (policy time + one mesh start, as for one job)."""
+    known = [t for t in times if t.policy_s is not None]
+    policy = sum(t.policy_s or 0.0 for t in known) + sum(t.wait_s for t in times if t.policy_s is None)
+    what = f"suite wall time, cold, --jobs {jobs}"
+    return [
+        Figure(f"{what} (target: ratio <= 2)", wall, "s", "time the policies demand + one mesh start (same run)",
+               policy + mesh_start_s, f"{len(document['checks'])} checks ({outcomes(document)}); {jobs} local meshes, "
+               "cases taken from one queue, policy time as for one job"),
+        Figure(what, wall, "s", "the same suite on one mesh (same run)", one_job_wall,
+               f"{jobs} meshes on {os.cpu_count()} cores"),
+    ]
+
+
 def routing_figures(wall: float, document: Mapping[str, Any]) -> list[Figure]:
     """The routing and split files run cold on their own, against the issue's 30 s target."""
     times = case_times(document)
@@ -612,7 +631,10 @@ def main() -> None:
     def suite() -> list[Figure]:
         wall, document = suite_run(["cases/"], "the shipped suite")
         times.extend(case_times(document))
-        return suite_figures(wall, document, times, bare["mesh start median"] / 1e3, bare.get("wrk req/s"))
+        mesh_start_s = bare["mesh start median"] / 1e3
+        parallel_wall, parallel = suite_run(["cases/"], f"the shipped suite, --jobs {SUITE_JOBS}", jobs=SUITE_JOBS)
+        return [*suite_figures(wall, document, times, mesh_start_s, bare.get("wrk req/s")),
+                *parallel_figures(parallel_wall, parallel, SUITE_JOBS, wall, times, mesh_start_s)]
 
     def routing() -> list[Figure]:
         return routing_figures(*suite_run(list(ROUTING_SPLIT), "the routing and split cases"))

@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--html", dest="html_path", metavar="FILE", help="write the HTML report (tables and plots) to FILE")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="no progress while running (steps, applies, each check): only the first line and the table")
+    run.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
+                     help="local mesh: run cases on N meshes at once, each its own control plane, apps and sidecars "
+                          "(default 1); a case runs whole on one of them, results keep the cases' order")
     run.add_argument("--dry-run", action="store_true",
                      help="--mesh kind|cluster: print every command and manifest the run would issue, in order, and "
                           "which cases would be refused; runs nothing, needs no Docker")
@@ -388,6 +391,10 @@ def _env_down(args: argparse.Namespace, console: Console) -> int:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     options = from_args(args)
+    if args.jobs > 1 and (options.mesh != "local" or options.mesh_attach):
+        where = f"--mesh-attach {options.mesh_attach}" if options.mesh_attach else f"--mesh {options.mesh}"
+        raise CaseError(f"--jobs {args.jobs} runs cases on several local meshes at once, one started per job; "
+                        f"{where} is a single mesh: drop --jobs")
     cases = load_cases(args.paths)
     if args.dry_run:
         return _dry_run(args, options, cases, console)
@@ -397,25 +404,28 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if not selected:
         raise CaseError(f"no checks matched -k {args.select!r}; nothing was run")
     # imported only now: they load scipy (seconds on a busy machine), which invalid input need not wait for
+    from harness.parallel import MeshPool
     from harness.report.forensics import render_forensics
     from harness.report.progress import ConsoleProgress
     from harness.report.table import render_table
-    from harness.result import CheckResult, RunResult, write_result
+    from harness.result import RunResult, write_result
     from harness.runner import run_case
 
     started = time.monotonic()
-    results: list[CheckResult] = []
     progress = None if args.quiet else ConsoleProgress(console, total_checks=selected)
     observer = progress or ignore
     with ExitStack() as stack:
         if progress is not None:
             stack.enter_context(progress)
-        with step(observer, "mesh start", f"--mesh {options.mesh}"):
-            mesh = stack.enter_context(_opener(args, observer)(options))
-        info = mesh.info()
-        console.print(f"{info.kind} mesh: Envoy {info.envoy_version}, {describe_istio(info.istio_version)}")
-        for case in cases:
-            results.extend(run_case(mesh, case, settings, select=matching(case, args.select), observer=observer))
+        jobs = min(args.jobs, sum(1 for case in cases if any(map(matching(case, args.select), case.checks))))
+        opener = _opener(args, observer)
+        with step(observer, "mesh start", f"--mesh {options.mesh}" + (f", {jobs} meshes" if jobs > 1 else "")):
+            pool = stack.enter_context(MeshPool(lambda: opener(options), jobs))
+        info = pool.meshes[0].info()
+        console.print(f"{info.kind} mesh: Envoy {info.envoy_version}, {describe_istio(info.istio_version)}"
+                      + (f"; {jobs} meshes at once" if jobs > 1 else ""))
+        results = pool.run(cases, lambda mesh, case: run_case(mesh, case, settings, select=matching(case, args.select),
+                                                              sleep=pool.sleep, observer=observer))
         if progress is not None:
             progress.finish(time.monotonic() - started)
     render_table(results, console)

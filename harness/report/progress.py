@@ -3,11 +3,13 @@
 On a terminal a live area shows what runs now (a spinner and its elapsed time: a step, the check being
 judged, the running count), and one line per finished step, case apply and check is printed above it.
 Without a terminal (a CI log) nothing is redrawn: one line per event, flushed as it happens, like
-``pytest -v``, so a log shows how far a run got even if it is killed.
+``pytest -v``, so a log shows how far a run got even if it is killed. Thread-safe: with ``--jobs`` the
+events of several meshes arrive from their threads, and several checks are being judged at once.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,8 +43,9 @@ class ConsoleProgress:
                               TextColumn("{task.description}"), console=console, transient=True) \
             if console.is_terminal else None
         self._steps: dict[str, TaskID] = {}
-        self._check: TaskID | None = None
+        self._checks: dict[tuple[str, str], TaskID] = {}  # (case, check) being judged -> its spinner
         self._count: TaskID | None = None
+        self._lock = threading.RLock()
 
     def __enter__(self) -> ConsoleProgress:
         if self._live:
@@ -54,6 +57,10 @@ class ConsoleProgress:
             self._live.stop()
 
     def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._draw(event)
+
+    def _draw(self, event: Event) -> None:
         if isinstance(event, StepStarted):
             self._step_started(event)
         elif isinstance(event, StepDone):
@@ -69,9 +76,10 @@ class ConsoleProgress:
 
     def finish(self, seconds: float) -> None:
         """The run's last line: how many checks, how long, how they came out."""
-        done = sum(self._counts.values())
-        self._line(f"[bold]{done} check{'' if done == 1 else 's'} in {seconds:.1f}s[/]: "
-                   f"{tally_text(self._counts) or 'none ran'}")
+        with self._lock:
+            done = sum(self._counts.values())
+            self._line(f"[bold]{done} check{'' if done == 1 else 's'} in {seconds:.1f}s[/]: "
+                       f"{tally_text(self._counts) or 'none ran'}")
 
     def _step_started(self, event: StepStarted) -> None:
         detail = f": {event.detail}" if event.detail else ""
@@ -92,9 +100,8 @@ class ConsoleProgress:
     def _check_started(self, event: CheckStarted) -> None:
         if not self._live:
             return
-        if self._check is not None:
-            self._live.remove_task(self._check)
-        self._check = self._live.add_task(f"judging {escape(event.case)} :: {escape(event.check)}", total=None)
+        self._checks[(event.case, event.check)] = self._live.add_task(
+            f"judging {escape(event.case)} :: {escape(event.check)}", total=None)
         if self._count is None:
             self._count = self._live.add_task(self._count_text(), total=None)
 
@@ -106,9 +113,9 @@ class ConsoleProgress:
         self._line(f"{position} {escape(event.case)} :: {escape(event.check)}  [{style}]{event.outcome.upper()}[/]  "
                    f"n={event.requests}  {event.seconds:.1f}s")
         if self._live:
-            if self._check is not None:
-                self._live.remove_task(self._check)
-                self._check = None
+            task = self._checks.pop((event.case, event.check), None)
+            if task is not None:
+                self._live.remove_task(task)
             if self._count is not None:
                 self._live.update(self._count, description=self._count_text())
 

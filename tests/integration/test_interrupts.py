@@ -225,6 +225,25 @@ def test_cli_run_signalled_once_its_envoy_runs(tmp_path: Path) -> None:
             assert "interrupted; everything the harness started has been stopped" in run.stderr()
 
 
+def test_cli_run_with_two_jobs_signalled_once_both_meshes_run(tmp_path: Path) -> None:
+    """``run --jobs 2``: the signal lands in the main thread while two jobs drive their meshes from theirs;
+    both meshes (each its Envoy, apps, control plane, work dir) must be gone, and the exit code the usual."""
+    cli = Path(sys.executable).with_name("mesh-harness")
+    envoy_binary = Path(find_envoy(None)).resolve()
+    with ExitStack() as stack:
+        runs = {sig: stack.enter_context(spawned([str(cli), "run", "-j", "2", "cases/outlier.yaml", "cases/canary.yaml"],
+                                                 tmp_path / sig.name)) for sig in SIGNALS}
+        held: dict[signal.Signals, Held] = {}
+        for sig, run in runs.items():
+            envoys = wait_for_descendants(run, envoy_binary, 2)
+            held[sig] = held_by(run.proc.pid, {f"envoy {n}": pid for n, pid in enumerate(envoys)}, {}, None)
+            run.proc.send_signal(sig)
+        for sig, run in runs.items():
+            assert_interrupted(run, sig, held[sig], f"after {sig.name} of mesh-harness run -j 2")
+            assert "interrupted; everything the harness started has been stopped" in run.stderr()
+            assert "Traceback" not in run.stderr(), run.stderr()
+
+
 def test_cli_ctrl_c_in_a_terminal_reaches_the_whole_process_group(tmp_path: Path) -> None:
     """A terminal's Ctrl-C sends SIGINT to every process of the foreground group: Envoy and the apps get
     it too, and may be gone before the harness cleans up. The run must still exit 130 with its usual
@@ -321,17 +340,25 @@ def wait_for_traffic(ports: Mapping[str, int]) -> None:
 
 def wait_for_descendant(run: Run, binary: Path) -> int:
     """The pid of the first descendant of ``run`` that runs ``binary`` (by its /proc exe); bounded."""
+    return wait_for_descendants(run, binary, 1)[0]
+
+
+def wait_for_descendants(run: Run, binary: Path, count: int) -> list[int]:
+    """The pids of ``count`` descendants of ``run`` that run ``binary`` (by their /proc exe); bounded."""
     deadline = time.monotonic() + REPORT_TIMEOUT_S
     while True:
+        found = []
         for child in descendants(run.proc.pid):
             try:
                 if Path(child.exe()).resolve() == binary:
-                    return int(child.pid)
+                    found.append(int(child.pid))
             except psutil.Error:
                 continue  # gone, or still exec'ing
+        if len(found) >= count:
+            return found
         if run.proc.poll() is not None or time.monotonic() >= deadline:
-            pytest.fail(f"no {binary.name} process under pid {run.proc.pid} within {REPORT_TIMEOUT_S:g}s "
-                        f"(exit code {run.proc.poll()}):\n{run.stderr()}")
+            pytest.fail(f"{len(found)} of {count} {binary.name} processes under pid {run.proc.pid} within "
+                        f"{REPORT_TIMEOUT_S:g}s (exit code {run.proc.poll()}):\n{run.stderr()}")
         time.sleep(0.01)
 
 

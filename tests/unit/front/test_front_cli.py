@@ -187,6 +187,48 @@ def test_cli_run_quiet_prints_only_the_first_line_and_the_table(split_case: Path
     assert not any("PASS" in line or "applied" in line or "mesh start" in line for line in lines)
 
 
+def test_cli_run_jobs_opens_a_mesh_per_job_and_reports_in_the_cases_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every fake mesh answers 200: each check passes whatever mesh runs it (the pool's own tests pin who runs what).
+    for name in "abc":
+        write_cases(tmp_path, f"{name}.yaml", make_case_text(make_check("ok", "{status: 200}"), name=name))
+    made: list[FakeMesh] = []
+    out = tmp_path / "result.json"
+    code = main(["run", str(tmp_path), "-j", "2", "--json", str(out)], mesh_factory=fake(draw(), made))
+    printed = capsys.readouterr().out
+    assert code == EXIT_OK, printed
+    assert "mesh start: --mesh local, 2 meshes ..." in printed and "; 2 meshes at once" in printed
+    assert [c["case"] for c in json.loads(out.read_text())["checks"]] == ["a", "b", "c"]
+    assert len(made) == 2 and all(m.closed for m in made)
+    assert sum(len(m.sent) for m in made) == 3
+
+
+def test_cli_run_jobs_are_no_more_than_the_cases(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    made: list[FakeMesh] = []
+    assert main(["run", str(split_case), "--jobs", "4"], mesh_factory=fake(draw({"v1": 0.9, "v2": 0.1}), made)) == EXIT_OK
+    assert len(made) == 1 and "meshes at once" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("flags", "where"), [(["--mesh", "kind"], "--mesh kind"),
+                                              (["--mesh-attach", "dev"], "--mesh-attach dev")])
+def test_cli_run_jobs_on_a_single_mesh_is_refused_before_anything_starts(
+    split_case: Path, flags: list[str], where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made: list[FakeMesh] = []
+    assert main(["run", str(split_case), "-j", "2", *flags], mesh_factory=fake(draw(), made)) == EXIT_INVALID
+    err = capsys.readouterr().err
+    assert not made and "nothing was applied" in err
+    assert f"--jobs 2 runs cases on several local meshes at once, one started per job; {where} is a single mesh: " \
+           "drop --jobs" in err
+
+
+def test_cli_run_jobs_below_one_is_a_usage_error(split_case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(split_case), "-j", "0"])
+    assert info.value.code == 2 and "argument -j/--jobs: must be at least 1 (got 0)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("case", "shown"), [
     ("faults.yaml", "fault abort 418 for 100%"),
     ("mirror.yaml", "mirror 100% to reviews v2"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import threading
 
 from rich.console import Console
 
@@ -55,6 +56,35 @@ def test_progress_on_a_terminal_prints_the_same_lines_and_clears_the_live_area()
                  "could not apply broken", "3 checks in 7.2s: 1 pass, 1 fail, 1 error"):
         assert line in text, line
     assert "mesh start: --mesh local ..." not in text  # a running step is a live row, not a line
+
+
+def test_progress_on_a_terminal_shows_every_check_being_judged_at_once() -> None:
+    """``run --jobs``: checks of several meshes are judged at the same time; each has its row until judged."""
+    console = Console(file=io.StringIO(), width=200, force_terminal=True, color_system=None)
+    with ConsoleProgress(console, total_checks=2) as progress:
+        progress(CheckStarted("canary", "split"))
+        progress(CheckStarted("outlier", "ejects"))
+        progress(CheckJudged("canary", "split", "pass", 841, 1.25))
+        rows = [task.description for task in progress._live.tasks]  # type: ignore[union-attr]  # the live area's rows
+    assert "judging outlier :: ejects" in rows and not any("canary :: split" in row for row in rows)
+
+
+def test_progress_numbers_each_check_once_when_events_come_from_several_threads() -> None:
+    out = io.StringIO()
+    jobs, checks = 4, 50
+    with ConsoleProgress(Console(file=out, width=200, color_system=None), total_checks=jobs * checks) as progress:
+        def job(n: int) -> None:
+            for i in range(checks):
+                progress(CheckStarted(f"case{n}", f"c{i}"))
+                progress(CheckJudged(f"case{n}", f"c{i}", "pass", 1, 0.0))
+
+        threads = [threading.Thread(target=job, args=(n,)) for n in range(jobs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    positions = [line.split("]", 1)[0] for line in out.getvalue().splitlines()]
+    assert sorted(positions, key=lambda p: int(p[1:].split("/")[0])) == [f"[{k}/200" for k in range(1, 201)]
 
 
 def test_step_reports_start_and_elapsed_time_also_when_the_body_raises() -> None:
