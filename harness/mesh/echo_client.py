@@ -21,6 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 import httpx
+import orjson
 
 from harness.errors import HarnessError, Issue, MeshError, ProcessError, SyncTimeout, UnsupportedError
 from harness.loopback import loopback_client
@@ -134,7 +135,7 @@ class ControlClient:
                                **kwargs)
         if resp.status_code != 200:
             raise MeshError(f"echo app {self.instance}: {what} answered {resp.status_code}: {resp.text[:2000]}")
-        return resp.json()
+        return orjson.loads(resp.content)  # not resp.json(), the stdlib's: a batch's records decode in half the time
 
     def healthz(self) -> dict[str, Any]:
         return dict(self._call("GET", "/healthz", "health check"))
@@ -142,10 +143,16 @@ class ControlClient:
     def forward(self, spec: SendSpec, connect_to: str | None, capture_headers: Sequence[str] = (),
                 source_ip: str | None = None) -> list[Observation]:
         """Run one ForwardEcho batch from this instance; one Observation per request, in order."""
+        return [observation_from_json(r) for r in self.forward_records(spec, connect_to, capture_headers, source_ip)]
+
+    def forward_records(self, spec: SendSpec, connect_to: str | None, capture_headers: Sequence[str] = (),
+                        source_ip: str | None = None) -> list[dict[str, Any]]:
+        """``forward``'s batch as the app's records, not read yet: what a mesh joins to its access log
+        (``accesslog.BatchJoin``), which then reads each record once."""
         body = spec_to_json(spec, connect_to, capture_headers, source_ip)
         data = self._call("POST", "/forward", f"ForwardEcho of {spec.count} to {spec.url}", json=body,
                           timeout=spec.deadline_s + _FORWARD_MARGIN_S)
-        return [observation_from_json(r) for r in data["records"]]
+        return list(data["records"])
 
     def log(self, since: int = 0, *, after: float | None = None) -> list[ReceivedRequest]:
         """Every logged request with seq > ``since`` (and, with ``after``, received after that time);

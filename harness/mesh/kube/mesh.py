@@ -239,11 +239,11 @@ class KubeMesh:
             if gateway is None or not self._render.gateway_ip:
                 raise MeshError(f"{spec.url}: send via gateway, but the deployed topology has no ingress gateway; "
                                 "apply a Gateway (selector: {istio: ingressgateway}) in the case")
-            observations = client.control.forward(spec, connect_to=gateway_address(self._render.gateway_ip, spec.url),
-                                                  capture_headers=spec.capture_headers)
-            return self._join_access_log(GATEWAY, gateway, observations)
-        observations = client.control.forward(spec, connect_to=None, capture_headers=spec.capture_headers)
-        return self._join_access_log(spec.client, client, observations)
+            records = client.control.forward_records(
+                spec, connect_to=gateway_address(self._render.gateway_ip, spec.url), capture_headers=spec.capture_headers)
+            return self._join_access_log(GATEWAY, gateway, records)
+        records = client.control.forward_records(spec, connect_to=None, capture_headers=spec.capture_headers)
+        return self._join_access_log(spec.client, client, records)
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
         return self._stats(self._proxy(workload), None)
@@ -526,8 +526,9 @@ class KubeMesh:
 
     # --- evidence ------------------------------------------------------------------------------
 
-    def _join_access_log(self, name: str, client: _Client, observations: list[Observation]) -> list[Observation]:
-        join = BatchJoin(observations)
+    def _join_access_log(self, name: str, client: _Client, records: list[dict[str, Any]]) -> list[Observation]:
+        """The batch's Observations (from the echo app's ``records``), joined to the sidecar's access log."""
+        join = BatchJoin(records)
 
         def joined() -> bool:
             text = self._api.pod_log(client.namespace, client.pod, PROXY_CONTAINER, since_time=client.cursor.since_time())
@@ -537,7 +538,7 @@ class KubeMesh:
             return join.missing == 0
 
         wait_until(joined, ACCESS_LOG_TIMEOUT_S, self._poll_s, message=lambda: (
-            f"sidecar of {name} (pod {client.pod}): {join.missing} of {len(observations)} answered "
+            f"sidecar of {name} (pod {client.pod}): {join.missing} of {len(records)} answered "
             f"requests have no access log line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids "
             f"{join.missing_ids()}); is the mesh's accessLogEncoding JSON (istio_install.py)?"))
         return join.joined()

@@ -330,10 +330,10 @@ class LocalMesh:
         self._raise_if_dead(f"{spec.url}: not sent, a process of the mesh has exited")
         try:
             mark = (self._access_logs[proxy].count_lines(), self._requests_counted(proxy))
-            observations = client.control.forward(
+            records = client.control.forward_records(
                 spec, connect_to=f"{bound[0]}:{bound[1]}", capture_headers=spec.capture_headers,
                 source_ip=None if source_ip == DEFAULT_SOURCE_IP else source_ip)
-            joined = self._join_access_log(proxy, observations, mark)
+            joined = self._join_access_log(proxy, records, mark)
         except MeshError as exc:
             self._raise_if_dead(f"{spec.url}: the batch failed, a process of the mesh exited during the check", exc)
             raise
@@ -464,8 +464,9 @@ class LocalMesh:
             raise MeshError(f"no sidecar for workload {workload!r} (workloads: {', '.join(self._sidecars)})")
         return sidecar
 
-    def _join_access_log(self, client: str, observations: list[Observation], mark: tuple[int, int]) -> list[Observation]:
-        """Fill ``flags``/``upstream_host`` from the access log of ``client``'s sidecar (or of the gateway).
+    def _join_access_log(self, client: str, records: list[dict[str, Any]], mark: tuple[int, int]) -> list[Observation]:
+        """The batch's Observations (from the echo app's ``records``), with ``flags``/``upstream_host``
+        from the access log of ``client``'s sidecar (or of the gateway).
 
         Waits (bounded) for the line of every request that got a response. When some got none,
         it also waits until the log grew by as many lines as Envoy counted requests during the
@@ -473,7 +474,7 @@ class LocalMesh:
         but was cut off is there too, if it exists. Deltas, not totals: the counters of listeners
         removed by a topology change vanish, their lines do not.
         """
-        join = BatchJoin(observations)
+        join = BatchJoin(records)
         reader = self._access_logs[client]
         lines_before, counted_before = mark
         counted = lines_before + self._requests_counted(client) - counted_before if join.has_unanswered else 0
@@ -483,7 +484,7 @@ class LocalMesh:
             return join.missing == 0 and reader.lines >= counted
 
         wait_until(joined, ACCESS_LOG_TIMEOUT_S, _LOG_POLL_S, message=lambda: (
-            f"proxy of {client}: {join.missing} of {len(observations)} answered requests have no access log "
+            f"proxy of {client}: {join.missing} of {len(records)} answered requests have no access log "
             f"line after {ACCESS_LOG_TIMEOUT_S:g}s (e.g. request ids {join.missing_ids()}); by Envoy's request "
             f"counter the log should have {counted or 'n/a'} lines, it has {reader.lines} ({reader.path})"))
         return join.joined()

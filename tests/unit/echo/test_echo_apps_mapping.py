@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from harness.errors import CaseError, UnsupportedError
 from harness.mesh.base import Echo, Observation, SendSpec
 from harness.mesh.echo_client import observation_from_json, spec_to_json
 from harness.mesh.local.apps import AppProcess
+from harness.sample_apps.echo.control import _json
 from harness.sample_apps.echo.forward_spec import ForwardRequest
 
 
@@ -50,3 +52,17 @@ def test_echo_apps_bad_defaults_fail_before_spawning(tmp_path: Path) -> None:
         AppProcess.start("reviews", "v1", "r-1", defaults={"codes": "500"}, workdir=tmp_path)
     with pytest.raises(CaseError, match=r"echo app r-1: bad value for echo knob 'delay': '5'"):
         AppProcess.start("reviews", "v1", "r-1", defaults={"delay": "5"}, workdir=tmp_path)
+
+
+def test_echo_apps_control_answers_the_json_the_stdlib_wrote() -> None:
+    """The control port encodes by orjson: the same JSON values as json.dumps did, keys that are str
+    subclasses (aiohttp's header names) or numbers included, floats to the last digit."""
+    class Name(str):
+        pass
+
+    data = {"records": [{"index": 0, "request_id": "r", "status": 200, "latency_s": 0.0123456789012345,
+                         "headers": {Name("server"): "envoy"}, "echo": {"headers": {"a": ["1", "2"]}}}],
+            7: "seven", "ok": True, "none": None}
+    body = _json(data).body
+    assert isinstance(body, bytes)
+    assert json.loads(body) == json.loads(json.dumps(data))

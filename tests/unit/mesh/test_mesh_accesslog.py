@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from harness.mesh.accesslog import (
     split_lines,
 )
 from harness.mesh.base import Observation
+from harness.mesh.echo_client import observation_from_json
 from harness.mesh.local.translate.listeners import ACCESS_LOG_FORMAT
 
 
@@ -32,8 +34,9 @@ def entry(request_id: str | None, code: int = 200, flags: tuple[str, ...] = (), 
     return LogEntry(request_id, code, flags, host)
 
 
-def obs(index: int, request_id: str, status: int = 200) -> Observation:
-    return Observation(index=index, request_id=request_id, status=status, latency_s=0.001)
+def record(index: int, request_id: str, status: int = 200) -> dict[str, Any]:
+    """An echo app's /forward record (what the join reads before it builds the Observation)."""
+    return {"index": index, "request_id": request_id, "status": status, "latency_s": 0.001, "version": "v1"}
 
 
 def test_accesslog_reads_the_fields_the_listeners_write() -> None:
@@ -82,7 +85,7 @@ def test_accesslog_unclaimed_evicts_the_oldest_beyond_capacity() -> None:
 
 
 def test_accesslog_join_requires_every_answered_request() -> None:
-    batch = [obs(0, "a"), obs(1, "b", status=404), obs(2, "c", status=0), obs(3, "", status=0)]
+    batch = [record(0, "a"), record(1, "b", status=404), record(2, "c", status=0), record(3, "", status=0)]
     join = BatchJoin(batch)
     assert join.missing == 2 and join.has_unanswered
     assert dict(join.wants()) == {"a": 1, "b": 1, "c": 1}  # no id: never sent, never joined
@@ -97,12 +100,15 @@ def test_accesslog_join_requires_every_answered_request() -> None:
     assert [(o.index, o.flags, o.upstream_host) for o in joined] == [
         (0, (), "127.0.0.1:7"), (1, ("NR",), None), (2, (), None), (3, (), None)
     ]
-    assert joined[2] is batch[2]  # no line: the Observation is passed through
+    assert joined[0] == Observation(index=0, request_id="a", status=200, latency_s=0.001, version="v1",
+                                    upstream_host="127.0.0.1:7")  # the record read, with its line
+    assert joined[2] == observation_from_json(batch[2])  # no line: the record read as it is
+    assert all(isinstance(o, Observation) for o in joined)
 
 
 def test_accesslog_join_pairs_a_shared_request_id_by_status() -> None:
     """With a caller-fixed x-request-id every request of the batch shares it."""
-    join = BatchJoin([obs(0, "same", 503), obs(1, "same", 200), obs(2, "same", 503)])
+    join = BatchJoin([record(0, "same", 503), record(1, "same", 200), record(2, "same", 503)])
     assert join.missing == 3
     join.add([entry("same", 200, (), "h:2"), entry("same", 503, ("UF",), None), entry("same", 503, ("UO",), None)])
     assert join.missing == 0
@@ -142,3 +148,12 @@ def test_accesslog_decode_names_the_one_bad_line_of_a_batch(tmp_path: Path) -> N
     with pytest.raises(MeshError, match=r"x\.log: a line is not JSON \(Extra data.*"):
         decode_lines([good + b"," + good], tmp_path / "x.log")  # two objects on one line
     assert decode_lines([], tmp_path / "x.log") == []
+
+
+def test_accesslog_decode_reads_what_orjson_refuses_as_the_stdlib_does(tmp_path: Path) -> None:
+    """orjson decodes the lines; a line it refuses but the standard library reads is read as before."""
+    good = json.dumps(line("a")).encode()
+    odd = b'{"request_id": "b", "duration": NaN, "bytes": 123456789012345678901234567890}'
+    got = decode_lines([good, odd], tmp_path / "x.log")
+    assert got[0] == line("a") and got[1]["bytes"] == 123456789012345678901234567890
+    assert got[1]["duration"] != got[1]["duration"]  # NaN
