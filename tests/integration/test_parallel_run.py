@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.case import Case, load_case_file
+from harness.errors import MeshError
 from harness.mesh.base import Mesh
 from harness.mesh.local.mesh import LocalMesh
 from harness.parallel import MeshPool
@@ -67,3 +68,14 @@ def test_cli_run_with_two_jobs_passes_and_reports_in_file_order(tmp_path: Path) 
     cases = [c["case"] for c in json.loads(out.read_text())["checks"]]
     assert cases == [c.name for f in ("canary.yaml", "header-route.yaml") for c in load_case_file(REPO_ROOT / "cases" / f)
                      for _ in c.checks]
+
+
+def test_a_closed_mesh_refuses_deploy_and_apply() -> None:
+    """What a job meets after the main thread closed its mesh (Ctrl-C): an error, and nothing started."""
+    mesh = LocalMesh().start()
+    mesh.close()
+    case = shipped("canary.yaml", "canary-90-10")
+    with pytest.raises(MeshError, match="deploy: the local mesh is closed"):
+        mesh.deploy(case.topology)
+    with pytest.raises(MeshError, match="apply: the local mesh is closed"):
+        mesh.apply(case.objects)

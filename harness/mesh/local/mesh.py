@@ -84,6 +84,9 @@ GATEWAY = INGRESS_GATEWAY.name
 """The gateway's workload name, for ``proxy_stats``, ``access_log``, ``sidecar`` and the inventory."""
 ZYGOTE = "echo-zygote"
 """The inventory's name for the process that forks every echo app (``launcher.AppLauncher``)."""
+_CLOSE_LOCK_WAIT_S = 10.0
+"""How long ``close`` waits for a deploy or apply of another thread to finish (longer than one takes on a
+loaded machine; past it, close goes on, and the stuck call fails on the stopped processes)."""
 _ENVOY_TAIL_LINES = 20
 #: How much of the end of an access log ``access_log_tail`` reads (a JSON line is under 1 KiB).
 _TAIL_BYTES = 256 * 1024
@@ -188,7 +191,21 @@ class LocalMesh:
         self.close()
 
     def close(self) -> None:
-        """Stop every sidecar, app and the control plane; remove the work dir. Idempotent."""
+        """Stop every sidecar, app and the control plane; remove the work dir. Idempotent.
+
+        May be called from another thread than the one driving the mesh (``run --jobs``: the main thread
+        closes the meshes of every job on Ctrl-C). It waits (bounded) for a deploy or apply in progress,
+        so that no process starts after the ones it stops; a later deploy or apply is refused."""
+        if self._closed:
+            return
+        held = self._lock.acquire(timeout=_CLOSE_LOCK_WAIT_S)
+        try:
+            self._close()
+        finally:
+            if held:
+                self._lock.release()
+
+    def _close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -258,6 +275,7 @@ class LocalMesh:
         every app it forked.
         """
         with self._lock:
+            self._refuse_if_closed("deploy")
             if topology == self._topology and not self.health():
                 return
             wanted = topology.instances()
@@ -297,6 +315,7 @@ class LocalMesh:
         """Add or replace objects; returns once every sidecar ACKed. Nothing is pushed if translation
         refuses the objects (UnsupportedError), and a NACK rolls every sidecar back before raising."""
         with self._lock:
+            self._refuse_if_closed("apply")
             previous = dict(self._objects)
             merged = dict(previous)
             for obj in objects:
@@ -306,6 +325,7 @@ class LocalMesh:
 
     def revert(self, token: SyncToken) -> None:
         with self._lock:
+            self._refuse_if_closed("revert")
             self._push({o.key: o for o in token.previous})
 
     def send(self, spec: SendSpec) -> list[Observation]:
@@ -443,6 +463,10 @@ class LocalMesh:
         return sorted(records, key=lambda r: r.time)
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _refuse_if_closed(self, what: str) -> None:
+        if self._closed:
+            raise MeshError(f"{what}: the local mesh is closed (the run is ending); nothing was started or pushed")
 
     def _raise_if_dead(self, context: str, cause: BaseException | None = None) -> None:
         """ProcessError naming every dead process (see ``health``), if there is one; ``cause`` is chained."""
