@@ -1,4 +1,4 @@
-"""Run one pytest selection K times in a row; record each run's outcome and failing test ids.
+"""Run one pytest selection (or one ``mesh-harness run``) K times in a row; record each run's outcome and failing ids.
 
 Why: the suite's claim is that no statistical check fails a correct mesh more often than its stated
 chance (each under 1e-6), so repeated runs should all pass. K clean runs are evidence of that, not
@@ -7,8 +7,12 @@ named here so that it can be looked at. Each run is a fresh ``python -m pytest``
 ``--run-timeout``; on overrun it gets SIGTERM (the plugin tears its mesh down), then SIGKILL for its
 process group after a grace period. Nothing is asserted: this is a benchmark, not a test.
 
-Run from the repository root:  python bench/flake_runs.py --series NAME [-k 3] [--run-timeout 900] [--out FILE] [-- selection ...]
+With ``--cli`` each run is ``mesh-harness run <selection> --json FILE`` instead (what ``run --jobs`` users
+type; the pytest plugin has no ``--jobs``), its counts and failing "case :: check" ids read from that JSON.
+
+Run from the repository root:  python bench/flake_runs.py --series NAME [-k 3] [--run-timeout 900] [--out FILE] [--cli] [-- selection ...]
 e.g. the shipped cases on real istiod 50 times:  python bench/flake_runs.py --series cases-istiod -k 50 -- cases/ --control-plane istiod
+and on four meshes at once through the CLI:  python bench/flake_runs.py --series cli-jobs4 -k 20 --cli -- cases/ -j 4
 Each series (the shipped cases per control plane, the whole suite) is one entry of
 bench/results/flake_runs.json (or --out), replaced when the series is run again; prints one row per run.
 """
@@ -60,10 +64,14 @@ class Run:
         return self.exit_code == 0 and not self.timed_out
 
 
-def run_once(index: int, selection: list[str], run_timeout: float, workdir: Path) -> Run:
-    """One ``python -m pytest`` over ``selection`` in its own process group, bounded by ``run_timeout``."""
-    junit = workdir / f"run-{index}.xml"
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", f"--junitxml={junit}", *selection]
+def run_once(index: int, selection: list[str], run_timeout: float, workdir: Path, *, cli: bool = False) -> Run:
+    """One ``python -m pytest`` (``cli``: ``mesh-harness run``) over ``selection`` in its own process group,
+    bounded by ``run_timeout``."""
+    report = workdir / f"run-{index}.{'json' if cli else 'xml'}"
+    if cli:
+        cmd = [sys.executable, "-m", "harness.cli", "run", "-q", *selection, "--json", str(report)]
+    else:
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", f"--junitxml={report}", *selection]
     env = {**os.environ, "COLUMNS": "400"}  # summary lines keep whole node ids
     load_before = os.getloadavg()
     started = time.monotonic()
@@ -76,9 +84,9 @@ def run_once(index: int, selection: list[str], run_timeout: float, workdir: Path
         timed_out = True
         out = _stop(proc)
     seconds = time.monotonic() - started
-    counts = _junit_counts(junit)
+    counts, failing = _cli_counts(report) if cli else (_junit_counts(report), _failing_ids(out))
     return Run(index=index, exit_code=None if timed_out else proc.returncode, timed_out=timed_out,
-               seconds=round(seconds, 1), failing_ids=_failing_ids(out), load_before=_rounded(load_before),
+               seconds=round(seconds, 1), failing_ids=failing, load_before=_rounded(load_before),
                load_after=_rounded(os.getloadavg()), **counts)
 
 
@@ -109,6 +117,18 @@ def _junit_counts(path: Path) -> dict[str, int]:
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")  # type: ignore[assignment]
     tests, failed, errors, skipped = (int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped"))
     return {"passed": tests - failed - errors - skipped, "failed": failed, "errors": errors, "skipped": skipped}
+
+
+def _cli_counts(path: Path) -> tuple[dict[str, int], list[str]]:
+    """passed/failed (fail + inconclusive)/errors from a ``mesh-harness run --json`` document, and the
+    "case :: check" ids that did not pass; zeros where the run wrote none (killed early, invalid input)."""
+    if not path.exists():
+        return {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}, []
+    checks = json.loads(path.read_text())["checks"]
+    outcomes = [c["outcome"] for c in checks]
+    counts = {"passed": outcomes.count("pass"), "failed": outcomes.count("fail") + outcomes.count("inconclusive"),
+              "errors": outcomes.count("error"), "skipped": 0}
+    return counts, [f"{c['case']} :: {c['check']}" for c in checks if c["outcome"] != "pass"]
 
 
 def summarize(runs: list[Run]) -> dict[str, object]:
@@ -144,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-timeout", type=float, default=900.0, help="seconds one run may take")
     parser.add_argument("--series", required=True, help="name of this series in the result file, e.g. cases-builtin, suite")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file (one entry per series)")
+    parser.add_argument("--cli", action="store_true", help="run `mesh-harness run <selection>` instead of pytest")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.run_timeout <= 0:
         parser.error("--runs must be at least 1 and --run-timeout positive")
@@ -156,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     commit = _commit()
     with tempfile.TemporaryDirectory(prefix="flake-runs-") as tmp:
         for index in range(1, args.runs + 1):
-            run = run_once(index, args.selection, args.run_timeout, Path(tmp))
+            run = run_once(index, args.selection, args.run_timeout, Path(tmp), cli=args.cli)
             print(f"run {index}/{args.runs}: {'pass' if run.ok else 'FAIL'} in {run.seconds:.1f} s "
                   f"(load {run.load_before[0]:.2f} -> {run.load_after[0]:.2f})"
                   + "".join(f"\n       failing: {nodeid}" for nodeid in run.failing_ids), flush=True)
             runs.append(run)
-            save(args.out, args.series, series_document(runs, args.selection, args.run_timeout, commit, args.runs))
+            save(args.out, args.series, series_document(runs, args.selection, args.run_timeout, commit, args.runs,
+                                                        cli=args.cli))
     summary = summarize(runs)
     print(table(runs))
     print(f"{summary['failed_runs']} of {summary['runs']} runs failed; flaky ids: {summary['flaky_ids'] or 'none'}")
@@ -170,10 +192,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def series_document(runs: list[Run], selection: list[str], run_timeout: float, commit: str | None,
-                    planned: int) -> dict[str, object]:
+                    planned: int, *, cli: bool = False) -> dict[str, object]:
     """The series so far: saved after every run, so a series cut short (or stopped at a failure) keeps its runs."""
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": "mesh-harness run" if cli else "pytest",
         "selection": selection,
         "run_timeout_s": run_timeout,
         "planned_runs": planned,

@@ -17,9 +17,10 @@ is imported. Figures:
 * requests per verdict: mean and p95 of the sequential test next to the fixed-n test, and the
   peers' rules (bench/stats_requests_per_verdict.py);
 * the suite: ``mesh-harness run cases/`` cold, next to the time its policies demand, alone and
-  plus one mesh start (the speed issue's target: at most twice that), broken down into time inside checks, policy waits,
-  apply + revert and the rest; the same suite with ``--jobs SUITE_JOBS`` (meshes at once) next to it and to the target; per case, its seconds (checks, apply, revert, waits) minus the time
-  its policy demands (read from the case where that is easy, else "n/a"); the routing and split
+  plus one mesh start (the speed issue's target: at most twice that), broken down into time inside
+  checks, policy waits, apply + revert and the rest; the same suite with ``--jobs`` 2 and 4
+  (``SUITE_JOBS``: meshes at once) next to it and to the target; per case, its seconds (checks,
+  apply, revert, waits) minus the time its policy demands (read from the case where that is easy, else "n/a"); the routing and split
   cases (``ROUTING_SPLIT``) run cold on their own against the issue's 30 s target; and the same
   default-topology files cold and warm (``mesh-harness up``, ``run --mesh-attach``, ``down``; an up
   environment serves one topology, so cases with their own services are left out of that pair).
@@ -87,8 +88,8 @@ ROUTING_SPLIT: Mapping[str, tuple[str, ...]] = {
 }
 #: The environment name for the warm run, under a temporary MESH_HARNESS_HOME (never the user's).
 WARM_ENV = "bench"
-SUITE_JOBS = 2
-"""``run --jobs`` of the parallel suite figure: one mesh per core of the machine this is measured on."""
+SUITE_JOBS = (2, 4)
+"""``run --jobs`` of the parallel suite figures: one mesh per core of the machine this is measured on, and two."""
 
 
 @dataclass(frozen=True)
@@ -632,9 +633,11 @@ def main() -> None:
         wall, document = suite_run(["cases/"], "the shipped suite")
         times.extend(case_times(document))
         mesh_start_s = bare["mesh start median"] / 1e3
-        parallel_wall, parallel = suite_run(["cases/"], f"the shipped suite, --jobs {SUITE_JOBS}", jobs=SUITE_JOBS)
-        return [*suite_figures(wall, document, times, mesh_start_s, bare.get("wrk req/s")),
-                *parallel_figures(parallel_wall, parallel, SUITE_JOBS, wall, times, mesh_start_s)]
+        figures = suite_figures(wall, document, times, mesh_start_s, bare.get("wrk req/s"))
+        for jobs in SUITE_JOBS:
+            parallel_wall, parallel = suite_run(["cases/"], f"the shipped suite, --jobs {jobs}", jobs=jobs)
+            figures += parallel_figures(parallel_wall, parallel, jobs, wall, times, mesh_start_s)
+        return figures
 
     def routing() -> list[Figure]:
         return routing_figures(*suite_run(list(ROUTING_SPLIT), "the routing and split cases"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -57,114 +57,99 @@ def paths(data: bytes) -> list[str]:
     return [p.decode() for p in re.findall(rb'"path":"([^"]*)"', data)]
 
 
-def run(coro: object) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+def served(scenario: Callable[[int, EchoInstance], Awaitable[None]]) -> Callable[[], None]:
+    """A test from an async scenario against a fresh server (its port and instance), in its own event loop, bounded."""
+    def test() -> None:
+        async def main() -> None:
+            async with echo_server() as (port, instance):
+                await asyncio.wait_for(scenario(port, instance), READ_TIMEOUT_S * 2)
+
+        asyncio.run(main())
+
+    test.__name__, test.__doc__ = scenario.__name__, scenario.__doc__
+    return test
 
 
-def test_identity_trace_headers_and_the_echo_body() -> None:
-    async def scenario() -> None:
-        async with echo_server() as (port, instance):
-            out, closed = await exchange(port, b"GET /a?b=1 HTTP/1.1\r\nHost: reviews:9080\r\nX-Dup: 1\r\n"
-                                               b"x-dup: 2\r\nx-b3-traceid: t1\r\nx-request-id: r1\r\n\r\n")
-            head, _, body = out.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200 OK\r\n") and not closed
-            for line in (b"x-echo-service: reviews", b"x-echo-version: v1", b"x-echo-instance: reviews-v1-0",
-                         b"x-b3-traceid: t1", b"content-type: application/json", f"content-length: {len(body)}".encode()):
-                assert line in head.split(b"\r\n"), line
-            assert re.search(rb"\r\ndate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", head)
-            echo = json.loads(body)
-            assert echo == {"service": "reviews", "version": "v1", "instance": "reviews-v1-0", "method": "GET",
-                            "path": "/a?b=1", "host": "reviews:9080", "protocol": "HTTP/1.1",
-                            "headers": {"host": "reviews:9080", "x-dup": "1, 2", "x-b3-traceid": "t1",
-                                        "x-request-id": "r1"}}
-            (entry,) = instance.log.since(0, 10).entries
-            assert (entry.request_id, entry.method, entry.path, entry.host) == ("r1", "GET", "/a?b=1", "reviews:9080")
-
-    run(scenario())
+@served
+async def test_identity_trace_headers_and_the_echo_body(port: int, instance: EchoInstance) -> None:
+    out, closed = await exchange(port, b"GET /a?b=1 HTTP/1.1\r\nHost: reviews:9080\r\nX-Dup: 1\r\n"
+                                       b"x-dup: 2\r\nx-b3-traceid: t1\r\nx-request-id: r1\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and not closed
+    for line in (b"x-echo-service: reviews", b"x-echo-version: v1", b"x-echo-instance: reviews-v1-0",
+                 b"x-b3-traceid: t1", b"content-type: application/json", f"content-length: {len(body)}".encode()):
+        assert line in head.split(b"\r\n"), line
+    assert re.search(rb"\r\ndate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", head)
+    echo = json.loads(body)
+    assert echo == {"service": "reviews", "version": "v1", "instance": "reviews-v1-0", "method": "GET",
+                    "path": "/a?b=1", "host": "reviews:9080", "protocol": "HTTP/1.1",
+                    "headers": {"host": "reviews:9080", "x-dup": "1, 2", "x-b3-traceid": "t1",
+                                "x-request-id": "r1"}}
+    (entry,) = instance.log.since(0, 10).entries
+    assert (entry.request_id, entry.method, entry.path, entry.host) == ("r1", "GET", "/a?b=1", "reviews:9080")
 
 
-def test_pipelined_requests_are_answered_in_order_also_behind_a_delayed_one() -> None:
-    async def scenario() -> None:
-        async with echo_server() as (port, _):
-            out, closed = await exchange(port, b"GET /one?delay=200ms HTTP/1.1\r\nHost: x\r\n\r\n"
-                                               b"GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert paths(out) == ["/one?delay=200ms", "/two"] and not closed
-
-    run(scenario())
+@served
+async def test_pipelined_requests_are_answered_in_order_also_behind_a_delayed_one(port: int, _instance: EchoInstance) -> None:
+    out, closed = await exchange(port, b"GET /one?delay=200ms HTTP/1.1\r\nHost: x\r\n\r\n"
+                                       b"GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert paths(out) == ["/one?delay=200ms", "/two"] and not closed
 
 
-def test_connection_close_and_http10_close_after_their_reply_and_later_requests_get_none() -> None:
-    async def scenario() -> None:
-        async with echo_server() as (port, _):
-            out, closed = await exchange(port, b"GET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                                               b"GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert paths(out) == ["/one"] and closed and b"\r\nconnection: close\r\n" in out
-            out, closed = await exchange(port, b"GET /old HTTP/1.0\r\n\r\n")
-            assert paths(out) == ["/old"] and b'"protocol":"HTTP/1.0"' in out and closed
-            out, closed = await exchange(port, b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-            assert paths(out) == ["/old"] and not closed
-
-    run(scenario())
+@served
+async def test_connection_close_and_http10_close_after_their_reply_and_later_requests_get_none(port: int, _instance: EchoInstance) -> None:
+    out, closed = await exchange(port, b"GET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                                       b"GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert paths(out) == ["/one"] and closed and b"\r\nconnection: close\r\n" in out
+    out, closed = await exchange(port, b"GET /old HTTP/1.0\r\n\r\n")
+    assert paths(out) == ["/old"] and b'"protocol":"HTTP/1.0"' in out and closed
+    out, closed = await exchange(port, b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert paths(out) == ["/old"] and not closed
 
 
-def test_head_gets_the_head_of_get_and_bodies_are_read_and_dropped() -> None:
-    async def scenario() -> None:
-        async with echo_server() as (port, _):
-            out, _ = await exchange(port, b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n")
-            head, _, body = out.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200 OK") and body == b"" and b"content-length: " in head
-            out, closed = await exchange(port, b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                               b"5\r\nhello\r\n0\r\n\r\nPOST /l HTTP/1.1\r\nHost: x\r\n"
-                                               b"Content-Length: 3\r\n\r\nabcGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert paths(out) == ["/c", "/l", "/after"] and not closed
-
-    run(scenario())
+@served
+async def test_head_gets_the_head_of_get_and_bodies_are_read_and_dropped(port: int, _instance: EchoInstance) -> None:
+    out, _ = await exchange(port, b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and body == b"" and b"content-length: " in head
+    out, closed = await exchange(port, b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                       b"5\r\nhello\r\n0\r\n\r\nPOST /l HTTP/1.1\r\nHost: x\r\n"
+                                       b"Content-Length: 3\r\n\r\nabcGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert paths(out) == ["/c", "/l", "/after"] and not closed
 
 
-def test_expect_100_continue_is_answered_before_the_body() -> None:
-    async def scenario() -> None:
-        async with echo_server() as (port, _):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
-            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
-            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
-            writer.write(b"ok")
-            final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
-            assert final.startswith(b"HTTP/1.1 200 OK")
-            writer.close()
-
-    run(scenario())
+@served
+async def test_expect_100_continue_is_answered_before_the_body(port: int, _instance: EchoInstance) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"ok")
+    final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+    assert final.startswith(b"HTTP/1.1 200 OK")
+    writer.close()
 
 
-def test_what_the_parser_refuses_gets_400_and_the_connection_closes() -> None:
-    async def scenario() -> None:
-        async with echo_server() as (port, _):
-            out, closed = await exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
-            assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"bad request: " in out and closed
-
-    run(scenario())
+@served
+async def test_what_the_parser_refuses_gets_400_and_the_connection_closes(port: int, _instance: EchoInstance) -> None:
+    out, closed = await exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"bad request: " in out and closed
 
 
-def test_an_upgrade_is_answered_as_a_plain_request_then_the_connection_closes() -> None:
-    async def scenario() -> None:
-        async with echo_server() as (port, _):
-            out, closed = await exchange(port, b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
-                                               b"Upgrade: websocket\r\n\r\n")
-            assert paths(out) == ["/ws"] and out.startswith(b"HTTP/1.1 200 OK") and closed
-
-    run(scenario())
+@served
+async def test_an_upgrade_is_answered_as_a_plain_request_then_the_connection_closes(port: int, _instance: EchoInstance) -> None:
+    out, closed = await exchange(port, b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                                       b"Upgrade: websocket\r\n\r\n")
+    assert paths(out) == ["/ws"] and out.startswith(b"HTTP/1.1 200 OK") and closed
 
 
-def test_knobs_from_the_query_and_a_bad_knob_answers_400() -> None:
-    async def scenario() -> None:
-        async with echo_server() as (port, _):
-            out, _ = await exchange(port, b"GET /?status=418&delay=1ms HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert out.startswith(b"HTTP/1.1 418 I'm a Teapot\r\n")
-            out, _ = await exchange(port, b"GET /?status=bad HTTP/1.1\r\nHost: x\r\n\r\n")
-            head, _, body = out.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 400 Bad Request") and "status" in json.loads(body)["error"]
-
-    run(scenario())
+@served
+async def test_knobs_from_the_query_and_a_bad_knob_answers_400(port: int, _instance: EchoInstance) -> None:
+    out, _ = await exchange(port, b"GET /?status=418&delay=1ms HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 418 I'm a Teapot\r\n")
+    out, _ = await exchange(port, b"GET /?status=bad HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request") and "status" in json.loads(body)["error"]
 
 
 def test_stop_lets_delayed_replies_run_for_the_grace_time_only() -> None:
