@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import orjson
 
 from harness.env import wire
 from harness.env.manifests import Manifest
@@ -48,7 +49,7 @@ class EnvClient:
         response = bounded_request(self._http, method, path, timeout=timeout, unreachable=unreachable,
                                    no_answer=f"{what}: no answer to {method} {path} within {timeout:g}s", **kwargs)
         try:
-            body = response.json()
+            body = orjson.loads(response.content)  # a /send answer is a batch of Observations: twice json's speed
         except ValueError as exc:
             raise MeshError(f"{what}: {method} {path} answered {response.status_code} without JSON") from exc
         if response.status_code != 200:

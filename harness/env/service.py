@@ -19,7 +19,6 @@ from harness.env.sync import sync_rows
 from harness.errors import Issue, MeshError, ValidationError
 from harness.istio.model import IstioObject
 from harness.mesh.base import SyncToken
-from harness.mesh.echo_client import observation_to_json
 from harness.mesh.local.mesh import LocalMesh
 from harness.report.routes import route_configs
 from harness.topology import Topology
@@ -103,7 +102,7 @@ class EnvService:
         spec = wire.decode_send_spec(body)
         with self._lock:
             observations = self._mesh.send(spec)
-        return {"observations": [observation_to_json(o) for o in observations]}
+        return {"observations": observations}  # the daemon's orjson writes each dataclass as its fields
 
     def attach(self) -> dict[str, Any]:
         """What an attached run needs first: the mesh's identity and the topology it runs."""

@@ -117,7 +117,7 @@ def encode_send_spec(spec: SendSpec) -> dict[str, Any]:
     daemon's mesh still has to pick the sending client (``client``, ``via``), the address to connect
     to and the protocol it can carry, so the whole ``SendSpec`` crosses, and ``decode_send_spec``
     accepts a partial one. Observations, by contrast, come back in the echo app's record format
-    (``echo_client.observation_to_json``, all fields present), so one reader serves both.
+    (every field of the dataclass, as the daemon's orjson writes it), so one reader serves both.
     """
     return {**asdict(spec), "body": base64.b64encode(spec.body).decode()}
 

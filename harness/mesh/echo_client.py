@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import httpx
@@ -80,13 +79,9 @@ def spec_to_json(spec: SendSpec, connect_to: str | None, capture_headers: Sequen
     }
 
 
-def observation_to_json(o: Observation) -> dict[str, Any]:
-    """An Observation as JSON, every field kept (the environment daemon's /send answer)."""
-    return asdict(o)
-
-
 def observation_from_json(record: Mapping[str, Any]) -> Observation:
-    """A JSON Observation -> Observation (pure): an echo app's /forward record, or ``observation_to_json``'s.
+    """A JSON Observation -> Observation (pure): an echo app's /forward record, or an Observation as the
+    environment daemon writes it (orjson's encoding of the dataclass: every field, by name).
 
     One reader for both, since a record is an Observation with what only the mesh knows
     (``flags``, ``upstream_host``, from the access log) absent; absent optional keys take the
