@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import httpx
 import pytest
 
+from harness.expect.latency import timer_tolerance_s
 from harness.istio.model import IstioObject
 from harness.mesh.base import Observation, ReceivedRequest, SendSpec
 from harness.mesh.local.mesh import LocalMesh
@@ -102,7 +103,9 @@ def test_fault_delay_100_holds_every_request_at_least_the_delay(
     )
     got = send(mesh, "/delay", 10)
     assert {(o.status, o.version) for o in got} == {(200, "v1")}
-    assert min(o.latency_s for o in got) >= 0.2  # lower bound only: a loaded machine only adds time
+    # Lower bound only (a loaded machine only adds time), less what an Envoy timer may end early, as every
+    # latency check allows (harness/expect/latency.py): a run beside CI saw 197.4 ms here with a 4 ms tick.
+    assert min(o.latency_s for o in got) >= 0.2 - timer_tolerance_s(1, mesh.info().timer_tick_s)
 
 
 # --- timeout -----------------------------------------------------------------------------------
