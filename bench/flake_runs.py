@@ -40,6 +40,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "flake_runs.json"
 GRACE_S = 30.0
 #: pytest's short summary line for a failed or erroring test (``-rfE``): "FAILED <node id> - <message>".
 SUMMARY_LINE = re.compile(r"^(?:FAILED|ERROR) (?P<nodeid>.+?)(?: - .*)?$")
+MESSAGE_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Run:
     errors: int
     skipped: int
     failing_ids: list[str]
+    failure_lines: list[str]
+    """pytest's short summary line of each (id and message, at most ``MESSAGE_CHARS``): the cause, kept."""
     load_before: tuple[float, float, float]
     """The machine's 1/5/15-minute load average when the run started (other work beside it shows here)."""
     load_after: tuple[float, float, float]
@@ -85,8 +88,9 @@ def run_once(index: int, selection: list[str], run_timeout: float, workdir: Path
         out = _stop(proc)
     seconds = time.monotonic() - started
     counts, failing = _cli_counts(report) if cli else (_junit_counts(report), _failing_ids(out))
+    lines = [line[:MESSAGE_CHARS] for line in out.splitlines() if SUMMARY_LINE.match(line)]
     return Run(index=index, exit_code=None if timed_out else proc.returncode, timed_out=timed_out,
-               seconds=round(seconds, 1), failing_ids=failing, load_before=_rounded(load_before),
+               seconds=round(seconds, 1), failing_ids=failing, failure_lines=lines, load_before=_rounded(load_before),
                load_after=_rounded(os.getloadavg()), **counts)
 
 

@@ -55,7 +55,7 @@ from harness.mesh.local.envoy_binary import find_envoy
 from harness.mesh.local.mesh import LocalMesh
 from harness.mesh.local.workdir import OWNER_FILE, PREFIX
 from harness.topology import DEFAULT_TOPOLOGY
-from tests.integration.test_local_mesh import REPO_ROOT, is_port_free, wait_all_gone
+from tests.integration.test_local_mesh import REPO_ROOT, port_is_held, wait_all_gone
 
 pytestmark = pytest.mark.envoy
 
@@ -383,7 +383,8 @@ def assert_nothing_left(run: Run, held: Held, when: str) -> None:
     wait_all_gone(held.pids, held.starts, EXIT_TIMEOUT_S, when)
     survivors = {pid: describe(pid) for pid in tagged(run.tag)}
     assert not survivors, f"{when}: processes started by the run still live: {survivors}"
-    busy = {label: port for label, port in held.ports.items() if not is_port_free(port) and held_by_the_run(port, run)}
+    ours = set(tagged(run.tag))
+    busy = {label: port for label, port in held.ports.items() if port_is_held(port, lambda pid: pid in ours)}
     assert not busy, f"{when}: ports still bound: {busy}"
     if held.workdir is not None:
         assert not held.workdir.exists(), f"{when}: work dir {held.workdir} was left behind"
@@ -420,16 +421,6 @@ def listening_ports(pids: list[int]) -> dict[str, int]:
             if conn.status == psutil.CONN_LISTEN:
                 ports[f"listener of pid {pid} on {conn.laddr.ip}"] = conn.laddr.port
     return ports
-
-
-def held_by_the_run(port: int, run: Run) -> bool:
-    """Whether a listener on ``port`` may be the run's: one of its (tagged) processes, or an owner that cannot be
-    named (a socket whose process is gone). A live process without the run's tag listening there took the port
-    after the run freed it: with ten runs and other meshes beside them, the kernel hands out ephemeral ports again
-    (a CI run beside a soak saw an app's gRPC port bound again by another process)."""
-    owners = {c.pid for c in psutil.net_connections(kind="tcp")
-              if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
-    return not owners or None in owners or bool(owners & set(tagged(run.tag)))
 
 
 def tagged(tag: str) -> list[int]:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.errors import ConfigRejected, UnsupportedError
@@ -334,7 +335,10 @@ def test_ctrl_c_of_the_harness_stops_everything(harness_process: tuple[subproces
     proc.send_signal(signal.SIGINT)
     proc.wait(EXIT_TIMEOUT_S)
 
-    assert_released(inventory, starts, "after SIGINT of the harness")
+    # Every process the harness started inherits its private TMPDIR (the work dir's parent): a listener without
+    # it is another run's, on a port the kernel handed out again.
+    assert_released(inventory, starts, "after SIGINT of the harness",
+                    ours=lambda pid: has_env(pid, "TMPDIR", str(inventory.workdir.parent)))
 
 
 def test_sigkill_of_the_harness_takes_its_children_along(
@@ -357,11 +361,32 @@ def test_sigkill_of_the_harness_takes_its_children_along(
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def assert_released(inventory: LocalInventory, starts: dict[str, str], when: str) -> None:
+def assert_released(inventory: LocalInventory, starts: dict[str, str], when: str,
+                    ours: Callable[[int], bool] = lambda _pid: True) -> None:
+    """The processes gone, the work dir removed, and no port listened on by a process that may be ``ours``."""
     wait_all_gone(inventory.pids, starts, EXIT_TIMEOUT_S, when)
     assert not inventory.workdir.exists(), f"{when}: work dir {inventory.workdir} was left behind"
-    busy = {name: port for name, port in inventory.ports.items() if not is_port_free(port)}
+    busy = {name: port for name, port in inventory.ports.items() if port_is_held(port, ours)}
     assert not busy, f"{when}: ports still bound: {busy}"
+
+
+def port_is_held(port: int, ours: Callable[[int], bool]) -> bool:
+    """Something listens on ``port`` that may be ours: a listener whose pid ``ours`` claims, or whose owner cannot
+    be named. A live process that is not ours listening there took the port after it was freed: the kernel
+    hands out ephemeral ports again, and a CI run beside a soak saw an app's freed port bound by another run."""
+    if is_port_free(port):
+        return False
+    owners = {c.pid for c in psutil.net_connections(kind="tcp")
+              if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+    return not owners or None in owners or any(ours(pid) for pid in owners if pid is not None)
+
+
+def has_env(pid: int, name: str, value: str) -> bool:
+    """Whether process ``pid`` runs with ``name=value`` in its environment (children inherit it); False once gone."""
+    try:
+        return psutil.Process(pid).environ().get(name) == value
+    except psutil.Error:
+        return False
 
 
 def _read_line(proc: subprocess.Popen[bytes], timeout: float, stderr_path: Path) -> str:
