@@ -371,14 +371,16 @@ def assert_released(inventory: LocalInventory, starts: dict[str, str], when: str
 
 
 def port_is_held(port: int, ours: Callable[[int], bool]) -> bool:
-    """Something listens on ``port`` that may be ours: a listener whose pid ``ours`` claims, or whose owner cannot
-    be named. A live process that is not ours listening there took the port after it was freed: the kernel
-    hands out ephemeral ports again, and a CI run beside a soak saw an app's freed port bound by another run."""
+    """A server that may be ours still listens on ``port``: a listener whose pid ``ours`` claims, or whose owner
+    cannot be named. A port that only refuses a bind without a listener on it is held by connections still
+    closing (the app closed first; the peer's end goes on for a moment, longer on a loaded machine) or by
+    another process's connection: no server was left running. A live listener that is not ours took the port
+    after it was freed (the kernel hands out ephemeral ports again). Both were seen beside a soak."""
     if is_port_free(port):
         return False
-    owners = {c.pid for c in psutil.net_connections(kind="tcp")
-              if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
-    return not owners or None in owners or any(ours(pid) for pid in owners if pid is not None)
+    listeners = {c.pid for c in psutil.net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+    return any(pid is None or ours(pid) for pid in listeners)
 
 
 def has_env(pid: int, name: str, value: str) -> bool:
