@@ -425,6 +425,9 @@ def _load_check(
     for name in send.headers_cycle:
         if name.lower() in (h.lower() for h in send.headers):
             problem("this header is also in send.headers; give it in one of them", "send", "headers_cycle", name)
+        elif name.lower() in ("host", fields.REQUEST_ID_HEADER):
+            problem("cannot vary per request: each request gets its own request id, and the Host is the URL's "
+                    "(or one fixed value in send.headers)", "send", "headers_cycle", name)
     spec = SendSpec(
         url=send.url,
         method=send.method.upper(),

@@ -216,20 +216,11 @@ def send_cycled(
     count: int,
     remaining: Callable[[], float],
 ) -> list[Observation]:
-    """``count`` requests, the ``i``-th (counted over the check from ``first``) with the ``i mod n``-th
-    value of each cycled header. Requests sharing values go in one batch (so concurrency applies
-    within a group), and the observations come back in request order."""
-    if not cycle:
-        return mesh.send(replace(spec, count=count, deadline_s=min(spec.deadline_s, remaining())))
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i in range(first, first + count):
-        groups.setdefault(tuple(values[i % len(values)] for _, values in cycle), []).append(i)
-    placed: list[tuple[int, Observation]] = []
-    for values, positions in groups.items():
-        headers = (*spec.headers, *((name, v) for (name, _), v in zip(cycle, values, strict=True)))
-        batch = mesh.send(replace(spec, headers=headers, count=len(positions), deadline_s=min(spec.deadline_s, remaining())))
-        placed.extend(zip(positions, batch, strict=False))
-    return [obs for _, obs in sorted(placed, key=lambda p: p[0])]
+    """``count`` requests in one batch, the ``i``-th (counted over the check from ``first``) with the
+    ``i mod n``-th value of each cycled header: each cycle is rotated so that the batch's request 0
+    takes the value of the check's request ``first``."""
+    rotated = tuple((name, (*values[first % len(values):], *values[:first % len(values)])) for name, values in cycle)
+    return mesh.send(replace(spec, count=count, headers_cycle=rotated, deadline_s=min(spec.deadline_s, remaining())))
 
 
 def _received(mesh: Mesh, topology: Topology, batch: Sequence[Observation], remaining_s: float,

@@ -130,6 +130,8 @@ def decode_send_spec(d: dict[str, Any]) -> SendSpec:
         fields["body"] = base64.b64decode(str(fields.get("body", "")), validate=True)
         fields["headers"] = tuple((str(k), str(v)) for k, v in fields.get("headers", ()))
         fields["capture_headers"] = tuple(str(h) for h in fields.get("capture_headers", ()))
+        fields["headers_cycle"] = tuple((str(name), tuple(str(v) for v in values))
+                                        for name, values in fields.get("headers_cycle", ()))
         return SendSpec(**fields)
     except (TypeError, ValueError) as exc:
         raise MeshError(f"send: malformed request on the environment API ({exc})") from exc

@@ -35,6 +35,8 @@ class SendSpec:
     ``via="gateway"`` sends to the ingress gateway's listener for the URL's port instead, as a caller
     outside the mesh would; the URL's host (``http://bookinfo.example.com/``) is the Host header that
     the Gateway's server hosts and the bound VirtualServices match.
+    ``headers_cycle`` gives request ``i`` of the batch the ``i mod n``-th value of each of its headers
+    besides ``headers`` (many hash keys in one batch, instead of a batch per key).
     """
 
     url: str
@@ -54,6 +56,11 @@ class SendSpec:
     capture_headers: tuple[str, ...] = ()
     capture_body: int = 0
     via: Literal["sidecar", "gateway"] = "sidecar"
+    headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def headers_of(self, index: int) -> tuple[tuple[str, str], ...]:
+        """Every header request ``index`` of the batch carries: ``headers`` and its values of ``headers_cycle``."""
+        return (*self.headers, *((name, values[index % len(values)]) for name, values in self.headers_cycle))
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def spec_to_json(spec: SendSpec, connect_to: str | None, capture_headers: Sequen
         "connect_to": connect_to,
         "method": spec.method,
         "headers": [[k, v] for k, v in spec.headers],
+        **({"headers_cycle": [[k, list(values)] for k, values in spec.headers_cycle]} if spec.headers_cycle else {}),
         "body": base64.b64encode(spec.body).decode(),
         "count": spec.count,
         "concurrency": spec.concurrency,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -181,7 +181,10 @@ class FakeMesh:
         self._check_open()
         self.sent.append(spec)
         first = sum(s.count for s in self.sent[:-1])
-        return [self._observe(spec, first + i, i, self.handler(spec, self.rng)) for i in range(spec.count)]
+        # the handler sees each request's own headers, as an app would
+        alone = ([replace(spec, headers=spec.headers_of(i), headers_cycle=()) for i in range(spec.count)]
+                 if spec.headers_cycle else [spec] * spec.count)
+        return [self._observe(one, first + i, i, self.handler(one, self.rng)) for i, one in enumerate(alone)]
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
         self._check_open()

@@ -80,7 +80,9 @@ class GrpcSender(Sender):
     async def send(self, index: int) -> Record:
         req = self._request
         request_id = self._given_request_id or str(uuid.uuid4())
-        metadata = self._metadata if self._given_request_id else [*self._metadata, (fields.REQUEST_ID_HEADER, request_id)]
+        metadata = [*self._metadata, *((name.lower(), value) for name, value in req.cycled(index))]
+        if not self._given_request_id:
+            metadata.append((fields.REQUEST_ID_HEADER, request_id))
         channel = self._channel or self._open()
         started = time.perf_counter()
         payload: bytes | None = None

@@ -65,12 +65,13 @@ class HttpSender(Sender):
 
     async def send(self, index: int) -> Record:
         req = self._request
+        cycled = "".join(f"{name}: {value}\r\n" for name, value in req.cycled(index)) if req.headers_cycle else ""
         if self._given_request_id is None:
             request_id = self._request_ids(index)
-            data = self._template.render(f"{fields.REQUEST_ID_HEADER}: {request_id}\r\n")
+            data = self._template.render(f"{fields.REQUEST_ID_HEADER}: {request_id}\r\n{cycled}")
         else:
             request_id = self._given_request_id
-            data = self._template.render()
+            data = self._template.render(cycled)
         started = time.perf_counter()
         try:
             resp = await self._pool.request(data, method=req.method, timeout_s=req.timeout_s)

@@ -23,6 +23,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from harness.sample_apps.echo import fields
+
 MAX_COUNT = 1_000_000
 MAX_CONCURRENCY = 4096
 MAX_DEADLINE_S = 3600.0
@@ -68,6 +70,11 @@ class ForwardRequest:
     grpc_method: str
     capture_headers: frozenset[str]
     capture_body: int = 0
+    headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def cycled(self, index: int) -> list[tuple[str, str]]:
+        """Request ``index``'s value of each ``headers_cycle`` header (the ``index mod n``-th)."""
+        return [(name, values[index % len(values)]) for name, values in self.headers_cycle]
 
     @property
     def authority(self) -> str:
@@ -90,7 +97,7 @@ class ForwardRequest:
         known = {
             "url", "connect_to", "source_ip", "method", "headers", "body", "count", "concurrency", "rate", "protocol",
             "new_connection", "timeout_s", "deadline_s", "include_echo", "grpc_method", "capture_headers",
-            "capture_body",
+            "capture_body", "headers_cycle",
         }
         problems += [f"unknown field {k!r} (known: {', '.join(sorted(known))})" for k in data if k not in known]
 
@@ -131,16 +138,31 @@ class ForwardRequest:
         for i, pair in enumerate(raw_headers):
             if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
                 problems.append(f"headers[{i}]: expected a [name, value] pair of strings, got {pair!r}")
-            elif not _TOKEN.fullmatch(pair[0]):
-                problems.append(f"headers[{i}]: expected a header name (letters, digits, '-', no spaces or ':'), "
-                                f"got {pair[0]!r}")
-            elif pair[0].lower() in FRAMING_HEADERS:
-                problems.append(f"headers[{i}]: {pair[0]!r} is set by ForwardEcho from 'body'; remove the header")
-            elif _BAD_IN_VALUE.search(pair[1]) or not pair[1].isascii():
-                problems.append(f"headers[{i}]: the value of {pair[0]!r} must be ASCII without CR, LF or NUL, "
-                                f"got {pair[1]!r}")
+            elif (problem := _header_problem(pair[0], pair[1])) is not None:
+                problems.append(f"headers[{i}]: {problem}")
             else:
                 headers.append((pair[0], pair[1]))
+        raw_cycle = get("headers_cycle", list, [], "a list of [name, [value, ...]] pairs")
+        cycle: list[tuple[str, tuple[str, ...]]] = []
+        given = {name.lower() for name, _ in headers}
+        for i, pair in enumerate(raw_cycle):
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], list)
+                    and pair[1] and all(isinstance(v, str) for v in pair[1])):
+                problems.append(f"headers_cycle[{i}]: expected a [name, [value, ...]] pair (at least one value), "
+                                f"got {pair!r}")
+                continue
+            name, values = pair[0], tuple(pair[1])
+            problem = next((p for p in (_header_problem(name, v) for v in values) if p is not None), None)
+            if name.lower() in given:
+                problem = f"{name!r} is also in 'headers'; give it in one of them"
+            elif name.lower() in (fields.REQUEST_ID_HEADER, "host"):
+                problem = f"{name!r} cannot vary per request (ForwardEcho gives each request its own request id, " \
+                          "and the Host is the URL's, or a fixed one in 'headers')"
+            if problem is not None:
+                problems.append(f"headers_cycle[{i}]: {problem}")
+            else:
+                given.add(name.lower())
+                cycle.append((name, values))
         body_b64 = get("body", str, "", "base64 text")
         try:
             body = base64.b64decode(body_b64, validate=True)
@@ -188,7 +210,19 @@ class ForwardRequest:
             new_connection=new_connection, timeout_s=float(timeout_s), deadline_s=float(deadline_s),
             include_echo=include_echo, grpc_method=grpc_method,
             capture_headers=frozenset(h.lower() for h in capture), capture_body=capture_body,
+            headers_cycle=tuple(cycle),
         )
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    """Why a request header cannot be sent as given, or None."""
+    if not _TOKEN.fullmatch(name):
+        return f"expected a header name (letters, digits, '-', no spaces or ':'), got {name!r}"
+    if name.lower() in FRAMING_HEADERS:
+        return f"{name!r} is set by ForwardEcho from 'body'; remove the header"
+    if _BAD_IN_VALUE.search(value) or not value.isascii():
+        return f"the value of {name!r} must be ASCII without CR, LF or NUL, got {value!r}"
+    return None
 
 
 def _is_loopback(address: str) -> bool:

@@ -320,6 +320,10 @@ def test_error_header_both_fixed_and_cycled() -> None:
     assert expect_issues("{status: 200}", send=", headers: {x-user: a}, headers_cycle: {X-User: [b]}") == [
         "case.yaml:4: case a: checks[0].send.headers_cycle.X-User: this header is also in send.headers; give it in one of them"
     ]
+    assert expect_issues("{status: 200}", send=", headers_cycle: {Host: [a, b]}") == [
+        "case.yaml:4: case a: checks[0].send.headers_cycle.Host: cannot vary per request: each request gets its own "
+        "request id, and the Host is the URL's (or one fixed value in send.headers)"
+    ]
 
 
 def test_error_services_knobs_ports_and_clients() -> None:

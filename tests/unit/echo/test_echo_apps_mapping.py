@@ -25,6 +25,9 @@ def test_echo_apps_spec_round_trips_through_the_app_validator() -> None:
     assert req.capture_headers == frozenset({"x-b"})
     assert "capture_body" not in spec_to_json(spec, None) and req.capture_body == 0
     assert ForwardRequest.from_json(spec_to_json(SendSpec(url=spec.url, capture_body=4096), None)).capture_body == 4096
+    assert "headers_cycle" not in spec_to_json(spec, None) and req.headers_cycle == ()
+    cycled = SendSpec(url=spec.url, headers_cycle=(("x-user", ("a", "b")), ("x-k", ("1",))))
+    assert ForwardRequest.from_json(spec_to_json(cycled, None)).headers_cycle == cycled.headers_cycle
 
 
 def test_echo_apps_refuse_http2() -> None:

@@ -56,7 +56,7 @@ def test_env_remote_topology_survives_the_wire(topology: Topology) -> None:
 def test_env_remote_send_spec_survives_the_wire_and_partial_specs_take_defaults() -> None:
     spec = SendSpec(url="http://reviews:7070/", method="POST", headers=(("end-user", "jason"),), body=b"\x00\xffhi",
                     count=7, concurrency=3, rate=50.0, protocol="grpc", new_connection=True, client="other",
-                    include_echo=True, capture_headers=("location",), via="gateway")
+                    include_echo=True, capture_headers=("location",), via="gateway", headers_cycle=(("x-user", ("a", "b")),))
     assert wire.decode_send_spec(through_json(wire.encode_send_spec(spec))) == spec
     partial = {"url": "http://reviews:9080/", "headers": [["a", "b"]], "count": 2}
     assert wire.decode_send_spec(partial) == SendSpec(url="http://reviews:9080/", headers=(("a", "b"),), count=2)

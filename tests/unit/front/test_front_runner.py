@@ -16,7 +16,7 @@ from harness.errors import ConfigRejected, SyncTimeout
 from harness.mesh.base import Observation, ReceivedRequest, SendSpec
 from harness.mesh.fake import FakeMesh, Handler, Reply, draw
 from harness.progress import CaseApplied, CheckJudged, CheckStarted
-from harness.runner import CLOCK_SLACK_S, MAX_BATCHES, MAX_STALE, run_case, run_check
+from harness.runner import CLOCK_SLACK_S, MAX_BATCHES, MAX_STALE, run_case, run_check, send_cycled
 from harness.settings import StatSettings
 from harness.stats.fractions import FractionDesign
 from tests.unit.front.front_builders import make_case, make_case_text, make_check
@@ -313,3 +313,12 @@ def test_runner_mesh_that_cannot_show_its_proxy_gives_no_forensics() -> None:
     case = make_case(make_case_text(make_check("all v2", "{version: v2}")))
     (failed,) = run_case(FakeMesh(draw({"v1": 1.0})), case, SETTINGS)
     assert failed.outcome == "fail" and failed.forensics is None
+
+
+def test_send_cycled_continues_the_cycle_where_the_previous_batch_stopped() -> None:
+    mesh = FakeMesh(draw(), seed=1)
+    for first, count in ((0, 3), (3, 6)):
+        send_cycled(mesh, SendSpec(url="http://reviews:9080/"), (("x-user", ("a", "b", "c", "d")),), first, count,
+                    lambda: 10.0)
+    assert [s.count for s in mesh.sent] == [3, 6]  # one batch each
+    assert [dict(r.headers)["x-user"] for r in mesh.received] == list("abcdabcda")
