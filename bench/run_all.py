@@ -310,12 +310,36 @@ def walk(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...
             yield from walk(item, path)
 
 
-def latency_floor(raw: Mapping[str, Any], headers: tuple[tuple[str, str], ...]) -> tuple[float | None, str]:
-    """Seconds the policy adds to every request of a check, when the config makes that plain.
+UNLIMITED = 2**32 - 1
+"""istiod's value for a connection-pool limit left unset or at 0."""
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What a check's policy makes every round of requests wait: ``seconds`` per round, rounds of at most
+    ``parallel`` requests at once (besides the check's own concurrency)."""
+
+    seconds: float
+    how: str
+    parallel: int = UNLIMITED
+
+    def total(self, requests: int, concurrency: int) -> float:
+        return self.seconds * math.ceil(requests / max(1, min(concurrency, self.parallel)))
+
+
+def latency_floor(raw: Mapping[str, Any], headers: tuple[tuple[str, str], ...]) -> Floor | None:
+    """What the policy adds to each round of a check's requests, when the config makes it plain; else None.
 
     Plain means: at most one injected delay at 100%, one app delay (knob or ``x-echo-delay``), one
-    route timeout, one HTTP route, and no retries or connection pools (which make waiting depend
-    on scheduling). Otherwise (None, why).
+    route timeout and one HTTP route; and of the policies that make a request wait on others or try
+    again, only these two shapes, each a lower bound:
+
+    * ``connectionPool.tcp.maxConnections`` m with no pending limit: HTTP/1.1 requests queue for the
+      m connections, so rounds hold m at a time; with a pending limit, requests past it are refused
+      at once, so only one round is certain;
+    * ``retries`` with a ``perTryTimeout`` t below the app's delay and no route timeout: each
+      request takes ``attempts + 1`` tries of t when ``retryOn`` retries a timeout (5xx,
+      gateway-error), else one (the backoff between tries is random from 0, so it adds nothing certain).
     """
     pairs = list(walk(raw.get("config", [])))
     fixed = [parse_duration(str(v)) for p, v in pairs if p[-1] == "fixedDelay"]
@@ -325,27 +349,47 @@ def latency_floor(raw: Mapping[str, Any], headers: tuple[tuple[str, str], ...]) 
     app += [parse_duration(v) for k, v in headers if k.lower() == "x-echo-delay"]
     routes = sum(len(v) for p, v in pairs if p[-1] == "http" and isinstance(v, list))
     if not (fixed or app):
-        return 0.0, "no delays"
-    if any(p[-1] in ("retries", "connectionPool") for p, _ in pairs):
-        return None, "retries/connection pool"
+        return Floor(0.0, "no delays")
     if len(fixed) > 1 or len(app) > 1 or len(timeouts) > 1 or routes > 1 or any(s < 100 for s in shares):
-        return None, "several routes or delays"
+        return None
+    retries = [v for p, v in pairs if p[-1] == "retries" and isinstance(v, Mapping)]
+    pools = [v for p, v in pairs if p[-1] == "connectionPool" and isinstance(v, Mapping)]
+    if retries and pools or len(retries) > 1 or len(pools) > 1:
+        return None
+    if retries:
+        per_try = retries[0].get("perTryTimeout")
+        if per_try is None or timeouts or fixed or not app or parse_duration(str(per_try)) >= app[0]:
+            return None
+        retried = {"5xx", "gateway-error"} & set(str(retries[0].get("retryOn", "")).split(","))
+        tries = 1 + int(retries[0].get("attempts", 2)) if retried else 1
+        return Floor(tries * parse_duration(str(per_try)), "tries x perTryTimeout x rounds")
     served = min(app[0], timeouts[0]) if app and timeouts else (app[0] if app else 0.0)
-    return (fixed[0] if fixed else 0.0) + served, "delay x rounds"
+    per_round = (fixed[0] if fixed else 0.0) + served
+    if not pools:
+        return Floor(per_round, "delay x rounds")
+    tcp, http = pools[0].get("tcp", {}), pools[0].get("http", {})
+    connections = int(tcp.get("maxConnections", 0)) or UNLIMITED
+    if int(http.get("http1MaxPendingRequests", 0)) or int(http.get("http2MaxRequests", 0)):
+        return Floor(per_round, "delay, one round certain (a pending limit refuses the rest)", parallel=UNLIMITED)
+    if connections == UNLIMITED:
+        return Floor(per_round, "delay x rounds (no connection limit)")
+    return Floor(per_round, "delay x rounds of maxConnections", parallel=connections)
 
 
 def policy_seconds(case: Case, raw: Mapping[str, Any], requests: Mapping[str, int]) -> tuple[float, float | None, str]:
-    """(waits, delay floor or None, how): the floor is, per check, the latency every request must take
-    times ceil(requests / concurrency), a lower bound. Waits come before a check's traffic and are
+    """(waits, delay floor or None, how): the floor is, per check, the wait every round of requests must
+    take times its rounds (``Floor.total``), a lower bound. Waits come before a check's traffic and are
     not in its JSON seconds; the floor is."""
     waits, hows = 0.0, set()
     total: float | None = 0.0
     for check in case.checks:
         waits += check.wait_s
-        floor, how = latency_floor(raw, check.send.headers)
-        hows.add(how)
-        rounds = math.ceil(requests.get(check.name, 0) / max(1, check.send.concurrency))
-        total = None if total is None or floor is None else total + floor * rounds
+        floor = latency_floor(raw, check.send.headers)
+        hows.add("several routes, delays or policies" if floor is None else floor.how)
+        if total is not None and floor is not None:
+            total += floor.total(requests.get(check.name, 0), check.send.concurrency)
+        else:
+            total = None
     return waits, total, ", ".join(sorted(hows))
 
 

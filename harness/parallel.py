@@ -9,11 +9,12 @@ what runs beside it; results come back in the cases' order.
 
 Threads, not processes: a job spends its time waiting on its mesh (sockets, sleeps), and the
 observer (the progress display) stays one object; the pool hands it events from every job, so it
-must be thread-safe (``ConsoleProgress`` is). With one job the cases run on the calling thread, as
-they always did.
+must be thread-safe (``ConsoleProgress`` is). With one job the cases run on the calling thread.
 
 Order (``schedule``): the cases with the longest policy waits first, so that a wait overlaps other
-cases' traffic instead of ending the run; otherwise as given.
+cases' traffic instead of ending the run; then cases that share a topology together, in the order
+their topologies first appear, since moving a mesh to another topology restarts apps; otherwise as
+given. One job takes the same order (the suite's files switched topology 20 times for 13 topologies).
 
 Stopping: leaving the pool (normally, on an error, on Ctrl-C in the main thread) stops the queue,
 closes every mesh, which ends at once whatever a job was doing with it, and then joins the jobs.
@@ -42,8 +43,13 @@ RunOne = Callable[[Mesh, Case], list[CheckResult]]
 
 
 def schedule(cases: Sequence[Case]) -> list[int]:
-    """Indexes of ``cases`` in the order jobs take them: longest total policy wait first, stable (pure)."""
-    return sorted(range(len(cases)), key=lambda i: -sum(check.wait_s for check in cases[i].checks))
+    """Indexes of ``cases`` in the order jobs take them: longest total policy wait first, then grouped by
+    topology (in order of first appearance), stable (pure)."""
+    group: dict[object, int] = {}
+    for c in cases:
+        group.setdefault(c.topology, len(group))
+    return sorted(range(len(cases)), key=lambda i: (-sum(check.wait_s for check in cases[i].checks),
+                                                    group[cases[i].topology]))
 
 
 class MeshPool:
@@ -84,9 +90,11 @@ class MeshPool:
 
     def run(self, cases: Sequence[Case], run_one: RunOne) -> list[CheckResult]:
         """Every case run on one of the meshes; the results in the cases' order."""
-        if len(self.meshes) == 1:
-            return [result for case in cases for result in run_one(self.meshes[0], case)]
         results: dict[int, list[CheckResult]] = {}
+        if len(self.meshes) == 1:
+            for index in schedule(cases):
+                results[index] = run_one(self.meshes[0], cases[index])
+            return [result for i in sorted(results) for result in results[i]]
         failures: list[BaseException] = []
         queue = iter(schedule(cases))
         take = threading.Lock()

@@ -28,7 +28,8 @@ from harness.mesh.base import Echo, Observation, ReceivedRequest, SendSpec
 
 _CONTROL_TIMEOUT_S = 10.0
 _FORWARD_MARGIN_S = 30.0  # on top of the batch deadline: time to encode and ship up to a million records
-_MAX_LOG_PAGES = 10_000  # bound on GET /log pages in one read (10k entries each)
+_MAX_LOG_PAGES = 10_000  # bound on GET /log pages in one read
+_LOG_PAGE = 10_000  # entries asked for a page (the app's most); a shorter page is the last one
 
 
 def bounded_request(http: httpx.Client, method: str, path: str, *, timeout: float, no_answer: str,
@@ -156,16 +157,17 @@ class ControlClient:
         out: list[ReceivedRequest] = []
         window = {} if after is None else {"after": repr(after)}
         for _ in range(_MAX_LOG_PAGES):
-            page = self._call("GET", "/log", "reading the request log", params={"since": since, **window})
+            page = self._call("GET", "/log", "reading the request log",
+                              params={"since": since, "limit": _LOG_PAGE, **window})
             if page["dropped"]:
                 raise MeshError(f"echo app {self.instance}: request log overflowed, {page['dropped']} entries after "
                                 f"seq {since} were evicted before they were read; clear the log between checks "
                                 "or raise --log-capacity")
-            if not page["entries"]:
-                return out
             ident = (page["service"], page["version"], page["instance"])
             out.extend(ReceivedRequest(e["request_id"], *ident, e["method"], e["path"], e["host"], e["headers"],
                                        e["time"]) for e in page["entries"])
+            if len(page["entries"]) < _LOG_PAGE:  # all there was when the page was read: no call for an empty one
+                return out
             since = page["next"]
         raise MeshError(f"echo app {self.instance}: request log still had entries after {_MAX_LOG_PAGES} pages")
 

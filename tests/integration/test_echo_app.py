@@ -18,6 +18,7 @@ import pytest
 
 from harness.errors import ProcessError
 from harness.mesh.base import SendSpec
+from harness.mesh import echo_client
 from harness.mesh.echo_client import ControlClient
 from harness.mesh.local.apps import AppProcess
 from harness.sample_apps.echo import fields
@@ -153,6 +154,16 @@ def test_echo_app_log_after_a_time_has_only_the_later_batch(apps: tuple[AppProce
     assert sorted(r.request_id for r in later) == sorted(o.request_id for o in second)
     assert len(server.control.log()) == len(first) + len(second)
     assert server.control.log(after=time.time() + 60) == []
+
+
+def test_echo_app_log_reads_page_after_page_until_a_short_one(apps: tuple[AppProcess, AppProcess],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    server, client = apps
+    server.control.clear_log()
+    sent = client.control.forward(SendSpec(url="http://reviews:9080/", count=7), connect_to=f"127.0.0.1:{server.http_port}")
+    for page in (2, 7, 8):  # pages of 2, 2, 2, 1; of 7 then an empty one; one short page
+        monkeypatch.setattr(echo_client, "_LOG_PAGE", page)
+        assert sorted(r.request_id for r in server.control.log()) == sorted(o.request_id for o in sent)
 
 
 def test_echo_app_forward_grpc(apps: tuple[AppProcess, AppProcess]) -> None:

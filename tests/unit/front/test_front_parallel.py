@@ -48,6 +48,16 @@ def test_schedule_puts_the_longest_policy_waits_first_and_keeps_the_rest_in_orde
     assert [cases[i].name for i in schedule(cases)] == ["d", "b", "a", "c"]
 
 
+def test_schedule_runs_cases_sharing_a_topology_together_in_order_of_first_appearance() -> None:
+    def on(name: str, replicas: int, wait: str | None = None) -> Case:
+        extra = f"wait: {wait}\n" if wait else ""
+        services = f"services:\n  reviews:\n    versions: [v1]\n    replicas: {{v1: {replicas}}}\n"
+        return make_case(services + make_case_text(make_check("c", "{status: 200}", extra=extra), name=name))
+
+    cases = [on("a", 1), on("b", 2), on("c", 1), on("d", 3), on("e", 2), on("f", 3, wait="1s")]
+    assert [cases[i].name for i in schedule(cases)] == ["f", "a", "c", "b", "e", "d"]
+
+
 def test_two_jobs_run_at_once_on_their_own_meshes_and_results_keep_the_cases_order() -> None:
     cases = [case(name) for name in "abcdef"]
     both_running = threading.Barrier(2, timeout=BARRIER_TIMEOUT_S)
@@ -67,7 +77,7 @@ def test_two_jobs_run_at_once_on_their_own_meshes_and_results_keep_the_cases_ord
     assert len(made) == 2 and all(m.closed for m in made)
 
 
-def test_one_job_runs_every_case_in_the_given_order_on_the_calling_thread() -> None:
+def test_one_job_runs_every_case_in_schedule_order_on_the_calling_thread_and_results_keep_the_cases_order() -> None:
     cases = [case("a"), case("b", wait="1s"), case("c")]
     seen: list[tuple[str, threading.Thread]] = []
 
@@ -79,7 +89,7 @@ def test_one_job_runs_every_case_in_the_given_order_on_the_calling_thread() -> N
     with MeshPool(opener(made), 1) as pool:
         results = pool.run(cases, run_one)
     assert [r.case for r in results] == ["a", "b", "c"]
-    assert seen == [(name, threading.current_thread()) for name in "abc"] and len(made) == 1 and made[0].closed
+    assert seen == [(name, threading.current_thread()) for name in "bac"] and len(made) == 1 and made[0].closed
 
 
 def test_a_bug_in_one_job_stops_the_others_taking_cases_and_is_raised() -> None:
