@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None 
     args = parser.parse_args(argv)
     args.mesh_factory = mesh_factory
     previous = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
+    terminated = False
     # Piped into a CI log, rich would wrap tables at 80 columns; a log has room for wider lines.
     console = Console(stderr=False, width=None if sys.stdout.isatty() else LOG_WIDTH)
     errors = Console(stderr=True)
@@ -78,9 +79,14 @@ def main(argv: Sequence[str] | None = None, *, mesh_factory: MeshFactory | None 
         return EXIT_MESH
     except KeyboardInterrupt as exc:
         errors.print("interrupted; everything the harness started has been stopped")
-        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        terminated = isinstance(exc, Terminated)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if terminated and callable(previous):
+            # A caller in this process handles SIGTERM itself (the pytest plugin, a program embedding the CLI): it
+            # is told too, once the run has cleaned up, instead of carrying on as if nothing had been asked.
+            signal.raise_signal(signal.SIGTERM)
 
 
 def _opener(args: argparse.Namespace, observer: Observer = ignore) -> MeshFactory:

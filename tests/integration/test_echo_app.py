@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from harness.errors import ProcessError
-from harness.mesh.base import SendSpec
 from harness.mesh import echo_client
+from harness.mesh.base import SendSpec
 from harness.mesh.echo_client import ControlClient
 from harness.mesh.local.apps import AppProcess
 from harness.sample_apps.echo import fields

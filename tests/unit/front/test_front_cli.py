@@ -6,6 +6,8 @@ Traffic comes from the fake mesh through ``main(..., mesh_factory=...)``; every 
 from __future__ import annotations
 
 import json
+import os
+import random
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +16,11 @@ import jsonschema
 import pytest
 
 from harness.case import case_json_schema
-from harness.cli import EXIT_FAILED, EXIT_INVALID, EXIT_MESH, EXIT_OK, main
+from harness.cli import EXIT_FAILED, EXIT_INVALID, EXIT_MESH, EXIT_OK, EXIT_TERMINATED, main
 from harness.errors import ProcessError
-from harness.mesh.fake import FakeMesh, Handler, draw
+from harness.interrupts import sigterm_as_interrupt
+from harness.mesh.base import SendSpec
+from harness.mesh.fake import FakeMesh, Handler, Reply, draw
 from harness.result import SCHEMA_VERSION
 from harness.session import MeshOptions
 from tests.unit.front.front_builders import make_case_text, make_check, write_cases
@@ -155,6 +159,29 @@ def test_cli_restores_the_sigterm_handler(capsys: pytest.CaptureFixture[str]) ->
     before = signal.getsignal(signal.SIGTERM)
     main(["schema"])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_cli_stopped_by_sigterm_tells_a_caller_that_handles_sigterm_itself(split_case: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Under the pytest plugin (or a program embedding the CLI) a SIGTERM must reach the caller's handler
+    too, after the run cleaned up: else a killed test session would go on to its next test."""
+    told: list[int] = []
+    made: list[FakeMesh] = []
+
+    def terminate_on_first_request(spec: SendSpec, rng: random.Random) -> Reply:
+        if not told:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return Reply()
+
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: told.append(signum))
+    try:
+        code = main(["run", str(split_case)], mesh_factory=fake(terminate_on_first_request, made))
+        assert signal.getsignal(signal.SIGTERM) is not sigterm_as_interrupt
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert (code, told) == (EXIT_TERMINATED, [signal.SIGTERM])
+    assert made and all(m.closed for m in made)
+    assert "interrupted; everything the harness started has been stopped" in capsys.readouterr().err
 
 
 def test_cli_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
