@@ -132,7 +132,7 @@ class EnvService:
                                 f"(services: {', '.join(s.name for s in topo.services)})")
             services = [service] if service is not None else [s.name for s in topo.services]
             records = [r for s in services for r in self._mesh.app_log(s, version, since=since) if r.time > since]
-        return {"records": [wire.encode_received(r) for r in sorted(records, key=lambda r: r.time)]}
+        return {"records": sorted(records, key=lambda r: r.time)}  # the daemon's orjson writes each dataclass's fields
 
     def access_log(self, client: str, skip: int) -> dict[str, Any]:
         """The client sidecar's access-log entries after the first ``skip``, and how many there are now."""

@@ -59,11 +59,8 @@ def decode_error(body: dict[str, Any]) -> HarnessError:
     return cls(message)
 
 
-def encode_received(r: ReceivedRequest) -> dict[str, Any]:
-    return asdict(r)
-
-
 def decode_received(d: dict[str, Any]) -> ReceivedRequest:
+    """A ReceivedRequest from the fields the daemon's orjson wrote (``EnvService.app_log``)."""
     return ReceivedRequest(**d)
 
 
