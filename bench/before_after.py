@@ -9,6 +9,8 @@ the old tree, then the new one (the order flips every round), so drifting load f
 * ``mesh-harness run cases/ --json`` of each tree, cold: wall time and its parts from the result
   document (inside checks, apply + revert with deploys; the rest: policy waits, CLI start, loading, reports).
 
+Both trees' packages are compiled to bytecode first (``compileall``, as ``pip install`` does), so that
+neither pays for compiling its modules at every import on a machine that sets PYTHONDONTWRITEBYTECODE.
 The old tree is any checkout with its own venv where the package is installed (``pip install -e .``
 in ``OLD/.venv``), e.g. ``git worktree add /tmp/old REV``. The table shows medians over rounds and
 the median of the per-round ratios new / old. Nothing is asserted.
@@ -30,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.local_mesh import compile_checkout  # noqa: E402
+
 TIMEOUT_S = 900.0
 PARTS = ("wall", "checks", "apply + revert", "rest")
 
@@ -74,6 +80,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the rounds and medians as JSON here")
     args = parser.parse_args()
     trees = {"old": args.old_tree.resolve(), "new": ROOT}
+    for tree in trees.values():
+        compile_checkout(tree, str(tree / ".venv" / "bin" / "python"))
     rounds: list[dict[str, dict[str, float]]] = []
     for index in range(args.pairs):
         order = ("old", "new") if index % 2 == 0 else ("new", "old")

@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import stats_requests_per_verdict as stats_bench  # noqa: E402
-from bench.local_mesh import tree_rss_mib  # noqa: E402
+from bench.local_mesh import compile_checkout, tree_rss_mib  # noqa: E402
 from harness.case import Case, load_case_file  # noqa: E402
 from harness.istio.duration import parse_duration  # noqa: E402
 from harness.topology import DEFAULT_TOPOLOGY  # noqa: E402
@@ -602,7 +602,7 @@ def machine() -> dict[str, Any]:
             "shared": "the machine runs other work at the same time; absolute figures move with its load, ratios less",
             # set here: an editable checkout then compiles its modules at every import (the zygote's and the
             # CLI's), which an installed wheel, compiled by pip, does not
-            "bytecode": "not written (PYTHONDONTWRITEBYTECODE)" if sys.dont_write_bytecode else "written"}
+            "bytecode": "compiled first (compileall, as pip install does)"}
 
 
 def show(x: float | None) -> str:
@@ -650,6 +650,7 @@ def main() -> None:
                         "(default: bench/results; use a temp dir for a trial on a busy machine)")
     out_dir: Path = parser.parse_args().out
     check_routing_split()
+    compile_checkout(ROOT)
     host = machine()
     spent: dict[str, float] = {}
     figures: list[Figure] = []
