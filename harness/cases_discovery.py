@@ -16,7 +16,6 @@ import yaml
 from harness.errors import CaseSyntaxError
 
 CASE_SUFFIXES = (".yaml", ".yml")
-_LOADER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader  # libyaml when PyYAML has it: C, several times faster
 
 
 def bundled_cases_dir() -> Path:
@@ -44,7 +43,10 @@ def looks_like_case(path: Path) -> bool:
     """False for Kubernetes manifests (first document has apiVersion and kind); True otherwise, also for
     files too broken to tell, so that their errors are reported instead of being skipped."""
     try:
-        first = next(yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER), None)
+        text = path.read_text(encoding="utf-8")
+        # libyaml (C, several times faster) when PyYAML has it
+        documents = yaml.load_all(text, Loader=yaml.CSafeLoader) if yaml.__with_libyaml__ else yaml.safe_load_all(text)
+        first = next(documents, None)
     except (yaml.YAMLError, OSError, UnicodeDecodeError):
         return True
     return not (isinstance(first, dict) and "apiVersion" in first and "kind" in first)
