@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.sample_apps.echo.forward_spec import HeaderCycle, cycled_headers
+
 #: Bumped when the plan's JSON shape changes; a locustfile refuses a plan of another version.
 PLAN_VERSION = 1
 #: What a plan's requests can speak; one plan speaks one (one Locust user class sends it).
@@ -42,7 +44,7 @@ class PlannedRequest:
     headers: tuple[tuple[str, str], ...] = ()
     body: str = ""
     timeout_s: float = 30.0
-    headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    headers_cycle: HeaderCycle = ()
     capture_headers: tuple[str, ...] = ()
     protocol: str = "http"
 
@@ -50,7 +52,7 @@ class PlannedRequest:
         """The request headers of the check's ``i``-th request, Host first."""
         headers = {"Host": self.authority}
         headers.update(self.headers)
-        headers.update((name, values[i % len(values)]) for name, values in self.headers_cycle)
+        headers.update(cycled_headers(self.headers_cycle, i))
         return headers
 
 

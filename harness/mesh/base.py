@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from harness.istio.model import IstioObject
+from harness.sample_apps.echo.forward_spec import HeaderCycle, cycled_headers
 from harness.topology import Topology
 
 WireProtocol = Literal["http", "http2", "grpc"]
@@ -56,11 +57,11 @@ class SendSpec:
     capture_headers: tuple[str, ...] = ()
     capture_body: int = 0
     via: Literal["sidecar", "gateway"] = "sidecar"
-    headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    headers_cycle: HeaderCycle = ()
 
     def headers_of(self, index: int) -> tuple[tuple[str, str], ...]:
         """Every header request ``index`` of the batch carries: ``headers`` and its values of ``headers_cycle``."""
-        return (*self.headers, *((name, values[index % len(values)]) for name, values in self.headers_cycle))
+        return (*self.headers, *cycled_headers(self.headers_cycle, index))
 
 
 @dataclass(frozen=True)

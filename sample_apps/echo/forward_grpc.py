@@ -26,6 +26,7 @@ from harness.sample_apps.echo.forward_spec import (
     HeaderSelector,
     Record,
     Sender,
+    cycled_headers,
 )
 
 _HTTP_STATUS_IN_DETAILS = re.compile(r"Received http2 header with status: (\d{3})")
@@ -80,7 +81,7 @@ class GrpcSender(Sender):
     async def send(self, index: int) -> Record:
         req = self._request
         request_id = self._given_request_id or str(uuid.uuid4())
-        metadata = [*self._metadata, *((name.lower(), value) for name, value in req.cycled(index))]
+        metadata = [*self._metadata, *((name.lower(), value) for name, value in cycled_headers(req.headers_cycle, index))]
         if not self._given_request_id:
             metadata.append((fields.REQUEST_ID_HEADER, request_id))
         channel = self._channel or self._open()

@@ -25,6 +25,7 @@ from harness.sample_apps.echo.forward_spec import (
     Record,
     RequestIds,
     Sender,
+    cycled_headers,
 )
 from harness.sample_apps.echo.http1 import Http1Pool, HttpClientError, RequestTemplate
 
@@ -65,7 +66,8 @@ class HttpSender(Sender):
 
     async def send(self, index: int) -> Record:
         req = self._request
-        cycled = "".join(f"{name}: {value}\r\n" for name, value in req.cycled(index)) if req.headers_cycle else ""
+        cycled = "".join(f"{name}: {value}\r\n" for name, value in cycled_headers(req.headers_cycle, index)) \
+            if req.headers_cycle else ""
         if self._given_request_id is None:
             request_id = self._request_ids(index)
             data = self._template.render(f"{fields.REQUEST_ID_HEADER}: {request_id}\r\n{cycled}")

@@ -37,6 +37,8 @@ FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
 """Request headers ForwardEcho sets itself (from ``body``); a caller's own would contradict the body."""
 
 Record = dict[str, Any]
+HeaderCycle = tuple[tuple[str, tuple[str, ...]], ...]
+"""Headers whose value changes from request to request: (name, its values) pairs."""
 ForwardProtocol = Literal["http", "grpc"]
 PROTOCOLS: tuple[ForwardProtocol, ...] = ("http", "grpc")
 
@@ -70,11 +72,7 @@ class ForwardRequest:
     grpc_method: str
     capture_headers: frozenset[str]
     capture_body: int = 0
-    headers_cycle: tuple[tuple[str, tuple[str, ...]], ...] = ()
-
-    def cycled(self, index: int) -> list[tuple[str, str]]:
-        """Request ``index``'s value of each ``headers_cycle`` header (the ``index mod n``-th)."""
-        return [(name, values[index % len(values)]) for name, values in self.headers_cycle]
+    headers_cycle: HeaderCycle = ()
 
     @property
     def authority(self) -> str:
@@ -212,6 +210,12 @@ class ForwardRequest:
             capture_headers=frozenset(h.lower() for h in capture), capture_body=capture_body,
             headers_cycle=tuple(cycle),
         )
+
+
+def cycled_headers(cycle: HeaderCycle, index: int) -> list[tuple[str, str]]:
+    """Request ``index``'s value of each cycled header: the ``index mod n``-th of its n values. The one rule
+    for ForwardEcho, the harness's ``SendSpec`` and Locust's load requests alike."""
+    return [(name, values[index % len(values)]) for name, values in cycle]
 
 
 def _header_problem(name: str, value: str) -> str | None:
