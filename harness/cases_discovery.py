@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from harness.errors import CaseSyntaxError
+from harness.yamlsource import compose_all
 
 CASE_SUFFIXES = (".yaml", ".yml")
 
@@ -43,10 +44,8 @@ def looks_like_case(path: Path) -> bool:
     """False for Kubernetes manifests (first document has apiVersion and kind); True otherwise, also for
     files too broken to tell, so that their errors are reported instead of being skipped."""
     try:
-        text = path.read_text(encoding="utf-8")
-        # libyaml (C, several times faster) when PyYAML has it
-        documents = yaml.load_all(text, Loader=yaml.CSafeLoader) if yaml.__with_libyaml__ else yaml.safe_load_all(text)
-        first = next(documents, None)
+        first = next(iter(compose_all(path.read_text(encoding="utf-8"))), None)
     except (yaml.YAMLError, OSError, UnicodeDecodeError):
         return True
-    return not (isinstance(first, dict) and "apiVersion" in first and "kind" in first)
+    keys = {k.value for k, _ in first.value if isinstance(k, yaml.ScalarNode)} if isinstance(first, yaml.MappingNode) else set()
+    return not {"apiVersion", "kind"} <= keys

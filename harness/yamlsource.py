@@ -73,7 +73,7 @@ def format_path(path: PathKey) -> str:
 def load_documents(text: str, file: str) -> list[Document]:
     """Parse every document in ``text``; a syntax error names the file, line and column."""
     try:
-        nodes = _compose_all(text)
+        nodes = compose_all(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -99,7 +99,7 @@ def load_documents(text: str, file: str) -> list[Document]:
     return docs
 
 
-def _compose_all(text: str) -> list[yaml.Node]:
+def compose_all(text: str) -> list[yaml.Node]:
     """The documents' node trees, parsed by libyaml (C, several times faster; a suite's files took half a second
     in the pure-Python parser) when PyYAML has it. Text libyaml refuses is parsed again by the pure-Python
     parser, whose errors (line, column, problem) are the ones reported."""
